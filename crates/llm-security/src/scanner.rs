@@ -1,0 +1,115 @@
+//! The one seam every scanner implements.
+
+use std::fmt::Debug;
+
+use serde::{Deserialize, Serialize};
+
+use crate::normalize::Normalized;
+use crate::types::Threat;
+
+/// The format a completion is expected to be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpectedFormat {
+    /// A JSON document (optionally in one fenced code block).
+    Json,
+    /// A well-formed XML document.
+    Xml,
+}
+
+/// What the caller knows about a completion beyond its text.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputContext {
+    /// The format the application expects back.
+    #[serde(default)]
+    pub expected_format: Option<ExpectedFormat>,
+    /// A JSON Schema the completion must satisfy (implies JSON).
+    #[serde(default)]
+    pub json_schema: Option<serde_json::Value>,
+    /// The system prompt the completion must not repeat.
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+    /// The prompt that produced the completion, if the caller has it.
+    #[serde(default)]
+    pub prompt: Option<String>,
+}
+
+impl OutputContext {
+    /// An empty context.
+    pub fn new() -> OutputContext {
+        OutputContext::default()
+    }
+
+    /// Expects the completion in this format.
+    pub fn with_expected_format(mut self, f: ExpectedFormat) -> OutputContext {
+        self.expected_format = Some(f);
+        self
+    }
+
+    /// Expects JSON that satisfies this schema.
+    pub fn with_json_schema(mut self, schema: serde_json::Value) -> OutputContext {
+        self.expected_format = Some(ExpectedFormat::Json);
+        self.json_schema = Some(schema);
+        self
+    }
+
+    /// The system prompt to check for leakage.
+    pub fn with_system_prompt(mut self, p: impl Into<String>) -> OutputContext {
+        self.system_prompt = Some(p.into());
+        self
+    }
+
+    /// The prompt that produced the completion.
+    pub fn with_prompt(mut self, p: impl Into<String>) -> OutputContext {
+        self.prompt = Some(p.into());
+        self
+    }
+}
+
+/// Everything a scanner may read for one text.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanContext<'a> {
+    /// The text, normalized, with its decoded views and span maps.
+    pub normalized: &'a Normalized<'a>,
+    /// Set when a completion is validated.
+    pub output: Option<&'a OutputContext>,
+}
+
+impl<'a> ScanContext<'a> {
+    /// The original text.
+    pub fn original(&self) -> &'a str {
+        self.normalized.original()
+    }
+}
+
+/// A scanner: reads one text and reports threats.
+///
+/// Contract, checked for every built-in scanner by the compliance test:
+/// every span lies inside the original text on character boundaries, every
+/// confidence is in `[0, 1]`, the result is deterministic, and no input
+/// makes it panic. Scanners see the normalized original, never another
+/// scanner's output.
+pub trait Scanner: Send + Sync + Debug {
+    /// The configured instance id (used in threats and timings).
+    fn id(&self) -> &str;
+
+    /// Appends what it finds to `out`.
+    fn scan(&self, cx: &ScanContext<'_>, out: &mut Vec<crate::types::Threat>);
+}
+
+/// Keeps the first threat per `(scanner, rule, category)` and drops exact
+/// duplicates found again in another view of the same text.
+pub(crate) fn dedup(threats: &mut Vec<Threat>) {
+    threats.sort_by(|a, b| {
+        (a.span.start, a.span.end, &a.scanner, &a.category).cmp(&(
+            b.span.start,
+            b.span.end,
+            &b.scanner,
+            &b.category,
+        ))
+    });
+    threats.dedup_by(|b, a| {
+        a.span == b.span && a.scanner == b.scanner && a.category == b.category && a.rule == b.rule
+    });
+}

@@ -1,0 +1,30 @@
+//! The jailbreak scanner: the rules of `patterns/jailbreak.toml`.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, LazyLock};
+
+use super::rules::{RuleScanner, RuleSet};
+
+static RULES: LazyLock<Arc<RuleSet>> = LazyLock::new(|| {
+    // The file is part of the crate and compiled by its tests; failing here
+    // is a build defect, not a user error.
+    #[allow(clippy::expect_used)]
+    Arc::new(
+        RuleSet::parse(
+            "patterns/jailbreak.toml",
+            include_str!("../../patterns/jailbreak.toml"),
+        )
+        .expect("built-in jailbreak patterns compile"),
+    )
+});
+
+/// The compiled built-in rules (shared by every engine in the process).
+pub fn rules() -> Arc<RuleSet> {
+    Arc::clone(&RULES)
+}
+
+/// A scanner running the families enabled in `families` (`"jb.<flag>"`,
+/// see [`JailbreakThreat`](crate::JailbreakThreat)).
+pub fn scanner(families: &BTreeSet<String>) -> RuleScanner {
+    RuleScanner::new("jailbreak", rules(), "jb", families)
+}

@@ -1,0 +1,42 @@
+//! The built-in scanners, one file each, and the lists the engine runs.
+
+pub mod jailbreak;
+pub mod output;
+pub mod prompt_injection;
+pub mod rules;
+pub mod unicode;
+
+use crate::canary::CanaryIssuer;
+use crate::config::SecurityConfig;
+use crate::scanner::Scanner;
+
+/// The scanners `analyze_input` runs, in order.
+pub(crate) fn input_scanners(cfg: &SecurityConfig) -> Vec<Box<dyn Scanner>> {
+    let mut v: Vec<Box<dyn Scanner>> = Vec::new();
+    let families = cfg.threat_model.enabled_families();
+    if cfg.prompt_injection_detection {
+        v.push(Box::new(prompt_injection::scanner(&families)));
+    }
+    if cfg.jailbreak_detection {
+        v.push(Box::new(jailbreak::scanner(&families)));
+    }
+    if cfg.unicode_attack_detection {
+        v.push(Box::new(unicode::UnicodeScanner::new("unicode")));
+    }
+    v
+}
+
+/// The scanners `validate_output` runs, in order.
+pub(crate) fn output_scanners(
+    cfg: &SecurityConfig,
+    canary: &CanaryIssuer,
+) -> Vec<Box<dyn Scanner>> {
+    let mut v: Vec<Box<dyn Scanner>> = Vec::new();
+    if cfg.unicode_attack_detection {
+        v.push(Box::new(unicode::UnicodeScanner::new("unicode")));
+    }
+    if cfg.output_validation {
+        v.extend(output::build(&cfg.output, canary));
+    }
+    v
+}

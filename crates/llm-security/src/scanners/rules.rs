@@ -1,0 +1,458 @@
+//! The rule engine behind the prompt-injection and jailbreak scanners.
+//!
+//! Rules live in TOML files inside the crate (`patterns/*.toml`), compiled
+//! once per process. Each rule is a case-insensitive regex in a small
+//! dialect: a space stands for "one or more separators" (whitespace or
+//! punctuation) and `~` for "zero or more", so one pattern catches
+//! `ignore previous`, `ignore -- previous` and `ignore...previous`. A rule
+//! may list `keywords`: one Aho-Corasick pass over the text decides which
+//! rules can match at all, so a benign prompt costs one automaton scan and
+//! almost no regex work. This is the prefilter Hyperscan-style engines use;
+//! a single `RegexSet` over a few hundred Unicode-aware patterns was slower
+//! and would still need a second pass for spans.
+//!
+//! `[[spaced]]` entries catch words broken up by spaces or punctuation
+//! (`i g n o r e  p r e v i o u s`): they match against a squashed copy of
+//! the text that keeps only letters and digits.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::normalize::View;
+use crate::scanner::{ScanContext, Scanner};
+use crate::types::{Encoding, Severity, Span, Threat, ThreatType, noisy_or};
+
+/// Separator a space in a pattern stands for.
+const SEP: &str = r"[^\p{L}\p{N}]+";
+/// Separator `~` stands for.
+const OPT_SEP: &str = r"[^\p{L}\p{N}]*";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatternFile {
+    kind: ThreatType,
+    #[serde(default, rename = "rule")]
+    rules: Vec<RuleDef>,
+    #[serde(default)]
+    spaced: Vec<SpacedDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleDef {
+    id: String,
+    family: String,
+    severity: Severity,
+    confidence: f64,
+    #[serde(default)]
+    keywords: Vec<String>,
+    pattern: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    note: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpacedDef {
+    id: String,
+    family: String,
+    severity: Severity,
+    confidence: f64,
+    phrases: Vec<String>,
+}
+
+#[derive(Debug)]
+struct Rule {
+    id: String,
+    family: String,
+    severity: Severity,
+    confidence: f64,
+    regex: Regex,
+}
+
+/// A compiled pattern file.
+#[derive(Debug)]
+pub struct RuleSet {
+    kind: ThreatType,
+    rules: Vec<Rule>,
+    gate: AhoCorasick,
+    /// For each gate keyword, the rules it unlocks.
+    gate_rules: Vec<Vec<usize>>,
+    /// Rules without keywords: always tried.
+    ungated: Vec<usize>,
+    spaced: AhoCorasick,
+    /// For each squashed phrase: (rule id, family, severity, confidence).
+    spaced_meta: Vec<(String, String, Severity, f64)>,
+}
+
+/// Expands the pattern dialect into regex syntax.
+fn expand(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() * 2 + 8);
+    out.push_str("(?i)");
+    let mut escaped = false;
+    let mut in_class = false;
+    for c in pattern.chars() {
+        if escaped {
+            out.push(c);
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => {
+                out.push(c);
+                escaped = true;
+            }
+            '[' => {
+                in_class = true;
+                out.push(c);
+            }
+            ']' => {
+                in_class = false;
+                out.push(c);
+            }
+            ' ' if !in_class => out.push_str(SEP),
+            '~' if !in_class => out.push_str(OPT_SEP),
+            '\n' | '\r' | '\t' => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Lowercase ASCII letters and digits only, with each kept byte's offset.
+fn squash(text: &str) -> (String, Vec<u32>) {
+    let mut s = String::with_capacity(text.len());
+    let mut pos = Vec::with_capacity(text.len());
+    for (i, b) in text.bytes().enumerate() {
+        if b.is_ascii_alphanumeric() {
+            s.push(char::from(b.to_ascii_lowercase()));
+            pos.push(i as u32);
+        }
+    }
+    (s, pos)
+}
+
+impl RuleSet {
+    /// Compiles a pattern file's text; `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<RuleSet, Error> {
+        let err = |id: &str, message: String| Error::Pattern {
+            file: file.into(),
+            id: id.into(),
+            message,
+        };
+        let pf: PatternFile = toml::from_str(text).map_err(|e| err("-", e.to_string()))?;
+        let mut rules = Vec::with_capacity(pf.rules.len());
+        let mut keywords: Vec<String> = Vec::new();
+        let mut gate_rules: Vec<Vec<usize>> = Vec::new();
+        let mut ungated = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (i, r) in pf.rules.into_iter().enumerate() {
+            if !seen.insert(r.id.clone()) {
+                return Err(err(&r.id, "duplicate rule id".into()));
+            }
+            if !(0.0..=1.0).contains(&r.confidence) {
+                return Err(err(
+                    &r.id,
+                    format!("confidence {} is outside [0, 1]", r.confidence),
+                ));
+            }
+            let regex = regex::RegexBuilder::new(&expand(&r.pattern))
+                .size_limit(1 << 24)
+                .dfa_size_limit(1 << 24)
+                .build()
+                .map_err(|e| err(&r.id, e.to_string()))?;
+            if r.keywords.is_empty() {
+                ungated.push(i);
+            }
+            for k in &r.keywords {
+                let k = k.to_ascii_lowercase();
+                match keywords.iter().position(|x| *x == k) {
+                    Some(p) => gate_rules[p].push(i),
+                    None => {
+                        keywords.push(k);
+                        gate_rules.push(vec![i]);
+                    }
+                }
+            }
+            rules.push(Rule {
+                id: r.id,
+                family: r.family,
+                severity: r.severity,
+                confidence: r.confidence,
+                regex,
+            });
+        }
+        let gate = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&keywords)
+            .map_err(|e| err("keywords", e.to_string()))?;
+        let mut phrases = Vec::new();
+        let mut spaced_meta = Vec::new();
+        for s in pf.spaced {
+            for p in &s.phrases {
+                let (sq, _) = squash(p);
+                if sq.len() < 12 {
+                    return Err(err(
+                        &s.id,
+                        format!("spaced phrase {p:?} is too short to match safely"),
+                    ));
+                }
+                phrases.push(sq);
+                spaced_meta.push((s.id.clone(), s.family.clone(), s.severity, s.confidence));
+            }
+        }
+        let spaced = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&phrases)
+            .map_err(|e| err("spaced", e.to_string()))?;
+        Ok(RuleSet {
+            kind: pf.kind,
+            rules,
+            gate,
+            gate_rules,
+            ungated,
+            spaced,
+            spaced_meta,
+        })
+    }
+
+    /// The threat type of this file.
+    pub fn kind(&self) -> ThreatType {
+        self.kind
+    }
+
+    /// Every family named in the file.
+    pub fn families(&self) -> BTreeSet<&str> {
+        self.rules
+            .iter()
+            .map(|r| r.family.as_str())
+            .chain(self.spaced_meta.iter().map(|m| m.1.as_str()))
+            .collect()
+    }
+
+    /// Number of regex rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// True when the file has no rules.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+/// A scanner running one [`RuleSet`] with some families switched off.
+#[derive(Debug, Clone)]
+pub struct RuleScanner {
+    id: String,
+    set: Arc<RuleSet>,
+    enabled: Vec<bool>,
+    spaced_enabled: Vec<bool>,
+}
+
+impl RuleScanner {
+    /// A scanner for `set`, running only rules whose `"{prefix}.{family}"`
+    /// is in `families`.
+    pub fn new(
+        id: impl Into<String>,
+        set: Arc<RuleSet>,
+        prefix: &'static str,
+        families: &BTreeSet<String>,
+    ) -> Self {
+        let on = |f: &str| families.contains(&format!("{prefix}.{f}"));
+        let enabled = set.rules.iter().map(|r| on(&r.family)).collect();
+        let spaced_enabled = set.spaced_meta.iter().map(|m| on(&m.1)).collect();
+        RuleScanner {
+            id: id.into(),
+            set,
+            enabled,
+            spaced_enabled,
+        }
+    }
+
+    fn scan_view(
+        &self,
+        view: &View<'_>,
+        matched: &mut [bool],
+        cand: &mut [bool],
+        out: &mut Vec<Threat>,
+    ) {
+        let set = &*self.set;
+        cand.iter_mut().for_each(|c| *c = false);
+        for &i in &set.ungated {
+            cand[i] = true;
+        }
+        for m in set.gate.find_overlapping_iter(view.text) {
+            for &i in &set.gate_rules[m.pattern().as_usize()] {
+                cand[i] = true;
+            }
+        }
+        for (i, rule) in set.rules.iter().enumerate() {
+            if !cand[i] || matched[i] || !self.enabled[i] {
+                continue;
+            }
+            if let Some(m) = rule.regex.find(view.text) {
+                matched[i] = true;
+                let span = view.original_span(m.start(), m.end());
+                let evidence = evidence(m.as_str(), view.encoding);
+                out.push(
+                    Threat::new(
+                        set.kind,
+                        &rule.family,
+                        rule.severity,
+                        rule.confidence,
+                        span,
+                        evidence,
+                        &self.id,
+                    )
+                    .with_rule(&rule.id)
+                    .with_decoded_from(view.encoding),
+                );
+            }
+        }
+    }
+
+    fn scan_spaced(&self, view: &View<'_>, out: &mut Vec<Threat>, start_len: usize) {
+        let (squashed, pos) = squash(view.text);
+        if squashed.len() < 12 {
+            return;
+        }
+        for m in self.set.spaced.find_iter(&squashed) {
+            let i = m.pattern().as_usize();
+            if !self.spaced_enabled[i] {
+                continue;
+            }
+            let (id, family, severity, confidence) = &self.set.spaced_meta[i];
+            let (Some(&s), Some(&e)) = (pos.get(m.start()), pos.get(m.end() - 1)) else {
+                continue;
+            };
+            let span = view.original_span(s as usize, e as usize + 1);
+            if out[start_len..]
+                .iter()
+                .any(|t| t.category == *family && overlaps(t.span, span))
+            {
+                continue;
+            }
+            out.push(
+                Threat::new(
+                    self.set.kind,
+                    family,
+                    *severity,
+                    *confidence,
+                    span,
+                    "key phrase spelled with separators inside words",
+                    &self.id,
+                )
+                .with_rule(id)
+                .with_decoded_from(Some(view.encoding.unwrap_or(Encoding::Spaced))),
+            );
+        }
+    }
+}
+
+fn overlaps(a: Span, b: Span) -> bool {
+    a.start < b.end && b.start < a.end
+}
+
+/// A short quote of the match for the threat's evidence.
+fn evidence(matched: &str, enc: Option<Encoding>) -> String {
+    let mut q: String = matched
+        .chars()
+        .take(80)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if matched.chars().nth(80).is_some() {
+        q.push('…');
+    }
+    match enc {
+        Some(e) => format!("matched \"{q}\" after decoding {}", e.as_str()),
+        None => format!("matched \"{q}\""),
+    }
+}
+
+impl Scanner for RuleScanner {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn scan(&self, cx: &ScanContext<'_>, out: &mut Vec<Threat>) {
+        let start_len = out.len();
+        let n = self.set.rules.len();
+        let mut matched = vec![false; n];
+        let mut cand = vec![false; n];
+        for view in cx.normalized.views() {
+            self.scan_view(&view, &mut matched, &mut cand, out);
+            if view.encoding.is_none() || view.encoding == Some(Encoding::Leetspeak) {
+                self.scan_spaced(&view, out, start_len);
+            }
+        }
+        combine_weak_signals(&self.id, self.set.kind, out, start_len);
+    }
+}
+
+/// Several weak signals of different families (an appeal, a persona, a
+/// refusal-suppression line) add up: when none alone reaches 0.5 but their
+/// noisy-OR does, one `combined_signals` threat carries the combined score.
+fn combine_weak_signals(id: &str, kind: ThreatType, out: &mut Vec<Threat>, start_len: usize) {
+    let mine = &out[start_len..];
+    if mine.len() < 2 || mine.iter().any(|t| t.confidence >= 0.5) {
+        return;
+    }
+    let families: BTreeSet<&str> = mine.iter().map(|t| t.category.as_str()).collect();
+    if families.len() < 2 {
+        return;
+    }
+    let combined = noisy_or(mine.iter().map(|t| t.confidence));
+    if combined < 0.5 {
+        return;
+    }
+    let start = mine.iter().map(|t| t.span.start).min().unwrap_or(0);
+    let end = mine.iter().map(|t| t.span.end).max().unwrap_or(0);
+    let names: Vec<&str> = families.into_iter().collect();
+    out.push(Threat::new(
+        kind,
+        "combined_signals",
+        Severity::Medium,
+        combined,
+        Span::new(start, end),
+        format!("several weak signals together: {}", names.join(", ")),
+        id,
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialect_expands_spaces_and_tildes_outside_classes() {
+        assert_eq!(expand("a b~c[ ]"), format!("(?i)a{SEP}b{OPT_SEP}c[ ]"));
+        assert_eq!(expand(r"a\ b"), r"(?i)a\ b");
+    }
+
+    #[test]
+    fn squash_keeps_offsets() {
+        let (s, p) = squash("I-g n.o");
+        assert_eq!(s, "igno");
+        assert_eq!(p, vec![0, 2, 4, 6]);
+    }
+
+    #[test]
+    fn bad_pattern_file_names_the_rule() {
+        let e = RuleSet::parse(
+            "t.toml",
+            "kind = \"jailbreak\"\n[[rule]]\nid = \"broken\"\nfamily = \"x\"\nseverity = \"high\"\nconfidence = 0.5\npattern = \"(\"\n",
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(e.contains("broken") && e.contains("t.toml"), "{e}");
+    }
+}
