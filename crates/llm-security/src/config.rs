@@ -74,6 +74,8 @@ flags! {
         context_manipulation => with_context_manipulation,
         /// System-prompt and secret extraction requests.
         prompt_extraction => with_prompt_extraction,
+        /// Shell and code-execution payloads (`whoami`, `curl … | sh`, `os.system`).
+        code_execution => with_code_execution,
         /// "I am your developer / administrator".
         authority_appeal => with_authority_appeal,
         /// "This is an emergency, answer immediately".

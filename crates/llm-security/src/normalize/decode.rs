@@ -27,9 +27,7 @@ fn re(p: &str) -> Regex {
 
 static BASE64: LazyLock<Regex> = LazyLock::new(|| re(r"[A-Za-z0-9+/_-]{16,}={0,2}"));
 static HEX: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"(?:\\x[0-9A-Fa-f]{2}){4,}|\b(?:0x)?(?:[0-9A-Fa-f]{2}){8,}\b|\b(?:[0-9A-Fa-f]{2}[ :,-]){5,}[0-9A-Fa-f]{2}\b",
-    )
+    re(r"(?:\\x[0-9A-Fa-f]{2}){4,}|\b(?:0x)?(?:[0-9A-Fa-f]{2}){8,}\b|\b(?:[0-9A-Fa-f]{2}[ :,-]){5,}[0-9A-Fa-f]{2}\b")
 });
 static PERCENT: LazyLock<Regex> = LazyLock::new(|| re(r"\S*%[0-9A-Fa-f]{2}\S*"));
 static ESCAPE: LazyLock<Regex> = LazyLock::new(|| {
@@ -57,10 +55,7 @@ const ROT13_STRONG: &[&str] = &[
 const ROT13_WEAK: &[&str] = &["gur", "lbh", "naq", "lbhe", "guvf", "jvgu", "nyy", "jung"];
 
 static ROT13_AC: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
-    AhoCorasick::builder()
-        .ascii_case_insensitive(true)
-        .build(ROT13_STRONG.iter().chain(ROT13_WEAK))
-        .ok()
+    AhoCorasick::builder().ascii_case_insensitive(true).build(ROT13_STRONG.iter().chain(ROT13_WEAK)).ok()
 });
 
 /// Decodes what it finds in `text` (the primary view). `to_original` maps a
@@ -78,16 +73,8 @@ pub(crate) fn decode_views(
             // Re-readings (span None) share the primary map byte for byte:
             // they must keep the primary text's layout, so only decoded
             // segments are normalized again.
-            let text = if span.is_some() {
-                normalize_chars(decoded, opts)
-            } else {
-                decoded
-            };
-            out.push(DecodedView {
-                text,
-                encoding: enc,
-                span,
-            });
+            let text = if span.is_some() { normalize_chars(decoded, opts) } else { decoded };
+            out.push(DecodedView { text, encoding: enc, span });
         }
     };
     let bytes = text.as_bytes();
@@ -96,34 +83,19 @@ pub(crate) fn decode_views(
         if text.len() >= 16 {
             for m in BASE64.find_iter(text) {
                 if let Some(d) = decode_base64(m.as_str()) {
-                    push(
-                        &mut out,
-                        d,
-                        Encoding::Base64,
-                        Some(to_original(Span::new(m.start(), m.end()))),
-                    );
+                    push(&mut out, d, Encoding::Base64, Some(to_original(Span::new(m.start(), m.end()))));
                 }
             }
             for m in HEX.find_iter(text) {
                 if let Some(d) = decode_hex(m.as_str()) {
-                    push(
-                        &mut out,
-                        d,
-                        Encoding::Hex,
-                        Some(to_original(Span::new(m.start(), m.end()))),
-                    );
+                    push(&mut out, d, Encoding::Hex, Some(to_original(Span::new(m.start(), m.end()))));
                 }
             }
         }
         if any(|&b| b == b'%') {
             for m in PERCENT.find_iter(text) {
                 if let Some(d) = decode_percent(m.as_str()) {
-                    push(
-                        &mut out,
-                        d,
-                        Encoding::Url,
-                        Some(to_original(Span::new(m.start(), m.end()))),
-                    );
+                    push(&mut out, d, Encoding::Url, Some(to_original(Span::new(m.start(), m.end()))));
                 }
             }
         }
@@ -137,12 +109,7 @@ pub(crate) fn decode_views(
     if opts.decode_unicode_escapes && any(|&b| b == b'\\' || b == b'&') {
         for m in ESCAPE.find_iter(text) {
             if let Some(d) = decode_escapes(m.as_str()) {
-                push(
-                    &mut out,
-                    d,
-                    Encoding::UnicodeEscape,
-                    Some(to_original(Span::new(m.start(), m.end()))),
-                );
+                push(&mut out, d, Encoding::UnicodeEscape, Some(to_original(Span::new(m.start(), m.end()))));
             }
         }
     }
@@ -171,9 +138,7 @@ fn reads_as_text(bytes: &[u8]) -> Option<String> {
 fn decode_base64(seg: &str) -> Option<String> {
     let body = seg.trim_end_matches('=');
     // A long run of letters only is a word, not base64.
-    if body.bytes().all(|b| b.is_ascii_alphabetic())
-        && !body.bytes().any(|b| b.is_ascii_uppercase())
-    {
+    if body.bytes().all(|b| b.is_ascii_alphabetic()) && !body.bytes().any(|b| b.is_ascii_uppercase()) {
         return None;
     }
     if body.len() % 4 == 1 {
@@ -208,10 +173,7 @@ fn decode_hex(seg: &str) -> Option<String> {
     if digits.len() % 2 != 0 {
         return None;
     }
-    let bytes: Option<Vec<u8>> = digits
-        .chunks(2)
-        .map(|p| Some(hex_val(p[0])? << 4 | hex_val(*p.get(1)?)?))
-        .collect();
+    let bytes: Option<Vec<u8>> = digits.chunks(2).map(|p| Some(hex_val(p[0])? << 4 | hex_val(*p.get(1)?)?)).collect();
     reads_as_text(&bytes?)
 }
 
@@ -245,43 +207,17 @@ fn decode_escapes(seg: &str) -> Option<String> {
     while !rest.is_empty() {
         let (ch, used) = if let Some(r) = rest.strip_prefix("\\u{") {
             let end = r.find('}')?;
-            (
-                u32::from_str_radix(&r[..end], 16)
-                    .ok()
-                    .and_then(char::from_u32),
-                3 + end + 1,
-            )
+            (u32::from_str_radix(&r[..end], 16).ok().and_then(char::from_u32), 3 + end + 1)
         } else if let Some(r) = rest.strip_prefix("\\u") {
-            (
-                u32::from_str_radix(r.get(..4)?, 16)
-                    .ok()
-                    .and_then(char::from_u32),
-                6,
-            )
+            (u32::from_str_radix(r.get(..4)?, 16).ok().and_then(char::from_u32), 6)
         } else if let Some(r) = rest.strip_prefix("\\x") {
-            (
-                u32::from_str_radix(r.get(..2)?, 16)
-                    .ok()
-                    .and_then(char::from_u32),
-                4,
-            )
-        } else if let Some(r) = rest
-            .strip_prefix("&#x")
-            .or_else(|| rest.strip_prefix("&#X"))
-        {
+            (u32::from_str_radix(r.get(..2)?, 16).ok().and_then(char::from_u32), 4)
+        } else if let Some(r) = rest.strip_prefix("&#x").or_else(|| rest.strip_prefix("&#X")) {
             let end = r.find(';')?;
-            (
-                u32::from_str_radix(&r[..end], 16)
-                    .ok()
-                    .and_then(char::from_u32),
-                3 + end + 1,
-            )
+            (u32::from_str_radix(&r[..end], 16).ok().and_then(char::from_u32), 3 + end + 1)
         } else if let Some(r) = rest.strip_prefix("&#") {
             let end = r.find(';')?;
-            (
-                r[..end].parse::<u32>().ok().and_then(char::from_u32),
-                2 + end + 1,
-            )
+            (r[..end].parse::<u32>().ok().and_then(char::from_u32), 2 + end + 1)
         } else {
             let c = rest.chars().next()?;
             out.push(c);
@@ -312,8 +248,7 @@ fn rot13_view(text: &str) -> Option<String> {
     for m in ac.find_iter(text) {
         let before = m.start().checked_sub(1).and_then(|i| bytes.get(i));
         let after = bytes.get(m.end());
-        if before.is_some_and(u8::is_ascii_alphabetic) || after.is_some_and(u8::is_ascii_alphabetic)
-        {
+        if before.is_some_and(u8::is_ascii_alphabetic) || after.is_some_and(u8::is_ascii_alphabetic) {
             continue;
         }
         if m.pattern().as_usize() < ROT13_STRONG.len() {
@@ -364,13 +299,8 @@ fn leet_view(text: &str) -> Option<String> {
         let letters = w.iter().filter(|b| b.is_ascii_alphabetic()).count();
         let leet = w.iter().filter(|&&b| leet_char(b).is_some()).count();
         // Trailing '!' is punctuation, not leet.
-        let inner_leet = w
-            .iter()
-            .take(w.len().saturating_sub(1))
-            .filter(|&&b| leet_char(b).is_some())
-            .count();
-        if letters >= 1 && inner_leet >= 1 && leet >= 1 && w.len() >= 3 && letters + leet == w.len()
-        {
+        let inner_leet = w.iter().take(w.len().saturating_sub(1)).filter(|&&b| leet_char(b).is_some()).count();
+        if letters >= 1 && inner_leet >= 1 && leet >= 1 && w.len() >= 3 && letters + leet == w.len() {
             words.push(start..i);
         }
     }
@@ -408,10 +338,7 @@ mod tests {
 
     #[test]
     fn hashes_and_identifiers_are_not_decoded() {
-        assert!(
-            views("sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
-                .is_empty()
-        );
+        assert!(views("sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08").is_empty());
         assert!(views("see internationalization and ThisIsAVeryLongIdentifier").is_empty());
     }
 

@@ -213,8 +213,7 @@ impl<'a> Normalized<'a> {
                 None => s,
                 Some(m) => m.to_original(s.start, s.end),
             };
-            let mut extra =
-                decode::decode_views(&n.text, opts, primary_to_original, n.decoded.len());
+            let mut extra = decode::decode_views(&n.text, opts, primary_to_original, n.decoded.len());
             n.decoded.append(&mut extra);
         }
         n
@@ -265,11 +264,7 @@ impl<'a> Normalized<'a> {
             None => ViewMap::Identity,
             Some(m) => ViewMap::Map(m),
         };
-        let primary = View {
-            text: &self.text,
-            encoding: None,
-            map: primary_map,
-        };
+        let primary = View { text: &self.text, encoding: None, map: primary_map };
         std::iter::once(primary).chain(self.decoded.iter().map(move |d| View {
             text: &d.text,
             encoding: Some(d.encoding),
@@ -294,10 +289,7 @@ pub(crate) fn normalize_chars(s: String, opts: &NormalizeOptions) -> String {
 
 /// Widens `[start, end)` to character boundaries of `text` (and clamps it).
 fn snap(text: &str, start: usize, end: usize) -> (usize, usize) {
-    let (mut s, mut e) = (
-        start.min(end).min(text.len()),
-        end.max(start).min(text.len()),
-    );
+    let (mut s, mut e) = (start.min(end).min(text.len()), end.max(start).min(text.len()));
     while !text.is_char_boundary(s) {
         s -= 1;
     }
@@ -309,8 +301,7 @@ fn snap(text: &str, start: usize, end: usize) -> (usize, usize) {
 
 /// ASCII with no control characters but tab, CR and LF.
 fn is_plain_ascii(s: &str) -> bool {
-    s.bytes()
-        .all(|b| (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\t' || b == b'\r')
+    s.bytes().all(|b| (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\t' || b == b'\r')
 }
 
 /// Characters the normalizer drops or decodes.
@@ -350,10 +341,7 @@ fn invisible(c: char) -> Option<Invisible> {
         '\u{200E}' | '\u{200F}' | '\u{061C}' => BidiMark,
         '\u{202A}'..='\u{202C}' | '\u{2066}'..='\u{2069}' => BidiEmbed,
         '\u{202D}' | '\u{202E}' => BidiOverride,
-        '\u{FE00}'..='\u{FE0F}'
-        | '\u{E0100}'..='\u{E01EF}'
-        | '\u{180B}'..='\u{180D}'
-        | '\u{180F}' => VariationSelector,
+        '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}' | '\u{180B}'..='\u{180D}' | '\u{180F}' => VariationSelector,
         '\u{E0000}'..='\u{E007F}' => Tag,
         c if c.is_control() && !matches!(c, '\t' | '\n' | '\r') => Control,
         _ => return None,
@@ -408,11 +396,14 @@ fn ascii_skeleton(c: char) -> Option<char> {
     }
     // The skeleton folds to a canonical prototype ('l' for I, 1 and l);
     // keep the case the reader sees so patterns still match.
-    Some(if c.is_uppercase() {
-        first.to_ascii_uppercase()
-    } else {
-        first
-    })
+    Some(if c.is_uppercase() { first.to_ascii_uppercase() } else { first })
+}
+
+/// True when NFKC turns `c` into one ASCII character (𝐢 → i, ｉ → i).
+fn nfkc_is_ascii(c: char) -> bool {
+    let mut buf = [0u8; 4];
+    let mut nf = c.encode_utf8(&mut buf).nfkc();
+    matches!((nf.next(), nf.next()), (Some(d), None) if d.is_ascii())
 }
 
 /// The ASCII letter a Latin letter with diacritics is built on (é → e).
@@ -482,11 +473,7 @@ impl<'a, 'o> Pass<'a, 'o> {
                 return;
             }
         }
-        self.findings.push(UnicodeFinding {
-            kind,
-            span,
-            count: 1,
-        });
+        self.findings.push(UnicodeFinding { kind, span, count: 1 });
     }
 
     fn emit_char(&mut self, c: char, orig: Span) {
@@ -497,12 +484,7 @@ impl<'a, 'o> Pass<'a, 'o> {
         }
         let before = self.out.len();
         self.out.push(c);
-        if orig.len() == c.len_utf8()
-            && self
-                .src
-                .get(orig.start..orig.end)
-                .is_some_and(|s| s.starts_with(c))
-        {
+        if orig.len() == c.len_utf8() && self.src.get(orig.start..orig.end).is_some_and(|s| s.starts_with(c)) {
             self.map.push_identity(orig.start, orig.len());
         } else {
             self.map.push_mapped(orig, self.out.len() - before);
@@ -526,10 +508,7 @@ impl<'a, 'o> Pass<'a, 'o> {
                 // containing non-ASCII letters.
                 let run_end = src[i..]
                     .bytes()
-                    .position(|b| {
-                        !(b.is_ascii()
-                            && (b >= 0x20 && b != 0x7f || matches!(b, b'\t' | b'\n' | b'\r')))
-                    })
+                    .position(|b| !(b.is_ascii() && (b >= 0x20 && b != 0x7f || matches!(b, b'\t' | b'\n' | b'\r'))))
                     .map_or(src.len(), |p| i + p);
                 // Back off to the start of a word that continues past the run.
                 let mut copy_end = run_end;
@@ -562,8 +541,18 @@ impl<'a, 'o> Pass<'a, 'o> {
     fn other(&mut self, c: char, at: usize) {
         let span = Span::new(at, at + c.len_utf8());
         match invisible(c) {
-            Some(Invisible::Control) => self.finding(FindingKind::ControlCharacter, span),
+            // Terminal escapes, NUL and backspace can change what a person
+            // sees; form feeds and vertical tabs are just noise.
+            Some(Invisible::Control)
+                if matches!(c, '\0' | '\u{7}' | '\u{8}' | '\u{1b}' | '\u{7f}' | '\u{80}'..='\u{9f}') =>
+            {
+                self.finding(FindingKind::ControlCharacter, span)
+            }
             Some(_) => {}
+            None if self.opts.fold_homoglyphs && self.symbol_in_word(c, at).is_some() => {
+                let l = self.symbol_in_word(c, at).unwrap_or('e');
+                self.emit_char(l, span);
+            }
             None => {
                 let mut buf = [0u8; 4];
                 let s = c.encode_utf8(&mut buf);
@@ -575,6 +564,21 @@ impl<'a, 'o> Pass<'a, 'o> {
                 }
             }
         }
+    }
+
+    /// The letter a currency or section sign stands for when it sits inside
+    /// a Latin word (`s€cret`, `c¢de`): leetspeak with non-ASCII symbols.
+    fn symbol_in_word(&self, c: char, at: usize) -> Option<char> {
+        let letter = match c {
+            '€' => 'e',
+            '¢' => 'c',
+            '§' => 's',
+            '¥' => 'y',
+            _ => return None,
+        };
+        let prev = self.src[..at].chars().next_back();
+        let next = self.src[at + c.len_utf8()..].chars().next();
+        (prev.is_some_and(|p| p.is_alphabetic()) || next.is_some_and(|n| n.is_alphabetic())).then_some(letter)
     }
 
     /// A run of tag characters: decoded in place, flagged unless it is an
@@ -596,9 +600,7 @@ impl<'a, 'o> Pass<'a, 'o> {
         let is_flag = src[..start].ends_with('\u{1F3F4}')
             && src[..end].ends_with('\u{E007F}')
             && (2..=7).contains(&decoded.len())
-            && decoded
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            && decoded.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if is_flag || !self.opts.decode_tags || decoded.is_empty() {
             return end;
         }
@@ -631,7 +633,8 @@ impl<'a, 'o> Pass<'a, 'o> {
         }
         let (mut latin, mut look_alike, mut other) = (0u32, 0u32, 0u32);
         for c in word.chars() {
-            if c.is_ascii_alphabetic() || strip_diacritics(c).is_some() {
+            if c.is_ascii_alphabetic() || strip_diacritics(c).is_some() || nfkc_is_ascii(c) {
+                // Styled letters (𝒂, ｉ) are Latin after NFKC: reported as styled text.
                 latin += 1;
             } else if !c.is_alphabetic() {
                 continue;
@@ -677,29 +680,17 @@ impl<'a, 'o> Pass<'a, 'o> {
             if let Some(kind) = invisible(c) {
                 let next_ascii = chars.peek().is_some_and(|n| n.is_ascii_alphanumeric());
                 match kind {
-                    Invisible::ZeroWidth
-                    | Invisible::Joiner
-                    | Invisible::SoftHyphen
-                    | Invisible::BidiMark => {
+                    Invisible::ZeroWidth | Invisible::Joiner | Invisible::SoftHyphen | Invisible::BidiMark => {
                         // Inside a Latin word there is no reason for them;
                         // between emoji or in Indic/Arabic text there is.
                         let suspicious = prev_alnum_ascii || next_ascii;
-                        if suspicious
-                            && kind != Invisible::SoftHyphen
-                            && self.opts.report_zero_width
-                        {
+                        if suspicious && kind != Invisible::SoftHyphen && self.opts.report_zero_width {
                             self.finding(FindingKind::ZeroWidth, span);
                         }
                     }
-                    Invisible::BidiEmbed if self.opts.report_bidi => {
-                        self.finding(FindingKind::BidiControl, span)
-                    }
-                    Invisible::BidiOverride if self.opts.report_bidi => {
-                        self.finding(FindingKind::BidiOverride, span)
-                    }
-                    Invisible::VariationSelector => {
-                        at = self.variation_selectors(span.start, &mut chars, at)
-                    }
+                    Invisible::BidiEmbed if self.opts.report_bidi => self.finding(FindingKind::BidiControl, span),
+                    Invisible::BidiOverride if self.opts.report_bidi => self.finding(FindingKind::BidiOverride, span),
+                    Invisible::VariationSelector => at = self.variation_selectors(span.start, &mut chars, at),
                     _ => {}
                 }
                 continue;
@@ -731,16 +722,12 @@ impl<'a, 'o> Pass<'a, 'o> {
                     prev_alnum_ascii = d.is_ascii_alphanumeric();
                 }
                 Some(d) => {
-                    if let Some(base) =
-                        strip_diacritics(d).filter(|_| self.opts.strip_combining_marks)
-                    {
+                    if let Some(base) = strip_diacritics(d).filter(|_| self.opts.strip_combining_marks) {
                         self.emit_char(base, span);
                         prev_alnum_ascii = true;
-                    } else if let Some(a) = ascii_skeleton(d).filter(|_| {
-                        fold != Fold::None
-                            || d.script() == Script::Latin
-                            || d.script() == Script::Common
-                    }) {
+                    } else if let Some(a) = ascii_skeleton(d)
+                        .filter(|_| fold != Fold::None || d.script() == Script::Latin || d.script() == Script::Common)
+                    {
                         self.emit_char(a, span);
                         prev_alnum_ascii = true;
                     } else {
@@ -750,22 +737,15 @@ impl<'a, 'o> Pass<'a, 'o> {
                 }
                 None => {
                     let folded: String = s.nfkc().collect();
-                    prev_alnum_ascii = folded
-                        .bytes()
-                        .last()
-                        .is_some_and(|b| b.is_ascii_alphanumeric());
+                    prev_alnum_ascii = folded.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric());
                     self.emit_str(&folded, span);
                 }
             }
         }
         let whole = Span::new(start, end);
         match fold {
-            Fold::MixedScript if self.opts.report_mixed_script => {
-                self.finding(FindingKind::MixedScript, whole)
-            }
-            Fold::WholeWord if self.opts.report_homoglyph_words => {
-                self.finding(FindingKind::HomoglyphWord, whole)
-            }
+            Fold::MixedScript if self.opts.report_mixed_script => self.finding(FindingKind::MixedScript, whole),
+            Fold::WholeWord if self.opts.report_homoglyph_words => self.finding(FindingKind::HomoglyphWord, whole),
             _ => {}
         }
         if styled >= 3 && self.opts.report_styled_text {
@@ -801,18 +781,13 @@ impl<'a, 'o> Pass<'a, 'o> {
         if bytes.len() >= 4 {
             self.finding(FindingKind::VariationSelectorSmuggling, span);
             if let Ok(text) = String::from_utf8(bytes.into_iter().flatten().collect()) {
-                self.decoded.push(DecodedView {
-                    text,
-                    encoding: Encoding::VariationSelectors,
-                    span: Some(span),
-                });
+                self.decoded.push(DecodedView { text, encoding: Encoding::VariationSelectors, span: Some(span) });
             }
         } else {
-            // FE0E/FE0F after a symbol or emoji is ordinary presentation.
+            // Selectors after emoji, symbols, digits (keycaps) and CJK
+            // ideographs (IVS) are ordinary; after a Latin letter they are not.
             let prev = self.src[..start].chars().next_back();
-            let presentation = matches!(first, '\u{FE0E}' | '\u{FE0F}')
-                && prev.is_some_and(|p| !p.is_alphanumeric());
-            if !presentation {
+            if prev.is_some_and(|p| p.is_ascii_alphabetic()) {
                 self.finding(FindingKind::VariationSelector, span);
             }
         }
@@ -831,10 +806,7 @@ fn vs_byte(c: char) -> Option<u8> {
 
 /// End of the word starting at `start`.
 fn word_end(src: &str, start: usize) -> usize {
-    src[start..]
-        .char_indices()
-        .find(|&(_, c)| !is_word_char(c))
-        .map_or(src.len(), |(p, _)| start + p)
+    src[start..].char_indices().find(|&(_, c)| !is_word_char(c)).map_or(src.len(), |(p, _)| start + p)
 }
 
 #[cfg(test)]

@@ -44,23 +44,14 @@ impl SpanMap {
         }
         let (orig, len) = (orig as u32, len as u32);
         if let Some(last) = self.runs.last_mut() {
-            if last.identity
-                && last.orig + last.orig_len == orig
-                && last.out + last.out_len == self.out_len
-            {
+            if last.identity && last.orig + last.orig_len == orig && last.out + last.out_len == self.out_len {
                 last.out_len += len;
                 last.orig_len += len;
                 self.out_len += len;
                 return;
             }
         }
-        self.runs.push(Run {
-            out: self.out_len,
-            out_len: len,
-            orig,
-            orig_len: len,
-            identity: true,
-        });
+        self.runs.push(Run { out: self.out_len, out_len: len, orig, orig_len: len, identity: true });
         self.out_len += len;
     }
 
@@ -105,22 +96,14 @@ impl SpanMap {
         let Some(first) = self.run_at(start) else {
             return Span::new(0, 0);
         };
-        let s = if first.identity {
-            first.orig + (start - first.out)
-        } else {
-            first.orig
-        };
+        let s = if first.identity { first.orig + (start - first.out) } else { first.orig };
         if end <= start {
             return Span::new(s as usize, s as usize);
         }
         let Some(last) = self.run_at(end - 1) else {
             return Span::new(s as usize, s as usize);
         };
-        let e = if last.identity {
-            last.orig + (end - last.out)
-        } else {
-            last.orig + last.orig_len
-        };
+        let e = if last.identity { last.orig + (end - last.out) } else { last.orig + last.orig_len };
         Span::new(s as usize, e.max(s) as usize)
     }
 }

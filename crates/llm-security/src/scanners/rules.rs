@@ -138,14 +138,32 @@ fn squash(text: &str) -> (String, Vec<u32>) {
     (s, pos)
 }
 
+/// The squashed text with leet digits read as letters (`h4v3` → `have`),
+/// for letters spread out one per separator, where the leetspeak view's
+/// word test does not apply. Same length as the input.
+fn unleet(squashed: &str) -> Option<String> {
+    let b = squashed.as_bytes();
+    if !b.iter().any(u8::is_ascii_digit) {
+        return None;
+    }
+    let map = |c: u8| match c {
+        b'0' => b'o',
+        b'1' => b'i',
+        b'3' => b'e',
+        b'4' => b'a',
+        b'5' => b's',
+        b'7' => b't',
+        b'8' => b'b',
+        b'9' => b'g',
+        c => c,
+    };
+    String::from_utf8(b.iter().map(|&c| map(c)).collect()).ok()
+}
+
 impl RuleSet {
     /// Compiles a pattern file's text; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<RuleSet, Error> {
-        let err = |id: &str, message: String| Error::Pattern {
-            file: file.into(),
-            id: id.into(),
-            message,
-        };
+        let err = |id: &str, message: String| Error::Pattern { file: file.into(), id: id.into(), message };
         let pf: PatternFile = toml::from_str(text).map_err(|e| err("-", e.to_string()))?;
         let mut rules = Vec::with_capacity(pf.rules.len());
         let mut keywords: Vec<String> = Vec::new();
@@ -157,10 +175,7 @@ impl RuleSet {
                 return Err(err(&r.id, "duplicate rule id".into()));
             }
             if !(0.0..=1.0).contains(&r.confidence) {
-                return Err(err(
-                    &r.id,
-                    format!("confidence {} is outside [0, 1]", r.confidence),
-                ));
+                return Err(err(&r.id, format!("confidence {} is outside [0, 1]", r.confidence)));
             }
             let regex = regex::RegexBuilder::new(&expand(&r.pattern))
                 .size_limit(1 << 24)
@@ -180,13 +195,7 @@ impl RuleSet {
                     }
                 }
             }
-            rules.push(Rule {
-                id: r.id,
-                family: r.family,
-                severity: r.severity,
-                confidence: r.confidence,
-                regex,
-            });
+            rules.push(Rule { id: r.id, family: r.family, severity: r.severity, confidence: r.confidence, regex });
         }
         let gate = AhoCorasick::builder()
             .ascii_case_insensitive(true)
@@ -199,10 +208,7 @@ impl RuleSet {
             for p in &s.phrases {
                 let (sq, _) = squash(p);
                 if sq.len() < 12 {
-                    return Err(err(
-                        &s.id,
-                        format!("spaced phrase {p:?} is too short to match safely"),
-                    ));
+                    return Err(err(&s.id, format!("spaced phrase {p:?} is too short to match safely")));
                 }
                 phrases.push(sq);
                 spaced_meta.push((s.id.clone(), s.family.clone(), s.severity, s.confidence));
@@ -212,15 +218,7 @@ impl RuleSet {
             .match_kind(MatchKind::LeftmostLongest)
             .build(&phrases)
             .map_err(|e| err("spaced", e.to_string()))?;
-        Ok(RuleSet {
-            kind: pf.kind,
-            rules,
-            gate,
-            gate_rules,
-            ungated,
-            spaced,
-            spaced_meta,
-        })
+        Ok(RuleSet { kind: pf.kind, rules, gate, gate_rules, ungated, spaced, spaced_meta })
     }
 
     /// The threat type of this file.
@@ -230,11 +228,7 @@ impl RuleSet {
 
     /// Every family named in the file.
     pub fn families(&self) -> BTreeSet<&str> {
-        self.rules
-            .iter()
-            .map(|r| r.family.as_str())
-            .chain(self.spaced_meta.iter().map(|m| m.1.as_str()))
-            .collect()
+        self.rules.iter().map(|r| r.family.as_str()).chain(self.spaced_meta.iter().map(|m| m.1.as_str())).collect()
     }
 
     /// Number of regex rules.
@@ -260,30 +254,14 @@ pub struct RuleScanner {
 impl RuleScanner {
     /// A scanner for `set`, running only rules whose `"{prefix}.{family}"`
     /// is in `families`.
-    pub fn new(
-        id: impl Into<String>,
-        set: Arc<RuleSet>,
-        prefix: &'static str,
-        families: &BTreeSet<String>,
-    ) -> Self {
+    pub fn new(id: impl Into<String>, set: Arc<RuleSet>, prefix: &'static str, families: &BTreeSet<String>) -> Self {
         let on = |f: &str| families.contains(&format!("{prefix}.{f}"));
         let enabled = set.rules.iter().map(|r| on(&r.family)).collect();
         let spaced_enabled = set.spaced_meta.iter().map(|m| on(&m.1)).collect();
-        RuleScanner {
-            id: id.into(),
-            set,
-            enabled,
-            spaced_enabled,
-        }
+        RuleScanner { id: id.into(), set, enabled, spaced_enabled }
     }
 
-    fn scan_view(
-        &self,
-        view: &View<'_>,
-        matched: &mut [bool],
-        cand: &mut [bool],
-        out: &mut Vec<Threat>,
-    ) {
+    fn scan_view(&self, view: &View<'_>, matched: &mut [bool], cand: &mut [bool], out: &mut Vec<Threat>) {
         let set = &*self.set;
         cand.iter_mut().for_each(|c| *c = false);
         for &i in &set.ungated {
@@ -303,17 +281,9 @@ impl RuleScanner {
                 let span = view.original_span(m.start(), m.end());
                 let evidence = evidence(m.as_str(), view.encoding);
                 out.push(
-                    Threat::new(
-                        set.kind,
-                        &rule.family,
-                        rule.severity,
-                        rule.confidence,
-                        span,
-                        evidence,
-                        &self.id,
-                    )
-                    .with_rule(&rule.id)
-                    .with_decoded_from(view.encoding),
+                    Threat::new(set.kind, &rule.family, rule.severity, rule.confidence, span, evidence, &self.id)
+                        .with_rule(&rule.id)
+                        .with_decoded_from(view.encoding),
                 );
             }
         }
@@ -324,7 +294,10 @@ impl RuleScanner {
         if squashed.len() < 12 {
             return;
         }
-        for m in self.set.spaced.find_iter(&squashed) {
+        let unleeted = unleet(&squashed);
+        let readings = std::iter::once(squashed.as_str()).chain(unleeted.as_deref());
+        let matches: Vec<_> = readings.flat_map(|r| self.set.spaced.find_iter(r)).collect();
+        for m in matches {
             let i = m.pattern().as_usize();
             if !self.spaced_enabled[i] {
                 continue;
@@ -334,10 +307,7 @@ impl RuleScanner {
                 continue;
             };
             let span = view.original_span(s as usize, e as usize + 1);
-            if out[start_len..]
-                .iter()
-                .any(|t| t.category == *family && overlaps(t.span, span))
-            {
+            if out[start_len..].iter().any(|t| t.category == *family && overlaps(t.span, span)) {
                 continue;
             }
             out.push(
@@ -363,11 +333,7 @@ fn overlaps(a: Span, b: Span) -> bool {
 
 /// A short quote of the match for the threat's evidence.
 fn evidence(matched: &str, enc: Option<Encoding>) -> String {
-    let mut q: String = matched
-        .chars()
-        .take(80)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let mut q: String = matched.chars().take(80).map(|c| if c.is_control() { ' ' } else { c }).collect();
     if matched.chars().nth(80).is_some() {
         q.push('…');
     }
