@@ -1,0 +1,5 @@
+//! End-to-end behaviour of the engine through its public API.
+
+mod attacks;
+mod compliance;
+mod flags;
