@@ -25,7 +25,34 @@ fn re(p: &str) -> Regex {
     Regex::new(p).expect("built-in decoder pattern compiles")
 }
 
-static BASE64: LazyLock<Regex> = LazyLock::new(|| re(r"[A-Za-z0-9+/_-]{16,}={0,2}"));
+/// Runs of 16 or more base64 characters (either alphabet), with trailing
+/// `=` padding. A byte loop: a `[A-Za-z0-9+/_-]{16,}` regex costs several
+/// times more on prose, where every word starts a candidate.
+fn base64_runs(b: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let is_b64 = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'_' | b'-');
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < b.len() {
+            if !is_b64(b[i]) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < b.len() && is_b64(b[i]) {
+                i += 1;
+            }
+            if i - start >= 16 {
+                let mut end = i;
+                while end < b.len() && end - i < 2 && b[end] == b'=' {
+                    end += 1;
+                }
+                i = end;
+                return Some((start, end));
+            }
+        }
+        None
+    })
+}
 static HEX: LazyLock<Regex> = LazyLock::new(|| {
     re(r"(?:\\x[0-9A-Fa-f]{2}){4,}|\b(?:0x)?(?:[0-9A-Fa-f]{2}){8,}\b|\b(?:[0-9A-Fa-f]{2}[ :,-]){5,}[0-9A-Fa-f]{2}\b")
 });
@@ -81,11 +108,14 @@ pub(crate) fn decode_views(
     let any = |f: fn(&u8) -> bool| bytes.iter().any(f);
     if opts.decode_encodings {
         if text.len() >= 16 {
-            for m in BASE64.find_iter(text) {
-                if let Some(d) = decode_base64(m.as_str()) {
-                    push(&mut out, d, Encoding::Base64, Some(to_original(Span::new(m.start(), m.end()))));
+            for (start, end) in base64_runs(bytes) {
+                if let Some(d) = decode_base64(&text[start..end]) {
+                    push(&mut out, d, Encoding::Base64, Some(to_original(Span::new(start, end))));
                 }
             }
+        }
+        // Hex needs 16 digits or more; prose rarely has that many.
+        if text.len() >= 16 && bytes.iter().filter(|b| b.is_ascii_digit()).count() >= 6 {
             for m in HEX.find_iter(text) {
                 if let Some(d) = decode_hex(m.as_str()) {
                     push(&mut out, d, Encoding::Hex, Some(to_original(Span::new(m.start(), m.end()))));
@@ -102,7 +132,10 @@ pub(crate) fn decode_views(
         if let Some(d) = rot13_view(text) {
             push(&mut out, d, Encoding::Rot13, None);
         }
-        if let Some(d) = leet_view(text) {
+        // Leetspeak needs a digit or one of @ $ | inside a word; prose without
+        // any skips the word scan.
+        let leet_possible = bytes.iter().any(|b| matches!(b, b'0'..=b'9' | b'@' | b'$' | b'|'));
+        if let Some(d) = leet_possible.then(|| leet_view(text)).flatten() {
             push(&mut out, d, Encoding::Leetspeak, None);
         }
     }

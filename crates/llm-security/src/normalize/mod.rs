@@ -182,6 +182,50 @@ pub struct Normalized<'a> {
     decoded: Vec<DecodedView>,
     /// Hidden text decoded from tag characters (for evidence).
     hidden: String,
+    /// The primary text squashed, computed on first use and shared by scanners.
+    squashed: std::cell::OnceCell<Squashed>,
+}
+
+/// A text reduced to lowercase ASCII letters and digits, for phrases spelled
+/// with separators inside words (`i g n o r e`, `ig-no-re`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Squashed {
+    /// The kept characters, lowercased.
+    pub text: String,
+    /// For each kept byte, its offset in the text it was squashed from.
+    pub pos: Vec<u32>,
+    /// `text` with leet digits read as letters (`h4v3` → `have`), when it has digits.
+    pub unleet: Option<String>,
+}
+
+/// Squashes a text (see [`Squashed`]).
+pub fn squash(text: &str) -> Squashed {
+    let mut s = String::with_capacity(text.len());
+    let mut pos = Vec::with_capacity(text.len());
+    let mut digits = false;
+    for (i, b) in text.bytes().enumerate() {
+        if b.is_ascii_alphanumeric() {
+            digits |= b.is_ascii_digit();
+            s.push(char::from(b.to_ascii_lowercase()));
+            pos.push(i as u32);
+        }
+    }
+    let unleet = digits.then(|| {
+        s.chars()
+            .map(|c| match c {
+                '0' => 'o',
+                '1' => 'i',
+                '3' => 'e',
+                '4' => 'a',
+                '5' => 's',
+                '7' => 't',
+                '8' => 'b',
+                '9' => 'g',
+                c => c,
+            })
+            .collect()
+    });
+    Squashed { text: s, pos, unleet }
 }
 
 impl<'a> Normalized<'a> {
@@ -195,6 +239,7 @@ impl<'a> Normalized<'a> {
                 findings: Vec::new(),
                 decoded: Vec::new(),
                 hidden: String::new(),
+                squashed: std::cell::OnceCell::new(),
             }
         } else {
             let mut p = Pass::new(original, opts);
@@ -206,6 +251,7 @@ impl<'a> Normalized<'a> {
                 findings: p.findings,
                 decoded: p.decoded,
                 hidden: p.hidden,
+                squashed: std::cell::OnceCell::new(),
             }
         };
         if opts.decode_encodings || opts.decode_unicode_escapes {
@@ -242,6 +288,11 @@ impl<'a> Normalized<'a> {
     /// Text hidden in tag characters, decoded.
     pub fn hidden_text(&self) -> &str {
         &self.hidden
+    }
+
+    /// The primary text squashed (computed once, on first use).
+    pub fn squashed(&self) -> &Squashed {
+        self.squashed.get_or_init(|| squash(&self.text))
     }
 
     /// Decoded segments and re-readings.

@@ -152,3 +152,11 @@ fn regression_leet_view_keeps_the_primary_layout() {
         assert!(s.is_char_boundary(sp.end), "{:?} {sp:?}", v.encoding);
     }
 }
+
+#[test]
+fn squash_keeps_offsets_and_reads_leet() {
+    let sq = squash("I-g n.0");
+    assert_eq!(sq.text, "ign0");
+    assert_eq!(sq.pos, vec![0, 2, 4, 6]);
+    assert_eq!(sq.unleet.as_deref(), Some("igno"));
+}

@@ -18,12 +18,12 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::Regex;
 use serde::Deserialize;
 
 use crate::error::Error;
-use crate::normalize::View;
+use crate::normalize::{Squashed, View, squash};
 use crate::scanner::{ScanContext, Scanner};
 use crate::types::{Encoding, Severity, Span, Threat, ThreatType, noisy_or};
 
@@ -125,41 +125,6 @@ fn expand(pattern: &str) -> String {
     out
 }
 
-/// Lowercase ASCII letters and digits only, with each kept byte's offset.
-fn squash(text: &str) -> (String, Vec<u32>) {
-    let mut s = String::with_capacity(text.len());
-    let mut pos = Vec::with_capacity(text.len());
-    for (i, b) in text.bytes().enumerate() {
-        if b.is_ascii_alphanumeric() {
-            s.push(char::from(b.to_ascii_lowercase()));
-            pos.push(i as u32);
-        }
-    }
-    (s, pos)
-}
-
-/// The squashed text with leet digits read as letters (`h4v3` → `have`),
-/// for letters spread out one per separator, where the leetspeak view's
-/// word test does not apply. Same length as the input.
-fn unleet(squashed: &str) -> Option<String> {
-    let b = squashed.as_bytes();
-    if !b.iter().any(u8::is_ascii_digit) {
-        return None;
-    }
-    let map = |c: u8| match c {
-        b'0' => b'o',
-        b'1' => b'i',
-        b'3' => b'e',
-        b'4' => b'a',
-        b'5' => b's',
-        b'7' => b't',
-        b'8' => b'b',
-        b'9' => b'g',
-        c => c,
-    };
-    String::from_utf8(b.iter().map(|&c| map(c)).collect()).ok()
-}
-
 impl RuleSet {
     /// Compiles a pattern file's text; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<RuleSet, Error> {
@@ -200,13 +165,14 @@ impl RuleSet {
         let gate = AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(&keywords)
             .map_err(|e| err("keywords", e.to_string()))?;
         let mut phrases = Vec::new();
         let mut spaced_meta = Vec::new();
         for s in pf.spaced {
             for p in &s.phrases {
-                let (sq, _) = squash(p);
+                let sq = squash(p).text;
                 if sq.len() < 12 {
                     return Err(err(&s.id, format!("spaced phrase {p:?} is too short to match safely")));
                 }
@@ -216,6 +182,7 @@ impl RuleSet {
         }
         let spaced = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(&phrases)
             .map_err(|e| err("spaced", e.to_string()))?;
         Ok(RuleSet { kind: pf.kind, rules, gate, gate_rules, ungated, spaced, spaced_meta })
@@ -289,13 +256,12 @@ impl RuleScanner {
         }
     }
 
-    fn scan_spaced(&self, view: &View<'_>, out: &mut Vec<Threat>, start_len: usize) {
-        let (squashed, pos) = squash(view.text);
-        if squashed.len() < 12 {
+    fn scan_spaced(&self, view: &View<'_>, sq: &Squashed, out: &mut Vec<Threat>, start_len: usize) {
+        let pos = &sq.pos;
+        if sq.text.len() < 12 {
             return;
         }
-        let unleeted = unleet(&squashed);
-        let readings = std::iter::once(squashed.as_str()).chain(unleeted.as_deref());
+        let readings = std::iter::once(sq.text.as_str()).chain(sq.unleet.as_deref());
         let matches: Vec<_> = readings.flat_map(|r| self.set.spaced.find_iter(r)).collect();
         for m in matches {
             let i = m.pattern().as_usize();
@@ -355,8 +321,10 @@ impl Scanner for RuleScanner {
         let mut cand = vec![false; n];
         for view in cx.normalized.views() {
             self.scan_view(&view, &mut matched, &mut cand, out);
-            if view.encoding.is_none() || view.encoding == Some(Encoding::Leetspeak) {
-                self.scan_spaced(&view, out, start_len);
+            match view.encoding {
+                None => self.scan_spaced(&view, cx.normalized.squashed(), out, start_len),
+                Some(Encoding::Leetspeak) => self.scan_spaced(&view, &squash(view.text), out, start_len),
+                _ => {}
             }
         }
         combine_weak_signals(&self.id, self.set.kind, out, start_len);
@@ -401,13 +369,6 @@ mod tests {
     fn dialect_expands_spaces_and_tildes_outside_classes() {
         assert_eq!(expand("a b~c[ ]"), format!("(?i)a{SEP}b{OPT_SEP}c[ ]"));
         assert_eq!(expand(r"a\ b"), r"(?i)a\ b");
-    }
-
-    #[test]
-    fn squash_keeps_offsets() {
-        let (s, p) = squash("I-g n.o");
-        assert_eq!(s, "igno");
-        assert_eq!(p, vec![0, 2, 4, 6]);
     }
 
     #[test]
