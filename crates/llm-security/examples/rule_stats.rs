@@ -34,7 +34,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let why: Vec<String> = a
                         .threats()
                         .iter()
-                        .map(|t| format!("{}:{}({:.2})", t.kind, t.rule.as_deref().unwrap_or(&t.category), t.confidence))
+                        .map(|t| {
+                            format!("{}:{}({:.2})", t.kind, t.rule.as_deref().unwrap_or(&t.category), t.confidence)
+                        })
                         .collect();
                     let ctx: String = text.chars().take(160).collect();
                     println!("FLAGGED {} | {}", why.join(","), ctx.replace('\n', " "));

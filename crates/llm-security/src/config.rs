@@ -209,16 +209,8 @@ impl ThreatModel {
 
     /// The rule families enabled, as named in the pattern files.
     pub(crate) fn enabled_families(&self) -> BTreeSet<String> {
-        let pi = self
-            .prompt_injection
-            .flags()
-            .into_iter()
-            .map(|(n, on)| (format!("pi.{n}"), on));
-        let jb = self
-            .jailbreak
-            .flags()
-            .into_iter()
-            .map(|(n, on)| (format!("jb.{n}"), on));
+        let pi = self.prompt_injection.flags().into_iter().map(|(n, on)| (format!("pi.{n}"), on));
+        let jb = self.jailbreak.flags().into_iter().map(|(n, on)| (format!("jb.{n}"), on));
         pi.chain(jb).filter(|(_, on)| *on).map(|(n, _)| n).collect()
     }
 }
@@ -243,14 +235,7 @@ pub struct PiiConfig {
 
 impl Default for PiiConfig {
     fn default() -> Self {
-        PiiConfig {
-            email: true,
-            phone: true,
-            credit_card: true,
-            us_ssn: true,
-            iban: true,
-            ip_address: true,
-        }
+        PiiConfig { email: true, phone: true, credit_card: true, us_ssn: true, iban: true, ip_address: true }
     }
 }
 
@@ -267,10 +252,7 @@ pub struct ExfiltrationConfig {
 
 impl Default for ExfiltrationConfig {
     fn default() -> Self {
-        ExfiltrationConfig {
-            allowed_domains: Vec::new(),
-            max_query_length: 100,
-        }
+        ExfiltrationConfig { allowed_domains: Vec::new(), max_query_length: 100 }
     }
 }
 
@@ -335,11 +317,7 @@ pub struct SanitizeConfig {
 
 impl Default for SanitizeConfig {
     fn default() -> Self {
-        SanitizeConfig {
-            reversible: false,
-            strip_invisible: true,
-            always: false,
-        }
+        SanitizeConfig { reversible: false, strip_invisible: true, always: false }
     }
 }
 
@@ -452,8 +430,7 @@ impl SecurityConfig {
 
     /// Parses a YAML document.
     pub fn from_yaml_str(s: &str) -> Result<SecurityConfig, Error> {
-        let c: SecurityConfig =
-            serde_norway::from_str(s).map_err(|e| Error::Config(e.to_string()))?;
+        let c: SecurityConfig = serde_norway::from_str(s).map_err(|e| Error::Config(e.to_string()))?;
         c.validate()?;
         Ok(c)
     }
@@ -461,8 +438,8 @@ impl SecurityConfig {
     /// Reads a `.toml`, `.yaml`/`.yml` or `.json` file.
     pub fn from_path(path: impl AsRef<Path>) -> Result<SecurityConfig, Error> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         let parsed = match ext {
             "toml" => Self::from_toml_str(&text),
@@ -470,9 +447,7 @@ impl SecurityConfig {
             "json" => serde_json::from_str::<SecurityConfig>(&text)
                 .map_err(|e| Error::Config(e.to_string()))
                 .and_then(|c| c.validate().map(|_| c)),
-            _ => Err(Error::Config(
-                "config file must end in .toml, .yaml, .yml or .json".into(),
-            )),
+            _ => Err(Error::Config("config file must end in .toml, .yaml, .yml or .json".into())),
         };
         parsed.map_err(|e| match e {
             Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
@@ -487,9 +462,7 @@ impl SecurityConfig {
         }
         let t = self.output.leak_overlap_threshold;
         if !(0.0..=1.0).contains(&t) || t.is_nan() {
-            return Err(Error::Config(format!(
-                "output.leak_overlap_threshold must be in [0, 1], got {t}"
-            )));
+            return Err(Error::Config(format!("output.leak_overlap_threshold must be in [0, 1], got {t}")));
         }
         self.policy.validate()
     }
@@ -503,36 +476,20 @@ mod tests {
     fn default_config_round_trips_through_toml_yaml_and_json() {
         let c = SecurityConfig::default();
         let t = toml::to_string(&c).unwrap_or_default();
-        assert_eq!(
-            SecurityConfig::from_toml_str(&t).ok(),
-            Some(c.clone()),
-            "toml:\n{t}"
-        );
+        assert_eq!(SecurityConfig::from_toml_str(&t).ok(), Some(c.clone()), "toml:\n{t}");
         let y = serde_norway::to_string(&c).unwrap_or_default();
-        assert_eq!(
-            SecurityConfig::from_yaml_str(&y).ok(),
-            Some(c.clone()),
-            "yaml:\n{y}"
-        );
+        assert_eq!(SecurityConfig::from_yaml_str(&y).ok(), Some(c.clone()), "yaml:\n{y}");
         let j = serde_json::to_string(&c).unwrap_or_default();
         assert_eq!(serde_json::from_str::<SecurityConfig>(&j).ok(), Some(c));
     }
 
     #[test]
     fn unknown_key_is_named_in_the_error() {
-        let e = SecurityConfig::from_toml_str("prompt_injection_detecton = true")
+        let e = SecurityConfig::from_toml_str("prompt_injection_detecton = true").err().map(|e| e.to_string());
+        assert!(e.as_deref().unwrap_or("").contains("prompt_injection_detecton"), "{e:?}");
+        let e = SecurityConfig::from_yaml_str("threat_model:\n  jailbreak:\n    dan_atacks: false\n")
             .err()
             .map(|e| e.to_string());
-        assert!(
-            e.as_deref()
-                .unwrap_or("")
-                .contains("prompt_injection_detecton"),
-            "{e:?}"
-        );
-        let e =
-            SecurityConfig::from_yaml_str("threat_model:\n  jailbreak:\n    dan_atacks: false\n")
-                .err()
-                .map(|e| e.to_string());
         assert!(e.as_deref().unwrap_or("").contains("dan_atacks"), "{e:?}");
     }
 
@@ -544,8 +501,7 @@ mod tests {
             .with_unicode_attack_detection(true)
             .with_output_validation(true);
         assert!(!c.jailbreak_detection);
-        let m = ThreatModel::new()
-            .with_jailbreak_threat(JailbreakThreat::new().with_dan_attacks(false));
+        let m = ThreatModel::new().with_jailbreak_threat(JailbreakThreat::new().with_dan_attacks(false));
         assert!(!m.enabled_families().contains("jb.dan_attacks"));
         assert!(m.enabled_families().contains("pi.direct_injection"));
     }

@@ -141,16 +141,10 @@ impl SecurityEngine {
         let started = Instant::now();
         let max = self.inner.config.max_input_bytes;
         if text.len() > max {
-            return Err(Error::InputTooLarge {
-                len: text.len(),
-                max,
-            });
+            return Err(Error::InputTooLarge { len: text.len(), max });
         }
         let normalized = Normalized::new(text, &self.inner.normalize);
-        let scan_cx = ScanContext {
-            normalized: &normalized,
-            output: cx,
-        };
+        let scan_cx = ScanContext { normalized: &normalized, output: cx };
         let scanners = match stage {
             Stage::Input => &self.inner.input,
             Stage::Output => &self.inner.output,
@@ -160,25 +154,19 @@ impl SecurityEngine {
         for s in scanners {
             let t0 = Instant::now();
             s.scan(&scan_cx, &mut threats);
-            timings.push(ScannerTiming {
-                scanner: s.id().to_owned(),
-                nanos: t0.elapsed().as_nanos() as u64,
-            });
+            timings.push(ScannerTiming { scanner: s.id().to_owned(), nanos: t0.elapsed().as_nanos() as u64 });
         }
         dedup(&mut threats);
         let verdict = self.inner.policy.verdict(&threats);
         let confidence = noisy_or(threats.iter().map(|t| t.confidence));
-        let (sanitized, redactions) =
-            if verdict == Verdict::Sanitize || self.inner.config.sanitize.always {
-                let s = sanitize(text, &threats, &self.inner.config.sanitize);
-                (Some(s.text), s.redactions)
-            } else {
-                (None, Vec::new())
-            };
+        let (sanitized, redactions) = if verdict == Verdict::Sanitize || self.inner.config.sanitize.always {
+            let s = sanitize(text, &threats, &self.inner.config.sanitize);
+            (Some(s.text), s.redactions)
+        } else {
+            (None, Vec::new())
+        };
         let refusal = match stage {
-            Stage::Output if self.inner.config.output.refusal_detection => {
-                scanners::output::refusal(&normalized)
-            }
+            Stage::Output if self.inner.config.output.refusal_detection => scanners::output::refusal(&normalized),
             _ => None,
         };
         Ok(Analysis {

@@ -41,8 +41,8 @@ pub mod scanners;
 mod types;
 
 pub use config::{
-    ExfiltrationConfig, JailbreakThreat, OutputValidationConfig, PiiConfig, PromptInjectionThreat,
-    SanitizeConfig, SecurityConfig, ThreatModel, UnicodeThreat,
+    ExfiltrationConfig, JailbreakThreat, OutputValidationConfig, PiiConfig, PromptInjectionThreat, SanitizeConfig,
+    SecurityConfig, ThreatModel, UnicodeThreat,
 };
 pub use engine::SecurityEngine;
 pub use error::Error;
@@ -50,6 +50,6 @@ pub use policy::{PolicyConfig, PolicyRule};
 pub use sanitize::{Sanitized, restore};
 pub use scanner::{ExpectedFormat, OutputContext, ScanContext, Scanner};
 pub use types::{
-    Analysis, Encoding, Redaction, ScannerTiming, Severity, Span, Stage, Threat, ThreatType,
-    Verdict, clamp_unit, noisy_or,
+    Analysis, Encoding, Redaction, ScannerTiming, Severity, Span, Stage, Threat, ThreatType, Verdict, clamp_unit,
+    noisy_or,
 };

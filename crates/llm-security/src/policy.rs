@@ -29,11 +29,7 @@ fn low() -> Severity {
 impl PolicyRule {
     /// A rule.
     pub fn new(action: Verdict, min_severity: Severity, min_confidence: f64) -> PolicyRule {
-        PolicyRule {
-            action,
-            min_severity,
-            min_confidence,
-        }
+        PolicyRule { action, min_severity, min_confidence }
     }
 
     /// The verdict this rule gives one threat.
@@ -78,12 +74,7 @@ pub struct PolicyConfig {
 
 impl Default for PolicyConfig {
     fn default() -> Self {
-        PolicyConfig {
-            rules: ThreatType::ALL
-                .iter()
-                .map(|&t| (t, default_rule(t)))
-                .collect(),
-        }
+        PolicyConfig { rules: ThreatType::ALL.iter().map(|&t| (t, default_rule(t))).collect() }
     }
 }
 
@@ -101,19 +92,12 @@ impl PolicyConfig {
 
     /// The rule in force for a type.
     pub fn rule(&self, t: ThreatType) -> PolicyRule {
-        self.rules
-            .get(&t)
-            .copied()
-            .unwrap_or_else(|| default_rule(t))
+        self.rules.get(&t).copied().unwrap_or_else(|| default_rule(t))
     }
 
     /// The verdict for a set of threats: the strictest any threat triggers.
     pub fn verdict(&self, threats: &[Threat]) -> Verdict {
-        threats
-            .iter()
-            .map(|t| self.rule(t.kind).verdict_for(t))
-            .max()
-            .unwrap_or(Verdict::Allow)
+        threats.iter().map(|t| self.rule(t.kind).verdict_for(t)).max().unwrap_or(Verdict::Allow)
     }
 
     /// Checks thresholds.
@@ -154,31 +138,16 @@ mod tests {
     #[test]
     fn thresholds_let_weak_threats_through() {
         let p = PolicyConfig::default();
-        assert_eq!(
-            p.verdict(&[threat(ThreatType::PromptInjection, Severity::Low, 0.9)]),
-            Verdict::Allow
-        );
-        assert_eq!(
-            p.verdict(&[threat(ThreatType::PromptInjection, Severity::High, 0.3)]),
-            Verdict::Allow
-        );
+        assert_eq!(p.verdict(&[threat(ThreatType::PromptInjection, Severity::Low, 0.9)]), Verdict::Allow);
+        assert_eq!(p.verdict(&[threat(ThreatType::PromptInjection, Severity::High, 0.3)]), Verdict::Allow);
     }
 
     #[test]
     fn partial_policy_file_keeps_defaults_for_other_types() {
-        let p: PolicyConfig =
-            toml::from_str("[jailbreak]\naction = \"sanitize\"\n").unwrap_or_default();
+        let p: PolicyConfig = toml::from_str("[jailbreak]\naction = \"sanitize\"\n").unwrap_or_default();
         assert_eq!(p.rule(ThreatType::Jailbreak).action, Verdict::Sanitize);
-        assert_eq!(
-            p.rule(ThreatType::PromptInjection),
-            default_rule(ThreatType::PromptInjection)
-        );
+        assert_eq!(p.rule(ThreatType::PromptInjection), default_rule(ThreatType::PromptInjection));
         let bad: Result<PolicyConfig, _> = toml::from_str("[jailbrake]\naction = \"block\"\n");
-        assert!(
-            bad.err()
-                .map(|e| e.to_string())
-                .unwrap_or_default()
-                .contains("jailbrake")
-        );
+        assert!(bad.err().map(|e| e.to_string()).unwrap_or_default().contains("jailbrake"));
     }
 }

@@ -102,14 +102,7 @@ pub trait Scanner: Send + Sync + Debug {
 /// duplicates found again in another view of the same text.
 pub(crate) fn dedup(threats: &mut Vec<Threat>) {
     threats.sort_by(|a, b| {
-        (a.span.start, a.span.end, &a.scanner, &a.category).cmp(&(
-            b.span.start,
-            b.span.end,
-            &b.scanner,
-            &b.category,
-        ))
+        (a.span.start, a.span.end, &a.scanner, &a.category).cmp(&(b.span.start, b.span.end, &b.scanner, &b.category))
     });
-    threats.dedup_by(|b, a| {
-        a.span == b.span && a.scanner == b.scanner && a.category == b.category && a.rule == b.rule
-    });
+    threats.dedup_by(|b, a| a.span == b.span && a.scanner == b.scanner && a.category == b.category && a.rule == b.rule);
 }

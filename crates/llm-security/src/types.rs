@@ -105,9 +105,7 @@ impl fmt::Display for Severity {
 
 /// A half-open byte range `[start, end)` into the ORIGINAL text that was
 /// scanned, always on UTF-8 character boundaries.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub struct Span {
     /// First byte.
     pub start: usize,
@@ -118,14 +116,7 @@ pub struct Span {
 impl Span {
     /// A span from `start` to `end`; the two are swapped if reversed.
     pub fn new(start: usize, end: usize) -> Span {
-        if start <= end {
-            Span { start, end }
-        } else {
-            Span {
-                start: end,
-                end: start,
-            }
-        }
+        if start <= end { Span { start, end } } else { Span { start: end, end: start } }
     }
 
     /// Length in bytes.
@@ -261,9 +252,7 @@ pub fn clamp_unit(x: f64) -> f64 {
 }
 
 /// What the policy decided for one analysed text.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Pass the text on unchanged.
@@ -407,10 +396,7 @@ impl Analysis {
 
 /// Noisy-OR of independent confidences: `1 - Π(1 - c)`.
 pub fn noisy_or(confidences: impl IntoIterator<Item = f64>) -> f64 {
-    let miss: f64 = confidences
-        .into_iter()
-        .map(|c| 1.0 - clamp_unit(c))
-        .product();
+    let miss: f64 = confidences.into_iter().map(|c| 1.0 - clamp_unit(c)).product();
     clamp_unit(1.0 - miss)
 }
 
@@ -426,25 +412,9 @@ mod tests {
 
     #[test]
     fn confidence_is_clamped() {
-        let t = Threat::new(
-            ThreatType::Jailbreak,
-            "dan",
-            Severity::High,
-            7.0,
-            Span::new(0, 1),
-            "",
-            "x",
-        );
+        let t = Threat::new(ThreatType::Jailbreak, "dan", Severity::High, 7.0, Span::new(0, 1), "", "x");
         assert_eq!(t.confidence, 1.0);
-        let t = Threat::new(
-            ThreatType::Jailbreak,
-            "dan",
-            Severity::High,
-            f64::NAN,
-            Span::new(0, 1),
-            "",
-            "x",
-        );
+        let t = Threat::new(ThreatType::Jailbreak, "dan", Severity::High, f64::NAN, Span::new(0, 1), "", "x");
         assert_eq!(t.confidence, 0.0);
     }
 

@@ -1,1 +1,95 @@
-fn main() {}
+//! `llmsec`: the llm-security command line.
+//!
+//! A thin binary over the `llm_security` engine. `llmsec scan` checks one
+//! text (an argument, a file or stdin) or a JSON-lines batch; `llmsec eval`
+//! measures detection accuracy and latency on labelled JSON-lines datasets.
+//!
+//! Exit codes follow grep: 0 when nothing changed the verdict, 1 when
+//! threats did, 2 on any error. A closed stdout (broken pipe) ends the
+//! output quietly and is not an error. See `docs/CLI.md`.
+
+mod common;
+mod eval;
+mod input;
+mod metrics;
+mod scan;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Scan prompts and completions for prompt injection, jailbreaks, Unicode
+/// attacks and leaks.
+#[derive(Debug, Parser)]
+#[command(
+    name = "llmsec",
+    version,
+    max_term_width = 100,
+    after_help = "Exit status: 0 nothing changed the verdict, 1 threats did (sanitize or block), 2 error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Scan one text, or a JSON-lines batch with --jsonl.
+    ///
+    /// Exit status: 0 the verdict is allow, 1 threats changed the verdict
+    /// (sanitize or block), 2 error.
+    Scan(scan::ScanArgs),
+    /// Measure accuracy and latency on labelled JSON-lines datasets.
+    Eval(eval::EvalArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scan(args) => scan::run(&args),
+        Command::Eval(args) => eval::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        // Every write to stdout handles a closed pipe itself; this catches
+        // one that slipped through, which is still not an error.
+        Err(e) if common::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            // If stderr is gone too there is nobody left to tell.
+            let _ = writeln!(std::io::stderr(), "llmsec: error: {e:#}");
+            ExitCode::from(common::EXIT_ERROR)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn scan_text_and_file_conflict() {
+        let r = Cli::try_parse_from(["llmsec", "scan", "hello", "--file", "x.txt"]);
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn system_prompt_needs_output_mode() {
+        let r = Cli::try_parse_from(["llmsec", "scan", "--system-prompt", "be nice", "hi"]);
+        assert!(r.is_err());
+        let r = Cli::try_parse_from(["llmsec", "scan", "--output", "--system-prompt", "be nice", "hi"]);
+        assert!(r.is_ok());
+    }
+
+    #[test]
+    fn eval_needs_data() {
+        assert!(Cli::try_parse_from(["llmsec", "eval"]).is_err());
+        assert!(Cli::try_parse_from(["llmsec", "eval", "--data", "a", "--data", "b"]).is_ok());
+    }
+}

@@ -10,11 +10,8 @@ static RULES: LazyLock<Arc<RuleSet>> = LazyLock::new(|| {
     // is a build defect, not a user error.
     #[allow(clippy::expect_used)]
     Arc::new(
-        RuleSet::parse(
-            "patterns/jailbreak.toml",
-            include_str!("../../patterns/jailbreak.toml"),
-        )
-        .expect("built-in jailbreak patterns compile"),
+        RuleSet::parse("patterns/jailbreak.toml", include_str!("../../patterns/jailbreak.toml"))
+            .expect("built-in jailbreak patterns compile"),
     )
 });
 

@@ -27,10 +27,7 @@ pub(crate) fn input_scanners(cfg: &SecurityConfig) -> Vec<Box<dyn Scanner>> {
 }
 
 /// The scanners `validate_output` runs, in order.
-pub(crate) fn output_scanners(
-    cfg: &SecurityConfig,
-    canary: &CanaryIssuer,
-) -> Vec<Box<dyn Scanner>> {
+pub(crate) fn output_scanners(cfg: &SecurityConfig, canary: &CanaryIssuer) -> Vec<Box<dyn Scanner>> {
     let mut v: Vec<Box<dyn Scanner>> = Vec::new();
     if cfg.unicode_attack_detection {
         v.push(Box::new(unicode::UnicodeScanner::new("unicode")));

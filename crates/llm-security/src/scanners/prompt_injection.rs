@@ -10,11 +10,8 @@ static RULES: LazyLock<Arc<RuleSet>> = LazyLock::new(|| {
     // is a build defect, not a user error.
     #[allow(clippy::expect_used)]
     Arc::new(
-        RuleSet::parse(
-            "patterns/prompt_injection.toml",
-            include_str!("../../patterns/prompt_injection.toml"),
-        )
-        .expect("built-in prompt_injection patterns compile"),
+        RuleSet::parse("patterns/prompt_injection.toml", include_str!("../../patterns/prompt_injection.toml"))
+            .expect("built-in prompt_injection patterns compile"),
     )
 });
 

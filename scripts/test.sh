@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The project's whole check, as CI runs it (.ci/run) and as the README says:
+# formatting, lints, tests, doc tests, and that the benches still compile.
+#
+# Needs only a Rust toolchain (rustup, with rustfmt and clippy) and,
+# optionally, cargo-nextest; falls back to `cargo test` without it.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+section() {
+    printf '\n==> %s\n' "$*"
+}
+
+# rustfmt and clippy ship with rustup's default profile; add them when a
+# minimal toolchain lacks them.
+for component in rustfmt clippy; do
+    if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        section "installing the ${component} component"
+        rustup component add "${component}"
+    fi
+done
+
+section "toolchain"
+cargo --version
+rustc --version
+
+section "format: cargo fmt --all -- --check"
+cargo fmt --all -- --check
+# The fuzz crate is outside the workspace; check its sources directly.
+rustfmt --edition 2024 --check crates/llm-security/fuzz/src/*.rs crates/llm-security/fuzz/fuzz_targets/*.rs
+
+section "lint: cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+if cargo nextest --version >/dev/null 2>&1; then
+    section "test: cargo nextest run --workspace"
+    cargo nextest run --workspace
+else
+    section "test: cargo test --workspace (cargo-nextest not installed)"
+    cargo test --workspace
+fi
+
+section "doc tests: cargo test --workspace --doc"
+cargo test --workspace --doc
+
+section "benches compile: cargo bench --workspace --no-run"
+cargo bench --workspace --no-run
+
+section "all checks passed"
