@@ -184,6 +184,8 @@ pub struct Normalized<'a> {
     hidden: String,
     /// The primary text squashed, computed on first use and shared by scanners.
     squashed: std::cell::OnceCell<Squashed>,
+    /// The primary text with ASCII letters lowercased (same byte offsets).
+    lower: std::cell::OnceCell<String>,
 }
 
 /// A text reduced to lowercase ASCII letters and digits, for phrases spelled
@@ -240,6 +242,7 @@ impl<'a> Normalized<'a> {
                 decoded: Vec::new(),
                 hidden: String::new(),
                 squashed: std::cell::OnceCell::new(),
+                lower: std::cell::OnceCell::new(),
             }
         } else {
             let mut p = Pass::new(original, opts);
@@ -252,6 +255,7 @@ impl<'a> Normalized<'a> {
                 decoded: p.decoded,
                 hidden: p.hidden,
                 squashed: std::cell::OnceCell::new(),
+                lower: std::cell::OnceCell::new(),
             }
         };
         if opts.decode_encodings || opts.decode_unicode_escapes {
@@ -293,6 +297,12 @@ impl<'a> Normalized<'a> {
     /// The primary text squashed (computed once, on first use).
     pub fn squashed(&self) -> &Squashed {
         self.squashed.get_or_init(|| squash(&self.text))
+    }
+
+    /// The primary text with ASCII letters lowercased, byte for byte (keyword
+    /// gates match on it without case folding).
+    pub fn lowercase(&self) -> &str {
+        self.lower.get_or_init(|| self.text.to_ascii_lowercase())
     }
 
     /// Decoded segments and re-readings.

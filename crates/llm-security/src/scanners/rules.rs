@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-use regex::Regex;
+use regex_automata::{Input, meta};
 use serde::Deserialize;
 
 use crate::error::Error;
@@ -52,9 +52,17 @@ struct RuleDef {
     #[serde(default)]
     keywords: Vec<String>,
     pattern: String,
+    /// Longest match in bytes (default 300): rules whose pattern spans
+    /// paragraphs say so, so the keyword window is wide enough.
+    #[serde(default = "default_span")]
+    span: usize,
     #[serde(default)]
     #[allow(dead_code)]
     note: String,
+}
+
+fn default_span() -> usize {
+    300
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,7 +81,9 @@ struct Rule {
     family: String,
     severity: Severity,
     confidence: f64,
-    regex: Regex,
+    regex: meta::Regex,
+    /// Longest match the rule expects, in bytes: the search window around a keyword.
+    span: usize,
 }
 
 /// A compiled pattern file.
@@ -99,7 +109,17 @@ fn expand(pattern: &str) -> String {
     let mut in_class = false;
     for c in pattern.chars() {
         if escaped {
-            out.push(c);
+            if c == 'b' && !in_class {
+                // An ASCII word boundary: Unicode `\b` makes the lazy DFA give
+                // up on any non-ASCII byte and fall back to the PikeVM, which
+                // doubled the cost of prose with one "é" in it. Non-ASCII
+                // letters count as non-word characters, which is what the
+                // patterns (ASCII words, or scripts without spaces) need.
+                out.pop();
+                out.push_str(r"(?-u:\b)");
+            } else {
+                out.push(c);
+            }
             escaped = false;
             continue;
         }
@@ -142,10 +162,9 @@ impl RuleSet {
             if !(0.0..=1.0).contains(&r.confidence) {
                 return Err(err(&r.id, format!("confidence {} is outside [0, 1]", r.confidence)));
             }
-            let regex = regex::RegexBuilder::new(&expand(&r.pattern))
-                .size_limit(1 << 24)
-                .dfa_size_limit(1 << 24)
-                .build()
+            let regex = meta::Regex::builder()
+                .configure(meta::Config::new().nfa_size_limit(Some(1 << 24)).hybrid_cache_capacity(1 << 22))
+                .build(&expand(&r.pattern))
                 .map_err(|e| err(&r.id, e.to_string()))?;
             if r.keywords.is_empty() {
                 ungated.push(i);
@@ -160,10 +179,19 @@ impl RuleSet {
                     }
                 }
             }
-            rules.push(Rule { id: r.id, family: r.family, severity: r.severity, confidence: r.confidence, regex });
+            rules.push(Rule {
+                id: r.id,
+                family: r.family,
+                severity: r.severity,
+                confidence: r.confidence,
+                regex,
+                span: r.span,
+            });
         }
+        // Keywords are lowercase and matched against the lowercased text:
+        // half the automaton of an ASCII-case-insensitive one, and it keeps
+        // the start-byte prefilter.
         let gate = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
             .kind(Some(AhoCorasickKind::DFA))
             .build(&keywords)
@@ -228,25 +256,68 @@ impl RuleScanner {
         RuleScanner { id: id.into(), set, enabled, spaced_enabled }
     }
 
-    fn scan_view(&self, view: &View<'_>, matched: &mut [bool], cand: &mut [bool], out: &mut Vec<Threat>) {
+    /// Runs the rules on one view. Each keyword hit (at a word start) opens
+    /// a window of `span` bytes either side for the rules it unlocks; a rule
+    /// is searched only inside its merged windows, with the whole text as
+    /// look-around context, so a long benign text with a stray keyword costs
+    /// a few hundred bytes of regex work, not a full pass per rule.
+    fn scan_view(
+        &self,
+        view: &View<'_>,
+        lower: &str,
+        matched: &mut [bool],
+        hits: &mut Vec<(u32, u32, u32)>,
+        out: &mut Vec<Threat>,
+    ) {
         let set = &*self.set;
-        cand.iter_mut().for_each(|c| *c = false);
-        for &i in &set.ungated {
-            cand[i] = true;
-        }
-        for m in set.gate.find_overlapping_iter(view.text) {
-            for &i in &set.gate_rules[m.pattern().as_usize()] {
-                cand[i] = true;
-            }
-        }
-        for (i, rule) in set.rules.iter().enumerate() {
-            if !cand[i] || matched[i] || !self.enabled[i] {
+        let text = view.text;
+        let bytes = text.as_bytes();
+        hits.clear();
+        for m in set.gate.find_overlapping_iter(lower) {
+            if !keyword_at_word_start(bytes, m.start(), m.end()) {
                 continue;
             }
-            if let Some(m) = rule.regex.find(view.text) {
-                matched[i] = true;
+            for &i in &set.gate_rules[m.pattern().as_usize()] {
+                if !matched[i] && self.enabled[i] {
+                    hits.push((i as u32, m.start() as u32, m.end() as u32));
+                }
+            }
+        }
+        for &i in &set.ungated {
+            if !matched[i] && self.enabled[i] {
+                hits.push((i as u32, 0, text.len() as u32));
+            }
+        }
+        hits.sort_unstable();
+        let mut k = 0;
+        while k < hits.len() {
+            let rule_idx = hits[k].0;
+            let rule = &set.rules[rule_idx as usize];
+            let mut found = None;
+            while k < hits.len() && hits[k].0 == rule_idx {
+                let mut start = (hits[k].1 as usize).saturating_sub(rule.span);
+                let mut end = (hits[k].2 as usize + rule.span).min(text.len());
+                k += 1;
+                // Merge the following hits whose windows overlap.
+                while k < hits.len() && hits[k].0 == rule_idx && (hits[k].1 as usize).saturating_sub(rule.span) <= end {
+                    end = (hits[k].2 as usize + rule.span).min(text.len());
+                    k += 1;
+                }
+                if found.is_some() {
+                    continue;
+                }
+                while !text.is_char_boundary(start) {
+                    start -= 1;
+                }
+                while !text.is_char_boundary(end) {
+                    end += 1;
+                }
+                found = rule.regex.search(&Input::new(text).range(start..end));
+            }
+            if let Some(m) = found {
+                matched[rule_idx as usize] = true;
                 let span = view.original_span(m.start(), m.end());
-                let evidence = evidence(m.as_str(), view.encoding);
+                let evidence = evidence(&text[m.start()..m.end()], view.encoding);
                 out.push(
                     Threat::new(set.kind, &rule.family, rule.severity, rule.confidence, span, evidence, &self.id)
                         .with_rule(&rule.id)
@@ -293,6 +364,18 @@ impl RuleScanner {
     }
 }
 
+/// A keyword counts only where a word starts (`ai` in "explaining" is not a
+/// hit); keywords of three bytes or fewer must also end a word.
+fn keyword_at_word_start(text: &[u8], start: usize, end: usize) -> bool {
+    let word = |b: &u8| b.is_ascii_alphanumeric();
+    let first_is_word = text.get(start).is_some_and(word);
+    let last_is_word = end > 0 && text.get(end - 1).is_some_and(word);
+    if first_is_word && start > 0 && text.get(start - 1).is_some_and(word) {
+        return false;
+    }
+    !(last_is_word && end - start <= 3 && text.get(end).is_some_and(word))
+}
+
 fn overlaps(a: Span, b: Span) -> bool {
     a.start < b.end && b.start < a.end
 }
@@ -316,11 +399,18 @@ impl Scanner for RuleScanner {
 
     fn scan(&self, cx: &ScanContext<'_>, out: &mut Vec<Threat>) {
         let start_len = out.len();
-        let n = self.set.rules.len();
-        let mut matched = vec![false; n];
-        let mut cand = vec![false; n];
+        let mut matched = vec![false; self.set.rules.len()];
+        let mut hits = Vec::new();
         for view in cx.normalized.views() {
-            self.scan_view(&view, &mut matched, &mut cand, out);
+            let lower_owned;
+            let lower = match view.encoding {
+                None => cx.normalized.lowercase(),
+                Some(_) => {
+                    lower_owned = view.text.to_ascii_lowercase();
+                    &lower_owned
+                }
+            };
+            self.scan_view(&view, lower, &mut matched, &mut hits, out);
             match view.encoding {
                 None => self.scan_spaced(&view, cx.normalized.squashed(), out, start_len),
                 Some(Encoding::Leetspeak) => self.scan_spaced(&view, &squash(view.text), out, start_len),
@@ -369,6 +459,7 @@ mod tests {
     fn dialect_expands_spaces_and_tildes_outside_classes() {
         assert_eq!(expand("a b~c[ ]"), format!("(?i)a{SEP}b{OPT_SEP}c[ ]"));
         assert_eq!(expand(r"a\ b"), r"(?i)a\ b");
+        assert_eq!(expand(r"\bx\b"), r"(?i)(?-u:\b)x(?-u:\b)");
     }
 
     #[test]
