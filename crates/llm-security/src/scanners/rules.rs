@@ -27,10 +27,14 @@ use crate::normalize::{Squashed, View, squash};
 use crate::scanner::{ScanContext, Scanner};
 use crate::types::{Encoding, Severity, Span, Threat, ThreatType, noisy_or};
 
-/// Separator a space in a pattern stands for.
-const SEP: &str = r"[^\p{L}\p{N}]+";
+/// Separator a space in a pattern stands for: ASCII punctuation, spaces and
+/// controls, and the non-ASCII punctuation NFKC leaves alone (dashes, curly
+/// quotes, guillemets, CJK commas and stops, bullets). A small class keeps
+/// each rule's automaton small: `[^\p{L}\p{N}]` cost ~8 ms of compile time
+/// per rule and 0.7 s of engine start-up in all.
+const SEP: &str = r"[\x00-\x2F\x3A-\x40\x5B-\x60\x7B-\x7F\x{A0}\x{A1}\x{AB}\x{B7}\x{BB}\x{BF}\x{2010}-\x{2027}\x{3000}-\x{3003}\x{FF0C}]+";
 /// Separator `~` stands for.
-const OPT_SEP: &str = r"[^\p{L}\p{N}]*";
+const OPT_SEP: &str = r"[\x00-\x2F\x3A-\x40\x5B-\x60\x7B-\x7F\x{A0}\x{A1}\x{AB}\x{B7}\x{BB}\x{BF}\x{2010}-\x{2027}\x{3000}-\x{3003}\x{FF0C}]*";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,0 +1,46 @@
+//! Latency percentiles of `analyze_input` / `validate_output` on the bench
+//! texts (criterion reports means; the targets are p50 and p99).
+//!
+//! ```text
+//! cargo run --release -p llm-security --example latency
+//! ```
+
+use std::time::Instant;
+
+use llm_security::SecurityEngine;
+
+#[path = "../benches/support/corpus.rs"]
+mod corpus;
+
+fn percentiles(mut ns: Vec<u128>) -> (f64, f64, f64) {
+    ns.sort_unstable();
+    let at = |q: f64| ns[((ns.len() as f64 * q) as usize).min(ns.len() - 1)] as f64 / 1000.0;
+    (at(0.5), at(0.99), at(1.0))
+}
+
+fn main() -> Result<(), llm_security::Error> {
+    let engine = SecurityEngine::new();
+    let cases = [
+        ("analyze_input benign 50 B", corpus::prose(50), false, 20_000),
+        ("analyze_input benign 1 KiB", corpus::prose(1024), false, 20_000),
+        ("analyze_input benign 32 KiB", corpus::prose(32 * 1024), false, 1_000),
+        ("analyze_input attack 1 KiB", corpus::attack_prompt(), false, 20_000),
+        ("validate_output 1 KiB", corpus::completion(), true, 20_000),
+    ];
+    println!("{:32} {:>10} {:>10} {:>10}", "call", "p50 µs", "p99 µs", "max µs");
+    for (name, text, output, n) in cases {
+        let run = |t: &str| if output { engine.validate_output_sync(t) } else { engine.analyze_input_sync(t) };
+        for _ in 0..n / 10 {
+            run(&text)?;
+        }
+        let mut ns = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t0 = Instant::now();
+            std::hint::black_box(run(std::hint::black_box(&text))?);
+            ns.push(t0.elapsed().as_nanos());
+        }
+        let (p50, p99, max) = percentiles(ns);
+        println!("{name:32} {p50:10.1} {p99:10.1} {max:10.1}");
+    }
+    Ok(())
+}
