@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use llm_security::SecurityEngine;
+use llm_security::{ClassifierConfig, SecurityConfig, SecurityEngine};
 
 #[path = "../benches/support/corpus.rs"]
 mod corpus;
@@ -20,16 +20,22 @@ fn percentiles(mut ns: Vec<u128>) -> (f64, f64, f64) {
 
 fn main() -> Result<(), llm_security::Error> {
     let engine = SecurityEngine::new();
+    let with_classifier = SecurityEngine::with_config(
+        SecurityConfig::new().with_classifier(ClassifierConfig { enabled: true, threshold: None }),
+    );
     let cases = [
         ("analyze_input benign 50 B", corpus::prose(50), false, 20_000),
         ("analyze_input benign 1 KiB", corpus::prose(1024), false, 20_000),
         ("analyze_input benign 32 KiB", corpus::prose(32 * 1024), false, 1_000),
         ("analyze_input attack 1 KiB", corpus::attack_prompt(), false, 20_000),
+        ("+classifier benign 1 KiB", corpus::prose(1024), false, 20_000),
+        ("+classifier benign 32 KiB", corpus::prose(32 * 1024), false, 1_000),
         ("validate_output 1 KiB", corpus::completion(), true, 20_000),
     ];
     println!("{:32} {:>10} {:>10} {:>10}", "call", "p50 µs", "p99 µs", "max µs");
     for (name, text, output, n) in cases {
-        let run = |t: &str| if output { engine.validate_output_sync(t) } else { engine.analyze_input_sync(t) };
+        let e = if name.starts_with('+') { &with_classifier } else { &engine };
+        let run = |t: &str| if output { e.validate_output_sync(t) } else { e.analyze_input_sync(t) };
         for _ in 0..n / 10 {
             run(&text)?;
         }

@@ -303,6 +303,21 @@ impl Default for OutputValidationConfig {
     }
 }
 
+/// The learned prompt-attack classifier. Off by default: on sources it was
+/// not trained on it does not yet generalize (see docs/PERFORMANCE.md,
+/// "Classifier"), so it is for deployments whose traffic resembles the
+/// training data, or for scoring.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClassifierConfig {
+    /// Run the classifier in `analyze_input`.
+    pub enabled: bool,
+    /// Report an attack when P(attack) reaches this; `None` uses the
+    /// model's own threshold (chosen for a 1% benign false-positive rate
+    /// on held-out dev data).
+    pub threshold: Option<f64>,
+}
+
 /// How sanitizing rewrites text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -337,6 +352,8 @@ pub struct SecurityConfig {
     pub max_input_bytes: usize,
     /// Attack-vector families.
     pub threat_model: ThreatModel,
+    /// The learned classifier.
+    pub classifier: ClassifierConfig,
     /// Output validators.
     pub output: OutputValidationConfig,
     /// Verdict rules.
@@ -354,6 +371,7 @@ impl Default for SecurityConfig {
             output_validation: true,
             max_input_bytes: DEFAULT_MAX_INPUT_BYTES,
             threat_model: ThreatModel::default(),
+            classifier: ClassifierConfig::default(),
             output: OutputValidationConfig::default(),
             policy: PolicyConfig::default(),
             sanitize: SanitizeConfig::default(),
@@ -400,6 +418,12 @@ impl SecurityConfig {
     /// Sets the attack-vector model.
     pub fn with_threat_model(mut self, m: ThreatModel) -> Self {
         self.threat_model = m;
+        self
+    }
+
+    /// Sets the classifier.
+    pub fn with_classifier(mut self, c: ClassifierConfig) -> Self {
+        self.classifier = c;
         self
     }
 
@@ -459,6 +483,11 @@ impl SecurityConfig {
     pub fn validate(&self) -> Result<(), Error> {
         if self.max_input_bytes == 0 {
             return Err(Error::Config("max_input_bytes must be at least 1".into()));
+        }
+        if let Some(t) = self.classifier.threshold {
+            if !(0.0..=1.0).contains(&t) || t.is_nan() {
+                return Err(Error::Config(format!("classifier.threshold must be in [0, 1], got {t}")));
+            }
         }
         let t = self.output.leak_overlap_threshold;
         if !(0.0..=1.0).contains(&t) || t.is_nan() {

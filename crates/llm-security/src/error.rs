@@ -25,6 +25,9 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A classifier model file is corrupt, truncated or of another version.
+    #[error("invalid classifier model: {0}")]
+    Model(String),
     /// A JSON Schema supplied for output validation is invalid.
     #[error("invalid JSON Schema: {0}")]
     Schema(String),

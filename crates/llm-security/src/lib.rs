@@ -30,6 +30,7 @@
 #![deny(missing_docs)]
 
 pub mod canary;
+pub mod classifier;
 pub mod config;
 mod engine;
 mod error;
@@ -41,8 +42,8 @@ pub mod scanners;
 mod types;
 
 pub use config::{
-    ExfiltrationConfig, JailbreakThreat, OutputValidationConfig, PiiConfig, PromptInjectionThreat, SanitizeConfig,
-    SecurityConfig, ThreatModel, UnicodeThreat,
+    ClassifierConfig, ExfiltrationConfig, JailbreakThreat, OutputValidationConfig, PiiConfig, PromptInjectionThreat,
+    SanitizeConfig, SecurityConfig, ThreatModel, UnicodeThreat,
 };
 pub use engine::SecurityEngine;
 pub use error::Error;

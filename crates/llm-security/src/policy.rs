@@ -47,7 +47,9 @@ pub fn default_rule(t: ThreatType) -> PolicyRule {
     use Severity::*;
     use Verdict::*;
     match t {
-        ThreatType::PromptInjection | ThreatType::Jailbreak => PolicyRule::new(Block, Medium, 0.5),
+        // Weak rules are graded Low; the classifier reports only above its
+        // calibrated operating threshold. Severity is the gate here.
+        ThreatType::PromptInjection | ThreatType::Jailbreak => PolicyRule::new(Block, Medium, 0.0),
         ThreatType::UnicodeAttack => PolicyRule::new(Sanitize, Medium, 0.0),
         ThreatType::SensitiveData | ThreatType::SecretLeak => PolicyRule::new(Sanitize, Low, 0.0),
         ThreatType::OutputManipulation
@@ -139,7 +141,9 @@ mod tests {
     fn thresholds_let_weak_threats_through() {
         let p = PolicyConfig::default();
         assert_eq!(p.verdict(&[threat(ThreatType::PromptInjection, Severity::Low, 0.9)]), Verdict::Allow);
-        assert_eq!(p.verdict(&[threat(ThreatType::PromptInjection, Severity::High, 0.3)]), Verdict::Allow);
+        let strict =
+            p.clone().with_rule(ThreatType::PromptInjection, PolicyRule::new(Verdict::Block, Severity::Medium, 0.5));
+        assert_eq!(strict.verdict(&[threat(ThreatType::PromptInjection, Severity::High, 0.3)]), Verdict::Allow);
     }
 
     #[test]

@@ -9,10 +9,14 @@
 //! output quietly and is not an error. See `docs/CLI.md`.
 
 mod common;
+mod crossval;
+mod dataset;
 mod eval;
+mod evasions;
 mod input;
 mod metrics;
 mod scan;
+mod train;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -42,6 +46,8 @@ enum Command {
     Scan(scan::ScanArgs),
     /// Measure accuracy and latency on labelled JSON-lines datasets.
     Eval(eval::EvalArgs),
+    /// Train the prompt-attack classifier and write its model file.
+    Train(train::TrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +55,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scan(args) => scan::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Train(args) => train::run(&args),
     };
     match result {
         Ok(code) => code,

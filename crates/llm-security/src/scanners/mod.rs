@@ -1,5 +1,6 @@
 //! The built-in scanners, one file each, and the lists the engine runs.
 
+pub mod classifier;
 pub mod jailbreak;
 pub mod output;
 pub mod prompt_injection;
@@ -22,6 +23,13 @@ pub(crate) fn input_scanners(cfg: &SecurityConfig) -> Vec<Box<dyn Scanner>> {
     }
     if cfg.unicode_attack_detection {
         v.push(Box::new(unicode::UnicodeScanner::new("unicode")));
+    }
+    // The built-in model is checked by the crate's tests; a defect there
+    // leaves the rules running rather than failing every engine build.
+    if cfg.classifier.enabled && (cfg.prompt_injection_detection || cfg.jailbreak_detection) {
+        if let Ok(model) = crate::classifier::Model::builtin() {
+            v.push(Box::new(classifier::ClassifierScanner::new("classifier", model, cfg.classifier.threshold)));
+        }
     }
     v
 }

@@ -1,0 +1,395 @@
+//! `llmsec eval --cross-source`: the honest accuracy of the classifier.
+//!
+//! The dev files hold near-duplicates within a source (DAN variants,
+//! HackAPrompt retries), so a random split flatters a learned model. Here
+//! every source group is held out once: the classifier is trained on all
+//! other groups (with the same settings as `llmsec train`) and scores the
+//! held-out rows. The pooled out-of-fold scores give ROC-AUC, recall at a
+//! benign false-positive rate of 1% and 0.1%, a Brier score and a
+//! reliability table; the rules (which learn nothing) and rules-or-classifier
+//! are reported beside them. A plain random 80/20 split is reported too, to
+//! show how much the random split flatters.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use llm_security::classifier::{Example, Label, Model, TrainConfig, rule_signals, train};
+use llm_security::normalize::{NormalizeOptions, Normalized};
+use llm_security::{ClassifierConfig, SecurityConfig, SecurityEngine};
+use serde::Serialize;
+
+use crate::common::Format;
+use crate::dataset::{self, Row, source_group};
+
+/// One scored row.
+#[derive(Debug, Clone)]
+struct Scored {
+    label: Label,
+    group: String,
+    lang: String,
+    /// Out-of-fold P(attack).
+    p: f64,
+    /// Did the rules alone flag it?
+    rules: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    rows: usize,
+    groups: usize,
+    seconds: f64,
+    classifier: Summary,
+    random_split: Summary,
+    rules_only: Rates,
+    /// Rules, or classifier at its 1%-FPR threshold.
+    combined: Rates,
+    reliability: Vec<Bin>,
+    per_source: Vec<GroupRates>,
+    per_language: Vec<GroupRates>,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    roc_auc: f64,
+    threshold_fpr_1pct: f64,
+    recall_at_fpr_1pct: f64,
+    threshold_fpr_0_1pct: f64,
+    recall_at_fpr_0_1pct: f64,
+    threshold_fpr_5pct: f64,
+    recall_at_fpr_5pct: f64,
+    brier: f64,
+}
+
+#[derive(Debug, Serialize, Default, Clone, Copy)]
+struct Rates {
+    attacks: usize,
+    caught: usize,
+    benign: usize,
+    false_positives: usize,
+    recall: Option<f64>,
+    fpr: Option<f64>,
+}
+
+impl Rates {
+    fn add(&mut self, attack: bool, flagged: bool) {
+        if attack {
+            self.attacks += 1;
+            self.caught += usize::from(flagged);
+        } else {
+            self.benign += 1;
+            self.false_positives += usize::from(flagged);
+        }
+    }
+
+    fn finish(mut self) -> Rates {
+        self.recall = (self.attacks > 0).then(|| self.caught as f64 / self.attacks as f64);
+        self.fpr = (self.benign > 0).then(|| self.false_positives as f64 / self.benign as f64);
+        self
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct GroupRates {
+    name: String,
+    classifier: Rates,
+    rules: Rates,
+    combined: Rates,
+}
+
+#[derive(Debug, Serialize)]
+struct Bin {
+    from: f64,
+    to: f64,
+    rows: usize,
+    mean_predicted: f64,
+    observed_attack_rate: f64,
+}
+
+/// ROC-AUC by the rank-sum (Mann-Whitney) formula, ties counted half.
+fn roc_auc(scores: &[(f64, bool)]) -> f64 {
+    let mut s: Vec<(f64, bool)> = scores.to_vec();
+    s.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (pos, neg) = (s.iter().filter(|x| x.1).count() as f64, s.iter().filter(|x| !x.1).count() as f64);
+    if pos == 0.0 || neg == 0.0 {
+        return f64::NAN;
+    }
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < s.len() {
+        let mut j = i;
+        while j < s.len() && s[j].0 == s[i].0 {
+            j += 1;
+        }
+        let avg_rank = (i + 1 + j) as f64 / 2.0;
+        rank_sum += avg_rank * s[i..j].iter().filter(|x| x.1).count() as f64;
+        i = j;
+    }
+    (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
+}
+
+/// The smallest threshold whose benign false-positive rate is at most `fpr`.
+fn threshold_at(scores: &[(f64, bool)], fpr: f64) -> f64 {
+    let mut benign: Vec<f64> = scores.iter().filter(|x| !x.1).map(|x| x.0).collect();
+    benign.sort_by(|a, b| b.total_cmp(a));
+    let allowed = (fpr * benign.len() as f64).floor() as usize;
+    benign.get(allowed).map_or(0.5, |v| v + 1e-9)
+}
+
+fn recall_at(scores: &[(f64, bool)], t: f64) -> f64 {
+    let attacks = scores.iter().filter(|x| x.1).count().max(1);
+    scores.iter().filter(|x| x.1 && x.0 >= t).count() as f64 / attacks as f64
+}
+
+fn summary(scores: &[(f64, bool)]) -> Summary {
+    let t1 = threshold_at(scores, 0.01);
+    let t01 = threshold_at(scores, 0.001);
+    let t5 = threshold_at(scores, 0.05);
+    let brier =
+        scores.iter().map(|(p, a)| (p - f64::from(u8::from(*a))).powi(2)).sum::<f64>() / scores.len().max(1) as f64;
+    Summary {
+        roc_auc: roc_auc(scores),
+        threshold_fpr_1pct: t1,
+        recall_at_fpr_1pct: recall_at(scores, t1),
+        threshold_fpr_0_1pct: t01,
+        recall_at_fpr_0_1pct: recall_at(scores, t01),
+        threshold_fpr_5pct: t5,
+        recall_at_fpr_5pct: recall_at(scores, t5),
+        brier,
+    }
+}
+
+fn examples(rows: &[&Row]) -> Vec<Example> {
+    rows.iter().map(|r| Example { text: r.text.clone(), label: r.label }).collect()
+}
+
+fn score(model: &Model, rules: &SecurityEngine, text: &str) -> anyhow::Result<f64> {
+    let signals = rule_signals(rules, text)?;
+    Ok(model.predict(Normalized::new(text, &NormalizeOptions::default()).text(), &signals).attack())
+}
+
+/// Runs the cross-source evaluation on `data`; rows of `train_only` are
+/// added to every training fold and never scored.
+pub fn run(data: &[PathBuf], train_only: &[PathBuf], format: Format) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let rows = dataset::load(data)?;
+    let extra = dataset::load(train_only)?;
+    let cfg = TrainConfig::default();
+    let rules = SecurityEngine::with_config(
+        SecurityConfig::new()
+            .with_classifier(ClassifierConfig { enabled: false, threshold: None })
+            .with_max_input_bytes(usize::MAX),
+    );
+    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        groups.entry(source_group(&r.source)).or_default().push(i);
+    }
+    let mut scored: Vec<Option<Scored>> = vec![None; rows.len()];
+    for (name, held) in &groups {
+        let train_rows: Vec<&Row> = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| source_group(&r.source) != *name)
+            .map(|(_, r)| r)
+            .chain(extra.iter())
+            .collect();
+        let (model, _) = train(&examples(&train_rows), &cfg)?;
+        for &i in held {
+            let r = &rows[i];
+            let flagged_by_rules = !rules.analyze_input_sync(&r.text)?.is_secure();
+            scored[i] = Some(Scored {
+                label: r.label,
+                group: name.clone(),
+                lang: r.lang.clone(),
+                p: score(&model, &rules, &r.text)?,
+                rules: flagged_by_rules,
+            });
+        }
+    }
+    let scored: Vec<Scored> = scored.into_iter().flatten().collect();
+    let pairs: Vec<(f64, bool)> = scored.iter().map(|s| (s.p, s.label != Label::Benign)).collect();
+    let classifier = summary(&pairs);
+    let t = classifier.threshold_fpr_1pct;
+
+    // The flattering baseline: one random 80/20 split.
+    let mut idx: Vec<usize> = (0..rows.len()).collect();
+    let mut state = 0x5EED_u64;
+    for i in (1..idx.len()).rev() {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        idx.swap(i, (state >> 33) as usize % (i + 1));
+    }
+    let cut = idx.len() * 4 / 5;
+    let train_rows: Vec<&Row> = idx[..cut].iter().map(|&i| &rows[i]).chain(extra.iter()).collect();
+    let (model, _) = train(&examples(&train_rows), &cfg)?;
+    let random = idx[cut..]
+        .iter()
+        .map(|&i| Ok((score(&model, &rules, &rows[i].text)?, rows[i].label != Label::Benign)))
+        .collect::<anyhow::Result<Vec<(f64, bool)>>>()?;
+    let random_split = summary(&random);
+
+    let mut rules_only = Rates::default();
+    let mut combined = Rates::default();
+    let mut per_source: BTreeMap<String, (Rates, Rates, Rates)> = BTreeMap::new();
+    let mut per_language: BTreeMap<String, (Rates, Rates, Rates)> = BTreeMap::new();
+    for s in &scored {
+        let attack = s.label != Label::Benign;
+        let by_model = s.p >= t;
+        rules_only.add(attack, s.rules);
+        combined.add(attack, s.rules || by_model);
+        for (map, key) in [(&mut per_source, &s.group), (&mut per_language, &s.lang)] {
+            let e = map.entry(key.clone()).or_default();
+            e.0.add(attack, by_model);
+            e.1.add(attack, s.rules);
+            e.2.add(attack, s.rules || by_model);
+        }
+    }
+    let to_rows = |m: BTreeMap<String, (Rates, Rates, Rates)>| {
+        m.into_iter()
+            .map(|(name, (c, r, b))| GroupRates {
+                name,
+                classifier: c.finish(),
+                rules: r.finish(),
+                combined: b.finish(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut reliability = Vec::new();
+    for b in 0..10 {
+        let (from, to) = (b as f64 / 10.0, (b + 1) as f64 / 10.0);
+        let in_bin: Vec<&(f64, bool)> = pairs.iter().filter(|(p, _)| *p >= from && (*p < to || b == 9)).collect();
+        if in_bin.is_empty() {
+            continue;
+        }
+        let n = in_bin.len() as f64;
+        reliability.push(Bin {
+            from,
+            to,
+            rows: in_bin.len(),
+            mean_predicted: in_bin.iter().map(|x| x.0).sum::<f64>() / n,
+            observed_attack_rate: in_bin.iter().filter(|x| x.1).count() as f64 / n,
+        });
+    }
+    let report = Report {
+        rows: scored.len(),
+        groups: groups.len(),
+        seconds: started.elapsed().as_secs_f64(),
+        classifier,
+        random_split,
+        rules_only: rules_only.finish(),
+        combined: combined.finish(),
+        reliability,
+        per_source: to_rows(per_source),
+        per_language: to_rows(per_language),
+    };
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string(&report)?)?,
+        Format::Human => write_human(&mut out, &report)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".into(), |v| format!("{:.1}%", 100.0 * v))
+}
+
+fn write_human(w: &mut impl Write, r: &Report) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "cross-source evaluation: {} rows, {} source groups, each held out once ({:.0} s)",
+        r.rows, r.groups, r.seconds
+    )?;
+    writeln!(w)?;
+    writeln!(
+        w,
+        "{:<28} {:>8} {:>12} {:>12} {:>12} {:>8}",
+        "classifier (out of fold)", "ROC-AUC", "recall@5%", "recall@1%", "recall@0.1%", "Brier"
+    )?;
+    for (name, s) in [("cross-source", &r.classifier), ("random 80/20 split", &r.random_split)] {
+        writeln!(
+            w,
+            "{:<28} {:>8.4} {:>12} {:>12} {:>12} {:>8.4}",
+            name,
+            s.roc_auc,
+            pct(Some(s.recall_at_fpr_5pct)),
+            pct(Some(s.recall_at_fpr_1pct)),
+            pct(Some(s.recall_at_fpr_0_1pct)),
+            s.brier
+        )?;
+    }
+    writeln!(
+        w,
+        "thresholds for 5% / 1% / 0.1% benign FPR (pooled out-of-fold): {:.4} / {:.4} / {:.4}",
+        r.classifier.threshold_fpr_5pct, r.classifier.threshold_fpr_1pct, r.classifier.threshold_fpr_0_1pct
+    )?;
+    writeln!(w)?;
+    writeln!(w, "{:<28} {:>10} {:>10}", "detector", "recall", "benign FPR")?;
+    writeln!(w, "{:<28} {:>10} {:>10}", "rules only", pct(r.rules_only.recall), pct(r.rules_only.fpr))?;
+    writeln!(w, "{:<28} {:>10} {:>10}", "rules or classifier@1%", pct(r.combined.recall), pct(r.combined.fpr))?;
+    writeln!(w)?;
+    writeln!(w, "reliability (pooled out-of-fold P(attack)):")?;
+    writeln!(w, "  {:>11} {:>7} {:>10} {:>10}", "bin", "rows", "predicted", "observed")?;
+    for b in &r.reliability {
+        writeln!(
+            w,
+            "  {:>4.1}–{:<4.1}  {:>7} {:>10.3} {:>10.3}",
+            b.from, b.to, b.rows, b.mean_predicted, b.observed_attack_rate
+        )?;
+    }
+    for (what, rows) in [("source group", &r.per_source), ("language", &r.per_language)] {
+        writeln!(w)?;
+        writeln!(
+            w,
+            "{:<36} {:>7} {:>7} | {:>9} {:>9} | {:>9} {:>9} | {:>9} {:>9}",
+            format!("per {what}"),
+            "attacks",
+            "benign",
+            "clf rec",
+            "clf FPR",
+            "rule rec",
+            "rule FPR",
+            "both rec",
+            "both FPR"
+        )?;
+        for g in rows.iter() {
+            writeln!(
+                w,
+                "{:<36} {:>7} {:>7} | {:>9} {:>9} | {:>9} {:>9} | {:>9} {:>9}",
+                g.name,
+                g.classifier.attacks,
+                g.classifier.benign,
+                pct(g.classifier.recall),
+                pct(g.classifier.fpr),
+                pct(g.rules.recall),
+                pct(g.rules.fpr),
+                pct(g.combined.recall),
+                pct(g.combined.fpr)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_of_perfect_and_random_rankings() {
+        let perfect = [(0.1, false), (0.2, false), (0.8, true), (0.9, true)];
+        assert!((roc_auc(&perfect) - 1.0).abs() < 1e-12);
+        let tied = [(0.5, false), (0.5, true)];
+        assert!((roc_auc(&tied) - 0.5).abs() < 1e-12);
+        let inverted = [(0.9, false), (0.1, true)];
+        assert!(roc_auc(&inverted).abs() < 1e-12);
+    }
+
+    #[test]
+    fn threshold_keeps_the_fpr() {
+        let s: Vec<(f64, bool)> = (0..1000).map(|i| (f64::from(i) / 1000.0, false)).collect();
+        let t = threshold_at(&s, 0.01);
+        assert!(s.iter().filter(|x| x.0 >= t).count() <= 10);
+    }
+}
