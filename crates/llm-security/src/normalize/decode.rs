@@ -80,6 +80,12 @@ const ROT13_STRONG: &[&str] = &[
     "sbetrg",       // forget
     "erirny",       // reveal
     "ehyrf",        // rules
+    "nobir",        // above
+    "cevag",        // print
+    "bhgchg",       // output
+    "zrffntr",      // message
+    "vafgehpgrq",   // instructed
+    "cerivbhfyl",   // previously
 ];
 const ROT13_WEAK: &[&str] = &["gur", "lbh", "naq", "lbhe", "guvf", "jvgu", "nyy", "jung"];
 
@@ -131,7 +137,7 @@ pub(crate) fn decode_views(
             }
         }
         if survey.maybe_rot13() {
-            if let Some(d) = rot13_view(text) {
+            if let Some(d) = rot13_view(text, survey.mentions_rot13) {
                 push(&mut out, d, Encoding::Rot13, None);
             }
         }
@@ -391,9 +397,13 @@ fn rot13(b: u8) -> u8 {
 }
 
 /// The whole text read as ROT13, when it contains ROT13 forms of key words.
-fn rot13_view(text: &str) -> Option<String> {
-    let ac = ROT13_AC.as_ref()?;
+fn rot13_view(text: &str, named: bool) -> Option<String> {
     let bytes = text.as_bytes();
+    // A text that names ROT13 is read with it, whatever words it holds.
+    if named {
+        return String::from_utf8(bytes.iter().map(|&b| rot13(b)).collect()).ok();
+    }
+    let ac = ROT13_AC.as_ref()?;
     let (mut strong, mut weak) = (0, 0);
     for m in ac.find_iter(text) {
         let before = m.start().checked_sub(1).and_then(|i| bytes.get(i));
