@@ -146,6 +146,8 @@ enum ViewMap<'a> {
     Identity,
     Map(&'a SpanMap),
     Whole(Span),
+    /// A map to the primary text, then the primary map (if any).
+    Composed(&'a SpanMap, Option<&'a SpanMap>),
 }
 
 impl View<'_> {
@@ -156,6 +158,10 @@ impl View<'_> {
             ViewMap::Identity => Span::new(start, end),
             ViewMap::Map(m) => m.to_original(start, end),
             ViewMap::Whole(s) => s,
+            ViewMap::Composed(own, primary) => {
+                let p = own.to_original(start, end);
+                primary.map_or(p, |m| m.to_original(p.start, p.end))
+            }
         }
     }
 }
@@ -168,8 +174,11 @@ pub struct DecodedView {
     /// How it was encoded.
     pub encoding: Encoding,
     /// Where the encoded text sat, in the ORIGINAL text. `None` for
-    /// length-preserving re-readings, which share the primary map.
+    /// re-readings of the whole primary text.
     pub span: Option<Span>,
+    /// For re-readings that change lengths: the map from this text to the
+    /// primary text (composed with the primary map). `None`: byte for byte.
+    pub(crate) map: Option<SpanMap>,
 }
 
 /// The normalized form of one text.
@@ -329,9 +338,10 @@ impl<'a> Normalized<'a> {
         std::iter::once(primary).chain(self.decoded.iter().map(move |d| View {
             text: &d.text,
             encoding: Some(d.encoding),
-            map: match d.span {
-                Some(s) => ViewMap::Whole(s),
-                None => primary_map,
+            map: match (d.span, &d.map) {
+                (Some(s), _) => ViewMap::Whole(s),
+                (None, Some(own)) => ViewMap::Composed(own, self.map.as_ref()),
+                (None, None) => primary_map,
             },
         }))
     }
@@ -842,7 +852,12 @@ impl<'a, 'o> Pass<'a, 'o> {
         if bytes.len() >= 4 {
             self.finding(FindingKind::VariationSelectorSmuggling, span);
             if let Ok(text) = String::from_utf8(bytes.into_iter().flatten().collect()) {
-                self.decoded.push(DecodedView { text, encoding: Encoding::VariationSelectors, span: Some(span) });
+                self.decoded.push(DecodedView {
+                    text,
+                    encoding: Encoding::VariationSelectors,
+                    span: Some(span),
+                    map: None,
+                });
             }
         } else {
             // Selectors after emoji, symbols, digits (keycaps) and CJK
