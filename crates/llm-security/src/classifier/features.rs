@@ -34,6 +34,16 @@ pub const SIGNAL_WEIGHT: f32 = 0.5;
 /// model file depends on it bit for bit.
 fn hash(seed: u64, bytes: &[u8]) -> u64 {
     const K: u64 = 0x517C_C1B7_2722_0A95;
+    if bytes.len() <= 8 {
+        // Most n-grams and many words fit one word: pack and mix once.
+        let mut w = [0u8; 8];
+        w[..bytes.len()].copy_from_slice(bytes);
+        let mut h = (u64::from_le_bytes(w) ^ seed ^ ((bytes.len() as u64) << 59)).wrapping_mul(K);
+        h ^= h >> 32;
+        h = h.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+        h ^= h >> 29;
+        return h;
+    }
     let mut h = seed ^ (bytes.len() as u64).wrapping_mul(K);
     let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {
@@ -95,7 +105,11 @@ pub fn extract(text: &str, bits: u32, out: &mut Vec<Feature>, lower: &mut String
                 }
                 space = true;
             } else {
-                lower.extend(c.to_lowercase());
+                if c.is_ascii() {
+                    lower.push(c.to_ascii_lowercase());
+                } else {
+                    lower.extend(c.to_lowercase());
+                }
                 space = false;
             }
         }
@@ -113,14 +127,25 @@ pub fn extract(text: &str, bits: u32, out: &mut Vec<Feature>, lower: &mut String
         }
         // Character 3-, 4- and 5-grams over the collapsed text, on char
         // boundaries (so CJK and Cyrillic n-grams are whole characters).
-        let starts: Vec<usize> = s.char_indices().map(|(i, _)| i).chain(std::iter::once(s.len())).collect();
-        for n in 3..=5usize {
-            if starts.len() <= n {
-                continue;
+        let b = s.as_bytes();
+        if s.is_ascii() {
+            // Every byte starts a character: no boundary table needed.
+            for n in 3..=5usize {
+                let seed = SEED_CHAR.wrapping_add(n as u64);
+                for w in b.windows(n) {
+                    push(hash(seed, w));
+                }
             }
-            let seed = SEED_CHAR.wrapping_add(n as u64);
-            for k in 0..starts.len() - n {
-                push(hash(seed, &s.as_bytes()[starts[k]..starts[k + n]]));
+        } else {
+            let starts: Vec<usize> = s.char_indices().map(|(i, _)| i).chain(std::iter::once(s.len())).collect();
+            for n in 3..=5usize {
+                if starts.len() <= n {
+                    continue;
+                }
+                let seed = SEED_CHAR.wrapping_add(n as u64);
+                for k in 0..starts.len() - n {
+                    push(hash(seed, &b[starts[k]..starts[k + n]]));
+                }
             }
         }
     }

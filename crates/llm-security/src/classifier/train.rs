@@ -46,7 +46,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            bits: 18,
+            bits: 16,
             epochs: 8,
             learning_rate: 0.5,
             l2: 1e-4,
