@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use llm_security::classifier::{Example, Label, Model, TrainConfig, rule_signals, train};
+use llm_security::classifier::{Example, Label, Model, Rng, TrainConfig, rule_signals, threshold_for_fpr, train};
 use llm_security::normalize::{NormalizeOptions, Normalized};
 use llm_security::{ClassifierConfig, SecurityConfig, SecurityEngine};
 use serde::Serialize;
@@ -132,10 +132,8 @@ fn roc_auc(scores: &[(f64, bool)]) -> f64 {
 
 /// The smallest threshold whose benign false-positive rate is at most `fpr`.
 fn threshold_at(scores: &[(f64, bool)], fpr: f64) -> f64 {
-    let mut benign: Vec<f64> = scores.iter().filter(|x| !x.1).map(|x| x.0).collect();
-    benign.sort_by(|a, b| b.total_cmp(a));
-    let allowed = (fpr * benign.len() as f64).floor() as usize;
-    benign.get(allowed).map_or(0.5, |v| v + 1e-9)
+    let benign: Vec<f64> = scores.iter().filter(|x| !x.1).map(|x| x.0).collect();
+    threshold_for_fpr(&benign, fpr)
 }
 
 fn recall_at(scores: &[(f64, bool)], t: f64) -> f64 {
@@ -215,11 +213,7 @@ pub fn run(data: &[PathBuf], train_only: &[PathBuf], format: Format) -> anyhow::
 
     // The flattering baseline: one random 80/20 split.
     let mut idx: Vec<usize> = (0..rows.len()).collect();
-    let mut state = 0x5EED_u64;
-    for i in (1..idx.len()).rev() {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        idx.swap(i, (state >> 33) as usize % (i + 1));
-    }
+    Rng::new(0x5EED).shuffle(&mut idx);
     let cut = idx.len() * 4 / 5;
     let train_rows: Vec<&Row> = idx[..cut].iter().map(|&i| &rows[i]).chain(extra.iter()).collect();
     let (model, _) = train(&examples(&train_rows), &cfg)?;

@@ -14,22 +14,22 @@
 //! Schulhoff et al. 2023, "Ignore This Title and HackAPrompt" (obfuscation
 //! in the competition's submissions).
 
-/// A small deterministic generator (SplitMix64, Steele et al. 2014): fast,
-/// full-period over `u64`, and good enough to pick perturbations. Not for
-/// anything secret.
+use llm_security::classifier::mix;
+
+/// The project's deterministic generator (SplitMix64, see
+/// [`llm_security::classifier::Rng`]) with the draws the transforms need.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(llm_security::classifier::Rng);
 
 impl Rng {
     /// A generator starting from `seed`.
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng(llm_security::classifier::Rng::new(seed))
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        mix(self.0)
+        self.0.next_u64()
     }
 
     /// A number in `0..n` (`0` when `n` is 0); the modulo bias is below
@@ -57,13 +57,6 @@ impl Rng {
     fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         items[self.below(items.len())]
     }
-}
-
-/// SplitMix64's finalizer: a bijective scramble of 64 bits.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// The generator for one transform of one text: seeded from the run's

@@ -78,29 +78,38 @@ pub struct TrainReport {
     pub nll_calibrated: f64,
 }
 
-/// SplitMix64: tiny, seeded, good enough for shuffling.
+/// SplitMix64 (Steele et al. 2014): tiny, seeded, full-period; the one
+/// generator the project uses for shuffles, splits and perturbations. Not
+/// for anything secret.
 #[derive(Debug, Clone)]
-pub(crate) struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
-    pub(crate) fn new(seed: u64) -> Rng {
+    /// A generator starting from `seed`.
+    pub fn new(seed: u64) -> Rng {
         Rng(seed)
     }
 
-    pub(crate) fn next(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        mix(self.0)
     }
 
-    pub(crate) fn shuffle<T>(&mut self, v: &mut [T]) {
+    /// Fisher-Yates shuffle.
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
         for i in (1..v.len()).rev() {
-            let j = (self.next() % (i as u64 + 1)) as usize;
+            let j = (self.next_u64() % (i as u64 + 1)) as usize;
             v.swap(i, j);
         }
     }
+}
+
+/// SplitMix64's finalizer: a bijective scramble of 64 bits.
+pub fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Features of every example, normalized as the engine normalizes, with
@@ -178,13 +187,14 @@ fn nll(z: &[[f32; CLASSES]], labels: &[Label], t: f32) -> f64 {
     z.iter().zip(labels).map(|(z, l)| -f64::from(softmax(*z, t)[*l as usize].max(1e-7)).ln()).sum::<f64>() / n
 }
 
-/// The threshold on P(attack) whose benign false-positive rate on `benign`
-/// scores is at most `target`.
-pub(crate) fn threshold_for_fpr(benign: &[f64], target: f64) -> f64 {
+/// The smallest threshold on P(attack) whose false-positive rate on the
+/// `benign` scores is at most `target` (1.0 and above when even the top
+/// score must pass).
+pub fn threshold_for_fpr(benign: &[f64], target: f64) -> f64 {
     let mut s: Vec<f64> = benign.to_vec();
     s.sort_by(|a, b| b.total_cmp(a));
-    let allowed = ((target * s.len() as f64).floor() as usize).min(s.len().saturating_sub(1));
-    s.get(allowed).map_or(0.5, |v| (v + 1e-6).clamp(0.05, 0.99))
+    let allowed = (target * s.len() as f64).floor() as usize;
+    s.get(allowed).map_or(0.5, |v| v + 1e-9)
 }
 
 /// Trains a model. Rows are split per class into a training part and a
@@ -230,7 +240,8 @@ pub fn train(examples: &[Example], cfg: &TrainConfig) -> Result<(Model, TrainRep
     };
     let benign: Vec<f64> =
         z.iter().zip(&cal_labels).filter(|(_, l)| **l == Label::Benign).map(|(z, _)| attack(z)).collect();
-    let threshold = threshold_for_fpr(&benign, cfg.target_fpr);
+    // Clamped so a degenerate split cannot ship a model that flags all or nothing.
+    let threshold = threshold_for_fpr(&benign, cfg.target_fpr).clamp(0.05, 0.99);
     let fp = benign.iter().filter(|&&p| p >= threshold).count();
     let attacks: Vec<f64> =
         z.iter().zip(&cal_labels).filter(|(_, l)| **l != Label::Benign).map(|(z, _)| attack(z)).collect();
