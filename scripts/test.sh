@@ -47,4 +47,25 @@ cargo test --workspace --doc
 section "benches compile: cargo bench --workspace --no-run"
 cargo bench --workspace --no-run
 
+# The committed classifier must be what `llmsec train` builds from the
+# datasets: retrain (debug build, ~30 s) and compare byte for byte.
+datasets=../shared/datasets
+if [ -f "$datasets/prompts-dev-benign.jsonl" ]; then
+    section "model: llmsec train reproduces crates/llm-security/model/classifier.bin"
+    model=$(mktemp)
+    trap 'rm -f "$model"' EXIT
+    cargo run --quiet -p llmsec -- train \
+        --data "$datasets/prompts-dev-injection.jsonl" \
+        --data "$datasets/prompts-dev-jailbreak.jsonl" \
+        --data "$datasets/prompts-dev-benign.jsonl" \
+        --data crates/llm-security/training/extra.jsonl \
+        --out "$model"
+    if ! cmp "$model" crates/llm-security/model/classifier.bin; then
+        echo "the committed model differs from a fresh 'llmsec train': retrain and commit it (see docs/CLI.md)" >&2
+        exit 1
+    fi
+else
+    section "model reproduction skipped: $datasets not found"
+fi
+
 section "all checks passed"
