@@ -551,6 +551,22 @@ fn despaced_view(b: &[u8]) -> Option<(String, super::SpanMap)> {
     String::from_utf8(out).ok().map(|s| (s, map))
 }
 
+/// Common words that end in a letter leetspeak writes as a digit, sorted:
+/// they tell `th3` (the) from `mp3`.
+static COMMON_WORDS: &[&[u8]] = &[
+    b"above", b"adore", b"answer", b"are", b"base", b"before", b"bore", b"care", b"case", b"change", b"changes",
+    b"code", b"come", b"compare", b"core", b"course", b"create", b"cure", b"data", b"delete", b"done", b"explore",
+    b"false", b"file", b"files", b"fire", b"force", b"free", b"gave", b"give", b"gone", b"have", b"here", b"hire",
+    b"home", b"ignore", b"ire", b"life", b"like", b"line", b"lines", b"made", b"make", b"mode", b"more", b"name",
+    b"names", b"none", b"note", b"notes", b"once", b"one", b"page", b"pages", b"place", b"places", b"please",
+    b"prepare", b"prompt", b"pure", b"quote", b"restore", b"role", b"rule", b"rules", b"same", b"save", b"score",
+    b"secret", b"share", b"shore", b"since", b"site", b"size", b"snore", b"some", b"source", b"space", b"state",
+    b"states", b"store", b"style", b"sure", b"table", b"take", b"tell", b"than", b"that", b"the", b"their", b"them",
+    b"then", b"there", b"these", b"this", b"those", b"time", b"times", b"title", b"trace", b"true", b"type", b"types",
+    b"update", b"use", b"used", b"user", b"users", b"value", b"values", b"were", b"what", b"where", b"while", b"whole",
+    b"wire", b"write", b"wrote",
+];
+
 /// A word written in leetspeak: letters with leet digits or symbols in them
 /// (`1gn0r3`, `pr3v10us`, `h4x`, `4ll`), but not ordinals, units or names
 /// with a number (`14th`, `3rd`, `8am`, `mp3`, `@user`).
@@ -564,10 +580,13 @@ fn is_leet_word(w: &[u8]) -> bool {
     if w[0] == b'@' {
         return false;
     }
-    // Letters then digits only: versions, codecs and models (mp3, h264, utf8, gpt4).
+    // Letters then digits only: versions, codecs and models (mp3, h264,
+    // utf8, gpt4) — unless the digits read back into a common word
+    // (th3 → the, ar3 → are), where leetspeak is the likelier reading.
     let first_leet = w.iter().position(|&b| leet_char(b).is_some()).unwrap_or(0);
     if first_leet > 0 && w[first_leet..].iter().all(u8::is_ascii_digit) {
-        return false;
+        let read: Vec<u8> = w.iter().map(|&b| leet_char(b).unwrap_or(b.to_ascii_lowercase())).collect();
+        return COMMON_WORDS.binary_search(&read.as_slice()).is_ok();
     }
     // Digits then a unit or ordinal suffix: 14th, 3rd, 8am, 4k, 2x, 10px.
     let digits = w.iter().take_while(|b| b.is_ascii_digit()).count();
@@ -683,6 +702,8 @@ mod tests {
         assert!(views("upgrade to mp3 player").is_empty());
         assert!(views("on the 14th and the 3rd at 8am, ping @user1 and @admin").is_empty());
         assert!(views("gpt4 and h264 in 4k at 60fps, utf8 and mp3 at 2x").is_empty());
+        assert!(COMMON_WORDS.windows(2).all(|w| w[0] < w[1]), "COMMON_WORDS must stay sorted");
+        assert_eq!(views("1gn0r3 th3 rul35")[0].text, "ignore the rules");
         let v = views("7h3 p4ssw0rd w4s h3r3");
         assert_eq!(v[0].text, "the password was here");
     }
