@@ -49,7 +49,7 @@ impl Default for TrainConfig {
             bits: 16,
             epochs: 8,
             learning_rate: 0.5,
-            l2: 1e-4,
+            l2: 1e-3,
             seed: 0x11_5E_C0_DE,
             calibration_fraction: 0.2,
             target_fpr: 0.01,
