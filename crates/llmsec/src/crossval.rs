@@ -16,9 +16,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use llm_security::classifier::{Example, Label, Model, Rng, TrainConfig, rule_signals, threshold_for_fpr, train};
+use llm_security::SecurityEngine;
+use llm_security::classifier::{
+    Example, Label, Model, Rng, TrainConfig, rule_signals, rules_engine, threshold_for_fpr, train,
+};
 use llm_security::normalize::{NormalizeOptions, Normalized};
-use llm_security::{ClassifierConfig, SecurityConfig, SecurityEngine};
 use serde::Serialize;
 
 use crate::common::Format;
@@ -175,11 +177,7 @@ pub fn run(data: &[PathBuf], train_only: &[PathBuf], format: Format) -> anyhow::
     let rows = dataset::load(data)?;
     let extra = dataset::load(train_only)?;
     let cfg = TrainConfig::default();
-    let rules = SecurityEngine::with_config(
-        SecurityConfig::new()
-            .with_classifier(ClassifierConfig { enabled: false, threshold: None })
-            .with_max_input_bytes(usize::MAX),
-    );
+    let rules = rules_engine();
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, r) in rows.iter().enumerate() {
         groups.entry(source_group(&r.source)).or_default().push(i);

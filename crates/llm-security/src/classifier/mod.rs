@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use self::features::{Feature, MAX_FEATURE_BYTES, SIGNAL_WEIGHT, add_signals, extract};
-pub use self::train::{Example, Rng, TrainConfig, TrainReport, mix, threshold_for_fpr, train};
+pub use self::train::{Example, Rng, TrainConfig, TrainReport, mix, rules_engine, threshold_for_fpr, train};
 use crate::error::Error;
 
 const MAGIC: &[u8; 8] = b"LLMSECCL";

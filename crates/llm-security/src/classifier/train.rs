@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use super::{CLASSES, Feature, Label, Model, add_signals, extract, rule_signals};
+use super::{CLASSES, Feature, Label, Model, add_signals, extract, rule_signals, softmax};
 use crate::error::Error;
 use crate::normalize::{NormalizeOptions, Normalized};
 use crate::{SecurityConfig, SecurityEngine};
@@ -131,8 +131,10 @@ fn featurize(examples: &[Example], bits: u32) -> Result<Vec<Vec<Feature>>, Error
         .collect()
 }
 
-/// The engine whose findings feed the model: every scanner but the classifier.
-pub(crate) fn rules_engine() -> SecurityEngine {
+/// The engine whose findings feed the model: every scanner but the
+/// classifier, no size limit. Training, evaluation and `rule_signals` callers
+/// use this one so the features are the same everywhere.
+pub fn rules_engine() -> SecurityEngine {
     let mut cfg = SecurityConfig::new();
     cfg.classifier.enabled = false;
     cfg.max_input_bytes = usize::MAX;
@@ -148,10 +150,6 @@ fn logits(w: &[f32], bias: &[f32; CLASSES], feats: &[Feature]) -> [f32; CLASSES]
         }
     }
     z
-}
-
-fn softmax(z: [f32; CLASSES], t: f32) -> [f32; CLASSES] {
-    super::softmax(z, t)
 }
 
 /// SGD over `idx`; returns weights and bias.

@@ -36,7 +36,7 @@ use base64::Engine as _;
 use regex::Regex;
 use url::{Host, Url};
 
-use super::markup::parse_tag;
+use super::markup::start_tags;
 use super::pii::valid_domain;
 use super::{char_classes, shannon_entropy};
 use crate::config::ExfiltrationConfig;
@@ -257,16 +257,8 @@ const URL_ATTRS: &[&str] = &[
 ];
 
 fn html(text: &str, occ: &mut Vec<Occurrence>) {
-    let b = text.as_bytes();
     let base = text.as_ptr() as usize;
-    let mut pos = 0;
-    while let Some(p) = text[pos..].find('<') {
-        let lt = pos + p;
-        pos = lt + 1;
-        if !b.get(lt + 1).is_some_and(u8::is_ascii_alphabetic) {
-            continue;
-        }
-        let tag = parse_tag(text, lt);
+    for (lt, tag) in start_tags(text) {
         let name = tag.name.to_ascii_lowercase();
         let fetching = FETCHING_TAGS.contains(&name.as_str());
         for (attr, value) in &tag.attrs {
@@ -292,10 +284,6 @@ fn html(text: &str, occ: &mut Vec<Occurrence>) {
                     url_span: (vs, ve),
                 });
             }
-        }
-        pos = pos.max(tag.end.min(text.len()));
-        while !text.is_char_boundary(pos) {
-            pos += 1;
         }
     }
 }

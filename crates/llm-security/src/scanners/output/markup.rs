@@ -262,6 +262,29 @@ pub(crate) struct Tag<'t> {
     pub(crate) end: usize,
 }
 
+/// Every start tag of `text` (a `<` followed by a letter) with its offset,
+/// in order; the search resumes after each tag's end.
+pub(crate) fn start_tags(text: &str) -> impl Iterator<Item = (usize, Tag<'_>)> {
+    let b = text.as_bytes();
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        while let Some(p) = text.get(pos..)?.find('<') {
+            let lt = pos + p;
+            pos = lt + 1;
+            if !b.get(lt + 1).is_some_and(u8::is_ascii_alphabetic) {
+                continue;
+            }
+            let tag = parse_tag(text, lt);
+            pos = pos.max(tag.end.min(text.len()));
+            while !text.is_char_boundary(pos) {
+                pos += 1;
+            }
+            return Some((lt, tag));
+        }
+        None
+    })
+}
+
 /// Tokenizes the start tag at `lt` (which holds `<` followed by a letter).
 pub(crate) fn parse_tag(text: &str, lt: usize) -> Tag<'_> {
     let b = text.as_bytes();
@@ -351,15 +374,7 @@ impl MarkupScanner {
     }
 
     fn tags(&self, cx: &ScanContext<'_>, text: &str, out: &mut Vec<Threat>) {
-        let b = text.as_bytes();
-        let mut pos = 0;
-        while let Some(p) = text[pos..].find('<') {
-            let lt = pos + p;
-            pos = lt + 1;
-            if !b.get(lt + 1).is_some_and(u8::is_ascii_alphabetic) {
-                continue;
-            }
-            let tag = parse_tag(text, lt);
+        for (lt, tag) in start_tags(text) {
             let name = tag.name.to_ascii_lowercase();
             let span = (lt, tag.end.max(lt + 1));
             let attr = |n: &str| tag.attrs.iter().find(|(a, _)| a.eq_ignore_ascii_case(n)).map(|(_, v)| *v);
@@ -424,10 +439,6 @@ impl MarkupScanner {
                     ("event_handler", rule, Severity::High, 0.9),
                     format!("inline {handler}= handler on <{name}>"),
                 );
-            }
-            pos = pos.max(tag.end.min(text.len()));
-            while !text.is_char_boundary(pos) {
-                pos += 1;
             }
         }
     }
