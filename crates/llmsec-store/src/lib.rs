@@ -1,0 +1,126 @@
+//! Storage for the llm-security server.
+//!
+//! One [`Store`] trait is the seam between the server and its database.
+//! [`SqlStore`] implements it over sqlx's `Any` driver, so the same SQL and
+//! the same [migrations](crate::migrations) serve the embedded default,
+//! SQLite in WAL mode (`sqlite://data/llmsec.db`), and PostgreSQL
+//! (`postgres://…`, behind the `postgres` cargo feature).
+//!
+//! What it keeps: API keys (hashes only), security events (with the input
+//! as the server's retention mode allows), webhook subscriptions, the
+//! webhook outbox (written in the same transaction as the event that
+//! causes it, so an accepted analysis never loses its deliveries), and the
+//! hash-chained audit log of admin actions ([`audit::verify_chain`]).
+#![deny(missing_docs)]
+
+pub mod audit;
+mod migrations;
+pub mod model;
+mod sql;
+
+pub use model::*;
+pub use sql::SqlStore;
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database said no.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The URL names a backend this build does not have.
+    #[error("unsupported database URL {url:?}: {why}")]
+    Url {
+        /// The URL, with any password removed.
+        url: String,
+        /// Why.
+        why: String,
+    },
+    /// The database was migrated by a newer version of llmsec.
+    #[error("database schema version {found} is newer than this binary's {supported}")]
+    SchemaTooNew {
+        /// The version found.
+        found: i64,
+        /// The newest this binary knows.
+        supported: i64,
+    },
+    /// A stored row could not be read back.
+    #[error("corrupt row in {table}: {why}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// What was wrong.
+        why: String,
+    },
+    /// A key, webhook or delivery id was used twice.
+    #[error("{0} already exists")]
+    Conflict(String),
+}
+
+/// The store's result type.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (the embedded default).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// The seam between the server and its database. Every read that returns
+/// tenant data takes the tenant: no method reads across tenants except the
+/// admin listings that say so.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// Stores a new key.
+    async fn insert_key(&self, key: &ApiKeyRecord) -> Result<()>;
+    /// Looks a key up by its id.
+    async fn key(&self, id: &str) -> Result<Option<ApiKeyRecord>>;
+    /// Lists keys, of one tenant or (admin) of all.
+    async fn list_keys(&self, tenant: Option<&str>) -> Result<Vec<ApiKeyRecord>>;
+    /// Revokes a key; false when there is no such live key.
+    async fn revoke_key(&self, id: &str, at: Millis) -> Result<bool>;
+
+    /// Stores analyses and the deliveries they cause, all in one transaction.
+    async fn record(&self, batch: &[Record]) -> Result<()>;
+    /// Reads events, newest first.
+    async fn events(&self, q: &EventQuery) -> Result<Vec<SecurityEvent>>;
+    /// Counts a tenant's events matching the query (cursor and limit ignored).
+    async fn count_events(&self, q: &EventQuery) -> Result<u64>;
+    /// Deletes events older than `before` (retention); returns how many.
+    async fn purge_events(&self, before: Millis) -> Result<u64>;
+    /// Deletes every event of one user of one tenant; returns how many.
+    async fn erase_user(&self, tenant: &str, user_id: &str) -> Result<u64>;
+
+    /// Stores a webhook subscription.
+    async fn insert_webhook(&self, w: &Webhook) -> Result<()>;
+    /// Lists subscriptions, of one tenant or (admin) of all.
+    async fn webhooks(&self, tenant: Option<&str>) -> Result<Vec<Webhook>>;
+    /// Deletes a subscription of a tenant; false when there is none.
+    async fn delete_webhook(&self, tenant: &str, id: &str) -> Result<bool>;
+
+    /// Takes up to `limit` pending deliveries due at `now` and leases them
+    /// until `lease_until`: a worker that dies mid-delivery leaves them to be
+    /// taken again once the lease ends (at-least-once).
+    async fn claim_deliveries(&self, now: Millis, lease_until: Millis, limit: u32) -> Result<Vec<Delivery>>;
+    /// Records how an attempt ended.
+    async fn finish_attempt(&self, id: &str, attempt: &Attempt, now: Millis) -> Result<()>;
+    /// Lists a tenant's deliveries, newest first, optionally of one status.
+    async fn deliveries(&self, tenant: &str, status: Option<DeliveryStatus>, limit: u32) -> Result<Vec<Delivery>>;
+    /// Puts a dead delivery back in the queue; false when the tenant has no such dead delivery.
+    async fn redeliver(&self, tenant: &str, id: &str, now: Millis) -> Result<bool>;
+    /// Deletes delivered deliveries older than `before`.
+    async fn purge_deliveries(&self, before: Millis) -> Result<u64>;
+
+    /// Appends to the audit log and returns the entry with its hash.
+    async fn append_audit(&self, entry: NewAudit, at: Millis) -> Result<AuditEntry>;
+    /// Reads the audit log in order, from `after_seq + 1`.
+    async fn audit_log(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>>;
+}

@@ -1,0 +1,73 @@
+//! Schema migrations, one list for both backends.
+//!
+//! The SQL keeps to what SQLite and PostgreSQL read alike: `TEXT`, `BIGINT`
+//! (times are Unix milliseconds, flags are 0/1), `DOUBLE PRECISION`. Each
+//! step runs once, in its own transaction, and is recorded in
+//! `schema_migrations`; a database newer than this binary is refused.
+
+/// `(version, statements)`, in order. Never edit a released step: add one.
+pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[(
+    1,
+    &[
+        "CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            name TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            rate_per_sec DOUBLE PRECISION,
+            created_at BIGINT NOT NULL,
+            revoked_at BIGINT
+        )",
+        "CREATE TABLE security_events (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            input TEXT,
+            threats TEXT NOT NULL,
+            confidence DOUBLE PRECISION NOT NULL,
+            verdict TEXT NOT NULL,
+            ts BIGINT NOT NULL,
+            user_id TEXT,
+            session_id TEXT
+        )",
+        "CREATE INDEX security_events_tenant_ts ON security_events (tenant, ts, id)",
+        "CREATE INDEX security_events_tenant_user ON security_events (tenant, user_id)",
+        "CREATE INDEX security_events_ts ON security_events (ts)",
+        "CREATE TABLE webhooks (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            url TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            events TEXT NOT NULL,
+            created_at BIGINT NOT NULL
+        )",
+        "CREATE INDEX webhooks_tenant ON webhooks (tenant)",
+        "CREATE TABLE deliveries (
+            id TEXT PRIMARY KEY,
+            webhook_id TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            event TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts BIGINT NOT NULL,
+            next_attempt_at BIGINT NOT NULL,
+            last_error TEXT,
+            last_status BIGINT,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL
+        )",
+        "CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at)",
+        "CREATE INDEX deliveries_tenant ON deliveries (tenant, created_at)",
+        "CREATE TABLE audit_log (
+            seq BIGINT PRIMARY KEY,
+            ts BIGINT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            details TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )",
+    ],
+)];

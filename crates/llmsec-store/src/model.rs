@@ -1,0 +1,262 @@
+//! The records the store keeps. Times are Unix milliseconds (UTC): one
+//! integer type that SQLite and PostgreSQL compare and index the same way.
+
+use serde::{Deserialize, Serialize};
+
+/// Unix time in milliseconds.
+pub type Millis = i64;
+
+/// The current time in Unix milliseconds.
+pub fn now_millis() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// What a key may do. A key carries a set of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Run analyses (`/api/security/*`, GraphQL `analyzeInput`/`validateOutput`).
+    Analyze,
+    /// Send telemetry.
+    Ingest,
+    /// Read stored events, deliveries and the tenant's own data.
+    Read,
+    /// Manage keys and webhooks, erase data, read the audit log.
+    Admin,
+}
+
+impl Scope {
+    /// Every scope, in a fixed order.
+    pub const ALL: [Scope; 4] = [Scope::Analyze, Scope::Ingest, Scope::Read, Scope::Admin];
+
+    /// The scope's name as written in keys, configs and errors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Analyze => "analyze",
+            Scope::Ingest => "ingest",
+            Scope::Read => "read",
+            Scope::Admin => "admin",
+        }
+    }
+
+    /// Parses a scope name.
+    pub fn parse(s: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// An API key as stored: never the secret, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    /// The public part of the key (`lsk_<id>_…`), unique.
+    pub id: String,
+    /// The tenant whose data the key reads and writes.
+    pub tenant: String,
+    /// A label for people.
+    pub name: String,
+    /// Hex SHA-256 of the whole key string.
+    pub hash: String,
+    /// What the key may do.
+    pub scopes: Vec<Scope>,
+    /// Requests per second this key may make (token-bucket rate); `None` takes the server default.
+    pub rate_per_sec: Option<f64>,
+    /// When it was made.
+    pub created_at: Millis,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Millis>,
+}
+
+/// One analysis, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecurityEvent {
+    /// A UUIDv7 (time-ordered).
+    pub id: String,
+    /// The tenant of the key that asked.
+    pub tenant: String,
+    /// `input_analysis` or `output_validation`.
+    pub event_type: String,
+    /// The text as the retention mode allows: absent (`none`), redacted, or full.
+    pub input: Option<String>,
+    /// The threats, as the engine's JSON.
+    pub threats: serde_json::Value,
+    /// The analysis confidence in `[0, 1]`.
+    pub confidence: f64,
+    /// `allow`, `sanitize` or `block`.
+    pub verdict: String,
+    /// When the analysis ran.
+    pub timestamp: Millis,
+    /// The caller's user id, if given.
+    pub user_id: Option<String>,
+    /// The caller's session id, if given.
+    pub session_id: Option<String>,
+}
+
+/// Which events to read: always one tenant; newest first; cursor-paginated.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// The tenant (required: no query crosses tenants).
+    pub tenant: String,
+    /// Only this event type.
+    pub event_type: Option<String>,
+    /// Only this user.
+    pub user_id: Option<String>,
+    /// Only this session.
+    pub session_id: Option<String>,
+    /// Only this verdict.
+    pub verdict: Option<String>,
+    /// Only events whose confidence is at least this.
+    pub min_confidence: Option<f64>,
+    /// Only events at or after this time.
+    pub since: Option<Millis>,
+    /// Only events before this time.
+    pub until: Option<Millis>,
+    /// Continue after this event (`(timestamp, id)` of the last one seen).
+    pub before: Option<(Millis, String)>,
+    /// At most this many (the store caps it at 1000).
+    pub limit: u32,
+}
+
+/// A webhook subscription (seed 001 `WebhookConfig`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Webhook {
+    /// Its id.
+    pub id: String,
+    /// The tenant whose events it receives.
+    pub tenant: String,
+    /// Where deliveries are POSTed.
+    pub url: String,
+    /// The HMAC key. Kept in clear: signing needs it.
+    pub secret: String,
+    /// Which events it wants (`threat.detected`, `threat.mitigated`, `analysis.completed`).
+    pub events: Vec<String>,
+    /// When it was made.
+    pub created_at: Millis,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt (or being attempted under a lease).
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Attempts exhausted; kept for people to see and redeliver.
+    Dead,
+}
+
+impl DeliveryStatus {
+    /// The status as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Dead => "dead",
+        }
+    }
+
+    /// Parses a stored status.
+    pub fn parse(s: &str) -> Option<DeliveryStatus> {
+        match s {
+            "pending" => Some(DeliveryStatus::Pending),
+            "delivered" => Some(DeliveryStatus::Delivered),
+            "dead" => Some(DeliveryStatus::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// One webhook delivery in the outbox. Its id is the idempotency key the
+/// receiver sees, the same on every attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Its id, also the idempotency key.
+    pub id: String,
+    /// The subscription it is for.
+    pub webhook_id: String,
+    /// The tenant.
+    pub tenant: String,
+    /// The event name, e.g. `threat.detected`.
+    pub event: String,
+    /// The exact JSON body sent on every attempt.
+    pub payload: String,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due (or the current lease ends).
+    pub next_attempt_at: Millis,
+    /// What went wrong on the last failed attempt.
+    pub last_error: Option<String>,
+    /// The HTTP status of the last attempt, when there was one.
+    pub last_status: Option<u16>,
+    /// When it was queued.
+    pub created_at: Millis,
+    /// When it last changed.
+    pub updated_at: Millis,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attempt {
+    /// 2xx.
+    Delivered {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// Failed; try again at `retry_at`, or give up (`retry_at: None`: dead-letter).
+    Failed {
+        /// The HTTP status, when the receiver answered.
+        status: Option<u16>,
+        /// What went wrong.
+        error: String,
+        /// When to try again; `None` moves it to the dead-letter state.
+        retry_at: Option<Millis>,
+    },
+}
+
+/// An entry of the admin audit log. `hash` = SHA-256 over the previous
+/// entry's hash and this entry's fields, so editing or dropping an entry
+/// breaks every hash after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// When it happened.
+    pub timestamp: Millis,
+    /// Who did it (a key id).
+    pub actor: String,
+    /// What was done, e.g. `key.create`.
+    pub action: String,
+    /// What it was done to, e.g. a key id.
+    pub target: String,
+    /// Details as JSON text.
+    pub details: String,
+    /// The previous entry's hash (64 zeros for the first).
+    pub prev_hash: String,
+    /// This entry's hash.
+    pub hash: String,
+}
+
+/// What a caller supplies to append to the audit log.
+#[derive(Debug, Clone)]
+pub struct NewAudit {
+    /// Who did it.
+    pub actor: String,
+    /// What was done.
+    pub action: String,
+    /// What it was done to.
+    pub target: String,
+    /// Details (serialized as JSON).
+    pub details: serde_json::Value,
+}
+
+/// An analysis to store together with the deliveries it causes (one
+/// transaction: the transactional outbox).
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// The event.
+    pub event: SecurityEvent,
+    /// Deliveries to queue.
+    pub deliveries: Vec<Delivery>,
+}

@@ -1,0 +1,610 @@
+//! [`SqlStore`]: the [`Store`] over sqlx's `Any` driver.
+//!
+//! Placeholders are `$1, $2, …`, which PostgreSQL reads as positions and
+//! SQLite as names bound in order of first appearance: every statement here
+//! therefore introduces its placeholders in ascending order.
+
+use std::time::Duration;
+
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool, Executor, Row};
+
+use crate::audit::{GENESIS, entry_hash};
+use crate::migrations::MIGRATIONS;
+use crate::model::*;
+use crate::{Backend, Result, Store, StoreError};
+
+/// Most rows one listing returns.
+const MAX_LIMIT: u32 = 1000;
+/// Any number that names our advisory lock on PostgreSQL.
+const PG_LOCK: i64 = 0x6c6c_6d73_6563;
+
+/// A [`Store`] on SQLite or PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+    /// Serializes audit appends in this process (SQLite has no advisory locks).
+    audit_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A URL with its password, if any, replaced.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl SqlStore {
+    /// Opens (creating if needed) and migrates the database at `url`:
+    /// `sqlite://PATH` (file created, WAL mode), `sqlite::memory:`, or
+    /// `postgres://…` when built with the `postgres` feature.
+    pub async fn connect(url: &str) -> Result<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let mut u = format!("sqlite:{rest}");
+            if !rest.contains("memory") && !rest.contains("mode=") {
+                u.push_str(if rest.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+            }
+            (Backend::Sqlite, u)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            if !cfg!(feature = "postgres") {
+                return Err(StoreError::Url {
+                    url: redact_url(url),
+                    why: "this build has no PostgreSQL support (cargo feature `postgres`)".into(),
+                });
+            }
+            (Backend::Postgres, url.to_owned())
+        } else {
+            return Err(StoreError::Url {
+                url: redact_url(url),
+                why: "expected sqlite://PATH, sqlite::memory: or postgres://…".into(),
+            });
+        };
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let opts = AnyPoolOptions::new()
+            // One connection for an in-memory SQLite: each connection would get its own database.
+            .max_connections(if memory { 1 } else if backend == Backend::Sqlite { 4 } else { 16 })
+            .min_connections(if memory { 1 } else { 0 })
+            .idle_timeout(if memory { None } else { Some(Duration::from_secs(600)) })
+            .max_lifetime(if memory { None } else { Some(Duration::from_secs(1800)) })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL: readers never block the writer; NORMAL sync is durable
+                        // across process crashes (kill -9) and loses at most the last
+                        // commits on power loss.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    }
+                    Ok(())
+                })
+            });
+        let pool = opts.connect(&url).await.map_err(|e| match e {
+            sqlx::Error::Configuration(why) => StoreError::Url { url: redact_url(&url), why: why.to_string() },
+            e => StoreError::Database(e),
+        })?;
+        let store = SqlStore { pool, backend, audit_lock: Default::default() };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the migrations this database lacks.
+    async fn migrate(&self) -> Result<()> {
+        self.pool
+            .execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+            .await?;
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_LOCK).execute(&mut *tx).await?;
+        }
+        let current: Option<i64> =
+            sqlx::query("SELECT MAX(version) AS v FROM schema_migrations").fetch_one(&mut *tx).await?.try_get("v")?;
+        let current = current.unwrap_or(0);
+        let newest = MIGRATIONS.last().map_or(0, |m| m.0);
+        if current > newest {
+            return Err(StoreError::SchemaTooNew { found: current, supported: newest });
+        }
+        for (version, steps) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+            for step in *steps {
+                tx.execute(*step).await?;
+            }
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(*version)
+                .bind(now_millis())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The pool, for callers that need raw access (tests, tools).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// A bind value, so dynamic queries can collect their parameters first.
+enum Param {
+    Text(String),
+    Int(i64),
+    Float(f64),
+}
+
+fn bind_all<'q>(mut q: Query<'q, Any, AnyArguments<'q>>, params: Vec<Param>) -> Query<'q, Any, AnyArguments<'q>> {
+    for p in params {
+        q = match p {
+            Param::Text(s) => q.bind(s),
+            Param::Int(i) => q.bind(i),
+            Param::Float(f) => q.bind(f),
+        };
+    }
+    q
+}
+
+fn corrupt(table: &'static str, why: impl ToString) -> StoreError {
+    StoreError::Corrupt { table, why: why.to_string() }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+fn key_from_row(r: &AnyRow) -> Result<ApiKeyRecord> {
+    let scopes: String = r.try_get("scopes")?;
+    let scopes = scopes
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| Scope::parse(s).ok_or_else(|| corrupt("api_keys", format!("unknown scope {s:?}"))))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ApiKeyRecord {
+        id: r.try_get("id")?,
+        tenant: r.try_get("tenant")?,
+        name: r.try_get("name")?,
+        hash: r.try_get("hash")?,
+        scopes,
+        rate_per_sec: r.try_get("rate_per_sec")?,
+        created_at: r.try_get("created_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+fn event_from_row(r: &AnyRow) -> Result<SecurityEvent> {
+    let threats: String = r.try_get("threats")?;
+    Ok(SecurityEvent {
+        id: r.try_get("id")?,
+        tenant: r.try_get("tenant")?,
+        event_type: r.try_get("event_type")?,
+        input: r.try_get("input")?,
+        threats: serde_json::from_str(&threats).map_err(|e| corrupt("security_events", e))?,
+        confidence: r.try_get("confidence")?,
+        verdict: r.try_get("verdict")?,
+        timestamp: r.try_get("ts")?,
+        user_id: r.try_get("user_id")?,
+        session_id: r.try_get("session_id")?,
+    })
+}
+
+fn webhook_from_row(r: &AnyRow) -> Result<Webhook> {
+    let events: String = r.try_get("events")?;
+    Ok(Webhook {
+        id: r.try_get("id")?,
+        tenant: r.try_get("tenant")?,
+        url: r.try_get("url")?,
+        secret: r.try_get("secret")?,
+        events: events.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn delivery_from_row(r: &AnyRow) -> Result<Delivery> {
+    let status: String = r.try_get("status")?;
+    let attempts: i64 = r.try_get("attempts")?;
+    let last_status: Option<i64> = r.try_get("last_status")?;
+    Ok(Delivery {
+        id: r.try_get("id")?,
+        webhook_id: r.try_get("webhook_id")?,
+        tenant: r.try_get("tenant")?,
+        event: r.try_get("event")?,
+        payload: r.try_get("payload")?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| corrupt("deliveries", format!("status {status:?}")))?,
+        attempts: u32::try_from(attempts).map_err(|e| corrupt("deliveries", e))?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        last_error: r.try_get("last_error")?,
+        last_status: last_status.and_then(|s| u16::try_from(s).ok()),
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn audit_from_row(r: &AnyRow) -> Result<AuditEntry> {
+    Ok(AuditEntry {
+        seq: r.try_get("seq")?,
+        timestamp: r.try_get("ts")?,
+        actor: r.try_get("actor")?,
+        action: r.try_get("action")?,
+        target: r.try_get("target")?,
+        details: r.try_get("details")?,
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    })
+}
+
+const EVENT_COLS: &str = "id, tenant, event_type, input, threats, confidence, verdict, ts, user_id, session_id";
+const DELIVERY_COLS: &str = "id, webhook_id, tenant, event, payload, status, attempts, next_attempt_at, last_error, last_status, created_at, updated_at";
+
+/// The WHERE clause of an event query (without cursor) and its parameters.
+fn event_filter(q: &EventQuery, with_cursor: bool) -> (String, Vec<Param>) {
+    let mut sql = String::from(" WHERE tenant = $1");
+    let mut params = vec![Param::Text(q.tenant.clone())];
+    let mut add = |clause: &str, p: Param, sql: &mut String| {
+        params.push(p);
+        sql.push_str(&clause.replace('?', &format!("${}", params.len())));
+    };
+    if let Some(v) = &q.event_type {
+        add(" AND event_type = ?", Param::Text(v.clone()), &mut sql);
+    }
+    if let Some(v) = &q.user_id {
+        add(" AND user_id = ?", Param::Text(v.clone()), &mut sql);
+    }
+    if let Some(v) = &q.session_id {
+        add(" AND session_id = ?", Param::Text(v.clone()), &mut sql);
+    }
+    if let Some(v) = &q.verdict {
+        add(" AND verdict = ?", Param::Text(v.clone()), &mut sql);
+    }
+    if let Some(v) = q.min_confidence {
+        add(" AND confidence >= ?", Param::Float(v), &mut sql);
+    }
+    if let Some(v) = q.since {
+        add(" AND ts >= ?", Param::Int(v), &mut sql);
+    }
+    if let Some(v) = q.until {
+        add(" AND ts < ?", Param::Int(v), &mut sql);
+    }
+    if with_cursor && let Some((ts, id)) = &q.before {
+        // (ts, id) < (cursor_ts, cursor_id), spelled out for SQLite.
+        let n = params.len();
+        sql.push_str(&format!(" AND (ts < ${} OR (ts = ${} AND id < ${}))", n + 1, n + 2, n + 3));
+        params.push(Param::Int(*ts));
+        params.push(Param::Int(*ts));
+        params.push(Param::Text(id.clone()));
+    }
+    (sql, params)
+}
+
+#[async_trait::async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO api_keys (id, tenant, name, hash, scopes, rate_per_sec, created_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&key.id)
+        .bind(&key.tenant)
+        .bind(&key.name)
+        .bind(&key.hash)
+        .bind(scopes.join(","))
+        .bind(key.rate_per_sec)
+        .bind(key.created_at)
+        .bind(key.revoked_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(format!("key {}", key.id)) } else { e.into() })?;
+        Ok(())
+    }
+
+    async fn key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
+        let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    async fn list_keys(&self, tenant: Option<&str>) -> Result<Vec<ApiKeyRecord>> {
+        let rows = match tenant {
+            Some(t) => {
+                sqlx::query("SELECT * FROM api_keys WHERE tenant = $1 ORDER BY created_at, id")
+                    .bind(t)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id").fetch_all(&self.pool).await?,
+        };
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn revoke_key(&self, id: &str, at: Millis) -> Result<bool> {
+        let r = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn record(&self, batch: &[Record]) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for rec in batch {
+            let e = &rec.event;
+            sqlx::query(
+                "INSERT INTO security_events (id, tenant, event_type, input, threats, confidence, verdict, ts, user_id, session_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&e.id)
+            .bind(&e.tenant)
+            .bind(&e.event_type)
+            .bind(e.input.as_deref())
+            .bind(e.threats.to_string())
+            .bind(e.confidence)
+            .bind(&e.verdict)
+            .bind(e.timestamp)
+            .bind(e.user_id.as_deref())
+            .bind(e.session_id.as_deref())
+            .execute(&mut *tx)
+            .await?;
+            for d in &rec.deliveries {
+                insert_delivery(&mut tx, d).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn events(&self, q: &EventQuery) -> Result<Vec<SecurityEvent>> {
+        let (filter, params) = event_filter(q, true);
+        let limit = q.limit.clamp(1, MAX_LIMIT);
+        let sql = format!("SELECT {EVENT_COLS} FROM security_events{filter} ORDER BY ts DESC, id DESC LIMIT {limit}");
+        let rows = bind_all(sqlx::query(&sql), params).fetch_all(&self.pool).await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn count_events(&self, q: &EventQuery) -> Result<u64> {
+        let (filter, params) = event_filter(q, false);
+        let sql = format!("SELECT COUNT(*) AS n FROM security_events{filter}");
+        let n: i64 = bind_all(sqlx::query(&sql), params).fetch_one(&self.pool).await?.try_get("n")?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn purge_events(&self, before: Millis) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM security_events WHERE ts < $1").bind(before).execute(&self.pool).await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn erase_user(&self, tenant: &str, user_id: &str) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM security_events WHERE tenant = $1 AND user_id = $2")
+            .bind(tenant)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn insert_webhook(&self, w: &Webhook) -> Result<()> {
+        sqlx::query("INSERT INTO webhooks (id, tenant, url, secret, events, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&w.id)
+            .bind(&w.tenant)
+            .bind(&w.url)
+            .bind(&w.secret)
+            .bind(w.events.join(","))
+            .bind(w.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(format!("webhook {}", w.id)) } else { e.into() })?;
+        Ok(())
+    }
+
+    async fn webhooks(&self, tenant: Option<&str>) -> Result<Vec<Webhook>> {
+        let rows = match tenant {
+            Some(t) => {
+                sqlx::query("SELECT * FROM webhooks WHERE tenant = $1 ORDER BY created_at, id")
+                    .bind(t)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => sqlx::query("SELECT * FROM webhooks ORDER BY created_at, id").fetch_all(&self.pool).await?,
+        };
+        rows.iter().map(webhook_from_row).collect()
+    }
+
+    async fn delete_webhook(&self, tenant: &str, id: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM webhooks WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn claim_deliveries(&self, now: Millis, lease_until: Millis, limit: u32) -> Result<Vec<Delivery>> {
+        let lock = if self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let sql = format!(
+            "UPDATE deliveries SET next_attempt_at = $1, updated_at = $2 WHERE id IN \
+             (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $3 \
+              ORDER BY next_attempt_at LIMIT {}{lock}) RETURNING {DELIVERY_COLS}",
+            limit.clamp(1, MAX_LIMIT)
+        );
+        let rows = sqlx::query(&sql).bind(lease_until).bind(now).bind(now).fetch_all(&self.pool).await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn finish_attempt(&self, id: &str, attempt: &Attempt, now: Millis) -> Result<()> {
+        match attempt {
+            Attempt::Delivered { status } => {
+                sqlx::query(
+                    "UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, last_status = $1, \
+                     last_error = NULL, updated_at = $2 WHERE id = $3",
+                )
+                .bind(i64::from(*status))
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            }
+            Attempt::Failed { status, error, retry_at } => {
+                let (state, next) = match retry_at {
+                    Some(t) => ("pending", *t),
+                    None => ("dead", now),
+                };
+                sqlx::query(
+                    "UPDATE deliveries SET status = $1, attempts = attempts + 1, next_attempt_at = $2, \
+                     last_status = $3, last_error = $4, updated_at = $5 WHERE id = $6",
+                )
+                .bind(state)
+                .bind(next)
+                .bind(status.map(i64::from))
+                .bind(error.as_str())
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn deliveries(&self, tenant: &str, status: Option<DeliveryStatus>, limit: u32) -> Result<Vec<Delivery>> {
+        let limit = limit.clamp(1, MAX_LIMIT);
+        let rows = match status {
+            Some(s) => {
+                let sql = format!(
+                    "SELECT {DELIVERY_COLS} FROM deliveries WHERE tenant = $1 AND status = $2 \
+                     ORDER BY created_at DESC, id DESC LIMIT {limit}"
+                );
+                sqlx::query(&sql).bind(tenant).bind(s.as_str()).fetch_all(&self.pool).await?
+            }
+            None => {
+                let sql = format!(
+                    "SELECT {DELIVERY_COLS} FROM deliveries WHERE tenant = $1 ORDER BY created_at DESC, id DESC LIMIT {limit}"
+                );
+                sqlx::query(&sql).bind(tenant).fetch_all(&self.pool).await?
+            }
+        };
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn redeliver(&self, tenant: &str, id: &str, now: Millis) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $2 \
+             WHERE tenant = $3 AND id = $4 AND status = 'dead'",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(tenant)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn purge_deliveries(&self, before: Millis) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM deliveries WHERE status = 'delivered' AND updated_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn append_audit(&self, entry: NewAudit, at: Millis) -> Result<AuditEntry> {
+        let _guard = self.audit_lock.lock().await;
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_LOCK + 1).execute(&mut *tx).await?;
+        }
+        let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
+        let (prev_seq, prev_hash) = match last {
+            Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?),
+            None => (0, GENESIS.to_owned()),
+        };
+        let seq = prev_seq + 1;
+        let details = entry.details.to_string();
+        let hash = entry_hash(&prev_hash, seq, at, &entry.actor, &entry.action, &entry.target, &details);
+        sqlx::query(
+            "INSERT INTO audit_log (seq, ts, actor, action, target, details, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(seq)
+        .bind(at)
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(&entry.target)
+        .bind(&details)
+        .bind(&prev_hash)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(AuditEntry {
+            seq,
+            timestamp: at,
+            actor: entry.actor,
+            action: entry.action,
+            target: entry.target,
+            details,
+            prev_hash,
+            hash,
+        })
+    }
+
+    async fn audit_log(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>> {
+        let sql = format!("SELECT * FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT {}", limit.clamp(1, MAX_LIMIT));
+        let rows = sqlx::query(&sql).bind(after_seq).fetch_all(&self.pool).await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+}
+
+async fn insert_delivery(tx: &mut sqlx::Transaction<'_, Any>, d: &Delivery) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO deliveries (id, webhook_id, tenant, event, payload, status, attempts, next_attempt_at, \
+         last_error, last_status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(&d.id)
+    .bind(&d.webhook_id)
+    .bind(&d.tenant)
+    .bind(&d.event)
+    .bind(&d.payload)
+    .bind(d.status.as_str())
+    .bind(i64::from(d.attempts))
+    .bind(d.next_attempt_at)
+    .bind(d.last_error.as_deref())
+    .bind(d.last_status.map(i64::from))
+    .bind(d.created_at)
+    .bind(d.updated_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_errors() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+}
