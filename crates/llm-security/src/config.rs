@@ -484,10 +484,10 @@ impl SecurityConfig {
         if self.max_input_bytes == 0 {
             return Err(Error::Config("max_input_bytes must be at least 1".into()));
         }
-        if let Some(t) = self.classifier.threshold {
-            if !(0.0..=1.0).contains(&t) || t.is_nan() {
-                return Err(Error::Config(format!("classifier.threshold must be in [0, 1], got {t}")));
-            }
+        if let Some(t) = self.classifier.threshold
+            && (!(0.0..=1.0).contains(&t) || t.is_nan())
+        {
+            return Err(Error::Config(format!("classifier.threshold must be in [0, 1], got {t}")));
         }
         let t = self.output.leak_overlap_threshold;
         if !(0.0..=1.0).contains(&t) || t.is_nan() {

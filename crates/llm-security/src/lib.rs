@@ -40,6 +40,7 @@ pub mod sanitize;
 pub mod scanner;
 pub mod scanners;
 mod types;
+pub mod webhook;
 
 pub use config::{
     ClassifierConfig, ExfiltrationConfig, JailbreakThreat, OutputValidationConfig, PiiConfig, PromptInjectionThreat,
@@ -54,3 +55,4 @@ pub use types::{
     Analysis, Encoding, Redaction, ScannerTiming, Severity, Span, Stage, Threat, ThreatType, Verdict, clamp_unit,
     noisy_or,
 };
+pub use webhook::WebhookConfig;

@@ -1,1 +1,364 @@
-pub fn _x() {}
+//! The llm-security service: the engine behind REST and GraphQL, with API
+//! keys and tenants, a SQLite or PostgreSQL store, signed durable webhooks
+//! and Prometheus metrics. `llmsec serve` is a thin wrapper around
+//! [`Server`].
+//!
+//! The request path: the connection cap ([`listener`]), HTTP metrics, the
+//! request timeout, the body limit, authentication and the per-key rate
+//! limit ([`auth`]), then the route. An analysis runs the engine inline
+//! (on the blocking pool above 32 KiB), hands its event and webhook
+//! deliveries to the group-commit [`writer`], and answers once they are
+//! durable. The [`deliver`] worker sends deliveries from the outbox.
+//!
+//! Tests drive [`Server::router`] with `tower::ServiceExt::oneshot`, and a
+//! few go over a real socket with [`Server::serve`].
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod deliver;
+pub mod error;
+pub mod graphql;
+pub mod listener;
+pub mod metrics;
+pub mod ratelimit;
+pub mod writer;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use llm_security::{SecurityEngine, Threat};
+use llmsec_store::{NewAudit, Scope, SecurityEvent, SqlStore, Store, now_millis};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::{Notify, broadcast, watch};
+
+use crate::auth::{Caller, KeyCache};
+use crate::config::ServerConfig;
+use crate::deliver::{DeliveryWorker, WebhookRegistry};
+use crate::error::ApiError;
+use crate::ratelimit::RateLimiter;
+use crate::writer::EventWriter;
+
+pub use config::ConfigError;
+
+/// The OpenAPI document served at `/openapi.json` (also `docs/openapi.json`).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// A threat pushed to GraphQL subscribers.
+#[derive(Debug, Clone)]
+pub struct ThreatNotice {
+    /// The stored event.
+    pub event: SecurityEvent,
+    /// Its threats.
+    pub threats: Vec<Threat>,
+}
+
+/// The body limit in force, for extractors to name it in errors.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine.
+    pub engine: SecurityEngine,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The configuration.
+    pub config: Arc<ServerConfig>,
+    /// Key lookup.
+    pub keys: Arc<KeyCache>,
+    /// Per-key rate limits.
+    pub limiter: Arc<RateLimiter>,
+    /// Group commit of events.
+    pub writer: EventWriter,
+    /// Webhook subscriptions.
+    pub webhooks: Arc<WebhookRegistry>,
+    /// Wakes the delivery worker.
+    pub delivery_notify: Arc<Notify>,
+    /// Threats for subscriptions.
+    pub threat_feed: broadcast::Sender<ThreatNotice>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("store", &self.store).field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration is refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] llmsec_store::StoreError),
+    /// The engine could not be built.
+    #[error("engine: {0}")]
+    Engine(#[from] llm_security::Error),
+    /// The data directory could not be made.
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The webhook HTTP client could not be built.
+    #[error("webhook client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// A configured webhook could not be registered.
+    #[error("webhooks: {0}")]
+    Webhook(String),
+}
+
+/// A built server: state, background tasks, and the way to stop them.
+#[derive(Debug)]
+pub struct Server {
+    state: AppState,
+    writer_task: tokio::task::JoinHandle<()>,
+    worker_task: tokio::task::JoinHandle<()>,
+    retention_task: tokio::task::JoinHandle<()>,
+    stop: watch::Sender<bool>,
+    bootstrap_key: Option<String>,
+}
+
+impl Server {
+    /// Opens the store (creating the data directory for SQLite), builds the
+    /// engine, registers configured webhooks, makes the first admin key if
+    /// there is none and `env_admin_key` is unset, and starts the
+    /// background tasks.
+    pub async fn start(config: ServerConfig, env_admin_key: Option<String>) -> Result<Server, StartError> {
+        config.validate()?;
+        if let Some(k) = &env_admin_key
+            && k.len() < 16
+        {
+            return Err(
+                ConfigError::Env { var: "LLMSEC_ADMIN_KEY", message: "must be at least 16 characters".into() }.into()
+            );
+        }
+        let url = config.database_url();
+        if url.starts_with("sqlite:") && !url.contains(":memory:") {
+            std::fs::create_dir_all(&config.data_dir)
+                .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
+        }
+        let engine = SecurityEngine::try_with_config(config.security_config()?)?;
+        let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await?);
+        Server::with_parts(config, engine, store, env_admin_key).await
+    }
+
+    /// Like [`start`](Self::start), over a store and engine the caller built.
+    pub async fn with_parts(
+        config: ServerConfig,
+        engine: SecurityEngine,
+        store: Arc<dyn Store>,
+        env_admin_key: Option<String>,
+    ) -> Result<Server, StartError> {
+        let metrics = crate::metrics::install();
+        let (writer, writer_task) = EventWriter::start(store.clone());
+        let webhooks = Arc::new(WebhookRegistry::default());
+        let delivery_notify = Arc::new(Notify::new());
+        let (threat_feed, _) = broadcast::channel(1024);
+        let config = Arc::new(config);
+        let state = AppState {
+            engine,
+            store: store.clone(),
+            config: config.clone(),
+            keys: Arc::new(KeyCache::new(env_admin_key.as_deref())),
+            limiter: Arc::new(RateLimiter::default()),
+            writer,
+            webhooks: webhooks.clone(),
+            delivery_notify: delivery_notify.clone(),
+            threat_feed,
+            metrics,
+        };
+        for (i, w) in config.webhooks.iter().enumerate() {
+            // A stable id per (tenant, url), so restarts replace rather than duplicate.
+            let id = format!("cfg_{}", &auth::hash_key(&format!("{}\n{}", w.tenant, w.webhook.url))[..16]);
+            store.delete_webhook(&w.tenant, &id).await?;
+            api::webhooks::register(&state, &w.tenant, w.webhook.clone(), Some(id))
+                .await
+                .map_err(|e| StartError::Webhook(format!("webhooks[{i}]: {e}")))?;
+        }
+        webhooks.reload(store.as_ref()).await?;
+        let bootstrap_key = if env_admin_key.is_none() { bootstrap_admin(store.as_ref()).await? } else { None };
+
+        let (stop, stop_rx) = watch::channel(false);
+        let worker = DeliveryWorker::new(store.clone(), webhooks, config.delivery.clone(), delivery_notify)?;
+        let worker_task = tokio::spawn(worker.run(stop_rx.clone()));
+        let retention_task = tokio::spawn(retention(store, config.storage.retention_days, stop_rx));
+        Ok(Server { state, writer_task, worker_task, retention_task, stop, bootstrap_key })
+    }
+
+    /// The admin key made on this start, when the store had none: shown once.
+    pub fn bootstrap_key(&self) -> Option<&str> {
+        self.bootstrap_key.as_deref()
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The HTTP application.
+    pub fn router(&self) -> Router {
+        app(self.state.clone())
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then stops taking
+    /// connections, lets in-flight requests finish, commits queued events and
+    /// stops the background tasks.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let capped = listener::CappedListener::new(listener, self.state.config.limits.max_connections);
+        let app = self.router();
+        let result = axum::serve(capped, app).with_graceful_shutdown(shutdown).await;
+        self.shutdown().await;
+        result
+    }
+
+    /// Stops the background tasks after committing queued events.
+    pub async fn shutdown(self) {
+        let Server { state, writer_task, worker_task, retention_task, stop, .. } = self;
+        let _ = stop.send(true);
+        drop(state);
+        // The writer ends once every handle is gone, after its last commit.
+        // Handles live in routers a caller may still hold: give it a bound.
+        let _ = tokio::time::timeout(Duration::from_secs(10), writer_task).await;
+        let _ = tokio::time::timeout(Duration::from_secs(30), worker_task).await;
+        retention_task.abort();
+    }
+}
+
+/// Makes an admin key for the default tenant when the store has no live admin key.
+async fn bootstrap_admin(store: &dyn Store) -> Result<Option<String>, llmsec_store::StoreError> {
+    let keys = store.list_keys(None).await?;
+    if keys.iter().any(|k| k.revoked_at.is_none() && k.scopes.contains(&Scope::Admin)) {
+        return Ok(None);
+    }
+    let new = auth::generate_key(auth::DEFAULT_TENANT, "bootstrap admin", Scope::ALL.to_vec(), None, now_millis());
+    store
+        .append_audit(
+            NewAudit {
+                actor: "system".into(),
+                action: "key.bootstrap".into(),
+                target: new.record.id.clone(),
+                details: serde_json::json!({"tenant": auth::DEFAULT_TENANT}),
+            },
+            now_millis(),
+        )
+        .await?;
+    store.insert_key(&new.record).await?;
+    Ok(Some(new.key))
+}
+
+/// Purges events (and delivered deliveries) older than the retention, hourly.
+async fn retention(store: Arc<dyn Store>, days: u32, mut stop: watch::Receiver<bool>) {
+    if days == 0 {
+        return;
+    }
+    loop {
+        let cutoff = now_millis() - i64::from(days) * 86_400_000;
+        match store.purge_events(cutoff).await {
+            Ok(n) if n > 0 => tracing::info!(purged = n, days, "retention: purged old events"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention purge failed"),
+        }
+        if let Err(e) = store.purge_deliveries(cutoff).await {
+            tracing::warn!(error = %e, "retention purge of deliveries failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
+        Err(e) => ApiError::Unavailable(format!("store: {e}")).into_response(),
+    }
+}
+
+async fn metrics_handler(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    caller.require(Scope::Read)?;
+    state.metrics.run_upkeep();
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response())
+}
+
+async fn openapi(caller: Caller) -> Result<Response, ApiError> {
+    // Any valid key may read the API description.
+    let _ = caller;
+    Ok(([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response())
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::NotFound(format!("no route for {} {}", req.method(), req.uri().path()))
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    let body = serde_json::json!({"error": {"code": "method_not_allowed", "message": format!("{} is not allowed on {}", req.method(), req.uri().path())}});
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+}
+
+async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = Duration::from_millis(state.config.limits.request_timeout_ms);
+    // WebSocket upgrades live on after the handshake; only the handshake is timed.
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::Timeout.into_response(),
+    }
+}
+
+/// The application: public health routes, authenticated API routes, JSON
+/// 404/405, limits and metrics around all of it.
+pub fn app(state: AppState) -> Router {
+    let schema = graphql::schema(state.clone());
+    let limit = state.config.limits.body_bytes;
+    let authenticated = Router::new()
+        .merge(api::security::router())
+        .merge(api::events::router())
+        .merge(api::admin::router())
+        .merge(api::webhooks::router())
+        .route("/graphql", post(graphql::graphql_post))
+        .route("/graphql/ws", get(graphql::graphql_ws))
+        .route("/metrics", get(metrics_handler))
+        .route("/openapi.json", get(openapi))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
+    let mut public = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz));
+    if state.config.dev_mode {
+        public = public.route("/graphql/playground", get(graphql::playground));
+    }
+    Router::new()
+        .merge(public)
+        .merge(authenticated)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::Extension(schema))
+        .layer(axum::Extension(BodyLimit(limit)))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), request_timeout))
+        .layer(middleware::from_fn(crate::metrics::track))
+        .with_state(state)
+}

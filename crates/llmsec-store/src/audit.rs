@@ -9,9 +9,25 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 /// The hash of an entry: SHA-256 over the previous hash and every field,
 /// each length-prefixed so that no two field lists hash alike.
-pub fn entry_hash(prev_hash: &str, seq: i64, timestamp: Millis, actor: &str, action: &str, target: &str, details: &str) -> String {
+pub fn entry_hash(
+    prev_hash: &str,
+    seq: i64,
+    timestamp: Millis,
+    actor: &str,
+    action: &str,
+    target: &str,
+    details: &str,
+) -> String {
     let mut h = Sha256::new();
-    for part in [prev_hash.as_bytes(), &seq.to_be_bytes(), &timestamp.to_be_bytes(), actor.as_bytes(), action.as_bytes(), target.as_bytes(), details.as_bytes()] {
+    for part in [
+        prev_hash.as_bytes(),
+        &seq.to_be_bytes(),
+        &timestamp.to_be_bytes(),
+        actor.as_bytes(),
+        action.as_bytes(),
+        target.as_bytes(),
+        details.as_bytes(),
+    ] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part);
     }
@@ -47,9 +63,8 @@ pub enum ChainError {
 /// number of entries checked.
 pub fn verify_chain<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Result<u64, ChainError> {
     let mut prev = GENESIS.to_owned();
-    let mut expected = 1;
     let mut n = 0;
-    for e in entries {
+    for (expected, e) in (1..).zip(entries) {
         if e.seq != expected {
             return Err(ChainError::Gap { seq: e.seq, expected });
         }
@@ -61,7 +76,6 @@ pub fn verify_chain<'a>(entries: impl IntoIterator<Item = &'a AuditEntry>) -> Re
             return Err(ChainError::Tampered { seq: e.seq });
         }
         prev = h;
-        expected += 1;
         n += 1;
     }
     Ok(n)

@@ -72,7 +72,13 @@ impl SqlStore {
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         let opts = AnyPoolOptions::new()
             // One connection for an in-memory SQLite: each connection would get its own database.
-            .max_connections(if memory { 1 } else if backend == Backend::Sqlite { 4 } else { 16 })
+            .max_connections(if memory {
+                1
+            } else if backend == Backend::Sqlite {
+                4
+            } else {
+                16
+            })
             .min_connections(if memory { 1 } else { 0 })
             .idle_timeout(if memory { None } else { Some(Duration::from_secs(600)) })
             .max_lifetime(if memory { None } else { Some(Duration::from_secs(1800)) })
@@ -102,7 +108,9 @@ impl SqlStore {
     /// Applies the migrations this database lacks.
     async fn migrate(&self) -> Result<()> {
         self.pool
-            .execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+            .execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+            )
             .await?;
         let mut tx = self.pool.begin().await?;
         if self.backend == Backend::Postgres {
@@ -311,7 +319,9 @@ impl Store for SqlStore {
         .bind(key.revoked_at)
         .execute(&self.pool)
         .await
-        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(format!("key {}", key.id)) } else { e.into() })?;
+        .map_err(|e| {
+            if is_unique_violation(&e) { StoreError::Conflict(format!("key {}", key.id)) } else { e.into() }
+        })?;
         Ok(())
     }
 
@@ -403,16 +413,20 @@ impl Store for SqlStore {
     }
 
     async fn insert_webhook(&self, w: &Webhook) -> Result<()> {
-        sqlx::query("INSERT INTO webhooks (id, tenant, url, secret, events, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&w.id)
-            .bind(&w.tenant)
-            .bind(&w.url)
-            .bind(&w.secret)
-            .bind(w.events.join(","))
-            .bind(w.created_at)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(format!("webhook {}", w.id)) } else { e.into() })?;
+        sqlx::query(
+            "INSERT INTO webhooks (id, tenant, url, secret, events, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&w.id)
+        .bind(&w.tenant)
+        .bind(&w.url)
+        .bind(&w.secret)
+        .bind(w.events.join(","))
+        .bind(w.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) { StoreError::Conflict(format!("webhook {}", w.id)) } else { e.into() }
+        })?;
         Ok(())
     }
 
@@ -533,7 +547,8 @@ impl Store for SqlStore {
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_LOCK + 1).execute(&mut *tx).await?;
         }
-        let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
+        let last =
+            sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
         let (prev_seq, prev_hash) = match last {
             Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?),
             None => (0, GENESIS.to_owned()),

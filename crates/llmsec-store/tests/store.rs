@@ -3,6 +3,8 @@
 //! PostgreSQL tests need `LLMSEC_TEST_POSTGRES_URL` (scripts/test.sh starts
 //! a server and sets it) and fail without it: never silently skipped.
 
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
 use llmsec_store::audit::verify_chain;
 use llmsec_store::*;
 use serde_json::json;
@@ -85,7 +87,12 @@ async fn keys(s: &dyn Store) {
 async fn events_and_isolation(s: &dyn Store) {
     let batch: Vec<Record> = (0..25)
         .map(|i| Record {
-            event: event(if i % 5 == 0 { "b" } else { "a" }, &format!("e{i:03}"), 1000 + i, Some(if i % 2 == 0 { "u1" } else { "u2" })),
+            event: event(
+                if i % 5 == 0 { "b" } else { "a" },
+                &format!("e{i:03}"),
+                1000 + i,
+                Some(if i % 2 == 0 { "u1" } else { "u2" }),
+            ),
             deliveries: vec![],
         })
         .collect();
@@ -111,7 +118,8 @@ async fn events_and_isolation(s: &dyn Store) {
     // Filters.
     let by_user = EventQuery { tenant: "a".into(), user_id: Some("u2".into()), limit: 100, ..Default::default() };
     assert_eq!(s.count_events(&by_user).await.unwrap(), 10);
-    let window = EventQuery { tenant: "a".into(), since: Some(1010), until: Some(1015), limit: 100, ..Default::default() };
+    let window =
+        EventQuery { tenant: "a".into(), since: Some(1010), until: Some(1015), limit: 100, ..Default::default() };
     assert_eq!(s.events(&window).await.unwrap().len(), 4, "1011..1014 in tenant a (1010 is tenant b)");
     // Erase by user stays in the tenant.
     assert_eq!(s.erase_user("a", "u1").await.unwrap(), 10);
@@ -122,7 +130,10 @@ async fn events_and_isolation(s: &dyn Store) {
 }
 
 async fn outbox(s: &dyn Store) {
-    let rec = Record { event: event("a", "ev1", 10, None), deliveries: vec![delivery("d1", "a", 10), delivery("d2", "b", 10)] };
+    let rec = Record {
+        event: event("a", "ev1", 10, None),
+        deliveries: vec![delivery("d1", "a", 10), delivery("d2", "b", 10)],
+    };
     s.record(&[rec]).await.unwrap();
     // Not yet due.
     assert!(s.claim_deliveries(9, 100, 10).await.unwrap().is_empty());
@@ -140,7 +151,9 @@ async fn outbox(s: &dyn Store) {
     let d1 = again.iter().find(|d| d.id == "d1").unwrap();
     assert_eq!((d1.attempts, d1.last_status, d1.last_error.as_deref()), (1, Some(500), Some("HTTP 500")));
     s.finish_attempt("d1", &Attempt::Delivered { status: 204 }, 130).await.unwrap();
-    s.finish_attempt("d2", &Attempt::Failed { status: None, error: "refused".into(), retry_at: None }, 130).await.unwrap();
+    s.finish_attempt("d2", &Attempt::Failed { status: None, error: "refused".into(), retry_at: None }, 130)
+        .await
+        .unwrap();
     assert!(s.claim_deliveries(10_000, 10_100, 10).await.unwrap().is_empty());
     let dead = s.deliveries("b", Some(DeliveryStatus::Dead), 10).await.unwrap();
     assert_eq!(dead.len(), 1);
@@ -171,7 +184,12 @@ async fn audit(s: &dyn Store) {
     for i in 0..5 {
         let e = s
             .append_audit(
-                NewAudit { actor: "admin".into(), action: "key.create".into(), target: format!("k{i}"), details: json!({"i": i}) },
+                NewAudit {
+                    actor: "admin".into(),
+                    action: "key.create".into(),
+                    target: format!("k{i}"),
+                    details: json!({"i": i}),
+                },
                 100 + i,
             )
             .await
@@ -231,7 +249,10 @@ async fn postgres_store() {
 async fn postgres_concurrent_claims_never_share_a_delivery() {
     let s = postgres().await;
     let recs: Vec<Record> = (0..40)
-        .map(|i| Record { event: event("a", &format!("e{i}"), 1, None), deliveries: vec![delivery(&format!("d{i}"), "a", 1)] })
+        .map(|i| Record {
+            event: event("a", &format!("e{i}"), 1, None),
+            deliveries: vec![delivery(&format!("d{i}"), "a", 1)],
+        })
         .collect();
     s.record(&recs).await.unwrap();
     let (a, b) = tokio::join!(s.claim_deliveries(5, 100, 25), s.claim_deliveries(5, 100, 25));

@@ -145,23 +145,22 @@ pub(crate) fn decode_views(
                 }
             }
         }
-        if survey.maybe_rot13() {
-            if let Some(d) = rot13_view(text, survey.mentions_rot13) {
-                push(&mut out, d, Encoding::Rot13, None);
-            }
+        if survey.maybe_rot13()
+            && let Some(d) = rot13_view(text, survey.mentions_rot13)
+        {
+            push(&mut out, d, Encoding::Rot13, None);
         }
-        if survey.leet_words >= 2 {
-            if let Some(d) = leet_view(text) {
-                push(&mut out, d, Encoding::Leetspeak, None);
-            }
+        if survey.leet_words >= 2
+            && let Some(d) = leet_view(text)
+        {
+            push(&mut out, d, Encoding::Leetspeak, None);
         }
     }
-    if opts.decode_encodings {
-        if let Some((joined, map)) = despaced_view(bytes) {
-            if out.len() < budget {
-                out.push(DecodedView { text: joined, encoding: Encoding::Spaced, span: None, map: Some(map) });
-            }
-        }
+    if opts.decode_encodings
+        && let Some((joined, map)) = despaced_view(bytes)
+        && out.len() < budget
+    {
+        out.push(DecodedView { text: joined, encoding: Encoding::Spaced, span: None, map: Some(map) });
     }
     if opts.decode_unicode_escapes && survey.escape {
         for m in ESCAPE.find_iter(text) {
@@ -341,7 +340,7 @@ fn decode_hex(seg: &str) -> Option<String> {
     } else {
         s.bytes().filter(|b| b.is_ascii_hexdigit()).collect()
     };
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Option<Vec<u8>> = digits.chunks(2).map(|p| Some(hex_val(p[0])? << 4 | hex_val(*p.get(1)?)?)).collect();
@@ -354,13 +353,14 @@ fn decode_percent(seg: &str) -> Option<String> {
     let mut escapes = 0;
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex_val(b[i + 1]), hex_val(b[i + 2])) {
-                out.push(h << 4 | l);
-                escapes += 1;
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex_val(b[i + 1]), hex_val(b[i + 2]))
+        {
+            out.push(h << 4 | l);
+            escapes += 1;
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;

@@ -537,12 +537,13 @@ impl<'a, 'o> Pass<'a, 'o> {
     }
 
     fn finding(&mut self, kind: FindingKind, span: Span) {
-        if let Some(last) = self.findings.iter_mut().rev().find(|f| f.kind == kind) {
-            if span.start <= last.span.end + 16 && span.start >= last.span.start {
-                last.span.end = last.span.end.max(span.end);
-                last.count += 1;
-                return;
-            }
+        if let Some(last) = self.findings.iter_mut().rev().find(|f| f.kind == kind)
+            && span.start <= last.span.end + 16
+            && span.start >= last.span.start
+        {
+            last.span.end = last.span.end.max(span.end);
+            last.count += 1;
+            return;
         }
         self.findings.push(UnicodeFinding { kind, span, count: 1 });
     }

@@ -43,13 +43,15 @@ impl SpanMap {
             return;
         }
         let (orig, len) = (orig as u32, len as u32);
-        if let Some(last) = self.runs.last_mut() {
-            if last.identity && last.orig + last.orig_len == orig && last.out + last.out_len == self.out_len {
-                last.out_len += len;
-                last.orig_len += len;
-                self.out_len += len;
-                return;
-            }
+        if let Some(last) = self.runs.last_mut()
+            && last.identity
+            && last.orig + last.orig_len == orig
+            && last.out + last.out_len == self.out_len
+        {
+            last.out_len += len;
+            last.orig_len += len;
+            self.out_len += len;
+            return;
         }
         self.runs.push(Run { out: self.out_len, out_len: len, orig, orig_len: len, identity: true });
         self.out_len += len;

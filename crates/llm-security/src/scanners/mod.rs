@@ -26,10 +26,11 @@ pub(crate) fn input_scanners(cfg: &SecurityConfig) -> Vec<Box<dyn Scanner>> {
     }
     // The built-in model is checked by the crate's tests; a defect there
     // leaves the rules running rather than failing every engine build.
-    if cfg.classifier.enabled && (cfg.prompt_injection_detection || cfg.jailbreak_detection) {
-        if let Ok(model) = crate::classifier::Model::builtin() {
-            v.push(Box::new(classifier::ClassifierScanner::new("classifier", model, cfg.classifier.threshold)));
-        }
+    if cfg.classifier.enabled
+        && (cfg.prompt_injection_detection || cfg.jailbreak_detection)
+        && let Ok(model) = crate::classifier::Model::builtin()
+    {
+        v.push(Box::new(classifier::ClassifierScanner::new("classifier", model, cfg.classifier.threshold)));
     }
     v
 }

@@ -414,7 +414,7 @@ fn looks_like_data(s: &str, tokens: bool) -> Option<&'static str> {
     if !b64_alphabet {
         return None;
     }
-    let hex = n >= 16 && n % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let hex = n >= 16 && n.is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit());
     if hex {
         let bytes: Vec<u8> = s
             .as_bytes()
@@ -430,13 +430,14 @@ fn looks_like_data(s: &str, tokens: bool) -> Option<&'static str> {
         let decoded = base64::engine::general_purpose::STANDARD_NO_PAD
             .decode(t)
             .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t));
-        if let Ok(bytes) = decoded {
-            if bytes.len() >= 8 && printable_share(&bytes) >= 0.95 {
-                // Base64 of text (words, JSON, key=value).
-                let letters = bytes.iter().filter(|b| b.is_ascii_alphabetic()).count();
-                if letters * 2 >= bytes.len() {
-                    return Some("base64-encoded text");
-                }
+        if let Ok(bytes) = decoded
+            && bytes.len() >= 8
+            && printable_share(&bytes) >= 0.95
+        {
+            // Base64 of text (words, JSON, key=value).
+            let letters = bytes.iter().filter(|b| b.is_ascii_alphabetic()).count();
+            if letters * 2 >= bytes.len() {
+                return Some("base64-encoded text");
             }
         }
     }

@@ -273,10 +273,10 @@ impl Scanner for LeakageScanner {
 
     fn scan(&self, cx: &ScanContext<'_>, out: &mut Vec<Threat>) {
         self.canaries(cx, out);
-        if let Some(sp) = cx.output.and_then(|o| o.system_prompt.as_deref()) {
-            if !sp.trim().is_empty() {
-                self.overlap(cx, sp, out);
-            }
+        if let Some(sp) = cx.output.and_then(|o| o.system_prompt.as_deref())
+            && !sp.trim().is_empty()
+        {
+            self.overlap(cx, sp, out);
         }
     }
 }

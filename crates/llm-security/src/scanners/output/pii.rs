@@ -675,19 +675,19 @@ fn numbers(text: &str, cfg: &PiiConfig, found: &mut Vec<Found>) {
             && b[d - 2].is_ascii_alphabetic()
             && (d == 2 || !b[d - 3].is_ascii_alphanumeric())
             && b.get(d + 1).is_some_and(u8::is_ascii_digit)
+            && let Some(f) = iban_at(text, d - 2)
         {
-            if let Some(f) = iban_at(text, d - 2) {
-                i = f.end;
-                found.push(f);
-                continue;
-            }
+            i = f.end;
+            found.push(f);
+            continue;
         }
-        if cfg.ip_address && b[d + 1..(d + 5).min(b.len())].contains(&b'.') {
-            if let Some(f) = ipv4_at(text, d) {
-                i = f.end;
-                found.push(f);
-                continue;
-            }
+        if cfg.ip_address
+            && b[d + 1..(d + 5).min(b.len())].contains(&b'.')
+            && let Some(f) = ipv4_at(text, d)
+        {
+            i = f.end;
+            found.push(f);
+            continue;
         }
         let start = if d > 0 && matches!(b[d - 1], b'+' | b'(') { d - 1 } else { d };
         // Most numbers are short: skip a stretch of digits and separators
@@ -854,10 +854,10 @@ fn classify(text: &str, run: &Run, cfg: &PiiConfig) -> Class {
         }
     }
 
-    if cfg.phone {
-        if let Some(f) = phone(text, run, &digits, &lens) {
-            return Class::Report(f);
-        }
+    if cfg.phone
+        && let Some(f) = phone(text, run, &digits, &lens)
+    {
+        return Class::Report(f);
     }
     Class::Nothing
 }
@@ -906,7 +906,7 @@ fn luhn_ok(d: &str) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The card network of a number by its IIN prefix and length.

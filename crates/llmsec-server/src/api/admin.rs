@@ -1,0 +1,196 @@
+//! Admin routes: keys, the audit log, erasure by user. Every change is
+//! appended to the hash-chained audit log before it is answered.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use llmsec_store::{ApiKeyRecord, AuditEntry, NewAudit, Scope, now_millis};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::AppState;
+use crate::auth::{Caller, generate_key};
+use crate::error::{ApiError, Json, Params};
+
+/// `POST /api/admin/keys`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// The tenant the key belongs to (default: the caller's).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// A label.
+    pub name: String,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+    /// Its own request rate per second.
+    #[serde(default)]
+    pub rate_per_sec: Option<f64>,
+}
+
+/// A key as listed: never its hash.
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    /// The public id.
+    pub id: String,
+    /// The tenant.
+    pub tenant: String,
+    /// The label.
+    pub name: String,
+    /// The scopes.
+    pub scopes: Vec<Scope>,
+    /// Its rate, if it has its own.
+    pub rate_per_sec: Option<f64>,
+    /// When it was made (RFC 3339).
+    pub created_at: Option<String>,
+    /// When it was revoked.
+    pub revoked_at: Option<String>,
+    /// The whole key: only in the answer that creates it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+pub(crate) fn rfc3339(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+impl From<ApiKeyRecord> for KeyView {
+    fn from(k: ApiKeyRecord) -> KeyView {
+        KeyView {
+            id: k.id,
+            tenant: k.tenant,
+            name: k.name,
+            scopes: k.scopes,
+            rate_per_sec: k.rate_per_sec,
+            created_at: rfc3339(k.created_at),
+            revoked_at: k.revoked_at.and_then(rfc3339),
+            key: None,
+        }
+    }
+}
+
+/// Tenant names: 1–64 of `[A-Za-z0-9_.-]`.
+pub(crate) fn check_tenant(field: &str, t: &str) -> Result<(), ApiError> {
+    if t.is_empty() || t.len() > 64 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
+        return Err(ApiError::field(field, "must be 1-64 characters of A-Z a-z 0-9 _ . -"));
+    }
+    Ok(())
+}
+
+/// Appends to the audit log.
+pub(crate) async fn audit(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    target: &str,
+    details: serde_json::Value,
+) -> Result<AuditEntry, ApiError> {
+    let entry = NewAudit { actor: caller.key_id.clone(), action: action.into(), target: target.into(), details };
+    Ok(state.store.append_audit(entry, now_millis()).await?)
+}
+
+async fn create_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<CreateKey>,
+) -> Result<(StatusCode, Json<KeyView>), ApiError> {
+    caller.require(Scope::Admin)?;
+    let tenant = req.tenant.unwrap_or_else(|| caller.tenant.clone());
+    check_tenant("tenant", &tenant)?;
+    if req.name.trim().is_empty() || req.name.len() > 200 {
+        return Err(ApiError::field("name", "must be 1-200 characters"));
+    }
+    if req.scopes.is_empty() {
+        return Err(ApiError::field("scopes", "must name at least one of analyze, ingest, read, admin"));
+    }
+    if let Some(r) = req.rate_per_sec
+        && !(r > 0.0 && r.is_finite())
+    {
+        return Err(ApiError::field("rate_per_sec", "must be a positive number"));
+    }
+    let mut scopes = req.scopes;
+    scopes.sort();
+    scopes.dedup();
+    let new = generate_key(&tenant, req.name.trim(), scopes, req.rate_per_sec, now_millis());
+    audit(
+        &state,
+        &caller,
+        "key.create",
+        &new.record.id,
+        json!({"tenant": tenant, "name": new.record.name, "scopes": new.record.scopes}),
+    )
+    .await?;
+    state.store.insert_key(&new.record).await?;
+    let mut view = KeyView::from(new.record);
+    view.key = Some(new.key);
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn list_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    Params(q): Params,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Admin)?;
+    let tenant = q.get("tenant").map(String::as_str);
+    if let Some(t) = tenant {
+        check_tenant("tenant", t)?;
+    }
+    let keys: Vec<KeyView> = state.store.list_keys(tenant).await?.into_iter().map(KeyView::from).collect();
+    Ok(Json(json!({ "keys": keys })))
+}
+
+async fn revoke_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Admin)?;
+    if state.store.key(&id).await?.is_none_or(|k| k.revoked_at.is_some()) {
+        return Err(ApiError::NotFound(format!("no live key {id:?}")));
+    }
+    audit(&state, &caller, "key.revoke", &id, json!({})).await?;
+    state.store.revoke_key(&id, now_millis()).await?;
+    state.keys.invalidate(&id);
+    state.limiter.forget(&id);
+    Ok(Json(json!({ "id": id, "revoked": true })))
+}
+
+async fn audit_log(
+    State(state): State<AppState>,
+    caller: Caller,
+    Params(q): Params,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Admin)?;
+    let after = match q.get("after") {
+        Some(v) => v.parse::<i64>().map_err(|_| ApiError::field("after", "must be an integer sequence number"))?,
+        None => 0,
+    };
+    let limit = match q.get("limit") {
+        Some(v) => v.parse::<u32>().map_err(|_| ApiError::field("limit", "must be a positive integer"))?,
+        None => 100,
+    };
+    let entries = state.store.audit_log(after, limit).await?;
+    Ok(Json(json!({ "entries": entries })))
+}
+
+async fn erase_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user_id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Admin)?;
+    audit(&state, &caller, "user.erase", &user_id, json!({"tenant": caller.tenant})).await?;
+    let deleted = state.store.erase_user(&caller.tenant, &user_id).await?;
+    Ok(Json(json!({ "user_id": user_id, "deleted": deleted })))
+}
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/admin/keys", post(create_key).get(list_keys))
+        .route("/api/admin/keys/{id}", delete(revoke_key))
+        .route("/api/admin/audit", get(audit_log))
+        .route("/api/security/users/{user_id}/events", delete(erase_user))
+}

@@ -1,0 +1,321 @@
+//! `POST /api/security/analyze`, `/validate` and their batch forms; the
+//! analysis core that GraphQL shares.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use llm_security::{Analysis, ExpectedFormat, OutputContext, Threat};
+use llmsec_store::{Record, Scope, SecurityEvent, now_millis};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::config::InputRetention;
+use crate::error::{ApiError, Json};
+
+/// Texts longer than this are analysed on the blocking pool, so one large
+/// prompt does not hold up the async workers.
+const INLINE_BYTES: usize = 32 * 1024;
+
+/// The seed's request: `{input, user_id?, session_id?}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyzeRequest {
+    /// The prompt.
+    pub input: String,
+    /// The end user, for erasure and per-user queries.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// The conversation.
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+/// A completion to validate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateRequest {
+    /// The completion.
+    pub output: String,
+    /// The end user.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// The conversation.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// The system prompt the completion must not leak.
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+    /// The prompt that produced the completion.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// The format the application expects (`json`, `markdown`, …).
+    #[serde(default)]
+    pub expected_format: Option<ExpectedFormat>,
+    /// A JSON Schema the completion must satisfy.
+    #[serde(default)]
+    pub json_schema: Option<serde_json::Value>,
+}
+
+/// The seed's response, plus the verdict, the sanitized text and the stored event's id.
+#[derive(Debug, Clone, Serialize)]
+pub struct SecurityResponse {
+    /// True when the policy lets the text through unchanged.
+    pub is_secure: bool,
+    /// Every threat found, with spans into the submitted text.
+    pub threats: Vec<Threat>,
+    /// How likely the text is an attack or a leak, in `[0, 1]`.
+    pub confidence: f64,
+    /// Engine time in milliseconds (the seed's field).
+    pub analysis_time: u64,
+    /// Engine time in microseconds.
+    pub analysis_time_us: u64,
+    /// `allow`, `sanitize` or `block`.
+    pub verdict: llm_security::Verdict,
+    /// The text to pass on when the verdict is `sanitize`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sanitized: Option<String>,
+    /// The stored security event.
+    pub event_id: String,
+}
+
+/// A batch of analyses.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch<T> {
+    /// The items, analysed in order.
+    pub items: Vec<T>,
+}
+
+/// A batch's answer: one result per item, in order.
+#[derive(Debug, Serialize)]
+pub struct BatchResponse {
+    /// The results.
+    pub results: Vec<SecurityResponse>,
+}
+
+/// What the core needs to know about one text.
+#[derive(Debug)]
+pub(crate) enum Job {
+    Input(AnalyzeRequest),
+    Output(ValidateRequest),
+}
+
+impl Job {
+    fn text(&self) -> &str {
+        match self {
+            Job::Input(r) => &r.input,
+            Job::Output(r) => &r.output,
+        }
+    }
+    fn field(&self) -> &'static str {
+        match self {
+            Job::Input(_) => "input",
+            Job::Output(_) => "output",
+        }
+    }
+}
+
+fn run_engine(engine: &llm_security::SecurityEngine, job: &Job) -> Result<Analysis, llm_security::Error> {
+    match job {
+        Job::Input(r) => engine.analyze_input_sync(&r.input),
+        Job::Output(r) => {
+            let cx = OutputContext {
+                expected_format: r.expected_format,
+                json_schema: r.json_schema.clone(),
+                system_prompt: r.system_prompt.clone(),
+                prompt: r.prompt.clone(),
+            };
+            engine.validate_output_with(&r.output, &cx)
+        }
+    }
+}
+
+/// Runs the engine on one text, stores the event (and its webhook
+/// deliveries) durably, publishes it to subscribers, and answers.
+pub(crate) async fn analyze(
+    state: &AppState,
+    caller: &Caller,
+    job: Job,
+    field: String,
+) -> Result<SecurityResponse, ApiError> {
+    let (job, analysis) = evaluate(state, job, field).await?;
+    commit(state, caller, job, analysis).await
+}
+
+/// Runs the engine; an error names `field`.
+async fn evaluate(state: &AppState, job: Job, field: String) -> Result<(Job, Analysis), ApiError> {
+    let (job, analysis) = if job.text().len() > INLINE_BYTES {
+        let engine = state.engine.clone();
+        tokio::task::spawn_blocking(move || {
+            let a = run_engine(&engine, &job);
+            (job, a)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("analysis task: {e}")))?
+    } else {
+        let a = run_engine(&state.engine, &job);
+        (job, a)
+    };
+    let analysis = analysis.map_err(|e| match e {
+        llm_security::Error::InputTooLarge { .. } => ApiError::field(field.clone(), e.to_string()),
+        llm_security::Error::Schema(m) => ApiError::field(field.replace(job.field(), "json_schema"), m),
+        e => ApiError::Internal(e.to_string()),
+    })?;
+    Ok((job, analysis))
+}
+
+/// Stores the event and its deliveries, publishes it, and answers.
+async fn commit(state: &AppState, caller: &Caller, job: Job, analysis: Analysis) -> Result<SecurityResponse, ApiError> {
+    let endpoint = match job {
+        Job::Input(_) => "analyze",
+        Job::Output(_) => "validate",
+    };
+    crate::metrics::record_analysis(endpoint, &analysis);
+
+    let text = job.text();
+    let stored_input = match state.config.storage.input {
+        InputRetention::None => None,
+        InputRetention::Full => Some(text.to_owned()),
+        InputRetention::Redacted => Some(redact(state, &job, &analysis)?),
+    };
+    let (user_id, session_id) = match &job {
+        Job::Input(r) => (r.user_id.clone(), r.session_id.clone()),
+        Job::Output(r) => (r.user_id.clone(), r.session_id.clone()),
+    };
+    let now = now_millis();
+    let threats = serde_json::to_value(analysis.threats()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let event = SecurityEvent {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant: caller.tenant.clone(),
+        event_type: match job {
+            Job::Input(_) => "input_analysis",
+            Job::Output(_) => "output_validation",
+        }
+        .to_owned(),
+        input: stored_input,
+        threats,
+        confidence: analysis.confidence(),
+        verdict: analysis.verdict().as_str().to_owned(),
+        timestamp: now,
+        user_id,
+        session_id,
+    };
+    let deliveries = crate::deliver::deliveries_for(&state.webhooks.for_tenant(&caller.tenant), &event, &analysis, now);
+    let has_deliveries = !deliveries.is_empty();
+    let event_id = event.id.clone();
+    if !analysis.threats().is_empty() {
+        let _ =
+            state.threat_feed.send(crate::ThreatNotice { event: event.clone(), threats: analysis.threats().to_vec() });
+    }
+    state.writer.write(Record { event, deliveries }).await?;
+    if has_deliveries {
+        state.delivery_notify.notify_one();
+    }
+    let t = analysis.analysis_time();
+    Ok(SecurityResponse {
+        is_secure: analysis.is_secure(),
+        threats: analysis.threats().to_vec(),
+        confidence: analysis.confidence(),
+        analysis_time: t.as_millis() as u64,
+        analysis_time_us: t.as_micros() as u64,
+        verdict: analysis.verdict(),
+        sanitized: analysis.sanitized().map(str::to_owned),
+        event_id,
+    })
+}
+
+/// The text as the `redacted` retention mode stores it: secrets and PII
+/// replaced by typed placeholders, invisible characters stripped.
+fn redact(state: &AppState, job: &Job, a: &Analysis) -> Result<String, ApiError> {
+    if let Some(s) = a.sanitized() {
+        return Ok(s.to_owned());
+    }
+    let text = job.text();
+    if matches!(job, Job::Output(_)) && a.threats().is_empty() {
+        // Validation already ran the secret and PII scanners and found nothing.
+        return Ok(text.to_owned());
+    }
+    match state.engine.sanitize(text) {
+        Ok(s) => Ok(s.text),
+        // Too large to re-scan: keep nothing rather than keep it unredacted.
+        Err(llm_security::Error::InputTooLarge { .. }) => Ok(String::new()),
+        Err(e) => Err(ApiError::Internal(e.to_string())),
+    }
+}
+
+async fn analyze_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<AnalyzeRequest>,
+) -> Result<Json<SecurityResponse>, ApiError> {
+    caller.require(Scope::Analyze)?;
+    analyze(&state, &caller, Job::Input(req), "input".into()).await.map(Json)
+}
+
+async fn validate_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<ValidateRequest>,
+) -> Result<Json<SecurityResponse>, ApiError> {
+    caller.require(Scope::Analyze)?;
+    analyze(&state, &caller, Job::Output(req), "output".into()).await.map(Json)
+}
+
+fn check_batch<T>(state: &AppState, items: &[T]) -> Result<(), ApiError> {
+    let max = state.config.limits.batch_items;
+    if items.is_empty() {
+        return Err(ApiError::field("items", "must hold at least one item"));
+    }
+    if items.len() > max {
+        return Err(ApiError::field("items", format!("holds {} items; at most {max} per batch", items.len())));
+    }
+    Ok(())
+}
+
+async fn analyze_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<Batch<AnalyzeRequest>>,
+) -> Result<Json<BatchResponse>, ApiError> {
+    caller.require(Scope::Analyze)?;
+    check_batch(&state, &req.items)?;
+    let jobs = req.items.into_iter().map(Job::Input).collect();
+    run_batch(&state, &caller, jobs).await
+}
+
+async fn validate_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<Batch<ValidateRequest>>,
+) -> Result<Json<BatchResponse>, ApiError> {
+    caller.require(Scope::Analyze)?;
+    check_batch(&state, &req.items)?;
+    let jobs = req.items.into_iter().map(Job::Output).collect();
+    run_batch(&state, &caller, jobs).await
+}
+
+/// Analyses every item first, so that an item the engine refuses fails the
+/// whole batch before anything is stored; then stores each.
+async fn run_batch(state: &AppState, caller: &Caller, jobs: Vec<Job>) -> Result<Json<BatchResponse>, ApiError> {
+    let mut done = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.into_iter().enumerate() {
+        let field = format!("items[{i}].{}", job.field());
+        done.push(evaluate(state, job, field).await?);
+    }
+    // Committed together: the writer puts them in one transaction.
+    let results = futures_util::future::try_join_all(
+        done.into_iter().map(|(job, analysis)| commit(state, caller, job, analysis)),
+    )
+    .await?;
+    Ok(Json(BatchResponse { results }))
+}
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/security/analyze", post(analyze_one))
+        .route("/api/security/validate", post(validate_one))
+        .route("/api/security/analyze/batch", post(analyze_batch))
+        .route("/api/security/validate/batch", post(validate_batch))
+}

@@ -1,0 +1,405 @@
+//! The server's configuration: a TOML or YAML file, then `LLMSEC_*`
+//! environment overrides, then command-line flags (applied by the binary).
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! data_dir = "./data"
+//! # database_url = "postgres://llmsec@db/llmsec"   # default: sqlite://<data_dir>/llmsec.db
+//! dev_mode = false                                   # GraphQL playground at GET /graphql
+//!
+//! [storage]
+//! input = "redacted"      # none | redacted | full
+//! retention_days = 30
+//!
+//! [limits]
+//! body_bytes = 1048576
+//! rate_per_sec = 200.0    # per key, unless the key sets its own
+//! burst = 400
+//! request_timeout_ms = 10000
+//! max_connections = 1024
+//!
+//! [delivery]
+//! max_attempts = 10
+//!
+//! [[webhooks]]
+//! tenant = "default"
+//! url = "https://siem.example/hook"
+//! secret = "at-least-16-bytes-of-secret"
+//! events = ["threat.detected"]
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use llm_security::{SecurityConfig, WebhookConfig};
+use serde::{Deserialize, Serialize};
+
+/// How much of an analysed text is stored with its event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputRetention {
+    /// Nothing: the event keeps threats and verdict only.
+    None,
+    /// The text with secrets and PII replaced by typed placeholders.
+    #[default]
+    Redacted,
+    /// The text as received.
+    Full,
+}
+
+impl InputRetention {
+    fn parse(s: &str) -> Option<InputRetention> {
+        match s {
+            "none" => Some(InputRetention::None),
+            "redacted" => Some(InputRetention::Redacted),
+            "full" => Some(InputRetention::Full),
+            _ => None,
+        }
+    }
+}
+
+/// What is stored and for how long.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// How the analysed text is kept.
+    pub input: InputRetention,
+    /// Events older than this are purged (0 keeps them forever).
+    pub retention_days: u32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { input: InputRetention::Redacted, retention_days: 30 }
+    }
+}
+
+/// Request limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request body; larger is 413.
+    pub body_bytes: usize,
+    /// Token-bucket refill per key, per second (a key may set its own).
+    pub rate_per_sec: f64,
+    /// Bucket size: the burst a key may send at once.
+    pub burst: f64,
+    /// A request running longer is answered 408.
+    pub request_timeout_ms: u64,
+    /// Open connections at most; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Most items in one batch request.
+    pub batch_items: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            body_bytes: 1 << 20,
+            rate_per_sec: 200.0,
+            burst: 400.0,
+            request_timeout_ms: 10_000,
+            max_connections: 1024,
+            batch_items: 100,
+        }
+    }
+}
+
+/// Webhook delivery behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Attempts before a delivery is dead-lettered.
+    pub max_attempts: u32,
+    /// The first retry waits about this long; each next one twice as long (full jitter).
+    pub initial_backoff_ms: u64,
+    /// No wait is longer than this.
+    pub max_backoff_ms: u64,
+    /// One attempt's time limit.
+    pub timeout_ms: u64,
+    /// How often the worker looks for due deliveries when nothing wakes it.
+    pub poll_ms: u64,
+    /// Deliveries attempted at once.
+    pub concurrency: usize,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            max_attempts: 10,
+            initial_backoff_ms: 1000,
+            max_backoff_ms: 3_600_000,
+            timeout_ms: 10_000,
+            poll_ms: 1000,
+            concurrency: 16,
+        }
+    }
+}
+
+/// A webhook declared in the config file, registered at start-up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfiguredWebhook {
+    /// The tenant whose events it receives.
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
+    /// The seed's webhook fields.
+    #[serde(flatten)]
+    pub webhook: WebhookConfig,
+}
+
+fn default_tenant() -> String {
+    crate::auth::DEFAULT_TENANT.to_owned()
+}
+
+/// Everything `llmsec serve` reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Where the SQLite file (and nothing else yet) lives.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default `sqlite://<data_dir>/llmsec.db`.
+    pub database_url: Option<String>,
+    /// Serves the GraphQL playground at `GET /graphql`.
+    pub dev_mode: bool,
+    /// The engine's configuration file (TOML/YAML/JSON); default: the engine defaults.
+    pub engine_config: Option<PathBuf>,
+    /// Storage and retention.
+    pub storage: StorageConfig,
+    /// Request limits.
+    pub limits: LimitsConfig,
+    /// Webhook delivery.
+    pub delivery: DeliveryConfig,
+    /// Webhooks registered at start-up.
+    pub webhooks: Vec<ConfiguredWebhook>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            dev_mode: false,
+            engine_config: None,
+            storage: StorageConfig::default(),
+            limits: LimitsConfig::default(),
+            delivery: DeliveryConfig::default(),
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+/// Why a configuration is refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file does not parse or has unknown keys.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (it names the key and line).
+        message: String,
+    },
+    /// An environment variable has a bad value.
+    #[error("{var}: {message}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field.
+        field: String,
+        /// Why.
+        message: String,
+    },
+    /// The engine's configuration is refused.
+    #[error("engine config: {0}")]
+    Engine(String),
+}
+
+impl ServerConfig {
+    /// Reads a TOML (`.toml`) or YAML (`.yaml`/`.yml`) file.
+    pub fn from_file(path: &Path) -> Result<ServerConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("toml");
+        let parsed = match ext {
+            "yaml" | "yml" => serde_norway::from_str(&text).map_err(|e| e.to_string()),
+            "json" => serde_json::from_str(&text).map_err(|e| e.to_string()),
+            _ => toml::from_str(&text).map_err(|e| e.to_string()),
+        };
+        parsed.map_err(|message| ConfigError::Parse { path: path.into(), message })
+    }
+
+    /// Applies `LLMSEC_LISTEN`, `LLMSEC_DATA_DIR`, `LLMSEC_DATABASE_URL`,
+    /// `LLMSEC_STORE_INPUT`, `LLMSEC_RETENTION_DAYS`, `LLMSEC_DEV_MODE` and
+    /// `LLMSEC_ENGINE_CONFIG` from `env`.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = env("LLMSEC_LISTEN") {
+            self.listen =
+                v.parse().map_err(|e| ConfigError::Env { var: "LLMSEC_LISTEN", message: format!("{v:?}: {e}") })?;
+        }
+        if let Some(v) = env("LLMSEC_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = env("LLMSEC_DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = env("LLMSEC_STORE_INPUT") {
+            self.storage.input = InputRetention::parse(&v).ok_or_else(|| ConfigError::Env {
+                var: "LLMSEC_STORE_INPUT",
+                message: format!("{v:?}: expected none, redacted or full"),
+            })?;
+        }
+        if let Some(v) = env("LLMSEC_RETENTION_DAYS") {
+            self.storage.retention_days = v
+                .parse()
+                .map_err(|e| ConfigError::Env { var: "LLMSEC_RETENTION_DAYS", message: format!("{v:?}: {e}") })?;
+        }
+        if let Some(v) = env("LLMSEC_DEV_MODE") {
+            self.dev_mode = matches!(v.as_str(), "1" | "true" | "yes");
+        }
+        if let Some(v) = env("LLMSEC_ENGINE_CONFIG") {
+            self.engine_config = Some(v.into());
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("llmsec.db").display()))
+    }
+
+    /// Checks ranges and the configured webhooks.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad =
+            |field: &str, message: &str| Err(ConfigError::Invalid { field: field.into(), message: message.into() });
+        if self.limits.body_bytes == 0 {
+            return bad("limits.body_bytes", "must be positive");
+        }
+        if !(self.limits.rate_per_sec.is_finite() && self.limits.rate_per_sec > 0.0) {
+            return bad("limits.rate_per_sec", "must be a positive number");
+        }
+        if !(self.limits.burst.is_finite() && self.limits.burst >= 1.0) {
+            return bad("limits.burst", "must be at least 1");
+        }
+        if self.limits.max_connections == 0 {
+            return bad("limits.max_connections", "must be positive");
+        }
+        if self.limits.batch_items == 0 {
+            return bad("limits.batch_items", "must be positive");
+        }
+        if self.limits.request_timeout_ms == 0 {
+            return bad("limits.request_timeout_ms", "must be positive");
+        }
+        if self.delivery.max_attempts == 0 {
+            return bad("delivery.max_attempts", "must be positive");
+        }
+        if self.delivery.concurrency == 0 {
+            return bad("delivery.concurrency", "must be positive");
+        }
+        for (i, w) in self.webhooks.iter().enumerate() {
+            w.webhook
+                .validate()
+                .map_err(|e| ConfigError::Invalid { field: format!("webhooks[{i}]"), message: e.to_string() })?;
+        }
+        Ok(())
+    }
+
+    /// The engine configuration this server runs.
+    pub fn security_config(&self) -> Result<SecurityConfig, ConfigError> {
+        match &self.engine_config {
+            None => Ok(SecurityConfig::default()),
+            Some(p) => SecurityConfig::from_path(p).map_err(|e| ConfigError::Engine(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let c = ServerConfig::default();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url(), "sqlite://./data/llmsec.db");
+        assert_eq!(c.storage.input, InputRetention::Redacted);
+        assert_eq!(c.limits.body_bytes, 1 << 20);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn toml_yaml_and_json_round_trip() {
+        let mut c = ServerConfig::default();
+        c.storage.input = InputRetention::Full;
+        c.webhooks.push(ConfiguredWebhook {
+            tenant: "acme".into(),
+            webhook: WebhookConfig::new()
+                .with_url("http://127.0.0.1:9000/h".into())
+                .with_secret("0123456789abcdef".into())
+                .with_events(vec!["threat.detected".into()]),
+        });
+        let t = toml::to_string(&c).unwrap();
+        assert_eq!(toml::from_str::<ServerConfig>(&t).unwrap(), c);
+        let y = serde_norway::to_string(&c).unwrap();
+        assert_eq!(serde_norway::from_str::<ServerConfig>(&y).unwrap(), c);
+        let j = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<ServerConfig>(&j).unwrap(), c);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = toml::from_str::<ServerConfig>("[limits]\nbody_byte = 5\n").unwrap_err().to_string();
+        assert!(e.contains("body_byte"), "{e}");
+        let e = toml::from_str::<ServerConfig>("[[webhooks]]\nurl='http://h/x'\nsecret='0123456789abcdef'\nevnts=[]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("evnts"), "{e}");
+    }
+
+    #[test]
+    fn env_overrides() {
+        let mut c = ServerConfig::default();
+        let env = |k: &str| match k {
+            "LLMSEC_LISTEN" => Some("127.0.0.1:9999".to_owned()),
+            "LLMSEC_STORE_INPUT" => Some("none".to_owned()),
+            "LLMSEC_DATABASE_URL" => Some("postgres://x@h/db".to_owned()),
+            _ => None,
+        };
+        c.apply_env(env).unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.storage.input, InputRetention::None);
+        assert_eq!(c.database_url(), "postgres://x@h/db");
+        let e = c.apply_env(|k| (k == "LLMSEC_STORE_INPUT").then(|| "all".to_owned())).unwrap_err().to_string();
+        assert!(e.contains("LLMSEC_STORE_INPUT"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let mut c = ServerConfig::default();
+        c.limits.rate_per_sec = 0.0;
+        assert!(c.validate().unwrap_err().to_string().starts_with("limits.rate_per_sec"));
+        let mut c = ServerConfig::default();
+        c.webhooks.push(ConfiguredWebhook {
+            tenant: "t".into(),
+            webhook: WebhookConfig::new().with_url("http://h/x".into()).with_secret("short".into()),
+        });
+        assert!(c.validate().unwrap_err().to_string().starts_with("webhooks[0]"));
+    }
+}

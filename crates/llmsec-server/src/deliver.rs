@@ -1,0 +1,290 @@
+//! Webhooks: which subscriptions want an analysis, the deliveries that go
+//! into the outbox with its event, and the worker that sends them.
+//!
+//! Delivery is at-least-once. A delivery is written in the same
+//! transaction as its event; the worker leases due deliveries, POSTs them
+//! signed (see [`llm_security::webhook`]), and records the outcome. A worker
+//! killed mid-attempt leaves the lease to expire and the delivery is sent
+//! again, with the same `Idempotency-Key`, after a restart. Failures are
+//! retried with exponential backoff and jitter; after `max_attempts` the
+//! delivery is dead-lettered, listed at `/api/webhooks/deliveries?status=dead`
+//! and can be redelivered.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use llm_security::Analysis;
+use llm_security::webhook::{SIGNATURE_HEADER, sign_header};
+use llmsec_store::{Attempt, Delivery, DeliveryStatus, Millis, SecurityEvent, Store, Webhook, now_millis};
+use serde_json::json;
+use tokio::sync::{Notify, watch};
+
+use crate::config::DeliveryConfig;
+
+/// The subscriptions, cached per tenant.
+#[derive(Debug, Default)]
+pub struct WebhookRegistry {
+    by_tenant: RwLock<HashMap<String, Vec<Webhook>>>,
+}
+
+impl WebhookRegistry {
+    /// Reloads every subscription from the store.
+    pub async fn reload(&self, store: &dyn Store) -> llmsec_store::Result<()> {
+        let all = store.webhooks(None).await?;
+        let mut map: HashMap<String, Vec<Webhook>> = HashMap::new();
+        for w in all {
+            map.entry(w.tenant.clone()).or_default().push(w);
+        }
+        *self.by_tenant.write().unwrap_or_else(|p| p.into_inner()) = map;
+        Ok(())
+    }
+
+    /// A tenant's subscriptions.
+    pub fn for_tenant(&self, tenant: &str) -> Vec<Webhook> {
+        self.by_tenant.read().unwrap_or_else(|p| p.into_inner()).get(tenant).cloned().unwrap_or_default()
+    }
+
+    fn find(&self, tenant: &str, id: &str) -> Option<Webhook> {
+        self.by_tenant
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .and_then(|v| v.iter().find(|w| w.id == id).cloned())
+    }
+}
+
+fn wants(w: &Webhook, event: &str) -> bool {
+    w.events.is_empty() || w.events.iter().any(|e| e == event)
+}
+
+/// The events an analysis raises: `analysis.completed` always,
+/// `threat.detected` when it found threats, `threat.mitigated` when the
+/// policy acted on them (sanitize or block).
+pub fn events_of(a: &Analysis) -> Vec<&'static str> {
+    let mut v = vec!["analysis.completed"];
+    if !a.threats().is_empty() {
+        v.push("threat.detected");
+    }
+    if !a.is_secure() {
+        v.push("threat.mitigated");
+    }
+    v
+}
+
+/// The deliveries an analysis causes for the tenant's subscriptions.
+pub fn deliveries_for(hooks: &[Webhook], ev: &SecurityEvent, a: &Analysis, now: Millis) -> Vec<Delivery> {
+    if hooks.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for event in events_of(a) {
+        for w in hooks.iter().filter(|w| wants(w, event)) {
+            let id = uuid::Uuid::now_v7().to_string();
+            let body = json!({
+                "id": id,
+                "event": event,
+                "created_at": chrono::DateTime::from_timestamp_millis(now).map(|t| t.to_rfc3339()),
+                "tenant": ev.tenant,
+                "data": {
+                    "event_id": ev.id,
+                    "event_type": ev.event_type,
+                    "is_secure": a.is_secure(),
+                    "verdict": ev.verdict,
+                    "confidence": ev.confidence,
+                    "threats": ev.threats,
+                    "user_id": ev.user_id,
+                    "session_id": ev.session_id,
+                }
+            });
+            out.push(Delivery {
+                id,
+                webhook_id: w.id.clone(),
+                tenant: ev.tenant.clone(),
+                event: event.to_owned(),
+                payload: body.to_string(),
+                status: DeliveryStatus::Pending,
+                attempts: 0,
+                next_attempt_at: now,
+                last_error: None,
+                last_status: None,
+                created_at: now,
+                updated_at: now,
+            });
+        }
+    }
+    out
+}
+
+/// The wait before attempt `attempts + 1`: `initial · 2^attempts`, capped,
+/// then "equal jitter" (between half and all of it) so that receivers
+/// coming back are not hit by every sender at once. `unit` in `[0, 1)`.
+pub fn backoff(cfg: &DeliveryConfig, attempts: u32, unit: f64) -> Duration {
+    let base = cfg.initial_backoff_ms.saturating_mul(1u64 << attempts.min(32)).min(cfg.max_backoff_ms) as f64;
+    Duration::from_millis((base / 2.0 + base / 2.0 * unit.clamp(0.0, 1.0)) as u64)
+}
+
+fn jitter_unit() -> f64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        return 0.5;
+    }
+    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Sends due deliveries until told to stop.
+#[derive(Debug, Clone)]
+pub struct DeliveryWorker {
+    /// The outbox.
+    pub store: Arc<dyn Store>,
+    /// Subscriptions (for URL and secret).
+    pub webhooks: Arc<WebhookRegistry>,
+    /// Retry policy.
+    pub config: DeliveryConfig,
+    /// Woken when new deliveries are queued.
+    pub notify: Arc<Notify>,
+    client: reqwest::Client,
+}
+
+impl DeliveryWorker {
+    /// A worker with its HTTP client (rustls; redirects are not followed).
+    pub fn new(
+        store: Arc<dyn Store>,
+        webhooks: Arc<WebhookRegistry>,
+        config: DeliveryConfig,
+        notify: Arc<Notify>,
+    ) -> Result<DeliveryWorker, reqwest::Error> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .user_agent(concat!("llmsec-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(DeliveryWorker { store, webhooks, config, notify, client })
+    }
+
+    /// Runs until `shutdown` turns true. In-flight attempts finish first.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let poll = Duration::from_millis(self.config.poll_ms.max(10));
+        let mut since_reload = tokio::time::Instant::now();
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            if since_reload.elapsed() > Duration::from_secs(5) {
+                if let Err(e) = self.webhooks.reload(self.store.as_ref()).await {
+                    tracing::warn!(error = %e, "reloading webhooks failed");
+                }
+                since_reload = tokio::time::Instant::now();
+            }
+            let busy = match self.tick(now_millis()).await {
+                Ok(n) => n > 0,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming deliveries failed");
+                    false
+                }
+            };
+            if busy {
+                continue;
+            }
+            tokio::select! {
+                _ = self.notify.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Claims the deliveries due at `now` and attempts them; returns how many.
+    pub async fn tick(&self, now: Millis) -> llmsec_store::Result<usize> {
+        // The lease outlasts one attempt with room to record the outcome.
+        let lease_until = now + self.config.timeout_ms as i64 + 30_000;
+        let due = self.store.claim_deliveries(now, lease_until, 64).await?;
+        let n = due.len();
+        futures_util::stream::iter(due).for_each_concurrent(self.config.concurrency, |d| self.attempt(d)).await;
+        Ok(n)
+    }
+
+    async fn attempt(&self, d: Delivery) {
+        let outcome = match self.webhooks.find(&d.tenant, &d.webhook_id) {
+            None => Attempt::Failed { status: None, error: "webhook deleted".into(), retry_at: None },
+            Some(w) => self.send(&w, &d).await,
+        };
+        let label = match &outcome {
+            Attempt::Delivered { .. } => "delivered",
+            Attempt::Failed { retry_at: Some(_), .. } => "retry",
+            Attempt::Failed { retry_at: None, .. } => "dead",
+        };
+        metrics::counter!("llm_security_webhook_deliveries_total", "outcome" => label).increment(1);
+        if let Attempt::Failed { error, retry_at: None, .. } = &outcome {
+            tracing::warn!(delivery = %d.id, webhook = %d.webhook_id, %error, "webhook delivery dead-lettered");
+        }
+        if let Err(e) = self.store.finish_attempt(&d.id, &outcome, now_millis()).await {
+            // The lease will expire and the delivery be retried: at-least-once.
+            tracing::warn!(delivery = %d.id, error = %e, "recording a delivery attempt failed");
+        }
+    }
+
+    async fn send(&self, w: &Webhook, d: &Delivery) -> Attempt {
+        let ts = now_millis() / 1000;
+        let result = self
+            .client
+            .post(&w.url)
+            .header("content-type", "application/json")
+            .header(SIGNATURE_HEADER, sign_header(&w.secret, ts, d.payload.as_bytes()))
+            .header("X-Llmsec-Event", &d.event)
+            .header("X-Llmsec-Delivery", &d.id)
+            .header("Idempotency-Key", &d.id)
+            .body(d.payload.clone())
+            .send()
+            .await;
+        let (status, error, retry_after) = match result {
+            Ok(r) if r.status().is_success() => return Attempt::Delivered { status: r.status().as_u16() },
+            Ok(r) => {
+                let retry_after = r
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(|s| Duration::from_secs(s.min(3600)));
+                (Some(r.status().as_u16()), format!("HTTP {}", r.status()), retry_after)
+            }
+            Err(e) => (None, error_chain(&e), None),
+        };
+        let attempts = d.attempts + 1;
+        let retry_at = (attempts < self.config.max_attempts).then(|| {
+            let wait = backoff(&self.config, d.attempts, jitter_unit()).max(retry_after.unwrap_or_default());
+            now_millis() + wait.as_millis() as i64
+        });
+        Attempt::Failed { status, error, retry_at }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps() {
+        let cfg = DeliveryConfig { initial_backoff_ms: 1000, max_backoff_ms: 60_000, ..Default::default() };
+        assert_eq!(backoff(&cfg, 0, 0.0), Duration::from_millis(500));
+        assert_eq!(backoff(&cfg, 0, 1.0), Duration::from_millis(1000));
+        assert_eq!(backoff(&cfg, 3, 1.0), Duration::from_millis(8000));
+        assert_eq!(backoff(&cfg, 30, 1.0), Duration::from_millis(60_000));
+        assert_eq!(backoff(&cfg, 200, 0.0), Duration::from_millis(30_000), "no overflow on large attempt counts");
+        let u = jitter_unit();
+        assert!((0.0..1.0).contains(&u));
+    }
+}

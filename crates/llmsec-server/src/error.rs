@@ -1,0 +1,235 @@
+//! One error type for every route, and a JSON extractor whose rejections
+//! use it: a client error names what was wrong (the field, when there is
+//! one); an internal error is logged and answered with its kind only.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+/// An error a route answers with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed; `field` names the JSON path when known.
+    #[error("{message}")]
+    BadRequest {
+        /// The JSON path of the offending field (`input`, `items[3].input`).
+        field: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// No key, or a key that is unknown or revoked.
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    /// The key lacks the scope.
+    #[error("this key lacks the `{0}` scope")]
+    Forbidden(&'static str),
+    /// Nothing here.
+    #[error("{0}")]
+    NotFound(String),
+    /// The body is larger than the limit.
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The key's rate is exhausted.
+    #[error("rate limit exceeded; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Whole seconds until a request would pass.
+        retry_after_secs: u64,
+    },
+    /// The request ran past the server's time limit.
+    #[error("request timed out")]
+    Timeout,
+    /// The store (or another dependency) is unavailable; retry later.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure; details are only logged.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A bad-request error about one field.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest { field: Some(field.into()), message: message.into() }
+    }
+
+    /// The HTTP status.
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A short machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { .. } => "bad_request",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Timeout => "timeout",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// The JSON body: `{"error": {"code", "message", "field"?}}`.
+    pub fn body(&self) -> serde_json::Value {
+        let mut e = json!({"code": self.code(), "message": self.to_string()});
+        if let ApiError::BadRequest { field: Some(f), .. } = self {
+            e["field"] = json!(f);
+        }
+        json!({ "error": e })
+    }
+}
+
+impl From<llmsec_store::StoreError> for ApiError {
+    fn from(e: llmsec_store::StoreError) -> ApiError {
+        match e {
+            llmsec_store::StoreError::Conflict(what) => {
+                ApiError::BadRequest { field: None, message: format!("{what} already exists") }
+            }
+            llmsec_store::StoreError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
+            ) => ApiError::Unavailable("database".into()),
+            e => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        match &self {
+            ApiError::Internal(detail) => tracing::error!(%detail, "internal error"),
+            ApiError::Unavailable(detail) => tracing::warn!(%detail, "unavailable"),
+            _ => {}
+        }
+        let mut resp = (status, axum::Json(self.body())).into_response();
+        if let ApiError::RateLimited { retry_after_secs } = self
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}
+
+/// A JSON body whose errors are [`ApiError`]s naming the field.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+/// Reads `bytes` as `T`, naming the field on error.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        // "missing field `input`" is reported at the parent: name the field itself.
+        let field = match message.strip_prefix("missing field `").and_then(|m| m.split_once('`')) {
+            Some((name, _)) if path == "." => name.to_owned(),
+            Some((name, _)) => format!("{path}.{name}"),
+            None if path == "." => String::new(),
+            None => path,
+        };
+        let kind = if inner.is_syntax() || inner.is_eof() { "malformed JSON" } else { "invalid value" };
+        ApiError::BadRequest { field: (!field.is_empty()).then_some(field), message: format!("{kind}: {message}") }
+    })?;
+    de.end().map_err(|e| ApiError::BadRequest { field: None, message: format!("malformed JSON: {e}") })?;
+    Ok(value)
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req.extensions().get::<crate::BodyLimit>().map_or(usize::MAX, |l| l.0);
+        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
+            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge { limit }
+            } else {
+                ApiError::BadRequest { field: None, message: rej.body_text() }
+            }
+        })?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// The query string as a map (last value wins). Never rejects: routes
+/// check the values and name the parameter that is wrong.
+#[derive(Debug, Clone, Default)]
+pub struct Params(pub std::collections::HashMap<String, String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or("");
+        Ok(Params(url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Item {
+        input: String,
+        user_id: Option<String>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Batch {
+        items: Vec<Item>,
+    }
+
+    fn field_of(body: &str) -> (Option<String>, String) {
+        match parse_json::<Batch>(body.as_bytes()) {
+            Err(ApiError::BadRequest { field, message }) => (field, message),
+            other => panic!("expected a bad request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(field_of(r#"{}"#).0.as_deref(), Some("items"));
+        assert_eq!(field_of(r#"{"items":[{"input":"a"},{"user_id":"u"}]}"#).0.as_deref(), Some("items[1].input"));
+        assert_eq!(field_of(r#"{"items":[{"input":5}]}"#).0.as_deref(), Some("items[0].input"));
+        let (f, m) = field_of(r#"{"items":["#);
+        assert!(f.is_none() && m.starts_with("malformed JSON"), "{m}");
+        let (_, m) = field_of(r#"{"items":[]} trailing"#);
+        assert!(m.starts_with("malformed JSON"), "{m}");
+    }
+
+    #[test]
+    fn bodies_carry_code_and_field() {
+        let e = ApiError::field("input", "missing");
+        assert_eq!(e.body()["error"]["field"], "input");
+        assert_eq!(ApiError::Internal("secret detail".into()).body()["error"]["message"], "internal error");
+    }
+}

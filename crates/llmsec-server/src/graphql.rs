@@ -1,0 +1,450 @@
+//! GraphQL at `/graphql` (POST), subscriptions over WebSocket at
+//! `/graphql/ws` (graphql-transport-ws and graphql-ws), the playground at
+//! `GET /graphql` in dev mode.
+//!
+//! ```graphql
+//! type Query {
+//!   analyzeInput(input: String!, userId: String, sessionId: String): SecurityAnalysis!
+//!   validateOutput(output: String!, userId: String, sessionId: String, systemPrompt: String): ValidationResult!
+//!   securityEvents(filter: SecurityEventFilter, first: Int = 50, after: String): SecurityEventConnection!
+//! }
+//! type Subscription { threatDetected(minSeverity: String): ThreatDetected! }
+//! ```
+//! The caller's key comes from the HTTP request (or the WebSocket upgrade
+//! request): the same scopes and tenant rules as REST.
+
+use async_graphql::{Context, EmptyMutation, ErrorExtensions, InputObject, Object, Schema, SimpleObject, Subscription};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::Extension;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::response::{Html, IntoResponse, Response};
+use futures_util::Stream;
+use llm_security::{Severity, Threat};
+use llmsec_store::Scope;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::AppState;
+use crate::api::admin::rfc3339;
+use crate::api::events::{Filters, cursor_of, parse_cursor, parse_time};
+use crate::api::security::{AnalyzeRequest, Job, SecurityResponse, ValidateRequest, analyze};
+use crate::auth::Caller;
+use crate::error::{ApiError, Json};
+
+/// The schema type.
+pub type AppSchema = Schema<QueryRoot, EmptyMutation, SubscriptionRoot>;
+
+/// Builds the schema over the app's state.
+pub fn schema(state: AppState) -> AppSchema {
+    Schema::build(QueryRoot, EmptyMutation, SubscriptionRoot)
+        .data(state)
+        .limit_depth(12)
+        .limit_complexity(2000)
+        .finish()
+}
+
+fn gql_error(e: ApiError) -> async_graphql::Error {
+    let code = e.code();
+    let field = match &e {
+        ApiError::BadRequest { field, .. } => field.clone(),
+        _ => None,
+    };
+    let message = e.to_string();
+    if let ApiError::Internal(detail) = &e {
+        tracing::error!(%detail, "internal error in GraphQL");
+    }
+    async_graphql::Error::new(message).extend_with(|_, ext| {
+        ext.set("code", code);
+        if let Some(f) = &field {
+            ext.set("field", f.as_str());
+        }
+    })
+}
+
+fn caller<'a>(ctx: &'a Context<'_>, scope: Scope) -> async_graphql::Result<&'a Caller> {
+    let c = ctx.data::<Caller>().map_err(|_| gql_error(ApiError::Unauthorized))?;
+    c.require(scope).map_err(gql_error)?;
+    Ok(c)
+}
+
+/// A byte range of the submitted text.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct GqlSpan {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+/// One threat.
+#[derive(SimpleObject, Debug, Clone)]
+#[graphql(name = "Threat")]
+pub struct GqlThreat {
+    /// `prompt_injection`, `jailbreak`, …
+    #[graphql(name = "type")]
+    pub kind: String,
+    /// The technique.
+    pub category: String,
+    /// `low`, `medium`, `high` or `critical`.
+    pub severity: String,
+    /// In `[0, 1]`.
+    pub confidence: f64,
+    /// Where, in bytes of the submitted text.
+    pub span: GqlSpan,
+    /// Why.
+    pub evidence: String,
+    /// Which scanner.
+    pub scanner: String,
+    /// Which rule.
+    pub rule: Option<String>,
+}
+
+impl From<&Threat> for GqlThreat {
+    fn from(t: &Threat) -> Self {
+        GqlThreat {
+            kind: t.kind.as_str().to_owned(),
+            category: t.category.clone(),
+            severity: t.severity.as_str().to_owned(),
+            confidence: t.confidence,
+            span: GqlSpan { start: t.span.start as u64, end: t.span.end as u64 },
+            evidence: t.evidence.clone(),
+            scanner: t.scanner.clone(),
+            rule: t.rule.clone(),
+        }
+    }
+}
+
+/// An input analysis (seed 001).
+#[derive(SimpleObject, Debug, Clone)]
+pub struct SecurityAnalysis {
+    /// True when the text may pass unchanged.
+    pub is_secure: bool,
+    /// The threats.
+    pub threats: Vec<GqlThreat>,
+    /// In `[0, 1]`.
+    pub confidence: f64,
+    /// Milliseconds.
+    pub analysis_time: u64,
+    /// Microseconds.
+    pub analysis_time_us: u64,
+    /// `allow`, `sanitize` or `block`.
+    pub verdict: String,
+    /// The text to pass on when the verdict is `sanitize`.
+    pub sanitized: Option<String>,
+    /// The stored event.
+    pub event_id: String,
+}
+
+impl From<SecurityResponse> for SecurityAnalysis {
+    fn from(r: SecurityResponse) -> Self {
+        SecurityAnalysis {
+            is_secure: r.is_secure,
+            threats: r.threats.iter().map(Into::into).collect(),
+            confidence: r.confidence,
+            analysis_time: r.analysis_time,
+            analysis_time_us: r.analysis_time_us,
+            verdict: r.verdict.as_str().to_owned(),
+            sanitized: r.sanitized,
+            event_id: r.event_id,
+        }
+    }
+}
+
+/// A completion's validation (seed 001).
+#[derive(SimpleObject, Debug, Clone)]
+pub struct ValidationResult {
+    /// True when the completion may pass unchanged.
+    pub is_valid: bool,
+    /// The analysis.
+    #[graphql(flatten)]
+    pub analysis: SecurityAnalysis,
+}
+
+/// Filters for `securityEvents`.
+#[derive(InputObject, Debug, Default)]
+pub struct SecurityEventFilter {
+    /// `input_analysis` or `output_validation`.
+    pub event_type: Option<String>,
+    /// One user.
+    pub user_id: Option<String>,
+    /// One session.
+    pub session_id: Option<String>,
+    /// `allow`, `sanitize` or `block`.
+    pub verdict: Option<String>,
+    /// Lowest confidence.
+    pub min_confidence: Option<f64>,
+    /// From (RFC 3339, inclusive).
+    pub since: Option<String>,
+    /// To (RFC 3339, exclusive).
+    pub until: Option<String>,
+}
+
+/// A stored analysis.
+#[derive(SimpleObject, Debug, Clone)]
+#[graphql(name = "SecurityEvent")]
+pub struct GqlEvent {
+    /// Its id.
+    pub id: String,
+    /// `input_analysis` or `output_validation`.
+    pub event_type: String,
+    /// The text as retained.
+    pub input: Option<String>,
+    /// The threats.
+    pub threats: Vec<GqlThreat>,
+    /// Confidence.
+    pub confidence: f64,
+    /// Verdict.
+    pub verdict: String,
+    /// When (RFC 3339).
+    pub timestamp: Option<String>,
+    /// The user.
+    pub user_id: Option<String>,
+    /// The session.
+    pub session_id: Option<String>,
+}
+
+fn threats_of(v: &serde_json::Value) -> Vec<GqlThreat> {
+    serde_json::from_value::<Vec<Threat>>(v.clone()).map(|ts| ts.iter().map(Into::into).collect()).unwrap_or_default()
+}
+
+impl From<llmsec_store::SecurityEvent> for GqlEvent {
+    fn from(e: llmsec_store::SecurityEvent) -> Self {
+        GqlEvent {
+            threats: threats_of(&e.threats),
+            id: e.id,
+            event_type: e.event_type,
+            input: e.input,
+            confidence: e.confidence,
+            verdict: e.verdict,
+            timestamp: rfc3339(e.timestamp),
+            user_id: e.user_id,
+            session_id: e.session_id,
+        }
+    }
+}
+
+/// An edge.
+#[derive(SimpleObject, Debug)]
+pub struct SecurityEventEdge {
+    /// Pass as `after` to continue from here.
+    pub cursor: String,
+    /// The event.
+    pub node: GqlEvent,
+}
+
+/// Paging state.
+#[derive(SimpleObject, Debug)]
+pub struct PageInfo {
+    /// More events follow.
+    pub has_next_page: bool,
+    /// The last edge's cursor.
+    pub end_cursor: Option<String>,
+}
+
+/// A page of events.
+#[derive(SimpleObject, Debug)]
+pub struct SecurityEventConnection {
+    /// The events, newest first.
+    pub edges: Vec<SecurityEventEdge>,
+    /// Paging state.
+    pub page_info: PageInfo,
+    /// Events matching the filter in all.
+    pub total_count: u64,
+}
+
+/// Queries.
+#[derive(Debug, Default)]
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// Analyses a prompt (scope `analyze`); stores the event.
+    async fn analyze_input(
+        &self,
+        ctx: &Context<'_>,
+        input: String,
+        user_id: Option<String>,
+        session_id: Option<String>,
+    ) -> async_graphql::Result<SecurityAnalysis> {
+        let c = caller(ctx, Scope::Analyze)?;
+        let state = ctx.data::<AppState>()?;
+        let r = analyze(state, c, Job::Input(AnalyzeRequest { input, user_id, session_id }), "input".into())
+            .await
+            .map_err(gql_error)?;
+        Ok(r.into())
+    }
+
+    /// Validates a completion (scope `analyze`); stores the event.
+    async fn validate_output(
+        &self,
+        ctx: &Context<'_>,
+        output: String,
+        user_id: Option<String>,
+        session_id: Option<String>,
+        system_prompt: Option<String>,
+    ) -> async_graphql::Result<ValidationResult> {
+        let c = caller(ctx, Scope::Analyze)?;
+        let state = ctx.data::<AppState>()?;
+        let req = ValidateRequest {
+            output,
+            user_id,
+            session_id,
+            system_prompt,
+            prompt: None,
+            expected_format: None,
+            json_schema: None,
+        };
+        let r: SecurityAnalysis = analyze(state, c, Job::Output(req), "output".into()).await.map_err(gql_error)?.into();
+        Ok(ValidationResult { is_valid: r.is_secure, analysis: r })
+    }
+
+    /// The tenant's stored events, newest first (scope `read`).
+    async fn security_events(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<SecurityEventFilter>,
+        #[graphql(default = 50)] first: i32,
+        after: Option<String>,
+    ) -> async_graphql::Result<SecurityEventConnection> {
+        let c = caller(ctx, Scope::Read)?;
+        let state = ctx.data::<AppState>()?;
+        if !(1..=1000).contains(&first) {
+            return Err(gql_error(ApiError::field("first", "must be 1-1000")));
+        }
+        let f = filter.unwrap_or_default();
+        let filters = Filters {
+            event_type: f.event_type,
+            user_id: f.user_id,
+            session_id: f.session_id,
+            verdict: f.verdict,
+            min_confidence: f.min_confidence,
+            since: f.since.as_deref().map(|v| parse_time("filter.since", v)).transpose().map_err(gql_error)?,
+            until: f.until.as_deref().map(|v| parse_time("filter.until", v)).transpose().map_err(gql_error)?,
+        };
+        filters.validate("filter.").map_err(gql_error)?;
+        let before = match after {
+            Some(a) => Some(
+                parse_cursor(&a)
+                    .ok_or_else(|| gql_error(ApiError::field("after", "not a cursor this API returned")))?,
+            ),
+            None => None,
+        };
+        let limit = first as u32;
+        // One more than asked tells whether a next page exists.
+        let q = filters.query(&c.tenant, before, limit + 1);
+        let total = state.store.count_events(&q).await.map_err(|e| gql_error(e.into()))?;
+        let mut events = state.store.events(&q).await.map_err(|e| gql_error(e.into()))?;
+        let has_next_page = events.len() as u32 > limit;
+        events.truncate(limit as usize);
+        let edges: Vec<SecurityEventEdge> =
+            events.into_iter().map(|e| SecurityEventEdge { cursor: cursor_of(&e), node: e.into() }).collect();
+        let end_cursor = edges.last().map(|e| e.cursor.clone());
+        Ok(SecurityEventConnection { edges, page_info: PageInfo { has_next_page, end_cursor }, total_count: total })
+    }
+}
+
+/// A threat seen by the server, as pushed to subscribers.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct ThreatDetected {
+    /// The stored event.
+    pub event_id: String,
+    /// `input_analysis` or `output_validation`.
+    pub event_type: String,
+    /// The verdict.
+    pub verdict: String,
+    /// Confidence.
+    pub confidence: f64,
+    /// The threats.
+    pub threats: Vec<GqlThreat>,
+    /// The user.
+    pub user_id: Option<String>,
+    /// The session.
+    pub session_id: Option<String>,
+    /// When (RFC 3339).
+    pub timestamp: Option<String>,
+}
+
+/// Subscriptions.
+#[derive(Debug, Default)]
+pub struct SubscriptionRoot;
+
+fn parse_severity(s: &str) -> Option<Severity> {
+    match s.to_ascii_lowercase().as_str() {
+        "low" => Some(Severity::Low),
+        "medium" => Some(Severity::Medium),
+        "high" => Some(Severity::High),
+        "critical" => Some(Severity::Critical),
+        _ => None,
+    }
+}
+
+#[Subscription]
+impl SubscriptionRoot {
+    /// Every analysis of the caller's tenant that finds a threat at or above
+    /// `minSeverity` (scope `read`).
+    async fn threat_detected(
+        &self,
+        ctx: &Context<'_>,
+        min_severity: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = ThreatDetected> + use<>> {
+        let c = caller(ctx, Scope::Read)?;
+        let state = ctx.data::<AppState>()?;
+        let min = match min_severity {
+            Some(s) => parse_severity(&s)
+                .ok_or_else(|| gql_error(ApiError::field("minSeverity", "must be low, medium, high or critical")))?,
+            None => Severity::Low,
+        };
+        let tenant = c.tenant.clone();
+        let rx = state.threat_feed.subscribe();
+        Ok(BroadcastStream::new(rx).filter_map(move |n| {
+            // A lagging subscriber skips what it missed rather than closing.
+            let n = n.ok()?;
+            if n.event.tenant != tenant || !n.threats.iter().any(|t| t.severity >= min) {
+                return None;
+            }
+            Some(ThreatDetected {
+                event_id: n.event.id,
+                event_type: n.event.event_type,
+                verdict: n.event.verdict,
+                confidence: n.event.confidence,
+                threats: n.threats.iter().map(Into::into).collect(),
+                user_id: n.event.user_id,
+                session_id: n.event.session_id,
+                timestamp: rfc3339(n.event.timestamp),
+            })
+        }))
+    }
+}
+
+/// `POST /graphql`.
+pub async fn graphql_post(
+    Extension(schema): Extension<AppSchema>,
+    caller: Caller,
+    Json(req): Json<async_graphql::Request>,
+) -> Json<async_graphql::Response> {
+    Json(schema.execute(req.data(caller)).await)
+}
+
+/// `GET /graphql/ws`: the WebSocket upgrade for subscriptions.
+pub async fn graphql_ws(
+    State(_): State<AppState>,
+    Extension(schema): Extension<AppSchema>,
+    caller: Caller,
+    protocol: GraphQLProtocol,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| {
+            let mut data = async_graphql::Data::default();
+            data.insert(caller);
+            GraphQLWebSocket::new(stream, schema, protocol).with_data(data).serve()
+        })
+        .into_response()
+}
+
+/// `GET /graphql` in dev mode: the playground.
+pub async fn playground() -> Html<String> {
+    Html(async_graphql::http::playground_source(
+        async_graphql::http::GraphQLPlaygroundConfig::new("/graphql").subscription_endpoint("/graphql/ws"),
+    ))
+}
