@@ -198,8 +198,9 @@ impl DeliveryWorker {
 
     /// Claims the deliveries due at `now` and attempts them; returns how many.
     pub async fn tick(&self, now: Millis) -> llmsec_store::Result<usize> {
-        // The lease outlasts one attempt with room to record the outcome.
-        let lease_until = now + self.config.timeout_ms as i64 + 30_000;
+        // The lease outlasts one attempt with room to record the outcome; a
+        // worker that died holding it delays the retry by this much at most.
+        let lease_until = now + 2 * self.config.timeout_ms as i64 + 1000;
         let due = self.store.claim_deliveries(now, lease_until, 64).await?;
         let n = due.len();
         futures_util::stream::iter(due).for_each_concurrent(self.config.concurrency, |d| self.attempt(d)).await;

@@ -416,12 +416,44 @@ impl SubscriptionRoot {
     }
 }
 
+/// A GraphQL-over-HTTP request body, checked strictly so that a
+/// misspelt key is a 400 naming it rather than an empty query.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GraphQLBody {
+    /// The document.
+    pub query: String,
+    /// Which operation of the document to run.
+    #[serde(default)]
+    pub operation_name: Option<String>,
+    /// Variables.
+    #[serde(default)]
+    pub variables: Option<serde_json::Value>,
+    /// Protocol extensions (e.g. persisted queries); passed through.
+    #[serde(default)]
+    pub extensions: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
 /// `POST /graphql`.
 pub async fn graphql_post(
     Extension(schema): Extension<AppSchema>,
     caller: Caller,
-    Json(req): Json<async_graphql::Request>,
+    Json(body): Json<GraphQLBody>,
 ) -> Json<async_graphql::Response> {
+    let mut req = async_graphql::Request::new(body.query);
+    if let Some(op) = body.operation_name {
+        req = req.operation_name(op);
+    }
+    if let Some(v) = body.variables.filter(|v| !v.is_null()) {
+        req = req.variables(async_graphql::Variables::from_json(v));
+    }
+    if let Some(ext) = body.extensions {
+        for (k, v) in ext {
+            if let Ok(v) = async_graphql::Value::from_json(v) {
+                req.extensions.insert(k, v);
+            }
+        }
+    }
     Json(schema.execute(req.data(caller)).await)
 }
 

@@ -50,7 +50,7 @@ use crate::writer::EventWriter;
 pub use config::ConfigError;
 
 /// The OpenAPI document served at `/openapi.json` (also `docs/openapi.json`).
-pub const OPENAPI: &str = include_str!("../openapi.json");
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 
 /// A threat pushed to GraphQL subscribers.
 #[derive(Debug, Clone)]
@@ -185,9 +185,19 @@ impl Server {
             threat_feed,
             metrics,
         };
+        // Config webhooks have a stable id per (tenant, url), so a restart
+        // replaces rather than duplicates them, and pending deliveries keep
+        // their subscription; ones no longer in the file are removed.
+        let config_id = |tenant: &str, url: &str| format!("cfg_{}", &auth::hash_key(&format!("{tenant}\n{url}"))[..16]);
+        let wanted: Vec<(String, String)> =
+            config.webhooks.iter().map(|w| (w.tenant.clone(), config_id(&w.tenant, &w.webhook.url))).collect();
+        for old in store.webhooks(None).await? {
+            if old.id.starts_with("cfg_") && !wanted.iter().any(|(t, id)| *t == old.tenant && *id == old.id) {
+                store.delete_webhook(&old.tenant, &old.id).await?;
+            }
+        }
         for (i, w) in config.webhooks.iter().enumerate() {
-            // A stable id per (tenant, url), so restarts replace rather than duplicate.
-            let id = format!("cfg_{}", &auth::hash_key(&format!("{}\n{}", w.tenant, w.webhook.url))[..16]);
+            let id = config_id(&w.tenant, &w.webhook.url);
             store.delete_webhook(&w.tenant, &id).await?;
             api::webhooks::register(&state, &w.tenant, w.webhook.clone(), Some(id))
                 .await

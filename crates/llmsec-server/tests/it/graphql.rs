@@ -1,0 +1,127 @@
+//! GraphQL queries, errors, pagination, and the `threatDetected`
+//! subscription over a real WebSocket.
+
+use axum::http::StatusCode;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::common::*;
+
+async fn gql(router: &axum::Router, key: &str, query: &str, variables: Value) -> Value {
+    let r = post(router, "/graphql", key, json!({"query": query, "variables": variables})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.body
+}
+
+#[tokio::test]
+async fn analyze_and_validate_queries() {
+    let t = app().await;
+    let key = make_key(&t.router, "acme", &["analyze", "read"]).await;
+    let r = gql(
+        &t.router,
+        &key,
+        "query($i: String!) { analyzeInput(input: $i, userId: \"u1\") { isSecure confidence verdict analysisTime eventId threats { type severity confidence span { start end } } } }",
+        json!({"i": ATTACK}),
+    )
+    .await;
+    let a = &r["data"]["analyzeInput"];
+    assert_eq!((a["isSecure"].as_bool(), a["verdict"].as_str()), (Some(false), Some("block")), "{r}");
+    assert_eq!(a["threats"][0]["type"], "prompt_injection");
+    let r = gql(
+        &t.router,
+        &key,
+        "{ validateOutput(output: \"contact jane.doe@example.com\") { isValid isSecure threats { type } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(r["data"]["validateOutput"]["threats"][0]["type"], "sensitive_data", "{r}");
+}
+
+#[tokio::test]
+async fn errors_carry_code_and_field() {
+    let t = app().await;
+    let reader = make_key(&t.router, "acme", &["read"]).await;
+    let r = gql(&t.router, &reader, "{ analyzeInput(input: \"x\") { isSecure } }", json!({})).await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "forbidden", "{r}");
+    let r = gql(&t.router, &reader, "{ securityEvents(first: 0) { totalCount } }", json!({})).await;
+    assert_eq!(r["errors"][0]["extensions"]["field"], "first", "{r}");
+    let r = gql(&t.router, &reader, "{ securityEvents(filter: {verdict: \"maybe\"}) { totalCount } }", json!({})).await;
+    assert_eq!(r["errors"][0]["extensions"]["field"], "filter.verdict", "{r}");
+    let r = gql(&t.router, &reader, "{ nope }", json!({})).await;
+    assert!(r["errors"][0]["message"].as_str().unwrap().contains("nope"), "{r}");
+    let bad = post(&t.router, "/graphql", &reader, json!({"querry": "{}"})).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+}
+
+#[tokio::test]
+async fn security_events_page_with_cursors() {
+    let t = app().await;
+    let key = make_key(&t.router, "acme", &["analyze", "read"]).await;
+    for i in 0..5 {
+        post(&t.router, "/api/security/analyze", &key, json!({"input": format!("hello {i}"), "session_id": "s"})).await;
+    }
+    let q = "query($after: String) { securityEvents(first: 2, after: $after, filter: {sessionId: \"s\"}) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id eventType } } } }";
+    let mut after = Value::Null;
+    let mut ids = Vec::new();
+    loop {
+        let r = gql(&t.router, &key, q, json!({"after": after})).await;
+        let c = &r["data"]["securityEvents"];
+        assert_eq!(c["totalCount"], 5, "{r}");
+        ids.extend(c["edges"].as_array().unwrap().iter().map(|e| e["node"]["id"].as_str().unwrap().to_owned()));
+        if c["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = c["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(ids.len(), 5);
+    ids.dedup();
+    assert_eq!(ids.len(), 5);
+}
+
+#[tokio::test]
+async fn threat_detected_subscription_over_websocket() {
+    let t = app().await;
+    let a = make_key(&t.router, "tenant-a", &["analyze", "read"]).await;
+    let b = make_key(&t.router, "tenant-b", &["analyze", "read"]).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = t.router.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let mut req = format!("ws://{addr}/graphql/ws").into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {a}").parse().unwrap());
+    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(Message::text(json!({"type": "connection_init"}).to_string())).await.unwrap();
+    let ack = ws.next().await.unwrap().unwrap();
+    assert!(ack.to_text().unwrap().contains("connection_ack"), "{ack:?}");
+    let sub = json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { threatDetected(minSeverity: \"medium\") { eventId verdict threats { type severity } } }"}});
+    ws.send(Message::text(sub.to_string())).await.unwrap();
+    // Give the server a moment to register the subscription before publishing.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    // Tenant b's attack must not reach tenant a's subscriber; a's own must.
+    post(&t.router, "/api/security/analyze", &b, json!({"input": ATTACK})).await;
+    let mine = post(&t.router, "/api/security/analyze", &a, json!({"input": ATTACK})).await;
+    let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap();
+    let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+    assert_eq!(v["type"], "next", "{v}");
+    let ev = &v["payload"]["data"]["threatDetected"];
+    assert_eq!(ev["eventId"], mine.body["event_id"], "the first message is a's own event: b's was filtered out");
+    assert_eq!(ev["threats"][0]["type"], "prompt_injection");
+}
+
+#[tokio::test]
+async fn websocket_upgrade_needs_a_key() {
+    let t = app().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = t.router.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let mut req = format!("ws://{addr}/graphql/ws").into_client_request().unwrap();
+    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    let err = tokio_tungstenite::connect_async(req).await.unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+}

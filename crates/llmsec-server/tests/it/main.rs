@@ -1,0 +1,13 @@
+//! End-to-end behaviour of the server: REST and GraphQL through `oneshot`,
+//! WebSocket and webhooks over real sockets, on SQLite; the same core
+//! checks on PostgreSQL with the `postgres` feature.
+
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+mod auth;
+mod common;
+mod graphql;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod rest;
+mod webhooks;

@@ -1,0 +1,228 @@
+//! The REST analysis API, events, retention modes, bad input.
+
+use axum::body::Body;
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn health_needs_no_key() {
+    let t = app().await;
+    let r = send(&t.router, Method::GET, "/healthz", None, None).await;
+    assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let r = send(&t.router, Method::GET, "/readyz", None, None).await;
+    assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("ready")));
+}
+
+#[tokio::test]
+async fn analyze_answers_the_seed_shape_and_stores_the_event() {
+    let t = app().await;
+    let key = make_key(&t.router, "acme", &["analyze", "read"]).await;
+    let r =
+        post(&t.router, "/api/security/analyze", &key, json!({"input": ATTACK, "user_id": "u1", "session_id": "s1"}))
+            .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let b = &r.body;
+    assert_eq!(b["is_secure"], false);
+    assert_eq!(b["verdict"], "block");
+    assert!(b["confidence"].as_f64().unwrap() > 0.5);
+    assert!(b["analysis_time"].is_u64() && b["analysis_time_us"].is_u64());
+    let threats = b["threats"].as_array().unwrap();
+    assert!(threats.iter().any(|t| t["type"] == "prompt_injection"), "{threats:?}");
+    let span = &threats[0]["span"];
+    assert!(span["end"].as_u64().unwrap() <= ATTACK.len() as u64);
+
+    let benign = post(&t.router, "/api/security/analyze", &key, json!({"input": BENIGN})).await;
+    assert_eq!((benign.body["is_secure"].as_bool(), benign.body["verdict"].as_str()), (Some(true), Some("allow")));
+
+    let ev = get(&t.router, "/api/security/events", &key).await;
+    assert_eq!(ev.status, StatusCode::OK, "{}", ev.text);
+    assert_eq!(ev.body["total_count"], 2);
+    let first = &ev.body["events"][1];
+    assert_eq!(first["id"], b["event_id"]);
+    assert_eq!((first["user_id"].as_str(), first["session_id"].as_str()), (Some("u1"), Some("s1")));
+    assert_eq!(first["verdict"], "block");
+    let only_blocked = get(&t.router, "/api/security/events?verdict=block&user_id=u1", &key).await;
+    assert_eq!(only_blocked.body["total_count"], 1);
+}
+
+#[tokio::test]
+async fn validate_finds_leaks_in_completions() {
+    let t = app().await;
+    let key = make_key(&t.router, "acme", &["analyze"]).await;
+    let r = post(
+        &t.router,
+        "/api/security/validate",
+        &key,
+        json!({"output": "Sure! Use token ghp_R8sKq2Lm5Np7Tv9Xw1Yz3Ab4Cd6Ef8Gh0Ij2K and mail jane.doe@example.com", "system_prompt": "You are a bank bot"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["is_secure"], false);
+    let kinds: Vec<&str> = r.body["threats"].as_array().unwrap().iter().filter_map(|t| t["type"].as_str()).collect();
+    assert!(kinds.contains(&"secret_leak") && kinds.contains(&"sensitive_data"), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn batches_answer_in_order_and_fail_whole_before_storing() {
+    let t = app().await;
+    let key = make_key(&t.router, "acme", &["analyze", "read"]).await;
+    let r =
+        post(&t.router, "/api/security/analyze/batch", &key, json!({"items": [{"input": BENIGN}, {"input": ATTACK}]}))
+            .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let results = r.body["results"].as_array().unwrap();
+    assert_eq!((results[0]["is_secure"].as_bool(), results[1]["is_secure"].as_bool()), (Some(true), Some(false)));
+
+    let bad =
+        post(&t.router, "/api/security/analyze/batch", &key, json!({"items": [{"input": BENIGN}, {"user_id": "x"}]}))
+            .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["error"]["field"], "items[1].input");
+    let empty = post(&t.router, "/api/security/analyze/batch", &key, json!({"items": []})).await;
+    assert_eq!((empty.status, empty.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("items")));
+    let v = post(&t.router, "/api/security/validate/batch", &key, json!({"items": [{"output": "fine"}]})).await;
+    assert_eq!(v.status, StatusCode::OK, "{}", v.text);
+
+    let ev = get(&t.router, "/api/security/events", &key).await;
+    assert_eq!(ev.body["total_count"], 3, "the failed batches stored nothing; the good ones everything");
+}
+
+#[tokio::test]
+async fn bad_input_gets_json_errors_naming_the_field() {
+    let t = app().await;
+    let key = make_key(&t.router, "acme", &["analyze"]).await;
+    let cases = [
+        (r#"{"input": "#, None),
+        (r#"{"input": 5}"#, Some("input")),
+        (r#"{}"#, Some("input")),
+        (r#"{"input": "x", "user_id": ["a"]}"#, Some("user_id")),
+        (r#"{"input": "x", "usr_id": "a"}"#, None),
+        (r#"[]"#, None),
+    ];
+    for (body, field) in cases {
+        let r = send(&t.router, Method::POST, "/api/security/analyze", Some(&key), Some(Body::from(body))).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text);
+        assert_eq!(r.body["error"]["code"], "bad_request", "{body}");
+        if let Some(f) = field {
+            assert_eq!(r.body["error"]["field"], f, "{body}: {}", r.text);
+        }
+    }
+    let r = post(&t.router, "/api/nope", &key, json!({})).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    let r = get(&t.router, "/api/security/analyze", &key).await;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
+    );
+    let r = get(&t.router, "/api/security/events?limit=0", &key).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "an analyze-only key may not read events");
+}
+
+#[tokio::test]
+async fn event_queries_page_with_cursors_and_check_parameters() {
+    let t = app().await;
+    let key = make_key(&t.router, "acme", &["analyze", "read"]).await;
+    for i in 0..5 {
+        post(&t.router, "/api/security/analyze", &key, json!({"input": format!("question {i}")})).await;
+    }
+    let mut path = "/api/security/events?limit=2".to_owned();
+    let mut seen = Vec::new();
+    loop {
+        let r = get(&t.router, &path, &key).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        seen.extend(r.body["events"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+        match r.body["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/security/events?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.reverse();
+    assert_eq!(seen, sorted, "newest first");
+    for (q, field) in [
+        ("limit=5000", "limit"),
+        ("cursor=zzz", "cursor"),
+        ("since=yesterday", "since"),
+        ("verdict=maybe", "verdict"),
+        ("min_confidence=2", "min_confidence"),
+        ("colour=red", "colour"),
+    ] {
+        let r = get(&t.router, &format!("/api/security/events?{q}"), &key).await;
+        assert_eq!((r.status, r.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{q}");
+    }
+}
+
+async fn stored_input(mode: &str) -> serde_json::Value {
+    let mode = mode.to_owned();
+    let t = app_with(move |c| c.storage.input = serde_json::from_value(json!(mode)).unwrap()).await;
+    let key = make_key(&t.router, "acme", &["analyze", "read"]).await;
+    post(&t.router, "/api/security/analyze", &key, json!({"input": "Email me at jane.doe@example.com please"})).await;
+    get(&t.router, "/api/security/events", &key).await.body["events"][0]["input"].clone()
+}
+
+#[tokio::test]
+async fn inputs_are_stored_as_the_retention_mode_says() {
+    assert_eq!(stored_input("none").await, serde_json::Value::Null);
+    assert_eq!(stored_input("full").await, "Email me at jane.doe@example.com please");
+    let redacted = stored_input("redacted").await;
+    let s = redacted.as_str().unwrap();
+    assert!(!s.contains("jane.doe") && s.contains("[REDACTED_EMAIL"), "{s}");
+}
+
+#[tokio::test]
+async fn erase_by_user_and_the_audit_chain() {
+    let t = app().await;
+    let key = make_key(&t.router, "acme", &["analyze", "read", "admin"]).await;
+    for u in ["u1", "u1", "u2"] {
+        post(&t.router, "/api/security/analyze", &key, json!({"input": BENIGN, "user_id": u})).await;
+    }
+    let r = send(&t.router, Method::DELETE, "/api/security/users/u1/events", Some(&key), None).await;
+    assert_eq!((r.status, r.body["deleted"].as_u64()), (StatusCode::OK, Some(2)), "{}", r.text);
+    assert_eq!(get(&t.router, "/api/security/events", &key).await.body["total_count"], 1);
+
+    let log = get(&t.router, "/api/admin/audit", ADMIN).await;
+    let entries: Vec<llmsec_store::AuditEntry> = serde_json::from_value(log.body["entries"].clone()).unwrap();
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["key.create", "user.erase"]);
+    assert_eq!(llmsec_store::audit::verify_chain(&entries), Ok(2));
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let t = app().await;
+    let key = make_key(&t.router, "acme", &["analyze", "read"]).await;
+    post(&t.router, "/api/security/analyze", &key, json!({"input": ATTACK})).await;
+    let r = get(&t.router, "/metrics", &key).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/plain"));
+    for needle in [
+        "llm_security_requests_total{endpoint=\"analyze\",verdict=\"block\"} 1",
+        "llm_security_threats_detected_total{type=\"prompt_injection\",severity=",
+        "llm_security_analysis_duration_seconds_bucket{endpoint=\"analyze\",le=",
+        "llm_security_confidence_bucket{endpoint=\"analyze\",le=",
+        "llm_security_http_requests_total{method=\"POST\",route=\"/api/security/analyze\",status=\"200\"} 1",
+        "llm_security_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/security/analyze\",le=",
+    ] {
+        assert!(r.text.contains(needle), "missing {needle} in\n{}", r.text);
+    }
+}
+
+#[tokio::test]
+async fn openapi_document_is_served_and_matches_docs() {
+    let t = app().await;
+    let key = make_key(&t.router, "acme", &["read"]).await;
+    let r = get(&t.router, "/openapi.json", &key).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["openapi"].as_str().map(|v| v.starts_with("3.")), Some(true));
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json")).unwrap();
+    assert_eq!(docs, llmsec_server::OPENAPI, "docs/openapi.json must be the served document");
+    for path in
+        ["/api/security/analyze", "/api/security/validate", "/api/security/events", "/api/admin/keys", "/api/webhooks"]
+    {
+        assert!(r.body["paths"][path].is_object(), "{path} undocumented");
+    }
+}
