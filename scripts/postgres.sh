@@ -24,6 +24,10 @@ case "$cmd" in
       done
       [ -n "$bin" ] || { echo "postgres.sh: no initdb after install" >&2; exit 1; }
     fi
+    # Take the first free port from $port on, so parallel runs do not collide.
+    for _ in $(seq 1 50); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then port=$((port + 1)); else break; fi
+    done
     mkdir -p "$dir"
     run_as=()
     if [ "$(id -u)" = 0 ]; then

@@ -2,8 +2,11 @@
 # The project's whole check, as CI runs it (.ci/run) and as the README says:
 # formatting, lints, tests, doc tests, and that the benches still compile.
 #
-# Needs only a Rust toolchain (rustup, with rustfmt and clippy) and,
-# optionally, cargo-nextest; falls back to `cargo test` without it.
+# Needs a Rust toolchain (rustup, with rustfmt and clippy) and, optionally,
+# cargo-nextest (falls back to `cargo test` without it). The server and
+# store tests run against a real PostgreSQL: scripts/postgres.sh installs it
+# from Debian's packages when missing and starts a throwaway server on
+# 127.0.0.1:55432 for the run (LLMSEC_PG_PORT to change it).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -33,6 +36,17 @@ rustfmt --edition 2024 --check crates/llm-security/fuzz/src/*.rs crates/llm-secu
 section "lint: cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+section "services: PostgreSQL for the store and server tests"
+pg_dir=$(mktemp -d /tmp/llmsec-pg.XXXXXX)
+cleanup() {
+    scripts/postgres.sh stop "$pg_dir" || true
+    rm -rf "$pg_dir" "${model:-}"
+}
+trap cleanup EXIT
+LLMSEC_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pg_dir")
+export LLMSEC_TEST_POSTGRES_URL
+echo "PostgreSQL at $LLMSEC_TEST_POSTGRES_URL"
+
 if cargo nextest --version >/dev/null 2>&1; then
     section "test: cargo nextest run --workspace"
     cargo nextest run --workspace
@@ -44,8 +58,8 @@ fi
 section "doc tests: cargo test --workspace --doc"
 cargo test --workspace --doc
 
-section "benches compile: cargo bench --workspace --no-run"
-cargo bench --workspace --no-run
+section "benches compile: cargo bench -p llm-security --no-run"
+cargo bench -p llm-security --no-run
 
 # The committed classifier must be what `llmsec train` builds from the
 # datasets: retrain (debug build, ~30 s) and compare byte for byte.
@@ -53,7 +67,6 @@ datasets=../shared/datasets
 if [ -f "$datasets/prompts-dev-benign.jsonl" ]; then
     section "model: llmsec train reproduces crates/llm-security/model/classifier.bin"
     model=$(mktemp)
-    trap 'rm -f "$model"' EXIT
     cargo run --quiet -p llmsec -- train \
         --data "$datasets/prompts-dev-injection.jsonl" \
         --data "$datasets/prompts-dev-jailbreak.jsonl" \

@@ -5,7 +5,7 @@
 //! listen = "127.0.0.1:8080"
 //! data_dir = "./data"
 //! # database_url = "postgres://llmsec@db/llmsec"   # default: sqlite://<data_dir>/llmsec.db
-//! dev_mode = false                                   # GraphQL playground at GET /graphql
+//! dev_mode = false                                   # GraphQL playground at GET /graphql/playground
 //!
 //! [storage]
 //! input = "redacted"      # none | redacted | full
@@ -162,7 +162,7 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; default `sqlite://<data_dir>/llmsec.db`.
     pub database_url: Option<String>,
-    /// Serves the GraphQL playground at `GET /graphql`.
+    /// Serves the GraphQL playground at `GET /graphql/playground`.
     pub dev_mode: bool,
     /// The engine's configuration file (TOML/YAML/JSON); default: the engine defaults.
     pub engine_config: Option<PathBuf>,

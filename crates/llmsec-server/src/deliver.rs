@@ -85,7 +85,7 @@ pub fn deliveries_for(hooks: &[Webhook], ev: &SecurityEvent, a: &Analysis, now: 
             let body = json!({
                 "id": id,
                 "event": event,
-                "created_at": chrono::DateTime::from_timestamp_millis(now).map(|t| t.to_rfc3339()),
+                "created_at": crate::api::admin::rfc3339(now),
                 "tenant": ev.tenant,
                 "data": {
                     "event_id": ev.id,

@@ -1,11 +1,11 @@
 //! GraphQL at `/graphql` (POST), subscriptions over WebSocket at
 //! `/graphql/ws` (graphql-transport-ws and graphql-ws), the playground at
-//! `GET /graphql` in dev mode.
+//! `GET /graphql/playground` in dev mode.
 //!
 //! ```graphql
 //! type Query {
 //!   analyzeInput(input: String!, userId: String, sessionId: String): SecurityAnalysis!
-//!   validateOutput(output: String!, userId: String, sessionId: String, systemPrompt: String): ValidationResult!
+//!   validateOutput(output: String!, userId: String, sessionId: String, systemPrompt: String, prompt: String): ValidationResult!
 //!   securityEvents(filter: SecurityEventFilter, first: Int = 50, after: String): SecurityEventConnection!
 //! }
 //! type Subscription { threatDetected(minSeverity: String): ThreatDetected! }
@@ -282,6 +282,7 @@ impl QueryRoot {
         user_id: Option<String>,
         session_id: Option<String>,
         system_prompt: Option<String>,
+        prompt: Option<String>,
     ) -> async_graphql::Result<ValidationResult> {
         let c = caller(ctx, Scope::Analyze)?;
         let state = ctx.data::<AppState>()?;
@@ -290,7 +291,7 @@ impl QueryRoot {
             user_id,
             session_id,
             system_prompt,
-            prompt: None,
+            prompt,
             expected_format: None,
             json_schema: None,
         };
@@ -474,7 +475,7 @@ pub async fn graphql_ws(
         .into_response()
 }
 
-/// `GET /graphql` in dev mode: the playground.
+/// `GET /graphql/playground` in dev mode.
 pub async fn playground() -> Html<String> {
     Html(async_graphql::http::playground_source(
         async_graphql::http::GraphQLPlaygroundConfig::new("/graphql").subscription_endpoint("/graphql/ws"),

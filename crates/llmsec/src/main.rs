@@ -2,7 +2,10 @@
 //!
 //! A thin binary over the `llm_security` engine. `llmsec scan` checks one
 //! text (an argument, a file or stdin) or a JSON-lines batch; `llmsec eval`
-//! measures detection accuracy and latency on labelled JSON-lines datasets.
+//! measures detection accuracy and latency on labelled JSON-lines datasets;
+//! `llmsec serve` runs the REST/GraphQL service (`llmsec_server`);
+//! `llmsec audit verify` checks the admin audit chain and `llmsec webhook
+//! verify` a webhook delivery's signature.
 //!
 //! Exit codes follow grep: 0 when nothing changed the verdict, 1 when
 //! threats did, 2 on any error. A closed stdout (broken pipe) ends the
@@ -15,7 +18,9 @@ mod eval;
 mod evasions;
 mod input;
 mod metrics;
+mod ops;
 mod scan;
+mod serve;
 mod train;
 
 use std::io::Write;
@@ -48,6 +53,14 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Train the prompt-attack classifier and write its model file.
     Train(train::TrainArgs),
+    /// Run the REST/GraphQL service (SQLite under ./data, 127.0.0.1:8080 by default).
+    Serve(serve::ServeArgs),
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(ops::AuditCommand),
+    /// Webhook receiver tools.
+    #[command(subcommand)]
+    Webhook(ops::WebhookCommand),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +69,9 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Train(args) => train::run(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Audit(cmd) => ops::audit(&cmd),
+        Command::Webhook(cmd) => ops::webhook(&cmd),
     };
     match result {
         Ok(code) => code,

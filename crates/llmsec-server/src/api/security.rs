@@ -49,7 +49,7 @@ pub struct ValidateRequest {
     /// The prompt that produced the completion.
     #[serde(default)]
     pub prompt: Option<String>,
-    /// The format the application expects (`json`, `markdown`, …).
+    /// The format the application expects (`json` or `xml`).
     #[serde(default)]
     pub expected_format: Option<ExpectedFormat>,
     /// A JSON Schema the completion must satisfy.

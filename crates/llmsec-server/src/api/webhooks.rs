@@ -184,10 +184,7 @@ async fn deliveries(
         ),
         None => None,
     };
-    let limit = match q.get("limit") {
-        Some(v) => v.parse::<u32>().map_err(|_| ApiError::field("limit", "must be a positive integer"))?,
-        None => 100,
-    };
+    let limit = crate::api::admin::parse_limit(&q)?;
     let list: Vec<DeliveryView> =
         state.store.deliveries(&caller.tenant, status, limit).await?.into_iter().map(Into::into).collect();
     Ok(Json(json!({ "deliveries": list })))

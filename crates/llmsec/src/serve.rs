@@ -1,0 +1,147 @@
+//! `llmsec serve`: the REST/GraphQL service on the embedded default (a
+//! SQLite file under `./data`, 127.0.0.1:8080), or as configured.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use llmsec_server::Server;
+use llmsec_server::config::ServerConfig;
+
+/// Arguments of `llmsec serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Server configuration file (.toml, .yaml/.yml or .json).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the SQLite database [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Development mode: the GraphQL playground at /graphql/playground.
+    #[arg(long)]
+    pub dev: bool,
+}
+
+/// Reads the configuration: file, then `LLMSEC_*` variables, then flags.
+pub fn load_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
+    let mut config = match &args.config {
+        Some(p) => ServerConfig::from_file(p)?,
+        None => ServerConfig::default(),
+    };
+    config.apply_env(|k| std::env::var(k).ok())?;
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    if let Some(d) = &args.data_dir {
+        config.data_dir = d.clone();
+    }
+    if let Some(u) = &args.database_url {
+        config.database_url = Some(u.clone());
+    }
+    if args.dev {
+        config.dev_mode = true;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LLMSEC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(args)?;
+    init_logging();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let admin_key = std::env::var("LLMSEC_ADMIN_KEY").ok().filter(|k| !k.is_empty());
+        let listen = config.listen;
+        let db = config.database_url();
+        let server = Server::start(config, admin_key).await.context("cannot start the server")?;
+        if let Some(key) = server.bootstrap_key() {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "llmsec: created the first admin key (shown once; store it now):")?;
+            writeln!(out, "{key}")?;
+            out.flush()?;
+        }
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, database = %redact(&db), "llmsec listening on http://{addr}");
+        server.serve(listener, shutdown_signal()).await.context("server failed")?;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The URL without a password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].find(':') {
+            Some(c) => format!("{}:***{}", &url[..s + 3 + c], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_defaults() {
+        let args = ServeArgs {
+            config: None,
+            listen: Some("127.0.0.1:9000".parse().unwrap()),
+            data_dir: Some("/tmp/x".into()),
+            database_url: None,
+            dev: true,
+        };
+        let c = load_config(&args).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.database_url(), "sqlite:///tmp/x/llmsec.db");
+        assert!(c.dev_mode);
+    }
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(redact("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("sqlite://data/llmsec.db"), "sqlite://data/llmsec.db");
+    }
+}
