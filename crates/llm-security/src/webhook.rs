@@ -39,7 +39,7 @@ pub const SIGNATURE_HEADER: &str = "X-Llmsec-Signature";
 /// use llm_security::WebhookConfig;
 /// let w = WebhookConfig::new()
 ///     .with_url("https://your-system.com/webhook".to_string())
-///     .with_secret("webhook-secret".to_string())
+///     .with_secret("webhook-secret-0123".to_string()) // 16 bytes or more
 ///     .with_events(vec!["threat.detected".to_string()]);
 /// assert!(w.validate().is_ok());
 /// ```

@@ -52,7 +52,6 @@ fn http(port: u16, method: &str, path: &str, key: Option<&str>, body: &str) -> (
 
 struct Served {
     child: Child,
-    port: u16,
 }
 
 impl Drop for Served {
@@ -73,7 +72,7 @@ fn start(dir: &Path, port: u16, config: Option<&Path>, admin: Option<&str>) -> S
         cmd.env("LLMSEC_ADMIN_KEY", k);
     }
     let child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let served = Served { child, port };
+    let served = Served { child };
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "server did not start");

@@ -198,3 +198,37 @@ async fn slow_requests_time_out_with_408() {
         r.text
     );
 }
+
+#[tokio::test]
+async fn the_connection_cap_holds_extra_clients_back() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = config();
+    c.limits.max_connections = 1;
+    let server = llmsec_server::Server::start(c, Some(ADMIN.into())).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let request = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    // The first client holds the only connection, idle.
+    let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
+    first.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 256];
+    let n = first.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // The second is accepted by the kernel but not served while the first stays open.
+    let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+    second.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(500), second.read_to_end(&mut out)).await;
+    assert!(waited.is_err(), "served past the cap: {}", String::from_utf8_lossy(&out));
+    // Once the first goes, the second is served.
+    drop(first);
+    tokio::time::timeout(std::time::Duration::from_secs(10), second.read_to_end(&mut out)).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&out));
+    // Graceful stop returns.
+    stop.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), serving).await.unwrap().unwrap().unwrap();
+}

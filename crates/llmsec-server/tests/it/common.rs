@@ -25,8 +25,7 @@ pub fn temp_dir() -> std::path::PathBuf {
 }
 
 pub fn config() -> ServerConfig {
-    let mut c = ServerConfig::default();
-    c.data_dir = temp_dir();
+    let mut c = ServerConfig { data_dir: temp_dir(), ..Default::default() };
     c.delivery.poll_ms = 20;
     c.delivery.initial_backoff_ms = 20;
     c.delivery.max_backoff_ms = 100;
