@@ -27,11 +27,12 @@ fi
 cargo build --release -q -p llmsec
 
 work=$(mktemp -d /tmp/llmsec-load.XXXXXX)
+pg_dir=$(mktemp -d /tmp/llmsec-load-pg.XXXXXX)   # its own: postgres must own it
 server_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
-  [ "$backend" = postgres ] && scripts/postgres.sh stop "$work/pg" || true
-  rm -rf "$work"
+  [ "$backend" = postgres ] && scripts/postgres.sh stop "$pg_dir" || true
+  rm -rf "$work" "$pg_dir"
 }
 trap cleanup EXIT
 
@@ -39,7 +40,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 admin="load-test-admin-key-$(date +%s)"
 db_args=(--data-dir "$work/data")
 if [ "$backend" = postgres ]; then
-  url=$(scripts/postgres.sh start "$work/pg")
+  url=$(scripts/postgres.sh start "$pg_dir")
   db_args=(--database-url "$url")
 fi
 cat > "$work/server.toml" <<TOML

@@ -65,9 +65,21 @@ pub struct ThreatNotice {
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
-/// Everything a handler needs; cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
+/// Everything a handler needs: one `Arc`, so that the clones axum makes
+/// per request (middleware, extractors) cost one atomic increment.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<AppInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppInner;
+
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct AppInner {
     /// The engine.
     pub engine: SecurityEngine,
     /// The store.
@@ -90,7 +102,7 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
 }
 
-impl std::fmt::Debug for AppState {
+impl std::fmt::Debug for AppInner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState").field("store", &self.store).field("config", &self.config).finish_non_exhaustive()
     }
@@ -173,7 +185,7 @@ impl Server {
         let delivery_notify = Arc::new(Notify::new());
         let (threat_feed, _) = broadcast::channel(1024);
         let config = Arc::new(config);
-        let state = AppState {
+        let state = AppState(Arc::new(AppInner {
             engine,
             store: store.clone(),
             config: config.clone(),
@@ -184,7 +196,7 @@ impl Server {
             delivery_notify: delivery_notify.clone(),
             threat_feed,
             metrics,
-        };
+        }));
         // Config webhooks have a stable id per (tenant, url), so a restart
         // replaces rather than duplicates them, and pending deliveries keep
         // their subscription; ones no longer in the file are removed.

@@ -27,7 +27,22 @@ pub struct SqlStore {
     backend: Backend,
     /// Serializes audit appends in this process (SQLite has no advisory locks).
     audit_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Stops the SQLite checkpointer when the last clone goes.
+    _checkpointer: Option<std::sync::Arc<AbortOnDrop>>,
 }
+
+/// Aborts a background task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How often the SQLite WAL is checkpointed in the background.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// A URL with its password, if any, replaced.
 fn redact_url(url: &str) -> String {
@@ -92,6 +107,12 @@ impl SqlStore {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        // Checkpoints run in the background (see `connect`), not
+                        // inside whichever commit crosses the WAL size threshold:
+                        // that commit, and every request waiting on it, would stall.
+                        if !memory {
+                            conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                        }
                     }
                     Ok(())
                 })
@@ -100,7 +121,20 @@ impl SqlStore {
             sqlx::Error::Configuration(why) => StoreError::Url { url: redact_url(&url), why: why.to_string() },
             e => StoreError::Database(e),
         })?;
-        let store = SqlStore { pool, backend, audit_lock: Default::default() };
+        let checkpointer = (backend == Backend::Sqlite && !memory).then(|| {
+            let pool = pool.clone();
+            let task = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(CHECKPOINT_EVERY).await;
+                    // PASSIVE copies what it can without blocking writers or readers.
+                    if let Err(e) = pool.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                    }
+                }
+            });
+            std::sync::Arc::new(AbortOnDrop(task.abort_handle()))
+        });
+        let store = SqlStore { pool, backend, audit_lock: Default::default(), _checkpointer: checkpointer };
         store.migrate().await?;
         Ok(store)
     }
@@ -356,28 +390,58 @@ impl Store for SqlStore {
         if batch.is_empty() {
             return Ok(());
         }
+        // Multi-row INSERTs: one statement per chunk rather than per row,
+        // which matters most on SQLite, where every statement is a round
+        // trip to the connection's worker thread.
         let mut tx = self.pool.begin().await?;
-        for rec in batch {
-            let e = &rec.event;
-            sqlx::query(
-                "INSERT INTO security_events (id, tenant, event_type, input, threats, confidence, verdict, ts, user_id, session_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(&e.id)
-            .bind(&e.tenant)
-            .bind(&e.event_type)
-            .bind(e.input.as_deref())
-            .bind(e.threats.to_string())
-            .bind(e.confidence)
-            .bind(&e.verdict)
-            .bind(e.timestamp)
-            .bind(e.user_id.as_deref())
-            .bind(e.session_id.as_deref())
-            .execute(&mut *tx)
-            .await?;
-            for d in &rec.deliveries {
-                insert_delivery(&mut tx, d).await?;
+        for chunk in batch.chunks(ROWS_PER_INSERT) {
+            let sql = multi_insert(
+                "INSERT INTO security_events (id, tenant, event_type, input, threats, confidence, verdict, ts, user_id, session_id) VALUES ",
+                10,
+                chunk.len(),
+            );
+            let mut q = sqlx::query(&sql);
+            for rec in chunk {
+                let e = &rec.event;
+                q = q
+                    .bind(&e.id)
+                    .bind(&e.tenant)
+                    .bind(&e.event_type)
+                    .bind(e.input.as_deref())
+                    .bind(e.threats.to_string())
+                    .bind(e.confidence)
+                    .bind(&e.verdict)
+                    .bind(e.timestamp)
+                    .bind(e.user_id.as_deref())
+                    .bind(e.session_id.as_deref());
             }
+            q.execute(&mut *tx).await?;
+        }
+        let deliveries: Vec<&Delivery> = batch.iter().flat_map(|r| &r.deliveries).collect();
+        for chunk in deliveries.chunks(ROWS_PER_INSERT) {
+            let sql = multi_insert(
+                "INSERT INTO deliveries (id, webhook_id, tenant, event, payload, status, attempts, next_attempt_at, \
+                 last_error, last_status, created_at, updated_at) VALUES ",
+                12,
+                chunk.len(),
+            );
+            let mut q = sqlx::query(&sql);
+            for d in chunk {
+                q = q
+                    .bind(&d.id)
+                    .bind(&d.webhook_id)
+                    .bind(&d.tenant)
+                    .bind(&d.event)
+                    .bind(&d.payload)
+                    .bind(d.status.as_str())
+                    .bind(i64::from(d.attempts))
+                    .bind(d.next_attempt_at)
+                    .bind(d.last_error.as_deref())
+                    .bind(d.last_status.map(i64::from))
+                    .bind(d.created_at)
+                    .bind(d.updated_at);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -590,31 +654,40 @@ impl Store for SqlStore {
     }
 }
 
-async fn insert_delivery(tx: &mut sqlx::Transaction<'_, Any>, d: &Delivery) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO deliveries (id, webhook_id, tenant, event, payload, status, attempts, next_attempt_at, \
-         last_error, last_status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(&d.id)
-    .bind(&d.webhook_id)
-    .bind(&d.tenant)
-    .bind(&d.event)
-    .bind(&d.payload)
-    .bind(d.status.as_str())
-    .bind(i64::from(d.attempts))
-    .bind(d.next_attempt_at)
-    .bind(d.last_error.as_deref())
-    .bind(d.last_status.map(i64::from))
-    .bind(d.created_at)
-    .bind(d.updated_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+/// Rows per multi-row INSERT: 50 × 12 columns stays far below both
+/// backends' bind-parameter limits.
+const ROWS_PER_INSERT: usize = 50;
+
+/// `head` followed by `rows` tuples of `cols` placeholders, numbered in order.
+fn multi_insert(head: &str, cols: usize, rows: usize) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * cols * 5);
+    sql.push_str(head);
+    let mut n = 0;
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            n += 1;
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${n}"));
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 #[cfg(test)]
 mod tests {
     use super::redact_url;
+
+    #[test]
+    fn multi_row_placeholders_are_numbered_in_order() {
+        assert_eq!(
+            super::multi_insert("INSERT INTO t VALUES ", 2, 3),
+            "INSERT INTO t VALUES ($1, $2), ($3, $4), ($5, $6)"
+        );
+    }
 
     #[test]
     fn passwords_never_reach_errors() {
