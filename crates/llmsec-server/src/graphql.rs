@@ -10,8 +10,9 @@
 //! }
 //! type Subscription { threatDetected(minSeverity: String): ThreatDetected! }
 //! ```
-//! The caller's key comes from the HTTP request (or the WebSocket upgrade
-//! request): the same scopes and tenant rules as REST.
+//! The caller's key comes from the HTTP request, or for subscriptions from
+//! the WebSocket upgrade request or the `connection_init` payload: the same
+//! scopes and tenant rules as REST.
 
 use async_graphql::{Context, EmptyMutation, ErrorExtensions, InputObject, Object, Schema, SimpleObject, Subscription};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
@@ -323,6 +324,8 @@ impl QueryRoot {
             until: f.until.as_deref().map(|v| parse_time("filter.until", v)).transpose().map_err(gql_error)?,
         };
         filters.validate("filter.").map_err(gql_error)?;
+        crate::api::security::check_id("filter.userId", filters.user_id.as_deref()).map_err(gql_error)?;
+        crate::api::security::check_id("filter.sessionId", filters.session_id.as_deref()).map_err(gql_error)?;
         let before = match after {
             Some(a) => Some(
                 parse_cursor(&a)
@@ -459,20 +462,59 @@ pub async fn graphql_post(
 }
 
 /// `GET /graphql/ws`: the WebSocket upgrade for subscriptions.
+///
+/// The key comes in the upgrade request's `Authorization` / `X-API-Key`
+/// header (checked before upgrading: a bad one is a 401), or, for browsers,
+/// which cannot set headers on a WebSocket, in the `connection_init`
+/// payload as `{"Authorization": "Bearer lsk_…"}` or `{"apiKey": "lsk_…"}`.
+/// A connection that presents no valid key is closed before any operation.
 pub async fn graphql_ws(
-    State(_): State<AppState>,
+    State(state): State<AppState>,
     Extension(schema): Extension<AppSchema>,
-    caller: Caller,
+    headers: axum::http::HeaderMap,
     protocol: GraphQLProtocol,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let from_header = match crate::auth::presented_key(&headers) {
+        Some(k) => match state.keys.resolve(state.store.as_ref(), k).await {
+            Ok(c) => Some(c),
+            Err(e) => return e.into_response(),
+        },
+        None => None,
+    };
     ws.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |stream| {
-            let mut data = async_graphql::Data::default();
-            data.insert(caller);
-            GraphQLWebSocket::new(stream, schema, protocol).with_data(data).serve()
+            GraphQLWebSocket::new(stream, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let caller = match from_header {
+                        Some(c) => c,
+                        None => {
+                            let key =
+                                payload_key(&payload).ok_or_else(|| async_graphql::Error::new("missing API key"))?;
+                            state
+                                .keys
+                                .resolve(state.store.as_ref(), &key)
+                                .await
+                                .map_err(|_| async_graphql::Error::new("invalid API key"))?
+                        }
+                    };
+                    let mut data = async_graphql::Data::default();
+                    data.insert(caller);
+                    Ok(data)
+                })
+                .serve()
         })
         .into_response()
+}
+
+/// The key in a `connection_init` payload.
+fn payload_key(payload: &serde_json::Value) -> Option<String> {
+    let get = |k: &str| payload.get(k).and_then(|v| v.as_str());
+    if let Some(v) = get("Authorization").or_else(|| get("authorization")) {
+        let v = v.trim();
+        return Some(v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).unwrap_or(v).trim().to_owned());
+    }
+    get("apiKey").or_else(|| get("x-api-key")).map(|v| v.trim().to_owned())
 }
 
 /// `GET /graphql/playground` in dev mode.

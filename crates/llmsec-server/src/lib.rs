@@ -364,11 +364,15 @@ pub fn app(state: AppState) -> Router {
         .merge(api::admin::router())
         .merge(api::webhooks::router())
         .route("/graphql", post(graphql::graphql_post))
-        .route("/graphql/ws", get(graphql::graphql_ws))
         .route("/metrics", get(metrics_handler))
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
-    let mut public = Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz));
+    // The WebSocket route authenticates itself: browsers send the key in
+    // the first message, not in a header.
+    let mut public = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/graphql/ws", get(graphql::graphql_ws));
     if state.config.dev_mode {
         public = public.route("/graphql/playground", get(graphql::playground));
     }

@@ -50,12 +50,30 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         let (records, dones): (Vec<Record>, Vec<_>) = jobs.drain(..).unzip();
         metrics::histogram!("llm_security_events_write_batch_size").record(records.len() as f64);
-        let result = store.record(&records).await.map_err(|e| e.to_string());
-        if let Err(e) = &result {
-            tracing::error!(error = %e, events = records.len(), "storing events failed");
-        }
-        for done in dones {
-            let _ = done.send(result.clone());
+        match store.record(&records).await {
+            Ok(()) => {
+                for done in dones {
+                    let _ = done.send(Ok(()));
+                }
+            }
+            // One bad record must not fail the requests it happened to share
+            // a transaction with: retry each alone, so only the bad one fails.
+            Err(e) if records.len() > 1 => {
+                tracing::warn!(error = %e, events = records.len(), "batch commit failed; retrying one by one");
+                for (record, done) in records.into_iter().zip(dones) {
+                    let result = store.record(std::slice::from_ref(&record)).await.map_err(|e| e.to_string());
+                    if let Err(e) = &result {
+                        tracing::error!(error = %e, event = %record.event.id, "storing an event failed");
+                    }
+                    let _ = done.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storing an event failed");
+                for done in dones {
+                    let _ = done.send(Err(e.to_string()));
+                }
+            }
         }
     }
 }

@@ -407,8 +407,8 @@ impl Store for SqlStore {
                     .bind(&e.id)
                     .bind(&e.tenant)
                     .bind(&e.event_type)
-                    .bind(e.input.as_deref())
-                    .bind(e.threats.to_string())
+                    .bind(e.input.as_deref().map(|s| no_nul(s).into_owned()))
+                    .bind(no_nul(&e.threats.to_string()).into_owned())
                     .bind(e.confidence)
                     .bind(&e.verdict)
                     .bind(e.timestamp)
@@ -432,7 +432,7 @@ impl Store for SqlStore {
                     .bind(&d.webhook_id)
                     .bind(&d.tenant)
                     .bind(&d.event)
-                    .bind(&d.payload)
+                    .bind(&d.payload) // JSON text: a NUL is escaped as \u0000
                     .bind(d.status.as_str())
                     .bind(i64::from(d.attempts))
                     .bind(d.next_attempt_at)
@@ -652,6 +652,13 @@ impl Store for SqlStore {
         let rows = sqlx::query(&sql).bind(after_seq).fetch_all(&self.pool).await?;
         rows.iter().map(audit_from_row).collect()
     }
+}
+
+/// PostgreSQL's text types cannot hold U+0000 (SQLite can, but most tools
+/// reading it cannot): stored text gets U+FFFD in its place. Analysed input
+/// is untrusted, so a NUL must not be able to fail an insert.
+fn no_nul(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') { s.replace('\0', "\u{FFFD}").into() } else { s.into() }
 }
 
 /// Rows per multi-row INSERT: 50 × 12 columns stays far below both

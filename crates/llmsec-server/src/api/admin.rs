@@ -190,6 +190,7 @@ async fn erase_user(
     Path(user_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(Scope::Admin)?;
+    crate::api::security::check_id("user_id", Some(&user_id))?;
     audit(&state, &caller, "user.erase", &user_id, json!({"tenant": caller.tenant})).await?;
     let deleted = state.store.erase_user(&caller.tenant, &user_id).await?;
     Ok(Json(json!({ "user_id": user_id, "deleted": deleted })))

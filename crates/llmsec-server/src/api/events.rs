@@ -158,6 +158,8 @@ async fn list(
         until: q.get("until").map(|v| parse_time("until", v)).transpose()?,
     };
     filters.validate("")?;
+    crate::api::security::check_id("user_id", filters.user_id.as_deref())?;
+    crate::api::security::check_id("session_id", filters.session_id.as_deref())?;
     let before = match q.get("cursor") {
         Some(c) => Some(parse_cursor(c).ok_or_else(|| ApiError::field("cursor", "not a cursor this API returned"))?),
         None => None,

@@ -116,6 +116,17 @@ impl Job {
     }
 }
 
+/// User and session ids: 1–256 bytes, no control characters (they are
+/// stored, indexed and echoed into logs and webhooks).
+pub(crate) fn check_id(field: &str, id: Option<&str>) -> Result<(), ApiError> {
+    match id {
+        Some(v) if v.is_empty() || v.len() > 256 || v.chars().any(char::is_control) => {
+            Err(ApiError::field(field, "must be 1-256 bytes without control characters"))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn run_engine(engine: &llm_security::SecurityEngine, job: &Job) -> Result<Analysis, llm_security::Error> {
     match job {
         Job::Input(r) => engine.analyze_input_sync(&r.input),
@@ -145,6 +156,13 @@ pub(crate) async fn analyze(
 
 /// Runs the engine; an error names `field`.
 async fn evaluate(state: &AppState, job: Job, field: String) -> Result<(Job, Analysis), ApiError> {
+    let (user_id, session_id) = match &job {
+        Job::Input(r) => (r.user_id.as_deref(), r.session_id.as_deref()),
+        Job::Output(r) => (r.user_id.as_deref(), r.session_id.as_deref()),
+    };
+    let prefix = field.strip_suffix(job.field()).unwrap_or("");
+    check_id(&format!("{prefix}user_id"), user_id)?;
+    check_id(&format!("{prefix}session_id"), session_id)?;
     let (job, analysis) = if job.text().len() > INLINE_BYTES {
         let engine = state.engine.clone();
         tokio::task::spawn_blocking(move || {

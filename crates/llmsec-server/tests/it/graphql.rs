@@ -114,14 +114,44 @@ async fn threat_detected_subscription_over_websocket() {
 }
 
 #[tokio::test]
-async fn websocket_upgrade_needs_a_key() {
+async fn websocket_keys_come_from_the_header_or_connection_init() {
     let t = app().await;
+    let key = make_key(&t.router, "acme", &["analyze", "read"]).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = t.router.clone();
     tokio::spawn(async move { axum::serve(listener, router).await });
-    let mut req = format!("ws://{addr}/graphql/ws").into_client_request().unwrap();
-    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
-    let err = tokio_tungstenite::connect_async(req).await.unwrap_err();
+    let request = |auth: Option<&str>| {
+        let mut req = format!("ws://{addr}/graphql/ws").into_client_request().unwrap();
+        req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+        if let Some(a) = auth {
+            req.headers_mut().insert("authorization", a.parse().unwrap());
+        }
+        req
+    };
+    // A bad key in the header: refused before the upgrade.
+    let err = tokio_tungstenite::connect_async(request(Some("Bearer nope"))).await.unwrap_err();
     assert!(err.to_string().contains("401"), "{err}");
+    // No key anywhere: the connection is closed after connection_init.
+    let (mut ws, _) = tokio_tungstenite::connect_async(request(None)).await.unwrap();
+    ws.send(Message::text(json!({"type": "connection_init"}).to_string())).await.unwrap();
+    let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.unwrap();
+    match msg {
+        Some(Ok(Message::Close(Some(frame)))) => assert!(frame.reason.contains("missing API key"), "{frame:?}"),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    // The key in the connection_init payload, as a browser sends it.
+    let (mut ws, _) = tokio_tungstenite::connect_async(request(None)).await.unwrap();
+    let init = json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {key}")}});
+    ws.send(Message::text(init.to_string())).await.unwrap();
+    let ack = ws.next().await.unwrap().unwrap();
+    assert!(ack.to_text().unwrap().contains("connection_ack"), "{ack:?}");
+    let sub =
+        json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { threatDetected { eventId } }"}});
+    ws.send(Message::text(sub.to_string())).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mine = post(&t.router, "/api/security/analyze", &key, json!({"input": ATTACK})).await;
+    let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap();
+    let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+    assert_eq!(v["payload"]["data"]["threatDetected"]["eventId"], mine.body["event_id"]);
 }

@@ -226,3 +226,169 @@ async fn openapi_document_is_served_and_matches_docs() {
         assert!(r.body["paths"][path].is_object(), "{path} undocumented");
     }
 }
+
+#[tokio::test]
+async fn ids_with_control_characters_are_refused() {
+    let t = app().await;
+    let key = make_key(&t.router, "acme", &["analyze", "read"]).await;
+    let r = post(&t.router, "/api/security/analyze", &key, json!({"input": "x", "user_id": "a\u{0}b"})).await;
+    assert_eq!((r.status, r.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("user_id")), "{}", r.text);
+    let batch = json!({"items": [{"input": "x"}, {"input": "y", "session_id": "s\nt"}]});
+    let r = post(&t.router, "/api/security/analyze/batch", &key, batch).await;
+    assert_eq!(r.body["error"]["field"], "items[1].session_id", "{}", r.text);
+    let r = get(&t.router, "/api/security/events?user_id=%00", &key).await;
+    assert_eq!(r.body["error"]["field"], "user_id", "{}", r.text);
+}
+
+/// A store that refuses any batch holding a poisoned event, to show that a
+/// bad record fails only its own request, not the others committed with it.
+#[derive(Debug)]
+struct Poisoned(llmsec_store::SqlStore);
+
+#[async_trait::async_trait]
+impl llmsec_store::Store for Poisoned {
+    fn backend(&self) -> llmsec_store::Backend {
+        self.0.backend()
+    }
+    async fn ping(&self) -> llmsec_store::Result<()> {
+        self.0.ping().await
+    }
+    async fn insert_key(&self, k: &llmsec_store::ApiKeyRecord) -> llmsec_store::Result<()> {
+        self.0.insert_key(k).await
+    }
+    async fn key(&self, id: &str) -> llmsec_store::Result<Option<llmsec_store::ApiKeyRecord>> {
+        self.0.key(id).await
+    }
+    async fn list_keys(&self, t: Option<&str>) -> llmsec_store::Result<Vec<llmsec_store::ApiKeyRecord>> {
+        self.0.list_keys(t).await
+    }
+    async fn revoke_key(&self, id: &str, at: i64) -> llmsec_store::Result<bool> {
+        self.0.revoke_key(id, at).await
+    }
+    async fn record(&self, batch: &[llmsec_store::Record]) -> llmsec_store::Result<()> {
+        if batch.iter().any(|r| r.event.session_id.as_deref() == Some("poison")) {
+            return Err(llmsec_store::StoreError::Corrupt { table: "security_events", why: "poisoned".into() });
+        }
+        self.0.record(batch).await
+    }
+    async fn events(&self, q: &llmsec_store::EventQuery) -> llmsec_store::Result<Vec<llmsec_store::SecurityEvent>> {
+        self.0.events(q).await
+    }
+    async fn count_events(&self, q: &llmsec_store::EventQuery) -> llmsec_store::Result<u64> {
+        self.0.count_events(q).await
+    }
+    async fn purge_events(&self, before: i64) -> llmsec_store::Result<u64> {
+        self.0.purge_events(before).await
+    }
+    async fn erase_user(&self, t: &str, u: &str) -> llmsec_store::Result<u64> {
+        self.0.erase_user(t, u).await
+    }
+    async fn insert_webhook(&self, w: &llmsec_store::Webhook) -> llmsec_store::Result<()> {
+        self.0.insert_webhook(w).await
+    }
+    async fn webhooks(&self, t: Option<&str>) -> llmsec_store::Result<Vec<llmsec_store::Webhook>> {
+        self.0.webhooks(t).await
+    }
+    async fn delete_webhook(&self, t: &str, id: &str) -> llmsec_store::Result<bool> {
+        self.0.delete_webhook(t, id).await
+    }
+    async fn claim_deliveries(
+        &self,
+        now: i64,
+        until: i64,
+        n: u32,
+    ) -> llmsec_store::Result<Vec<llmsec_store::Delivery>> {
+        self.0.claim_deliveries(now, until, n).await
+    }
+    async fn finish_attempt(&self, id: &str, a: &llmsec_store::Attempt, now: i64) -> llmsec_store::Result<()> {
+        self.0.finish_attempt(id, a, now).await
+    }
+    async fn deliveries(
+        &self,
+        t: &str,
+        s: Option<llmsec_store::DeliveryStatus>,
+        n: u32,
+    ) -> llmsec_store::Result<Vec<llmsec_store::Delivery>> {
+        self.0.deliveries(t, s, n).await
+    }
+    async fn redeliver(&self, t: &str, id: &str, now: i64) -> llmsec_store::Result<bool> {
+        self.0.redeliver(t, id, now).await
+    }
+    async fn purge_deliveries(&self, before: i64) -> llmsec_store::Result<u64> {
+        self.0.purge_deliveries(before).await
+    }
+    async fn append_audit(&self, e: llmsec_store::NewAudit, at: i64) -> llmsec_store::Result<llmsec_store::AuditEntry> {
+        self.0.append_audit(e, at).await
+    }
+    async fn audit_log(&self, after: i64, n: u32) -> llmsec_store::Result<Vec<llmsec_store::AuditEntry>> {
+        self.0.audit_log(after, n).await
+    }
+}
+
+#[tokio::test]
+async fn a_bad_record_fails_only_its_own_request() {
+    let c = config();
+    let sql = llmsec_store::SqlStore::connect(&c.database_url()).await.unwrap();
+    let engine = llm_security::SecurityEngine::with_config(c.security_config().unwrap());
+    let server = llmsec_server::Server::with_parts(c, engine, std::sync::Arc::new(Poisoned(sql)), Some(ADMIN.into()))
+        .await
+        .unwrap();
+    let router = server.router();
+    // Many concurrent requests, so that the poisoned one shares a batch with others.
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let router = router.clone();
+        let session = if i == 20 { "poison" } else { "fine" };
+        tasks.push(tokio::spawn(async move {
+            post(&router, "/api/security/analyze", ADMIN, json!({"input": format!("q{i}"), "session_id": session}))
+                .await
+                .status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::SERVICE_UNAVAILABLE).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 39);
+    assert_eq!(get(&router, "/api/security/events?session_id=fine", ADMIN).await.body["total_count"], 39);
+}
+
+#[tokio::test]
+async fn retention_purges_events_past_their_days() {
+    let mut c = config();
+    c.storage.retention_days = 1;
+    let store = llmsec_store::SqlStore::connect(&c.database_url()).await.unwrap();
+    let now = llmsec_store::now_millis();
+    let event = |id: &str, ts: i64| llmsec_store::Record {
+        event: llmsec_store::SecurityEvent {
+            id: id.into(),
+            tenant: "default".into(),
+            event_type: "input_analysis".into(),
+            input: None,
+            threats: json!([]),
+            confidence: 0.0,
+            verdict: "allow".into(),
+            timestamp: ts,
+            user_id: None,
+            session_id: None,
+        },
+        deliveries: vec![],
+    };
+    llmsec_store::Store::record(&store, &[event("old", now - 2 * 86_400_000), event("new", now - 3_600_000)])
+        .await
+        .unwrap();
+    drop(store);
+    // The retention task runs at start, then hourly.
+    let server = llmsec_server::Server::start(c, Some(ADMIN.into())).await.unwrap();
+    let router = server.router();
+    let left = eventually(5, || {
+        let router = router.clone();
+        async move {
+            let r = get(&router, "/api/security/events", ADMIN).await;
+            (r.body["total_count"] == 1).then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(left.body["events"][0]["id"], "new");
+}
