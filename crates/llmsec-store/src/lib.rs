@@ -123,4 +123,34 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn append_audit(&self, entry: NewAudit, at: Millis) -> Result<AuditEntry>;
     /// Reads the audit log in order, from `after_seq + 1`.
     async fn audit_log(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>>;
+
+    /// Stores telemetry events in one transaction; for each, whether it was
+    /// new (`false`: the tenant already had that event id, nothing changed).
+    async fn ingest(&self, rows: &[TelemetryRow]) -> Result<Vec<bool>>;
+    /// Events accepted but not yet run through the detectors, oldest first
+    /// (replayed after a restart).
+    async fn pending_telemetry(&self, limit: u32) -> Result<Vec<TelemetryRow>>;
+    /// Marks events as run through the detectors.
+    async fn mark_processed(&self, keys: &[(String, String)]) -> Result<()>;
+    /// Counts a tenant's stored telemetry events (all, or from `since`).
+    async fn count_telemetry(&self, tenant: &str, since: Option<Millis>) -> Result<u64>;
+    /// Reads a tenant's telemetry events in a time range, oldest first.
+    async fn telemetry(&self, tenant: &str, start: Millis, end: Millis, limit: u32) -> Result<Vec<TelemetryRow>>;
+
+    /// Inserts or replaces an anomaly.
+    async fn put_anomaly(&self, row: &AnomalyRow) -> Result<()>;
+    /// One anomaly of a tenant.
+    async fn anomaly(&self, tenant: &str, id: &str) -> Result<Option<AnomalyRow>>;
+    /// A page of anomalies and the total matching.
+    async fn anomalies(&self, q: &AnomalyQuery) -> Result<(Vec<AnomalyRow>, u64)>;
+
+    /// Stores an enforcement.
+    async fn insert_enforcement(&self, e: &Enforcement) -> Result<()>;
+    /// The tenant's enforcements in force at `now` on any of these entities.
+    async fn active_enforcements(
+        &self,
+        tenant: &str,
+        entities: &[(&str, &str)],
+        now: Millis,
+    ) -> Result<Vec<Enforcement>>;
 }

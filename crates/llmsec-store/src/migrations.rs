@@ -6,10 +6,11 @@
 //! `schema_migrations`; a database newer than this binary is refused.
 
 /// `(version, statements)`, in order. Never edit a released step: add one.
-pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[(
-    1,
-    &[
-        "CREATE TABLE api_keys (
+pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE api_keys (
             id TEXT PRIMARY KEY,
             tenant TEXT NOT NULL,
             name TEXT NOT NULL,
@@ -19,7 +20,7 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[(
             created_at BIGINT NOT NULL,
             revoked_at BIGINT
         )",
-        "CREATE TABLE security_events (
+            "CREATE TABLE security_events (
             id TEXT PRIMARY KEY,
             tenant TEXT NOT NULL,
             event_type TEXT NOT NULL,
@@ -31,10 +32,10 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[(
             user_id TEXT,
             session_id TEXT
         )",
-        "CREATE INDEX security_events_tenant_ts ON security_events (tenant, ts, id)",
-        "CREATE INDEX security_events_tenant_user ON security_events (tenant, user_id)",
-        "CREATE INDEX security_events_ts ON security_events (ts)",
-        "CREATE TABLE webhooks (
+            "CREATE INDEX security_events_tenant_ts ON security_events (tenant, ts, id)",
+            "CREATE INDEX security_events_tenant_user ON security_events (tenant, user_id)",
+            "CREATE INDEX security_events_ts ON security_events (ts)",
+            "CREATE TABLE webhooks (
             id TEXT PRIMARY KEY,
             tenant TEXT NOT NULL,
             url TEXT NOT NULL,
@@ -42,8 +43,8 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[(
             events TEXT NOT NULL,
             created_at BIGINT NOT NULL
         )",
-        "CREATE INDEX webhooks_tenant ON webhooks (tenant)",
-        "CREATE TABLE deliveries (
+            "CREATE INDEX webhooks_tenant ON webhooks (tenant)",
+            "CREATE TABLE deliveries (
             id TEXT PRIMARY KEY,
             webhook_id TEXT NOT NULL,
             tenant TEXT NOT NULL,
@@ -57,9 +58,9 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[(
             created_at BIGINT NOT NULL,
             updated_at BIGINT NOT NULL
         )",
-        "CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at)",
-        "CREATE INDEX deliveries_tenant ON deliveries (tenant, created_at)",
-        "CREATE TABLE audit_log (
+            "CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at)",
+            "CREATE INDEX deliveries_tenant ON deliveries (tenant, created_at)",
+            "CREATE TABLE audit_log (
             seq BIGINT PRIMARY KEY,
             ts BIGINT NOT NULL,
             actor TEXT NOT NULL,
@@ -69,5 +70,52 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[(
             prev_hash TEXT NOT NULL,
             hash TEXT NOT NULL
         )",
-    ],
-)];
+        ],
+    ),
+    (
+        2,
+        &[
+            // Sentinel: telemetry (idempotent per tenant and event id), anomalies, enforcements.
+            "CREATE TABLE telemetry_events (
+            tenant TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            application_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            ts BIGINT NOT NULL,
+            body TEXT NOT NULL,
+            received_at BIGINT NOT NULL,
+            processed BIGINT NOT NULL,
+            PRIMARY KEY (tenant, event_id)
+        )",
+            "CREATE INDEX telemetry_events_tenant_ts ON telemetry_events (tenant, ts)",
+            "CREATE INDEX telemetry_events_pending ON telemetry_events (processed, received_at)",
+            "CREATE TABLE anomalies (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            detector_id TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            status TEXT NOT NULL,
+            score DOUBLE PRECISION NOT NULL,
+            application_id TEXT,
+            ts BIGINT NOT NULL,
+            resolved_at BIGINT,
+            body TEXT NOT NULL
+        )",
+            "CREATE INDEX anomalies_tenant_ts ON anomalies (tenant, ts)",
+            "CREATE TABLE enforcements (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            entity_kind TEXT NOT NULL,
+            entity_id TEXT NOT NULL,
+            action TEXT NOT NULL,
+            rate_limit BIGINT,
+            window_ms BIGINT,
+            reason TEXT NOT NULL,
+            anomaly_id TEXT,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL
+        )",
+            "CREATE INDEX enforcements_entity ON enforcements (tenant, entity_kind, entity_id, expires_at)",
+        ],
+    ),
+];

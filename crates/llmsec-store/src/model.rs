@@ -260,3 +260,101 @@ pub struct Record {
     /// Deliveries to queue.
     pub deliveries: Vec<Delivery>,
 }
+
+/// A telemetry event as stored: indexed columns plus the event's JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TelemetryRow {
+    /// The tenant (from the ingesting key).
+    pub tenant: String,
+    /// The reporter's event id: ingestion is idempotent on (tenant, event_id).
+    pub event_id: String,
+    /// The application.
+    pub application_id: String,
+    /// `llm.request`, `llm.response`, `llm.error`.
+    pub event_type: String,
+    /// The event's time.
+    pub timestamp: Millis,
+    /// The whole event as JSON.
+    pub body: String,
+    /// When it was accepted.
+    pub received_at: Millis,
+}
+
+/// An anomaly as stored: indexed columns plus the anomaly's JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyRow {
+    /// Its id.
+    pub id: String,
+    /// The tenant.
+    pub tenant: String,
+    /// The detector.
+    pub detector_id: String,
+    /// `info`, `warning`, `critical`.
+    pub severity: String,
+    /// `active`, `acknowledged`, `resolved`, `suppressed`.
+    pub status: String,
+    /// In `[0, 1]`.
+    pub score: f64,
+    /// The application, when known.
+    pub application_id: Option<String>,
+    /// When it opened.
+    pub timestamp: Millis,
+    /// When it was resolved.
+    pub resolved_at: Option<Millis>,
+    /// The whole anomaly as JSON.
+    pub body: String,
+}
+
+/// Which anomalies to read: one tenant, a time range, filters; newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AnomalyQuery {
+    /// The tenant.
+    pub tenant: String,
+    /// Opened at or after.
+    pub start: Option<Millis>,
+    /// Opened before.
+    pub end: Option<Millis>,
+    /// Any of these severities.
+    pub severities: Vec<String>,
+    /// Any of these statuses.
+    pub statuses: Vec<String>,
+    /// Any of these detectors.
+    pub detector_ids: Vec<String>,
+    /// Any of these applications.
+    pub application_ids: Vec<String>,
+    /// Lowest score.
+    pub score_min: Option<f64>,
+    /// Highest score.
+    pub score_max: Option<f64>,
+    /// Page size (capped at 1000).
+    pub limit: u32,
+    /// Rows to skip.
+    pub offset: u32,
+}
+
+/// A shield enforcement: block or rate-limit an entity until a time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Enforcement {
+    /// Its id.
+    pub id: String,
+    /// The tenant.
+    pub tenant: String,
+    /// `application`, `tenant`, `user`, `model`, `session`, `ip`.
+    pub entity_kind: String,
+    /// The entity.
+    pub entity_id: String,
+    /// `block` or `rate_limit`.
+    pub action: String,
+    /// Requests per window, for rate limits.
+    pub rate_limit: Option<u64>,
+    /// The window in milliseconds, for rate limits.
+    pub window_ms: Option<i64>,
+    /// Why (shown to the refused caller).
+    pub reason: String,
+    /// The anomaly that caused it.
+    pub anomaly_id: Option<String>,
+    /// When it started.
+    pub created_at: Millis,
+    /// When it ends.
+    pub expires_at: Millis,
+}

@@ -141,15 +141,16 @@ impl SqlStore {
 
     /// Applies the migrations this database lacks.
     async fn migrate(&self) -> Result<()> {
-        self.pool
-            .execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
-            )
-            .await?;
         let mut tx = self.pool.begin().await?;
+        // Replicas starting together: the lock comes first, because even
+        // CREATE TABLE IF NOT EXISTS races on PostgreSQL.
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_LOCK).execute(&mut *tx).await?;
         }
+        tx.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .await?;
         let current: Option<i64> =
             sqlx::query("SELECT MAX(version) AS v FROM schema_migrations").fetch_one(&mut *tx).await?.try_get("v")?;
         let current = current.unwrap_or(0);
@@ -182,6 +183,16 @@ enum Param {
     Text(String),
     Int(i64),
     Float(f64),
+}
+
+impl Param {
+    fn copy(&self) -> Param {
+        match self {
+            Param::Text(s) => Param::Text(s.clone()),
+            Param::Int(i) => Param::Int(*i),
+            Param::Float(f) => Param::Float(*f),
+        }
+    }
 }
 
 fn bind_all<'q>(mut q: Query<'q, Any, AnyArguments<'q>>, params: Vec<Param>) -> Query<'q, Any, AnyArguments<'q>> {
@@ -280,6 +291,50 @@ fn audit_from_row(r: &AnyRow) -> Result<AuditEntry> {
         details: r.try_get("details")?,
         prev_hash: r.try_get("prev_hash")?,
         hash: r.try_get("hash")?,
+    })
+}
+
+fn telemetry_from_row(r: &AnyRow) -> Result<TelemetryRow> {
+    Ok(TelemetryRow {
+        tenant: r.try_get("tenant")?,
+        event_id: r.try_get("event_id")?,
+        application_id: r.try_get("application_id")?,
+        event_type: r.try_get("event_type")?,
+        timestamp: r.try_get("ts")?,
+        body: r.try_get("body")?,
+        received_at: r.try_get("received_at")?,
+    })
+}
+
+fn anomaly_from_row(r: &AnyRow) -> Result<AnomalyRow> {
+    Ok(AnomalyRow {
+        id: r.try_get("id")?,
+        tenant: r.try_get("tenant")?,
+        detector_id: r.try_get("detector_id")?,
+        severity: r.try_get("severity")?,
+        status: r.try_get("status")?,
+        score: r.try_get("score")?,
+        application_id: r.try_get("application_id")?,
+        timestamp: r.try_get("ts")?,
+        resolved_at: r.try_get("resolved_at")?,
+        body: r.try_get("body")?,
+    })
+}
+
+fn enforcement_from_row(r: &AnyRow) -> Result<Enforcement> {
+    let limit: Option<i64> = r.try_get("rate_limit")?;
+    Ok(Enforcement {
+        id: r.try_get("id")?,
+        tenant: r.try_get("tenant")?,
+        entity_kind: r.try_get("entity_kind")?,
+        entity_id: r.try_get("entity_id")?,
+        action: r.try_get("action")?,
+        rate_limit: limit.map(|l| l.max(0) as u64),
+        window_ms: r.try_get("window_ms")?,
+        reason: r.try_get("reason")?,
+        anomaly_id: r.try_get("anomaly_id")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
     })
 }
 
@@ -651,6 +706,202 @@ impl Store for SqlStore {
         let sql = format!("SELECT * FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT {}", limit.clamp(1, MAX_LIMIT));
         let rows = sqlx::query(&sql).bind(after_seq).fetch_all(&self.pool).await?;
         rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn ingest(&self, rows: &[TelemetryRow]) -> Result<Vec<bool>> {
+        let mut fresh = Vec::with_capacity(rows.len());
+        let mut tx = self.pool.begin().await?;
+        for r in rows {
+            // ON CONFLICT DO NOTHING + RETURNING: a row comes back only when inserted.
+            let inserted = sqlx::query(
+                "INSERT INTO telemetry_events (tenant, event_id, application_id, event_type, ts, body, received_at, processed) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 0) ON CONFLICT (tenant, event_id) DO NOTHING RETURNING event_id",
+            )
+            .bind(&r.tenant)
+            .bind(&r.event_id)
+            .bind(&r.application_id)
+            .bind(&r.event_type)
+            .bind(r.timestamp)
+            .bind(no_nul(&r.body).into_owned())
+            .bind(r.received_at)
+            .fetch_optional(&mut *tx)
+            .await?;
+            fresh.push(inserted.is_some());
+        }
+        tx.commit().await?;
+        Ok(fresh)
+    }
+
+    async fn pending_telemetry(&self, limit: u32) -> Result<Vec<TelemetryRow>> {
+        let sql = format!(
+            "SELECT * FROM telemetry_events WHERE processed = 0 ORDER BY received_at, ts LIMIT {}",
+            limit.clamp(1, MAX_LIMIT)
+        );
+        sqlx::query(&sql).fetch_all(&self.pool).await?.iter().map(telemetry_from_row).collect()
+    }
+
+    async fn mark_processed(&self, keys: &[(String, String)]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (tenant, id) in keys {
+            sqlx::query("UPDATE telemetry_events SET processed = 1 WHERE tenant = $1 AND event_id = $2")
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn count_telemetry(&self, tenant: &str, since: Option<Millis>) -> Result<u64> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM telemetry_events WHERE tenant = $1 AND ts >= $2")
+            .bind(tenant)
+            .bind(since.unwrap_or(i64::MIN))
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn telemetry(&self, tenant: &str, start: Millis, end: Millis, limit: u32) -> Result<Vec<TelemetryRow>> {
+        let sql = format!(
+            "SELECT * FROM telemetry_events WHERE tenant = $1 AND ts >= $2 AND ts < $3 ORDER BY ts, event_id LIMIT {}",
+            limit.clamp(1, 100_000)
+        );
+        sqlx::query(&sql)
+            .bind(tenant)
+            .bind(start)
+            .bind(end)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(telemetry_from_row)
+            .collect()
+    }
+
+    async fn put_anomaly(&self, a: &AnomalyRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO anomalies (id, tenant, detector_id, severity, status, score, application_id, ts, resolved_at, body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (id) DO UPDATE SET severity = excluded.severity, status = excluded.status, \
+             score = excluded.score, resolved_at = excluded.resolved_at, body = excluded.body",
+        )
+        .bind(&a.id)
+        .bind(&a.tenant)
+        .bind(&a.detector_id)
+        .bind(&a.severity)
+        .bind(&a.status)
+        .bind(a.score)
+        .bind(a.application_id.as_deref())
+        .bind(a.timestamp)
+        .bind(a.resolved_at)
+        .bind(no_nul(&a.body).into_owned())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn anomaly(&self, tenant: &str, id: &str) -> Result<Option<AnomalyRow>> {
+        let row = sqlx::query("SELECT * FROM anomalies WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(anomaly_from_row).transpose()
+    }
+
+    async fn anomalies(&self, q: &AnomalyQuery) -> Result<(Vec<AnomalyRow>, u64)> {
+        let mut sql = String::from(" WHERE tenant = $1");
+        let mut params = vec![Param::Text(q.tenant.clone())];
+        let mut push = |sql: &mut String, clause: &str, p: Param| {
+            params.push(p);
+            sql.push_str(&clause.replace('?', &format!("${}", params.len())));
+        };
+        if let Some(v) = q.start {
+            push(&mut sql, " AND ts >= ?", Param::Int(v));
+        }
+        if let Some(v) = q.end {
+            push(&mut sql, " AND ts < ?", Param::Int(v));
+        }
+        if let Some(v) = q.score_min {
+            push(&mut sql, " AND score >= ?", Param::Float(v));
+        }
+        if let Some(v) = q.score_max {
+            push(&mut sql, " AND score <= ?", Param::Float(v));
+        }
+        for (col, values) in [
+            ("severity", &q.severities),
+            ("status", &q.statuses),
+            ("detector_id", &q.detector_ids),
+            ("application_id", &q.application_ids),
+        ] {
+            if values.is_empty() {
+                continue;
+            }
+            sql.push_str(&format!(" AND {col} IN ("));
+            for (k, v) in values.iter().enumerate() {
+                if k > 0 {
+                    sql.push_str(", ");
+                }
+                push(&mut sql, "?", Param::Text(v.clone()));
+            }
+            sql.push(')');
+        }
+        let count_sql = format!("SELECT COUNT(*) AS n FROM anomalies{sql}");
+        let count_params = params.iter().map(Param::copy).collect();
+        let total: i64 = bind_all(sqlx::query(&count_sql), count_params).fetch_one(&self.pool).await?.try_get("n")?;
+        let page_sql = format!(
+            "SELECT * FROM anomalies{sql} ORDER BY ts DESC, id DESC LIMIT {} OFFSET {}",
+            q.limit.clamp(1, MAX_LIMIT),
+            q.offset
+        );
+        let rows = bind_all(sqlx::query(&page_sql), params).fetch_all(&self.pool).await?;
+        Ok((rows.iter().map(anomaly_from_row).collect::<Result<_>>()?, total.max(0) as u64))
+    }
+
+    async fn insert_enforcement(&self, e: &Enforcement) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO enforcements (id, tenant, entity_kind, entity_id, action, rate_limit, window_ms, reason, \
+             anomaly_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&e.id)
+        .bind(&e.tenant)
+        .bind(&e.entity_kind)
+        .bind(&e.entity_id)
+        .bind(&e.action)
+        .bind(e.rate_limit.map(|l| l.min(i64::MAX as u64) as i64))
+        .bind(e.window_ms)
+        .bind(&e.reason)
+        .bind(e.anomaly_id.as_deref())
+        .bind(e.created_at)
+        .bind(e.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn active_enforcements(
+        &self,
+        tenant: &str,
+        entities: &[(&str, &str)],
+        now: Millis,
+    ) -> Result<Vec<Enforcement>> {
+        if entities.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = String::from("SELECT * FROM enforcements WHERE tenant = $1 AND expires_at > $2 AND (");
+        let mut params = vec![Param::Text(tenant.to_owned()), Param::Int(now)];
+        for (k, (kind, id)) in entities.iter().enumerate() {
+            if k > 0 {
+                sql.push_str(" OR ");
+            }
+            sql.push_str(&format!("(entity_kind = ${} AND entity_id = ${})", params.len() + 1, params.len() + 2));
+            params.push(Param::Text((*kind).to_owned()));
+            params.push(Param::Text((*id).to_owned()));
+        }
+        sql.push_str(") ORDER BY created_at");
+        let rows = bind_all(sqlx::query(&sql), params).fetch_all(&self.pool).await?;
+        rows.iter().map(enforcement_from_row).collect()
     }
 }
 

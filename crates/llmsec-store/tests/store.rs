@@ -201,6 +201,94 @@ async fn audit(s: &dyn Store) {
     assert_eq!(s.audit_log(3, 100).await.unwrap().len(), 2);
 }
 
+fn telemetry(tenant: &str, id: &str, ts: Millis) -> TelemetryRow {
+    TelemetryRow {
+        tenant: tenant.into(),
+        event_id: id.into(),
+        application_id: "chatbot".into(),
+        event_type: "llm.response".into(),
+        timestamp: ts,
+        body: format!(r#"{{"event_id":"{id}"}}"#),
+        received_at: ts,
+    }
+}
+
+fn anomaly(tenant: &str, id: &str, ts: Millis, severity: &str, status: &str, score: f64) -> AnomalyRow {
+    AnomalyRow {
+        id: id.into(),
+        tenant: tenant.into(),
+        detector_id: "cost".into(),
+        severity: severity.into(),
+        status: status.into(),
+        score,
+        application_id: Some("chatbot".into()),
+        timestamp: ts,
+        resolved_at: None,
+        body: format!(r#"{{"id":"{id}"}}"#),
+    }
+}
+
+async fn sentinel_tables(s: &dyn Store) {
+    // Idempotent on (tenant, event_id): the same id in another tenant is another event.
+    let fresh =
+        s.ingest(&[telemetry("a", "e1", 10), telemetry("a", "e2", 20), telemetry("b", "e1", 30)]).await.unwrap();
+    assert_eq!(fresh, [true, true, true]);
+    let again = s.ingest(&[telemetry("a", "e1", 10), telemetry("a", "e3", 40)]).await.unwrap();
+    assert_eq!(again, [false, true]);
+    assert_eq!(s.count_telemetry("a", None).await.unwrap(), 3);
+    assert_eq!(s.count_telemetry("a", Some(20)).await.unwrap(), 2);
+    assert_eq!(s.telemetry("a", 0, 35, 100).await.unwrap().len(), 2);
+    let pending = s.pending_telemetry(100).await.unwrap();
+    assert_eq!(pending.len(), 4);
+    s.mark_processed(&[("a".into(), "e1".into()), ("b".into(), "e1".into())]).await.unwrap();
+    let left: Vec<String> = s.pending_telemetry(100).await.unwrap().into_iter().map(|r| r.event_id).collect();
+    assert_eq!(left, ["e2", "e3"]);
+
+    // Anomalies: upsert, filters, pagination, isolation.
+    s.put_anomaly(&anomaly("a", "x1", 100, "critical", "active", 0.9)).await.unwrap();
+    s.put_anomaly(&anomaly("a", "x2", 200, "warning", "active", 0.6)).await.unwrap();
+    s.put_anomaly(&anomaly("b", "x3", 300, "critical", "active", 0.9)).await.unwrap();
+    let mut acked = anomaly("a", "x1", 100, "critical", "acknowledged", 0.95);
+    acked.resolved_at = None;
+    s.put_anomaly(&acked).await.unwrap();
+    assert_eq!(s.anomaly("a", "x1").await.unwrap().unwrap().status, "acknowledged");
+    assert_eq!(s.anomaly("b", "x1").await.unwrap(), None, "tenant b cannot read a's anomaly");
+    let q = AnomalyQuery { tenant: "a".into(), limit: 10, ..Default::default() };
+    let (page, total) = s.anomalies(&q).await.unwrap();
+    assert_eq!((page.len(), total), (2, 2));
+    assert_eq!(page[0].id, "x2", "newest first");
+    let crit = AnomalyQuery { severities: vec!["critical".into()], statuses: vec!["acknowledged".into()], ..q.clone() };
+    assert_eq!(s.anomalies(&crit).await.unwrap().1, 1);
+    let window = AnomalyQuery { start: Some(150), end: Some(250), score_min: Some(0.5), ..q.clone() };
+    assert_eq!(s.anomalies(&window).await.unwrap().0[0].id, "x2");
+    let second = AnomalyQuery { limit: 1, offset: 1, ..q };
+    let (p2, t2) = s.anomalies(&second).await.unwrap();
+    assert_eq!((p2[0].id.as_str(), t2), ("x1", 2));
+
+    // Enforcements in force until they expire.
+    let e = Enforcement {
+        id: "en1".into(),
+        tenant: "a".into(),
+        entity_kind: "user".into(),
+        entity_id: "u1".into(),
+        action: "block".into(),
+        rate_limit: None,
+        window_ms: None,
+        reason: "prompt injection".into(),
+        anomaly_id: Some("x1".into()),
+        created_at: 100,
+        expires_at: 1000,
+    };
+    s.insert_enforcement(&e).await.unwrap();
+    assert_eq!(
+        s.active_enforcements("a", &[("user", "u1"), ("application", "chatbot")], 500).await.unwrap(),
+        vec![e.clone()]
+    );
+    assert!(s.active_enforcements("a", &[("user", "u1")], 1000).await.unwrap().is_empty(), "expired");
+    assert!(s.active_enforcements("b", &[("user", "u1")], 500).await.unwrap().is_empty(), "other tenant");
+    assert!(s.active_enforcements("a", &[("user", "u2")], 500).await.unwrap().is_empty());
+}
+
 async fn all(s: &dyn Store) {
     s.ping().await.unwrap();
     keys(s).await;
@@ -208,6 +296,7 @@ async fn all(s: &dyn Store) {
     outbox(s).await;
     webhooks(s).await;
     audit(s).await;
+    sentinel_tables(s).await;
 }
 
 #[tokio::test]

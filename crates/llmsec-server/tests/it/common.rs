@@ -14,6 +14,7 @@ use tower::ServiceExt;
 pub const ADMIN: &str = "test-admin-key-0123456789";
 
 pub struct TestApp {
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub server: Server,
     pub router: Router,
 }

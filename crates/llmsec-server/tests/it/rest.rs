@@ -323,6 +323,50 @@ impl llmsec_store::Store for Poisoned {
     async fn audit_log(&self, after: i64, n: u32) -> llmsec_store::Result<Vec<llmsec_store::AuditEntry>> {
         self.0.audit_log(after, n).await
     }
+    async fn ingest(&self, rows: &[llmsec_store::TelemetryRow]) -> llmsec_store::Result<Vec<bool>> {
+        self.0.ingest(rows).await
+    }
+    async fn pending_telemetry(&self, n: u32) -> llmsec_store::Result<Vec<llmsec_store::TelemetryRow>> {
+        self.0.pending_telemetry(n).await
+    }
+    async fn mark_processed(&self, keys: &[(String, String)]) -> llmsec_store::Result<()> {
+        self.0.mark_processed(keys).await
+    }
+    async fn count_telemetry(&self, t: &str, since: Option<i64>) -> llmsec_store::Result<u64> {
+        self.0.count_telemetry(t, since).await
+    }
+    async fn telemetry(
+        &self,
+        t: &str,
+        a: i64,
+        b: i64,
+        n: u32,
+    ) -> llmsec_store::Result<Vec<llmsec_store::TelemetryRow>> {
+        self.0.telemetry(t, a, b, n).await
+    }
+    async fn put_anomaly(&self, row: &llmsec_store::AnomalyRow) -> llmsec_store::Result<()> {
+        self.0.put_anomaly(row).await
+    }
+    async fn anomaly(&self, t: &str, id: &str) -> llmsec_store::Result<Option<llmsec_store::AnomalyRow>> {
+        self.0.anomaly(t, id).await
+    }
+    async fn anomalies(
+        &self,
+        q: &llmsec_store::AnomalyQuery,
+    ) -> llmsec_store::Result<(Vec<llmsec_store::AnomalyRow>, u64)> {
+        self.0.anomalies(q).await
+    }
+    async fn insert_enforcement(&self, e: &llmsec_store::Enforcement) -> llmsec_store::Result<()> {
+        self.0.insert_enforcement(e).await
+    }
+    async fn active_enforcements(
+        &self,
+        t: &str,
+        entities: &[(&str, &str)],
+        now: i64,
+    ) -> llmsec_store::Result<Vec<llmsec_store::Enforcement>> {
+        self.0.active_enforcements(t, entities, now).await
+    }
 }
 
 #[tokio::test]
