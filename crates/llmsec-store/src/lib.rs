@@ -88,6 +88,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Revokes a key; false when there is no such live key.
     async fn revoke_key(&self, id: &str, at: Millis) -> Result<bool>;
 
+    /// Queues deliveries that belong to no security event (Sentinel actions).
+    async fn enqueue(&self, deliveries: &[Delivery]) -> Result<()>;
     /// Stores analyses and the deliveries they cause, all in one transaction.
     async fn record(&self, batch: &[Record]) -> Result<()>;
     /// Reads events, newest first.
@@ -101,6 +103,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Stores a webhook subscription.
     async fn insert_webhook(&self, w: &Webhook) -> Result<()>;
+    /// Stores a webhook subscription unless its id exists (then nothing changes).
+    async fn ensure_webhook(&self, w: &Webhook) -> Result<()>;
     /// Lists subscriptions, of one tenant or (admin) of all.
     async fn webhooks(&self, tenant: Option<&str>) -> Result<Vec<Webhook>>;
     /// Deletes a subscription of a tenant; false when there is none.

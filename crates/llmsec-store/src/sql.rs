@@ -441,6 +441,14 @@ impl Store for SqlStore {
         Ok(r.rows_affected() > 0)
     }
 
+    async fn enqueue(&self, deliveries: &[Delivery]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let refs: Vec<&Delivery> = deliveries.iter().collect();
+        insert_deliveries(&mut tx, &refs).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn record(&self, batch: &[Record]) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
@@ -473,31 +481,7 @@ impl Store for SqlStore {
             q.execute(&mut *tx).await?;
         }
         let deliveries: Vec<&Delivery> = batch.iter().flat_map(|r| &r.deliveries).collect();
-        for chunk in deliveries.chunks(ROWS_PER_INSERT) {
-            let sql = multi_insert(
-                "INSERT INTO deliveries (id, webhook_id, tenant, event, payload, status, attempts, next_attempt_at, \
-                 last_error, last_status, created_at, updated_at) VALUES ",
-                12,
-                chunk.len(),
-            );
-            let mut q = sqlx::query(&sql);
-            for d in chunk {
-                q = q
-                    .bind(&d.id)
-                    .bind(&d.webhook_id)
-                    .bind(&d.tenant)
-                    .bind(&d.event)
-                    .bind(&d.payload) // JSON text: a NUL is escaped as \u0000
-                    .bind(d.status.as_str())
-                    .bind(i64::from(d.attempts))
-                    .bind(d.next_attempt_at)
-                    .bind(d.last_error.as_deref())
-                    .bind(d.last_status.map(i64::from))
-                    .bind(d.created_at)
-                    .bind(d.updated_at);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        insert_deliveries(&mut tx, &deliveries).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -546,6 +530,22 @@ impl Store for SqlStore {
         .map_err(|e| {
             if is_unique_violation(&e) { StoreError::Conflict(format!("webhook {}", w.id)) } else { e.into() }
         })?;
+        Ok(())
+    }
+
+    async fn ensure_webhook(&self, w: &Webhook) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO webhooks (id, tenant, url, secret, events, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&w.id)
+        .bind(&w.tenant)
+        .bind(&w.url)
+        .bind(&w.secret)
+        .bind(w.events.join(","))
+        .bind(w.created_at)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -910,6 +910,35 @@ impl Store for SqlStore {
 /// is untrusted, so a NUL must not be able to fail an insert.
 fn no_nul(s: &str) -> std::borrow::Cow<'_, str> {
     if s.contains('\0') { s.replace('\0', "\u{FFFD}").into() } else { s.into() }
+}
+
+async fn insert_deliveries(tx: &mut sqlx::Transaction<'_, Any>, deliveries: &[&Delivery]) -> Result<()> {
+    for chunk in deliveries.chunks(ROWS_PER_INSERT) {
+        let sql = multi_insert(
+            "INSERT INTO deliveries (id, webhook_id, tenant, event, payload, status, attempts, next_attempt_at, \
+             last_error, last_status, created_at, updated_at) VALUES ",
+            12,
+            chunk.len(),
+        );
+        let mut q = sqlx::query(&sql);
+        for d in chunk {
+            q = q
+                .bind(&d.id)
+                .bind(&d.webhook_id)
+                .bind(&d.tenant)
+                .bind(&d.event)
+                .bind(&d.payload) // JSON text: a NUL is escaped as \u0000
+                .bind(d.status.as_str())
+                .bind(i64::from(d.attempts))
+                .bind(d.next_attempt_at)
+                .bind(d.last_error.as_deref())
+                .bind(d.last_status.map(i64::from))
+                .bind(d.created_at)
+                .bind(d.updated_at);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// Rows per multi-row INSERT: 50 × 12 columns stays far below both

@@ -162,6 +162,9 @@ async fn outbox(s: &dyn Store) {
     assert!(s.redeliver("b", "d2", 140).await.unwrap());
     assert_eq!(s.claim_deliveries(140, 240, 10).await.unwrap().len(), 1);
     assert_eq!(s.purge_deliveries(1000).await.unwrap(), 1);
+    // Deliveries without an event (Sentinel actions).
+    s.enqueue(&[delivery("d3", "a", 500), delivery("d4", "a", 500)]).await.unwrap();
+    assert_eq!(s.claim_deliveries(500, 600, 10).await.unwrap().len(), 3, "d3, d4 and the redelivered d2");
 }
 
 async fn webhooks(s: &dyn Store) {
@@ -174,7 +177,10 @@ async fn webhooks(s: &dyn Store) {
         created_at: 1,
     };
     s.insert_webhook(&w).await.unwrap();
-    assert_eq!(s.webhooks(Some("a")).await.unwrap(), vec![w.clone()]);
+    let mut changed = w.clone();
+    changed.url = "http://elsewhere/".into();
+    s.ensure_webhook(&changed).await.unwrap();
+    assert_eq!(s.webhooks(Some("a")).await.unwrap(), vec![w.clone()], "ensure_webhook leaves an existing id alone");
     assert!(s.webhooks(Some("b")).await.unwrap().is_empty());
     assert!(!s.delete_webhook("b", "wh1").await.unwrap());
     assert!(s.delete_webhook("a", "wh1").await.unwrap());

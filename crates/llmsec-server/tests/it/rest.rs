@@ -323,6 +323,12 @@ impl llmsec_store::Store for Poisoned {
     async fn audit_log(&self, after: i64, n: u32) -> llmsec_store::Result<Vec<llmsec_store::AuditEntry>> {
         self.0.audit_log(after, n).await
     }
+    async fn enqueue(&self, d: &[llmsec_store::Delivery]) -> llmsec_store::Result<()> {
+        self.0.enqueue(d).await
+    }
+    async fn ensure_webhook(&self, w: &llmsec_store::Webhook) -> llmsec_store::Result<()> {
+        self.0.ensure_webhook(w).await
+    }
     async fn ingest(&self, rows: &[llmsec_store::TelemetryRow]) -> llmsec_store::Result<Vec<bool>> {
         self.0.ingest(rows).await
     }
