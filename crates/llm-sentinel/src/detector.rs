@@ -145,7 +145,7 @@ impl EntityKind {
     }
 
     /// The entity of this kind an event is about, if the event names one.
-    pub fn of<'e>(self, e: &'e TelemetryEvent) -> Option<&'e str> {
+    pub fn of(self, e: &TelemetryEvent) -> Option<&str> {
         match self {
             EntityKind::Application => Some(&e.application_id),
             EntityKind::Tenant => e.tenant_id.as_deref(),

@@ -322,7 +322,12 @@ pub(crate) mod tests {
             application_id: "chatbot".into(),
             tenant_id: Some("acme".into()),
             source: None,
-            data: EventData { model: Some("gpt-4o".into()), cost: Some(0.01), total_tokens: Some(100), ..Default::default() },
+            data: EventData {
+                model: Some("gpt-4o".into()),
+                cost: Some(0.01),
+                total_tokens: Some(100),
+                ..Default::default()
+            },
             metadata: EventMetadata { user_id: Some("u1".into()), ..Default::default() },
         }
     }

@@ -174,6 +174,8 @@ pub struct ServerConfig {
     pub delivery: DeliveryConfig,
     /// Webhooks registered at start-up.
     pub webhooks: Vec<ConfiguredWebhook>,
+    /// Sentinel: detectors file, alert receivers, incident manager.
+    pub sentinel: crate::sentinel::SentinelSettings,
 }
 
 impl Default for ServerConfig {
@@ -188,6 +190,7 @@ impl Default for ServerConfig {
             limits: LimitsConfig::default(),
             delivery: DeliveryConfig::default(),
             webhooks: Vec::new(),
+            sentinel: crate::sentinel::SentinelSettings::default(),
         }
     }
 }
@@ -247,8 +250,8 @@ impl ServerConfig {
     }
 
     /// Applies `LLMSEC_LISTEN`, `LLMSEC_DATA_DIR`, `LLMSEC_DATABASE_URL`,
-    /// `LLMSEC_STORE_INPUT`, `LLMSEC_RETENTION_DAYS`, `LLMSEC_DEV_MODE` and
-    /// `LLMSEC_ENGINE_CONFIG` from `env`.
+    /// `LLMSEC_STORE_INPUT`, `LLMSEC_RETENTION_DAYS`, `LLMSEC_DEV_MODE`,
+    /// `LLMSEC_ENGINE_CONFIG` and `LLMSEC_SENTINEL_DETECTORS` from `env`.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = env("LLMSEC_LISTEN") {
             self.listen =
@@ -276,6 +279,9 @@ impl ServerConfig {
         }
         if let Some(v) = env("LLMSEC_ENGINE_CONFIG") {
             self.engine_config = Some(v.into());
+        }
+        if let Some(v) = env("LLMSEC_SENTINEL_DETECTORS") {
+            self.sentinel.detectors = Some(v.into());
         }
         Ok(())
     }

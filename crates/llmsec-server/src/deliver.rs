@@ -145,6 +145,7 @@ pub struct DeliveryWorker {
     /// Woken when new deliveries are queued.
     pub notify: Arc<Notify>,
     client: reqwest::Client,
+    sentinel: Option<Arc<crate::sentinel::SentinelService>>,
 }
 
 impl DeliveryWorker {
@@ -161,7 +162,13 @@ impl DeliveryWorker {
             .timeout(Duration::from_millis(config.timeout_ms))
             .user_agent(concat!("llmsec-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(DeliveryWorker { store, webhooks, config, notify, client })
+        Ok(DeliveryWorker { store, webhooks, config, notify, client, sentinel: None })
+    }
+
+    /// Tells Sentinel about its delivered actions (incident ids come back in answers).
+    pub fn with_sentinel(mut self, s: Arc<crate::sentinel::SentinelService>) -> DeliveryWorker {
+        self.sentinel = Some(s);
+        self
     }
 
     /// Runs until `shutdown` turns true. In-flight attempts finish first.
@@ -229,9 +236,11 @@ impl DeliveryWorker {
 
     async fn send(&self, w: &Webhook, d: &Delivery) -> Attempt {
         let ts = now_millis() / 1000;
+        // Incident updates are PATCHes (seed 002's incident manager API); everything else is a POST.
+        let method = if d.event == "incident.update" { reqwest::Method::PATCH } else { reqwest::Method::POST };
         let result = self
             .client
-            .post(&w.url)
+            .request(method, &w.url)
             .header("content-type", "application/json")
             .header(SIGNATURE_HEADER, sign_header(&w.secret, ts, d.payload.as_bytes()))
             .header("X-Llmsec-Event", &d.event)
@@ -241,7 +250,16 @@ impl DeliveryWorker {
             .send()
             .await;
         let (status, error, retry_after) = match result {
-            Ok(r) if r.status().is_success() => return Attempt::Delivered { status: r.status().as_u16() },
+            Ok(r) if r.status().is_success() => {
+                let status = r.status().as_u16();
+                if d.event == "incident.create"
+                    && let Some(s) = &self.sentinel
+                {
+                    let body = r.text().await.unwrap_or_default();
+                    s.delivered(d, &body).await;
+                }
+                return Attempt::Delivered { status };
+            }
             Ok(r) => {
                 let retry_after = r
                     .headers()

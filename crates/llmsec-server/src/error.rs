@@ -35,6 +35,14 @@ pub enum ApiError {
         /// The limit.
         limit: usize,
     },
+    /// Sentinel blocked the caller (a shield enforcement).
+    #[error("blocked: {reason}")]
+    Blocked {
+        /// Why.
+        reason: String,
+        /// Until when (RFC 3339).
+        until: String,
+    },
     /// The key's rate is exhausted.
     #[error("rate limit exceeded; retry in {retry_after_secs} s")]
     RateLimited {
@@ -63,7 +71,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::Blocked { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -79,6 +87,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => "bad_request",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::Blocked { .. } => "blocked",
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::RateLimited { .. } => "rate_limited",
@@ -93,6 +102,9 @@ impl ApiError {
         let mut e = json!({"code": self.code(), "message": self.to_string()});
         if let ApiError::BadRequest { field: Some(f), .. } = self {
             e["field"] = json!(f);
+        }
+        if let ApiError::Blocked { until, .. } = self {
+            e["until"] = json!(until);
         }
         json!({ "error": e })
     }

@@ -269,9 +269,8 @@ impl QueryRoot {
     ) -> async_graphql::Result<SecurityAnalysis> {
         let c = caller(ctx, Scope::Analyze)?;
         let state = ctx.data::<AppState>()?;
-        let r = analyze(state, c, Job::Input(AnalyzeRequest { input, user_id, session_id }), "input".into())
-            .await
-            .map_err(gql_error)?;
+        let req = AnalyzeRequest { input, user_id, session_id, application_id: None };
+        let r = analyze(state, c, Job::Input(req), "input".into()).await.map_err(gql_error)?;
         Ok(r.into())
     }
 
@@ -291,6 +290,7 @@ impl QueryRoot {
             output,
             user_id,
             session_id,
+            application_id: None,
             system_prompt,
             prompt,
             expected_format: None,

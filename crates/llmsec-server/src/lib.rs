@@ -23,6 +23,7 @@ pub mod graphql;
 pub mod listener;
 pub mod metrics;
 pub mod ratelimit;
+pub mod sentinel;
 pub mod writer;
 
 use std::future::Future;
@@ -100,6 +101,8 @@ pub struct AppInner {
     pub threat_feed: broadcast::Sender<ThreatNotice>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Sentinel: telemetry, detectors, anomalies, enforcements.
+    pub sentinel: Arc<crate::sentinel::SentinelService>,
 }
 
 impl std::fmt::Debug for AppInner {
@@ -135,6 +138,9 @@ pub enum StartError {
     /// A configured webhook could not be registered.
     #[error("webhooks: {0}")]
     Webhook(String),
+    /// The Sentinel configuration is refused.
+    #[error("sentinel: {0}")]
+    Sentinel(String),
 }
 
 /// A built server: state, background tasks, and the way to stop them.
@@ -143,6 +149,7 @@ pub struct Server {
     state: AppState,
     writer_task: tokio::task::JoinHandle<()>,
     worker_task: tokio::task::JoinHandle<()>,
+    sentinel_task: tokio::task::JoinHandle<()>,
     retention_task: tokio::task::JoinHandle<()>,
     stop: watch::Sender<bool>,
     bootstrap_key: Option<String>,
@@ -179,12 +186,33 @@ impl Server {
         store: Arc<dyn Store>,
         env_admin_key: Option<String>,
     ) -> Result<Server, StartError> {
+        Server::with_clock(config, engine, store, env_admin_key, Arc::new(llm_sentinel::SystemClock)).await
+    }
+
+    /// Like [`with_parts`](Self::with_parts), with Sentinel on `clock`
+    /// (tests drive detector windows and quiet periods with a manual clock).
+    pub async fn with_clock(
+        config: ServerConfig,
+        engine: SecurityEngine,
+        store: Arc<dyn Store>,
+        env_admin_key: Option<String>,
+        clock: Arc<dyn llm_sentinel::Clock>,
+    ) -> Result<Server, StartError> {
+        let sentinel_config = config.sentinel.load().map_err(StartError::Sentinel)?;
         let metrics = crate::metrics::install();
         let (writer, writer_task) = EventWriter::start(store.clone());
         let webhooks = Arc::new(WebhookRegistry::default());
         let delivery_notify = Arc::new(Notify::new());
         let (threat_feed, _) = broadcast::channel(1024);
         let config = Arc::new(config);
+        let sentinel = Arc::new(crate::sentinel::SentinelService::new(
+            sentinel_config,
+            config.sentinel.clone(),
+            clock,
+            store.clone(),
+            webhooks.clone(),
+            delivery_notify.clone(),
+        ));
         let state = AppState(Arc::new(AppInner {
             engine,
             store: store.clone(),
@@ -196,6 +224,7 @@ impl Server {
             delivery_notify: delivery_notify.clone(),
             threat_feed,
             metrics,
+            sentinel: sentinel.clone(),
         }));
         // Config webhooks have a stable id per (tenant, url), so a restart
         // replaces rather than duplicates them, and pending deliveries keep
@@ -219,10 +248,13 @@ impl Server {
         let bootstrap_key = if env_admin_key.is_none() { bootstrap_admin(store.as_ref()).await? } else { None };
 
         let (stop, stop_rx) = watch::channel(false);
-        let worker = DeliveryWorker::new(store.clone(), webhooks, config.delivery.clone(), delivery_notify)?;
+        let worker = DeliveryWorker::new(store.clone(), webhooks, config.delivery.clone(), delivery_notify)?
+            .with_sentinel(sentinel.clone());
         let worker_task = tokio::spawn(worker.run(stop_rx.clone()));
+        sentinel.restore().await?;
+        let sentinel_task = tokio::spawn(sentinel.run(stop_rx.clone()));
         let retention_task = tokio::spawn(retention(store, config.storage.retention_days, stop_rx));
-        Ok(Server { state, writer_task, worker_task, retention_task, stop, bootstrap_key })
+        Ok(Server { state, writer_task, worker_task, sentinel_task, retention_task, stop, bootstrap_key })
     }
 
     /// The admin key made on this start, when the store had none: shown once.
@@ -257,13 +289,14 @@ impl Server {
 
     /// Stops the background tasks after committing queued events.
     pub async fn shutdown(self) {
-        let Server { state, writer_task, worker_task, retention_task, stop, .. } = self;
+        let Server { state, writer_task, worker_task, sentinel_task, retention_task, stop, .. } = self;
         let _ = stop.send(true);
         drop(state);
         // The writer ends once every handle is gone, after its last commit.
         // Handles live in routers a caller may still hold: give it a bound.
         let _ = tokio::time::timeout(Duration::from_secs(10), writer_task).await;
         let _ = tokio::time::timeout(Duration::from_secs(30), worker_task).await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), sentinel_task).await;
         retention_task.abort();
     }
 }
@@ -363,6 +396,8 @@ pub fn app(state: AppState) -> Router {
         .merge(api::events::router())
         .merge(api::admin::router())
         .merge(api::webhooks::router())
+        .merge(api::telemetry::router())
+        .merge(api::anomalies::router())
         .route("/graphql", post(graphql::graphql_post))
         .route("/metrics", get(metrics_handler))
         .route("/openapi.json", get(openapi))

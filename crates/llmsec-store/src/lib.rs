@@ -145,11 +145,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn put_anomaly(&self, row: &AnomalyRow) -> Result<()>;
     /// One anomaly of a tenant.
     async fn anomaly(&self, tenant: &str, id: &str) -> Result<Option<AnomalyRow>>;
+    /// Anomalies of every tenant still open (active, acknowledged or suppressed), for restarts.
+    async fn open_anomalies(&self, limit: u32) -> Result<Vec<AnomalyRow>>;
     /// A page of anomalies and the total matching.
     async fn anomalies(&self, q: &AnomalyQuery) -> Result<(Vec<AnomalyRow>, u64)>;
 
     /// Stores an enforcement.
     async fn insert_enforcement(&self, e: &Enforcement) -> Result<()>;
+    /// Every enforcement in force at `now`, of all tenants (for caches).
+    async fn enforcements_in_force(&self, now: Millis) -> Result<Vec<Enforcement>>;
     /// The tenant's enforcements in force at `now` on any of these entities.
     async fn active_enforcements(
         &self,

@@ -141,7 +141,7 @@ impl SqlStore {
 
     /// Applies the migrations this database lacks.
     async fn migrate(&self) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Replicas starting together: the lock comes first, because even
         // CREATE TABLE IF NOT EXISTS races on PostgreSQL.
         if self.backend == Backend::Postgres {
@@ -170,6 +170,17 @@ impl SqlStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// A transaction that reads and then writes. SQLite's default deferred
+    /// BEGIN takes a read snapshot first and fails with SQLITE_BUSY_SNAPSHOT
+    /// (which no busy timeout waits out) when another connection commits
+    /// before the first write; BEGIN IMMEDIATE takes the write lock up front.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// The pool, for callers that need raw access (tests, tools).
@@ -662,7 +673,7 @@ impl Store for SqlStore {
 
     async fn append_audit(&self, entry: NewAudit, at: Millis) -> Result<AuditEntry> {
         let _guard = self.audit_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_LOCK + 1).execute(&mut *tx).await?;
         }
@@ -810,6 +821,14 @@ impl Store for SqlStore {
         row.as_ref().map(anomaly_from_row).transpose()
     }
 
+    async fn open_anomalies(&self, limit: u32) -> Result<Vec<AnomalyRow>> {
+        let sql = format!(
+            "SELECT * FROM anomalies WHERE status IN ('active', 'acknowledged', 'suppressed') ORDER BY ts LIMIT {}",
+            limit.clamp(1, 1_000_000)
+        );
+        sqlx::query(&sql).fetch_all(&self.pool).await?.iter().map(anomaly_from_row).collect()
+    }
+
     async fn anomalies(&self, q: &AnomalyQuery) -> Result<(Vec<AnomalyRow>, u64)> {
         let mut sql = String::from(" WHERE tenant = $1");
         let mut params = vec![Param::Text(q.tenant.clone())];
@@ -878,6 +897,14 @@ impl Store for SqlStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn enforcements_in_force(&self, now: Millis) -> Result<Vec<Enforcement>> {
+        let rows = sqlx::query("SELECT * FROM enforcements WHERE expires_at > $1 ORDER BY created_at LIMIT 100000")
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(enforcement_from_row).collect()
     }
 
     async fn active_enforcements(

@@ -267,6 +267,7 @@ async fn sentinel_tables(s: &dyn Store) {
     assert_eq!(s.anomalies(&crit).await.unwrap().1, 1);
     let window = AnomalyQuery { start: Some(150), end: Some(250), score_min: Some(0.5), ..q.clone() };
     assert_eq!(s.anomalies(&window).await.unwrap().0[0].id, "x2");
+    assert_eq!(s.open_anomalies(100).await.unwrap().len(), 3, "all tenants");
     let second = AnomalyQuery { limit: 1, offset: 1, ..q };
     let (p2, t2) = s.anomalies(&second).await.unwrap();
     assert_eq!((p2[0].id.as_str(), t2), ("x1", 2));
@@ -293,6 +294,8 @@ async fn sentinel_tables(s: &dyn Store) {
     assert!(s.active_enforcements("a", &[("user", "u1")], 1000).await.unwrap().is_empty(), "expired");
     assert!(s.active_enforcements("b", &[("user", "u1")], 500).await.unwrap().is_empty(), "other tenant");
     assert!(s.active_enforcements("a", &[("user", "u2")], 500).await.unwrap().is_empty());
+    assert_eq!(s.enforcements_in_force(500).await.unwrap().len(), 1);
+    assert!(s.enforcements_in_force(1000).await.unwrap().is_empty());
 }
 
 async fn all(s: &dyn Store) {

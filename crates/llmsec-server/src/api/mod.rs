@@ -1,6 +1,8 @@
 //! The REST routes, one module per resource.
 
 pub mod admin;
+pub mod anomalies;
 pub mod events;
 pub mod security;
+pub mod telemetry;
 pub mod webhooks;

@@ -12,6 +12,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::config::InputRetention;
 use crate::error::{ApiError, Json};
+use crate::sentinel::Enforced;
 
 /// Texts longer than this are analysed on the blocking pool, so one large
 /// prompt does not hold up the async workers.
@@ -29,6 +30,9 @@ pub struct AnalyzeRequest {
     /// The conversation.
     #[serde(default)]
     pub session_id: Option<String>,
+    /// The application, when Sentinel enforcements target applications.
+    #[serde(default)]
+    pub application_id: Option<String>,
 }
 
 /// A completion to validate.
@@ -43,6 +47,9 @@ pub struct ValidateRequest {
     /// The conversation.
     #[serde(default)]
     pub session_id: Option<String>,
+    /// The application, when Sentinel enforcements target applications.
+    #[serde(default)]
+    pub application_id: Option<String>,
     /// The system prompt the completion must not leak.
     #[serde(default)]
     pub system_prompt: Option<String>,
@@ -150,19 +157,49 @@ pub(crate) async fn analyze(
     job: Job,
     field: String,
 ) -> Result<SecurityResponse, ApiError> {
-    let (job, analysis) = evaluate(state, job, field).await?;
+    let (job, analysis) = evaluate(state, caller, job, field).await?;
     commit(state, caller, job, analysis).await
 }
 
+/// Refuses callers Sentinel has blocked, and holds rate-limited ones to
+/// their enforcement's rate.
+fn enforce(state: &AppState, caller: &Caller, job: &Job) -> Result<(), ApiError> {
+    let (user_id, session_id, application_id) = match job {
+        Job::Input(r) => (r.user_id.as_deref(), r.session_id.as_deref(), r.application_id.as_deref()),
+        Job::Output(r) => (r.user_id.as_deref(), r.session_id.as_deref(), r.application_id.as_deref()),
+    };
+    let mut entities: Vec<(&str, &str)> = vec![("tenant", caller.tenant.as_str())];
+    entities.extend(user_id.map(|u| ("user", u)));
+    entities.extend(session_id.map(|s| ("session", s)));
+    entities.extend(application_id.map(|a| ("application", a)));
+    match state.sentinel.enforcements.check(&caller.tenant, &entities, state.sentinel.now()) {
+        None => Ok(()),
+        Some(Enforced::Block { reason, until }) => {
+            metrics::counter!("llm_security_enforced_total", "action" => "block").increment(1);
+            Err(ApiError::Blocked { reason, until: crate::api::admin::rfc3339(until).unwrap_or_default() })
+        }
+        Some(Enforced::RateLimit { id, limit, window_ms }) => {
+            let per_sec = limit as f64 / (window_ms.max(1) as f64 / 1000.0);
+            let key = format!("enforcement:{id}");
+            state.limiter.check(&key, per_sec, limit as f64, std::time::Instant::now()).map_err(|wait| {
+                metrics::counter!("llm_security_enforced_total", "action" => "rate_limit").increment(1);
+                ApiError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 }
+            })
+        }
+    }
+}
+
 /// Runs the engine; an error names `field`.
-async fn evaluate(state: &AppState, job: Job, field: String) -> Result<(Job, Analysis), ApiError> {
-    let (user_id, session_id) = match &job {
-        Job::Input(r) => (r.user_id.as_deref(), r.session_id.as_deref()),
-        Job::Output(r) => (r.user_id.as_deref(), r.session_id.as_deref()),
+async fn evaluate(state: &AppState, caller: &Caller, job: Job, field: String) -> Result<(Job, Analysis), ApiError> {
+    let (user_id, session_id, application_id) = match &job {
+        Job::Input(r) => (r.user_id.as_deref(), r.session_id.as_deref(), r.application_id.as_deref()),
+        Job::Output(r) => (r.user_id.as_deref(), r.session_id.as_deref(), r.application_id.as_deref()),
     };
     let prefix = field.strip_suffix(job.field()).unwrap_or("");
     check_id(&format!("{prefix}user_id"), user_id)?;
     check_id(&format!("{prefix}session_id"), session_id)?;
+    check_id(&format!("{prefix}application_id"), application_id)?;
+    enforce(state, caller, &job)?;
     let (job, analysis) = if job.text().len() > INLINE_BYTES {
         let engine = state.engine.clone();
         tokio::task::spawn_blocking(move || {
@@ -319,7 +356,7 @@ async fn run_batch(state: &AppState, caller: &Caller, jobs: Vec<Job>) -> Result<
     let mut done = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.into_iter().enumerate() {
         let field = format!("items[{i}].{}", job.field());
-        done.push(evaluate(state, job, field).await?);
+        done.push(evaluate(state, caller, job, field).await?);
     }
     // Committed together: the writer puts them in one transaction.
     let results = futures_util::future::try_join_all(

@@ -10,4 +10,5 @@ mod graphql;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod rest;
+mod sentinel;
 mod webhooks;

@@ -362,8 +362,14 @@ impl llmsec_store::Store for Poisoned {
     ) -> llmsec_store::Result<(Vec<llmsec_store::AnomalyRow>, u64)> {
         self.0.anomalies(q).await
     }
+    async fn open_anomalies(&self, n: u32) -> llmsec_store::Result<Vec<llmsec_store::AnomalyRow>> {
+        self.0.open_anomalies(n).await
+    }
     async fn insert_enforcement(&self, e: &llmsec_store::Enforcement) -> llmsec_store::Result<()> {
         self.0.insert_enforcement(e).await
+    }
+    async fn enforcements_in_force(&self, now: i64) -> llmsec_store::Result<Vec<llmsec_store::Enforcement>> {
+        self.0.enforcements_in_force(now).await
     }
     async fn active_enforcements(
         &self,

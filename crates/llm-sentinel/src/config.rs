@@ -1,0 +1,341 @@
+//! The seed's detector YAML:
+//!
+//! ```yaml
+//! detectors:
+//!   - id: abnormal-cost-spike
+//!     name: Abnormal Cost Spike Detector
+//!     type: statistical
+//!     enabled: true
+//!     config: {metric: cost_per_minute, strategy: zscore, threshold: 4.0, window: 5m}
+//!     actions:
+//!       - type: alert
+//!         config: {severity: warning, receivers: [ops-team]}
+//! anomalies:
+//!   quiet_period: 15m
+//! ```
+//!
+//! Detector keys written beside `config:` (as in the seed's scenario 1,
+//! `model:` and `threshold:` at the top) are read as config keys. Unknown
+//! types and unknown keys are errors naming the detector and the key.
+
+use serde::Serialize;
+
+use crate::action::ActionSpec;
+use crate::anomaly::AnomalyConfig;
+use crate::detector::{Detector, DetectorKind, Severity};
+use crate::detectors::{behavioral, entropy, rule, statistical, threat};
+
+/// A config error: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    /// Where, e.g. `detectors[2] (cost-spike).config`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn cerr(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError { path: path.into(), message: message.into() }
+}
+
+/// One detector entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DetectorSpec {
+    /// Unique id.
+    pub id: String,
+    /// A name for people.
+    pub name: Option<String>,
+    /// The type as written (`statistical`, `rule`, `behavioral`, `threat`/`ml`, `entropy`).
+    #[serde(rename = "type")]
+    pub kind_name: String,
+    /// Off detectors are kept in the config but see no events.
+    pub enabled: bool,
+    /// Severity of its anomalies (default: critical for threat, warning otherwise).
+    pub severity: Option<Severity>,
+    /// The type's config block (with top-level extras merged in).
+    pub config: serde_json::Value,
+    /// What to do when it opens an anomaly.
+    pub actions: Vec<ActionSpec>,
+    /// The action entries as written (for round-tripping the config).
+    #[serde(skip)]
+    pub raw_actions: Vec<serde_json::Value>,
+}
+
+/// Everything Sentinel reads.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SentinelConfig {
+    /// Detectors, in order.
+    pub detectors: Vec<DetectorSpec>,
+    /// Anomaly lifecycle.
+    pub anomalies: AnomalyConfig,
+}
+
+const TOP_KEYS: &[&str] = &["id", "name", "type", "enabled", "severity", "config", "actions", "plugin"];
+
+/// The detector types this build knows.
+pub const TYPES: &[&str] = &["statistical", "rule", "behavioral", "threat", "ml", "entropy"];
+
+impl SentinelConfig {
+    /// Reads YAML.
+    pub fn from_yaml(s: &str) -> Result<SentinelConfig, ConfigError> {
+        let v: serde_json::Value = serde_norway::from_str(s).map_err(|e| cerr("yaml", e.to_string()))?;
+        SentinelConfig::from_value(&v)
+    }
+
+    /// Reads the parsed document.
+    pub fn from_value(v: &serde_json::Value) -> Result<SentinelConfig, ConfigError> {
+        let obj = v.as_object().ok_or_else(|| cerr("$", "expected a mapping with `detectors:`"))?;
+        if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "detectors" | "anomalies")) {
+            return Err(cerr(k.clone(), "unknown key (expected detectors, anomalies)"));
+        }
+        let anomalies = match obj.get("anomalies") {
+            Some(a) => serde_json::from_value(a.clone()).map_err(|e| cerr("anomalies", e.to_string()))?,
+            None => AnomalyConfig::default(),
+        };
+        let list = match obj.get("detectors") {
+            Some(serde_json::Value::Array(l)) => l.as_slice(),
+            Some(serde_json::Value::Null) | None => &[],
+            Some(_) => return Err(cerr("detectors", "expected a list")),
+        };
+        let mut detectors: Vec<DetectorSpec> = Vec::with_capacity(list.len());
+        for (i, d) in list.iter().enumerate() {
+            let spec = DetectorSpec::from_value(d)
+                .map_err(|e| ConfigError { path: format!("detectors[{i}]{}", e.path), ..e })?;
+            if detectors.iter().any(|x| x.id == spec.id) {
+                return Err(cerr(format!("detectors[{i}].id"), format!("duplicate id {:?}", spec.id)));
+            }
+            detectors.push(spec);
+        }
+        Ok(SentinelConfig { detectors, anomalies })
+    }
+}
+
+impl DetectorSpec {
+    /// Reads one detector entry, checking it builds. Error paths are
+    /// relative (`.config`, `.actions[1]`) and start with the id.
+    pub fn from_value(v: &serde_json::Value) -> Result<DetectorSpec, ConfigError> {
+        let obj = v.as_object().ok_or_else(|| cerr("", "expected a mapping"))?;
+        let id = obj.get("id").and_then(|v| v.as_str()).ok_or_else(|| cerr(".id", "required"))?.to_owned();
+        if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            return Err(cerr(".id", "must be 1-128 characters of A-Z a-z 0-9 - _ ."));
+        }
+        let at = |p: &str| format!(" ({id}){p}");
+        let kind_name =
+            obj.get("type").and_then(|v| v.as_str()).ok_or_else(|| cerr(at(".type"), "required"))?.to_owned();
+        if obj.contains_key("plugin") || !TYPES.contains(&kind_name.as_str()) {
+            let why = if obj.contains_key("plugin") {
+                "plugin detectors (external processes) are not supported by this build".to_owned()
+            } else {
+                format!("unknown detector type {kind_name:?} (expected one of {})", TYPES.join(", "))
+            };
+            return Err(cerr(at(".type"), why));
+        }
+        let enabled = match obj.get("enabled") {
+            None => true,
+            Some(v) => v.as_bool().ok_or_else(|| cerr(at(".enabled"), "expected true or false"))?,
+        };
+        let name = match obj.get("name") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(v.as_str().ok_or_else(|| cerr(at(".name"), "expected a string"))?.to_owned()),
+        };
+        let severity = match obj.get("severity") {
+            None => None,
+            Some(v) => Some(serde_json::from_value(v.clone()).map_err(|e| cerr(at(".severity"), e.to_string()))?),
+        };
+        let mut config = match obj.get("config") {
+            None | Some(serde_json::Value::Null) => serde_json::Map::new(),
+            Some(serde_json::Value::Object(m)) => m.clone(),
+            Some(_) => return Err(cerr(at(".config"), "expected a mapping")),
+        };
+        for (k, v) in obj.iter().filter(|(k, _)| !TOP_KEYS.contains(&k.as_str())) {
+            if config.insert(k.clone(), v.clone()).is_some() {
+                return Err(cerr(at(&format!(".{k}")), "given both here and under config"));
+            }
+        }
+        let raw_actions = match obj.get("actions") {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::Array(a)) => a.clone(),
+            Some(_) => return Err(cerr(at(".actions"), "expected a list")),
+        };
+        let actions = raw_actions
+            .iter()
+            .enumerate()
+            .map(|(i, a)| ActionSpec::from_value(a).map_err(|e| cerr(at(&format!(".actions[{i}]")), e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let spec = DetectorSpec {
+            id,
+            name,
+            kind_name,
+            enabled,
+            severity,
+            config: serde_json::Value::Object(config),
+            actions,
+            raw_actions,
+        };
+        spec.build().map(|_| spec)
+    }
+
+    /// The detector kind.
+    pub fn kind(&self) -> DetectorKind {
+        match self.kind_name.as_str() {
+            "statistical" => DetectorKind::Statistical,
+            "rule" => DetectorKind::Rule,
+            "behavioral" => DetectorKind::Behavioral,
+            "entropy" => DetectorKind::Entropy,
+            _ => DetectorKind::Threat,
+        }
+    }
+
+    /// The severity of its anomalies.
+    pub fn severity(&self) -> Severity {
+        self.severity.unwrap_or(if self.kind() == DetectorKind::Threat {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        })
+    }
+
+    /// Builds a fresh detector (no state).
+    pub fn build(&self) -> Result<Box<dyn Detector>, ConfigError> {
+        let at = format!(" ({}).config", self.id);
+        let parse = |e: serde_json::Error| cerr(at.clone(), e.to_string());
+        let bad = |e: String| cerr(at.clone(), e);
+        let (id, sev, c) = (self.id.as_str(), self.severity(), self.config.clone());
+        Ok(match self.kind() {
+            DetectorKind::Statistical => Box::new(
+                statistical::StatisticalDetector::new(id, sev, serde_json::from_value(c).map_err(parse)?)
+                    .map_err(bad)?,
+            ),
+            DetectorKind::Rule => {
+                Box::new(rule::RuleDetector::new(id, sev, serde_json::from_value(c).map_err(parse)?).map_err(bad)?)
+            }
+            DetectorKind::Behavioral => Box::new(
+                behavioral::BehavioralDetector::new(id, sev, serde_json::from_value(c).map_err(parse)?).map_err(bad)?,
+            ),
+            DetectorKind::Entropy => Box::new(
+                entropy::EntropyDetector::new(id, sev, serde_json::from_value(c).map_err(parse)?).map_err(bad)?,
+            ),
+            DetectorKind::Threat | DetectorKind::Plugin => {
+                Box::new(threat::ThreatDetector::new(id, sev, serde_json::from_value(c).map_err(parse)?).map_err(bad)?)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The seed's "detector-with-shield-action.yaml".
+    pub(crate) const SEED_SHIELD: &str = r#"
+detectors:
+  - id: prompt-injection-ml
+    name: Prompt Injection Detector (ML)
+    type: ml
+    enabled: true
+    config:
+      model: prompt-injection-v2
+      threshold: 0.85
+      features: ["prompt_text", "embedding"]
+    actions:
+      - type: shield
+        config:
+          endpoint: shield.example.com:9090
+          action: block
+          target: request
+          duration: 1h
+          reason: "Prompt injection attack detected"
+          parameters:
+            block_type: immediate
+            notify_user: true
+      - type: alert
+        config:
+          severity: critical
+          receivers: ["security-team", "pagerduty-security"]
+  - id: abnormal-cost-spike
+    name: Abnormal Cost Spike Detector
+    type: statistical
+    enabled: true
+    config:
+      metric: cost_per_minute
+      strategy: zscore
+      threshold: 4.0
+      window: 5m
+    actions:
+      - type: shield
+        config:
+          endpoint: shield.example.com:9090
+          action: rate_limit
+          target: application
+          duration: 10m
+          parameters:
+            limit: 100
+            window: 1m
+      - type: alert
+        config:
+          severity: warning
+          receivers: ["ops-team"]
+"#;
+
+    /// The seed's scenario 1 (keys beside `config`).
+    const SEED_SCENARIO_1: &str = r#"
+detectors:
+  - id: prompt-injection-ml
+    type: ml
+    model: prompt-injection-v2
+    threshold: 0.85
+    actions:
+      - type: shield
+        config:
+          action: block
+          duration: 1h
+      - type: incident
+        config:
+          auto_create: true
+          severity: P1
+      - type: alert
+        config:
+          receivers: [security-team, pagerduty-security]
+          severity: critical
+      - type: webhook
+        config:
+          url: https://dashboard.example.com/api/events
+"#;
+
+    #[test]
+    fn the_seed_configs_load() {
+        let c = SentinelConfig::from_yaml(SEED_SHIELD).unwrap();
+        assert_eq!(c.detectors.len(), 2);
+        assert_eq!(c.detectors[0].kind(), DetectorKind::Threat);
+        assert_eq!(c.detectors[0].severity(), Severity::Critical);
+        assert_eq!(c.detectors[1].actions.len(), 2);
+        let c = SentinelConfig::from_yaml(SEED_SCENARIO_1).unwrap();
+        assert_eq!(c.detectors[0].config["threshold"], 0.85);
+        assert_eq!(c.detectors[0].actions.len(), 4);
+    }
+
+    #[test]
+    fn errors_name_the_detector_and_key() {
+        for (yaml, needle) in [
+            ("detectors:\n  - id: a\n    type: magic\n", "detectors[0] (a).type: unknown detector type \"magic\""),
+            (
+                "detectors:\n  - id: a\n    type: statistical\n    config: {metrik: cost}\n",
+                "detectors[0] (a).config: unknown field `metrik`",
+            ),
+            ("detectors:\n  - id: a\n    type: ml\n    treshold: 0.5\n", "unknown field `treshold`"),
+            ("detectors:\n  - id: a\n    type: ml\n  - id: a\n    type: ml\n", "detectors[1].id: duplicate id"),
+            ("detectors:\n  - type: ml\n", "detectors[0].id: required"),
+            ("detectors:\n  - id: a\n    type: ml\n    actions:\n      - type: page\n", "detectors[0] (a).actions[0]"),
+            ("detectors:\n  - id: a\n    type: custom_behavioral\n    plugin: /x.py\n", "not supported"),
+            ("detectorz: []\n", "detectorz: unknown key"),
+            (
+                "detectors:\n  - id: a\n    type: ml\n    threshold: 0.5\n    config: {threshold: 0.6}\n",
+                "both here and under config",
+            ),
+        ] {
+            let e = SentinelConfig::from_yaml(yaml).unwrap_err().to_string();
+            assert!(e.contains(needle), "{yaml}\n→ {e}");
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The pipeline: events through every enabled detector, findings into
+//! anomalies, anomalies out with the actions to run.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::action::ActionSpec;
+use crate::anomaly::{ActionTaken, Anomalies, Anomaly, Change, LifecycleError};
+use crate::config::{ConfigError, DetectorSpec, SentinelConfig};
+use crate::detector::{Clock, Detector, DetectorKind, Finding, Millis};
+use crate::event::TelemetryEvent;
+
+/// What happened to an anomaly, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    /// Created, updated, resolved, …
+    pub change: Change,
+    /// The anomaly after the change.
+    pub anomaly: Anomaly,
+    /// Actions to run (only when it was created).
+    pub actions: Vec<ActionSpec>,
+}
+
+struct Slot {
+    spec: DetectorSpec,
+    detector: Box<dyn Detector>,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot").field("id", &self.spec.id).field("detector", &self.detector).finish()
+    }
+}
+
+/// A detector as listed (seed 002's GraphQL `Detector`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DetectorInfo {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: Option<String>,
+    /// Kind.
+    #[serde(rename = "type")]
+    pub kind: DetectorKind,
+    /// On or off.
+    pub enabled: bool,
+    /// Its config block.
+    pub config: serde_json::Value,
+    /// Its actions.
+    pub actions: Vec<ActionSpec>,
+    /// Entities it tracks now.
+    pub tracked_entities: usize,
+}
+
+/// Sentinel's state: detectors and open anomalies.
+#[derive(Debug)]
+pub struct Sentinel {
+    slots: Vec<Slot>,
+    anomalies: Anomalies,
+    clock: Arc<dyn Clock>,
+    findings: Vec<Finding>,
+}
+
+impl Sentinel {
+    /// Builds every detector of the config.
+    pub fn new(config: SentinelConfig, clock: Arc<dyn Clock>) -> Result<Sentinel, ConfigError> {
+        let slots = config
+            .detectors
+            .into_iter()
+            .map(|spec| spec.build().map(|detector| Slot { spec, detector }))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Sentinel { slots, anomalies: Anomalies::new(config.anomalies), clock, findings: Vec::new() })
+    }
+
+    /// The clock.
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    /// Runs one event through every enabled detector.
+    pub fn process(&mut self, e: &TelemetryEvent) -> Vec<Outcome> {
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        for slot in self.slots.iter_mut().filter(|s| s.spec.enabled) {
+            slot.detector.observe(e, now, &mut self.findings);
+            for f in self.findings.drain(..) {
+                if let Some((change, anomaly)) = self.anomalies.record(&slot.spec.id, slot.detector.kind(), f, now) {
+                    let actions = if change == Change::Created { slot.spec.actions.clone() } else { Vec::new() };
+                    out.push(Outcome { change, anomaly, actions });
+                }
+            }
+        }
+        out
+    }
+
+    /// Closes detector windows no event closed, then resolves anomalies
+    /// quiet for the configured period.
+    pub fn tick(&mut self) -> Vec<Outcome> {
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        for slot in self.slots.iter_mut().filter(|s| s.spec.enabled) {
+            slot.detector.tick(now, &mut self.findings);
+            for f in self.findings.drain(..) {
+                if let Some((change, anomaly)) = self.anomalies.record(&slot.spec.id, slot.detector.kind(), f, now) {
+                    let actions = if change == Change::Created { slot.spec.actions.clone() } else { Vec::new() };
+                    out.push(Outcome { change, anomaly, actions });
+                }
+            }
+        }
+        out.extend(self.anomalies.tick(now).into_iter().map(|anomaly| Outcome {
+            change: Change::Resolved,
+            anomaly,
+            actions: vec![],
+        }));
+        out
+    }
+
+    /// ACTIVE → ACKNOWLEDGED.
+    pub fn acknowledge(&mut self, id: &str, by: &str, note: Option<String>) -> Result<Anomaly, LifecycleError> {
+        let now = self.clock.now();
+        self.anomalies.acknowledge(id, by, note, now)
+    }
+
+    /// → RESOLVED.
+    pub fn resolve(&mut self, id: &str) -> Result<Anomaly, LifecycleError> {
+        let now = self.clock.now();
+        self.anomalies.resolve(id, now)
+    }
+
+    /// → SUPPRESSED.
+    pub fn suppress(&mut self, id: &str) -> Result<Anomaly, LifecycleError> {
+        self.anomalies.suppress(id)
+    }
+
+    /// Records an action run for an open anomaly.
+    pub fn record_action(&mut self, id: &str, action: ActionTaken) -> Option<Anomaly> {
+        self.anomalies.add_action(id, action)
+    }
+
+    /// Sets an open anomaly's incident id.
+    pub fn set_incident(&mut self, id: &str, incident: &str) -> Option<Anomaly> {
+        self.anomalies.set_incident(id, incident)
+    }
+
+    /// Takes back an anomaly that was open before a restart.
+    pub fn restore(&mut self, a: Anomaly) {
+        self.anomalies.restore(a);
+    }
+
+    /// An open anomaly.
+    pub fn anomaly(&self, id: &str) -> Option<&Anomaly> {
+        self.anomalies.get(id)
+    }
+
+    /// Open anomalies.
+    pub fn open_anomalies(&self) -> Vec<&Anomaly> {
+        self.anomalies.open()
+    }
+
+    /// Mean time to resolution (ms) of anomalies resolved by this instance.
+    pub fn mttr_ms(&self) -> Option<f64> {
+        self.anomalies.mttr_ms()
+    }
+
+    /// The detectors.
+    pub fn detectors(&self) -> Vec<DetectorInfo> {
+        self.slots
+            .iter()
+            .map(|s| DetectorInfo {
+                id: s.spec.id.clone(),
+                name: s.spec.name.clone(),
+                kind: s.spec.kind(),
+                enabled: s.spec.enabled,
+                config: s.spec.config.clone(),
+                actions: s.spec.actions.clone(),
+                tracked_entities: s.detector.tracked(),
+            })
+            .collect()
+    }
+
+    /// Entities tracked by all detectors.
+    pub fn tracked_entities(&self) -> usize {
+        self.slots.iter().map(|s| s.detector.tracked()).sum()
+    }
+
+    /// Replaces a detector's spec (or adds a new one), live. The new spec is
+    /// checked first; on error the old detector stays as it was. A replaced
+    /// detector starts with fresh state.
+    pub fn update_detector(&mut self, spec: &serde_json::Value) -> Result<DetectorInfo, ConfigError> {
+        let spec = DetectorSpec::from_value(spec)?;
+        let detector = spec.build()?;
+        let id = spec.id.clone();
+        match self.slots.iter_mut().find(|s| s.spec.id == id) {
+            Some(slot) => *slot = Slot { spec, detector },
+            None => self.slots.push(Slot { spec, detector }),
+        }
+        self.detectors()
+            .into_iter()
+            .find(|d| d.id == id)
+            .ok_or_else(|| ConfigError { path: id, message: "detector vanished during update".into() })
+    }
+
+    /// Runs a detector's spec on `events` with fresh state, changing nothing:
+    /// what it would find.
+    pub fn test_detector(&self, id: &str, events: &[TelemetryEvent]) -> Result<Vec<Finding>, ConfigError> {
+        let slot = self
+            .slots
+            .iter()
+            .find(|s| s.spec.id == id)
+            .ok_or_else(|| ConfigError { path: id.to_owned(), message: "no such detector".into() })?;
+        let mut d = slot.spec.build()?;
+        let mut out = Vec::new();
+        let mut last = 0;
+        for e in events {
+            last = last.max(e.millis());
+            d.observe(e, e.millis(), &mut out);
+        }
+        d.tick(last + 1, &mut out);
+        Ok(out)
+    }
+}

@@ -1,0 +1,316 @@
+//! Sentinel's REST query API (seed 002): anomalies and their lifecycle,
+//! enforcements in force, and the Shield callback.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use llm_sentinel::action::anomaly_view;
+use llm_sentinel::{Anomaly, AnomalyStatus};
+use llmsec_store::{AnomalyQuery, Scope};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::AppState;
+use crate::api::admin::{audit, rfc3339};
+use crate::api::events::parse_time;
+use crate::auth::Caller;
+use crate::error::{ApiError, Json, Params};
+
+fn view(body: &str) -> Result<serde_json::Value, ApiError> {
+    let a: Anomaly = serde_json::from_str(body).map_err(|e| ApiError::Internal(format!("stored anomaly: {e}")))?;
+    Ok(anomaly_view(&a)["anomaly"].clone())
+}
+
+fn list_param(
+    q: &std::collections::HashMap<String, String>,
+    name: &str,
+    allowed: &[&str],
+) -> Result<Vec<String>, ApiError> {
+    let Some(v) = q.get(name) else { return Ok(Vec::new()) };
+    let items: Vec<String> = v.split(',').map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect();
+    if !allowed.is_empty()
+        && let Some(bad) = items.iter().find(|s| !allowed.contains(&s.as_str()))
+    {
+        return Err(ApiError::field(name, format!("{bad:?} is not one of {}", allowed.join(", "))));
+    }
+    Ok(items)
+}
+
+const KNOWN: &[&str] = &[
+    "start",
+    "end",
+    "severity",
+    "status",
+    "detector_id",
+    "application_id",
+    "score_min",
+    "score_max",
+    "limit",
+    "offset",
+];
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Params(q): Params,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Read)?;
+    if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(ApiError::field(k.clone(), format!("unknown parameter; expected one of {}", KNOWN.join(", "))));
+    }
+    let num = |name: &str| -> Result<Option<f64>, ApiError> {
+        q.get(name)
+            .map(|v| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|x| (0.0..=1.0).contains(x))
+                    .ok_or_else(|| ApiError::field(name, "must be a number in [0, 1]"))
+            })
+            .transpose()
+    };
+    let query = AnomalyQuery {
+        tenant: caller.tenant.clone(),
+        start: q.get("start").map(|v| parse_time("start", v)).transpose()?,
+        end: q.get("end").map(|v| parse_time("end", v)).transpose()?,
+        severities: list_param(&q, "severity", &["info", "warning", "critical"])?,
+        statuses: list_param(&q, "status", &["active", "acknowledged", "resolved", "suppressed"])?,
+        detector_ids: q.get("detector_id").map(|v| v.split(',').map(str::to_owned).collect()).unwrap_or_default(),
+        application_ids: q.get("application_id").map(|v| v.split(',').map(str::to_owned).collect()).unwrap_or_default(),
+        score_min: num("score_min")?,
+        score_max: num("score_max")?,
+        limit: match q.get("limit") {
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| ApiError::field("limit", "must be 1-1000"))?,
+            None => 100,
+        },
+        offset: match q.get("offset") {
+            Some(v) => v.parse::<u32>().map_err(|_| ApiError::field("offset", "must be a non-negative integer"))?,
+            None => 0,
+        },
+    };
+    let (rows, total) = state.store.anomalies(&query).await?;
+    let anomalies = rows.iter().map(|r| view(&r.body)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(json!({ "anomalies": anomalies, "total_count": total })))
+}
+
+async fn one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Read)?;
+    let row = state
+        .store
+        .anomaly(&caller.tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no anomaly {id:?}")))?;
+    Ok(Json(view(&row.body)?))
+}
+
+/// `POST /api/v1/anomalies/{id}/acknowledge`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Acknowledge {
+    /// Who.
+    pub acknowledged_by: String,
+    /// Why, or what is being done.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+fn lifecycle_error(id: &str, e: String) -> ApiError {
+    if e == "not found" { ApiError::NotFound(format!("no anomaly {id:?}")) } else { ApiError::field("status", e) }
+}
+
+async fn acknowledge(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<Acknowledge>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Admin)?;
+    if req.acknowledged_by.trim().is_empty() || req.acknowledged_by.len() > 256 {
+        return Err(ApiError::field("acknowledged_by", "must be 1-256 characters"));
+    }
+    let a = state
+        .sentinel
+        .acknowledge(&caller.tenant, &id, req.acknowledged_by.trim(), req.note)
+        .await
+        .map_err(|e| lifecycle_error(&id, e))?;
+    audit(&state, &caller, "anomaly.acknowledge", &id, json!({"tenant": caller.tenant, "by": a.acknowledged_by}))
+        .await?;
+    Ok(Json(anomaly_view(&a)["anomaly"].clone()))
+}
+
+async fn resolve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Admin)?;
+    let a = state.sentinel.resolve(&caller.tenant, &id).await.map_err(|e| lifecycle_error(&id, e))?;
+    audit(&state, &caller, "anomaly.resolve", &id, json!({"tenant": caller.tenant})).await?;
+    Ok(Json(anomaly_view(&a)["anomaly"].clone()))
+}
+
+async fn suppress(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Admin)?;
+    let a = state.sentinel.suppress(&caller.tenant, &id).await.map_err(|e| lifecycle_error(&id, e))?;
+    audit(&state, &caller, "anomaly.suppress", &id, json!({"tenant": caller.tenant})).await?;
+    Ok(Json(anomaly_view(&a)["anomaly"].clone()))
+}
+
+async fn enforcements(State(state): State<AppState>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Read)?;
+    let now = state.sentinel.now();
+    let list: Vec<serde_json::Value> = state
+        .store
+        .enforcements_in_force(now)
+        .await?
+        .into_iter()
+        .filter(|e| e.tenant == caller.tenant)
+        .map(|e| {
+            json!({
+                "id": e.id, "entity": {"type": e.entity_kind, "id": e.entity_id}, "action": e.action,
+                "rate_limit": e.rate_limit, "window_ms": e.window_ms, "reason": e.reason, "anomaly_id": e.anomaly_id,
+                "created_at": rfc3339(e.created_at), "expires_at": rfc3339(e.expires_at),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "enforcements": list })))
+}
+
+/// The seed's Shield callback body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShieldCallback {
+    /// The anomaly.
+    pub anomaly_id: String,
+    /// The action (an `actions_taken[].id`).
+    pub action_id: String,
+    /// `succeeded`, `failed`, …
+    pub status: String,
+    /// Details.
+    #[serde(default)]
+    pub message: String,
+    /// When (RFC 3339), as the seed sends it.
+    #[serde(default)]
+    pub timestamp: Option<String>,
+}
+
+async fn shield_callback(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(cb): Json<ShieldCallback>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Ingest)?;
+    let row = state
+        .store
+        .anomaly(&caller.tenant, &cb.anomaly_id)
+        .await?
+        .ok_or_else(|| ApiError::field("anomaly_id", format!("no anomaly {:?}", cb.anomaly_id)))?;
+    let mut a: Anomaly = serde_json::from_str(&row.body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let action = a.actions_taken.iter_mut().find(|x| x.id == cb.action_id).ok_or_else(|| {
+        ApiError::field("action_id", format!("anomaly {} has no action {:?}", cb.anomaly_id, cb.action_id))
+    })?;
+    action.status = cb.status.clone();
+    action.message = cb.message.clone();
+    if cb.status == "failed" {
+        // Escalate: the anomaly goes back to ACTIVE at critical so someone looks.
+        tracing::error!(anomaly = %a.id, action = %cb.action_id, message = %cb.message, "shield action failed; escalating");
+        a.severity = llm_sentinel::Severity::Critical;
+        if a.status == AnomalyStatus::Acknowledged {
+            a.status = AnomalyStatus::Active;
+        }
+    }
+    state.sentinel.persist(&caller.tenant, &a).await;
+    Ok(Json(json!({"status": "ok"})))
+}
+
+/// `GET /api/v1/statistics?start&end&group_by=detector_id,severity,application_id,entity`:
+/// counts by detector, severity, application and entity, the detection
+/// rate (anomalies per 1,000 telemetry events), the mean score and the
+/// mean time to resolution (seconds) of the anomalies opened in the range.
+async fn statistics(
+    State(state): State<AppState>,
+    caller: Caller,
+    Params(q): Params,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Read)?;
+    if let Some(k) = q.keys().find(|k| !matches!(k.as_str(), "start" | "end" | "group_by")) {
+        return Err(ApiError::field(k.clone(), "unknown parameter; expected start, end, group_by"));
+    }
+    let start = q.get("start").map(|v| parse_time("start", v)).transpose()?;
+    let end = q.get("end").map(|v| parse_time("end", v)).transpose()?;
+    let groups = list_param(&q, "group_by", &["detector_id", "severity", "application_id", "entity"])?;
+    let wants = |g: &str| groups.is_empty() || groups.iter().any(|x| x == g);
+    let mut rows = Vec::new();
+    let mut offset = 0;
+    loop {
+        let query =
+            AnomalyQuery { tenant: caller.tenant.clone(), start, end, limit: 1000, offset, ..Default::default() };
+        let (page, total) = state.store.anomalies(&query).await?;
+        offset += page.len() as u32;
+        let done = page.is_empty() || u64::from(offset) >= total || offset >= 100_000;
+        rows.extend(page);
+        if done {
+            break;
+        }
+    }
+    let anomalies: Vec<Anomaly> = rows.iter().filter_map(|r| serde_json::from_str(&r.body).ok()).collect();
+    let count_by = |key: &dyn Fn(&Anomaly) -> String, name: &str| -> serde_json::Value {
+        let mut m: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+        for a in &anomalies {
+            *m.entry(key(a)).or_default() += 1;
+        }
+        let mut v: Vec<(String, u64)> = m.into_iter().collect();
+        v.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+        serde_json::Value::Array(v.into_iter().take(100).map(|(k, n)| json!({ name: k, "count": n })).collect())
+    };
+    let resolved: Vec<i64> = anomalies.iter().filter_map(Anomaly::time_to_resolve).collect();
+    let mttr = (!resolved.is_empty()).then(|| resolved.iter().sum::<i64>() as f64 / resolved.len() as f64 / 1000.0);
+    let events = state.store.count_telemetry(&caller.tenant, start).await?;
+    let n = anomalies.len() as f64;
+    let mut out = json!({
+        "total_anomalies": anomalies.len(),
+        "detection_rate": if events == 0 { 0.0 } else { n * 1000.0 / events as f64 },
+        "average_score": if anomalies.is_empty() { 0.0 } else { anomalies.iter().map(|a| a.score).sum::<f64>() / n },
+        "mttr": mttr,
+        "telemetry_events": events,
+    });
+    if wants("detector_id") {
+        out["anomalies_by_detector"] = count_by(&|a| a.detector_id.clone(), "detector_id");
+    }
+    if wants("severity") {
+        out["anomalies_by_severity"] = count_by(&|a| a.severity.as_str().to_owned(), "severity");
+    }
+    if wants("application_id") {
+        out["anomalies_by_application"] =
+            count_by(&|a| a.context.application_id.clone().unwrap_or_default(), "application_id");
+    }
+    if wants("entity") {
+        out["top_affected_entities"] =
+            count_by(&|a| format!("{}:{}", a.affected_entity.kind.as_str(), a.affected_entity.id), "entity");
+    }
+    Ok(Json(out))
+}
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/anomalies", get(list))
+        .route("/api/v1/anomalies/{id}", get(one))
+        .route("/api/v1/anomalies/{id}/acknowledge", post(acknowledge))
+        .route("/api/v1/anomalies/{id}/resolve", post(resolve))
+        .route("/api/v1/anomalies/{id}/suppress", post(suppress))
+        .route("/api/v1/enforcements", get(enforcements))
+        .route("/api/v1/statistics", get(statistics))
+        .route("/api/v1/shield/callback", post(shield_callback))
+}

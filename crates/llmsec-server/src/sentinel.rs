@@ -1,0 +1,757 @@
+//! Sentinel inside the server: accepted telemetry runs through the
+//! detectors (one `llm_sentinel::Sentinel` per tenant, so one tenant's
+//! entities never feed another's baselines), anomalies are stored, and
+//! their actions run: `shield` enforcements (honoured by
+//! `/api/security/analyze`), `alert` receivers and `webhook`s through the
+//! durable outbox, `incident`s posted to the incident manager through the
+//! outbox too.
+//!
+//! Events are acknowledged once stored; a processor task then runs them and
+//! marks them processed. After a crash, events stored but not processed are
+//! replayed at start, and anomalies that were open are taken back, so
+//! nothing accepted is lost and nothing is reported twice.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use llm_sentinel::action::{ActionSpec, ShieldKind, anomaly_view, incident_body, render};
+use llm_sentinel::anomaly::ActionTaken;
+use llm_sentinel::detector::EntityKind;
+use llm_sentinel::event::TelemetryEvent;
+use llm_sentinel::{Anomaly, AnomalyStatus, Change, Clock, Outcome, Sentinel, SentinelConfig};
+use llmsec_store::{AnomalyRow, Delivery, DeliveryStatus, Enforcement, Millis, Store, Webhook};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
+
+/// An alert receiver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receiver {
+    /// The name alert actions use.
+    pub name: String,
+    /// How it is reached.
+    #[serde(rename = "type")]
+    pub kind: ReceiverKind,
+    /// Where (webhook, slack, pagerduty; PagerDuty defaults to its Events v2 URL).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// HMAC secret for the signature header (webhook).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// PagerDuty's integration (routing) key.
+    #[serde(default)]
+    pub routing_key: Option<String>,
+}
+
+/// Receiver kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiverKind {
+    /// The server's log (stderr).
+    Log,
+    /// A signed JSON POST of the anomaly.
+    Webhook,
+    /// A Slack-compatible incoming webhook (`{"text": …}`).
+    Slack,
+    /// PagerDuty Events API v2.
+    Pagerduty,
+}
+
+/// PagerDuty's Events v2 endpoint.
+pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// The `[sentinel]` section of the server config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SentinelSettings {
+    /// The detectors file (seed 002's YAML, `detectors:`); none: events are
+    /// stored but no detector runs.
+    pub detectors: Option<std::path::PathBuf>,
+    /// How often windows are closed and quiet anomalies resolved.
+    pub tick_ms: u64,
+    /// Alert receivers.
+    pub receivers: Vec<Receiver>,
+    /// The incident manager's base URL (`incident` actions POST to `<url>/api/v1/incidents`).
+    pub incidents_url: Option<String>,
+}
+
+impl Default for SentinelSettings {
+    fn default() -> Self {
+        SentinelSettings { detectors: None, tick_ms: 1000, receivers: Vec::new(), incidents_url: None }
+    }
+}
+
+impl SentinelSettings {
+    /// Reads the detectors file and checks that every action can run here.
+    pub fn load(&self) -> Result<SentinelConfig, String> {
+        let config = match &self.detectors {
+            None => SentinelConfig::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                SentinelConfig::from_yaml(&text).map_err(|e| format!("{}: {e}", p.display()))?
+            }
+        };
+        for r in &self.receivers {
+            if r.kind != ReceiverKind::Log && r.kind != ReceiverKind::Pagerduty && r.url.is_none() {
+                return Err(format!("sentinel.receivers ({}): url is required", r.name));
+            }
+            if r.kind == ReceiverKind::Pagerduty && r.routing_key.is_none() {
+                return Err(format!("sentinel.receivers ({}): routing_key is required for pagerduty", r.name));
+            }
+        }
+        for d in &config.detectors {
+            for (i, a) in d.actions.iter().enumerate() {
+                match a {
+                    ActionSpec::Alert(alert) => {
+                        if let Some(r) = alert.receivers.iter().find(|r| !self.receivers.iter().any(|x| &x.name == *r))
+                        {
+                            return Err(format!(
+                                "detectors ({}).actions[{i}]: unknown receiver {r:?} (define it under [[sentinel.receivers]])",
+                                d.id
+                            ));
+                        }
+                    }
+                    ActionSpec::Incident(inc) if inc.url.is_none() && self.incidents_url.is_none() => {
+                        return Err(format!(
+                            "detectors ({}).actions[{i}]: an incident action needs config.url or sentinel.incidents_url",
+                            d.id
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// An anomaly and its tenant, for subscribers.
+#[derive(Debug, Clone)]
+pub struct AnomalyNotice {
+    /// The tenant.
+    pub tenant: String,
+    /// What changed.
+    pub change: Change,
+    /// The anomaly.
+    pub anomaly: Anomaly,
+}
+
+/// What an enforcement check decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Enforced {
+    /// Refuse: the entity is blocked.
+    Block {
+        /// Why.
+        reason: String,
+        /// Until when.
+        until: Millis,
+    },
+    /// Limit: at most `limit` requests per `window_ms` for this entity.
+    RateLimit {
+        /// The enforcement (its bucket key).
+        id: String,
+        /// Requests per window.
+        limit: u64,
+        /// Window in milliseconds.
+        window_ms: i64,
+    },
+}
+
+/// The enforcements in force, cached: every analysis consults them, so
+/// they are read from memory, refreshed from the store on each tick (other
+/// replicas' enforcements) and at once when this server adds one.
+#[derive(Debug, Default)]
+pub struct EnforcementCache {
+    list: RwLock<Vec<Enforcement>>,
+}
+
+impl EnforcementCache {
+    /// Replaces the cache.
+    pub fn set(&self, list: Vec<Enforcement>) {
+        *self.list.write().unwrap_or_else(|p| p.into_inner()) = list;
+    }
+
+    fn add(&self, e: Enforcement) {
+        self.list.write().unwrap_or_else(|p| p.into_inner()).push(e);
+    }
+
+    /// The strictest enforcement in force on any of `entities` (kind, id) of
+    /// `tenant` at `now`: a block wins over a rate limit.
+    pub fn check(&self, tenant: &str, entities: &[(&str, &str)], now: Millis) -> Option<Enforced> {
+        let list = self.list.read().unwrap_or_else(|p| p.into_inner());
+        let mut limit = None;
+        for e in list.iter().filter(|e| {
+            e.tenant == tenant
+                && e.expires_at > now
+                && entities.iter().any(|(k, id)| *k == e.entity_kind && *id == e.entity_id)
+        }) {
+            match e.action.as_str() {
+                "block" => return Some(Enforced::Block { reason: e.reason.clone(), until: e.expires_at }),
+                _ => {
+                    limit = Some(Enforced::RateLimit {
+                        id: e.id.clone(),
+                        limit: e.rate_limit.unwrap_or(1),
+                        window_ms: e.window_ms.unwrap_or(60_000),
+                    })
+                }
+            }
+        }
+        limit
+    }
+}
+
+type Job = (String, TelemetryEvent);
+
+/// Sentinel's part of the server.
+#[derive(Debug)]
+pub struct SentinelService {
+    config: SentinelConfig,
+    settings: SentinelSettings,
+    tenants: Mutex<HashMap<String, Sentinel>>,
+    clock: Arc<dyn Clock>,
+    store: Arc<dyn Store>,
+    webhooks: Arc<crate::deliver::WebhookRegistry>,
+    delivery_notify: Arc<Notify>,
+    tx: mpsc::Sender<Job>,
+    rx: Mutex<Option<mpsc::Receiver<Job>>>,
+    /// Orders anomaly writes: each write takes the newest in-memory state
+    /// under this lock, so the last write to the store is always the newest.
+    write_lock: tokio::sync::Mutex<()>,
+    /// Enforcements in force.
+    pub enforcements: EnforcementCache,
+    /// Anomalies as they change, for subscriptions.
+    pub feed: broadcast::Sender<AnomalyNotice>,
+}
+
+/// Events queued for the processor at most; ingestion waits beyond that.
+const QUEUE: usize = 65_536;
+
+impl SentinelService {
+    /// A service over `config`.
+    pub fn new(
+        config: SentinelConfig,
+        settings: SentinelSettings,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn Store>,
+        webhooks: Arc<crate::deliver::WebhookRegistry>,
+        delivery_notify: Arc<Notify>,
+    ) -> SentinelService {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (feed, _) = broadcast::channel(1024);
+        SentinelService {
+            config,
+            settings,
+            tenants: Mutex::default(),
+            clock,
+            store,
+            webhooks,
+            delivery_notify,
+            tx,
+            rx: Mutex::new(Some(rx)),
+            write_lock: tokio::sync::Mutex::new(()),
+            enforcements: EnforcementCache::default(),
+            feed,
+        }
+    }
+
+    /// The clock.
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    /// The detector configuration.
+    pub fn config(&self) -> &SentinelConfig {
+        &self.config
+    }
+
+    /// Hands stored events to the processor.
+    pub async fn submit(&self, tenant: &str, events: Vec<TelemetryEvent>) {
+        for e in events {
+            // The processor only stops at shutdown; events not processed
+            // then are replayed from the store at the next start.
+            let _ = self.tx.send((tenant.to_owned(), e)).await;
+        }
+    }
+
+    fn with_tenant<T>(&self, tenant: &str, f: impl FnOnce(&mut Sentinel) -> T) -> T {
+        let mut map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let s = map.entry(tenant.to_owned()).or_insert_with(|| {
+            // The config was checked at start-up, so building cannot fail.
+            Sentinel::new(self.config.clone(), self.clock.clone()).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "sentinel config failed to build; running without detectors");
+                Sentinel::new(SentinelConfig::default(), self.clock.clone()).unwrap_or_else(|_| unreachable!())
+            })
+        });
+        f(s)
+    }
+
+    /// Runs the processor until `stop`: processes submitted events and ticks.
+    /// Call [`restore`](Self::restore) first, before any request is served.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let Some(mut rx) = self.rx.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
+        let mut tick = tokio::time::interval(Duration::from_millis(self.settings.tick_ms.max(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut batch = Vec::with_capacity(512);
+        loop {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, 512) => {
+                    if n == 0 { return; }
+                    self.process(std::mem::take(&mut batch)).await;
+                }
+                _ = tick.tick() => self.tick().await,
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Takes back what a previous run left: enforcements, open anomalies,
+    /// and events stored but not processed (replayed now). Run once at
+    /// start, before requests are served, so no event is processed twice.
+    pub async fn restore(&self) -> llmsec_store::Result<()> {
+        self.enforcements.set(self.store.enforcements_in_force(self.now()).await?);
+        // Anomalies that were open: taken back so that findings update them.
+        for row in self.store.open_anomalies(100_000).await? {
+            match serde_json::from_str::<Anomaly>(&row.body) {
+                Ok(a) => self.with_tenant(&row.tenant, |s| s.restore(a)),
+                Err(e) => tracing::warn!(anomaly = %row.id, error = %e, "sentinel: stored anomaly no longer parses"),
+            }
+        }
+        // Events accepted but not processed before the last stop.
+        let mut replayed = 0;
+        loop {
+            let rows = self.store.pending_telemetry(1000).await?;
+            if rows.is_empty() {
+                break;
+            }
+            let mut jobs = Vec::with_capacity(rows.len());
+            let mut unreadable = Vec::new();
+            for r in rows {
+                match serde_json::from_str::<TelemetryEvent>(&r.body) {
+                    Ok(e) => jobs.push((r.tenant, e)),
+                    Err(err) => {
+                        tracing::warn!(event = %r.event_id, error = %err, "sentinel: stored event no longer parses; skipped");
+                        unreadable.push((r.tenant, r.event_id));
+                    }
+                }
+            }
+            self.store.mark_processed(&unreadable).await?;
+            replayed += jobs.len();
+            self.process(jobs).await;
+        }
+        if replayed > 0 {
+            tracing::info!(events = replayed, "sentinel: replayed events accepted before the last stop");
+        }
+        Ok(())
+    }
+
+    async fn process(&self, jobs: Vec<Job>) {
+        let mut outcomes = Vec::new();
+        let mut keys = Vec::with_capacity(jobs.len());
+        for (tenant, e) in jobs {
+            let out = self.with_tenant(&tenant, |s| s.process(&e));
+            outcomes.extend(out.into_iter().map(|o| (tenant.clone(), o)));
+            keys.push((tenant, e.event_id));
+        }
+        self.handle(outcomes).await;
+        if let Err(e) = self.store.mark_processed(&keys).await {
+            // They stay pending and are replayed at the next start: at-least-once.
+            tracing::warn!(error = %e, "sentinel: marking events processed failed");
+        }
+    }
+
+    async fn tick(&self) {
+        let tenants: Vec<String> = self.tenants.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        let mut outcomes = Vec::new();
+        for t in tenants {
+            let out = self.with_tenant(&t, |s| s.tick());
+            outcomes.extend(out.into_iter().map(|o| (t.clone(), o)));
+        }
+        self.handle(outcomes).await;
+        match self.store.enforcements_in_force(self.now()).await {
+            Ok(list) => self.enforcements.set(list),
+            Err(e) => tracing::warn!(error = %e, "sentinel: reloading enforcements failed"),
+        }
+    }
+
+    /// Ticks now (tests drive time with a manual clock, then call this).
+    pub async fn tick_now(&self) {
+        self.tick().await;
+    }
+
+    async fn handle(&self, outcomes: Vec<(String, Outcome)>) {
+        for (tenant, o) in outcomes {
+            let mut anomaly = o.anomaly;
+            if o.change == Change::Created {
+                for action in &o.actions {
+                    let taken = self.run_action(&tenant, &anomaly, action).await;
+                    if let Some(a) = self.with_tenant(&tenant, |s| s.record_action(&anomaly.id, taken.clone())) {
+                        anomaly = a;
+                    } else {
+                        anomaly.actions_taken.push(taken);
+                    }
+                }
+            }
+            if o.change == Change::Resolved {
+                self.on_resolved(&tenant, &anomaly).await;
+            }
+            self.persist(&tenant, &anomaly).await;
+            let _ = self.feed.send(AnomalyNotice { tenant, change: o.change, anomaly });
+        }
+    }
+
+    /// Stores an anomaly (insert or update): the in-memory state when the
+    /// anomaly is open here (it may be newer than `a`), else `a`.
+    pub async fn persist(&self, tenant: &str, a: &Anomaly) {
+        let _order = self.write_lock.lock().await;
+        let current = self.with_tenant(tenant, |s| s.anomaly(&a.id).cloned());
+        let a = current.as_ref().unwrap_or(a);
+        let row = AnomalyRow {
+            id: a.id.clone(),
+            tenant: tenant.to_owned(),
+            detector_id: a.detector_id.clone(),
+            severity: a.severity.as_str().to_owned(),
+            status: a.status.as_str().to_owned(),
+            score: a.score,
+            application_id: a.context.application_id.clone(),
+            timestamp: a.timestamp,
+            resolved_at: a.resolved_at,
+            body: serde_json::to_string(a).unwrap_or_default(),
+        };
+        if let Err(e) = self.store.put_anomaly(&row).await {
+            tracing::error!(error = %e, anomaly = %a.id, "storing an anomaly failed");
+        }
+    }
+
+    /// Acknowledges an anomaly of `tenant` (in memory when open here, and in the store).
+    pub async fn acknowledge(&self, tenant: &str, id: &str, by: &str, note: Option<String>) -> Result<Anomaly, String> {
+        self.transition(
+            tenant,
+            id,
+            |s| s.acknowledge(id, by, note.clone()),
+            |a, now| {
+                if a.status != AnomalyStatus::Active {
+                    return Err(format!("anomaly {id} is {}; cannot acknowledge", a.status.as_str()));
+                }
+                a.status = AnomalyStatus::Acknowledged;
+                a.acknowledged_by = Some(by.to_owned());
+                a.acknowledged_at = Some(now);
+                a.note = note.clone();
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    /// Resolves an anomaly of `tenant`.
+    pub async fn resolve(&self, tenant: &str, id: &str) -> Result<Anomaly, String> {
+        let a = self
+            .transition(
+                tenant,
+                id,
+                |s| s.resolve(id),
+                |a, now| {
+                    if !matches!(a.status, AnomalyStatus::Active | AnomalyStatus::Acknowledged) {
+                        return Err(format!("anomaly {id} is {}; cannot resolve", a.status.as_str()));
+                    }
+                    a.status = AnomalyStatus::Resolved;
+                    a.resolved_at = Some(now);
+                    Ok(())
+                },
+            )
+            .await?;
+        self.on_resolved(tenant, &a).await;
+        Ok(a)
+    }
+
+    /// Suppresses an anomaly of `tenant`.
+    pub async fn suppress(&self, tenant: &str, id: &str) -> Result<Anomaly, String> {
+        self.transition(
+            tenant,
+            id,
+            |s| s.suppress(id),
+            |a, _| {
+                if !matches!(a.status, AnomalyStatus::Active | AnomalyStatus::Acknowledged) {
+                    return Err(format!("anomaly {id} is {}; cannot suppress", a.status.as_str()));
+                }
+                a.status = AnomalyStatus::Suppressed;
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    async fn transition(
+        &self,
+        tenant: &str,
+        id: &str,
+        live: impl FnOnce(&mut Sentinel) -> Result<Anomaly, llm_sentinel::anomaly::LifecycleError>,
+        stored: impl FnOnce(&mut Anomaly, Millis) -> Result<(), String>,
+    ) -> Result<Anomaly, String> {
+        let in_memory = self.with_tenant(tenant, |s| s.anomaly(id).is_some());
+        let a = if in_memory {
+            self.with_tenant(tenant, live).map_err(|e| e.to_string())?
+        } else {
+            let row = self.store.anomaly(tenant, id).await.map_err(|e| e.to_string())?.ok_or("not found")?;
+            let mut a: Anomaly = serde_json::from_str(&row.body).map_err(|e| e.to_string())?;
+            stored(&mut a, self.now())?;
+            a
+        };
+        self.persist(tenant, &a).await;
+        let change = match a.status {
+            AnomalyStatus::Acknowledged => Change::Acknowledged,
+            AnomalyStatus::Resolved => Change::Resolved,
+            _ => Change::Suppressed,
+        };
+        let _ = self.feed.send(AnomalyNotice { tenant: tenant.to_owned(), change, anomaly: a.clone() });
+        Ok(a)
+    }
+
+    async fn on_resolved(&self, tenant: &str, a: &Anomaly) {
+        // Tell the incident manager, if an incident was opened.
+        let Some(incident) = &a.incident_id else { return };
+        let Some(base) = self.incident_url_for(a) else { return };
+        let body = serde_json::json!({
+            "status": "resolved",
+            "resolution": format!("anomaly {} resolved", a.id),
+            "resolved_at": anomaly_view(a)["anomaly"]["resolved_at"],
+        });
+        let url = format!("{}/api/v1/incidents/{incident}", base.trim_end_matches('/'));
+        self.enqueue(tenant, &url, None, "incident.update", body.to_string()).await;
+    }
+
+    fn incident_url_for(&self, a: &Anomaly) -> Option<String> {
+        let from_action = self.config.detectors.iter().find(|d| d.id == a.detector_id).and_then(|d| {
+            d.actions.iter().find_map(|x| match x {
+                ActionSpec::Incident(i) => i.url.clone(),
+                _ => None,
+            })
+        });
+        from_action.or_else(|| self.settings.incidents_url.clone())
+    }
+
+    /// Queues a POST through the outbox to `url`, signed with `secret` when given.
+    async fn enqueue(
+        &self,
+        tenant: &str,
+        url: &str,
+        secret: Option<&str>,
+        event: &str,
+        payload: String,
+    ) -> Option<String> {
+        let now = self.now();
+        let hook_id =
+            format!("snt_{}", &crate::auth::hash_key(&format!("{tenant}\n{url}\n{}", secret.unwrap_or("")))[..16]);
+        let hook = Webhook {
+            id: hook_id.clone(),
+            tenant: tenant.to_owned(),
+            url: url.to_owned(),
+            // Unsigned targets still get a signature header; it is simply not checked.
+            secret: secret.map(str::to_owned).unwrap_or_else(|| crate::auth::hash_key(url)),
+            // No events: Sentinel targets never receive analysis events.
+            events: vec!["sentinel.action".into()],
+            created_at: now,
+        };
+        if let Err(e) = self.store.ensure_webhook(&hook).await {
+            tracing::error!(error = %e, "sentinel: registering an action target failed");
+            return None;
+        }
+        if let Err(e) = self.webhooks.reload(self.store.as_ref()).await {
+            tracing::warn!(error = %e, "sentinel: reloading webhooks failed");
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        let d = Delivery {
+            id: id.clone(),
+            webhook_id: hook_id,
+            tenant: tenant.to_owned(),
+            event: event.to_owned(),
+            payload,
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_attempt_at: llmsec_store::now_millis(),
+            last_error: None,
+            last_status: None,
+            created_at: llmsec_store::now_millis(),
+            updated_at: llmsec_store::now_millis(),
+        };
+        match self.store.enqueue(&[d]).await {
+            Ok(()) => {
+                self.delivery_notify.notify_one();
+                Some(id)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "sentinel: queueing an action failed");
+                None
+            }
+        }
+    }
+
+    async fn run_action(&self, tenant: &str, a: &Anomaly, action: &ActionSpec) -> ActionTaken {
+        let now = self.now();
+        let taken = |id: String, status: &str, message: String| ActionTaken {
+            id,
+            kind: action.kind().to_owned(),
+            status: status.to_owned(),
+            message,
+            at: now,
+        };
+        match action {
+            ActionSpec::Shield(s) => {
+                let kind = match s.target_kind(a.affected_entity.kind) {
+                    Ok(k) => k,
+                    Err(e) => return taken(String::new(), "failed", e),
+                };
+                let entity_id = if kind == a.affected_entity.kind {
+                    Some(a.affected_entity.id.clone())
+                } else {
+                    match kind {
+                        EntityKind::Application => a.context.application_id.clone(),
+                        EntityKind::Tenant => Some(tenant.to_owned()),
+                        _ => None,
+                    }
+                };
+                let Some(entity_id) = entity_id else {
+                    return taken(String::new(), "failed", format!("the anomaly names no {}", kind.as_str()));
+                };
+                let (action_name, rate_limit, window_ms) = match s.action {
+                    ShieldKind::Block => ("block", None, None),
+                    ShieldKind::RateLimit => match s.rate() {
+                        Ok((l, w)) => ("rate_limit", Some(l), Some(w)),
+                        Err(e) => return taken(String::new(), "failed", e),
+                    },
+                };
+                let e = Enforcement {
+                    id: format!("enf_{}", uuid::Uuid::now_v7().simple()),
+                    tenant: tenant.to_owned(),
+                    entity_kind: kind.as_str().to_owned(),
+                    entity_id: entity_id.clone(),
+                    action: action_name.to_owned(),
+                    rate_limit,
+                    window_ms,
+                    reason: s.reason.clone().unwrap_or_else(|| a.title.clone()),
+                    anomaly_id: Some(a.id.clone()),
+                    created_at: now,
+                    expires_at: now + s.duration,
+                };
+                match self.store.insert_enforcement(&e).await {
+                    Ok(()) => {
+                        let msg = format!(
+                            "{action_name} {} {entity_id} for {}",
+                            kind.as_str(),
+                            llm_sentinel::detector::format_duration(s.duration)
+                        );
+                        let id = e.id.clone();
+                        self.enforcements.add(e);
+                        taken(id, "succeeded", msg)
+                    }
+                    Err(err) => taken(e.id, "failed", err.to_string()),
+                }
+            }
+            ActionSpec::Alert(alert) => {
+                let mut queued = Vec::new();
+                for name in &alert.receivers {
+                    let Some(r) = self.settings.receivers.iter().find(|r| &r.name == name) else { continue };
+                    let severity = alert.severity.unwrap_or(a.severity);
+                    match r.kind {
+                        ReceiverKind::Log => {
+                            tracing::warn!(receiver = %r.name, anomaly = %a.id, severity = severity.as_str(), title = %a.title, "ALERT");
+                            queued.push(format!("{}: logged", r.name));
+                        }
+                        ReceiverKind::Webhook => {
+                            let body = serde_json::json!({"event": "alert.triggered", "receiver": r.name, "severity": severity.as_str(), "anomaly": anomaly_view(a)["anomaly"]});
+                            let url = r.url.clone().unwrap_or_default();
+                            if self
+                                .enqueue(tenant, &url, r.secret.as_deref(), "alert.triggered", body.to_string())
+                                .await
+                                .is_some()
+                            {
+                                queued.push(format!("{}: queued", r.name));
+                            }
+                        }
+                        ReceiverKind::Slack => {
+                            let body = serde_json::json!({"text": format!("[{}] {} — {}", severity.as_str().to_uppercase(), a.title, a.description)});
+                            let url = r.url.clone().unwrap_or_default();
+                            if self.enqueue(tenant, &url, None, "alert.triggered", body.to_string()).await.is_some() {
+                                queued.push(format!("{}: queued", r.name));
+                            }
+                        }
+                        ReceiverKind::Pagerduty => {
+                            let body = serde_json::json!({
+                                "routing_key": r.routing_key,
+                                "event_action": "trigger",
+                                "dedup_key": a.id,
+                                "payload": {
+                                    "summary": a.title,
+                                    "severity": match severity { llm_sentinel::Severity::Critical => "critical", llm_sentinel::Severity::Warning => "warning", llm_sentinel::Severity::Info => "info" },
+                                    "source": a.context.application_id.clone().unwrap_or_else(|| "llm-sentinel".into()),
+                                    "custom_details": anomaly_view(a)["anomaly"],
+                                },
+                            });
+                            let url = r.url.clone().unwrap_or_else(|| PAGERDUTY_URL.to_owned());
+                            if self.enqueue(tenant, &url, None, "alert.triggered", body.to_string()).await.is_some() {
+                                queued.push(format!("{}: queued", r.name));
+                            }
+                        }
+                    }
+                }
+                let status = if queued.len() == alert.receivers.len() { "succeeded" } else { "failed" };
+                taken(String::new(), status, queued.join("; "))
+            }
+            ActionSpec::Webhook(w) => {
+                let body = match &w.template {
+                    Some(t) => match render(t, a) {
+                        Ok(b) => b,
+                        Err(e) => return taken(String::new(), "failed", format!("template: {e}")),
+                    },
+                    None => serde_json::json!({"event": "anomaly.detected", "anomaly": anomaly_view(a)["anomaly"]})
+                        .to_string(),
+                };
+                match self.enqueue(tenant, &w.url, w.secret.as_deref(), "anomaly.detected", body).await {
+                    Some(id) => taken(id, "pending", format!("queued for {}", w.url)),
+                    None => taken(String::new(), "failed", "could not queue the delivery".into()),
+                }
+            }
+            ActionSpec::Incident(inc) => {
+                if !inc.auto_create {
+                    return taken(String::new(), "skipped", "auto_create is off".into());
+                }
+                let Some(base) = inc.url.clone().or_else(|| self.settings.incidents_url.clone()) else {
+                    return taken(String::new(), "failed", "no incident manager URL".into());
+                };
+                let url = format!("{}/api/v1/incidents", base.trim_end_matches('/'));
+                let body = incident_body(a, inc).to_string();
+                match self.enqueue(tenant, &url, None, "incident.create", body).await {
+                    Some(id) => taken(id, "pending", format!("incident requested from {base}")),
+                    None => taken(String::new(), "failed", "could not queue the incident".into()),
+                }
+            }
+        }
+    }
+
+    /// Called by the delivery worker when an outbox delivery of Sentinel's
+    /// was answered 2xx: an incident creation's answer carries the incident
+    /// id, which is recorded on the anomaly.
+    pub async fn delivered(&self, d: &Delivery, response: &str) {
+        if d.event != "incident.create" {
+            return;
+        }
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(response) else { return };
+        let Some(incident) = v.get("incident_id").or_else(|| v.get("id")).and_then(|x| x.as_str()) else { return };
+        let Ok(req) = serde_json::from_str::<serde_json::Value>(&d.payload) else { return };
+        let Some(anomaly_id) = req["metadata"]["anomaly_id"].as_str() else { return };
+        let updated = self.with_tenant(&d.tenant, |s| s.set_incident(anomaly_id, incident));
+        let a = match updated {
+            Some(a) => Some(a),
+            None => match self.store.anomaly(&d.tenant, anomaly_id).await {
+                Ok(Some(row)) => serde_json::from_str::<Anomaly>(&row.body).ok().map(|mut a| {
+                    a.incident_id = Some(incident.to_owned());
+                    a
+                }),
+                _ => None,
+            },
+        };
+        if let Some(a) = a {
+            self.persist(&d.tenant, &a).await;
+        }
+    }
+}
