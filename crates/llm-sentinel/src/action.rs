@@ -123,12 +123,9 @@ pub struct WebhookAction {
     /// A body template with `{{ .anomaly.FIELD }}` placeholders (Slack and the like); default the anomaly as JSON.
     #[serde(default)]
     pub template: Option<String>,
-    /// HMAC secret for the signature header; unsigned without one.
+    /// HMAC secret for the signature header (`X-Llmsec-Signature`).
     #[serde(default)]
     pub secret: Option<String>,
-    /// Extra headers.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
 }
 
 /// One configured action.

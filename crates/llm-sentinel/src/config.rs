@@ -17,12 +17,19 @@
 //! Detector keys written beside `config:` (as in the seed's scenario 1,
 //! `model:` and `threshold:` at the top) are read as config keys. Unknown
 //! types and unknown keys are errors naming the detector and the key.
+//!
+//! An entry with a `plugin:` key (any `type:` name, e.g. the seed's
+//! `custom_behavioral`) is a [`plugin`](crate::detectors::plugin) detector:
+//! an external process given the config block; its runner keys
+//! (`timeout_ms`, `max_restarts`, `start_timeout_ms`, `interpreter`) are
+//! read beside `plugin:` and not passed to the plugin.
 
 use serde::Serialize;
 
 use crate::action::ActionSpec;
 use crate::anomaly::AnomalyConfig;
 use crate::detector::{Detector, DetectorKind, Severity};
+use crate::detectors::plugin::{PluginDetector, PluginSettings};
 use crate::detectors::{behavioral, entropy, rule, statistical, threat};
 
 /// A config error: where, and what.
@@ -60,6 +67,15 @@ pub struct DetectorSpec {
     /// The action entries as written (for round-tripping the config).
     #[serde(skip)]
     pub raw_actions: Vec<serde_json::Value>,
+    /// Plugin detectors only: the `plugin:` program (a script or an
+    /// executable) that makes this entry an external process, whatever its
+    /// `type:`. `None` for the built-in types.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    /// Plugin detectors only: the runner keys written beside `plugin:`
+    /// (`timeout_ms`, `max_restarts`, `start_timeout_ms`, `interpreter`).
+    #[serde(flatten)]
+    pub plugin_settings: Option<PluginSettings>,
 }
 
 /// Everything Sentinel reads.
@@ -123,12 +139,21 @@ impl DetectorSpec {
         let at = |p: &str| format!(" ({id}){p}");
         let kind_name =
             obj.get("type").and_then(|v| v.as_str()).ok_or_else(|| cerr(at(".type"), "required"))?.to_owned();
-        if obj.contains_key("plugin") || !TYPES.contains(&kind_name.as_str()) {
-            let why = if obj.contains_key("plugin") {
-                "plugin detectors (external processes) are not supported by this build".to_owned()
-            } else {
-                format!("unknown detector type {kind_name:?} (expected one of {})", TYPES.join(", "))
-            };
+        // Plugin detectors: `plugin:` makes any type name an external process
+        // (detectors::plugin); its runner keys are settings, not config keys.
+        let plugin = match obj.get("plugin") {
+            None => None,
+            Some(v) => Some(
+                v.as_str().filter(|p| !p.is_empty()).ok_or_else(|| cerr(at(".plugin"), "expected a path"))?.to_owned(),
+            ),
+        };
+        let plugin_settings = match plugin {
+            None => None,
+            Some(_) => Some(PluginSettings::from_entry(obj).map_err(|(k, e)| cerr(at(&format!(".{k}")), e))?),
+        };
+        let is_top_key = |k: &str| TOP_KEYS.contains(&k) || (plugin.is_some() && PluginSettings::KEYS.contains(&k));
+        if plugin.is_none() && !TYPES.contains(&kind_name.as_str()) {
+            let why = format!("unknown detector type {kind_name:?} (expected one of {})", TYPES.join(", "));
             return Err(cerr(at(".type"), why));
         }
         let enabled = match obj.get("enabled") {
@@ -148,7 +173,7 @@ impl DetectorSpec {
             Some(serde_json::Value::Object(m)) => m.clone(),
             Some(_) => return Err(cerr(at(".config"), "expected a mapping")),
         };
-        for (k, v) in obj.iter().filter(|(k, _)| !TOP_KEYS.contains(&k.as_str())) {
+        for (k, v) in obj.iter().filter(|(k, _)| !is_top_key(k)) {
             if config.insert(k.clone(), v.clone()).is_some() {
                 return Err(cerr(at(&format!(".{k}")), "given both here and under config"));
             }
@@ -172,12 +197,17 @@ impl DetectorSpec {
             config: serde_json::Value::Object(config),
             actions,
             raw_actions,
+            plugin,
+            plugin_settings,
         };
         spec.build().map(|_| spec)
     }
 
     /// The detector kind.
     pub fn kind(&self) -> DetectorKind {
+        if self.plugin.is_some() {
+            return DetectorKind::Plugin;
+        }
         match self.kind_name.as_str() {
             "statistical" => DetectorKind::Statistical,
             "rule" => DetectorKind::Rule,
@@ -216,8 +246,17 @@ impl DetectorSpec {
             DetectorKind::Entropy => Box::new(
                 entropy::EntropyDetector::new(id, sev, serde_json::from_value(c).map_err(parse)?).map_err(bad)?,
             ),
-            DetectorKind::Threat | DetectorKind::Plugin => {
+            DetectorKind::Threat => {
                 Box::new(threat::ThreatDetector::new(id, sev, serde_json::from_value(c).map_err(parse)?).map_err(bad)?)
+            }
+            // Starts the process (and checks the program exists); errors point at `.plugin`.
+            DetectorKind::Plugin => {
+                let program = self.plugin.as_deref().unwrap_or_default();
+                let settings = self.plugin_settings.clone().unwrap_or_default();
+                Box::new(
+                    PluginDetector::new(id, sev, program, c, settings)
+                        .map_err(|e| cerr(format!(" ({}).plugin", self.id), e))?,
+                )
             }
         })
     }
@@ -327,7 +366,12 @@ detectors:
             ("detectors:\n  - id: a\n    type: ml\n  - id: a\n    type: ml\n", "detectors[1].id: duplicate id"),
             ("detectors:\n  - type: ml\n", "detectors[0].id: required"),
             ("detectors:\n  - id: a\n    type: ml\n    actions:\n      - type: page\n", "detectors[0] (a).actions[0]"),
-            ("detectors:\n  - id: a\n    type: custom_behavioral\n    plugin: /x.py\n", "not supported"),
+            (
+                "detectors:\n  - id: a\n    type: custom_behavioral\n    plugin: /nonexistent/x.py\n",
+                "detectors[0] (a).plugin: plugin program \"/nonexistent/x.py\" not found",
+            ),
+            ("detectors:\n  - id: a\n    type: magic\n    plugin: 3\n", "detectors[0] (a).plugin: expected a path"),
+            ("detectors:\n  - id: a\n    type: ml\n    timeout_ms: 100\n", "unknown field `timeout_ms`"),
             ("detectorz: []\n", "detectorz: unknown key"),
             (
                 "detectors:\n  - id: a\n    type: ml\n    threshold: 0.5\n    config: {threshold: 0.6}\n",
@@ -337,5 +381,46 @@ detectors:
             let e = SentinelConfig::from_yaml(yaml).unwrap_err().to_string();
             assert!(e.contains(needle), "{yaml}\n→ {e}");
         }
+    }
+
+    /// The seed's custom detector YAML, run with the example plugin (needs python3).
+    #[test]
+    fn plugin_specs_build_a_plugin_detector() {
+        let program = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/plugins/model_switching.py");
+        let seed = "detectors:\n  - id: custom-model-switching\n    type: custom_behavioral\n    enabled: true\n    \
+                    plugin: /etc/sentinel/plugins/custom_detector.py\n    config:\n      threshold: 0.5\n      \
+                    window_size: 100\n    actions:\n      - alert: unusual-behavior\n        severity: warning\n";
+        let c = SentinelConfig::from_yaml(&seed.replace("/etc/sentinel/plugins/custom_detector.py", program)).unwrap();
+        assert_eq!((c.detectors[0].kind(), c.detectors[0].actions.len()), (DetectorKind::Plugin, 1));
+        assert_eq!(c.detectors[0].plugin_settings, Some(PluginSettings::default()));
+        let yaml = format!(
+            "detectors:\n  - id: custom-model-switching\n    type: custom_behavioral\n    enabled: true\n    \
+             plugin: {program}\n    timeout_ms: 300\n    max_restarts: 2\n    window_size: 100\n    \
+             config:\n      threshold: 0.5\n"
+        );
+        let c = SentinelConfig::from_yaml(&yaml).unwrap();
+        let spec = &c.detectors[0];
+        assert_eq!(spec.kind(), DetectorKind::Plugin);
+        assert_eq!(spec.severity(), Severity::Warning);
+        assert_eq!(spec.plugin.as_deref(), Some(program));
+        // Runner keys are settings; other keys beside `config:` are merged into it.
+        assert_eq!(spec.config, serde_json::json!({"threshold": 0.5, "window_size": 100}));
+        let settings = spec.plugin_settings.clone().unwrap();
+        assert_eq!((settings.timeout_ms, settings.max_restarts, settings.interpreter), (300, 2, None));
+        let d = spec.build().unwrap();
+        assert_eq!(d.kind(), DetectorKind::Plugin);
+        let v = serde_json::to_value(spec).unwrap();
+        assert_eq!(
+            (&v["plugin"], &v["timeout_ms"], &v["type"]),
+            (&program.into(), &300.into(), &"custom_behavioral".into())
+        );
+        // The plugin validates its config; its message is the error.
+        let e = SentinelConfig::from_yaml(&yaml.replace("threshold: 0.5", "threshold: 1.5")).unwrap_err().to_string();
+        assert!(
+            e.contains("detectors[0] (custom-model-switching).plugin:") && e.contains("threshold must be in [0, 1]"),
+            "{e}"
+        );
+        let e = SentinelConfig::from_yaml(&yaml.replace("max_restarts: 2", "max_restarts: -1")).unwrap_err();
+        assert_eq!(e.path, "detectors[0] (custom-model-switching).max_restarts");
     }
 }

@@ -14,7 +14,9 @@
 //! the WebSocket upgrade request or the `connection_init` payload: the same
 //! scopes and tenant rules as REST.
 
-use async_graphql::{Context, EmptyMutation, ErrorExtensions, InputObject, Object, Schema, SimpleObject, Subscription};
+use async_graphql::{
+    Context, ErrorExtensions, InputObject, MergedObject, MergedSubscription, Object, Schema, SimpleObject, Subscription,
+};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Extension;
 use axum::extract::{State, WebSocketUpgrade};
@@ -33,18 +35,31 @@ use crate::auth::Caller;
 use crate::error::{ApiError, Json};
 
 /// The schema type.
-pub type AppSchema = Schema<QueryRoot, EmptyMutation, SubscriptionRoot>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+/// Every query: the engine's (seed 001) and Sentinel's (seed 002).
+#[derive(MergedObject, Default, Debug)]
+pub struct QueryRoot(SecurityQuery, crate::sentinel_graphql::SentinelQuery);
+
+/// Every mutation (Sentinel's).
+#[derive(MergedObject, Default, Debug)]
+pub struct MutationRoot(crate::sentinel_graphql::SentinelMutation);
+
+/// Every subscription: `threatDetected`, `anomalyDetected`, `metricsUpdated`.
+#[derive(MergedSubscription, Default, Debug)]
+pub struct SubscriptionRoot(SecuritySubscription, crate::sentinel_graphql::SentinelSubscription);
 
 /// Builds the schema over the app's state.
 pub fn schema(state: AppState) -> AppSchema {
-    Schema::build(QueryRoot, EmptyMutation, SubscriptionRoot)
+    Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot::default())
         .data(state)
         .limit_depth(12)
         .limit_complexity(2000)
         .finish()
 }
 
-fn gql_error(e: ApiError) -> async_graphql::Error {
+/// An [`ApiError`] as a GraphQL error with `extensions.code` (and `field`).
+pub(crate) fn gql_error(e: ApiError) -> async_graphql::Error {
     let code = e.code();
     let field = match &e {
         ApiError::BadRequest { field, .. } => field.clone(),
@@ -253,12 +268,12 @@ pub struct SecurityEventConnection {
     pub total_count: u64,
 }
 
-/// Queries.
+/// The engine's queries.
 #[derive(Debug, Default)]
-pub struct QueryRoot;
+pub struct SecurityQuery;
 
 #[Object]
-impl QueryRoot {
+impl SecurityQuery {
     /// Analyses a prompt (scope `analyze`); stores the event.
     async fn analyze_input(
         &self,
@@ -368,9 +383,9 @@ pub struct ThreatDetected {
     pub timestamp: Option<String>,
 }
 
-/// Subscriptions.
+/// The engine's subscriptions.
 #[derive(Debug, Default)]
-pub struct SubscriptionRoot;
+pub struct SecuritySubscription;
 
 fn parse_severity(s: &str) -> Option<Severity> {
     match s.to_ascii_lowercase().as_str() {
@@ -383,7 +398,7 @@ fn parse_severity(s: &str) -> Option<Severity> {
 }
 
 #[Subscription]
-impl SubscriptionRoot {
+impl SecuritySubscription {
     /// Every analysis of the caller's tenant that finds a threat at or above
     /// `minSeverity` (scope `read`).
     async fn threat_detected(

@@ -24,6 +24,7 @@ pub mod listener;
 pub mod metrics;
 pub mod ratelimit;
 pub mod sentinel;
+pub mod sentinel_graphql;
 pub mod writer;
 
 use std::future::Future;
@@ -397,7 +398,9 @@ pub fn app(state: AppState) -> Router {
         .merge(api::admin::router())
         .merge(api::webhooks::router())
         .merge(api::telemetry::router())
+        .merge(api::otlp::router())
         .merge(api::anomalies::router())
+        .merge(api::series::router())
         .route("/graphql", post(graphql::graphql_post))
         .route("/metrics", get(metrics_handler))
         .route("/openapi.json", get(openapi))

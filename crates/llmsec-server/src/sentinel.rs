@@ -92,6 +92,13 @@ impl SentinelSettings {
                 SentinelConfig::from_yaml(&text).map_err(|e| format!("{}: {e}", p.display()))?
             }
         };
+        self.check(&config)?;
+        Ok(config)
+    }
+
+    /// Checks that every action of `config` can run with these settings
+    /// (receivers exist, incidents have a URL).
+    pub fn check(&self, config: &SentinelConfig) -> Result<(), String> {
         for r in &self.receivers {
             if r.kind != ReceiverKind::Log && r.kind != ReceiverKind::Pagerduty && r.url.is_none() {
                 return Err(format!("sentinel.receivers ({}): url is required", r.name));
@@ -122,7 +129,7 @@ impl SentinelSettings {
                 }
             }
         }
-        Ok(config)
+        Ok(())
     }
 }
 
@@ -206,7 +213,8 @@ type Job = (String, TelemetryEvent);
 /// Sentinel's part of the server.
 #[derive(Debug)]
 pub struct SentinelService {
-    config: SentinelConfig,
+    /// The detectors; `update_detector` changes them live (not the file).
+    config: RwLock<SentinelConfig>,
     settings: SentinelSettings,
     tenants: Mutex<HashMap<String, Sentinel>>,
     clock: Arc<dyn Clock>,
@@ -240,7 +248,7 @@ impl SentinelService {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (feed, _) = broadcast::channel(1024);
         SentinelService {
-            config,
+            config: RwLock::new(config),
             settings,
             tenants: Mutex::default(),
             clock,
@@ -261,8 +269,51 @@ impl SentinelService {
     }
 
     /// The detector configuration.
-    pub fn config(&self) -> &SentinelConfig {
-        &self.config
+    pub fn config(&self) -> SentinelConfig {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The detectors as a tenant's Sentinel runs them (with its tracked entities).
+    pub fn detectors(&self, tenant: &str) -> Vec<llm_sentinel::DetectorInfo> {
+        self.with_tenant(tenant, |s| s.detectors())
+    }
+
+    /// Replaces (or adds) a detector for every tenant, live. The spec is
+    /// checked first, and every tenant's detector is rebuilt from it; on
+    /// error nothing changes. Not written back to the detectors file.
+    pub fn update_detector(&self, spec: &serde_json::Value) -> Result<llm_sentinel::DetectorInfo, String> {
+        let parsed = llm_sentinel::config::DetectorSpec::from_value(spec).map_err(|e| e.to_string())?;
+        if let Some(msg) = self.check_actions(&parsed) {
+            return Err(msg);
+        }
+        {
+            let mut config = self.config.write().unwrap_or_else(|p| p.into_inner());
+            match config.detectors.iter_mut().find(|d| d.id == parsed.id) {
+                Some(d) => *d = parsed.clone(),
+                None => config.detectors.push(parsed.clone()),
+            }
+        }
+        let mut map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        for s in map.values_mut() {
+            s.update_detector(spec).map_err(|e| e.to_string())?;
+        }
+        drop(map);
+        let info = self.detectors("").into_iter().find(|d| d.id == parsed.id);
+        info.ok_or_else(|| format!("detector {} vanished", parsed.id))
+    }
+
+    fn check_actions(&self, spec: &llm_sentinel::config::DetectorSpec) -> Option<String> {
+        let probe = SentinelConfig { detectors: vec![spec.clone()], anomalies: Default::default() };
+        self.settings.check(&probe).err()
+    }
+
+    /// Runs a detector's current spec on `events` with fresh state: what it would find.
+    pub fn test_detector(
+        &self,
+        id: &str,
+        events: &[TelemetryEvent],
+    ) -> Result<Vec<llm_sentinel::detector::Finding>, String> {
+        self.with_tenant("", |s| s.test_detector(id, events)).map_err(|e| e.to_string())
     }
 
     /// Hands stored events to the processor.
@@ -278,7 +329,7 @@ impl SentinelService {
         let mut map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
         let s = map.entry(tenant.to_owned()).or_insert_with(|| {
             // The config was checked at start-up, so building cannot fail.
-            Sentinel::new(self.config.clone(), self.clock.clone()).unwrap_or_else(|e| {
+            Sentinel::new(self.config(), self.clock.clone()).unwrap_or_else(|e| {
                 tracing::error!(error = %e, "sentinel config failed to build; running without detectors");
                 Sentinel::new(SentinelConfig::default(), self.clock.clone()).unwrap_or_else(|_| unreachable!())
             })
@@ -521,7 +572,7 @@ impl SentinelService {
     }
 
     fn incident_url_for(&self, a: &Anomaly) -> Option<String> {
-        let from_action = self.config.detectors.iter().find(|d| d.id == a.detector_id).and_then(|d| {
+        let from_action = self.config().detectors.iter().find(|d| d.id == a.detector_id).and_then(|d| {
             d.actions.iter().find_map(|x| match x {
                 ActionSpec::Incident(i) => i.url.clone(),
                 _ => None,

@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use llm_sentinel::action::anomaly_view;
 use llm_sentinel::{Anomaly, AnomalyStatus};
 use llmsec_store::{AnomalyQuery, Scope};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::AppState;
@@ -234,6 +234,84 @@ async fn shield_callback(
     Ok(Json(json!({"status": "ok"})))
 }
 
+/// A count per key.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Count {
+    /// The key (detector id, severity, application, `kind:id` of an entity).
+    pub key: String,
+    /// How many anomalies.
+    pub count: u64,
+}
+
+/// The statistics of a tenant's anomalies opened in a range.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Stats {
+    /// Anomalies in the range.
+    pub total_anomalies: u64,
+    /// By detector, most first.
+    pub anomalies_by_detector: Vec<Count>,
+    /// By severity.
+    pub anomalies_by_severity: Vec<Count>,
+    /// By application.
+    pub anomalies_by_application: Vec<Count>,
+    /// By affected entity (`kind:id`), top 100.
+    pub top_affected_entities: Vec<Count>,
+    /// Anomalies per 1,000 telemetry events.
+    pub detection_rate: f64,
+    /// Mean score.
+    pub average_score: f64,
+    /// Mean time to resolution, seconds, over those resolved.
+    pub mttr: Option<f64>,
+    /// Telemetry events in the range.
+    pub telemetry_events: u64,
+}
+
+/// Computes [`Stats`] (at most 100,000 anomalies are read).
+pub(crate) async fn compute_stats(
+    state: &AppState,
+    tenant: &str,
+    start: Option<i64>,
+    end: Option<i64>,
+) -> Result<Stats, ApiError> {
+    let mut rows = Vec::new();
+    let mut offset = 0;
+    loop {
+        let query = AnomalyQuery { tenant: tenant.to_owned(), start, end, limit: 1000, offset, ..Default::default() };
+        let (page, total) = state.store.anomalies(&query).await?;
+        offset += page.len() as u32;
+        let done = page.is_empty() || u64::from(offset) >= total || offset >= 100_000;
+        rows.extend(page);
+        if done {
+            break;
+        }
+    }
+    let anomalies: Vec<Anomaly> = rows.iter().filter_map(|r| serde_json::from_str(&r.body).ok()).collect();
+    let count_by = |key: &dyn Fn(&Anomaly) -> String| -> Vec<Count> {
+        let mut m: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+        for a in &anomalies {
+            *m.entry(key(a)).or_default() += 1;
+        }
+        let mut v: Vec<Count> = m.into_iter().map(|(key, count)| Count { key, count }).collect();
+        v.sort_by(|x, y| y.count.cmp(&x.count).then_with(|| x.key.cmp(&y.key)));
+        v.truncate(100);
+        v
+    };
+    let resolved: Vec<i64> = anomalies.iter().filter_map(Anomaly::time_to_resolve).collect();
+    let events = state.store.count_telemetry(tenant, start).await?;
+    let n = anomalies.len() as f64;
+    Ok(Stats {
+        total_anomalies: anomalies.len() as u64,
+        anomalies_by_detector: count_by(&|a| a.detector_id.clone()),
+        anomalies_by_severity: count_by(&|a| a.severity.as_str().to_owned()),
+        anomalies_by_application: count_by(&|a| a.context.application_id.clone().unwrap_or_default()),
+        top_affected_entities: count_by(&|a| format!("{}:{}", a.affected_entity.kind.as_str(), a.affected_entity.id)),
+        detection_rate: if events == 0 { 0.0 } else { n * 1000.0 / events as f64 },
+        average_score: if anomalies.is_empty() { 0.0 } else { anomalies.iter().map(|a| a.score).sum::<f64>() / n },
+        mttr: (!resolved.is_empty()).then(|| resolved.iter().sum::<i64>() as f64 / resolved.len() as f64 / 1000.0),
+        telemetry_events: events,
+    })
+}
+
 /// `GET /api/v1/statistics?start&end&group_by=detector_id,severity,application_id,entity`:
 /// counts by detector, severity, application and entity, the detection
 /// rate (anomalies per 1,000 telemetry events), the mean score and the
@@ -251,53 +329,28 @@ async fn statistics(
     let end = q.get("end").map(|v| parse_time("end", v)).transpose()?;
     let groups = list_param(&q, "group_by", &["detector_id", "severity", "application_id", "entity"])?;
     let wants = |g: &str| groups.is_empty() || groups.iter().any(|x| x == g);
-    let mut rows = Vec::new();
-    let mut offset = 0;
-    loop {
-        let query =
-            AnomalyQuery { tenant: caller.tenant.clone(), start, end, limit: 1000, offset, ..Default::default() };
-        let (page, total) = state.store.anomalies(&query).await?;
-        offset += page.len() as u32;
-        let done = page.is_empty() || u64::from(offset) >= total || offset >= 100_000;
-        rows.extend(page);
-        if done {
-            break;
-        }
-    }
-    let anomalies: Vec<Anomaly> = rows.iter().filter_map(|r| serde_json::from_str(&r.body).ok()).collect();
-    let count_by = |key: &dyn Fn(&Anomaly) -> String, name: &str| -> serde_json::Value {
-        let mut m: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
-        for a in &anomalies {
-            *m.entry(key(a)).or_default() += 1;
-        }
-        let mut v: Vec<(String, u64)> = m.into_iter().collect();
-        v.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
-        serde_json::Value::Array(v.into_iter().take(100).map(|(k, n)| json!({ name: k, "count": n })).collect())
+    let s = compute_stats(&state, &caller.tenant, start, end).await?;
+    let named = |v: &[Count], name: &str| -> serde_json::Value {
+        serde_json::Value::Array(v.iter().map(|c| json!({ name: c.key, "count": c.count })).collect())
     };
-    let resolved: Vec<i64> = anomalies.iter().filter_map(Anomaly::time_to_resolve).collect();
-    let mttr = (!resolved.is_empty()).then(|| resolved.iter().sum::<i64>() as f64 / resolved.len() as f64 / 1000.0);
-    let events = state.store.count_telemetry(&caller.tenant, start).await?;
-    let n = anomalies.len() as f64;
     let mut out = json!({
-        "total_anomalies": anomalies.len(),
-        "detection_rate": if events == 0 { 0.0 } else { n * 1000.0 / events as f64 },
-        "average_score": if anomalies.is_empty() { 0.0 } else { anomalies.iter().map(|a| a.score).sum::<f64>() / n },
-        "mttr": mttr,
-        "telemetry_events": events,
+        "total_anomalies": s.total_anomalies,
+        "detection_rate": s.detection_rate,
+        "average_score": s.average_score,
+        "mttr": s.mttr,
+        "telemetry_events": s.telemetry_events,
     });
     if wants("detector_id") {
-        out["anomalies_by_detector"] = count_by(&|a| a.detector_id.clone(), "detector_id");
+        out["anomalies_by_detector"] = named(&s.anomalies_by_detector, "detector_id");
     }
     if wants("severity") {
-        out["anomalies_by_severity"] = count_by(&|a| a.severity.as_str().to_owned(), "severity");
+        out["anomalies_by_severity"] = named(&s.anomalies_by_severity, "severity");
     }
     if wants("application_id") {
-        out["anomalies_by_application"] =
-            count_by(&|a| a.context.application_id.clone().unwrap_or_default(), "application_id");
+        out["anomalies_by_application"] = named(&s.anomalies_by_application, "application_id");
     }
     if wants("entity") {
-        out["top_affected_entities"] =
-            count_by(&|a| format!("{}:{}", a.affected_entity.kind.as_str(), a.affected_entity.id), "entity");
+        out["top_affected_entities"] = named(&s.top_affected_entities, "entity");
     }
     Ok(Json(out))
 }

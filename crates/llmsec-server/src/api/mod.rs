@@ -3,6 +3,8 @@
 pub mod admin;
 pub mod anomalies;
 pub mod events;
+pub mod otlp;
 pub mod security;
+pub mod series;
 pub mod telemetry;
 pub mod webhooks;

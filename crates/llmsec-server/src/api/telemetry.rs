@@ -36,7 +36,7 @@ pub struct EventResult {
 }
 
 /// Checks an event against the caller and fills in its tenant.
-fn admit(caller: &Caller, mut e: TelemetryEvent, prefix: &str) -> Result<TelemetryEvent, ApiError> {
+pub(crate) fn admit(caller: &Caller, mut e: TelemetryEvent, prefix: &str) -> Result<TelemetryEvent, ApiError> {
     e.validate().map_err(|err| ApiError::field(format!("{prefix}{}", err.field), err.message))?;
     match &e.tenant_id {
         Some(t) if *t != caller.tenant => {
