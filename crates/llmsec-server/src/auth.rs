@@ -181,19 +181,33 @@ pub fn presented_key(headers: &axum::http::HeaderMap) -> Option<&str> {
 /// Middleware: authenticates the key, applies its rate limit, and puts the
 /// [`Caller`] in the request's extensions.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    // gRPC clients read the status from `grpc-status`, not from HTTP.
+    let grpc = req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    let refuse = |e: ApiError| -> Response {
+        if !grpc {
+            return e.into_response();
+        }
+        let status = match &e {
+            ApiError::Unauthorized => tonic::Status::unauthenticated(e.to_string()),
+            ApiError::RateLimited { .. } => tonic::Status::resource_exhausted(e.to_string()),
+            ApiError::Forbidden(_) => tonic::Status::permission_denied(e.to_string()),
+            _ => tonic::Status::unavailable(e.to_string()),
+        };
+        status.into_http()
+    };
     let Some(key) = presented_key(req.headers()) else {
-        return ApiError::Unauthorized.into_response();
+        return refuse(ApiError::Unauthorized);
     };
     let caller = match state.keys.resolve(state.store.as_ref(), key).await {
         Ok(c) => c,
-        Err(e) => return e.into_response(),
+        Err(e) => return refuse(e),
     };
     let limits = &state.config.limits;
     let rate = caller.rate_per_sec.unwrap_or(limits.rate_per_sec);
     let burst = limits.burst.max(rate);
     if let Err(wait) = state.limiter.check(&caller.key_id, rate, burst, Instant::now()) {
         metrics::counter!("llm_security_rate_limited_total").increment(1);
-        return ApiError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 }.into_response();
+        return refuse(ApiError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 });
     }
     req.extensions_mut().insert(Arc::new(caller));
     next.run(req).await

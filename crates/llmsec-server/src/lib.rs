@@ -20,6 +20,7 @@ pub mod config;
 pub mod deliver;
 pub mod error;
 pub mod graphql;
+pub mod grpc;
 pub mod listener;
 pub mod metrics;
 pub mod ratelimit;
@@ -404,6 +405,7 @@ pub fn app(state: AppState) -> Router {
         .route("/graphql", post(graphql::graphql_post))
         .route("/metrics", get(metrics_handler))
         .route("/openapi.json", get(openapi))
+        .merge(grpc::router(state.clone()).with_state(()))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
     // The WebSocket route authenticates itself: browsers send the key in
     // the first message, not in a header.

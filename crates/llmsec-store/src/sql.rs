@@ -722,22 +722,39 @@ impl Store for SqlStore {
     async fn ingest(&self, rows: &[TelemetryRow]) -> Result<Vec<bool>> {
         let mut fresh = Vec::with_capacity(rows.len());
         let mut tx = self.pool.begin().await?;
-        for r in rows {
-            // ON CONFLICT DO NOTHING + RETURNING: a row comes back only when inserted.
-            let inserted = sqlx::query(
-                "INSERT INTO telemetry_events (tenant, event_id, application_id, event_type, ts, body, received_at, processed) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 0) ON CONFLICT (tenant, event_id) DO NOTHING RETURNING event_id",
-            )
-            .bind(&r.tenant)
-            .bind(&r.event_id)
-            .bind(&r.application_id)
-            .bind(&r.event_type)
-            .bind(r.timestamp)
-            .bind(no_nul(&r.body).into_owned())
-            .bind(r.received_at)
-            .fetch_optional(&mut *tx)
-            .await?;
-            fresh.push(inserted.is_some());
+        for chunk in rows.chunks(TELEMETRY_ROWS) {
+            // One multi-row INSERT per chunk; ON CONFLICT DO NOTHING +
+            // RETURNING gives back the ids that were new.
+            let mut sql = multi_insert(
+                "INSERT INTO telemetry_events (tenant, event_id, application_id, event_type, ts, body, received_at, processed) VALUES ",
+                8,
+                chunk.len(),
+            );
+            sql.push_str(" ON CONFLICT (tenant, event_id) DO NOTHING RETURNING tenant, event_id");
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(&r.tenant)
+                    .bind(&r.event_id)
+                    .bind(&r.application_id)
+                    .bind(&r.event_type)
+                    .bind(r.timestamp)
+                    .bind(no_nul(&r.body).into_owned())
+                    .bind(r.received_at)
+                    .bind(0_i64);
+            }
+            let inserted: std::collections::HashSet<(String, String)> = q
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| Ok((row.try_get::<String, _>("tenant")?, row.try_get::<String, _>("event_id")?)))
+                .collect::<Result<_>>()?;
+            // An id twice in one chunk is inserted once: only its first row is new.
+            let mut seen = std::collections::HashSet::new();
+            for r in chunk {
+                let key = (r.tenant.clone(), r.event_id.clone());
+                fresh.push(inserted.contains(&key) && seen.insert(key));
+            }
         }
         tx.commit().await?;
         Ok(fresh)
@@ -752,13 +769,24 @@ impl Store for SqlStore {
     }
 
     async fn mark_processed(&self, keys: &[(String, String)]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut by_tenant: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
         for (tenant, id) in keys {
-            sqlx::query("UPDATE telemetry_events SET processed = 1 WHERE tenant = $1 AND event_id = $2")
-                .bind(tenant)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            by_tenant.entry(tenant).or_default().push(id);
+        }
+        let mut tx = self.pool.begin().await?;
+        for (tenant, ids) in by_tenant {
+            for chunk in ids.chunks(500) {
+                let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+                let sql = format!(
+                    "UPDATE telemetry_events SET processed = 1 WHERE tenant = $1 AND event_id IN ({})",
+                    placeholders.join(", ")
+                );
+                let mut q = sqlx::query(&sql).bind(tenant);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.execute(&mut *tx).await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -967,6 +995,12 @@ async fn insert_deliveries(tx: &mut sqlx::Transaction<'_, Any>, deliveries: &[&D
     }
     Ok(())
 }
+
+/// Telemetry rows per INSERT. Measured with `examples/sentinel_load`:
+/// sqlx-sqlite's per-parameter cost grows with the statement's parameter
+/// count, so mid-sized statements are fastest (16-32 rows: 45-51k events/s,
+/// 50: 46k, 200: 37k).
+const TELEMETRY_ROWS: usize = 32;
 
 /// Rows per multi-row INSERT: 50 × 12 columns stays far below both
 /// backends' bind-parameter limits.

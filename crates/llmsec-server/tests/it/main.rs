@@ -7,6 +7,7 @@
 mod auth;
 mod common;
 mod graphql;
+mod grpc;
 mod otlp;
 #[cfg(feature = "postgres")]
 mod postgres;
