@@ -476,22 +476,42 @@ impl SentinelService {
 
     /// Acknowledges an anomaly of `tenant` (in memory when open here, and in the store).
     pub async fn acknowledge(&self, tenant: &str, id: &str, by: &str, note: Option<String>) -> Result<Anomaly, String> {
-        self.transition(
-            tenant,
-            id,
-            |s| s.acknowledge(id, by, note.clone()),
-            |a, now| {
-                if a.status != AnomalyStatus::Active {
-                    return Err(format!("anomaly {id} is {}; cannot acknowledge", a.status.as_str()));
-                }
-                a.status = AnomalyStatus::Acknowledged;
-                a.acknowledged_by = Some(by.to_owned());
-                a.acknowledged_at = Some(now);
-                a.note = note.clone();
-                Ok(())
-            },
-        )
-        .await
+        let a = self
+            .transition(
+                tenant,
+                id,
+                |s| s.acknowledge(id, by, note.clone()),
+                |a, now| {
+                    if a.status != AnomalyStatus::Active {
+                        return Err(format!("anomaly {id} is {}; cannot acknowledge", a.status.as_str()));
+                    }
+                    a.status = AnomalyStatus::Acknowledged;
+                    a.acknowledged_by = Some(by.to_owned());
+                    a.acknowledged_at = Some(now);
+                    a.note = note.clone();
+                    Ok(())
+                },
+            )
+            .await?;
+        // Tell the incident, if one was opened: a comment, as seed 002's client does.
+        let text = match &a.note {
+            Some(n) => format!("Acknowledged by {by}: {n}"),
+            None => format!("Acknowledged by {by}"),
+        };
+        self.comment(tenant, &a, text).await;
+        Ok(a)
+    }
+
+    /// Adds a comment to the anomaly's incident (`POST /api/v1/incidents/{id}/comments`).
+    async fn comment(&self, tenant: &str, a: &Anomaly, text: String) {
+        let (Some(incident), Some(base)) = (&a.incident_id, self.incident_url_for(a)) else { return };
+        let body = serde_json::json!({
+            "author": "llm-sentinel",
+            "text": text,
+            "timestamp": crate::api::admin::rfc3339(self.now()),
+        });
+        let url = format!("{}/api/v1/incidents/{incident}/comments", base.trim_end_matches('/'));
+        self.enqueue(tenant, &url, None, "incident.comment", body.to_string()).await;
     }
 
     /// Resolves an anomaly of `tenant`.

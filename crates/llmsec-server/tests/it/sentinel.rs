@@ -127,6 +127,32 @@ async fn ingestion_is_idempotent_and_names_bad_events() {
     assert_eq!(r.status, StatusCode::FORBIDDEN, "ingest needs the ingest scope");
 }
 
+/// A client for a served app: the same `Resp` as the `oneshot` helpers.
+#[derive(Clone)]
+struct Http {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Http {
+    async fn resp(r: reqwest::Response) -> Resp {
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp { status, headers, body, text }
+    }
+
+    async fn post(&self, path: &str, key: &str, body: Value) -> Resp {
+        Http::resp(self.client.post(format!("{}{path}", self.base)).bearer_auth(key).json(&body).send().await.unwrap())
+            .await
+    }
+
+    async fn get(&self, path: &str, key: &str) -> Resp {
+        Http::resp(self.client.get(format!("{}{path}", self.base)).bearer_auth(key).send().await.unwrap()).await
+    }
+}
+
 const SLACK_TEMPLATE: &str = r#"{"text": "Critical Anomaly Detected", "blocks": [{"type": "header", "text": {"type": "plain_text", "text": "{{ .anomaly.title }}"}}, {"type": "section", "fields": [{"type": "mrkdwn", "text": "*Severity:*\n{{ .anomaly.severity }}"}, {"type": "mrkdwn", "text": "*Score:*\n{{ .anomaly.score }}"}]}, {"type": "section", "text": {"type": "mrkdwn", "text": "{{ .anomaly.description }}"}}]}"#;
 
 #[tokio::test]
@@ -150,7 +176,7 @@ detectors:
       - type: incident
         config: {{auto_create: true, severity: P1}}
       - type: alert
-        config: {{receivers: [security-team, audit-log], severity: critical}}
+        config: {{receivers: [security-team, audit-log, slack-soc, pagerduty-security], severity: critical}}
       - type: webhook
         config:
           url: {hooks_url}/slack
@@ -177,6 +203,20 @@ detectors:
                 url: None,
                 secret: None,
                 routing_key: None,
+            },
+            llmsec_server::sentinel::Receiver {
+                name: "slack-soc".into(),
+                kind: llmsec_server::sentinel::ReceiverKind::Slack,
+                url: Some(format!("{hooks_url}/slack-alert")),
+                secret: None,
+                routing_key: None,
+            },
+            llmsec_server::sentinel::Receiver {
+                name: "pagerduty-security".into(),
+                kind: llmsec_server::sentinel::ReceiverKind::Pagerduty,
+                url: Some(format!("{hooks_url}/pagerduty")),
+                secret: None,
+                routing_key: Some("R0UT1NGKEY".into()),
             },
         ];
     })
@@ -270,6 +310,16 @@ detectors:
     );
     let (_, _, alert) = hooks.wait_for(|(_, p, _)| p == "/alerts").await;
     assert_eq!(serde_json::from_str::<Value>(&alert).unwrap()["anomaly"]["id"], anomaly["id"]);
+    let (_, _, chat) = hooks.wait_for(|(_, p, _)| p == "/slack-alert").await;
+    let chat: Value = serde_json::from_str(&chat).unwrap();
+    assert!(chat["text"].as_str().unwrap().starts_with("[CRITICAL] prompt injection"), "{chat}");
+    let (_, _, pd) = hooks.wait_for(|(_, p, _)| p == "/pagerduty").await;
+    let pd: Value = serde_json::from_str(&pd).unwrap();
+    assert_eq!((pd["routing_key"].as_str(), pd["event_action"].as_str()), (Some("R0UT1NGKEY"), Some("trigger")));
+    assert_eq!(
+        (pd["dedup_key"].clone(), pd["payload"]["severity"].as_str()),
+        (anomaly["id"].clone(), Some("critical"))
+    );
     let (_, _, slack) = hooks.wait_for(|(_, p, _)| p == "/slack").await;
     let slack: Value = serde_json::from_str(&slack).unwrap();
     assert_eq!(slack["blocks"][0]["text"]["text"], anomaly["title"]);
@@ -304,6 +354,9 @@ detectors:
     )
     .await;
     assert_eq!((ack.status, ack.body["status"].as_str()), (StatusCode::OK, Some("acknowledged")), "{}", ack.text);
+    let (_, _, comment) = incidents.wait_for(|(m, p, _)| m == "POST" && p == "/api/v1/incidents/INC-42/comments").await;
+    let comment: Value = serde_json::from_str(&comment).unwrap();
+    assert_eq!(comment["text"], "Acknowledged by soc-oncall: investigating");
     let twice =
         post(&t.router, &format!("/api/v1/anomalies/{id}/acknowledge"), &key, json!({"acknowledged_by": "x"})).await;
     assert_eq!(twice.status, StatusCode::BAD_REQUEST);
@@ -351,7 +404,9 @@ anomalies:
         Arc::new(llmsec_store::SqlStore::connect(&c.database_url()).await.unwrap());
     let engine = llm_security::SecurityEngine::with_config(c.security_config().unwrap());
     let server = llmsec_server::Server::with_clock(c, engine, store, Some(ADMIN.into()), clock.clone()).await.unwrap();
-    let router = server.router();
+    // Over real HTTP.
+    let addr = crate::grpc::serve(server.router()).await;
+    let http = Http { client: reqwest::Client::new(), base: format!("http://{addr}") };
     let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339();
 
     // A steady cost stream, then a step.
@@ -365,13 +420,13 @@ anomalies:
         ));
     }
     events.push(event("step", &at(t0 + 41_000), json!({"event_type": "llm.response", "data": {"cost": 0.5}})));
-    let r = post(&router, "/api/v1/telemetry/batch", ADMIN, json!({"events": events})).await;
+    let r = http.post("/api/v1/telemetry/batch", ADMIN, json!({"events": events})).await;
     assert_eq!((r.status, r.body["accepted"].as_u64()), (StatusCode::ACCEPTED, Some(41)), "{}", r.text);
 
     let anomaly = eventually(15, || {
-        let router = router.clone();
+        let http = http.clone();
         async move {
-            get(&router, "/api/v1/anomalies", ADMIN).await.body["anomalies"].as_array().and_then(|a| a.first().cloned())
+            http.get("/api/v1/anomalies", ADMIN).await.body["anomalies"].as_array().and_then(|a| a.first().cloned())
         }
     })
     .await;
@@ -381,30 +436,28 @@ anomalies:
     assert_eq!(anomaly["metrics"]["observed"], 0.5);
 
     // The application is rate limited to 2 requests a minute.
-    let ask =
-        || post(&router, "/api/security/analyze", ADMIN, json!({"input": "hi", "application_id": "chatbot-prod"}));
+    let ask = || http.post("/api/security/analyze", ADMIN, json!({"input": "hi", "application_id": "chatbot-prod"}));
     assert_eq!(ask().await.status, StatusCode::OK);
     assert_eq!(ask().await.status, StatusCode::OK);
     let limited = ask().await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{}", limited.text);
     assert!(limited.headers.contains_key("retry-after"));
-    let other =
-        post(&router, "/api/security/analyze", ADMIN, json!({"input": "hi", "application_id": "other-app"})).await;
+    let other = http.post("/api/security/analyze", ADMIN, json!({"input": "hi", "application_id": "other-app"})).await;
     assert_eq!(other.status, StatusCode::OK);
 
     // Quiet for the period: resolved, with a time to resolution.
     clock.advance(4 * 60_000);
     server.state().sentinel.tick_now().await;
-    assert_eq!(get(&router, "/api/v1/anomalies?status=active", ADMIN).await.body["total_count"], 1);
+    assert_eq!(http.get("/api/v1/anomalies?status=active", ADMIN).await.body["total_count"], 1);
     clock.advance(2 * 60_000);
     server.state().sentinel.tick_now().await;
-    let resolved = get(&router, "/api/v1/anomalies?status=resolved", ADMIN).await;
+    let resolved = http.get("/api/v1/anomalies?status=resolved", ADMIN).await;
     assert_eq!(resolved.body["total_count"], 1, "{}", resolved.text);
     let a = &resolved.body["anomalies"][0];
     let opened = chrono::DateTime::parse_from_rfc3339(a["timestamp"].as_str().unwrap()).unwrap();
     let closed = chrono::DateTime::parse_from_rfc3339(a["resolved_at"].as_str().unwrap()).unwrap();
     assert_eq!((closed - opened).num_minutes(), 6, "time to resolution");
-    let stats = get(&router, "/api/v1/statistics", ADMIN).await;
+    let stats = http.get("/api/v1/statistics", ADMIN).await;
     assert_eq!(stats.status, StatusCode::OK, "{}", stats.text);
     assert_eq!(stats.body["total_anomalies"], 1);
     assert_eq!(stats.body["mttr"], 360.0, "MTTR in seconds");
