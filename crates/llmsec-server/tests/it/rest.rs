@@ -220,9 +220,20 @@ async fn openapi_document_is_served_and_matches_docs() {
     assert_eq!(r.body["openapi"].as_str().map(|v| v.starts_with("3.")), Some(true));
     let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json")).unwrap();
     assert_eq!(docs, llmsec_server::OPENAPI, "docs/openapi.json must be the served document");
-    for path in
-        ["/api/security/analyze", "/api/security/validate", "/api/security/events", "/api/admin/keys", "/api/webhooks"]
-    {
+    for path in [
+        "/api/security/analyze",
+        "/api/security/validate",
+        "/api/security/events",
+        "/api/admin/keys",
+        "/api/webhooks",
+        "/api/v1/telemetry/events",
+        "/api/v1/telemetry/batch",
+        "/api/v1/anomalies",
+        "/api/v1/anomalies/{id}/acknowledge",
+        "/api/v1/metrics/query",
+        "/api/v1/statistics",
+        "/v1/traces",
+    ] {
         assert!(r.body["paths"][path].is_object(), "{path} undocumented");
     }
 }
