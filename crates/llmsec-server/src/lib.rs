@@ -380,6 +380,11 @@ async fn method_not_allowed(req: Request) -> Response {
 }
 
 async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // A gRPC client stream lasts as long as the client sends; its events are
+    // stored chunk by chunk as they arrive, so it is not cut at the limit.
+    if req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc")) {
+        return next.run(req).await;
+    }
     let limit = Duration::from_millis(state.config.limits.request_timeout_ms);
     // WebSocket upgrades live on after the handshake; only the handshake is timed.
     match tokio::time::timeout(limit, next.run(req)).await {
