@@ -103,3 +103,20 @@ async fn stream_telemetry_stores_events_and_reports_refusals() {
     let s = c.stream_telemetry(tokio_stream::iter(vec![other_tenant])).await.unwrap().into_inner();
     assert_eq!((s.rejected, s.errors[0].field.as_str()), (1, "tenant_id"));
 }
+
+#[tokio::test]
+async fn long_streams_outlive_the_http_request_timeout() {
+    let t = app_with(|c| c.limits.request_timeout_ms = 100).await;
+    let key = make_key(&t.router, "acme", &["ingest"]).await;
+    let addr = serve(t.router.clone()).await;
+    // Five events, 60 ms apart: the stream lasts longer than the 100 ms limit on requests.
+    let slow = futures_util::stream::unfold(0, |i| async move {
+        if i == 5 {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        Some((pb_event(&format!("slow{i}"), 1_764_000_000 + i, "u", None), i + 1))
+    });
+    let summary = client(addr, Some(&key)).await.stream_telemetry(slow).await.unwrap().into_inner();
+    assert_eq!(summary.accepted, 5);
+}
