@@ -688,6 +688,21 @@ async fn the_seed_graphql_schema_over_sentinel() {
         1,
         "a disabled detector sees nothing"
     );
+    // metricsUpdated pushes at once, then every 5 s.
+    let sub = json!({"id": "2", "type": "subscribe", "payload": {"query": "subscription { metricsUpdated(names: [\"request_count\", \"cost\"]) { name value timestamp } }"}});
+    ws.send(Message::text(sub.to_string())).await.unwrap();
+    let mut names = Vec::new();
+    while names.len() < 2 {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap();
+        let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        if v["id"] == "2" {
+            let m = &v["payload"]["data"]["metricsUpdated"];
+            assert!(m["timestamp"].is_string(), "{v}");
+            names.push(m["name"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(names, ["request_count", "cost"]);
+
     let reader = make_key(&t.router, "acme", &["read"]).await;
     let r = gql(
         &t.router,
