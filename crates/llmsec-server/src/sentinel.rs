@@ -298,8 +298,15 @@ impl SentinelService {
             s.update_detector(spec).map_err(|e| e.to_string())?;
         }
         drop(map);
-        let info = self.detectors("").into_iter().find(|d| d.id == parsed.id);
-        info.ok_or_else(|| format!("detector {} vanished", parsed.id))
+        Ok(llm_sentinel::DetectorInfo {
+            id: parsed.id.clone(),
+            name: parsed.name.clone(),
+            kind: parsed.kind(),
+            enabled: parsed.enabled,
+            config: parsed.config.clone(),
+            actions: parsed.actions.clone(),
+            tracked_entities: 0,
+        })
     }
 
     fn check_actions(&self, spec: &llm_sentinel::config::DetectorSpec) -> Option<String> {
@@ -313,7 +320,18 @@ impl SentinelService {
         id: &str,
         events: &[TelemetryEvent],
     ) -> Result<Vec<llm_sentinel::detector::Finding>, String> {
-        self.with_tenant("", |s| s.test_detector(id, events)).map_err(|e| e.to_string())
+        // A fresh detector from the current spec: no tenant's state is touched.
+        let spec =
+            self.config().detectors.into_iter().find(|d| d.id == id).ok_or_else(|| format!("no detector {id:?}"))?;
+        let mut d = spec.build().map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        let mut last = 0;
+        for e in events {
+            last = last.max(e.millis());
+            d.observe(e, e.millis(), &mut out);
+        }
+        d.tick(last + 1, &mut out);
+        Ok(out)
     }
 
     /// Hands stored events to the processor.
@@ -359,7 +377,7 @@ impl SentinelService {
     /// Takes back what a previous run left: enforcements, open anomalies,
     /// and events stored but not processed (replayed now). Run once at
     /// start, before requests are served, so no event is processed twice.
-    pub async fn restore(&self) -> llmsec_store::Result<()> {
+    pub async fn restore(self: &Arc<Self>) -> llmsec_store::Result<()> {
         self.enforcements.set(self.store.enforcements_in_force(self.now()).await?);
         // Anomalies that were open: taken back so that findings update them.
         for row in self.store.open_anomalies(100_000).await? {
@@ -396,14 +414,30 @@ impl SentinelService {
         Ok(())
     }
 
-    async fn process(&self, jobs: Vec<Job>) {
-        let mut outcomes = Vec::new();
-        let mut keys = Vec::with_capacity(jobs.len());
-        for (tenant, e) in jobs {
-            let out = self.with_tenant(&tenant, |s| s.process(&e));
-            outcomes.extend(out.into_iter().map(|o| (tenant.clone(), o)));
-            keys.push((tenant, e.event_id));
-        }
+    async fn process(self: &Arc<Self>, jobs: Vec<Job>) {
+        // Detection is CPU work (the engine on every prompt; a plugin may take
+        // up to its timeout): on the blocking pool, not an async worker, so
+        // API requests are not held up behind a batch.
+        let this = self.clone();
+        let detected = tokio::task::spawn_blocking(move || {
+            let mut outcomes = Vec::new();
+            let mut keys = Vec::with_capacity(jobs.len());
+            for (tenant, e) in jobs {
+                let out = this.with_tenant(&tenant, |s| s.process(&e));
+                outcomes.extend(out.into_iter().map(|o| (tenant.clone(), o)));
+                keys.push((tenant, e.event_id));
+            }
+            (outcomes, keys)
+        })
+        .await;
+        let (outcomes, keys) = match detected {
+            Ok(d) => d,
+            Err(e) => {
+                // The events stay pending and are replayed at the next start.
+                tracing::error!(error = %e, "sentinel: detection panicked");
+                return;
+            }
+        };
         self.handle(outcomes).await;
         if let Err(e) = self.store.mark_processed(&keys).await {
             // They stay pending and are replayed at the next start: at-least-once.
