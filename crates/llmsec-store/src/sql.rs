@@ -41,8 +41,9 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// How often the SQLite WAL is checkpointed in the background.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// How often the SQLite WAL is checkpointed in the background (2 s measured
+/// better than 0.5 s under the /analyze load: docs/PERFORMANCE.md).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(2000);
 
 /// A URL with its password, if any, replaced.
 fn redact_url(url: &str) -> String {
