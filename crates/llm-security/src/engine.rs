@@ -133,8 +133,22 @@ impl SecurityEngine {
     /// Redacts secrets and PII and strips invisible characters, whatever the
     /// policy says.
     pub fn sanitize(&self, text: &str) -> Result<Sanitized, Error> {
-        let a = self.run(text, Stage::Output, Some(&OutputContext::default()))?;
-        Ok(sanitize(text, &a.threats, &self.inner.config.sanitize))
+        let max = self.inner.config.max_input_bytes;
+        if text.len() > max {
+            return Err(Error::InputTooLarge { len: text.len(), max });
+        }
+        // Only secret and PII findings are redacted, so only those two
+        // scanners run (the other output scanners cost as much again and
+        // their findings would be dropped).
+        let normalized = Normalized::new(text, &self.inner.normalize);
+        let cx = OutputContext::default();
+        let scan_cx = ScanContext { normalized: &normalized, output: Some(&cx) };
+        let mut threats = Vec::new();
+        for s in self.inner.output.iter().filter(|s| matches!(s.id(), "secrets" | "pii")) {
+            s.scan(&scan_cx, &mut threats);
+        }
+        dedup(&mut threats);
+        Ok(sanitize(text, &threats, &self.inner.config.sanitize))
     }
 
     fn run(&self, text: &str, stage: Stage, cx: Option<&OutputContext>) -> Result<Analysis, Error> {

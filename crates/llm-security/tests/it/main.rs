@@ -3,3 +3,4 @@
 mod attacks;
 mod compliance;
 mod flags;
+mod sanitize;
