@@ -103,7 +103,9 @@ impl SentinelConfig {
     pub fn from_value(v: &serde_json::Value) -> Result<SentinelConfig, ConfigError> {
         let obj = v.as_object().ok_or_else(|| cerr("$", "expected a mapping with `detectors:`"))?;
         if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "detectors" | "anomalies")) {
-            return Err(cerr(k.clone(), "unknown key (expected detectors, anomalies)"));
+            // An empty or odd key (YAML's `? ` makes one) still gets a path.
+            let path = if k.is_empty() { "$".to_owned() } else { k.clone() };
+            return Err(cerr(path, format!("unknown key {k:?} (expected detectors, anomalies)")));
         }
         let anomalies = match obj.get("anomalies") {
             Some(a) => serde_json::from_value(a.clone()).map_err(|e| cerr("anomalies", e.to_string()))?,
@@ -373,6 +375,8 @@ detectors:
             ("detectors:\n  - id: a\n    type: magic\n    plugin: 3\n", "detectors[0] (a).plugin: expected a path"),
             ("detectors:\n  - id: a\n    type: ml\n    timeout_ms: 100\n", "unknown field `timeout_ms`"),
             ("detectorz: []\n", "detectorz: unknown key"),
+            // Found by the detector_config fuzz target: YAML's `?` makes an empty key.
+            ("?", "$: unknown key"),
             (
                 "detectors:\n  - id: a\n    type: ml\n    threshold: 0.5\n    config: {threshold: 0.6}\n",
                 "both here and under config",
