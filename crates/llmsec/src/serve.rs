@@ -57,7 +57,9 @@ pub fn load_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LLMSEC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colours only on a terminal: log files and collectors get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
 }
 
 async fn shutdown_signal() {
