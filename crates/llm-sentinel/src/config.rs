@@ -228,6 +228,23 @@ impl DetectorSpec {
         })
     }
 
+    /// Runs a fresh detector from this spec over `events` (each at its own
+    /// time, then one tick past the last), changing nothing: what it would find.
+    pub fn dry_run(
+        &self,
+        events: &[crate::event::TelemetryEvent],
+    ) -> Result<Vec<crate::detector::Finding>, ConfigError> {
+        let mut d = self.build()?;
+        let mut out = Vec::new();
+        let mut last = 0;
+        for e in events {
+            last = last.max(e.millis());
+            d.observe(e, e.millis(), &mut out);
+        }
+        d.tick(last + 1, &mut out);
+        Ok(out)
+    }
+
     /// Builds a fresh detector (no state).
     pub fn build(&self) -> Result<Box<dyn Detector>, ConfigError> {
         let at = format!(" ({}).config", self.id);

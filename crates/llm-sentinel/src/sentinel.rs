@@ -53,6 +53,21 @@ pub struct DetectorInfo {
     pub tracked_entities: usize,
 }
 
+impl DetectorInfo {
+    /// The listing of a spec whose detector tracks `tracked_entities`.
+    pub fn from_spec(spec: &DetectorSpec, tracked_entities: usize) -> DetectorInfo {
+        DetectorInfo {
+            id: spec.id.clone(),
+            name: spec.name.clone(),
+            kind: spec.kind(),
+            enabled: spec.enabled,
+            config: spec.config.clone(),
+            actions: spec.actions.clone(),
+            tracked_entities,
+        }
+    }
+}
+
 /// Sentinel's state: detectors and open anomalies.
 #[derive(Debug)]
 pub struct Sentinel {
@@ -82,8 +97,20 @@ impl Sentinel {
     pub fn process(&mut self, e: &TelemetryEvent) -> Vec<Outcome> {
         let now = self.clock.now();
         let mut out = Vec::new();
+        self.run_detectors(now, &mut out, |d, findings| d.observe(e, now, findings));
+        out
+    }
+
+    /// Lets every enabled detector report (`report`), and records what it
+    /// found as anomalies; new ones carry their detector's actions.
+    fn run_detectors(
+        &mut self,
+        now: Millis,
+        out: &mut Vec<Outcome>,
+        mut report: impl FnMut(&mut dyn Detector, &mut Vec<Finding>),
+    ) {
         for slot in self.slots.iter_mut().filter(|s| s.spec.enabled) {
-            slot.detector.observe(e, now, &mut self.findings);
+            report(slot.detector.as_mut(), &mut self.findings);
             for f in self.findings.drain(..) {
                 if let Some((change, anomaly)) = self.anomalies.record(&slot.spec.id, slot.detector.kind(), f, now) {
                     let actions = if change == Change::Created { slot.spec.actions.clone() } else { Vec::new() };
@@ -91,7 +118,6 @@ impl Sentinel {
                 }
             }
         }
-        out
     }
 
     /// Closes detector windows no event closed, then resolves anomalies
@@ -99,15 +125,7 @@ impl Sentinel {
     pub fn tick(&mut self) -> Vec<Outcome> {
         let now = self.clock.now();
         let mut out = Vec::new();
-        for slot in self.slots.iter_mut().filter(|s| s.spec.enabled) {
-            slot.detector.tick(now, &mut self.findings);
-            for f in self.findings.drain(..) {
-                if let Some((change, anomaly)) = self.anomalies.record(&slot.spec.id, slot.detector.kind(), f, now) {
-                    let actions = if change == Change::Created { slot.spec.actions.clone() } else { Vec::new() };
-                    out.push(Outcome { change, anomaly, actions });
-                }
-            }
-        }
+        self.run_detectors(now, &mut out, |d, findings| d.tick(now, findings));
         out.extend(self.anomalies.tick(now).into_iter().map(|anomaly| Outcome {
             change: Change::Resolved,
             anomaly,
@@ -165,18 +183,7 @@ impl Sentinel {
 
     /// The detectors.
     pub fn detectors(&self) -> Vec<DetectorInfo> {
-        self.slots
-            .iter()
-            .map(|s| DetectorInfo {
-                id: s.spec.id.clone(),
-                name: s.spec.name.clone(),
-                kind: s.spec.kind(),
-                enabled: s.spec.enabled,
-                config: s.spec.config.clone(),
-                actions: s.spec.actions.clone(),
-                tracked_entities: s.detector.tracked(),
-            })
-            .collect()
+        self.slots.iter().map(|s| DetectorInfo::from_spec(&s.spec, s.detector.tracked())).collect()
     }
 
     /// Entities tracked by all detectors.
@@ -209,14 +216,6 @@ impl Sentinel {
             .iter()
             .find(|s| s.spec.id == id)
             .ok_or_else(|| ConfigError { path: id.to_owned(), message: "no such detector".into() })?;
-        let mut d = slot.spec.build()?;
-        let mut out = Vec::new();
-        let mut last = 0;
-        for e in events {
-            last = last.max(e.millis());
-            d.observe(e, e.millis(), &mut out);
-        }
-        d.tick(last + 1, &mut out);
-        Ok(out)
+        slot.spec.dry_run(events)
     }
 }

@@ -298,15 +298,7 @@ impl SentinelService {
             s.update_detector(spec).map_err(|e| e.to_string())?;
         }
         drop(map);
-        Ok(llm_sentinel::DetectorInfo {
-            id: parsed.id.clone(),
-            name: parsed.name.clone(),
-            kind: parsed.kind(),
-            enabled: parsed.enabled,
-            config: parsed.config.clone(),
-            actions: parsed.actions.clone(),
-            tracked_entities: 0,
-        })
+        Ok(llm_sentinel::DetectorInfo::from_spec(&parsed, 0))
     }
 
     fn check_actions(&self, spec: &llm_sentinel::config::DetectorSpec) -> Option<String> {
@@ -323,15 +315,7 @@ impl SentinelService {
         // A fresh detector from the current spec: no tenant's state is touched.
         let spec =
             self.config().detectors.into_iter().find(|d| d.id == id).ok_or_else(|| format!("no detector {id:?}"))?;
-        let mut d = spec.build().map_err(|e| e.to_string())?;
-        let mut out = Vec::new();
-        let mut last = 0;
-        for e in events {
-            last = last.max(e.millis());
-            d.observe(e, e.millis(), &mut out);
-        }
-        d.tick(last + 1, &mut out);
-        Ok(out)
+        spec.dry_run(events).map_err(|e| e.to_string())
     }
 
     /// Hands stored events to the processor.

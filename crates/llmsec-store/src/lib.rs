@@ -19,7 +19,7 @@ pub mod model;
 mod sql;
 
 pub use model::*;
-pub use sql::SqlStore;
+pub use sql::{SqlStore, redact_url};
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]

@@ -45,8 +45,8 @@ impl Drop for AbortOnDrop {
 /// better than 0.5 s under the /analyze load: docs/PERFORMANCE.md).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(2000);
 
-/// A URL with its password, if any, replaced.
-fn redact_url(url: &str) -> String {
+/// A URL with its password, if any, replaced (for errors and logs).
+pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];

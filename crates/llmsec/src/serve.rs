@@ -104,22 +104,11 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let listener =
             tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, database = %redact(&db), "llmsec listening on http://{addr}");
+        tracing::info!(%addr, database = %llmsec_store::redact_url(&db), "llmsec listening on http://{addr}");
         server.serve(listener, shutdown_signal()).await.context("server failed")?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// The URL without a password, for logs.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => match url[s + 3..at].find(':') {
-            Some(c) => format!("{}:***{}", &url[..s + 3 + c], &url[at..]),
-            None => url.to_owned(),
-        },
-        _ => url.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -139,11 +128,5 @@ mod tests {
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.database_url(), "sqlite:///tmp/x/llmsec.db");
         assert!(c.dev_mode);
-    }
-
-    #[test]
-    fn passwords_stay_out_of_logs() {
-        assert_eq!(redact("postgres://u:pw@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("sqlite://data/llmsec.db"), "sqlite://data/llmsec.db");
     }
 }
