@@ -162,9 +162,18 @@ fn err(field: &str, message: &str) -> EventError {
     EventError { field: field.to_owned(), message: message.to_owned() }
 }
 
+/// What an id (event, application, user, session, tool…) must be.
+pub const ID_RULE: &str = "must be 1-256 bytes without control characters";
+
+/// Whether `v` follows [`ID_RULE`]: ids are stored, indexed, and echoed
+/// into logs and webhooks.
+pub fn is_valid_id(v: &str) -> bool {
+    !v.is_empty() && v.len() <= 256 && !v.chars().any(char::is_control)
+}
+
 fn check_id(field: &str, v: &str) -> Result<(), EventError> {
-    if v.is_empty() || v.len() > 256 || v.chars().any(char::is_control) {
-        return Err(err(field, "must be 1-256 bytes without control characters"));
+    if !is_valid_id(v) {
+        return Err(err(field, ID_RULE));
     }
     Ok(())
 }
@@ -202,9 +211,9 @@ impl TelemetryEvent {
             }
         }
         if let Some(tools) = &self.metadata.tool_calls
-            && let Some(i) = tools.iter().position(|t| check_id("", t).is_err())
+            && let Some(i) = tools.iter().position(|t| !is_valid_id(t))
         {
-            return Err(err(&format!("metadata.tool_calls[{i}]"), "must be 1-256 bytes without control characters"));
+            return Err(err(&format!("metadata.tool_calls[{i}]"), ID_RULE));
         }
         Ok(())
     }

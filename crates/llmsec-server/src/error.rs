@@ -203,6 +203,26 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Params {
     }
 }
 
+/// Refuses a query parameter not in `known`, naming it.
+pub(crate) fn only_params(q: &std::collections::HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+    match q.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::field(k.clone(), format!("unknown parameter; expected one of {}", known.join(", ")))),
+        None => Ok(()),
+    }
+}
+
+/// The `limit` query parameter: 1–1000, `default` when absent.
+pub(crate) fn limit_param(q: &std::collections::HashMap<String, String>, default: u32) -> Result<u32, ApiError> {
+    match q.get("limit") {
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::field("limit", "must be 1-1000")),
+        None => Ok(default),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,18 +78,6 @@ pub(crate) fn check_tenant(field: &str, t: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `limit`: 1–1000, default 100.
-pub(crate) fn parse_limit(q: &std::collections::HashMap<String, String>) -> Result<u32, ApiError> {
-    match q.get("limit") {
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| ApiError::field("limit", "must be 1-1000")),
-        None => Ok(100),
-    }
-}
-
 /// Appends to the audit log.
 pub(crate) async fn audit(
     state: &AppState,
@@ -179,7 +167,7 @@ async fn audit_log(
         Some(v) => v.parse::<i64>().map_err(|_| ApiError::field("after", "must be an integer sequence number"))?,
         None => 0,
     };
-    let limit = parse_limit(&q)?;
+    let limit = crate::error::limit_param(&q, 100)?;
     let entries = state.store.audit_log(after, limit).await?;
     Ok(Json(json!({ "entries": entries })))
 }

@@ -55,9 +55,7 @@ async fn list(
     Params(q): Params,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(Scope::Read)?;
-    if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(ApiError::field(k.clone(), format!("unknown parameter; expected one of {}", KNOWN.join(", "))));
-    }
+    crate::error::only_params(&q, KNOWN)?;
     let num = |name: &str| -> Result<Option<f64>, ApiError> {
         q.get(name)
             .map(|v| {
@@ -78,14 +76,7 @@ async fn list(
         application_ids: q.get("application_id").map(|v| v.split(',').map(str::to_owned).collect()).unwrap_or_default(),
         score_min: num("score_min")?,
         score_max: num("score_max")?,
-        limit: match q.get("limit") {
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=1000).contains(n))
-                .ok_or_else(|| ApiError::field("limit", "must be 1-1000"))?,
-            None => 100,
-        },
+        limit: crate::error::limit_param(&q, 100)?,
         offset: match q.get("offset") {
             Some(v) => v.parse::<u32>().map_err(|_| ApiError::field("offset", "must be a non-negative integer"))?,
             None => 0,
@@ -322,9 +313,7 @@ async fn statistics(
     Params(q): Params,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(Scope::Read)?;
-    if let Some(k) = q.keys().find(|k| !matches!(k.as_str(), "start" | "end" | "group_by")) {
-        return Err(ApiError::field(k.clone(), "unknown parameter; expected start, end, group_by"));
-    }
+    crate::error::only_params(&q, &["start", "end", "group_by"])?;
     let start = q.get("start").map(|v| parse_time("start", v)).transpose()?;
     let end = q.get("end").map(|v| parse_time("end", v)).transpose()?;
     let groups = list_param(&q, "group_by", &["detector_id", "severity", "application_id", "entity"])?;

@@ -142,9 +142,7 @@ async fn list(
     Params(q): Params,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(Scope::Read)?;
-    if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(ApiError::field(k.clone(), format!("unknown parameter; expected one of {}", KNOWN.join(", "))));
-    }
+    crate::error::only_params(&q, KNOWN)?;
     let filters = Filters {
         event_type: q.get("event_type").cloned(),
         user_id: q.get("user_id").cloned(),
@@ -164,14 +162,7 @@ async fn list(
         Some(c) => Some(parse_cursor(c).ok_or_else(|| ApiError::field("cursor", "not a cursor this API returned"))?),
         None => None,
     };
-    let limit = match q.get("limit") {
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| ApiError::field("limit", "must be 1-1000"))?,
-        None => 50,
-    };
+    let limit = crate::error::limit_param(&q, 50)?;
     let query = filters.query(&caller.tenant, before, limit);
     let total = state.store.count_events(&query).await?;
     let events = state.store.events(&query).await?;

@@ -115,6 +115,14 @@ impl Job {
             Job::Output(r) => &r.output,
         }
     }
+    /// `(user_id, session_id, application_id)`.
+    fn ids(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
+        match self {
+            Job::Input(r) => (r.user_id.as_deref(), r.session_id.as_deref(), r.application_id.as_deref()),
+            Job::Output(r) => (r.user_id.as_deref(), r.session_id.as_deref(), r.application_id.as_deref()),
+        }
+    }
+
     fn field(&self) -> &'static str {
         match self {
             Job::Input(_) => "input",
@@ -127,9 +135,7 @@ impl Job {
 /// stored, indexed and echoed into logs and webhooks).
 pub(crate) fn check_id(field: &str, id: Option<&str>) -> Result<(), ApiError> {
     match id {
-        Some(v) if v.is_empty() || v.len() > 256 || v.chars().any(char::is_control) => {
-            Err(ApiError::field(field, "must be 1-256 bytes without control characters"))
-        }
+        Some(v) if !llm_sentinel::event::is_valid_id(v) => Err(ApiError::field(field, llm_sentinel::event::ID_RULE)),
         _ => Ok(()),
     }
 }
@@ -164,10 +170,7 @@ pub(crate) async fn analyze(
 /// Refuses callers Sentinel has blocked, and holds rate-limited ones to
 /// their enforcement's rate.
 fn enforce(state: &AppState, caller: &Caller, job: &Job) -> Result<(), ApiError> {
-    let (user_id, session_id, application_id) = match job {
-        Job::Input(r) => (r.user_id.as_deref(), r.session_id.as_deref(), r.application_id.as_deref()),
-        Job::Output(r) => (r.user_id.as_deref(), r.session_id.as_deref(), r.application_id.as_deref()),
-    };
+    let (user_id, session_id, application_id) = job.ids();
     let mut entities: Vec<(&str, &str)> = vec![("tenant", caller.tenant.as_str())];
     entities.extend(user_id.map(|u| ("user", u)));
     entities.extend(session_id.map(|s| ("session", s)));
@@ -191,10 +194,7 @@ fn enforce(state: &AppState, caller: &Caller, job: &Job) -> Result<(), ApiError>
 
 /// Runs the engine; an error names `field`.
 async fn evaluate(state: &AppState, caller: &Caller, job: Job, field: String) -> Result<(Job, Analysis), ApiError> {
-    let (user_id, session_id, application_id) = match &job {
-        Job::Input(r) => (r.user_id.as_deref(), r.session_id.as_deref(), r.application_id.as_deref()),
-        Job::Output(r) => (r.user_id.as_deref(), r.session_id.as_deref(), r.application_id.as_deref()),
-    };
+    let (user_id, session_id, application_id) = job.ids();
     let prefix = field.strip_suffix(job.field()).unwrap_or("");
     check_id(&format!("{prefix}user_id"), user_id)?;
     check_id(&format!("{prefix}session_id"), session_id)?;

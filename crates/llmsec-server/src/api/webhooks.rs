@@ -184,7 +184,7 @@ async fn deliveries(
         ),
         None => None,
     };
-    let limit = crate::api::admin::parse_limit(&q)?;
+    let limit = crate::error::limit_param(&q, 100)?;
     let list: Vec<DeliveryView> =
         state.store.deliveries(&caller.tenant, status, limit).await?.into_iter().map(Into::into).collect();
     Ok(Json(json!({ "deliveries": list })))
