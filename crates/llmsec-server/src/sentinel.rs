@@ -741,46 +741,40 @@ impl SentinelService {
                 for name in &alert.receivers {
                     let Some(r) = self.settings.receivers.iter().find(|r| &r.name == name) else { continue };
                     let severity = alert.severity.unwrap_or(a.severity);
-                    match r.kind {
+                    let (url, secret, body) = match r.kind {
                         ReceiverKind::Log => {
                             tracing::warn!(receiver = %r.name, anomaly = %a.id, severity = severity.as_str(), title = %a.title, "ALERT");
                             queued.push(format!("{}: logged", r.name));
+                            continue;
                         }
-                        ReceiverKind::Webhook => {
-                            let body = serde_json::json!({"event": "alert.triggered", "receiver": r.name, "severity": severity.as_str(), "anomaly": anomaly_view(a)["anomaly"]});
-                            let url = r.url.clone().unwrap_or_default();
-                            if self
-                                .enqueue(tenant, &url, r.secret.as_deref(), "alert.triggered", body.to_string())
-                                .await
-                                .is_some()
-                            {
-                                queued.push(format!("{}: queued", r.name));
-                            }
-                        }
-                        ReceiverKind::Slack => {
-                            let body = serde_json::json!({"text": format!("[{}] {} — {}", severity.as_str().to_uppercase(), a.title, a.description)});
-                            let url = r.url.clone().unwrap_or_default();
-                            if self.enqueue(tenant, &url, None, "alert.triggered", body.to_string()).await.is_some() {
-                                queued.push(format!("{}: queued", r.name));
-                            }
-                        }
-                        ReceiverKind::Pagerduty => {
-                            let body = serde_json::json!({
+                        ReceiverKind::Webhook => (
+                            r.url.clone().unwrap_or_default(),
+                            r.secret.as_deref(),
+                            serde_json::json!({"event": "alert.triggered", "receiver": r.name, "severity": severity.as_str(), "anomaly": anomaly_view(a)["anomaly"]}),
+                        ),
+                        ReceiverKind::Slack => (
+                            r.url.clone().unwrap_or_default(),
+                            None,
+                            serde_json::json!({"text": format!("[{}] {} — {}", severity.as_str().to_uppercase(), a.title, a.description)}),
+                        ),
+                        ReceiverKind::Pagerduty => (
+                            r.url.clone().unwrap_or_else(|| PAGERDUTY_URL.to_owned()),
+                            None,
+                            serde_json::json!({
                                 "routing_key": r.routing_key,
                                 "event_action": "trigger",
                                 "dedup_key": a.id,
                                 "payload": {
                                     "summary": a.title,
-                                    "severity": match severity { llm_sentinel::Severity::Critical => "critical", llm_sentinel::Severity::Warning => "warning", llm_sentinel::Severity::Info => "info" },
+                                    "severity": severity.as_str(),
                                     "source": a.context.application_id.clone().unwrap_or_else(|| "llm-sentinel".into()),
                                     "custom_details": anomaly_view(a)["anomaly"],
                                 },
-                            });
-                            let url = r.url.clone().unwrap_or_else(|| PAGERDUTY_URL.to_owned());
-                            if self.enqueue(tenant, &url, None, "alert.triggered", body.to_string()).await.is_some() {
-                                queued.push(format!("{}: queued", r.name));
-                            }
-                        }
+                            }),
+                        ),
+                    };
+                    if self.enqueue(tenant, &url, secret, "alert.triggered", body.to_string()).await.is_some() {
+                        queued.push(format!("{}: queued", r.name));
                     }
                 }
                 let status = if queued.len() == alert.receivers.len() { "succeeded" } else { "failed" };
