@@ -304,9 +304,9 @@ impl Default for OutputValidationConfig {
 }
 
 /// The learned prompt-attack classifier. Off by default: on sources it was
-/// not trained on it does not yet generalize (see docs/PERFORMANCE.md,
-/// "Classifier"), so it is for deployments whose traffic resembles the
-/// training data, or for scoring.
+/// not trained on it adds only a little recall to the rules so far (see
+/// docs/PERFORMANCE.md, "Classifier"); on, it reports a calibrated
+/// P(attack) that combines the text and the rule findings.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClassifierConfig {

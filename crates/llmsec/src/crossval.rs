@@ -16,15 +16,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use llm_security::SecurityEngine;
 use llm_security::classifier::{
-    Example, Label, Model, Rng, TrainConfig, rule_signals, rules_engine, threshold_for_fpr, train,
+    Label, Prepared, Rng, TrainConfig, prepare, rules_engine, threshold_for_fpr, train_prepared,
 };
-use llm_security::normalize::{NormalizeOptions, Normalized};
 use serde::Serialize;
 
 use crate::common::Format;
-use crate::dataset::{self, Row, source_group};
+use crate::dataset;
 
 /// One scored row.
 #[derive(Debug, Clone)]
@@ -161,15 +159,6 @@ fn summary(scores: &[(f64, bool)]) -> Summary {
     }
 }
 
-fn examples(rows: &[&Row]) -> Vec<Example> {
-    rows.iter().map(|r| Example { text: r.text.clone(), label: r.label }).collect()
-}
-
-fn score(model: &Model, rules: &SecurityEngine, text: &str) -> anyhow::Result<f64> {
-    let signals = rule_signals(rules, text)?;
-    Ok(model.predict(Normalized::new(text, &NormalizeOptions::default()).text(), &signals).attack())
-}
-
 /// Runs the cross-source evaluation on `data`; rows of `train_only` are
 /// added to every training fold and never scored.
 pub fn run(data: &[PathBuf], train_only: &[PathBuf], format: Format) -> anyhow::Result<ExitCode> {
@@ -178,29 +167,26 @@ pub fn run(data: &[PathBuf], train_only: &[PathBuf], format: Format) -> anyhow::
     let extra = dataset::load(train_only)?;
     let cfg = TrainConfig::default();
     let rules = rules_engine();
+    // Featurized once; every fold refits on these.
+    let prepared = prepare(&dataset::examples(&rows), cfg.bits)?;
+    let prepared_extra = prepare(&dataset::examples(&extra), cfg.bits)?;
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, r) in rows.iter().enumerate() {
-        groups.entry(source_group(&r.source)).or_default().push(i);
+    for (i, p) in prepared.iter().enumerate() {
+        groups.entry(p.group.clone()).or_default().push(i);
     }
     let mut scored: Vec<Option<Scored>> = vec![None; rows.len()];
     for (name, held) in &groups {
-        let train_rows: Vec<&Row> = rows
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| source_group(&r.source) != *name)
-            .map(|(_, r)| r)
-            .chain(extra.iter())
-            .collect();
-        let (model, _) = train(&examples(&train_rows), &cfg)?;
+        let train_rows: Vec<&Prepared> =
+            prepared.iter().filter(|p| p.group != *name).chain(prepared_extra.iter()).collect();
+        let (model, _) = train_prepared(&train_rows, &cfg)?;
         for &i in held {
             let r = &rows[i];
-            let flagged_by_rules = !rules.analyze_input_sync(&r.text)?.is_secure();
             scored[i] = Some(Scored {
                 label: r.label,
                 group: name.clone(),
                 lang: r.lang.clone(),
-                p: score(&model, &rules, &r.text)?,
-                rules: flagged_by_rules,
+                p: model.predict_prepared(&prepared[i]).attack(),
+                rules: !rules.analyze_input_sync(&r.text)?.is_secure(),
             });
         }
     }
@@ -213,12 +199,12 @@ pub fn run(data: &[PathBuf], train_only: &[PathBuf], format: Format) -> anyhow::
     let mut idx: Vec<usize> = (0..rows.len()).collect();
     Rng::new(0x5EED).shuffle(&mut idx);
     let cut = idx.len() * 4 / 5;
-    let train_rows: Vec<&Row> = idx[..cut].iter().map(|&i| &rows[i]).chain(extra.iter()).collect();
-    let (model, _) = train(&examples(&train_rows), &cfg)?;
-    let random = idx[cut..]
+    let train_rows: Vec<&Prepared> = idx[..cut].iter().map(|&i| &prepared[i]).chain(prepared_extra.iter()).collect();
+    let (model, _) = train_prepared(&train_rows, &cfg)?;
+    let random: Vec<(f64, bool)> = idx[cut..]
         .iter()
-        .map(|&i| Ok((score(&model, &rules, &rows[i].text)?, rows[i].label != Label::Benign)))
-        .collect::<anyhow::Result<Vec<(f64, bool)>>>()?;
+        .map(|&i| (model.predict_prepared(&prepared[i]).attack(), rows[i].label != Label::Benign))
+        .collect();
     let random_split = summary(&random);
 
     let mut rules_only = Rates::default();

@@ -5,7 +5,7 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use llm_security::classifier::Label;
+use llm_security::classifier::{Example, Label};
 use serde::Deserialize;
 
 /// One labelled prompt.
@@ -56,6 +56,11 @@ fn load_one(path: &Path, rows: &mut Vec<Row>) -> anyhow::Result<()> {
         rows.push(Row { text: l.text, label, source: l.source, lang: l.lang });
     }
     Ok(())
+}
+
+/// Training examples of rows, grouped by [`source_group`].
+pub fn examples(rows: &[Row]) -> Vec<Example> {
+    rows.iter().map(|r| Example { text: r.text.clone(), label: r.label, group: source_group(&r.source) }).collect()
 }
 
 /// The upstream a row comes from, for source-held-out splits. The dev files

@@ -53,7 +53,7 @@ impl TrainArgs {
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let rows = dataset::load(&args.data)?;
-    let examples: Vec<Example> = rows.into_iter().map(|r| Example { text: r.text, label: r.label }).collect();
+    let examples: Vec<Example> = dataset::examples(&rows);
     let count = |l: Label| examples.iter().filter(|e| e.label == l).count();
     let started = Instant::now();
     let (model, report) = train(&examples, &args.config())?;
@@ -84,14 +84,23 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
             )?;
             writeln!(
                 out,
-                "calibration split: {} rows, temperature {:.3}, NLL {:.4} -> {:.4}",
-                report.calibration_rows, report.temperature, report.nll_uncalibrated, report.nll_calibrated
+                "out-of-source scores: {} folds of {} source groups{}, text temperature {:.3}, NLL {:.4} -> {:.4}",
+                report.folds,
+                report.groups,
+                if report.folds_by_group { "" } else { " (one group: rows split at random, scores in-source)" },
+                report.temperature,
+                report.nll_uncalibrated,
+                report.nll_calibrated
             )?;
             writeln!(
                 out,
-                "threshold {:.4} on P(attack): calibration FPR {:.4}, recall {:.4} (target FPR {})",
+                "threshold {:.4} on P(attack): out-of-source FPR {:.4}, recall {:.4} (target FPR {})",
                 report.threshold, report.calibration_fpr, report.calibration_recall, args.target_fpr
             )?;
+            writeln!(out, "combiner:")?;
+            for (name, w) in &report.combiner {
+                writeln!(out, "  {name:<28} {w:>8.3}")?;
+            }
             writeln!(out, "wrote {} ({} bytes)", args.out.display(), bytes.len())?;
         }
     }
