@@ -62,7 +62,7 @@ section "benches compile: cargo bench -p llm-security --no-run"
 cargo bench -p llm-security --no-run
 
 # The committed classifier must be what `llmsec train` builds from the
-# datasets: retrain (debug build, ~30 s) and compare byte for byte.
+# datasets: retrain (debug build, ~2 min) and compare byte for byte.
 datasets=../shared/datasets
 if [ -f "$datasets/prompts-dev-benign.jsonl" ]; then
     section "model: llmsec train reproduces crates/llm-security/model/classifier.bin"
