@@ -16,9 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use llm_security::classifier::{
-    Label, Prepared, Rng, TrainConfig, prepare, rules_engine, threshold_for_fpr, train_prepared,
-};
+use llm_security::classifier::{Label, Prepared, Rng, TrainConfig, prepare, threshold_for_fpr, train_prepared};
 use serde::Serialize;
 
 use crate::common::Format;
@@ -166,7 +164,6 @@ pub fn run(data: &[PathBuf], train_only: &[PathBuf], format: Format) -> anyhow::
     let rows = dataset::load(data)?;
     let extra = dataset::load(train_only)?;
     let cfg = TrainConfig::default();
-    let rules = rules_engine();
     // Featurized once; every fold refits on these.
     let prepared = prepare(&dataset::examples(&rows), cfg.bits)?;
     let prepared_extra = prepare(&dataset::examples(&extra), cfg.bits)?;
@@ -180,13 +177,12 @@ pub fn run(data: &[PathBuf], train_only: &[PathBuf], format: Format) -> anyhow::
             prepared.iter().filter(|p| p.group != *name).chain(prepared_extra.iter()).collect();
         let (model, _) = train_prepared(&train_rows, &cfg)?;
         for &i in held {
-            let r = &rows[i];
             scored[i] = Some(Scored {
-                label: r.label,
+                label: rows[i].label,
                 group: name.clone(),
-                lang: r.lang.clone(),
+                lang: rows[i].lang.clone(),
                 p: model.predict_prepared(&prepared[i]).attack(),
-                rules: !rules.analyze_input_sync(&r.text)?.is_secure(),
+                rules: prepared[i].rules_flagged,
             });
         }
     }

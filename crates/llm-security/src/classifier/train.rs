@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::{
     CLASSES, Combiner, DENSE, DENSE_NAMES, Feature, Label, Model, Probabilities, RULE_FEATURES, add_signals, combine,
-    dense, extract, rule_features, rule_findings, signals, softmax,
+    dense, extract, rule_features, signals, softmax,
 };
 use crate::error::Error;
 use crate::normalize::{NormalizeOptions, Normalized};
@@ -155,6 +155,9 @@ pub struct Prepared {
     pub label: Label,
     /// Its source group.
     pub group: String,
+    /// Whether the rules alone flag it (the verdict of [`rules_engine`] is
+    /// not `allow`).
+    pub rules_flagged: bool,
 }
 
 impl Prepared {
@@ -167,9 +170,7 @@ impl Prepared {
 /// Featurizes examples as the engine does at inference: the normalized
 /// text's n-grams, and what a rules-only engine finds in the raw text.
 pub fn prepare(examples: &[Example], bits: u32) -> Result<Vec<Prepared>, Error> {
-    if !(8..=24).contains(&bits) {
-        return Err(Error::Config(format!("bits must be in 8..=24, got {bits}")));
-    }
+    check_bits(bits)?;
     let opts = NormalizeOptions::default();
     let rules = rules_engine();
     let mut scratch = String::new();
@@ -179,16 +180,20 @@ pub fn prepare(examples: &[Example], bits: u32) -> Result<Vec<Prepared>, Error> 
             let n = Normalized::new(&e.text, &opts);
             let mut text = Vec::new();
             extract(n.text(), bits, &mut text, &mut scratch);
-            let threats = rule_findings(&rules, &e.text)?;
+            // One analysis gives the features and the rules' verdict; the
+            // rules engine runs no classifier, so every threat is a rule's.
+            let analysis = rules.analyze_input_sync(&e.text)?;
+            let threats = analysis.threats();
             let mut sig = Vec::new();
-            add_signals(signals(&threats).iter().map(String::as_str), bits, &mut sig);
+            add_signals(signals(threats).iter().map(String::as_str), bits, &mut sig);
             Ok(Prepared {
                 bits,
                 text,
                 signals: sig,
-                rules: rule_features(&threats),
+                rules: rule_features(threats),
                 label: e.label,
                 group: e.group.clone(),
+                rules_flagged: !analysis.is_secure(),
             })
         })
         .collect()
@@ -273,10 +278,7 @@ pub fn threshold_for_fpr(benign: &[f64], target: f64) -> f64 {
 /// dealt at random instead (and the scores are then in-source). Returns
 /// the folds and whether they follow groups.
 fn folds(data: &[&Prepared], k: usize, seed: u64) -> (Vec<usize>, usize, bool) {
-    let mut sizes: BTreeMap<&str, usize> = BTreeMap::new();
-    for d in data {
-        *sizes.entry(d.group.as_str()).or_default() += 1;
-    }
+    let sizes = group_sizes(data);
     let k = k.max(2);
     if sizes.len() < 2 {
         let mut order: Vec<usize> = (0..data.len()).collect();
@@ -300,12 +302,18 @@ fn folds(data: &[&Prepared], k: usize, seed: u64) -> (Vec<usize>, usize, bool) {
     (data.iter().map(|d| of_group.get(d.group.as_str()).copied().unwrap_or(0)).collect(), k, true)
 }
 
-/// Row weights `(mean group size / group size)^alpha`, scaled to mean 1.
-fn group_weights(data: &[&Prepared], alpha: f32) -> Vec<f32> {
-    let mut sizes: BTreeMap<&str, usize> = BTreeMap::new();
+/// Rows per source group.
+fn group_sizes<'a>(data: &[&'a Prepared]) -> BTreeMap<&'a str, usize> {
+    let mut sizes = BTreeMap::new();
     for d in data {
         *sizes.entry(d.group.as_str()).or_default() += 1;
     }
+    sizes
+}
+
+/// Row weights `(mean group size / group size)^alpha`, scaled to mean 1.
+fn group_weights(data: &[&Prepared], alpha: f32) -> Vec<f32> {
+    let sizes = group_sizes(data);
     let mean = data.len() as f32 / sizes.len().max(1) as f32;
     let raw: Vec<f32> = data.iter().map(|d| (mean / sizes[d.group.as_str()] as f32).powf(alpha)).collect();
     let m = raw.iter().sum::<f32>() / raw.len().max(1) as f32;
@@ -418,6 +426,10 @@ fn solve<const N: usize>(mut a: [[f64; N]; N], mut b: [f64; N]) -> Option<[f64; 
     Some(x)
 }
 
+fn check_bits(bits: u32) -> Result<(), Error> {
+    if (8..=24).contains(&bits) { Ok(()) } else { Err(Error::Config(format!("bits must be in 8..=24, got {bits}"))) }
+}
+
 /// Trains a model from examples (featurizes them, then [`train_prepared`]).
 pub fn train(examples: &[Example], cfg: &TrainConfig) -> Result<(Model, TrainReport), Error> {
     let prepared = prepare(examples, cfg.bits)?;
@@ -426,9 +438,7 @@ pub fn train(examples: &[Example], cfg: &TrainConfig) -> Result<(Model, TrainRep
 
 /// Trains a model from prepared examples (see the module docs).
 pub fn train_prepared(data: &[&Prepared], cfg: &TrainConfig) -> Result<(Model, TrainReport), Error> {
-    if !(8..=24).contains(&cfg.bits) {
-        return Err(Error::Config(format!("bits must be in 8..=24, got {}", cfg.bits)));
-    }
+    check_bits(cfg.bits)?;
     if let Some(d) = data.iter().find(|d| d.bits != cfg.bits) {
         return Err(Error::Config(format!(
             "examples were prepared with {} hash bits, training uses {}",
@@ -472,7 +482,7 @@ pub fn train_prepared(data: &[&Prepared], cfg: &TrainConfig) -> Result<(Model, T
     let threshold = threshold_for_fpr(&benign, cfg.target_fpr).clamp(0.05, 0.99);
     let fp = benign.iter().filter(|&&p| p >= threshold).count();
     let tp = attacks.iter().filter(|&&p| p >= threshold).count();
-    let groups = data.iter().map(|d| d.group.as_str()).collect::<std::collections::BTreeSet<_>>().len();
+    let groups = group_sizes(data).len();
     let mut named: Vec<(String, f64)> =
         DENSE_NAMES.iter().zip(&combiner.weights).map(|(n, w)| ((*n).to_owned(), f64::from(*w))).collect();
     named.push(("bias".into(), f64::from(combiner.bias)));
@@ -496,6 +506,7 @@ pub fn train_prepared(data: &[&Prepared], cfg: &TrainConfig) -> Result<(Model, T
 
 #[cfg(test)]
 mod tests {
+    use super::super::rule_findings;
     use super::*;
 
     fn ex(text: &str, label: Label) -> Example {
