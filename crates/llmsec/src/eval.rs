@@ -265,7 +265,7 @@ impl<'e> Evaluator<'e> {
 
     /// Also runs the evasion suite on every attack prompt row.
     fn with_evasions(mut self, seed: u64) -> Evaluator<'e> {
-        self.evasions = Some(Evasions::new(seed, self.engine.config().max_input_bytes));
+        self.evasions = Some(Evasions::new(seed, self.engine.config().max_input_bytes, self.max_examples));
         self
     }
 
@@ -349,7 +349,7 @@ impl<'e> Evaluator<'e> {
             }
         }
         if let Some(evasions) = &mut self.evasions {
-            evasions.row(self.engine, at, &row.text, label.is_attack(), attacked)?;
+            evasions.row(self.engine, at, row, label.is_attack(), attacked)?;
         }
         if label.is_attack() && !attacked {
             push_example(&mut self.false_negatives, self.max_examples, at, row, predicted, &a);
@@ -418,7 +418,7 @@ impl<'e> Evaluator<'e> {
             false_negatives: self.false_negatives,
             false_positives: self.false_positives,
             slowest: self.slowest.into_sorted_vec().into_iter().map(|Reverse(s)| s.into()).collect(),
-            evasions: self.evasions.as_ref().map(Evasions::report),
+            evasions: self.evasions.as_mut().map(Evasions::report),
         }
     }
 
@@ -512,11 +512,26 @@ struct TransformCount {
     benign_skipped: u64,
 }
 
+/// An attack row caught as it was and missed after a transform
+/// (`--evasions --errors N`): where the transform escapes the engine.
+#[derive(Debug, Serialize)]
+struct EvasionMiss {
+    file: String,
+    line: usize,
+    label: String,
+    /// The row's text after the transform, cut to a few lines.
+    text: String,
+}
+
 /// `--evasions`: the suite's seed and counts.
 #[derive(Debug)]
 struct Evasions {
     seed: u64,
     max_bytes: usize,
+    /// `--errors`: how many misses (and false alarms) to keep per transform.
+    max_misses: usize,
+    misses: [Vec<EvasionMiss>; TRANSFORMS.len()],
+    false_alarms: [Vec<EvasionMiss>; TRANSFORMS.len()],
     attacks: u64,
     clean_caught: u64,
     benign: u64,
@@ -525,10 +540,13 @@ struct Evasions {
 }
 
 impl Evasions {
-    fn new(seed: u64, max_bytes: usize) -> Evasions {
+    fn new(seed: u64, max_bytes: usize, max_misses: usize) -> Evasions {
         Evasions {
             seed,
             max_bytes,
+            max_misses,
+            misses: std::array::from_fn(|_| Vec::new()),
+            false_alarms: std::array::from_fn(|_| Vec::new()),
             attacks: 0,
             clean_caught: 0,
             benign: 0,
@@ -543,10 +561,11 @@ impl Evasions {
         &mut self,
         engine: &SecurityEngine,
         at: &Location<'_>,
-        text: &str,
+        row: &Row,
         attack: bool,
         flagged: bool,
     ) -> anyhow::Result<()> {
+        let text = row.text.as_str();
         if attack {
             self.attacks += 1;
             self.clean_caught += u64::from(flagged);
@@ -554,7 +573,20 @@ impl Evasions {
             self.benign += 1;
             self.benign_flagged += u64::from(flagged);
         }
-        for (i, (t, count)) in TRANSFORMS.iter().zip(&mut self.counts).enumerate() {
+        let max = self.max_misses;
+        let keep = |list: &mut Vec<EvasionMiss>, text: &str| {
+            if list.len() < max {
+                list.push(EvasionMiss {
+                    file: at.file.to_owned(),
+                    line: at.line,
+                    label: row.label.clone(),
+                    text: truncate_chars(text, EXAMPLE_CHARS),
+                });
+            }
+        };
+        let lists = self.misses.iter_mut().zip(&mut self.false_alarms);
+        for (i, ((t, count), (misses, false_alarms))) in TRANSFORMS.iter().zip(&mut self.counts).zip(lists).enumerate()
+        {
             let evasive = (t.apply)(text, &mut row_rng(self.seed, i, text));
             if evasive.len() > self.max_bytes {
                 if attack {
@@ -573,20 +605,27 @@ impl Evasions {
                 count.caught += now;
                 count.clean_caught += u64::from(flagged);
                 count.unchanged += u64::from(evasive == text);
+                if flagged && now == 0 {
+                    keep(misses, &evasive);
+                }
             } else {
                 count.benign += 1;
                 count.benign_flagged += now;
                 count.benign_clean_flagged += u64::from(flagged);
+                if !flagged && now == 1 {
+                    keep(false_alarms, &evasive);
+                }
             }
         }
         Ok(())
     }
 
-    fn report(&self) -> EvasionReport {
+    fn report(&mut self) -> EvasionReport {
         let transforms = TRANSFORMS
             .iter()
             .zip(&self.counts)
-            .map(|(t, c)| {
+            .zip(self.misses.iter_mut().zip(&mut self.false_alarms))
+            .map(|((t, c), (misses, false_alarms))| {
                 let recall = ratio(c.caught, c.rows);
                 let clean_recall = ratio(c.clean_caught, c.rows);
                 TransformReport {
@@ -604,6 +643,8 @@ impl Evasions {
                     benign_flagged_rate: ratio(c.benign_flagged, c.benign),
                     benign_clean_flagged: c.benign_clean_flagged,
                     benign_skipped: c.benign_skipped,
+                    misses: std::mem::take(misses),
+                    false_alarms: std::mem::take(false_alarms),
                 }
             })
             .collect();
@@ -772,6 +813,10 @@ struct TransformReport {
     benign_flagged_rate: Option<f64>,
     benign_clean_flagged: u64,
     benign_skipped: u64,
+    /// `--errors N`: up to N attack rows caught clean, missed after it.
+    misses: Vec<EvasionMiss>,
+    /// `--errors N`: up to N benign rows flagged after it, not before.
+    false_alarms: Vec<EvasionMiss>,
 }
 
 /// One engine call kept for `--slowest`; ordered by time, then position.
@@ -1014,7 +1059,20 @@ fn write_evasions(w: &mut impl Write, e: &EvasionReport) -> io::Result<()> {
     }
     writeln!(w, "  (rows, caught, recall, skipped, unchanged: attack rows; caught: verdict not allow;")?;
     writeln!(w, "   Δ: against the clean recall of the same rows, skipped rows left out;")?;
-    writeln!(w, "   benign fpr: benign rows flagged after the same transform, the control)")
+    writeln!(w, "   benign fpr: benign rows flagged after the same transform, the control)")?;
+    for t in &e.transforms {
+        let lists = [
+            ("Evasion misses", "caught as written, missed after the transform", &t.misses),
+            ("Evasion false alarms", "benign, flagged only after the transform", &t.false_alarms),
+        ];
+        for (title, what, list) in lists.into_iter().filter(|(_, _, l)| !l.is_empty()) {
+            writeln!(w, "\n{title}, {} ({what}):", t.name)?;
+            for m in list {
+                writeln!(w, "  {}:{} [{}] {}", m.file, m.line, m.label, printable(&m.text))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn write_groups(w: &mut impl Write, what: &str, groups: &[GroupReport]) -> io::Result<()> {
@@ -1197,6 +1255,40 @@ mod tests {
         let plain = Evaluator::new(&e, 0, 0).finish(&args(vec![path.clone()]));
         assert!(serde_json::to_value(&plain).unwrap_or_default().get("evasions").is_none());
         let _ = std::fs::remove_dir_all(path.parent().unwrap_or(&path));
+    }
+
+    #[test]
+    fn evasion_misses_list_rows_caught_clean_and_missed_after_up_to_n() {
+        let e = SecurityEngine::with_config(SecurityConfig::default());
+        // Told the clean text was caught: every transform that leaves this
+        // benign question unflagged is a miss, the text shown transformed.
+        let row = Row {
+            text: "What is the capital of France?".to_owned(),
+            label: "injection".to_owned(),
+            source: None,
+            lang: None,
+            spans: None,
+        };
+        let at = Location { file: "t.jsonl", line: 3 };
+        let mut ev = Evasions::new(1, 1 << 20, 1);
+        for _ in 0..2 {
+            assert!(ev.row(&e, &at, &row, true, true).is_ok());
+        }
+        let report = ev.report();
+        let random_case = report.transforms.iter().find(|t| t.name == "random_case");
+        let Some(t) = random_case else { panic!("no random_case") };
+        assert_eq!((t.rows, t.caught, t.clean_caught), (2, 0, 2));
+        assert_eq!(t.misses.len(), 1, "capped at --errors");
+        assert_eq!((t.misses[0].file.as_str(), t.misses[0].line), ("t.jsonl", 3));
+        assert!(t.misses[0].text.eq_ignore_ascii_case(&row.text) && t.misses[0].text != row.text);
+        for t in &report.transforms {
+            assert!(t.misses.len() <= 1 && t.misses.len() as u64 <= t.rows - t.caught, "{}", t.name);
+        }
+        // Rows not caught clean are never listed, nor benign ones.
+        let mut ev = Evasions::new(1, 1 << 20, 5);
+        assert!(ev.row(&e, &at, &row, true, false).is_ok());
+        assert!(ev.row(&e, &at, &row, false, true).is_ok());
+        assert!(ev.report().transforms.iter().all(|t| t.misses.is_empty()));
     }
 
     #[test]

@@ -18,6 +18,7 @@
 
 pub mod decode;
 mod spanmap;
+pub(crate) mod words;
 
 use std::borrow::Cow;
 
@@ -272,7 +273,16 @@ impl<'a> Normalized<'a> {
                 None => s,
                 Some(m) => m.to_original(s.start, s.end),
             };
-            let mut extra = decode::decode_views(&n.text, opts, primary_to_original, n.decoded.len());
+            // True when byte `i` of the primary text is the original's own
+            // byte, not one the normalizer wrote (a folded `𝙿` reads `P`).
+            let verbatim = |i: usize| match &n.map {
+                None => true,
+                Some(m) => {
+                    let s = m.to_original(i, i + 1);
+                    s.end == s.start + 1 && original.as_bytes().get(s.start) == n.text.as_bytes().get(i)
+                }
+            };
+            let mut extra = decode::decode_views(&n.text, opts, primary_to_original, verbatim, n.decoded.len());
             n.decoded.append(&mut extra);
         }
         n
@@ -699,6 +709,7 @@ impl<'a, 'o> Pass<'a, 'o> {
     }
 
     /// Decides how to fold one word's non-ASCII letters.
+    /// (A letter counts as a look-alike when [`is_foreign_look_alike`].)
     fn fold_for(&self, word: &str) -> Fold {
         if !self.opts.fold_homoglyphs {
             return Fold::None;
@@ -712,7 +723,7 @@ impl<'a, 'o> Pass<'a, 'o> {
                 continue;
             } else if c.script() == Script::Latin {
                 latin += 1;
-            } else if ascii_skeleton(c).is_some() {
+            } else if is_foreign_look_alike(c) {
                 look_alike += 1;
             } else {
                 other += 1;
@@ -732,7 +743,18 @@ impl<'a, 'o> Pass<'a, 'o> {
     fn word(&mut self, start: usize, end: usize) {
         let src = self.src;
         let word = &src[start..end];
-        let fold = self.fold_for(word);
+        let mut fold = self.fold_for(word);
+        // One look-alike spelled among lone Latin letters (`c-o-n-т-e-n-t`,
+        // `w h о a m i`) is a letter of a mixed-script word that the
+        // separators cut into one-letter words.
+        if matches!(fold, Fold::None)
+            && self.opts.fold_homoglyphs
+            && word.chars().nth(1).is_none()
+            && word.chars().next().is_some_and(is_foreign_look_alike)
+            && in_spelled_word(src.as_bytes(), start, end)
+        {
+            fold = Fold::MixedScript;
+        }
         let mut styled = 0u32;
         let mut marks_on_latin = 0u32;
         let mut mark_stack = 0u32;
@@ -882,6 +904,28 @@ fn vs_byte(c: char) -> Option<u8> {
 }
 
 /// End of the word starting at `start`.
+/// A letter of another script that looks like an ASCII letter (Cyrillic
+/// `о`, Greek `α`); Latin letters with marks (`ı`, `ş`) are not.
+fn is_foreign_look_alike(c: char) -> bool {
+    !c.is_ascii()
+        && c.is_alphabetic()
+        && strip_diacritics(c).is_none()
+        && !nfkc_is_ascii(c)
+        && c.script() != Script::Latin
+        && ascii_skeleton(c).is_some()
+}
+
+/// True when the one-character word at `start..end` sits next to a lone
+/// ASCII letter across one separator (a space or a letter separator), as a
+/// letter of a word spelled out one character at a time does.
+fn in_spelled_word(b: &[u8], start: usize, end: usize) -> bool {
+    let alnum = |i: usize| b.get(i).is_some_and(u8::is_ascii_alphanumeric);
+    let lone_letter =
+        |i: usize| b.get(i).is_some_and(u8::is_ascii_alphabetic) && !alnum(i.wrapping_sub(1)) && !alnum(i + 1);
+    let sep = |i: usize| b.get(i).is_some_and(|&s| s == b' ' || decode::is_letter_sep(s));
+    (start >= 2 && sep(start - 1) && lone_letter(start - 2)) || (sep(end) && lone_letter(end + 1))
+}
+
 fn word_end(src: &str, start: usize) -> usize {
     src[start..].char_indices().find(|&(_, c)| !is_word_char(c)).map_or(src.len(), |(p, _)| start + p)
 }

@@ -159,3 +159,15 @@ fn squash_keeps_offsets_and_reads_leet() {
     assert_eq!(sq.pos, vec![0, 2, 4, 6]);
     assert_eq!(sq.unleet.as_deref(), Some("igno"));
 }
+
+#[test]
+fn a_look_alike_spelled_among_lone_letters_is_mixed_script() {
+    for (text, folded) in [("p-r-\u{43E}-m-p-t", "p-r-o-m-p-t"), ("w h \u{43E} a m i", "w h o a m i")] {
+        let n = Normalized::new(text, &NormalizeOptions::default());
+        assert_eq!(n.text(), folded);
+        assert!(n.findings().iter().any(|f| f.kind == FindingKind::MixedScript), "{text}");
+    }
+    // A one-letter Cyrillic word in Cyrillic text stays as it is.
+    let n = Normalized::new("\u{44F} \u{441} \u{442}\u{43E}\u{431}\u{43E}\u{439}", &NormalizeOptions::default());
+    assert!(n.findings().is_empty() && n.text().starts_with('\u{44F}'));
+}

@@ -417,7 +417,9 @@ impl Scanner for RuleScanner {
             self.scan_view(&view, lower, &mut matched, &mut hits, out);
             match view.encoding {
                 None => self.scan_spaced(&view, cx.normalized.squashed(), out, start_len),
-                Some(Encoding::Leetspeak) => self.scan_spaced(&view, &squash(view.text), out, start_len),
+                Some(Encoding::Leetspeak | Encoding::Rot13) => {
+                    self.scan_spaced(&view, &squash(view.text), out, start_len);
+                }
                 _ => {}
             }
         }
@@ -464,6 +466,35 @@ mod tests {
         assert_eq!(expand("a b~c[ ]"), format!("(?i)a{SEP}b{OPT_SEP}c[ ]"));
         assert_eq!(expand(r"a\ b"), r"(?i)a\ b");
         assert_eq!(expand(r"\bx\b"), r"(?i)(?-u:\b)x(?-u:\b)");
+    }
+
+    #[test]
+    fn every_keyword_word_is_in_the_segmenter_vocabulary() {
+        use crate::normalize::words;
+        // Text spelled one letter per space is cut into words of
+        // normalize/words.txt: a keyword missing there could not be read back.
+        let files =
+            [include_str!("../../patterns/prompt_injection.toml"), include_str!("../../patterns/jailbreak.toml")];
+        let mut missing = BTreeSet::new();
+        for src in files {
+            let file: PatternFile = toml::from_str(src).unwrap_or_else(|e| panic!("{e}"));
+            // Whole words: the `[[spaced]]` phrases' words, and the keywords
+            // of one word of three letters or more, which may be stems
+            // (`apolog`) of a vocabulary word.
+            let phrases = file.spaced.iter().flat_map(|s| s.phrases.iter()).flat_map(|p| p.split(' '));
+            for word in phrases.filter(|w| w.len() >= 2 && w.bytes().all(|b| b.is_ascii_alphabetic())) {
+                if !words::is_word(word.as_bytes()) {
+                    missing.insert(word.to_owned());
+                }
+            }
+            let keywords = file.rules.iter().flat_map(|r| r.keywords.iter());
+            for word in keywords.filter(|k| k.len() >= 3 && k.bytes().all(|b| b.is_ascii_alphabetic())) {
+                if !words::is_word(word.as_bytes()) && !words::is_prefix(word.as_bytes()) {
+                    missing.insert(word.clone());
+                }
+            }
+        }
+        assert!(missing.is_empty(), "add to normalize/words.txt: {missing:?}");
     }
 
     #[test]
