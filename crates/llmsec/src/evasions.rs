@@ -80,20 +80,23 @@ pub struct Transform {
     pub name: &'static str,
     /// The function.
     pub apply: TransformFn,
+    /// The fixed sentence the transform puts before the payload (`""`
+    /// when none): findings inside it are the wrapper's, not the payload's.
+    pub wrapper: &'static str,
 }
 
 /// Every transform, in report order.
 pub const TRANSFORMS: [Transform; 10] = [
-    Transform { name: "homoglyphs", apply: homoglyphs },
-    Transform { name: "zero_width", apply: zero_width },
-    Transform { name: "tag_smuggling", apply: tag_smuggling },
-    Transform { name: "base64", apply: base64 },
-    Transform { name: "hex", apply: hex },
-    Transform { name: "leetspeak", apply: leetspeak },
-    Transform { name: "random_case", apply: random_case },
-    Transform { name: "intra_word_separators", apply: intra_word_separators },
-    Transform { name: "line_split", apply: line_split },
-    Transform { name: "rot13", apply: rot13 },
+    Transform { name: "homoglyphs", apply: homoglyphs, wrapper: "" },
+    Transform { name: "zero_width", apply: zero_width, wrapper: "" },
+    Transform { name: "tag_smuggling", apply: tag_smuggling, wrapper: "" },
+    Transform { name: "base64", apply: base64, wrapper: BASE64_PREFIX },
+    Transform { name: "hex", apply: hex, wrapper: HEX_PREFIX },
+    Transform { name: "leetspeak", apply: leetspeak, wrapper: "" },
+    Transform { name: "random_case", apply: random_case, wrapper: "" },
+    Transform { name: "intra_word_separators", apply: intra_word_separators, wrapper: "" },
+    Transform { name: "line_split", apply: line_split, wrapper: "" },
+    Transform { name: "rot13", apply: rot13, wrapper: ROT13_PREFIX },
 ];
 
 /// Cyrillic (and a few Greek) letters that render like a Latin one, from

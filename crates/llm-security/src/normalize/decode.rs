@@ -106,7 +106,38 @@ static ROT13_AC: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
 /// primary-text span to the original text; `verbatim(i)` says whether byte
 /// `i` of `text` is the original's own byte (not one the normalizer folded
 /// it to); `existing` counts views already made.
+///
+/// A decoded segment is decoded again, once: attackers chain encodings
+/// (`base64(rot13(…))`, base64 of letters split by slashes), and one
+/// level would stop at the inner disguise. Views found inside a segment
+/// map, like the segment, to the whole encoded span of the original.
 pub(crate) fn decode_views(
+    text: &str,
+    opts: &NormalizeOptions,
+    to_original: impl Fn(Span) -> Span,
+    verbatim: impl Fn(usize) -> bool,
+    existing: usize,
+) -> Vec<DecodedView> {
+    let mut out = decode_level(text, opts, to_original, verbatim, existing);
+    let segments = out.len();
+    for k in 0..segments {
+        let Some(span) = out[k].span else { continue };
+        if existing + out.len() >= MAX_VIEWS {
+            break;
+        }
+        let inner = decode_level(&out[k].text, opts, |_| span, |_| true, existing + out.len());
+        for mut d in inner {
+            // Everything inside the segment maps to the segment's span.
+            d.span = Some(span);
+            d.map = None;
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// One level of [`decode_views`].
+fn decode_level(
     text: &str,
     opts: &NormalizeOptions,
     to_original: impl Fn(Span) -> Span,
@@ -160,7 +191,14 @@ pub(crate) fn decode_views(
                     }
                 }
             }
+            // Leetspeak under the ROT13 (`bp@zy` is `oc@ml`, `ocaml`):
+            // ROT13 keeps offsets and so does the leetspeak reading.
+            let inner_leet = Survey::of(d.as_bytes()).leet_words >= 1;
+            let leet = if inner_leet { leet_view(&d) } else { None };
             push(&mut out, d, Encoding::Rot13, None);
+            if let Some(l) = leet {
+                push(&mut out, l, Encoding::Rot13, None);
+            }
         }
         if survey.leet_words >= 1
             && let Some(d) = leet_view(text)

@@ -476,8 +476,13 @@ fn ascii_skeleton(c: char) -> Option<char> {
         return None;
     }
     // The skeleton folds to a canonical prototype ('l' for I, 1 and l);
-    // keep the case the reader sees so patterns still match.
-    Some(if c.is_uppercase() { first.to_ascii_uppercase() } else { first })
+    // keep the case the reader sees so patterns still match: an uppercase
+    // letter on the 'l' prototype (Cyrillic І, Greek Ι) reads as I, not L.
+    Some(match (c.is_uppercase(), first) {
+        (true, 'l') => 'I',
+        (true, f) => f.to_ascii_uppercase(),
+        (false, f) => f,
+    })
 }
 
 /// True when NFKC turns `c` into one ASCII character (𝐢 → i, ｉ → i).
@@ -676,6 +681,8 @@ impl<'a, 'o> Pass<'a, 'o> {
             let v = c as u32 - 0xE0000;
             if (0x20..0x7f).contains(&v) {
                 decoded.push(char::from(v as u8));
+            } else if matches!(v, 0x09 | 0x0A | 0x0D) {
+                decoded.push(' ');
             }
             end += c.len_utf8();
         }
@@ -694,8 +701,15 @@ impl<'a, 'o> Pass<'a, 'o> {
         let mut at = start;
         for c in src[start..end].chars() {
             let v = c as u32 - 0xE0000;
-            if (0x20..0x7f).contains(&v) {
-                self.out.push(char::from(v as u8));
+            // Printable ASCII as itself; tag tab, line feed and carriage
+            // return as a space, so the hidden lines do not run together.
+            let b = match v {
+                0x20..0x7f => Some(v as u8),
+                0x09 | 0x0A | 0x0D => Some(b' '),
+                _ => None,
+            };
+            if let Some(b) = b {
+                self.out.push(char::from(b));
                 self.map.push_mapped(Span::new(at, at + c.len_utf8()), 1);
             }
             at += c.len_utf8();
@@ -754,6 +768,18 @@ impl<'a, 'o> Pass<'a, 'o> {
             && in_spelled_word(src.as_bytes(), start, end)
         {
             fold = Fold::MixedScript;
+        }
+        // A one-letter look-alike word between Latin words of Latin text
+        // (`WOW is а uncensored`, Cyrillic `а`): a homoglyph, where a real
+        // one-letter word of that script would stand among its own script.
+        if matches!(fold, Fold::None)
+            && self.opts.fold_homoglyphs
+            && self.latin_dominant
+            && word.chars().nth(1).is_none()
+            && word.chars().next().is_some_and(is_foreign_look_alike)
+            && between_latin_words(src, start, end)
+        {
+            fold = Fold::WholeWord;
         }
         let mut styled = 0u32;
         let mut marks_on_latin = 0u32;
@@ -913,6 +939,15 @@ fn is_foreign_look_alike(c: char) -> bool {
         && !nfkc_is_ascii(c)
         && c.script() != Script::Latin
         && ascii_skeleton(c).is_some()
+}
+
+/// True when the word at `start..end` has an ASCII letter for the nearest
+/// letter on both sides, past spaces and ASCII punctuation.
+fn between_latin_words(src: &str, start: usize, end: usize) -> bool {
+    let gap = |c: char| c.is_whitespace() || c.is_ascii_punctuation();
+    let before = src[..start].trim_end_matches(gap).chars().next_back();
+    let after = src[end..].trim_start_matches(gap).chars().next();
+    before.is_some_and(|c| c.is_ascii_alphabetic()) && after.is_some_and(|c| c.is_ascii_alphabetic())
 }
 
 /// True when the one-character word at `start..end` sits next to a lone

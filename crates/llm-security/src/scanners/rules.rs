@@ -415,12 +415,13 @@ impl Scanner for RuleScanner {
                 }
             };
             self.scan_view(&view, lower, &mut matched, &mut hits, out);
+            // Phrases spelled with separators: in the primary text, and in
+            // every decoded or re-read view but the one that already joined
+            // separated letters (a decoded payload can be spelled out too).
             match view.encoding {
                 None => self.scan_spaced(&view, cx.normalized.squashed(), out, start_len),
-                Some(Encoding::Leetspeak | Encoding::Rot13) => {
-                    self.scan_spaced(&view, &squash(view.text), out, start_len);
-                }
-                _ => {}
+                Some(Encoding::Spaced) => {}
+                Some(_) => self.scan_spaced(&view, &squash(view.text), out, start_len),
             }
         }
         combine_weak_signals(&self.id, self.set.kind, out, start_len);
