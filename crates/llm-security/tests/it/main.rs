@@ -3,4 +3,5 @@
 mod attacks;
 mod compliance;
 mod flags;
+mod languages;
 mod sanitize;
