@@ -111,6 +111,11 @@ static ROT13_AC: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
 /// (`base64(rot13(…))`, base64 of letters split by slashes), and one
 /// level would stop at the inner disguise. Views found inside a segment
 /// map, like the segment, to the whole encoded span of the original.
+///
+/// At most [`MAX_VIEWS`] views are made, but no decoded segment is dropped
+/// for it: past the last view but one, segments are appended to one overflow
+/// view that spans them all, so sixteen decoy blobs in front of a payload
+/// do not hide it, and the text scanned stays linear in the input.
 pub(crate) fn decode_views(
     text: &str,
     opts: &NormalizeOptions,
@@ -118,64 +123,89 @@ pub(crate) fn decode_views(
     verbatim: impl Fn(usize) -> bool,
     existing: usize,
 ) -> Vec<DecodedView> {
-    let mut out = decode_level(text, opts, to_original, verbatim, existing);
-    let segments = out.len();
-    for k in 0..segments {
-        let Some(span) = out[k].span else { continue };
-        if existing + out.len() >= MAX_VIEWS {
-            break;
-        }
-        let inner = decode_level(&out[k].text, opts, |_| span, |_| true, existing + out.len());
-        for mut d in inner {
-            // Everything inside the segment maps to the segment's span.
-            d.span = Some(span);
-            d.map = None;
-            out.push(d);
-        }
+    let mut sink = Sink { views: Vec::new(), slots: MAX_VIEWS.saturating_sub(existing), overflow: None };
+    decode_level(text, opts, to_original, verbatim, &mut sink, None);
+    // The segments of the first level (and the overflow), decoded again.
+    let segments: Vec<(String, Span)> =
+        sink.views.iter().chain(&sink.overflow).filter_map(|d| Some((d.text.clone(), d.span?))).collect();
+    for (segment, span) in segments {
+        decode_level(&segment, opts, |_| span, |_| true, &mut sink, Some(span));
     }
-    out
+    let Sink { mut views, overflow, .. } = sink;
+    views.extend(overflow);
+    views
 }
 
-/// One level of [`decode_views`].
+/// Where one call's views go (see [`decode_views`]).
+struct Sink {
+    views: Vec<DecodedView>,
+    /// Views this call may make, the overflow view included.
+    slots: usize,
+    /// Decoded segments past the last free slot, joined by newlines.
+    overflow: Option<DecodedView>,
+}
+
+impl Sink {
+    /// Adds a view. Re-readings of the whole text (no span) are dropped
+    /// when no slot is left; decoded segments go to the overflow view.
+    fn push(&mut self, view: DecodedView) {
+        if self.views.len() + 1 < self.slots {
+            self.views.push(view);
+            return;
+        }
+        let (Some(span), true) = (view.span, self.slots > 0) else { return };
+        match &mut self.overflow {
+            None => self.overflow = Some(DecodedView { map: None, ..view }),
+            Some(o) => {
+                o.text.push('\n');
+                o.text.push_str(&view.text);
+                if let Some(s) = &mut o.span {
+                    *s = Span::new(s.start.min(span.start), s.end.max(span.end));
+                }
+            }
+        }
+    }
+}
+
+/// One level of [`decode_views`]. With `within` (a decoded segment's span
+/// in the original), every view found maps to that span.
 fn decode_level(
     text: &str,
     opts: &NormalizeOptions,
     to_original: impl Fn(Span) -> Span,
     verbatim: impl Fn(usize) -> bool,
-    existing: usize,
-) -> Vec<DecodedView> {
-    let mut out = Vec::new();
-    let budget = MAX_VIEWS.saturating_sub(existing);
-    let push = |out: &mut Vec<DecodedView>, decoded: String, enc: Encoding, span: Option<Span>| {
-        if out.len() < budget {
-            // Re-readings (span None) share the primary map byte for byte:
-            // they must keep the primary text's layout, so only decoded
-            // segments are normalized again.
-            let text = if span.is_some() { normalize_chars(decoded, opts) } else { decoded };
-            out.push(DecodedView { text, encoding: enc, span, map: None });
-        }
+    sink: &mut Sink,
+    within: Option<Span>,
+) {
+    let push = |out: &mut Sink, decoded: String, enc: Encoding, span: Option<Span>| {
+        // Re-readings (span None) share the primary map byte for byte:
+        // they must keep the primary text's layout, so only decoded
+        // segments are normalized again.
+        let text = if span.is_some() { normalize_chars(decoded, opts) } else { decoded };
+        out.push(DecodedView { text, encoding: enc, span: within.or(span), map: None });
     };
+    let out = sink;
     let bytes = text.as_bytes();
     let survey = Survey::of(bytes);
     if opts.decode_encodings {
         if survey.base64_run {
             for (start, end) in base64_runs(bytes) {
                 if let Some(d) = decode_base64(&text[start..end]) {
-                    push(&mut out, d, Encoding::Base64, Some(to_original(Span::new(start, end))));
+                    push(out, d, Encoding::Base64, Some(to_original(Span::new(start, end))));
                 }
             }
         }
         if survey.hex_run || survey.backslash_x || survey.hex_pairs >= 6 {
             for m in HEX.find_iter(text) {
                 if let Some(d) = decode_hex(m.as_str()) {
-                    push(&mut out, d, Encoding::Hex, Some(to_original(Span::new(m.start(), m.end()))));
+                    push(out, d, Encoding::Hex, Some(to_original(Span::new(m.start(), m.end()))));
                 }
             }
         }
         if survey.percent {
             for m in PERCENT.find_iter(text) {
                 if let Some(d) = decode_percent(m.as_str()) {
-                    push(&mut out, d, Encoding::Url, Some(to_original(Span::new(m.start(), m.end()))));
+                    push(out, d, Encoding::Url, Some(to_original(Span::new(m.start(), m.end()))));
                 }
             }
         }
@@ -187,7 +217,7 @@ fn decode_level(
             if survey.base64_run {
                 for (start, end) in base64_runs(d.as_bytes()) {
                     if let Some(inner) = decode_base64(&d[start..end]) {
-                        push(&mut out, inner, Encoding::Base64, Some(to_original(Span::new(start, end))));
+                        push(out, inner, Encoding::Base64, Some(to_original(Span::new(start, end))));
                     }
                 }
             }
@@ -195,31 +225,31 @@ fn decode_level(
             // ROT13 keeps offsets and so does the leetspeak reading.
             let inner_leet = Survey::of(d.as_bytes()).leet_words >= 1;
             let leet = if inner_leet { leet_view(&d) } else { None };
-            push(&mut out, d, Encoding::Rot13, None);
+            push(out, d, Encoding::Rot13, None);
             if let Some(l) = leet {
-                push(&mut out, l, Encoding::Rot13, None);
+                push(out, l, Encoding::Rot13, None);
             }
         }
         if survey.leet_words >= 1
             && let Some(d) = leet_view(text)
         {
-            push(&mut out, d, Encoding::Leetspeak, None);
+            push(out, d, Encoding::Leetspeak, None);
         }
     }
     if opts.decode_encodings
         && let Some((joined, map)) = despaced_view(bytes)
-        && out.len() < budget
     {
-        out.push(DecodedView { text: joined, encoding: Encoding::Spaced, span: None, map: Some(map) });
+        // Inside a segment, the segment's span stands for every byte.
+        let map = if within.is_some() { None } else { Some(map) };
+        out.push(DecodedView { text: joined, encoding: Encoding::Spaced, span: within, map });
     }
     if opts.decode_unicode_escapes && survey.escape {
         for m in ESCAPE.find_iter(text) {
             if let Some(d) = decode_escapes(m.as_str()) {
-                push(&mut out, d, Encoding::UnicodeEscape, Some(to_original(Span::new(m.start(), m.end()))));
+                push(out, d, Encoding::UnicodeEscape, Some(to_original(Span::new(m.start(), m.end()))));
             }
         }
     }
-    out
 }
 
 /// Byte classes for the survey.
