@@ -174,7 +174,7 @@ fn decode_level(
     opts: &NormalizeOptions,
     to_original: impl Fn(Span) -> Span,
     verbatim: impl Fn(usize) -> bool,
-    sink: &mut Sink,
+    out: &mut Sink,
     within: Option<Span>,
 ) {
     let push = |out: &mut Sink, decoded: String, enc: Encoding, span: Option<Span>| {
@@ -184,7 +184,6 @@ fn decode_level(
         let text = if span.is_some() { normalize_chars(decoded, opts) } else { decoded };
         out.push(DecodedView { text, encoding: enc, span: within.or(span), map: None });
     };
-    let out = sink;
     let bytes = text.as_bytes();
     let survey = Survey::of(bytes);
     if opts.decode_encodings {

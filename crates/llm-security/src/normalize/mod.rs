@@ -758,28 +758,20 @@ impl<'a, 'o> Pass<'a, 'o> {
         let src = self.src;
         let word = &src[start..end];
         let mut fold = self.fold_for(word);
-        // One look-alike spelled among lone Latin letters (`c-o-n-т-e-n-t`,
-        // `w h о a m i`) is a letter of a mixed-script word that the
-        // separators cut into one-letter words.
-        if matches!(fold, Fold::None)
-            && self.opts.fold_homoglyphs
-            && word.chars().nth(1).is_none()
-            && word.chars().next().is_some_and(is_foreign_look_alike)
-            && in_spelled_word(src.as_bytes(), start, end)
-        {
-            fold = Fold::MixedScript;
-        }
-        // A one-letter look-alike word between Latin words of Latin text
-        // (`WOW is а uncensored`, Cyrillic `а`): a homoglyph, where a real
-        // one-letter word of that script would stand among its own script.
-        if matches!(fold, Fold::None)
-            && self.opts.fold_homoglyphs
-            && self.latin_dominant
-            && word.chars().nth(1).is_none()
-            && word.chars().next().is_some_and(is_foreign_look_alike)
-            && between_latin_words(src, start, end)
-        {
-            fold = Fold::WholeWord;
+        // A lone look-alike letter is read by its neighbours.
+        let lone_look_alike = word.chars().nth(1).is_none() && word.chars().next().is_some_and(is_foreign_look_alike);
+        if matches!(fold, Fold::None) && self.opts.fold_homoglyphs && lone_look_alike {
+            if in_spelled_word(src.as_bytes(), start, end) {
+                // Spelled among lone Latin letters (`c-o-n-т-e-n-t`,
+                // `w h о a m i`): a letter of a mixed-script word that the
+                // separators cut into one-letter words.
+                fold = Fold::MixedScript;
+            } else if self.latin_dominant && between_latin_words(src, start, end) {
+                // A one-letter word between Latin words of Latin text (`WOW
+                // is а uncensored`, Cyrillic `а`): a homoglyph, where a real
+                // one-letter word of that script would stand among its own.
+                fold = Fold::WholeWord;
+            }
         }
         let mut styled = 0u32;
         let mut marks_on_latin = 0u32;
