@@ -67,9 +67,9 @@ impl CanaryIssuer {
     pub fn issue(&self) -> String {
         let mut r = [0u8; 8];
         fill_random(&mut r);
-        let r = hex(&r);
+        let r = hex::encode(r);
         let tag = self.mac(r.as_bytes());
-        format!("{CANARY_PREFIX}{r}-{}", hex(&tag[..8]))
+        format!("{CANARY_PREFIX}{r}-{}", hex::encode(&tag[..8]))
     }
 
     /// True when `token` is exactly a token this issuer's key signed
@@ -117,11 +117,11 @@ impl CanaryIssuer {
             return false;
         }
         let r = &body[..16];
-        let (Some(r_bytes), Some(tag)) = (unhex(r), unhex(&body[17..])) else {
+        let (Some(r_bytes), Some(tag)) = (hex::decode(r).ok(), hex::decode(&body[17..]).ok()) else {
             return false;
         };
         // Tokens are issued with lowercase hex; the MAC is over that form.
-        let r = hex(&r_bytes);
+        let r = hex::encode(&r_bytes);
         let Ok(mut mac) = HmacSha256::new_from_slice(&self.key) else {
             return false;
         };
@@ -161,30 +161,6 @@ fn fill_random(buf: &mut [u8]) {
     for (o, i) in buf.iter_mut().zip(d.iter().cycle()) {
         *o = *i;
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    s
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    s.as_bytes()
-        .chunks(2)
-        .map(|p| {
-            let hi = char::from(p[0]).to_digit(16)?;
-            let lo = char::from(p[1]).to_digit(16)?;
-            u8::try_from(hi * 16 + lo).ok()
-        })
-        .collect()
 }
 
 #[cfg(test)]

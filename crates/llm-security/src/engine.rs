@@ -43,6 +43,8 @@ struct Inner {
     config: SecurityConfig,
     normalize: NormalizeOptions,
     input: Vec<Box<dyn Scanner>>,
+    /// The learned layer of `analyze_input`, after the defensive-wording pass.
+    learned: Option<Box<dyn Scanner>>,
     output: Vec<Box<dyn Scanner>>,
     policy: PolicyConfig,
     canary: CanaryIssuer,
@@ -78,6 +80,7 @@ impl SecurityEngine {
     fn build(config: SecurityConfig) -> SecurityEngine {
         let canary = CanaryIssuer::new(config.output.canary_secret.as_deref());
         let input = scanners::input_scanners(&config);
+        let learned = scanners::learned_scanner(&config);
         let output = scanners::output_scanners(&config, &canary);
         SecurityEngine {
             inner: Arc::new(Inner {
@@ -85,6 +88,7 @@ impl SecurityEngine {
                 policy: config.policy.clone(),
                 config,
                 input,
+                learned,
                 output,
                 canary,
             }),
@@ -164,11 +168,20 @@ impl SecurityEngine {
             Stage::Output => &self.inner.output,
         };
         let mut threats = Vec::new();
-        let mut timings = Vec::with_capacity(scanners.len());
-        for s in scanners {
+        let mut timings = Vec::with_capacity(scanners.len() + 1);
+        let time = |s: &dyn Scanner, threats: &mut Vec<_>, timings: &mut Vec<ScannerTiming>| {
             let t0 = Instant::now();
-            s.scan(&scan_cx, &mut threats);
+            s.scan(&scan_cx, threats);
             timings.push(ScannerTiming { scanner: s.id().to_owned(), nanos: t0.elapsed().as_nanos() as u64 });
+        };
+        for s in scanners {
+            time(s.as_ref(), &mut threats, &mut timings);
+        }
+        if stage == Stage::Input {
+            scanners::defensive::grade(text, &mut threats);
+            if let Some(s) = &self.inner.learned {
+                time(s.as_ref(), &mut threats, &mut timings);
+            }
         }
         dedup(&mut threats);
         let verdict = self.inner.policy.verdict(&threats);

@@ -126,12 +126,7 @@ fn mac(secret: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
 
 /// The hex HMAC-SHA256 of `"<timestamp>.<body>"`.
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let tag = mac(secret, timestamp, body).finalize().into_bytes();
-    let mut out = String::with_capacity(64);
-    for b in tag {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    hex::encode(mac(secret, timestamp, body).finalize().into_bytes())
 }
 
 /// The `X-Llmsec-Signature` header value for a delivery.

@@ -2,13 +2,16 @@
 //!
 //! The dev files hold near-duplicates within a source (DAN variants,
 //! HackAPrompt retries), so a random split flatters a learned model. Here
-//! every source group is held out once: the classifier is trained on all
-//! other groups (with the same settings as `llmsec train`) and scores the
-//! held-out rows. The pooled out-of-fold scores give ROC-AUC, recall at a
+//! the source groups are dealt into folds (whole groups, largest first, to
+//! the lightest fold) and every fold is held out once: the classifier is
+//! trained on the other folds (with the same settings as `llmsec train`)
+//! and scores the held-out rows, so no row is scored by a model that saw
+//! its source. The pooled out-of-fold scores give ROC-AUC, recall at a
 //! benign false-positive rate of 1% and 0.1%, a Brier score and a
-//! reliability table; the rules (which learn nothing) and rules-or-classifier
-//! are reported beside them. A plain random 80/20 split is reported too, to
-//! show how much the random split flatters.
+//! reliability table; the rules (which learn nothing) and the engine's
+//! verdict (rules, or classifier above a threshold) are reported beside
+//! them, overall, per attack family, per source and per language. A plain
+//! random 80/20 split is reported too, to show how much it flatters.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -16,11 +19,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use llm_security::classifier::{Label, Prepared, Rng, TrainConfig, prepare, threshold_for_fpr, train_prepared};
+use llm_security::classifier::{
+    Label, Prepared, Rng, TrainConfig, group_folds, prepare, threshold_for_fpr, train_prepared,
+};
 use serde::Serialize;
 
 use crate::common::Format;
 use crate::dataset;
+
+/// Folds of source groups held out in turn.
+const FOLDS: usize = 8;
 
 /// One scored row.
 #[derive(Debug, Clone)]
@@ -28,6 +36,7 @@ struct Scored {
     label: Label,
     group: String,
     lang: String,
+    family: &'static str,
     /// Out-of-fold P(attack).
     p: f64,
     /// Did the rules alone flag it?
@@ -38,13 +47,20 @@ struct Scored {
 pub struct Report {
     rows: usize,
     groups: usize,
+    folds: usize,
     seconds: f64,
     classifier: Summary,
     random_split: Summary,
     rules_only: Rates,
-    /// Rules, or classifier at its 1%-FPR threshold.
+    /// Rules, or classifier at the threshold that keeps the pair's benign
+    /// FPR at 1% (the engine's verdict with the classifier on).
     combined: Rates,
+    /// The same at 0.1% (`None` when the rules alone exceed it).
+    combined_0_1pct: Option<Rates>,
+    /// Classifier thresholds of `combined` and `combined_0_1pct`.
+    combined_thresholds: (f64, Option<f64>),
     reliability: Vec<Bin>,
+    per_family: Vec<GroupRates>,
     per_source: Vec<GroupRates>,
     per_language: Vec<GroupRates>,
 }
@@ -95,6 +111,8 @@ struct GroupRates {
     classifier: Rates,
     rules: Rates,
     combined: Rates,
+    /// Rules or classifier at the 0.1% operating point.
+    combined_0_1pct: Rates,
 }
 
 #[derive(Debug, Serialize)]
@@ -134,6 +152,18 @@ fn threshold_at(scores: &[(f64, bool)], fpr: f64) -> f64 {
     threshold_for_fpr(&benign, fpr)
 }
 
+/// The lowest classifier threshold at which "rules or classifier" keeps
+/// its benign FPR at most `fpr`; `None` when the rules alone exceed it.
+fn combined_threshold(scored: &[Scored], fpr: f64) -> Option<f64> {
+    let benign: Vec<&Scored> = scored.iter().filter(|s| s.label == Label::Benign).collect();
+    let allowed = (fpr * benign.len() as f64).floor() as usize;
+    let by_rules = benign.iter().filter(|s| s.rules).count();
+    let left = allowed.checked_sub(by_rules)?;
+    let mut rest: Vec<f64> = benign.iter().filter(|s| !s.rules).map(|s| s.p).collect();
+    rest.sort_by(|a, b| b.total_cmp(a));
+    Some(rest.get(left).map_or(0.0, |v| v + 1e-9))
+}
+
 fn recall_at(scores: &[(f64, bool)], t: f64) -> f64 {
     let attacks = scores.iter().filter(|x| x.1).count().max(1);
     scores.iter().filter(|x| x.1 && x.0 >= t).count() as f64 / attacks as f64
@@ -167,20 +197,25 @@ pub fn run(data: &[PathBuf], train_only: &[PathBuf], format: Format) -> anyhow::
     // Featurized once; every fold refits on these.
     let prepared = prepare(&dataset::examples(&rows), cfg.bits)?;
     let prepared_extra = prepare(&dataset::examples(&extra), cfg.bits)?;
-    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, p) in prepared.iter().enumerate() {
-        groups.entry(p.group.clone()).or_default().push(i);
-    }
+    let fold = group_folds(&prepared, FOLDS);
+    let folds = fold.iter().copied().max().map_or(0, |m| m + 1);
+    let groups: std::collections::BTreeSet<&str> = prepared.iter().map(|p| p.group.as_str()).collect();
     let mut scored: Vec<Option<Scored>> = vec![None; rows.len()];
-    for (name, held) in &groups {
-        let train_rows: Vec<&Prepared> =
-            prepared.iter().filter(|p| p.group != *name).chain(prepared_extra.iter()).collect();
+    for held in 0..folds {
+        let train_rows: Vec<&Prepared> = prepared
+            .iter()
+            .zip(&fold)
+            .filter(|(_, f)| **f != held)
+            .map(|(p, _)| p)
+            .chain(prepared_extra.iter())
+            .collect();
         let (model, _) = train_prepared(&train_rows, &cfg)?;
-        for &i in held {
+        for i in (0..rows.len()).filter(|&i| fold[i] == held) {
             scored[i] = Some(Scored {
                 label: rows[i].label,
-                group: name.clone(),
+                group: prepared[i].group.clone(),
                 lang: rows[i].lang.clone(),
+                family: dataset::family(&rows[i]),
                 p: model.predict_prepared(&prepared[i]).attack(),
                 rules: prepared[i].rules_flagged,
             });
@@ -203,29 +238,41 @@ pub fn run(data: &[PathBuf], train_only: &[PathBuf], format: Format) -> anyhow::
         .collect();
     let random_split = summary(&random);
 
+    let t_both = combined_threshold(&scored, 0.01).unwrap_or(f64::INFINITY);
+    let t_both_strict = combined_threshold(&scored, 0.001);
     let mut rules_only = Rates::default();
     let mut combined = Rates::default();
-    let mut per_source: BTreeMap<String, (Rates, Rates, Rates)> = BTreeMap::new();
-    let mut per_language: BTreeMap<String, (Rates, Rates, Rates)> = BTreeMap::new();
+    let mut combined_strict = Rates::default();
+    type Row4 = (Rates, Rates, Rates, Rates);
+    let mut per_family: BTreeMap<String, Row4> = BTreeMap::new();
+    let mut per_source: BTreeMap<String, Row4> = BTreeMap::new();
+    let mut per_language: BTreeMap<String, Row4> = BTreeMap::new();
     for s in &scored {
         let attack = s.label != Label::Benign;
         let by_model = s.p >= t;
+        let both = s.rules || s.p >= t_both;
+        let both_strict = s.rules || t_both_strict.is_some_and(|t| s.p >= t);
         rules_only.add(attack, s.rules);
-        combined.add(attack, s.rules || by_model);
-        for (map, key) in [(&mut per_source, &s.group), (&mut per_language, &s.lang)] {
-            let e = map.entry(key.clone()).or_default();
+        combined.add(attack, both);
+        combined_strict.add(attack, both_strict);
+        let keys =
+            [(&mut per_family, s.family), (&mut per_source, s.group.as_str()), (&mut per_language, s.lang.as_str())];
+        for (map, key) in keys {
+            let e = map.entry(key.to_owned()).or_default();
             e.0.add(attack, by_model);
             e.1.add(attack, s.rules);
-            e.2.add(attack, s.rules || by_model);
+            e.2.add(attack, both);
+            e.3.add(attack, both_strict);
         }
     }
-    let to_rows = |m: BTreeMap<String, (Rates, Rates, Rates)>| {
+    let to_rows = |m: BTreeMap<String, Row4>| {
         m.into_iter()
-            .map(|(name, (c, r, b))| GroupRates {
+            .map(|(name, (c, r, b, b01))| GroupRates {
                 name,
                 classifier: c.finish(),
                 rules: r.finish(),
                 combined: b.finish(),
+                combined_0_1pct: b01.finish(),
             })
             .collect::<Vec<_>>()
     };
@@ -248,12 +295,16 @@ pub fn run(data: &[PathBuf], train_only: &[PathBuf], format: Format) -> anyhow::
     let report = Report {
         rows: scored.len(),
         groups: groups.len(),
+        folds,
         seconds: started.elapsed().as_secs_f64(),
         classifier,
         random_split,
         rules_only: rules_only.finish(),
         combined: combined.finish(),
+        combined_0_1pct: t_both_strict.map(|_| combined_strict.finish()),
+        combined_thresholds: (t_both, t_both_strict),
         reliability,
+        per_family: to_rows(per_family),
         per_source: to_rows(per_source),
         per_language: to_rows(per_language),
     };
@@ -272,8 +323,8 @@ fn pct(x: Option<f64>) -> String {
 fn write_human(w: &mut impl Write, r: &Report) -> std::io::Result<()> {
     writeln!(
         w,
-        "cross-source evaluation: {} rows, {} source groups, each held out once ({:.0} s)",
-        r.rows, r.groups, r.seconds
+        "cross-source evaluation: {} rows, {} source groups in {} folds, each fold held out once ({:.0} s)",
+        r.rows, r.groups, r.folds, r.seconds
     )?;
     writeln!(w)?;
     writeln!(
@@ -301,7 +352,17 @@ fn write_human(w: &mut impl Write, r: &Report) -> std::io::Result<()> {
     writeln!(w)?;
     writeln!(w, "{:<28} {:>10} {:>10}", "detector", "recall", "benign FPR")?;
     writeln!(w, "{:<28} {:>10} {:>10}", "rules only", pct(r.rules_only.recall), pct(r.rules_only.fpr))?;
-    writeln!(w, "{:<28} {:>10} {:>10}", "rules or classifier@1%", pct(r.combined.recall), pct(r.combined.fpr))?;
+    writeln!(w, "{:<28} {:>10} {:>10}", "rules or classifier, 1%", pct(r.combined.recall), pct(r.combined.fpr))?;
+    match &r.combined_0_1pct {
+        Some(c) => writeln!(w, "{:<28} {:>10} {:>10}", "rules or classifier, 0.1%", pct(c.recall), pct(c.fpr))?,
+        None => writeln!(w, "{:<28} {:>10} {:>10}", "rules or classifier, 0.1%", "-", "(rules alone exceed 0.1%)")?,
+    }
+    writeln!(
+        w,
+        "classifier thresholds of the pair for 1% / 0.1% benign FPR: {:.4} / {}",
+        r.combined_thresholds.0,
+        r.combined_thresholds.1.map_or_else(|| "-".to_owned(), |t| format!("{t:.4}"))
+    )?;
     writeln!(w)?;
     writeln!(w, "reliability (pooled out-of-fold P(attack)):")?;
     writeln!(w, "  {:>11} {:>7} {:>10} {:>10}", "bin", "rows", "predicted", "observed")?;
@@ -312,11 +373,11 @@ fn write_human(w: &mut impl Write, r: &Report) -> std::io::Result<()> {
             b.from, b.to, b.rows, b.mean_predicted, b.observed_attack_rate
         )?;
     }
-    for (what, rows) in [("source group", &r.per_source), ("language", &r.per_language)] {
+    for (what, rows) in [("family", &r.per_family), ("source group", &r.per_source), ("language", &r.per_language)] {
         writeln!(w)?;
         writeln!(
             w,
-            "{:<36} {:>7} {:>7} | {:>9} {:>9} | {:>9} {:>9} | {:>9} {:>9}",
+            "{:<36} {:>7} {:>7} | {:>9} {:>9} | {:>9} {:>9} | {:>9} {:>9} | {:>9} {:>9}",
             format!("per {what}"),
             "attacks",
             "benign",
@@ -325,12 +386,14 @@ fn write_human(w: &mut impl Write, r: &Report) -> std::io::Result<()> {
             "rule rec",
             "rule FPR",
             "both rec",
-            "both FPR"
+            "both FPR",
+            "0.1% rec",
+            "0.1% FPR"
         )?;
         for g in rows.iter() {
             writeln!(
                 w,
-                "{:<36} {:>7} {:>7} | {:>9} {:>9} | {:>9} {:>9} | {:>9} {:>9}",
+                "{:<36} {:>7} {:>7} | {:>9} {:>9} | {:>9} {:>9} | {:>9} {:>9} | {:>9} {:>9}",
                 g.name,
                 g.classifier.attacks,
                 g.classifier.benign,
@@ -339,7 +402,9 @@ fn write_human(w: &mut impl Write, r: &Report) -> std::io::Result<()> {
                 pct(g.rules.recall),
                 pct(g.rules.fpr),
                 pct(g.combined.recall),
-                pct(g.combined.fpr)
+                pct(g.combined.fpr),
+                pct(g.combined_0_1pct.recall),
+                pct(g.combined_0_1pct.fpr)
             )?;
         }
     }
@@ -358,6 +423,26 @@ mod tests {
         assert!((roc_auc(&tied) - 0.5).abs() < 1e-12);
         let inverted = [(0.9, false), (0.1, true)];
         assert!(roc_auc(&inverted).abs() < 1e-12);
+    }
+
+    #[test]
+    fn combined_threshold_counts_the_rules_false_positives() {
+        let row = |p: f64, rules: bool, label: Label| Scored {
+            label,
+            group: "g".into(),
+            lang: "en".into(),
+            family: "benign",
+            p,
+            rules,
+        };
+        // 200 benign rows: 1% allows 2 false positives; the rules make one.
+        let mut s: Vec<Scored> = (0..199).map(|i| row(f64::from(i) / 1000.0, false, Label::Benign)).collect();
+        s.push(row(0.0, true, Label::Benign));
+        let t = combined_threshold(&s, 0.01).unwrap_or(f64::NAN);
+        let fps = s.iter().filter(|x| x.rules || x.p >= t).count();
+        assert_eq!(fps, 2, "threshold {t}");
+        // 0.1% of 200 allows none, and the rules already make one.
+        assert_eq!(combined_threshold(&s, 0.001), None);
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use llm_security::classifier::{Example, Label, TrainConfig, train};
+use llm_security::classifier::{Example, Label, Model, TrainConfig, TrainingInput, train};
+use sha2::{Digest, Sha256};
 
 use crate::common::Format;
 use crate::dataset;
@@ -20,8 +21,13 @@ pub struct TrainArgs {
     #[arg(long = "data", required = true, value_name = "FILE")]
     pub data: Vec<PathBuf>,
     /// Where to write the model.
+    #[arg(long, value_name = "FILE", required_unless_present = "check", conflicts_with = "check")]
+    pub out: Option<PathBuf>,
+    /// Instead of writing a model, check that FILE was trained from exactly
+    /// these data files (same names and SHA-256, named when one differs)
+    /// and that retraining reproduces it byte for byte. Exit 1 when not.
     #[arg(long, value_name = "FILE")]
-    pub out: PathBuf,
+    pub check: Option<PathBuf>,
     /// Hash bits of the feature space (2^bits buckets).
     #[arg(long, default_value_t = TrainConfig::default().bits)]
     pub bits: u32,
@@ -51,30 +57,72 @@ impl TrainArgs {
     }
 }
 
+/// The name and SHA-256 of each training file, in the order given.
+pub fn training_inputs(paths: &[PathBuf]) -> anyhow::Result<Vec<TrainingInput>> {
+    paths
+        .iter()
+        .map(|p| {
+            let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let name = p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
+            Ok(TrainingInput { name, sha256: hex::encode(Sha256::digest(&bytes)) })
+        })
+        .collect()
+}
+
+/// Why a committed model does not match the data it would be retrained
+/// on, naming each file that was added, removed or changed; `None` when
+/// the recorded inputs are exactly `now`.
+pub fn input_mismatch(recorded: &[TrainingInput], now: &[TrainingInput]) -> Option<String> {
+    let mut problems = Vec::new();
+    for n in now {
+        match recorded.iter().find(|r| r.name == n.name) {
+            None => problems.push(format!("{} is not among the files the model was trained from", n.name)),
+            Some(r) if r.sha256 != n.sha256 => problems.push(format!(
+                "{} changed since the model was trained (recorded sha256 {}, now {})",
+                n.name, r.sha256, n.sha256
+            )),
+            Some(_) => {}
+        }
+    }
+    for r in recorded.iter().filter(|r| !now.iter().any(|n| n.name == r.name)) {
+        problems.push(format!("{} was a training file of the model but is not given now", r.name));
+    }
+    let order_differs = problems.is_empty() && recorded.iter().map(|r| &r.name).ne(now.iter().map(|n| &n.name));
+    if order_differs {
+        problems.push("the training files are given in another order than the model was trained from".to_owned());
+    }
+    (!problems.is_empty()).then(|| problems.join("; "))
+}
+
 pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    let inputs = training_inputs(&args.data)?;
+    if let Some(committed) = &args.check {
+        return check(committed, args, &inputs);
+    }
     let rows = dataset::load(&args.data)?;
     let examples: Vec<Example> = dataset::examples(&rows);
     let count = |l: Label| examples.iter().filter(|e| e.label == l).count();
     let started = Instant::now();
     let (model, report) = train(&examples, &args.config())?;
-    let bytes = model.to_bytes();
-    std::fs::write(&args.out, &bytes).with_context(|| format!("cannot write {}", args.out.display()))?;
-    let mut out = std::io::stdout().lock();
+    let bytes = model.with_training_inputs(inputs).to_bytes();
+    let out = args.out.as_ref().context("--out is required")?;
+    std::fs::write(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    let mut w = std::io::stdout().lock();
     match args.format {
         Format::Json => {
             let v = serde_json::json!({
-                "out": args.out.display().to_string(),
+                "out": out.display().to_string(),
                 "bytes": bytes.len(),
                 "seconds": started.elapsed().as_secs_f64(),
                 "rows": {"benign": count(Label::Benign), "injection": count(Label::Injection), "jailbreak": count(Label::Jailbreak)},
                 "config": args.config(),
                 "report": report,
             });
-            writeln!(out, "{v}")?;
+            writeln!(w, "{v}")?;
         }
         Format::Human => {
             writeln!(
-                out,
+                w,
                 "trained on {} rows (benign {}, injection {}, jailbreak {}) in {:.1} s",
                 report.rows,
                 count(Label::Benign),
@@ -83,7 +131,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
                 started.elapsed().as_secs_f64()
             )?;
             writeln!(
-                out,
+                w,
                 "out-of-source scores: {} folds of {} source groups{}, text temperature {:.3}, NLL {:.4} -> {:.4}",
                 report.folds,
                 report.groups,
@@ -93,16 +141,85 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
                 report.nll_calibrated
             )?;
             writeln!(
-                out,
+                w,
                 "threshold {:.4} on P(attack): out-of-source FPR {:.4}, recall {:.4} (target FPR {})",
                 report.threshold, report.calibration_fpr, report.calibration_recall, args.target_fpr
             )?;
-            writeln!(out, "combiner:")?;
-            for (name, w) in &report.combiner {
-                writeln!(out, "  {name:<28} {w:>8.3}")?;
+            writeln!(w, "combiner:")?;
+            for (name, weight) in &report.combiner {
+                writeln!(w, "  {name:<28} {weight:>8.3}")?;
             }
-            writeln!(out, "wrote {} ({} bytes)", args.out.display(), bytes.len())?;
+            writeln!(w, "wrote {} ({} bytes)", out.display(), bytes.len())?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `llmsec train --check`: the committed model's recorded inputs must be
+/// the given files, and retraining on them must reproduce it exactly.
+fn check(committed: &std::path::Path, args: &TrainArgs, inputs: &[TrainingInput]) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(committed).with_context(|| format!("cannot read {}", committed.display()))?;
+    let model = Model::from_bytes(&bytes)
+        .with_context(|| format!("{} is not a model this build reads", committed.display()))?;
+    if let Some(why) = input_mismatch(model.training_inputs(), inputs) {
+        eprintln!(
+            "{}: the training data differ from the data the model was built from: {why}. \
+             Retrain with `llmsec train` on the current data and commit the model (docs/CLI.md, \"train\").",
+            committed.display()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let rows = dataset::load(&args.data)?;
+    let (fresh, _) = train(&dataset::examples(&rows), &args.config())?;
+    if fresh.with_training_inputs(inputs.to_vec()).to_bytes() != bytes {
+        eprintln!(
+            "{}: the data match the recorded SHA-256s, but retraining gives a different model: \
+             the training code or rules changed since it was built. Retrain and commit it.",
+            committed.display()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    println!("{}: reproduced byte for byte from {} training files", committed.display(), inputs.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(name: &str, sha: &str) -> TrainingInput {
+        TrainingInput { name: name.into(), sha256: sha.into() }
+    }
+
+    #[test]
+    fn a_changed_added_or_missing_file_is_named() {
+        let recorded = [input("a.jsonl", "11"), input("b.jsonl", "22")];
+        assert_eq!(input_mismatch(&recorded, &recorded), None);
+        let changed = input_mismatch(&recorded, &[input("a.jsonl", "11"), input("b.jsonl", "33")]).unwrap_or_default();
+        assert!(changed.contains("b.jsonl changed") && changed.contains("22") && changed.contains("33"), "{changed}");
+        assert!(!changed.contains("a.jsonl"), "{changed}");
+        let added =
+            input_mismatch(&recorded, &[input("a.jsonl", "11"), input("b.jsonl", "22"), input("c.jsonl", "44")])
+                .unwrap_or_default();
+        assert!(added.contains("c.jsonl is not among"), "{added}");
+        let missing = input_mismatch(&recorded, &[input("a.jsonl", "11")]).unwrap_or_default();
+        assert!(missing.contains("b.jsonl was a training file"), "{missing}");
+        let reordered =
+            input_mismatch(&recorded, &[input("b.jsonl", "22"), input("a.jsonl", "11")]).unwrap_or_default();
+        assert!(reordered.contains("order"), "{reordered}");
+    }
+
+    #[test]
+    fn inputs_are_named_by_file_name_and_hashed() {
+        let dir = std::env::temp_dir().join(format!("llmsec-train-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let p = dir.join("rows.jsonl");
+        let _ = std::fs::write(&p, "abc");
+        let got = training_inputs(std::slice::from_ref(&p)).map_err(|e| e.to_string());
+        assert_eq!(
+            got,
+            Ok(vec![input("rows.jsonl", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")])
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

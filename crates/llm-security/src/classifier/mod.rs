@@ -34,8 +34,14 @@
 //! | 12 | text weight scale per class (f32 LE) |
 //! | 4·d | combiner weights (f32 LE, in [`DENSE_NAMES`] order) |
 //! | 4 | combiner bias (f32 LE) |
+//! | 4 | training input count `n` (u32 LE) |
+//! | n × (2 + len + 32) | per training file: name length (u16 LE), file name (UTF-8), SHA-256 of its bytes |
 //! | 2·3·2^b | text weights, i16 LE, bucket-major (`[bucket][class]`) |
 //! | 32 | SHA-256 of everything above |
+//!
+//! The training inputs let a build check that the committed model was
+//! made from the data it is about to retrain on (`llmsec train --check`):
+//! a changed file is named before any retraining is attempted.
 
 mod features;
 mod train;
@@ -47,15 +53,15 @@ use sha2::{Digest, Sha256};
 
 pub use self::features::{Feature, MAX_FEATURE_BYTES, SIGNAL_WEIGHT, add_signals, extract};
 pub use self::train::{
-    Example, Prepared, Rng, TrainConfig, TrainReport, mix, prepare, rules_engine, threshold_for_fpr, train,
-    train_prepared,
+    Example, Prepared, Rng, TrainConfig, TrainReport, group_folds, mix, prepare, rules_engine, threshold_for_fpr,
+    train, train_prepared,
 };
 use crate::error::Error;
 use crate::types::{Severity, Threat, ThreatType};
 
 const MAGIC: &[u8; 8] = b"LLMSECCL";
 /// The model format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const CLASSES: usize = 3;
 /// Inputs of the combiner: [`TEXT_INPUTS`] functions of the text log-odds,
 /// then [`RULE_FEATURES`] rule features.
@@ -140,6 +146,17 @@ impl Probabilities {
     }
 }
 
+/// One file a model was trained from: its name (no directory, so the
+/// record is the same wherever the data is checked out) and the SHA-256 of
+/// its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainingInput {
+    /// The file name, without its directory.
+    pub name: String,
+    /// SHA-256 of the file's bytes, lowercase hex.
+    pub sha256: String,
+}
+
 /// A trained classifier.
 #[derive(Clone, PartialEq)]
 pub struct Model {
@@ -153,6 +170,8 @@ pub struct Model {
     combiner_bias: f32,
     /// `[bucket][class]`, dequantized with `scale`.
     weights: Vec<i16>,
+    /// The files it was trained from, in the order given.
+    inputs: Vec<TrainingInput>,
 }
 
 impl std::fmt::Debug for Model {
@@ -165,6 +184,7 @@ impl std::fmt::Debug for Model {
             .field("bias", &self.bias)
             .field("combiner", &self.combiner)
             .field("combiner_bias", &self.combiner_bias)
+            .field("inputs", &self.inputs)
             .finish_non_exhaustive()
     }
 }
@@ -216,7 +236,19 @@ impl Model {
             combiner: combiner.weights,
             combiner_bias: combiner.bias,
             weights: q,
+            inputs: Vec::new(),
         }
+    }
+
+    /// The files the model was trained from (empty when training was given none).
+    pub fn training_inputs(&self) -> &[TrainingInput] {
+        &self.inputs
+    }
+
+    /// Records the files the model was trained from.
+    pub fn with_training_inputs(mut self, inputs: Vec<TrainingInput>) -> Model {
+        self.inputs = inputs;
+        self
     }
 
     /// Hash bits of the feature space.
@@ -304,6 +336,28 @@ impl Model {
         for v in floats.iter().chain(&self.bias).chain(&self.scale).chain(&self.combiner).chain(&tail) {
             b.extend_from_slice(&v.to_le_bytes());
         }
+        b.extend_from_slice(&(self.inputs.len() as u32).to_le_bytes());
+        for input in &self.inputs {
+            // Names longer than u16 are cut at a character boundary; file
+            // names never come close.
+            let mut name = &input.name[..];
+            while name.len() > usize::from(u16::MAX) {
+                let mut end = name.len() - 1;
+                while !name.is_char_boundary(end) {
+                    end -= 1;
+                }
+                name = &name[..end];
+            }
+            b.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            b.extend_from_slice(name.as_bytes());
+            let mut digest = [0u8; 32];
+            // A record made by `with_training_inputs` from a hex digest; an
+            // invalid one is stored as zeros and never matches a file.
+            if let Ok(d) = hex_digest(&input.sha256) {
+                digest = d;
+            }
+            b.extend_from_slice(&digest);
+        }
         for w in &self.weights {
             b.extend_from_slice(&w.to_le_bytes());
         }
@@ -347,9 +401,11 @@ impl Model {
                 "unsupported model shape: {bits} hash bits, {classes} classes, {dense} combiner inputs, flags {flags:#x}"
             )));
         }
+        let (inputs, weights_at) =
+            read_inputs(body, HEADER).ok_or_else(|| bad("model training-input table is truncated".into()))?;
         let n = (1usize << bits) * CLASSES;
-        if body.len() != HEADER + n * 2 {
-            return Err(bad(format!("model body is {} bytes, expected {}", body.len(), HEADER + n * 2)));
+        if body.len() != weights_at + n * 2 {
+            return Err(bad(format!("model body is {} bytes, expected {}", body.len(), weights_at + n * 2)));
         }
         let temperature = f32_at(28);
         let threshold = f32_at(32);
@@ -371,7 +427,7 @@ impl Model {
         if !combiner.iter().chain(&[combiner_bias]).chain(&bias).chain(&scale).all(|v| v.is_finite()) {
             return Err(bad("invalid model: a weight is not a finite number".into()));
         }
-        let weights = body[HEADER..].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+        let weights = body[weights_at..].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
         Ok(Model {
             bits,
             text_signals: flags & FLAG_TEXT_SIGNALS != 0,
@@ -382,8 +438,35 @@ impl Model {
             combiner,
             combiner_bias,
             weights,
+            inputs,
         })
     }
+}
+
+/// Reads the training-input table at `at`: the inputs and where the
+/// weights start, or `None` when the table runs past the body.
+fn read_inputs(body: &[u8], mut at: usize) -> Option<(Vec<TrainingInput>, usize)> {
+    let take = |at: &mut usize, n: usize| -> Option<&[u8]> {
+        let s = body.get(*at..*at + n)?;
+        *at += n;
+        Some(s)
+    };
+    let count = u32::from_le_bytes(take(&mut at, 4)?.try_into().ok()?) as usize;
+    let mut inputs = Vec::with_capacity(count.min(64));
+    for _ in 0..count {
+        let len = u16::from_le_bytes(take(&mut at, 2)?.try_into().ok()?) as usize;
+        let name = String::from_utf8_lossy(take(&mut at, len)?).into_owned();
+        let sha256 = hex::encode(take(&mut at, 32)?);
+        inputs.push(TrainingInput { name, sha256 });
+    }
+    Some((inputs, at))
+}
+
+/// Parses a lowercase or uppercase hex SHA-256.
+fn hex_digest(s: &str) -> Result<[u8; 32], hex::FromHexError> {
+    let mut d = [0u8; 32];
+    hex::decode_to_slice(s, &mut d)?;
+    Ok(d)
 }
 
 /// The text model's attack log-odds, `ln(P(inj) + P(jb)) − ln P(benign)`,
@@ -512,6 +595,25 @@ mod tests {
     }
 
     #[test]
+    fn training_inputs_round_trip_and_a_cut_table_is_an_error() {
+        let inputs = vec![
+            TrainingInput { name: "prompts-dev-benign.jsonl".into(), sha256: "ab".repeat(32) },
+            TrainingInput { name: "extra.jsonl".into(), sha256: "0f".repeat(32) },
+        ];
+        let m = tiny().with_training_inputs(inputs.clone());
+        let b = m.to_bytes();
+        let back = Model::from_bytes(&b).map_err(|e| e.to_string());
+        assert_eq!(back.as_ref().map(Model::training_inputs), Ok(&inputs[..]));
+        // A count that promises more inputs than the file holds.
+        let mut cut = b[..b.len() - 32].to_vec();
+        cut[HEADER..HEADER + 4].copy_from_slice(&1_000_000u32.to_le_bytes());
+        let digest = Sha256::digest(&cut);
+        cut.extend_from_slice(&digest);
+        let e = Model::from_bytes(&cut).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("truncated") || e.contains("expected"), "{e}");
+    }
+
+    #[test]
     fn corrupt_truncated_and_foreign_files_are_clear_errors() {
         let b = tiny().to_bytes();
         let mut flipped = b.clone();
@@ -525,12 +627,12 @@ mod tests {
         let e = Model::from_bytes(&zip).err();
         assert!(e.map(|e| e.to_string()).unwrap_or_default().contains("magic"));
         // A future version is refused by name.
-        let mut v3 = b[..b.len() - 32].to_vec();
-        v3[8] = 3;
-        let digest = Sha256::digest(&v3);
-        v3.extend_from_slice(&digest);
-        let e = Model::from_bytes(&v3).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(e.contains("version 3"), "{e}");
+        let mut next = b[..b.len() - 32].to_vec();
+        next[8] = 99;
+        let digest = Sha256::digest(&next);
+        next.extend_from_slice(&digest);
+        let e = Model::from_bytes(&next).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("version 99"), "{e}");
         // A non-finite combiner weight is refused even with a good checksum.
         let mut nan = b[..b.len() - 32].to_vec();
         let at = 36 + 8 * CLASSES;

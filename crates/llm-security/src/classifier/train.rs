@@ -302,6 +302,15 @@ fn folds(data: &[&Prepared], k: usize, seed: u64) -> (Vec<usize>, usize, bool) {
     (data.iter().map(|d| of_group.get(d.group.as_str()).copied().unwrap_or(0)).collect(), k, true)
 }
 
+/// The fold of every prepared example when whole source groups are dealt
+/// into `k` folds (largest first, to the fold with the fewest rows), as
+/// training does for its out-of-source scores; cross-validation uses the
+/// same dealing.
+pub fn group_folds(data: &[Prepared], k: usize) -> Vec<usize> {
+    let refs: Vec<&Prepared> = data.iter().collect();
+    folds(&refs, k, TrainConfig::default().seed).0
+}
+
 /// Rows per source group.
 fn group_sizes<'a>(data: &[&'a Prepared]) -> BTreeMap<&'a str, usize> {
     let mut sizes = BTreeMap::new();

@@ -1,6 +1,7 @@
 //! The built-in scanners, one file each, and the lists the engine runs.
 
 pub mod classifier;
+pub(crate) mod defensive;
 pub mod jailbreak;
 pub mod output;
 pub mod prompt_injection;
@@ -11,7 +12,8 @@ use crate::canary::CanaryIssuer;
 use crate::config::SecurityConfig;
 use crate::scanner::Scanner;
 
-/// The scanners `analyze_input` runs, in order.
+/// The scanners `analyze_input` runs, in order, before the learned layer
+/// (see [`learned_scanner`]).
 pub(crate) fn input_scanners(cfg: &SecurityConfig) -> Vec<Box<dyn Scanner>> {
     let mut v: Vec<Box<dyn Scanner>> = Vec::new();
     let families = cfg.threat_model.enabled_families();
@@ -24,15 +26,18 @@ pub(crate) fn input_scanners(cfg: &SecurityConfig) -> Vec<Box<dyn Scanner>> {
     if cfg.unicode_attack_detection {
         v.push(Box::new(unicode::UnicodeScanner::new("unicode")));
     }
+    v
+}
+
+/// The learned layer, run after every other input scanner (it reads their
+/// findings as features), or `None` when it is off.
+pub(crate) fn learned_scanner(cfg: &SecurityConfig) -> Option<Box<dyn Scanner>> {
     // The built-in model is checked by the crate's tests; a defect there
     // leaves the rules running rather than failing every engine build.
-    if cfg.classifier.enabled
-        && (cfg.prompt_injection_detection || cfg.jailbreak_detection)
-        && let Ok(model) = crate::classifier::Model::builtin()
-    {
-        v.push(Box::new(classifier::ClassifierScanner::new("classifier", model, cfg.classifier.threshold)));
-    }
-    v
+    let model = crate::classifier::Model::builtin().ok()?;
+    (cfg.classifier.enabled && (cfg.prompt_injection_detection || cfg.jailbreak_detection)).then(|| {
+        Box::new(classifier::ClassifierScanner::new("classifier", model, cfg.classifier.threshold)) as Box<dyn Scanner>
+    })
 }
 
 /// The scanners `validate_output` runs, in order.
