@@ -128,3 +128,20 @@ mod tests {
         assert!(e.as_deref().unwrap_or("").contains("/nonexistent/llmsec.toml"), "{e:?}");
     }
 }
+
+/// Parses `--text-features`: a comma-separated list of `ngrams` and
+/// `concepts` (at least one).
+pub fn parse_text_features(s: &str) -> Result<llm_security::classifier::TextFeatures, String> {
+    let mut f = llm_security::classifier::TextFeatures { ngrams: false, concepts: false };
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part {
+            "ngrams" => f.ngrams = true,
+            "concepts" => f.concepts = true,
+            other => return Err(format!("unknown text feature {other:?} (expected ngrams, concepts)")),
+        }
+    }
+    if !(f.ngrams || f.concepts) {
+        return Err("name at least one text feature: ngrams, concepts".into());
+    }
+    Ok(f)
+}

@@ -189,14 +189,13 @@ fn summary(scores: &[(f64, bool)]) -> Summary {
 
 /// Runs the cross-source evaluation on `data`; rows of `train_only` are
 /// added to every training fold and never scored.
-pub fn run(data: &[PathBuf], train_only: &[PathBuf], format: Format) -> anyhow::Result<ExitCode> {
+pub fn run(data: &[PathBuf], train_only: &[PathBuf], cfg: &TrainConfig, format: Format) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let rows = dataset::load(data)?;
     let extra = dataset::load(train_only)?;
-    let cfg = TrainConfig::default();
     // Featurized once; every fold refits on these.
-    let prepared = prepare(&dataset::examples(&rows), cfg.bits)?;
-    let prepared_extra = prepare(&dataset::examples(&extra), cfg.bits)?;
+    let prepared = prepare(&dataset::examples(&rows), cfg.bits, cfg.text_features)?;
+    let prepared_extra = prepare(&dataset::examples(&extra), cfg.bits, cfg.text_features)?;
     let fold = group_folds(&prepared, FOLDS);
     let folds = fold.iter().copied().max().map_or(0, |m| m + 1);
     let groups: std::collections::BTreeSet<&str> = prepared.iter().map(|p| p.group.as_str()).collect();
@@ -209,7 +208,7 @@ pub fn run(data: &[PathBuf], train_only: &[PathBuf], format: Format) -> anyhow::
             .map(|(p, _)| p)
             .chain(prepared_extra.iter())
             .collect();
-        let (model, _) = train_prepared(&train_rows, &cfg)?;
+        let (model, _) = train_prepared(&train_rows, cfg)?;
         for i in (0..rows.len()).filter(|&i| fold[i] == held) {
             scored[i] = Some(Scored {
                 label: rows[i].label,
@@ -231,7 +230,7 @@ pub fn run(data: &[PathBuf], train_only: &[PathBuf], format: Format) -> anyhow::
     Rng::new(0x5EED).shuffle(&mut idx);
     let cut = idx.len() * 4 / 5;
     let train_rows: Vec<&Prepared> = idx[..cut].iter().map(|&i| &prepared[i]).chain(prepared_extra.iter()).collect();
-    let (model, _) = train_prepared(&train_rows, &cfg)?;
+    let (model, _) = train_prepared(&train_rows, cfg)?;
     let random: Vec<(f64, bool)> = idx[cut..]
         .iter()
         .map(|&i| (model.predict_prepared(&prepared[i]).attack(), rows[i].label != Label::Benign))

@@ -94,6 +94,10 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE.jsonl", requires = "cross_source")]
     pub train_only: Vec<PathBuf>,
 
+    /// Text features of the classifier trained by --cross-source (`ngrams`, `concepts`).
+    #[arg(long, value_name = "LIST", default_value = "ngrams,concepts", value_parser = crate::common::parse_text_features, requires = "cross_source")]
+    pub text_features: llm_security::classifier::TextFeatures,
+
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -173,7 +177,11 @@ struct ExpectedSpan {
 /// Runs `llmsec eval`.
 pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     if args.cross_source {
-        return crate::crossval::run(&args.data, &args.train_only, args.format);
+        let cfg = llm_security::classifier::TrainConfig {
+            text_features: args.text_features,
+            ..llm_security::classifier::TrainConfig::default()
+        };
+        return crate::crossval::run(&args.data, &args.train_only, &cfg, args.format);
     }
     let engine = args.engine.build()?;
     // One call of each kind first, so one-time lazy set-up inside the engine
@@ -1247,6 +1255,7 @@ mod tests {
             evasion_seed: 0x5EED,
             cross_source: false,
             train_only: Vec::new(),
+            text_features: llm_security::classifier::TextFeatures::default(),
             engine: EngineArgs::default(),
         }
     }

@@ -37,6 +37,9 @@ pub struct TrainArgs {
     /// RNG seed (shuffling and the calibration split).
     #[arg(long, default_value_t = TrainConfig::default().seed)]
     pub seed: u64,
+    /// Text features of the text model: `ngrams`, `concepts`, or both.
+    #[arg(long, value_name = "LIST", default_value = "ngrams,concepts", value_parser = crate::common::parse_text_features)]
+    pub text_features: llm_security::classifier::TextFeatures,
     /// Benign false-positive rate the default threshold is chosen for.
     #[arg(long, default_value_t = TrainConfig::default().target_fpr)]
     pub target_fpr: f64,
@@ -52,6 +55,7 @@ impl TrainArgs {
             epochs: self.epochs,
             seed: self.seed,
             target_fpr: self.target_fpr,
+            text_features: self.text_features,
             ..TrainConfig::default()
         }
     }

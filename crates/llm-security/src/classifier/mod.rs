@@ -26,7 +26,7 @@
 //! | 4 | format version (u32 LE, currently 2) |
 //! | 4 | hash bits `b` (u32 LE): `2^b` buckets |
 //! | 4 | class count (u32 LE, 3) |
-//! | 4 | flags (u32 LE; bit 0: the text model reads the rule signals) |
+//! | 4 | flags (u32 LE; bit 0: the text model reads the rule signals; bit 1: it reads concept features; bit 2: it reads no n-grams) |
 //! | 4 | combiner input count `d` (u32 LE, [`DENSE`]) |
 //! | 4 | temperature of the text model (f32 LE) |
 //! | 4 | threshold on P(attack) (f32 LE) |
@@ -43,6 +43,7 @@
 //! made from the data it is about to retrain on (`llmsec train --check`):
 //! a changed file is named before any retraining is attempted.
 
+pub mod concepts;
 mod features;
 mod train;
 
@@ -51,7 +52,7 @@ use std::sync::LazyLock;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use self::features::{Feature, MAX_FEATURE_BYTES, SIGNAL_WEIGHT, add_signals, extract};
+pub use self::features::{Feature, MAX_FEATURE_BYTES, SIGNAL_WEIGHT, TextFeatures, add_signals, extract};
 pub use self::train::{
     Example, Prepared, Rng, TrainConfig, TrainReport, group_folds, mix, prepare, rules_engine, threshold_for_fpr,
     train, train_prepared,
@@ -74,6 +75,8 @@ pub const TEXT_INPUTS: usize = 4;
 pub const RULE_FEATURES: usize = 14;
 const HEADER: usize = 8 + 4 * 7 + 4 * CLASSES * 2 + 4 * DENSE + 4;
 const FLAG_TEXT_SIGNALS: u32 = 1;
+const FLAG_CONCEPTS: u32 = 2;
+const FLAG_NO_NGRAMS: u32 = 4;
 /// The text log-odds is clamped to this magnitude before the combiner.
 const LOG_ODDS_CLAMP: f32 = 12.0;
 
@@ -162,6 +165,7 @@ pub struct TrainingInput {
 pub struct Model {
     bits: u32,
     text_signals: bool,
+    text_features: TextFeatures,
     temperature: f32,
     threshold: f32,
     bias: [f32; CLASSES],
@@ -179,6 +183,7 @@ impl std::fmt::Debug for Model {
         f.debug_struct("Model")
             .field("bits", &self.bits)
             .field("text_signals", &self.text_signals)
+            .field("text_features", &self.text_features)
             .field("temperature", &self.temperature)
             .field("threshold", &self.threshold)
             .field("bias", &self.bias)
@@ -207,9 +212,11 @@ impl Model {
 
     /// Builds a model from float text weights (`[bucket][class]`),
     /// quantizing them to i16.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn from_weights(
         bits: u32,
         text_signals: bool,
+        text_features: TextFeatures,
         weights: &[f32],
         bias: [f32; CLASSES],
         temperature: f32,
@@ -229,6 +236,7 @@ impl Model {
         Model {
             bits,
             text_signals,
+            text_features,
             temperature,
             threshold,
             bias,
@@ -259,6 +267,11 @@ impl Model {
     /// Whether the text model reads one hashed feature per rule signal.
     pub fn text_signals(&self) -> bool {
         self.text_signals
+    }
+
+    /// The kinds of text features the text model reads.
+    pub fn text_features(&self) -> TextFeatures {
+        self.text_features
     }
 
     /// The temperature the text model's logits are divided by.
@@ -309,7 +322,7 @@ impl Model {
     /// ignored).
     pub fn predict(&self, normalized: &str, threats: &[Threat]) -> Probabilities {
         let mut feats = Vec::new();
-        extract(normalized, self.bits, &mut feats, &mut String::new());
+        extract(normalized, self.bits, self.text_features, &mut feats, &mut String::new());
         if self.text_signals {
             let s = signals(threats);
             add_signals(s.iter().map(String::as_str), self.bits, &mut feats);
@@ -327,7 +340,9 @@ impl Model {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(HEADER + self.weights.len() * 2 + 32);
         b.extend_from_slice(MAGIC);
-        let flags = if self.text_signals { FLAG_TEXT_SIGNALS } else { 0 };
+        let flags = u32::from(self.text_signals) * FLAG_TEXT_SIGNALS
+            | u32::from(self.text_features.concepts) * FLAG_CONCEPTS
+            | u32::from(!self.text_features.ngrams) * FLAG_NO_NGRAMS;
         for v in [FORMAT_VERSION, self.bits, CLASSES as u32, flags, DENSE as u32] {
             b.extend_from_slice(&v.to_le_bytes());
         }
@@ -396,7 +411,11 @@ impl Model {
         let classes = u32_at(16) as usize;
         let flags = u32_at(20);
         let dense = u32_at(24) as usize;
-        if !(8..=24).contains(&bits) || classes != CLASSES || dense != DENSE || flags & !FLAG_TEXT_SIGNALS != 0 {
+        if !(8..=24).contains(&bits)
+            || classes != CLASSES
+            || dense != DENSE
+            || flags & !(FLAG_TEXT_SIGNALS | FLAG_CONCEPTS | FLAG_NO_NGRAMS) != 0
+        {
             return Err(bad(format!(
                 "unsupported model shape: {bits} hash bits, {classes} classes, {dense} combiner inputs, flags {flags:#x}"
             )));
@@ -431,6 +450,7 @@ impl Model {
         Ok(Model {
             bits,
             text_signals: flags & FLAG_TEXT_SIGNALS != 0,
+            text_features: TextFeatures { ngrams: flags & FLAG_NO_NGRAMS == 0, concepts: flags & FLAG_CONCEPTS != 0 },
             temperature,
             threshold,
             bias,
@@ -584,7 +604,16 @@ mod tests {
         let mut c = [0f32; DENSE];
         c[0] = 1.0;
         c[TEXT_INPUTS + 1] = 2.0;
-        Model::from_weights(bits, true, &w, [0.1, -0.2, 0.05], 1.5, Combiner { weights: c, bias: -0.5 }, 0.7)
+        Model::from_weights(
+            bits,
+            true,
+            TextFeatures::default(),
+            &w,
+            [0.1, -0.2, 0.05],
+            1.5,
+            Combiner { weights: c, bias: -0.5 },
+            0.7,
+        )
     }
 
     #[test]

@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{
-    CLASSES, Combiner, DENSE, DENSE_NAMES, Feature, Label, Model, Probabilities, RULE_FEATURES, add_signals, combine,
-    dense, extract, rule_features, signals, softmax,
+    CLASSES, Combiner, DENSE, DENSE_NAMES, Feature, Label, Model, Probabilities, RULE_FEATURES, TextFeatures,
+    add_signals, combine, dense, extract, rule_features, signals, softmax,
 };
 use crate::error::Error;
 use crate::normalize::{NormalizeOptions, Normalized};
@@ -54,6 +54,8 @@ pub struct TrainConfig {
     pub folds: usize,
     /// Whether the text model also reads one hashed feature per rule signal.
     pub text_signals: bool,
+    /// The kinds of text features the text model reads.
+    pub text_features: TextFeatures,
     /// Rows are weighted by `(mean group size / group size)^group_balance`
     /// in the text model: 0 weighs every row alike, 1 every group alike.
     pub group_balance: f32,
@@ -73,6 +75,7 @@ impl Default for TrainConfig {
             seed: 0x11_5E_C0_DE,
             folds: 8,
             text_signals: true,
+            text_features: TextFeatures::default(),
             group_balance: 0.0,
             combiner_l2: 1.0,
             target_fpr: 0.01,
@@ -148,6 +151,7 @@ pub fn mix(mut z: u64) -> u64 {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prepared {
     bits: u32,
+    kinds: TextFeatures,
     text: Vec<Feature>,
     signals: Vec<Feature>,
     rules: [f32; RULE_FEATURES],
@@ -169,7 +173,7 @@ impl Prepared {
 
 /// Featurizes examples as the engine does at inference: the normalized
 /// text's n-grams, and what a rules-only engine finds in the raw text.
-pub fn prepare(examples: &[Example], bits: u32) -> Result<Vec<Prepared>, Error> {
+pub fn prepare(examples: &[Example], bits: u32, kinds: TextFeatures) -> Result<Vec<Prepared>, Error> {
     check_bits(bits)?;
     let opts = NormalizeOptions::default();
     let rules = rules_engine();
@@ -179,7 +183,7 @@ pub fn prepare(examples: &[Example], bits: u32) -> Result<Vec<Prepared>, Error> 
         .map(|e| {
             let n = Normalized::new(&e.text, &opts);
             let mut text = Vec::new();
-            extract(n.text(), bits, &mut text, &mut scratch);
+            extract(n.text(), bits, kinds, &mut text, &mut scratch);
             // One analysis gives the features and the rules' verdict; the
             // rules engine runs no classifier, so every threat is a rule's.
             let analysis = rules.analyze_input_sync(&e.text)?;
@@ -188,6 +192,7 @@ pub fn prepare(examples: &[Example], bits: u32) -> Result<Vec<Prepared>, Error> 
             add_signals(signals(threats).iter().map(String::as_str), bits, &mut sig);
             Ok(Prepared {
                 bits,
+                kinds,
                 text,
                 signals: sig,
                 rules: rule_features(threats),
@@ -441,17 +446,17 @@ fn check_bits(bits: u32) -> Result<(), Error> {
 
 /// Trains a model from examples (featurizes them, then [`train_prepared`]).
 pub fn train(examples: &[Example], cfg: &TrainConfig) -> Result<(Model, TrainReport), Error> {
-    let prepared = prepare(examples, cfg.bits)?;
+    let prepared = prepare(examples, cfg.bits, cfg.text_features)?;
     train_prepared(&prepared.iter().collect::<Vec<_>>(), cfg)
 }
 
 /// Trains a model from prepared examples (see the module docs).
 pub fn train_prepared(data: &[&Prepared], cfg: &TrainConfig) -> Result<(Model, TrainReport), Error> {
     check_bits(cfg.bits)?;
-    if let Some(d) = data.iter().find(|d| d.bits != cfg.bits) {
+    if let Some(d) = data.iter().find(|d| d.bits != cfg.bits || d.kinds != cfg.text_features) {
         return Err(Error::Config(format!(
-            "examples were prepared with {} hash bits, training uses {}",
-            d.bits, cfg.bits
+            "examples were prepared with {} hash bits and {:?}, training uses {} and {:?}",
+            d.bits, d.kinds, cfg.bits, cfg.text_features
         )));
     }
     for l in [Label::Benign, Label::Injection, Label::Jailbreak] {
@@ -510,7 +515,19 @@ pub fn train_prepared(data: &[&Prepared], cfg: &TrainConfig) -> Result<(Model, T
     };
     let all: Vec<usize> = (0..data.len()).collect();
     let (w, bias) = fit(data, &weights, &all, cfg);
-    Ok((Model::from_weights(cfg.bits, cfg.text_signals, &w, bias, temperature, combiner, threshold as f32), report))
+    Ok((
+        Model::from_weights(
+            cfg.bits,
+            cfg.text_signals,
+            cfg.text_features,
+            &w,
+            bias,
+            temperature,
+            combiner,
+            threshold as f32,
+        ),
+        report,
+    ))
 }
 
 #[cfg(test)]
@@ -565,7 +582,7 @@ mod tests {
 
     #[test]
     fn folds_keep_each_group_whole_and_balance_rows() {
-        let data = prepare(&toy(), 12).unwrap_or_else(|e| panic!("{e}"));
+        let data = prepare(&toy(), 12, TextFeatures::default()).unwrap_or_else(|e| panic!("{e}"));
         let refs: Vec<&Prepared> = data.iter().collect();
         let (fold, k, by_group) = folds(&refs, 4, 1);
         assert!(by_group && k == 4);

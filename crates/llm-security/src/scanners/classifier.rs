@@ -49,7 +49,7 @@ impl Scanner for ClassifierScanner {
             let (feats, lower) = &mut *s;
             let mut best = None;
             for view in cx.normalized.views() {
-                extract(view.text, self.model.bits(), feats, lower);
+                extract(view.text, self.model.bits(), self.model.text_features(), feats, lower);
                 add_signals(signals.iter().map(String::as_str), self.model.bits(), feats);
                 let p = self.model.predict_features(feats, &rules);
                 if best.as_ref().is_none_or(|(b, _, _): &(f64, _, _)| p.attack() > *b) {
