@@ -1,6 +1,7 @@
 //! The built-in scanners, one file each, and the lists the engine runs.
 
 pub mod classifier;
+pub mod intent;
 pub mod jailbreak;
 pub mod output;
 pub mod prompt_injection;
@@ -17,6 +18,7 @@ pub(crate) fn input_scanners(cfg: &SecurityConfig) -> Vec<Box<dyn Scanner>> {
     let families = cfg.threat_model.enabled_families();
     if cfg.prompt_injection_detection {
         v.push(Box::new(prompt_injection::scanner(&families)));
+        v.push(Box::new(intent::scanner(&families)));
     }
     if cfg.jailbreak_detection {
         v.push(Box::new(jailbreak::scanner(&families)));
