@@ -38,6 +38,8 @@ const QUESTION_GAP: u32 = 16;
 /// How far before a clause a defending phrase ("if the user asks",
 /// "confidential") makes it a quotation in a system prompt.
 const DEFENSE_REACH: usize = 300;
+/// Longest lexicon entry in bytes (checked when the grammar compiles).
+const MAX_ENTRY: usize = 128;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -298,6 +300,9 @@ impl IntentGrammar {
                     }
                     let m = Meaning { lang: li, family, slot, open_start, open_end };
                     for s in spellings(word) {
+                        if s.len() > MAX_ENTRY {
+                            return Err(err(&l.code, format!("entry {e:?} is longer than {MAX_ENTRY} bytes")));
+                        }
                         match table.get_mut(&s) {
                             Some(v) => v.push(m),
                             None => {
@@ -387,7 +392,7 @@ impl IntentGrammar {
             let lang = &self.langs[usize::from(a.lang)];
             for t in self.targets_near(hits, a, lang) {
                 if let Some(f) = self.grade(lower, hits, a, t, lang, family)
-                    && best.is_none_or(|b| f.score > b.score)
+                    && best.is_none_or(|b| (f.severity, f.score) > (b.severity, b.score))
                 {
                     best = Some(f);
                 }
@@ -437,7 +442,7 @@ impl IntentGrammar {
         let inner = hits[lo..].iter().take_while(|h| (h.start as usize) < gap_range.end);
         let breaks =
             |h: &Hit| (h.is_action() || (h.slot == Slot::Break && h.lang == a.lang)) && h.end as usize <= gap_range.end;
-        if inner.clone().any(|h| breaks(h)) {
+        if inner.clone().any(breaks) {
             return None;
         }
         // Guards: just before the action, in the same clause; in
@@ -449,9 +454,10 @@ impl IntentGrammar {
             t.end as usize
         };
         let guard_to = if a.start < t.start { a.start as usize } else { a.end as usize + 15 };
-        let lo = hits.partition_point(|h| (h.end as usize) < guard_from);
+        // Hits are sorted by start; no entry is longer than MAX_ENTRY bytes.
+        let lo = hits.partition_point(|h| (h.start as usize) + MAX_ENTRY < guard_from);
         for g in hits[lo..].iter().take_while(|h| (h.start as usize) <= guard_to) {
-            if g.slot != Slot::Guard || g.lang != a.lang {
+            if g.slot != Slot::Guard || g.lang != a.lang || (g.end as usize) < guard_from {
                 continue;
             }
             let (gs, ge) = (g.start as usize, g.end as usize);
@@ -541,20 +547,16 @@ impl IntentGrammar {
             severity = Severity::Low;
             confidence = 0.3;
         }
-        Some(Found {
-            score: score - if severity == Severity::Low { 10.0 } else { 0.0 },
-            start: cs,
-            end: ce,
-            lang: a.lang,
-            severity,
-            confidence,
-        })
+        Some(Found { score, start: cs, end: ce, lang: a.lang, severity, confidence })
     }
 }
 
-/// True when a meta word ("attack", "means") sits in the sentence of `cs..ce`.
+/// True when a meta word ("attack", "means") sits in the sentence of
+/// `cs..ce`, within [`DEFENSE_REACH`] bytes.
 fn sentence_has_meta(hits: &[Hit], lang: u8, lower: &str, cs: usize, ce: usize) -> bool {
-    hits.iter().filter(|h| h.slot == Slot::Meta && h.lang == lang).any(|h| {
+    let lo = hits.partition_point(|h| (h.start as usize) + DEFENSE_REACH < cs);
+    let near = hits[lo..].iter().take_while(|h| (h.start as usize) < ce + DEFENSE_REACH);
+    near.filter(|h| h.slot == Slot::Meta && h.lang == lang).any(|h| {
         let (s, e) = (h.start as usize, h.end as usize);
         if e <= cs {
             !has_sentence_end(&lower[e..cs])
