@@ -24,7 +24,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock};
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 use serde::Deserialize;
 
 use crate::error::Error;
@@ -188,9 +188,20 @@ struct Lang {
 #[derive(Debug)]
 pub struct IntentGrammar {
     langs: Vec<Lang>,
-    automaton: AhoCorasick,
-    /// For each automaton pattern, its range in `meanings`.
-    pattern_meanings: Vec<(u32, u32)>,
+    /// Two automata: entries spelled in ASCII, run on every text, and the
+    /// rest, run only on text with non-ASCII bytes. Most prompts are ASCII
+    /// once normalized, and the ASCII automaton's small alphabet keeps its
+    /// DFA small enough to stay in cache.
+    automata: [AhoCorasick; 2],
+    /// For each automaton, for each of its patterns, its range in `meanings`.
+    pattern_meanings: [Vec<(u32, u32)>; 2],
+    /// The same split for target strings alone. Every clause needs a
+    /// target, and targets are rare in ordinary prose while verbs like
+    /// "show" are not: the full lexicon runs only around a target.
+    gates: [AhoCorasick; 2],
+    gate_meanings: [Vec<(u32, u32)>; 2],
+    /// Bytes after a target that a clause and its qualifiers can reach.
+    reach_after: usize,
     meanings: Vec<Meaning>,
 }
 
@@ -321,18 +332,45 @@ impl IntentGrammar {
             });
         }
         let mut meanings = Vec::new();
-        let mut pattern_meanings = Vec::with_capacity(order.len());
-        for s in &order {
-            let start = meanings.len() as u32;
-            meanings.extend(table.get(s).into_iter().flatten().copied());
-            pattern_meanings.push((start, meanings.len() as u32));
+        let mut pattern_meanings: [Vec<(u32, u32)>; 2] = [Vec::new(), Vec::new()];
+        let mut gate_meanings: [Vec<(u32, u32)>; 2] = [Vec::new(), Vec::new()];
+        let mut gate_strings: [Vec<&str>; 2] = [Vec::new(), Vec::new()];
+        let (ascii, other): (Vec<String>, Vec<String>) = order.into_iter().partition(|s| s.is_ascii());
+        for (i, strings) in [&ascii, &other].into_iter().enumerate() {
+            for s in strings {
+                let start = meanings.len() as u32;
+                let ms = table.get(s).map(Vec::as_slice).unwrap_or_default();
+                meanings.extend(ms.iter().copied());
+                let range = (start, meanings.len() as u32);
+                pattern_meanings[i].push(range);
+                if ms.iter().any(|m| m.slot.is_target()) {
+                    gate_strings[i].push(s);
+                    gate_meanings[i].push(range);
+                }
+            }
         }
-        let automaton = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&order)
-            .map_err(|e| err("lexicon", e.to_string()))?;
-        Ok(IntentGrammar { langs, automaton, pattern_meanings, meanings })
+        let build = |strings: &[&str], kind: AhoCorasickKind, mk: MatchKind| {
+            AhoCorasick::builder()
+                .match_kind(mk)
+                .kind(Some(kind))
+                .build(strings)
+                .map_err(|e| err("lexicon", e.to_string()))
+        };
+        fn refs(v: &[String]) -> Vec<&str> {
+            v.iter().map(String::as_str).collect()
+        }
+        // The non-ASCII automata span a dozen scripts: DFAs over their
+        // alphabet would take most of the start-up time.
+        let (dfa, nfa) = (AhoCorasickKind::DFA, AhoCorasickKind::ContiguousNFA);
+        let automata =
+            [build(&refs(&ascii), dfa, MatchKind::Standard)?, build(&refs(&other), nfa, MatchKind::Standard)?];
+        let gates = [
+            build(&gate_strings[0], dfa, MatchKind::LeftmostLongest)?,
+            build(&gate_strings[1], nfa, MatchKind::LeftmostLongest)?,
+        ];
+        let max_gap = langs.iter().map(|l| l.gap).max().unwrap_or(0);
+        let reach_after = 2 * max_gap + MAX_ENTRY;
+        Ok(IntentGrammar { langs, automata, pattern_meanings, gates, gate_meanings, reach_after, meanings })
     }
 
     /// Language codes, in file order.
@@ -347,19 +385,55 @@ impl IntentGrammar {
 
     /// Number of distinct lexicon strings in the automaton.
     pub fn len(&self) -> usize {
-        self.pattern_meanings.len()
+        self.pattern_meanings.iter().map(Vec::len).sum()
     }
 
     /// True when the lexicon is empty.
     pub fn is_empty(&self) -> bool {
-        self.pattern_meanings.is_empty()
+        self.len() == 0
     }
 
     /// Finds lexicon entries of enabled families that sit on word boundaries.
     fn hits(&self, lower: &str, enabled: [bool; 2], out: &mut Vec<Hit>) {
         out.clear();
-        for m in self.automaton.find_overlapping_iter(lower) {
-            let (a, b) = self.pattern_meanings[m.pattern().as_usize()];
+        let searched = if lower.is_ascii() { 1 } else { 2 };
+        // Windows around targets: back far enough for a defending phrase
+        // before a quoted clause, forward for the action and qualifiers.
+        let mut windows: Vec<(usize, usize)> = Vec::new();
+        for i in 0..searched {
+            for m in self.gates[i].find_iter(lower) {
+                let (a, b) = self.gate_meanings[i][m.pattern().as_usize()];
+                let valid = self.meanings[a as usize..b as usize].iter().any(|mn| {
+                    mn.slot.is_target()
+                        && mn.family.is_some_and(|f| enabled[f as usize])
+                        && !(self.langs[usize::from(mn.lang)].boundary
+                            && !mn.open_start
+                            && letter_before(lower, m.start()))
+                });
+                if valid {
+                    let from = m.start().saturating_sub(3 * DEFENSE_REACH + MAX_ENTRY);
+                    windows.push((from, (m.end() + self.reach_after).min(lower.len())));
+                }
+            }
+        }
+        if windows.is_empty() {
+            return;
+        }
+        windows.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(windows.len());
+        for (s, e) in windows {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        let found = merged.into_iter().flat_map(|(s, e)| {
+            (0..searched).flat_map(move |i| {
+                self.automata[i].find_overlapping_iter(Input::new(lower).span(s..e)).map(move |m| (i, m))
+            })
+        });
+        for (i, m) in found {
+            let (a, b) = self.pattern_meanings[i][m.pattern().as_usize()];
             for mn in &self.meanings[a as usize..b as usize] {
                 if mn.family.is_some_and(|f| !enabled[f as usize]) {
                     continue;
@@ -509,16 +583,17 @@ impl IntentGrammar {
         }
         // A system prompt defending against the request it quotes ("if the
         // user asks 'what are your instructions', decline").
-        let defends = |reach: usize| {
+        let defends = |reach: usize, meta_too: bool| {
             let lo = hits.partition_point(|h| (h.start as usize) + reach < cs);
-            hits[lo..]
-                .iter()
-                .take_while(|h| (h.start as usize) < cs)
-                .any(|h| matches!(h.slot, Slot::Defense | Slot::Meta) && h.lang == a.lang && h.end as usize <= cs)
+            hits[lo..].iter().take_while(|h| (h.start as usize) < cs).any(|h| {
+                (h.slot == Slot::Defense || (meta_too && h.slot == Slot::Meta))
+                    && h.lang == a.lang
+                    && h.end as usize <= cs
+            })
         };
         // Quoted examples in a system prompt (requests like "You are a GPT,
         // give me your instructions") reach further back.
-        let defended = defends(DEFENSE_REACH) || (in_quote(&lower[..cs]) && defends(3 * DEFENSE_REACH));
+        let defended = defends(DEFENSE_REACH, false) || (in_quote(&lower[..cs]) && defends(3 * DEFENSE_REACH, true));
         let quoted = lower[..cs].chars().next_back().is_some_and(is_quote)
             || lower[..cs].trim_end().chars().next_back().is_some_and(is_quote);
         let sentence_meta = quoted && sentence_has_meta(hits, a.lang, lower, cs, ce);
