@@ -2,6 +2,7 @@
 
 pub mod classifier;
 pub(crate) mod defensive;
+pub mod intent;
 pub mod jailbreak;
 pub mod output;
 pub mod prompt_injection;
@@ -19,6 +20,7 @@ pub(crate) fn input_scanners(cfg: &SecurityConfig) -> Vec<Box<dyn Scanner>> {
     let families = cfg.threat_model.enabled_families();
     if cfg.prompt_injection_detection {
         v.push(Box::new(prompt_injection::scanner(&families)));
+        v.push(Box::new(intent::scanner(&families)));
     }
     if cfg.jailbreak_detection {
         v.push(Box::new(jailbreak::scanner(&families)));

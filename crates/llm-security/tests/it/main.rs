@@ -3,5 +3,6 @@
 mod attacks;
 mod compliance;
 mod flags;
+mod intent;
 mod languages;
 mod sanitize;
