@@ -5,3 +5,4 @@ mod compliance;
 mod flags;
 mod languages;
 mod sanitize;
+mod suffix_persuasion;
