@@ -86,12 +86,16 @@ enum Cue {
     Stakes,
     Authority,
     Emotional,
+    /// An answer word ("sure", "here is"): the affirmative-prefix regex
+    /// runs only where one is present.
+    Answer,
 }
 
 /// Phrase lexicons written for this scanner. A trailing `*` lets the phrase
 /// run on into a longer word (`bomb*`: bombs, bombing); without it the phrase
 /// must end a word.
 const LEXICON: &[(Cue, &[&str])] = &[
+    (Cue::Answer, &["sure", "absolutely", "certainly", "of course", "here is", "here are", "here's", "here’s"]),
     (
         Cue::Harmful,
         &[
@@ -457,8 +461,6 @@ struct Lexicon {
     meta: Vec<(Cue, bool)>,
     /// The affirmative-prefix demand.
     affirm: meta::Regex,
-    /// Answer words that must be present before `affirm` runs.
-    affirm_gate: AhoCorasick,
 }
 
 const AFFIRM: &str = r#"(?i)(?-u:\b)(begin|start|open|preface|commence|initiate)\w*(?-u:\b)[^.\n]{0,48}?(?-u:\b)(with|by (saying|writing|stating))(?-u:\b)[\s:"'`*“‘«(]{0,6}(sure|absolutely|certainly|of course|okay, here|ok, here|here (is|are)|here's|here’s)|(?-u:\b)(respond|reply|answer)\w*( only)? (with|by saying)[\s:"'`*“‘«(]{0,6}(sure|absolutely|certainly|of course)(?-u:\b)[,!.]?\s*(here|i (will|can)|i'll)|(?-u:\b)(response|reply|answer|output) (should|must|has to|will) (begin|start) with[\s:"'`*“‘«(]{0,6}(sure|absolutely|certainly|of course|here (is|are)|here's)"#;
@@ -479,22 +481,7 @@ static LEXICON_AC: LazyLock<Option<Lexicon>> = LazyLock::new(|| {
     let ac =
         AhoCorasick::builder().match_kind(MatchKind::Standard).kind(Some(AhoCorasickKind::DFA)).build(&phrases).ok()?;
     let affirm = meta::Regex::new(AFFIRM).ok()?;
-    let affirm_gate = AhoCorasick::builder()
-        .kind(Some(AhoCorasickKind::DFA))
-        .build([
-            "sure",
-            "absolutely",
-            "certainly",
-            "of course",
-            "here is",
-            "here are",
-            "here's",
-            "here’s",
-            "okay, here",
-            "ok, here",
-        ])
-        .ok()?;
-    Some(Lexicon { ac, meta, affirm, affirm_gate })
+    Some(Lexicon { ac, meta, affirm })
 });
 
 /// One cue found: where (bytes of the lowercased text) and which.
@@ -513,6 +500,7 @@ fn hits(lower: &str) -> Vec<Hit> {
     let Some(lex) = LEXICON_AC.as_ref() else { return Vec::new() };
     let bytes = lower.as_bytes();
     let mut out = Vec::new();
+    let mut answer = false;
     for m in lex.ac.find_overlapping_iter(lower) {
         let (cue, stem) = lex.meta[m.pattern().as_usize()];
         if m.start() > 0 && bytes.get(m.start() - 1).copied().is_some_and(is_word_byte) {
@@ -521,9 +509,13 @@ fn hits(lower: &str) -> Vec<Hit> {
         if !stem && bytes.get(m.end()).copied().is_some_and(is_word_byte) {
             continue;
         }
+        if cue == Cue::Answer {
+            answer = true;
+            continue;
+        }
         out.push(Hit { start: m.start(), end: m.end(), cue: Some(cue) });
     }
-    if lex.affirm_gate.is_match(lower) {
+    if answer {
         let mut at = 0;
         while let Some(m) = lex.affirm.search(&Input::new(lower).range(at..)) {
             out.push(Hit { start: m.start(), end: m.end(), cue: None });
@@ -550,6 +542,7 @@ fn count<'a>(hits: impl IntoIterator<Item = &'a Hit>) -> PersuasionSignals {
             Some(Cue::Stakes) => &mut s.personal_stakes,
             Some(Cue::Authority) => &mut s.authority,
             Some(Cue::Emotional) => &mut s.emotional,
+            Some(Cue::Answer) => continue,
         };
         *slot += 1;
     }

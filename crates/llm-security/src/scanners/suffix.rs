@@ -72,21 +72,50 @@ struct Token {
 }
 
 fn tokens(text: &str) -> Vec<Token> {
-    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(text.len() / 6);
     let mut start = None;
-    for (i, c) in text.char_indices() {
-        if c.is_whitespace() {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let (space, width) = if b < 0x80 {
+            (matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C), 1)
+        } else {
+            let c = text[i..].chars().next().unwrap_or(' ');
+            (c.is_whitespace(), c.len_utf8())
+        };
+        if space {
             if let Some(s) = start.take() {
                 out.push(token(text, s, i));
             }
         } else if start.is_none() {
             start = Some(i);
         }
+        i += width;
     }
     if let Some(s) = start {
         out.push(token(text, s, text.len()));
     }
     out
+}
+
+/// True for the common case, a plain ASCII word with at most a capital
+/// first letter, an inner apostrophe or hyphen and one or two closing
+/// punctuation marks: scored 0 without further work.
+fn plain_word(raw: &[u8]) -> bool {
+    let mut end = raw.len();
+    for _ in 0..2 {
+        if end > 1 && matches!(raw[end - 1], b'.' | b',' | b';' | b':' | b'!' | b'?') {
+            end -= 1;
+        }
+    }
+    let w = &raw[..end];
+    match w.split_first() {
+        Some((first, rest)) => {
+            (first.is_ascii_alphabetic()) && rest.iter().all(|&b| b.is_ascii_lowercase() || b == b'\'' || b == b'-')
+        }
+        None => false,
+    }
 }
 
 const LEAD: &[char] = &['"', '\'', '“', '‘', '«', '(', '*', '_', '#', '$', '@', '¿', '¡'];
@@ -122,6 +151,9 @@ fn token(text: &str, start: usize, end: usize) -> Token {
 
 /// The fragment score of one token from its characters alone.
 fn shape(raw: &str) -> (Kind, f32) {
+    if plain_word(raw.as_bytes()) {
+        return (Kind::Word, 0.0);
+    }
     let core = trim(raw);
     let (mut ascii_letters, mut latin_other, mut other_alpha, mut cjk, mut digits) = (0, 0, 0, 0, 0);
     let (mut strong, mut weak, mut escapes) = (0u32, 0u32, 0u32);
@@ -528,16 +560,23 @@ pub(crate) fn find(text: &str) -> Option<Finding> {
         return None;
     }
     let mut found: Option<Finding> = None;
+    // Prefix sums of the shape scores, to skip windows cheaply.
+    let mut prefix = Vec::with_capacity(n + 1);
+    prefix.push(0.0f32);
+    for t in &toks {
+        prefix.push(prefix[prefix.len() - 1] + t.score);
+    }
+    let mut scores = Scores { text, toks: &toks, cache: vec![f32::NAN; n] };
     let mut i = 0;
     // Runs: maximal stretches where the window mean (with vocabulary
     // look-ups) stays high.
-    let scores: Vec<f32> = toks.iter().map(|t| t.score + oov(text, t)).collect();
     while i < n {
         let end = (i + w).min(n);
-        let s: f32 = scores[i..end].iter().sum();
         let at_end = end == n;
         let bar = if at_end { CANDIDATE_SUM * 0.75 } else { CANDIDATE_SUM };
-        if s < bar {
+        // Out-of-vocabulary words add at most a third to a window: skip the
+        // look-ups where shapes alone are far below the bar.
+        if prefix[end] - prefix[i] < bar * 0.5 || scores.sum(i, end) < bar {
             i += 1;
             continue;
         }
@@ -545,8 +584,7 @@ pub(crate) fn find(text: &str) -> Option<Finding> {
         let mut run_end = end;
         while run_end < n {
             let from = run_end + 1 - w.min(run_end + 1);
-            let s: f32 = scores[from..=run_end].iter().sum();
-            if s < bar * 0.8 {
+            if scores.sum(from, run_end + 1) < bar * 0.8 {
                 break;
             }
             run_end += 1;
@@ -562,7 +600,7 @@ pub(crate) fn find(text: &str) -> Option<Finding> {
             b -= 1;
         }
         if b > a
-            && let Some(f) = judge(text, &toks, &scores, a, b)
+            && let Some(f) = judge(text, &toks, &mut scores, a, b)
             && found.is_none_or(|g| f.score > g.score)
         {
             found = Some(f);
@@ -572,14 +610,36 @@ pub(crate) fn find(text: &str) -> Option<Finding> {
     found
 }
 
+/// Fragment scores with the out-of-vocabulary part computed on first use.
+struct Scores<'a> {
+    text: &'a str,
+    toks: &'a [Token],
+    cache: Vec<f32>,
+}
+
+impl Scores<'_> {
+    fn get(&mut self, i: usize) -> f32 {
+        if self.cache[i].is_nan() {
+            let t = &self.toks[i];
+            self.cache[i] = t.score + oov(self.text, t);
+        }
+        self.cache[i]
+    }
+
+    fn sum(&mut self, from: usize, to: usize) -> f32 {
+        (from..to).map(|i| self.get(i)).sum()
+    }
+}
+
 /// Scores the run `toks[a..b]` against its surroundings.
-fn judge(text: &str, toks: &[Token], scores: &[f32], a: usize, b: usize) -> Option<Finding> {
+fn judge(text: &str, toks: &[Token], scores: &mut Scores<'_>, a: usize, b: usize) -> Option<Finding> {
     let len = b - a;
-    let odd = scores[a..b].iter().filter(|&&s| s >= 0.45).count();
+    let run: Vec<f32> = (a..b).map(|i| scores.get(i)).collect();
+    let odd = run.iter().filter(|&&s| s >= 0.45).count();
     if odd < 2 {
         return None;
     }
-    let mean: f32 = scores[a..b].iter().sum::<f32>() / len as f32;
+    let mean: f32 = run.iter().sum::<f32>() / len as f32;
     let benign = toks[a..b].iter().filter(|t| t.kind == Kind::Benign).count();
     // Strength of the run: density, number of fragment tokens, length.
     // Many fragment tokens are evidence however many words sit between them.
@@ -609,9 +669,9 @@ fn judge(text: &str, toks: &[Token], scores: &[f32], a: usize, b: usize) -> Opti
     let harmful = super::persuasion::has_harmful_topic(&lower);
     // At the end: what follows is at most a few clean words, or more
     // fragments than prose.
-    let tail = &scores[b..];
-    let tail_clean = tail.iter().filter(|&&s| s < 0.12).count();
-    let at_end = tail_clean <= 3 || tail_clean * 10 < tail.len() * 7;
+    let tail_len = toks.len() - b;
+    let tail_clean = (b..toks.len()).filter(|&i| scores.get(i) < 0.12).count();
+    let at_end = tail_clean <= 3 || tail_clean * 10 < tail_len * 7;
     let mut score = strength * (0.55 + 0.25 * fluent);
     if text[..toks[a].start].trim_end().ends_with(':') {
         // Data introduced by a colon ("file content: …", "input:"): an
