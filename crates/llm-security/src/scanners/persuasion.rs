@@ -525,6 +525,7 @@ fn hits(lower: &str) -> Vec<Hit> {
             }
         }
     }
+    out.sort_by_key(|h| (h.start, h.end));
     out
 }
 
@@ -594,16 +595,21 @@ fn combine(s: &PersuasionSignals) -> f64 {
 /// The best-scoring neighbourhood of cues: its score, its signals and the
 /// byte range of its cues (in `lower`).
 fn assess(found: &[Hit]) -> Option<(f64, PersuasionSignals, usize, usize)> {
+    // `found` is sorted by start (see `hits`): each anchor's neighbourhood is
+    // a slice found by binary search, so a long text full of cues stays
+    // linear-logarithmic.
     let mut best: Option<(f64, PersuasionSignals, usize, usize)> = None;
     for anchor in found.iter().filter(|h| matches!(h.cue, None | Some(Cue::Harmful))) {
         let lo = anchor.start.saturating_sub(LOCAL);
         let hi = anchor.end + LOCAL;
-        let near: Vec<&Hit> = found.iter().filter(|h| h.start >= lo && h.end <= hi).collect();
-        let local = count(near.iter().copied());
+        let from = found.partition_point(|h| h.start < lo);
+        let to = found.partition_point(|h| h.start <= hi);
+        let near = found[from..to].iter().filter(|h| h.end <= hi);
+        let local = count(near.clone());
         let score = combine(&local);
         if best.as_ref().is_none_or(|b| score > b.0) {
-            let start = near.iter().map(|h| h.start).min().unwrap_or(anchor.start);
-            let end = near.iter().map(|h| h.end).max().unwrap_or(anchor.end);
+            let start = near.clone().map(|h| h.start).min().unwrap_or(anchor.start);
+            let end = near.map(|h| h.end).max().unwrap_or(anchor.end);
             best = Some((score, local, start, end));
         }
     }
