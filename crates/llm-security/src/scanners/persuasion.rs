@@ -720,20 +720,19 @@ fn quote(s: &str) -> String {
     q
 }
 
-/// The span of a text in the original, used by tests.
-#[cfg(test)]
-fn spans_of(text: &str) -> Vec<crate::types::Span> {
-    use crate::normalize::{NormalizeOptions, Normalized};
-    let n = Normalized::new(text, &NormalizeOptions::default());
-    let cx = ScanContext { normalized: &n, output: None };
-    let mut out = Vec::new();
-    PersuasionScanner::new("persuasion", &JailbreakThreat::default()).scan(&cx, &mut out);
-    out.iter().map(|t| t.span).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The spans the scanner reports for `text`.
+    fn spans_of(text: &str) -> Vec<crate::types::Span> {
+        use crate::normalize::{NormalizeOptions, Normalized};
+        let n = Normalized::new(text, &NormalizeOptions::default());
+        let cx = ScanContext { normalized: &n, output: None };
+        let mut out = Vec::new();
+        PersuasionScanner::new("persuasion", &JailbreakThreat::default()).scan(&cx, &mut out);
+        out.iter().map(|t| t.span).collect()
+    }
 
     fn score(text: &str) -> f32 {
         persuasion_score(text)

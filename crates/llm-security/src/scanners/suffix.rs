@@ -22,7 +22,9 @@
 //!    behind a harmful topic or at the very end of the text.
 //!
 //! Hand-written rather than a library: no crate scores token shape, and the
-//! letter model is 20 KiB of counts built from the crate's own vocabulary.
+//! letter model is a 27³ table of counts (40 KiB) built, deterministically,
+//! on first use from the crate's vocabulary (`normalize/words.txt`) and a
+//! paragraph of prose written for it, so nothing is downloaded or stored.
 
 use std::sync::LazyLock;
 
@@ -329,7 +331,7 @@ fn humps(core: &str) -> usize {
 
 /// Letter-trigram model of English, built on first use from the crate's
 /// vocabulary and a paragraph written for it. Counts, not probabilities:
-/// 27³ cells of `u16`.
+/// 27³ cells of `u16` (letters a–z and a word boundary).
 struct Trigrams {
     counts: Vec<u16>,
     /// Per bigram context, the total.
@@ -599,6 +601,11 @@ pub(crate) fn find(text: &str) -> Option<Finding> {
         while b > a && toks[b - 1].score < 0.3 {
             b -= 1;
         }
+        // Fragments a few words further on belong to the same suffix.
+        while let Some(j) = (b..(b + 6).min(n)).rev().find(|&j| toks[j].score >= 0.45) {
+            b = j + 1;
+        }
+        let run_end = run_end.max(b);
         if b > a
             && let Some(f) = judge(text, &toks, &mut scores, a, b)
             && found.is_none_or(|g| f.score > g.score)
