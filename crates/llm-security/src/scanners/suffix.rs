@@ -538,6 +538,24 @@ fn code_likeness(lines: &str, run: &str) -> f32 {
 
 /// Finds the strongest suffix in `text`.
 pub(crate) fn find(text: &str) -> Option<Finding> {
+    // Only the end of a long text is read: an optimised suffix works as a
+    // suffix, and text written after it undoes the optimisation. This keeps
+    // the cost of a 32 KiB prompt at that of 8 KiB.
+    if text.len() > TAIL_BYTES {
+        let mut cut = text.len() - TAIL_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut += 1;
+        }
+        let cut = text[cut..].find(char::is_whitespace).map_or(cut, |p| cut + p);
+        return find_in(&text[cut..]).map(|f| Finding { span: Span::new(f.span.start + cut, f.span.end + cut), ..f });
+    }
+    find_in(text)
+}
+
+/// Bytes at the end of a text the suffix detector reads.
+const TAIL_BYTES: usize = 8 * 1024;
+
+fn find_in(text: &str) -> Option<Finding> {
     if text.len() < 24 {
         return None;
     }
@@ -843,6 +861,13 @@ mod tests {
     #[test]
     fn letter_model_prefers_words() {
         assert!(word_likeness(b"thinking") > word_likeness(b"xqzvkj"));
+    }
+
+    #[test]
+    fn a_suffix_at_the_end_of_a_long_text_is_found_with_its_span() {
+        let text = format!("{}{}", "Plain words about gardens and weather. ".repeat(400), ATTACKS[0].1);
+        let f = find(&text).unwrap_or(Finding { score: 0.0, span: Span::default() });
+        assert!(f.score >= REPORT && f.span.slice(&text).contains("oppositeley"), "{f:?}");
     }
 
     #[test]
