@@ -122,6 +122,11 @@ flags! {
         social_appeals => with_social_appeals,
         /// Poems, songs and stories used as a wrapper.
         creative_appeals => with_creative_appeals,
+        /// Optimised suffixes of word fragments and brackets (GCG, random search).
+        adversarial_suffix => with_adversarial_suffix,
+        /// A harmful request wrapped in role-play, urgency, stakes or an
+        /// affirmative-prefix demand (PAIR, TAP, persuasive paraphrase).
+        persuasion => with_persuasion,
     }
 }
 

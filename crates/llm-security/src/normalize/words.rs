@@ -48,6 +48,11 @@ pub(crate) fn is_word(w: &[u8]) -> bool {
     v.words.binary_search_by(|probe| cmp_ignore_case(probe.as_bytes(), w)).is_ok()
 }
 
+/// Every vocabulary word, sorted and lowercase.
+pub(crate) fn all() -> &'static [&'static str] {
+    &VOCABULARY.words
+}
+
 /// True when `w` starts some vocabulary word (`apolog` of `apologize`).
 #[cfg(test)]
 pub(crate) fn is_prefix(w: &[u8]) -> bool {

@@ -5,8 +5,10 @@ pub(crate) mod defensive;
 pub mod intent;
 pub mod jailbreak;
 pub mod output;
+pub mod persuasion;
 pub mod prompt_injection;
 pub mod rules;
+pub mod suffix;
 pub mod unicode;
 
 use crate::canary::CanaryIssuer;
@@ -24,6 +26,13 @@ pub(crate) fn input_scanners(cfg: &SecurityConfig) -> Vec<Box<dyn Scanner>> {
     }
     if cfg.jailbreak_detection {
         v.push(Box::new(jailbreak::scanner(&families)));
+        let jb = &cfg.threat_model.jailbreak;
+        if jb.adversarial_suffix {
+            v.push(Box::new(suffix::SuffixScanner::new("adversarial_suffix")));
+        }
+        if jb.persuasion {
+            v.push(Box::new(persuasion::PersuasionScanner::new("persuasion", jb)));
+        }
     }
     if cfg.unicode_attack_detection {
         v.push(Box::new(unicode::UnicodeScanner::new("unicode")));

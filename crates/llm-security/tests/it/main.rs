@@ -6,3 +6,4 @@ mod flags;
 mod intent;
 mod languages;
 mod sanitize;
+mod suffix_persuasion;
