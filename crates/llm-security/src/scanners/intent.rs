@@ -645,7 +645,7 @@ fn sentence_has_meta(hits: &[Hit], lang: u8, lower: &str, cs: usize, ce: usize) 
 
 /// True when `before` (the text up to a clause) ends inside a quotation
 /// opened on the same line, within 120 bytes.
-fn in_quote(before: &str) -> bool {
+pub(crate) fn in_quote(before: &str) -> bool {
     let mut from = before.len().saturating_sub(120);
     while !before.is_char_boundary(from) {
         from += 1;
@@ -657,7 +657,7 @@ fn in_quote(before: &str) -> bool {
     straight % 2 == 1 || open > close
 }
 
-fn is_quote(c: char) -> bool {
+pub(crate) fn is_quote(c: char) -> bool {
     matches!(
         c,
         '"' | '\''
