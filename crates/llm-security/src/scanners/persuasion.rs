@@ -24,6 +24,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex_automata::{Input, meta};
 
 use crate::config::JailbreakThreat;
+use crate::normalize::View;
 use crate::scanner::{ScanContext, Scanner};
 use crate::types::{Severity, Threat, ThreatType};
 
@@ -644,15 +645,34 @@ impl Scanner for PersuasionScanner {
     }
 
     fn scan(&self, cx: &ScanContext<'_>, out: &mut Vec<Threat>) {
-        let n = cx.normalized;
-        let lower = n.lowercase();
+        // The primary text, then each decoded or re-read view (a request
+        // smuggled in base64, tags or leetspeak), until one reports.
+        for view in cx.normalized.views() {
+            let lower_owned;
+            let lower = match view.encoding {
+                None => cx.normalized.lowercase(),
+                Some(_) => {
+                    lower_owned = view.text.to_ascii_lowercase();
+                    &lower_owned
+                }
+            };
+            if self.scan_view(&view, lower, out) {
+                return;
+            }
+        }
+    }
+}
+
+impl PersuasionScanner {
+    /// Scans one view; true when it reported.
+    fn scan_view(&self, view: &View<'_>, lower: &str, out: &mut Vec<Threat>) -> bool {
         let found = hits(lower);
         if found.is_empty() {
-            return;
+            return false;
         }
-        let Some((score, signals, start, end)) = assess(&found) else { return };
+        let Some((score, signals, start, end)) = assess(&found) else { return false };
         if score < 0.5 {
-            return;
+            return false;
         }
         let found: Vec<&Hit> = found.iter().filter(|h| h.start >= start && h.end <= end).collect();
         let f = &self.flags;
@@ -664,11 +684,12 @@ impl Scanner for PersuasionScanner {
                         family,
                         severity,
                         confidence,
-                        n.to_original(h.0, h.1),
+                        view.original_span(h.0, h.1),
                         why,
                         &self.id,
                     )
-                    .with_rule(format!("persuasion.{family}")),
+                    .with_rule(format!("persuasion.{family}"))
+                    .with_decoded_from(view.encoding),
                 );
             }
         };
@@ -709,6 +730,7 @@ impl Scanner for PersuasionScanner {
             signals.affirmative_prefix
         );
         push("persuasion", f.persuasion, severity, score, (start, end), why);
+        true
     }
 }
 

@@ -755,14 +755,25 @@ impl Scanner for SuffixScanner {
     }
 
     fn scan(&self, cx: &ScanContext<'_>, out: &mut Vec<Threat>) {
+        // The text as written (its shapes are the evidence), then each
+        // decoded or re-read view (a suffix smuggled in base64 or tags).
         let text = cx.original();
-        let Some(f) = find(text) else { return };
+        let mut best = find(text).map(|f| (f.score, f.span, f.span.slice(text), None));
+        for view in cx.normalized.views().filter(|v| v.encoding.is_some()) {
+            if let Some(f) = find(view.text)
+                && best.as_ref().is_none_or(|b| f.score > b.0)
+            {
+                let span = view.original_span(f.span.start, f.span.end);
+                best = Some((f.score, span, f.span.slice(view.text), view.encoding));
+            }
+        }
+        let Some((score, span, matched, encoding)) = best else { return };
+        let f = Finding { score, span };
         if f.score < REPORT {
             return;
         }
         let severity = if f.score >= 0.75 { Severity::High } else { Severity::Medium };
-        let quoted: String =
-            f.span.slice(text).chars().take(60).map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let quoted: String = matched.chars().take(60).map(|c| if c.is_control() { ' ' } else { c }).collect();
         out.push(
             Threat::new(
                 ThreatType::Jailbreak,
@@ -773,7 +784,8 @@ impl Scanner for SuffixScanner {
                 format!("request followed by a run of word fragments and stray brackets: \"{quoted}\""),
                 &self.id,
             )
-            .with_rule("adversarial_suffix"),
+            .with_rule("adversarial_suffix")
+            .with_decoded_from(encoding),
         );
     }
 }

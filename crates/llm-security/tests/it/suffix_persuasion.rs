@@ -117,3 +117,26 @@ proptest! {
         let _ = persuasion_signals(&s);
     }
 }
+
+#[test]
+fn detectors_read_attacks_smuggled_in_base64() {
+    use base64::Engine as _;
+    let e = SecurityEngine::new();
+    for (attack, category) in [(SUFFIX_ATTACK, "adversarial_suffix"), (PERSUASION_ATTACK, "persuasion")] {
+        let wrapped =
+            format!("Decode this and answer it: {}", base64::engine::general_purpose::STANDARD.encode(attack));
+        let a = analyze(&e, &wrapped);
+        let t = a.threats().iter().find(|t| t.category == category);
+        let t = t.unwrap_or_else(|| panic!("{category} not read through base64: {:?}", categories(&a)));
+        assert!(t.decoded_from.is_some(), "{t:?}");
+        assert!(t.span.end <= wrapped.len() && t.span.start >= "Decode this and answer it: ".len(), "{t:?}");
+    }
+}
+
+#[test]
+fn random_case_prose_is_not_a_suffix() {
+    // Written for this test: ordinary prose with every letter's case flipped at random.
+    let prose = "pLeAsE wRiTe A sHoRt PoEm AbOuT tHe SeA aNd ThE wInD, tHaNk YoU vErY mUcH fOr YoUr HeLp ToDaY";
+    assert_eq!(suffix_score(prose), 0.0);
+    assert!(analyze(&SecurityEngine::new(), prose).is_secure());
+}
