@@ -360,6 +360,8 @@ pub struct SecurityConfig {
     pub policy: PolicyConfig,
     /// Sanitizer settings.
     pub sanitize: SanitizeConfig,
+    /// The operating point of `analyze_context` (untrusted content).
+    pub context: crate::context::ContextConfig,
 }
 
 impl Default for SecurityConfig {
@@ -375,6 +377,7 @@ impl Default for SecurityConfig {
             output: OutputValidationConfig::default(),
             policy: PolicyConfig::default(),
             sanitize: SanitizeConfig::default(),
+            context: crate::context::ContextConfig::default(),
         }
     }
 }
@@ -493,6 +496,7 @@ impl SecurityConfig {
         if !(0.0..=1.0).contains(&t) || t.is_nan() {
             return Err(Error::Config(format!("output.leak_overlap_threshold must be in [0, 1], got {t}")));
         }
+        self.context.validate()?;
         self.policy.validate()
     }
 }

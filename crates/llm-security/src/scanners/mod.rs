@@ -1,6 +1,7 @@
 //! The built-in scanners, one file each, and the lists the engine runs.
 
 pub mod classifier;
+pub mod indirect;
 pub mod jailbreak;
 pub mod output;
 pub mod prompt_injection;
@@ -17,6 +18,10 @@ pub(crate) fn input_scanners(cfg: &SecurityConfig) -> Vec<Box<dyn Scanner>> {
     let families = cfg.threat_model.enabled_families();
     if cfg.prompt_injection_detection {
         v.push(Box::new(prompt_injection::scanner(&families)));
+        let indirect = indirect::scanner(&families, indirect::Mode::Prompt);
+        if !indirect.is_idle() {
+            v.push(Box::new(indirect));
+        }
     }
     if cfg.jailbreak_detection {
         v.push(Box::new(jailbreak::scanner(&families)));
@@ -31,6 +36,24 @@ pub(crate) fn input_scanners(cfg: &SecurityConfig) -> Vec<Box<dyn Scanner>> {
         && let Ok(model) = crate::classifier::Model::builtin()
     {
         v.push(Box::new(classifier::ClassifierScanner::new("classifier", model, cfg.classifier.threshold)));
+    }
+    v
+}
+
+/// The scanners `analyze_context` runs, in order: injection rules, the
+/// indirect scanner at its content setting, Unicode.
+pub(crate) fn context_scanners(cfg: &SecurityConfig) -> Vec<Box<dyn Scanner>> {
+    let mut v: Vec<Box<dyn Scanner>> = Vec::new();
+    let families = cfg.threat_model.enabled_families();
+    if cfg.prompt_injection_detection {
+        v.push(Box::new(prompt_injection::scanner(&families)));
+        let indirect = indirect::scanner(&families, indirect::Mode::Content);
+        if !indirect.is_idle() {
+            v.push(Box::new(indirect));
+        }
+    }
+    if cfg.unicode_attack_detection {
+        v.push(Box::new(unicode::UnicodeScanner::new("unicode")));
     }
     v
 }
