@@ -13,6 +13,7 @@ use crate::policy::PolicyConfig;
 use crate::sanitize::{Sanitized, sanitize};
 use crate::scanner::{OutputContext, ScanContext, Scanner, dedup};
 use crate::scanners;
+use crate::scanners::indirect::Provenance;
 use crate::types::{Analysis, ScannerTiming, Stage, Verdict, noisy_or};
 
 /// The security engine. Patterns are compiled once when it is built; clones
@@ -44,7 +45,8 @@ struct Inner {
     config: SecurityConfig,
     normalize: NormalizeOptions,
     input: Vec<Box<dyn Scanner>>,
-    context: Vec<Box<dyn Scanner>>,
+    /// Per provenance: code, the user's own material, foreign material.
+    context: [Vec<Box<dyn Scanner>>; 3],
     output: Vec<Box<dyn Scanner>>,
     policy: PolicyConfig,
     canary: CanaryIssuer,
@@ -82,7 +84,8 @@ impl SecurityEngine {
     fn build(config: SecurityConfig) -> SecurityEngine {
         let canary = CanaryIssuer::new(config.output.canary_secret.as_deref());
         let input = scanners::input_scanners(&config);
-        let context = scanners::context_scanners(&config);
+        let context =
+            [Provenance::Code, Provenance::Own, Provenance::Foreign].map(|p| scanners::context_scanners(&config, p));
         let output = scanners::output_scanners(&config, &canary);
         SecurityEngine {
             inner: Arc::new(Inner {
@@ -109,7 +112,7 @@ impl SecurityEngine {
 
     /// Analyses a prompt: injection, jailbreak and Unicode attacks.
     pub fn analyze_input_sync(&self, text: &str) -> Result<Analysis, Error> {
-        self.run(text, Stage::Input, None)
+        self.run(text, Stage::Input, None, None)
     }
 
     /// Analyses untrusted content (async wrapper over
@@ -137,9 +140,7 @@ impl SecurityEngine {
     /// # Ok::<(), llm_security::Error>(())
     /// ```
     pub fn analyze_context_sync(&self, text: &str, kind: ContextKind) -> Result<Analysis, Error> {
-        let mut a = self.run(text, Stage::Context, None)?;
-        a.context = Some(kind);
-        Ok(a)
+        self.run(text, Stage::Context, None, Some(kind))
     }
 
     /// Validates a completion (async wrapper over [`validate_output_sync`](Self::validate_output_sync)).
@@ -150,13 +151,13 @@ impl SecurityEngine {
     /// Validates a completion: secrets, PII, exfiltration links, markup,
     /// canary tokens, Unicode attacks, refusals.
     pub fn validate_output_sync(&self, text: &str) -> Result<Analysis, Error> {
-        self.run(text, Stage::Output, Some(&OutputContext::default()))
+        self.run(text, Stage::Output, Some(&OutputContext::default()), None)
     }
 
     /// Validates a completion with what the caller knows about it: the
     /// expected format or JSON Schema, the system prompt, the prompt.
     pub fn validate_output_with(&self, text: &str, cx: &OutputContext) -> Result<Analysis, Error> {
-        self.run(text, Stage::Output, Some(cx))
+        self.run(text, Stage::Output, Some(cx), None)
     }
 
     /// A fresh canary token to embed in a system prompt. A completion that
@@ -187,7 +188,13 @@ impl SecurityEngine {
         Ok(sanitize(text, &threats, &self.inner.config.sanitize))
     }
 
-    fn run(&self, text: &str, stage: Stage, cx: Option<&OutputContext>) -> Result<Analysis, Error> {
+    fn run(
+        &self,
+        text: &str,
+        stage: Stage,
+        cx: Option<&OutputContext>,
+        kind: Option<ContextKind>,
+    ) -> Result<Analysis, Error> {
         let started = Instant::now();
         let max = self.inner.config.max_input_bytes;
         if text.len() > max {
@@ -198,7 +205,11 @@ impl SecurityEngine {
         let scanners = match stage {
             Stage::Input => &self.inner.input,
             Stage::Output => &self.inner.output,
-            Stage::Context => &self.inner.context,
+            Stage::Context => match kind.map(Provenance::of) {
+                Some(Provenance::Code) => &self.inner.context[0],
+                Some(Provenance::Foreign) => &self.inner.context[2],
+                Some(Provenance::Own) | None => &self.inner.context[1],
+            },
         };
         let mut threats = Vec::new();
         let mut timings = Vec::with_capacity(scanners.len());
@@ -233,7 +244,7 @@ impl SecurityEngine {
             sanitized,
             redactions,
             refusal,
-            context: None,
+            context: kind,
         })
     }
 }

@@ -18,7 +18,8 @@ pub(crate) fn input_scanners(cfg: &SecurityConfig) -> Vec<Box<dyn Scanner>> {
     let families = cfg.threat_model.enabled_families();
     if cfg.prompt_injection_detection {
         v.push(Box::new(prompt_injection::scanner(&families)));
-        let indirect = indirect::scanner(&families, indirect::Mode::Prompt);
+        let normalize = cfg.threat_model.unicode.normalize_options();
+        let indirect = indirect::scanner(&families, indirect::Mode::Prompt, &normalize);
         if !indirect.is_idle() {
             v.push(Box::new(indirect));
         }
@@ -40,14 +41,16 @@ pub(crate) fn input_scanners(cfg: &SecurityConfig) -> Vec<Box<dyn Scanner>> {
     v
 }
 
-/// The scanners `analyze_context` runs, in order: injection rules, the
-/// indirect scanner at its content setting, Unicode.
-pub(crate) fn context_scanners(cfg: &SecurityConfig) -> Vec<Box<dyn Scanner>> {
+/// The scanners `analyze_context` runs for content of this provenance, in
+/// order: injection rules, the indirect scanner at its content setting,
+/// Unicode.
+pub(crate) fn context_scanners(cfg: &SecurityConfig, provenance: indirect::Provenance) -> Vec<Box<dyn Scanner>> {
     let mut v: Vec<Box<dyn Scanner>> = Vec::new();
     let families = cfg.threat_model.enabled_families();
     if cfg.prompt_injection_detection {
         v.push(Box::new(prompt_injection::scanner(&families)));
-        let indirect = indirect::scanner(&families, indirect::Mode::Content);
+        let normalize = cfg.threat_model.unicode.normalize_options();
+        let indirect = indirect::scanner(&families, indirect::Mode::Content(provenance), &normalize);
         if !indirect.is_idle() {
             v.push(Box::new(indirect));
         }
