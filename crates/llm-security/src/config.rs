@@ -394,6 +394,12 @@ impl SecurityConfig {
         self
     }
 
+    /// Sets the operating point of `analyze_context`.
+    pub fn with_context(mut self, c: crate::context::ContextConfig) -> Self {
+        self.context = c;
+        self
+    }
+
     /// Switches jailbreak detection.
     pub fn with_jailbreak_detection(mut self, on: bool) -> Self {
         self.jailbreak_detection = on;

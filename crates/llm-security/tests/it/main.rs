@@ -3,5 +3,6 @@
 mod attacks;
 mod compliance;
 mod flags;
+mod indirect;
 mod languages;
 mod sanitize;
