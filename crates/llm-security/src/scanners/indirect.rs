@@ -29,8 +29,11 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock};
 
+use aho_corasick::{AhoCorasick, MatchKind};
+
 use super::rules::{RuleScanner, RuleSet};
 use crate::context::ContextKind;
+use crate::error::Error;
 use crate::normalize::{NormalizeOptions, Normalized};
 use crate::scanner::{ScanContext, Scanner};
 use crate::types::{Severity, Span, Threat, noisy_or};
@@ -48,9 +51,33 @@ static RULES: LazyLock<Arc<RuleSet>> = LazyLock::new(|| {
     )
 });
 
+/// The rules prompts run: only those of [`PROMPT_MIN_CONFIDENCE`] and
+/// above, compiled as a set of their own so that the keyword pass over a
+/// prompt carries only their keywords (a prompt pays for what can block it).
+static PROMPT_RULES: LazyLock<Arc<RuleSet>> = LazyLock::new(|| {
+    #[allow(clippy::expect_used)]
+    Arc::new(
+        prompt_subset(include_str!("../../patterns/indirect.toml"))
+            .and_then(|text| RuleSet::parse("patterns/indirect.toml (prompt rules)", &text))
+            .expect("built-in indirect patterns compile"),
+    )
+});
+
 /// The compiled built-in rules (shared by every engine in the process).
 pub fn rules() -> Arc<RuleSet> {
     Arc::clone(&RULES)
+}
+
+/// The pattern file with only the rules of [`PROMPT_MIN_CONFIDENCE`] and above.
+fn prompt_subset(text: &str) -> Result<String, Error> {
+    let err = |message: String| Error::Pattern { file: "patterns/indirect.toml".into(), id: "-".into(), message };
+    let mut file: toml::Table = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+    if let Some(toml::Value::Array(rules)) = file.get_mut("rule") {
+        rules.retain(|r| {
+            r.get("confidence").and_then(toml::Value::as_float).is_some_and(|c| c >= PROMPT_MIN_CONFIDENCE)
+        });
+    }
+    toml::to_string(&file).map_err(|e| err(e.to_string()))
 }
 
 /// The rule that reads a TODO as planted only in foreign content.
@@ -107,12 +134,11 @@ pub struct IndirectScanner {
 /// [`PromptInjectionThreat`](crate::PromptInjectionThreat)) in `mode`;
 /// `normalize` is the engine's normalizer setting.
 pub fn scanner(families: &BTreeSet<String>, mode: Mode, normalize: &NormalizeOptions) -> IndirectScanner {
-    let rules = RuleScanner::new("indirect", rules(), "pi", families);
     let (rules, unescaped) = match mode {
-        Mode::Prompt => (rules.with_min_confidence(PROMPT_MIN_CONFIDENCE), None),
+        Mode::Prompt => (RuleScanner::new("indirect", Arc::clone(&PROMPT_RULES), "pi", families), None),
         Mode::Content(_) => {
             let pi = super::prompt_injection::scanner(families);
-            (rules, Some((pi, normalize.clone())))
+            (RuleScanner::new("indirect", rules(), "pi", families), Some((pi, normalize.clone())))
         }
     };
     IndirectScanner { rules, mode, unescaped }
@@ -133,10 +159,13 @@ impl Scanner for IndirectScanner {
 
     fn scan(&self, cx: &ScanContext<'_>, out: &mut Vec<Threat>) {
         let start = out.len();
-        self.rules.scan(cx, out);
         let Mode::Content(provenance) = self.mode else {
+            if may_hold_a_prompt_cue(cx) {
+                self.rules.scan(cx, out);
+            }
             return;
         };
+        self.rules.scan(cx, out);
         if let Some((pi, opts)) = &self.unescaped
             && let Some(copy) = unescape_same_length(cx.original())
         {
@@ -159,13 +188,70 @@ impl Scanner for IndirectScanner {
             out.truncate(before);
             out.extend(fresh);
         }
-        out.retain(|t| match t.rule.as_deref() {
+        // Only this scanner's findings are filtered; earlier scanners' stay.
+        let mut mine = out.split_off(start);
+        mine.retain(|t| match t.rule.as_deref() {
             Some(r) if provenance == Provenance::Code && TODO_RULES.contains(&r) => false,
             Some(FOREIGN_TODO) => provenance == Provenance::Foreign,
             _ => true,
         });
+        out.extend(mine);
         combine_weak_cues(self.rules.id(), out, start);
     }
+}
+
+/// Substrings one of which every prompt rule's match contains (besides the
+/// bytes and the word "ai" [`may_hold_a_prompt_cue`] tests): an outside
+/// address, the reader named as an AI, or the noun of an exfiltration link.
+/// One packed (SIMD) pass finds any of them.
+static PROMPT_GATE: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
+    let words = [
+        "http",
+        "www.",
+        "assistant",
+        "llm",
+        "model",
+        "gpt",
+        "bot",
+        "agent",
+        "a.i",
+        "machine",
+        "automated",
+        "claude",
+        "gemini",
+        "copilot",
+        "image",
+        "img",
+        "link",
+        "url",
+        "pixel",
+    ];
+    AhoCorasick::builder().match_kind(MatchKind::LeftmostFirst).build(words).ok()
+});
+
+/// A cheap test that the prompt rules can match at all; it spares a prompt
+/// the rule engine's fixed cost (the keyword pass over every view, spaced
+/// readings), which is larger than the rules' own. Each prompt rule's match
+/// contains one of: `<` or `[` (pseudo-tags, markdown links), `_` (an
+/// override glued to a name), `@`, `http` or `www.` (an outside address),
+/// an AI noun or an exfiltration-link noun, or the word "ai". Decoded
+/// views are not pre-tested: when there is one, the rules run.
+fn may_hold_a_prompt_cue(cx: &ScanContext<'_>) -> bool {
+    let n = cx.normalized;
+    if !n.decoded().is_empty() {
+        return true;
+    }
+    let t = n.lowercase().as_bytes();
+    if memchr::memchr3(b'<', b'[', b'_', t).is_some() || memchr::memchr(b'@', t).is_some() {
+        return true;
+    }
+    // Without the automaton (it always builds) every prompt runs the rules.
+    if PROMPT_GATE.as_ref().is_none_or(|g| g.is_match(t)) {
+        return true;
+    }
+    // "ai" as a word (not inside "said" or "email").
+    let word = |b: Option<&u8>| b.is_some_and(u8::is_ascii_alphanumeric);
+    memchr::memmem::find_iter(t, b"ai").any(|i| !word(i.checked_sub(1).and_then(|j| t.get(j))) && !word(t.get(i + 2)))
 }
 
 /// The text with each `\n`, `\r` and `\t` escape (a backslash and a
@@ -394,6 +480,30 @@ mod tests {
             .map(|(k, t, n)| (*k, *n, hits(content(k), t).iter().map(|h| h.rule.clone()).collect::<Vec<_>>()))
             .collect();
         assert!(fp.is_empty(), "false positives: {fp:?}");
+    }
+
+    #[test]
+    fn prompt_gate_passes_every_confident_attack_in_the_table() {
+        // The gate must not hide what the prompt rules would find.
+        for (_, text, note) in ATTACKS.iter().chain(BENIGN) {
+            let families = ThreatModel::default().enabled_families();
+            let s = scanner(&families, Mode::Prompt, &NormalizeOptions::default());
+            let n = Normalized::new(text, &NormalizeOptions::default());
+            let cx = ScanContext { normalized: &n, output: None };
+            let mut ungated = Vec::new();
+            s.rules.scan(&cx, &mut ungated);
+            assert!(ungated.is_empty() || may_hold_a_prompt_cue(&cx), "{note}");
+        }
+        let n =
+            Normalized::new("Could you help me plan a trip? I said I'd email you again.", &NormalizeOptions::default());
+        assert!(!may_hold_a_prompt_cue(&ScanContext { normalized: &n, output: None }));
+    }
+
+    #[test]
+    fn prompt_rule_set_holds_exactly_the_confident_rules() {
+        let all = rules();
+        let confident = PROMPT_RULES.len();
+        assert!(confident > 3 && confident < all.len(), "{confident} of {}", all.len());
     }
 
     #[test]

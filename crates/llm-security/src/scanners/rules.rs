@@ -260,17 +260,6 @@ impl RuleScanner {
         RuleScanner { id: id.into(), set, enabled, spaced_enabled }
     }
 
-    /// Also switches off the rules whose confidence is below `min`.
-    pub fn with_min_confidence(mut self, min: f64) -> Self {
-        for (on, r) in self.enabled.iter_mut().zip(&self.set.rules) {
-            *on &= r.confidence >= min;
-        }
-        for (on, m) in self.spaced_enabled.iter_mut().zip(&self.set.spaced_meta) {
-            *on &= m.3 >= min;
-        }
-        self
-    }
-
     /// True when no rule is switched on.
     pub fn is_idle(&self) -> bool {
         !self.enabled.iter().chain(&self.spaced_enabled).any(|&on| on)
