@@ -138,7 +138,7 @@ pub fn scanner(families: &BTreeSet<String>, mode: Mode, normalize: &NormalizeOpt
         Mode::Prompt => (RuleScanner::new("indirect", Arc::clone(&PROMPT_RULES), "pi", families), None),
         Mode::Content(_) => {
             let pi = super::prompt_injection::scanner(families);
-            (RuleScanner::new("indirect", rules(), "pi", families), Some((pi, normalize.clone())))
+            (RuleScanner::new("indirect", rules(), "pi", families), Some((pi, *normalize)))
         }
     };
     IndirectScanner { rules, mode, unescaped }
