@@ -1097,7 +1097,8 @@ fn write_prompts(w: &mut impl Write, p: &PromptReport) -> io::Result<()> {
     if !p.by_context.is_empty() {
         write_groups(w, "context", &p.by_context)?;
     }
-    write_latency(w, &p.latency, "analyze_input")
+    let call = if p.by_context.is_empty() { "analyze_input" } else { "analyze_input or analyze_context" };
+    write_latency(w, &p.latency, call)
 }
 
 fn write_evasions(w: &mut impl Write, e: &EvasionReport) -> io::Result<()> {
