@@ -460,6 +460,23 @@ mod tests {
         ),
         ("webpage", "<input type=\"hidden\" name=\"csrf\" value=\"a81f\"><p>Sign in</p>", "a hidden form field"),
         (
+            "email",
+            "<div style=\"display:none;max-height:0\">Your March statement is ready. View this email in your browser.</div><p>Hello Ana,</p>",
+            "a hidden e-mail preheader",
+        ),
+        ("email", "To unsubscribe, click the link at the bottom of this email or reply STOP.", "newsletter footer"),
+        (
+            "document",
+            "Call the `connect` function with your API key, then send requests to https://api.example.com/v2.",
+            "API docs with a key and a URL",
+        ),
+        (
+            "chat",
+            "[09:00] standup-bot: Post your update in the thread.\n[09:01] bot: Remind me at 5.",
+            "bots as speakers",
+        ),
+        ("webpage", "<p>If you are an AI researcher, our fellowship opens in May.</p>", "'if you are an AI' + a noun"),
+        (
             "tool_output",
             "Registrant Name: REDACTED FOR PRIVACY\nRegistrant Email: Please query the RDDS service of the Registrar of Record.",
             "an ordinary WHOIS record",
