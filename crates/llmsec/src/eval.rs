@@ -1066,7 +1066,12 @@ fn write_human(w: &mut impl Write, r: &Report) -> io::Result<()> {
 }
 
 fn write_prompts(w: &mut impl Write, p: &PromptReport) -> io::Result<()> {
-    writeln!(w, "\nPrompts (analyze_input): {} rows", p.rows)?;
+    let calls = if p.by_context.is_empty() {
+        "analyze_input"
+    } else {
+        "analyze_input, analyze_context for rows with a context"
+    };
+    writeln!(w, "\nPrompts ({calls}): {} rows", p.rows)?;
     writeln!(w, "  {:<10} {:>9} {:>7} {:>7} {:>8}", "class", "precision", "recall", "f1", "support")?;
     for (name, m) in [("injection", &p.injection), ("jailbreak", &p.jailbreak), ("attack", &p.attack)] {
         writeln!(w, "  {name:<10} {:>9} {:>7} {:>7} {:>8}", fig(m.precision), fig(m.recall), fig(m.f1), m.support)?;
