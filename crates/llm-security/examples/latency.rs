@@ -1,5 +1,5 @@
-//! Latency percentiles of `analyze_input` / `validate_output` on the bench
-//! texts (criterion reports means; the targets are p50 and p99).
+//! Latency percentiles of `analyze_input` / `analyze_context` /
+//! `validate_output` on the bench texts (criterion reports means; the targets are p50 and p99).
 //!
 //! ```text
 //! cargo run --release -p llm-security --example latency
@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use llm_security::{ClassifierConfig, SecurityConfig, SecurityEngine};
+use llm_security::{ClassifierConfig, ContextKind, SecurityConfig, SecurityEngine};
 
 #[path = "../benches/support/corpus.rs"]
 mod corpus;
@@ -23,19 +23,31 @@ fn main() -> Result<(), llm_security::Error> {
     let with_classifier = SecurityEngine::with_config(
         SecurityConfig::new().with_classifier(ClassifierConfig { enabled: true, threshold: None }),
     );
+    /// Which engine call a case times.
+    #[derive(Clone, Copy)]
+    enum Call {
+        Input,
+        Context,
+        Output,
+    }
     let cases = [
-        ("analyze_input benign 50 B", corpus::prose(50), false, 20_000),
-        ("analyze_input benign 1 KiB", corpus::prose(1024), false, 20_000),
-        ("analyze_input benign 32 KiB", corpus::prose(32 * 1024), false, 1_000),
-        ("analyze_input attack 1 KiB", corpus::attack_prompt(), false, 20_000),
-        ("+classifier benign 1 KiB", corpus::prose(1024), false, 20_000),
-        ("+classifier benign 32 KiB", corpus::prose(32 * 1024), false, 1_000),
-        ("validate_output 1 KiB", corpus::completion(), true, 20_000),
+        ("analyze_input benign 50 B", corpus::prose(50), Call::Input, 20_000),
+        ("analyze_input benign 1 KiB", corpus::prose(1024), Call::Input, 20_000),
+        ("analyze_input benign 32 KiB", corpus::prose(32 * 1024), Call::Input, 1_000),
+        ("analyze_input attack 1 KiB", corpus::attack_prompt(), Call::Input, 20_000),
+        ("analyze_context email 1 KiB", corpus::prose(1024), Call::Context, 20_000),
+        ("+classifier benign 1 KiB", corpus::prose(1024), Call::Input, 20_000),
+        ("+classifier benign 32 KiB", corpus::prose(32 * 1024), Call::Input, 1_000),
+        ("validate_output 1 KiB", corpus::completion(), Call::Output, 20_000),
     ];
     println!("{:32} {:>10} {:>10} {:>10}", "call", "p50 µs", "p99 µs", "max µs");
-    for (name, text, output, n) in cases {
+    for (name, text, call, n) in cases {
         let e = if name.starts_with('+') { &with_classifier } else { &engine };
-        let run = |t: &str| if output { e.validate_output_sync(t) } else { e.analyze_input_sync(t) };
+        let run = |t: &str| match call {
+            Call::Input => e.analyze_input_sync(t),
+            Call::Context => e.analyze_context_sync(t, ContextKind::Email),
+            Call::Output => e.validate_output_sync(t),
+        };
         for _ in 0..n / 10 {
             run(&text)?;
         }

@@ -365,6 +365,8 @@ pub struct SecurityConfig {
     pub policy: PolicyConfig,
     /// Sanitizer settings.
     pub sanitize: SanitizeConfig,
+    /// The operating point of `analyze_context` (untrusted content).
+    pub context: crate::context::ContextConfig,
 }
 
 impl Default for SecurityConfig {
@@ -380,6 +382,7 @@ impl Default for SecurityConfig {
             output: OutputValidationConfig::default(),
             policy: PolicyConfig::default(),
             sanitize: SanitizeConfig::default(),
+            context: crate::context::ContextConfig::default(),
         }
     }
 }
@@ -393,6 +396,12 @@ impl SecurityConfig {
     /// Switches prompt-injection detection.
     pub fn with_prompt_injection_detection(mut self, on: bool) -> Self {
         self.prompt_injection_detection = on;
+        self
+    }
+
+    /// Sets the operating point of `analyze_context`.
+    pub fn with_context(mut self, c: crate::context::ContextConfig) -> Self {
+        self.context = c;
         self
     }
 
@@ -498,6 +507,7 @@ impl SecurityConfig {
         if !(0.0..=1.0).contains(&t) || t.is_nan() {
             return Err(Error::Config(format!("output.leak_overlap_threshold must be in [0, 1], got {t}")));
         }
+        self.context.validate()?;
         self.policy.validate()
     }
 }

@@ -32,6 +32,7 @@
 pub mod canary;
 pub mod classifier;
 pub mod config;
+pub mod context;
 mod engine;
 mod error;
 pub mod normalize;
@@ -46,6 +47,7 @@ pub use config::{
     ClassifierConfig, ExfiltrationConfig, JailbreakThreat, OutputValidationConfig, PiiConfig, PromptInjectionThreat,
     SanitizeConfig, SecurityConfig, ThreatModel, UnicodeThreat,
 };
+pub use context::{ContextConfig, ContextKind};
 pub use engine::SecurityEngine;
 pub use error::Error;
 pub use policy::{PolicyConfig, PolicyRule};

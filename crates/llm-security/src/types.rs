@@ -289,6 +289,20 @@ pub enum Stage {
     Input,
     /// A completion coming from the model.
     Output,
+    /// Untrusted content the model will read: a document, an e-mail, a
+    /// tool result (see [`ContextKind`](crate::ContextKind)).
+    Context,
+}
+
+impl Stage {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Input => "input",
+            Stage::Output => "output",
+            Stage::Context => "context",
+        }
+    }
 }
 
 /// Time one scanner took on one text.
@@ -312,7 +326,8 @@ pub struct Redaction {
     pub span: Span,
 }
 
-/// The result of [`analyze_input`](crate::SecurityEngine::analyze_input) or
+/// The result of [`analyze_input`](crate::SecurityEngine::analyze_input),
+/// [`analyze_context`](crate::SecurityEngine::analyze_context) or
 /// [`validate_output`](crate::SecurityEngine::validate_output).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
@@ -325,6 +340,8 @@ pub struct Analysis {
     pub(crate) sanitized: Option<String>,
     pub(crate) redactions: Vec<Redaction>,
     pub(crate) refusal: Option<Span>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) context: Option<crate::context::ContextKind>,
 }
 
 impl Analysis {
@@ -381,6 +398,12 @@ impl Analysis {
     /// Which side of the model the text was on.
     pub fn stage(&self) -> Stage {
         self.stage
+    }
+
+    /// For [`analyze_context`](crate::SecurityEngine::analyze_context): the
+    /// kind of content that was analysed.
+    pub fn context(&self) -> Option<crate::context::ContextKind> {
+        self.context
     }
 
     /// The highest severity among the threats, if any.

@@ -4,18 +4,20 @@
 //!
 //! ```graphql
 //! type Query {
-//!   analyzeInput(input: String!, userId: String, sessionId: String): SecurityAnalysis!
+//!   analyzeInput(input: String!, userId: String, sessionId: String, context: ContextKind): SecurityAnalysis!
 //!   validateOutput(output: String!, userId: String, sessionId: String, systemPrompt: String, prompt: String): ValidationResult!
 //!   securityEvents(filter: SecurityEventFilter, first: Int = 50, after: String): SecurityEventConnection!
 //! }
 //! type Subscription { threatDetected(minSeverity: String): ThreatDetected! }
+//! enum ContextKind { DOCUMENT EMAIL WEB_PAGE TOOL_OUTPUT CODE CHAT CALENDAR SEARCH_RESULT OTHER }
 //! ```
 //! The caller's key comes from the HTTP request, or for subscriptions from
 //! the WebSocket upgrade request or the `connection_init` payload: the same
 //! scopes and tenant rules as REST.
 
 use async_graphql::{
-    Context, ErrorExtensions, InputObject, MergedObject, MergedSubscription, Object, Schema, SimpleObject, Subscription,
+    Context, Enum, ErrorExtensions, InputObject, MergedObject, MergedSubscription, Object, Schema, SimpleObject,
+    Subscription,
 };
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Extension;
@@ -179,7 +181,7 @@ pub struct ValidationResult {
 /// Filters for `securityEvents`.
 #[derive(InputObject, Debug, Default)]
 pub struct SecurityEventFilter {
-    /// `input_analysis` or `output_validation`.
+    /// `input_analysis`, `context_analysis` or `output_validation`.
     pub event_type: Option<String>,
     /// One user.
     pub user_id: Option<String>,
@@ -201,7 +203,7 @@ pub struct SecurityEventFilter {
 pub struct GqlEvent {
     /// Its id.
     pub id: String,
-    /// `input_analysis` or `output_validation`.
+    /// `input_analysis`, `context_analysis` or `output_validation`.
     pub event_type: String,
     /// The text as retained.
     pub input: Option<String>,
@@ -268,23 +270,68 @@ pub struct SecurityEventConnection {
     pub total_count: u64,
 }
 
+/// What kind of untrusted content `analyzeInput` is given; with it the
+/// text is analysed as content (`analyze_context`).
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "ContextKind")]
+pub enum GqlContextKind {
+    /// A file or retrieved document.
+    Document,
+    /// An e-mail.
+    Email,
+    /// A web page.
+    WebPage,
+    /// A tool or function result.
+    ToolOutput,
+    /// Source code.
+    Code,
+    /// Other people's chat messages.
+    Chat,
+    /// A calendar entry.
+    Calendar,
+    /// A search result snippet.
+    SearchResult,
+    /// Any other content.
+    Other,
+}
+
+impl From<GqlContextKind> for llm_security::ContextKind {
+    fn from(k: GqlContextKind) -> llm_security::ContextKind {
+        use llm_security::ContextKind as K;
+        match k {
+            GqlContextKind::Document => K::Document,
+            GqlContextKind::Email => K::Email,
+            GqlContextKind::WebPage => K::WebPage,
+            GqlContextKind::ToolOutput => K::ToolOutput,
+            GqlContextKind::Code => K::Code,
+            GqlContextKind::Chat => K::Chat,
+            GqlContextKind::Calendar => K::Calendar,
+            GqlContextKind::SearchResult => K::SearchResult,
+            GqlContextKind::Other => K::Other,
+        }
+    }
+}
+
 /// The engine's queries.
 #[derive(Debug, Default)]
 pub struct SecurityQuery;
 
 #[Object]
 impl SecurityQuery {
-    /// Analyses a prompt (scope `analyze`); stores the event.
+    /// Analyses a prompt (scope `analyze`); stores the event. With
+    /// `context`, the text is untrusted content of that kind and is
+    /// analysed at the content operating point.
     async fn analyze_input(
         &self,
         ctx: &Context<'_>,
         input: String,
         user_id: Option<String>,
         session_id: Option<String>,
+        context: Option<GqlContextKind>,
     ) -> async_graphql::Result<SecurityAnalysis> {
         let c = caller(ctx, Scope::Analyze)?;
         let state = ctx.data::<AppState>()?;
-        let req = AnalyzeRequest { input, user_id, session_id, application_id: None };
+        let req = AnalyzeRequest { input, user_id, session_id, application_id: None, context: context.map(Into::into) };
         let r = analyze(state, c, Job::Input(req), "input".into()).await.map_err(gql_error)?;
         Ok(r.into())
     }
@@ -367,7 +414,7 @@ impl SecurityQuery {
 pub struct ThreatDetected {
     /// The stored event.
     pub event_id: String,
-    /// `input_analysis` or `output_validation`.
+    /// `input_analysis`, `context_analysis` or `output_validation`.
     pub event_type: String,
     /// The verdict.
     pub verdict: String,

@@ -2,7 +2,9 @@
 //! datasets (the format of `../shared/datasets`).
 //!
 //! Prompt rows (`label`: injection, jailbreak or benign) go through
-//! `analyze_input`. The predicted label is benign when the analysis is
+//! `analyze_input`, or `analyze_context` when they carry a `context` (the
+//! kind of content: email, webpage, tool_output, …); those rows are also
+//! counted per context kind. The predicted label is benign when the analysis is
 //! secure, else jailbreak when the highest-confidence threat that set the
 //! verdict is a jailbreak, else injection. Completion rows carry `spans`
 //! (`label`: pii or benign) and go through `validate_output`; an expected
@@ -32,7 +34,7 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, ValueEnum};
-use llm_security::{Analysis, SecurityEngine, ThreatType, Verdict};
+use llm_security::{Analysis, ContextKind, SecurityEngine, ThreatType, Verdict};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{EngineArgs, Format, ignore_broken_pipe, printable, truncate_chars};
@@ -163,6 +165,9 @@ struct Row {
     lang: Option<String>,
     #[serde(default)]
     spans: Option<Vec<ExpectedSpan>>,
+    /// Untrusted content of this kind (analysed with `analyze_context`).
+    #[serde(default)]
+    context: Option<String>,
 }
 
 /// An entity in a completion row, in CHARACTER offsets.
@@ -232,6 +237,7 @@ struct Evaluator<'e> {
     confusion: [[u64; 3]; 3],
     by_source: BTreeMap<String, Group>,
     by_lang: BTreeMap<String, Group>,
+    by_context: BTreeMap<String, Group>,
     prompt_nanos: Vec<u64>,
     pii_rows: u64,
     pii_flagged: u64,
@@ -258,6 +264,7 @@ impl<'e> Evaluator<'e> {
             confusion: [[0; 3]; 3],
             by_source: BTreeMap::new(),
             by_lang: BTreeMap::new(),
+            by_context: BTreeMap::new(),
             prompt_nanos: Vec::new(),
             pii_rows: 0,
             pii_flagged: 0,
@@ -338,16 +345,31 @@ impl<'e> Evaluator<'e> {
         if label == Label::Pii {
             bail!("{at}: label pii is for completion rows, which need a \"spans\" field");
         }
+        let kind = match &row.context {
+            Some(k) => Some(k.parse::<ContextKind>().with_context(|| format!("{at}: bad \"context\""))?),
+            None => None,
+        };
         let t0 = Instant::now();
-        let a = self.engine.analyze_input_sync(&row.text).with_context(|| format!("{at}: cannot analyze the text"))?;
+        let (a, call) = match kind {
+            Some(kind) => (self.engine.analyze_context_sync(&row.text, kind), "analyze_context"),
+            None => (self.engine.analyze_input_sync(&row.text), "analyze_input"),
+        };
+        let a = a.with_context(|| format!("{at}: cannot analyze the text"))?;
         let nanos = nanos_since(t0);
         self.prompt_nanos.push(nanos);
-        self.time_row(at, row, "analyze_input", nanos);
+        self.time_row(at, row, call, nanos);
         let predicted = predict(self.engine, &a);
         self.confusion[label.index()][predicted.index()] += 1;
         let attacked = predicted != Label::Benign;
-        for (map, key) in [(&mut self.by_source, row.source.as_deref()), (&mut self.by_lang, row.lang.as_deref())] {
-            let g = map.entry(key.unwrap_or("(none)").to_owned()).or_default();
+        // Rows without a context are not counted per context kind.
+        let groups = [
+            (&mut self.by_source, Some(row.source.as_deref().unwrap_or("(none)"))),
+            (&mut self.by_lang, Some(row.lang.as_deref().unwrap_or("(none)"))),
+            (&mut self.by_context, kind.map(ContextKind::as_str)),
+        ];
+        for (map, key) in groups {
+            let Some(key) = key else { continue };
+            let g = map.entry(key.to_owned()).or_default();
             if label.is_attack() {
                 g.attacks += 1;
                 g.detected += u64::from(attacked);
@@ -467,6 +489,7 @@ impl<'e> Evaluator<'e> {
             confusion: Confusion { labels: Label::PROMPT.map(Label::as_str), matrix: self.confusion },
             by_source: groups(&self.by_source),
             by_lang: groups(&self.by_lang),
+            by_context: groups(&self.by_context),
             latency: Latency::from_nanos(&mut self.prompt_nanos),
         }
     }
@@ -931,6 +954,9 @@ struct PromptReport {
     confusion: Confusion,
     by_source: Vec<GroupReport>,
     by_lang: Vec<GroupReport>,
+    /// Rows that carry a `context`, per kind (empty when none do).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    by_context: Vec<GroupReport>,
     latency: Latency,
 }
 
@@ -1048,7 +1074,12 @@ fn write_human(w: &mut impl Write, r: &Report) -> io::Result<()> {
 }
 
 fn write_prompts(w: &mut impl Write, p: &PromptReport) -> io::Result<()> {
-    writeln!(w, "\nPrompts (analyze_input): {} rows", p.rows)?;
+    let calls = if p.by_context.is_empty() {
+        "analyze_input"
+    } else {
+        "analyze_input, analyze_context for rows with a context"
+    };
+    writeln!(w, "\nPrompts ({calls}): {} rows", p.rows)?;
     writeln!(w, "  {:<10} {:>9} {:>7} {:>7} {:>8}", "class", "precision", "recall", "f1", "support")?;
     for (name, m) in [("injection", &p.injection), ("jailbreak", &p.jailbreak), ("attack", &p.attack)] {
         writeln!(w, "  {name:<10} {:>9} {:>7} {:>7} {:>8}", fig(m.precision), fig(m.recall), fig(m.f1), m.support)?;
@@ -1076,7 +1107,11 @@ fn write_prompts(w: &mut impl Write, p: &PromptReport) -> io::Result<()> {
     }
     write_groups(w, "source", &p.by_source)?;
     write_groups(w, "lang", &p.by_lang)?;
-    write_latency(w, &p.latency, "analyze_input")
+    if !p.by_context.is_empty() {
+        write_groups(w, "context", &p.by_context)?;
+    }
+    let call = if p.by_context.is_empty() { "analyze_input" } else { "analyze_input or analyze_context" };
+    write_latency(w, &p.latency, call)
 }
 
 fn write_evasions(w: &mut impl Write, e: &EvasionReport) -> io::Result<()> {
@@ -1352,6 +1387,7 @@ mod tests {
             source: None,
             lang: None,
             spans: None,
+            context: None,
         };
         let at = Location { file: "t.jsonl", line: 3 };
         let mut ev = Evasions::new(1, 1 << 20, 1);
@@ -1404,7 +1440,14 @@ mod tests {
         assert!(!reads_attack(&e, &a, 0));
 
         // In the suite: the clean and transformed rows are counted apart.
-        let row = Row { text: attack.to_owned(), label: "injection".to_owned(), source: None, lang: None, spans: None };
+        let row = Row {
+            text: attack.to_owned(),
+            label: "injection".to_owned(),
+            source: None,
+            lang: None,
+            spans: None,
+            context: None,
+        };
         let at = Location { file: "t.jsonl", line: 1 };
         let mut ev = Evasions::new(1, 1 << 20, 0);
         assert!(ev.row(&e, &at, &row, true, (true, true)).is_ok());

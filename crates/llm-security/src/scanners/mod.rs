@@ -2,6 +2,7 @@
 
 pub mod classifier;
 pub(crate) mod defensive;
+pub mod indirect;
 pub mod intent;
 pub mod jailbreak;
 pub mod output;
@@ -23,6 +24,11 @@ pub(crate) fn input_scanners(cfg: &SecurityConfig) -> Vec<Box<dyn Scanner>> {
     if cfg.prompt_injection_detection {
         v.push(Box::new(prompt_injection::scanner(&families)));
         v.push(Box::new(intent::scanner(&families)));
+        let normalize = cfg.threat_model.unicode.normalize_options();
+        let indirect = indirect::scanner(&families, indirect::Mode::Prompt, &normalize);
+        if !indirect.is_idle() {
+            v.push(Box::new(indirect));
+        }
     }
     if cfg.jailbreak_detection {
         v.push(Box::new(jailbreak::scanner(&families)));
@@ -49,6 +55,27 @@ pub(crate) fn learned_scanner(cfg: &SecurityConfig) -> Option<Box<dyn Scanner>> 
     (cfg.classifier.enabled && (cfg.prompt_injection_detection || cfg.jailbreak_detection)).then(|| {
         Box::new(classifier::ClassifierScanner::new("classifier", model, cfg.classifier.threshold)) as Box<dyn Scanner>
     })
+}
+
+/// The scanners `analyze_context` runs for content of this provenance, in
+/// order: injection rules, the intent grammar, the indirect scanner at its
+/// content setting, Unicode.
+pub(crate) fn context_scanners(cfg: &SecurityConfig, provenance: indirect::Provenance) -> Vec<Box<dyn Scanner>> {
+    let mut v: Vec<Box<dyn Scanner>> = Vec::new();
+    let families = cfg.threat_model.enabled_families();
+    if cfg.prompt_injection_detection {
+        v.push(Box::new(prompt_injection::scanner(&families)));
+        v.push(Box::new(intent::scanner(&families)));
+        let normalize = cfg.threat_model.unicode.normalize_options();
+        let indirect = indirect::scanner(&families, indirect::Mode::Content(provenance), &normalize);
+        if !indirect.is_idle() {
+            v.push(Box::new(indirect));
+        }
+    }
+    if cfg.unicode_attack_detection {
+        v.push(Box::new(unicode::UnicodeScanner::new("unicode")));
+    }
+    v
 }
 
 /// The scanners `validate_output` runs, in order.

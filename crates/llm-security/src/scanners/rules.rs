@@ -267,6 +267,11 @@ impl RuleScanner {
         RuleScanner { id: id.into(), set, enabled, spaced_enabled }
     }
 
+    /// True when no rule is switched on.
+    pub fn is_idle(&self) -> bool {
+        !self.enabled.iter().chain(&self.spaced_enabled).any(|&on| on)
+    }
+
     /// Runs the rules on one view. Each keyword hit (at a word start) opens
     /// a window of `span` bytes either side for the rules it unlocks; a rule
     /// is searched only inside its merged windows, with the whole text as

@@ -3,6 +3,7 @@
 mod attacks;
 mod compliance;
 mod flags;
+mod indirect;
 mod intent;
 mod languages;
 mod sanitize;

@@ -19,7 +19,7 @@ use crate::error::{ApiError, Json, Params};
 pub struct EventView {
     /// Its id.
     pub id: String,
-    /// `input_analysis` or `output_validation`.
+    /// `input_analysis`, `context_analysis` or `output_validation`.
     pub event_type: String,
     /// The text as retained (absent with retention `none`).
     pub input: Option<String>,
@@ -99,9 +99,12 @@ impl Filters {
     /// Checks enumerated values.
     pub fn validate(&self, prefix: &str) -> Result<(), ApiError> {
         if let Some(t) = &self.event_type
-            && !matches!(t.as_str(), "input_analysis" | "output_validation")
+            && !matches!(t.as_str(), "input_analysis" | "context_analysis" | "output_validation")
         {
-            return Err(ApiError::field(format!("{prefix}event_type"), "must be input_analysis or output_validation"));
+            return Err(ApiError::field(
+                format!("{prefix}event_type"),
+                "must be input_analysis, context_analysis or output_validation",
+            ));
         }
         if let Some(v) = &self.verdict
             && !matches!(v.as_str(), "allow" | "sanitize" | "block")

@@ -4,7 +4,7 @@
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
-use llm_security::{Analysis, ExpectedFormat, OutputContext, Threat};
+use llm_security::{Analysis, ContextKind, ExpectedFormat, OutputContext, Threat};
 use llmsec_store::{Record, Scope, SecurityEvent, now_millis};
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +33,11 @@ pub struct AnalyzeRequest {
     /// The application, when Sentinel enforcements target applications.
     #[serde(default)]
     pub application_id: Option<String>,
+    /// Set when `input` is untrusted content the model will read (an
+    /// e-mail, a web page, a tool result): the text is analysed with
+    /// `analyze_context` at the content operating point.
+    #[serde(default)]
+    pub context: Option<ContextKind>,
 }
 
 /// A completion to validate.
@@ -142,7 +147,10 @@ pub(crate) fn check_id(field: &str, id: Option<&str>) -> Result<(), ApiError> {
 
 fn run_engine(engine: &llm_security::SecurityEngine, job: &Job) -> Result<Analysis, llm_security::Error> {
     match job {
-        Job::Input(r) => engine.analyze_input_sync(&r.input),
+        Job::Input(r) => match r.context {
+            Some(kind) => engine.analyze_context_sync(&r.input, kind),
+            None => engine.analyze_input_sync(&r.input),
+        },
         Job::Output(r) => {
             let cx = OutputContext {
                 expected_format: r.expected_format,
@@ -243,11 +251,7 @@ async fn commit(state: &AppState, caller: &Caller, job: Job, analysis: Analysis)
     let event = SecurityEvent {
         id: uuid::Uuid::now_v7().to_string(),
         tenant: caller.tenant.clone(),
-        event_type: match job {
-            Job::Input(_) => "input_analysis",
-            Job::Output(_) => "output_validation",
-        }
-        .to_owned(),
+        event_type: event_type(&analysis).to_owned(),
         input: stored_input,
         threats,
         confidence: analysis.confidence(),
@@ -278,6 +282,16 @@ async fn commit(state: &AppState, caller: &Caller, job: Job, analysis: Analysis)
         sanitized: analysis.sanitized().map(str::to_owned),
         event_id,
     })
+}
+
+/// The stored event type: `input_analysis`, `context_analysis` (content
+/// analysed with `analyze_context`) or `output_validation`.
+pub(crate) fn event_type(a: &Analysis) -> &'static str {
+    match a.stage() {
+        llm_security::Stage::Input => "input_analysis",
+        llm_security::Stage::Context => "context_analysis",
+        llm_security::Stage::Output => "output_validation",
+    }
 }
 
 /// The text as the `redacted` retention mode stores it: secrets and PII
