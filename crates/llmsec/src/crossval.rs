@@ -37,6 +37,10 @@ struct Scored {
     group: String,
     lang: String,
     family: &'static str,
+    /// Content (a row with a `context`): scored by `analyze_context`, which
+    /// runs no classifier, so its P(attack) is 0 and it is left out of the
+    /// classifier's own figures.
+    content: bool,
     /// Out-of-fold P(attack).
     p: f64,
     /// Did the rules alone flag it?
@@ -210,23 +214,26 @@ pub fn run(data: &[PathBuf], train_only: &[PathBuf], cfg: &TrainConfig, format: 
             .collect();
         let (model, _) = train_prepared(&train_rows, cfg)?;
         for i in (0..rows.len()).filter(|&i| fold[i] == held) {
+            let content = rows[i].context.is_some();
             scored[i] = Some(Scored {
                 label: rows[i].label,
                 group: prepared[i].group.clone(),
                 lang: rows[i].lang.clone(),
                 family: dataset::family(&rows[i]),
-                p: model.predict_prepared(&prepared[i]).attack(),
+                content,
+                p: if content { 0.0 } else { model.predict_prepared(&prepared[i]).attack() },
                 rules: prepared[i].rules_flagged,
             });
         }
     }
     let scored: Vec<Scored> = scored.into_iter().flatten().collect();
-    let pairs: Vec<(f64, bool)> = scored.iter().map(|s| (s.p, s.label != Label::Benign)).collect();
+    let pairs: Vec<(f64, bool)> =
+        scored.iter().filter(|s| !s.content).map(|s| (s.p, s.label != Label::Benign)).collect();
     let classifier = summary(&pairs);
     let t = classifier.threshold_fpr_1pct;
 
     // The flattering baseline: one random 80/20 split.
-    let mut idx: Vec<usize> = (0..rows.len()).collect();
+    let mut idx: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].context.is_none()).collect();
     Rng::new(0x5EED).shuffle(&mut idx);
     let cut = idx.len() * 4 / 5;
     let train_rows: Vec<&Prepared> = idx[..cut].iter().map(|&i| &prepared[i]).chain(prepared_extra.iter()).collect();
@@ -431,6 +438,7 @@ mod tests {
             group: "g".into(),
             lang: "en".into(),
             family: "benign",
+            content: false,
             p,
             rules,
         };

@@ -58,14 +58,27 @@ fn load_one(path: &Path, rows: &mut Vec<Row>) -> anyhow::Result<()> {
             None if l.label == "pii" => continue,
             None => bail!("{}: unknown label {:?} (expected benign, injection or jailbreak)", at(), l.label),
         };
+        if let Some(c) = &l.context
+            && c.parse::<llm_security::ContextKind>().is_err()
+        {
+            bail!("{}: unknown context {c:?} (expected one of {})", at(), llm_security::ContextKind::names());
+        }
         rows.push(Row { text: l.text, label, source: l.source, lang: l.lang, context: l.context });
     }
     Ok(())
 }
 
-/// Training examples of rows, grouped by [`source_group`].
+/// Training examples of rows, grouped by [`source_group`]; a row's
+/// `context`, when it names a known kind, makes it content.
 pub fn examples(rows: &[Row]) -> Vec<Example> {
-    rows.iter().map(|r| Example { text: r.text.clone(), label: r.label, group: source_group(&r.source) }).collect()
+    rows.iter()
+        .map(|r| Example {
+            text: r.text.clone(),
+            label: r.label,
+            group: source_group(&r.source),
+            context: r.context.as_deref().and_then(|c| c.parse().ok()),
+        })
+        .collect()
 }
 
 /// The upstream a row comes from, for source-held-out splits (a group is

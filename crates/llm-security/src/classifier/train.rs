@@ -34,6 +34,9 @@ pub struct Example {
     /// The source group it came from (rows of one group are never split
     /// between the text model and the scores the combiner learns from).
     pub group: String,
+    /// Set for untrusted content (a document, an e-mail, a tool result):
+    /// the rules' verdict is then `analyze_context`'s, as in production.
+    pub context: Option<crate::ContextKind>,
 }
 
 /// Training settings. The defaults are what `llmsec train` uses.
@@ -186,7 +189,10 @@ pub fn prepare(examples: &[Example], bits: u32, kinds: TextFeatures) -> Result<V
             extract(n.text(), bits, kinds, &mut text, &mut scratch);
             // One analysis gives the features and the rules' verdict; the
             // rules engine runs no classifier, so every threat is a rule's.
-            let analysis = rules.analyze_input_sync(&e.text)?;
+            let analysis = match e.context {
+                Some(kind) => rules.analyze_context_sync(&e.text, kind)?,
+                None => rules.analyze_input_sync(&e.text)?,
+            };
             let threats = analysis.threats();
             let mut sig = Vec::new();
             add_signals(signals(threats).iter().map(String::as_str), bits, &mut sig);
@@ -537,7 +543,7 @@ mod tests {
 
     fn ex(text: &str, label: Label) -> Example {
         let group = format!("{label:?}-{}", text.len() % 3);
-        Example { text: text.into(), label, group }
+        Example { text: text.into(), label, group, context: None }
     }
 
     fn toy() -> Vec<Example> {
