@@ -157,27 +157,24 @@ impl Lexicon {
 pub fn add_concepts(lexicon: &Lexicon, lower: &str, bits: u32, out: &mut Vec<Feature>) {
     let shift = 64 - bits;
     let hits = lexicon.hits(lower);
-    let mut seen: Vec<u64> = Vec::with_capacity(hits.len() * 2);
-    let mut emit = |key: u64, seed: u64, out: &mut Vec<Feature>| {
-        if seen.contains(&(key ^ seed)) {
-            return;
+    // Keys first (a concept `a`, or a pair `64·a + b`, tagged by seed), then
+    // sorted and deduplicated: a linear membership test per key was
+    // quadratic, milliseconds on a long text full of common concepts.
+    let mut keys: Vec<(u64, u64)> = Vec::with_capacity(hits.len() * 4);
+    for (k, &(_, end, mask)) in hits.iter().enumerate() {
+        keys.extend(bits_of(mask).map(|a| (SEED_CONCEPT, a)));
+        for &(_, _, mask2) in hits[k + 1..].iter().take_while(|h| h.0 <= end + PAIR_GAP) {
+            for a in bits_of(mask) {
+                keys.extend(bits_of(mask2).map(|b| (SEED_PAIR, a * 64 + b)));
+            }
         }
-        seen.push(key ^ seed);
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    for (seed, key) in keys {
         let h = hash(seed, &key.to_le_bytes());
         let value = if h & 1 == 0 { CONCEPT_WEIGHT } else { -CONCEPT_WEIGHT };
         out.push(Feature { index: (h >> shift) as u32, value });
-    };
-    for (k, &(_, end, mask)) in hits.iter().enumerate() {
-        for a in bits_of(mask) {
-            emit(a, SEED_CONCEPT, out);
-        }
-        for &(_, _, mask2) in hits[k + 1..].iter().take_while(|h| h.0 <= end + PAIR_GAP) {
-            for a in bits_of(mask) {
-                for b in bits_of(mask2) {
-                    emit(a * 64 + b, SEED_PAIR, out);
-                }
-            }
-        }
     }
 }
 
@@ -251,6 +248,17 @@ mod tests {
         assert_eq!(near.len(), 3, "two concepts and one pair");
         assert_ne!(near, reversed, "order matters");
         assert_eq!(far.len(), 2, "too far apart for a pair");
+    }
+
+    #[test]
+    fn a_long_text_of_common_concepts_stays_bounded() {
+        // Regression: keys were deduplicated by a linear search.
+        let text = "you your ai you your ai model your you ".repeat(400);
+        let mut out = Vec::new();
+        add_concepts(lexicon(), &text, 16, &mut out);
+        let keys: std::collections::BTreeSet<u32> = out.iter().map(|f| f.index).collect();
+        assert_eq!(keys.len(), out.len(), "each feature once");
+        assert!(out.len() < 64 + 64 * 64);
     }
 
     #[test]
