@@ -228,10 +228,10 @@ impl SecurityEngine {
         if stage != Stage::Output {
             scanners::defensive::grade(text, &mut threats);
         }
-        if stage == Stage::Input {
-            if let Some(s) = &self.inner.learned {
-                time(s.as_ref(), &mut threats, &mut timings);
-            }
+        if stage == Stage::Input
+            && let Some(s) = &self.inner.learned
+        {
+            time(s.as_ref(), &mut threats, &mut timings);
         }
         dedup(&mut threats);
         let verdict = match stage {

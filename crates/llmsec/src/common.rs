@@ -94,6 +94,23 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
     }
 }
 
+/// Parses `--text-features`: a comma-separated list of `ngrams` and
+/// `concepts` (at least one).
+pub fn parse_text_features(s: &str) -> Result<llm_security::classifier::TextFeatures, String> {
+    let mut f = llm_security::classifier::TextFeatures { ngrams: false, concepts: false };
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part {
+            "ngrams" => f.ngrams = true,
+            "concepts" => f.concepts = true,
+            other => return Err(format!("unknown text feature {other:?} (expected ngrams, concepts)")),
+        }
+    }
+    if !(f.ngrams || f.concepts) {
+        return Err("name at least one text feature: ngrams, concepts".into());
+    }
+    Ok(f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,21 +144,14 @@ mod tests {
         let e = args.build().err().map(|e| format!("{e:#}"));
         assert!(e.as_deref().unwrap_or("").contains("/nonexistent/llmsec.toml"), "{e:?}");
     }
-}
 
-/// Parses `--text-features`: a comma-separated list of `ngrams` and
-/// `concepts` (at least one).
-pub fn parse_text_features(s: &str) -> Result<llm_security::classifier::TextFeatures, String> {
-    let mut f = llm_security::classifier::TextFeatures { ngrams: false, concepts: false };
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match part {
-            "ngrams" => f.ngrams = true,
-            "concepts" => f.concepts = true,
-            other => return Err(format!("unknown text feature {other:?} (expected ngrams, concepts)")),
-        }
+    #[test]
+    fn text_features_parse_lists_and_name_bad_items() {
+        let f = parse_text_features("ngrams, concepts").map_err(|e| e.to_string());
+        assert_eq!(f, Ok(llm_security::classifier::TextFeatures { ngrams: true, concepts: true }));
+        let only = parse_text_features("concepts").map_err(|e| e.to_string());
+        assert_eq!(only, Ok(llm_security::classifier::TextFeatures { ngrams: false, concepts: true }));
+        assert!(parse_text_features("words").is_err_and(|e| e.contains("words")));
+        assert!(parse_text_features("").is_err_and(|e| e.contains("at least one")));
     }
-    if !(f.ngrams || f.concepts) {
-        return Err("name at least one text feature: ngrams, concepts".into());
-    }
-    Ok(f)
 }

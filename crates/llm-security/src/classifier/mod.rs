@@ -340,9 +340,10 @@ impl Model {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(HEADER + self.weights.len() * 2 + 32);
         b.extend_from_slice(MAGIC);
-        let flags = u32::from(self.text_signals) * FLAG_TEXT_SIGNALS
-            | u32::from(self.text_features.concepts) * FLAG_CONCEPTS
-            | u32::from(!self.text_features.ngrams) * FLAG_NO_NGRAMS;
+        let flag = |on: bool, bit: u32| if on { bit } else { 0 };
+        let flags = flag(self.text_signals, FLAG_TEXT_SIGNALS)
+            | flag(self.text_features.concepts, FLAG_CONCEPTS)
+            | flag(!self.text_features.ngrams, FLAG_NO_NGRAMS);
         for v in [FORMAT_VERSION, self.bits, CLASSES as u32, flags, DENSE as u32] {
             b.extend_from_slice(&v.to_le_bytes());
         }
