@@ -1,10 +1,11 @@
 //! The one seam every scanner implements.
 
+use std::borrow::Cow;
 use std::fmt::Debug;
 
 use serde::{Deserialize, Serialize};
 
-use crate::normalize::Normalized;
+use crate::normalize::{Normalized, View};
 use crate::types::Threat;
 
 /// The format a completion is expected to be in.
@@ -80,6 +81,16 @@ impl<'a> ScanContext<'a> {
     /// The original text.
     pub fn original(&self) -> &'a str {
         self.normalized.original()
+    }
+
+    /// A view's text with ASCII letters lowercased (what keyword automata
+    /// match on): the primary view's is computed once per text and shared
+    /// by every scanner.
+    pub fn lowercase(&self, view: &View<'a>) -> Cow<'a, str> {
+        match view.encoding {
+            None => Cow::Borrowed(self.normalized.lowercase()),
+            Some(_) => Cow::Owned(view.text.to_ascii_lowercase()),
+        }
     }
 }
 

@@ -792,15 +792,8 @@ impl Scanner for IntentScanner {
     fn scan(&self, cx: &ScanContext<'_>, out: &mut Vec<Threat>) {
         let mut hits = Vec::new();
         for view in cx.normalized.views() {
-            let lower_owned;
-            let lower = match view.encoding {
-                None => cx.normalized.lowercase(),
-                Some(_) => {
-                    lower_owned = view.text.to_ascii_lowercase();
-                    &lower_owned
-                }
-            };
-            let joined = join_wrapped_lines(lower);
+            let lower = cx.lowercase(&view);
+            let joined = join_wrapped_lines(&lower);
             self.scan_view(&view, &joined, &mut hits, out);
         }
     }

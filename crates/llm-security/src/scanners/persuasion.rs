@@ -648,15 +648,8 @@ impl Scanner for PersuasionScanner {
         // The primary text, then each decoded or re-read view (a request
         // smuggled in base64, tags or leetspeak), until one reports.
         for view in cx.normalized.views() {
-            let lower_owned;
-            let lower = match view.encoding {
-                None => cx.normalized.lowercase(),
-                Some(_) => {
-                    lower_owned = view.text.to_ascii_lowercase();
-                    &lower_owned
-                }
-            };
-            if self.scan_view(&view, lower, out) {
+            let lower = cx.lowercase(&view);
+            if self.scan_view(&view, &lower, out) {
                 return;
             }
         }

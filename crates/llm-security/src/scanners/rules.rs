@@ -425,15 +425,8 @@ impl Scanner for RuleScanner {
         let mut matched = vec![false; self.set.rules.len()];
         let mut hits = Vec::new();
         for view in cx.normalized.views() {
-            let lower_owned;
-            let lower = match view.encoding {
-                None => cx.normalized.lowercase(),
-                Some(_) => {
-                    lower_owned = view.text.to_ascii_lowercase();
-                    &lower_owned
-                }
-            };
-            self.scan_view(&view, lower, &mut matched, &mut hits, out);
+            let lower = cx.lowercase(&view);
+            self.scan_view(&view, &lower, &mut matched, &mut hits, out);
             // Phrases spelled with separators: in the primary text, and in
             // every decoded or re-read view but the one that already joined
             // separated letters (a decoded payload can be spelled out too).
