@@ -819,7 +819,7 @@ mod tests {
             ("mailto:someone and ftp is a protocol: nothing to see", "no URLs"),
             ("![cat](https://images.example.net/cats/cat-01.png)", "plain image without data, no allow-list"),
             (
-                "<script src=\"https://cdn.jsdelivr.net/npm/chart.js@4.4.1/dist/chart.umd.min.js\"></script>",
+                "<script src=\"https://cdn.example.net/npm/tiny-widgets@2.7.0/build/widgets.min.js\"></script>",
                 "npm package@version in a CDN path is not an email",
             ),
         ];
