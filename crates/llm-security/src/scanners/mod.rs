@@ -22,13 +22,7 @@ pub(crate) fn input_scanners(cfg: &SecurityConfig) -> Vec<Box<dyn Scanner>> {
     let mut v: Vec<Box<dyn Scanner>> = Vec::new();
     let families = cfg.threat_model.enabled_families();
     if cfg.prompt_injection_detection {
-        v.push(Box::new(prompt_injection::scanner(&families)));
-        v.push(Box::new(intent::scanner(&families)));
-        let normalize = cfg.threat_model.unicode.normalize_options();
-        let indirect = indirect::scanner(&families, indirect::Mode::Prompt, &normalize);
-        if !indirect.is_idle() {
-            v.push(Box::new(indirect));
-        }
+        push_injection_scanners(cfg, &families, indirect::Mode::Prompt, &mut v);
     }
     if cfg.jailbreak_detection {
         v.push(Box::new(jailbreak::scanner(&families)));
@@ -44,6 +38,24 @@ pub(crate) fn input_scanners(cfg: &SecurityConfig) -> Vec<Box<dyn Scanner>> {
         v.push(Box::new(unicode::UnicodeScanner::new("unicode")));
     }
     v
+}
+
+/// The prompt-injection rules, the intent grammar and the indirect scanner
+/// at `mode` (its prompt or its content setting), as prompts and content
+/// both run them.
+fn push_injection_scanners(
+    cfg: &SecurityConfig,
+    families: &std::collections::BTreeSet<String>,
+    mode: indirect::Mode,
+    v: &mut Vec<Box<dyn Scanner>>,
+) {
+    v.push(Box::new(prompt_injection::scanner(families)));
+    v.push(Box::new(intent::scanner(families)));
+    let normalize = cfg.threat_model.unicode.normalize_options();
+    let indirect = indirect::scanner(families, mode, &normalize);
+    if !indirect.is_idle() {
+        v.push(Box::new(indirect));
+    }
 }
 
 /// The learned layer, run after every other input scanner (it reads their
@@ -64,13 +76,7 @@ pub(crate) fn context_scanners(cfg: &SecurityConfig, provenance: indirect::Prove
     let mut v: Vec<Box<dyn Scanner>> = Vec::new();
     let families = cfg.threat_model.enabled_families();
     if cfg.prompt_injection_detection {
-        v.push(Box::new(prompt_injection::scanner(&families)));
-        v.push(Box::new(intent::scanner(&families)));
-        let normalize = cfg.threat_model.unicode.normalize_options();
-        let indirect = indirect::scanner(&families, indirect::Mode::Content(provenance), &normalize);
-        if !indirect.is_idle() {
-            v.push(Box::new(indirect));
-        }
+        push_injection_scanners(cfg, &families, indirect::Mode::Content(provenance), &mut v);
     }
     if cfg.unicode_attack_detection {
         v.push(Box::new(unicode::UnicodeScanner::new("unicode")));
