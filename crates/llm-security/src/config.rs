@@ -323,6 +323,56 @@ pub struct ClassifierConfig {
     pub threshold: Option<f64>,
 }
 
+/// Secrets and personal data in prompts: a user pasting an API key or a
+/// customer's address into a prompt is data the operator wants to see
+/// leave. `analyze_input` reports them as `secret_leak` / `sensitive_data`
+/// findings (the same scanners `validate_output` runs, with the output
+/// config's PII types); `action` is the verdict such a finding gives when
+/// it passes its type's policy thresholds. The default reports without
+/// acting (`allow`); `sanitize` passes the prompt on redacted, `block`
+/// refuses it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InputDataConfig {
+    /// Report API keys, tokens, private keys and other secrets in prompts.
+    pub secrets: bool,
+    /// Report personal data in prompts.
+    pub pii: bool,
+    /// The verdict a finding gives.
+    pub action: crate::types::Verdict,
+}
+
+impl Default for InputDataConfig {
+    fn default() -> Self {
+        InputDataConfig { secrets: true, pii: true, action: crate::types::Verdict::Allow }
+    }
+}
+
+impl InputDataConfig {
+    /// Nothing reported.
+    pub fn none() -> Self {
+        InputDataConfig { secrets: false, pii: false, action: crate::types::Verdict::Allow }
+    }
+
+    /// Sets `secrets`.
+    pub fn with_secrets(mut self, on: bool) -> Self {
+        self.secrets = on;
+        self
+    }
+
+    /// Sets `pii`.
+    pub fn with_pii(mut self, on: bool) -> Self {
+        self.pii = on;
+        self
+    }
+
+    /// Sets `action`.
+    pub fn with_action(mut self, v: crate::types::Verdict) -> Self {
+        self.action = v;
+        self
+    }
+}
+
 /// How sanitizing rewrites text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -361,6 +411,8 @@ pub struct SecurityConfig {
     pub classifier: ClassifierConfig,
     /// Output validators.
     pub output: OutputValidationConfig,
+    /// Secrets and personal data in prompts.
+    pub input_data: InputDataConfig,
     /// Verdict rules.
     pub policy: PolicyConfig,
     /// Sanitizer settings.
@@ -380,6 +432,7 @@ impl Default for SecurityConfig {
             threat_model: ThreatModel::default(),
             classifier: ClassifierConfig::default(),
             output: OutputValidationConfig::default(),
+            input_data: InputDataConfig::default(),
             policy: PolicyConfig::default(),
             sanitize: SanitizeConfig::default(),
             context: crate::context::ContextConfig::default(),
@@ -444,6 +497,12 @@ impl SecurityConfig {
     /// Sets the output validators.
     pub fn with_output_config(mut self, o: OutputValidationConfig) -> Self {
         self.output = o;
+        self
+    }
+
+    /// Sets what `analyze_input` reports of secrets and personal data.
+    pub fn with_input_data(mut self, d: InputDataConfig) -> Self {
+        self.input_data = d;
         self
     }
 

@@ -14,7 +14,7 @@ use crate::sanitize::{Sanitized, sanitize};
 use crate::scanner::{OutputContext, ScanContext, Scanner, dedup};
 use crate::scanners;
 use crate::scanners::indirect::Provenance;
-use crate::types::{Analysis, ScannerTiming, Stage, Verdict, noisy_or};
+use crate::types::{Analysis, ScannerTiming, Stage, ThreatType, Verdict, noisy_or};
 
 /// The security engine. Patterns are compiled once when it is built; clones
 /// share them, so clone freely across threads and tasks.
@@ -50,6 +50,15 @@ struct Inner {
     /// Per provenance: code, the user's own material, foreign material.
     context: [Vec<Box<dyn Scanner>>; 3],
     output: Vec<Box<dyn Scanner>>,
+    /// The secret and PII scanners of `analyze_input` (after the learned
+    /// layer: the classifier was trained without their findings).
+    input_data: Vec<Box<dyn Scanner>>,
+    /// The secret and PII scanners that redaction runs, whatever the
+    /// validators' switches say.
+    redactors: Vec<Box<dyn Scanner>>,
+    /// Whether a stage's own scanners include every redactor, so that its
+    /// findings are all a redaction needs: `[input, output]`.
+    finds_all_data: [bool; 2],
     policy: PolicyConfig,
     canary: CanaryIssuer,
 }
@@ -90,6 +99,13 @@ impl SecurityEngine {
         let context =
             [Provenance::Code, Provenance::Own, Provenance::Foreign].map(|p| scanners::context_scanners(&config, p));
         let output = scanners::output_scanners(&config, &canary);
+        let input_data =
+            scanners::data_scanners(&config.output.pii_types, config.input_data.secrets, config.input_data.pii);
+        let redactors = scanners::data_scanners(&config.output.pii_types, true, true);
+        let finds_all_data = [
+            config.input_data.secrets && config.input_data.pii,
+            config.output_validation && config.output.secrets && config.output.pii,
+        ];
         SecurityEngine {
             inner: Arc::new(Inner {
                 normalize: config.threat_model.unicode.normalize_options(),
@@ -99,6 +115,9 @@ impl SecurityEngine {
                 learned,
                 context,
                 output,
+                input_data,
+                redactors,
+                finds_all_data,
                 canary,
             }),
         }
@@ -178,18 +197,75 @@ impl SecurityEngine {
         if text.len() > max {
             return Err(Error::InputTooLarge { len: text.len(), max });
         }
-        // Only secret and PII findings are redacted, so only those two
-        // scanners run (the other output scanners cost as much again and
-        // their findings would be dropped).
+        let threats = self.data_findings(text);
+        Ok(sanitize(text, &threats, &self.inner.config.sanitize))
+    }
+
+    /// The text as a store should keep it: every secret and piece of
+    /// personal data replaced by a typed placeholder and invisible
+    /// characters stripped, whatever the analysis's verdict and the
+    /// sanitizer's settings (placeholders only: nothing reversible). The
+    /// analysis's own findings are used when its stage ran every redactor;
+    /// otherwise the redactors run here.
+    ///
+    /// ```
+    /// use llm_security::SecurityEngine;
+    ///
+    /// let engine = SecurityEngine::new();
+    /// let prompt = "Mail ada@example.com\u{200b}\u{200b} my key sk-proj-Zq8vN2mXk4Lp7Rt1Wy5Hc9Bd3Fg6Js0Qe";
+    /// let a = engine.analyze_input_sync(prompt)?;
+    /// let kept = engine.redact_for_storage(prompt, &a)?;
+    /// assert!(!kept.contains("ada@example.com") && !kept.contains("sk-proj-"), "{kept}");
+    /// assert!(!kept.contains('\u{200b}'));
+    /// # Ok::<(), llm_security::Error>(())
+    /// ```
+    pub fn redact_for_storage(&self, text: &str, analysis: &Analysis) -> Result<String, Error> {
+        let max = self.inner.config.max_input_bytes;
+        if text.len() > max {
+            return Err(Error::InputTooLarge { len: text.len(), max });
+        }
+        let complete = match analysis.stage {
+            Stage::Input => self.inner.finds_all_data[0],
+            Stage::Output => self.inner.finds_all_data[1],
+            Stage::Context => false,
+        };
+        let cfg = crate::config::SanitizeConfig { reversible: false, strip_invisible: true, always: true };
+        if complete {
+            return Ok(sanitize(text, &analysis.threats, &cfg).text);
+        }
+        Ok(sanitize(text, &self.data_findings(text), &cfg).text)
+    }
+
+    /// A prompt's verdict: the policy's for attack findings; for secret and
+    /// PII findings that pass their type's thresholds, `input_data.action`.
+    fn input_verdict(&self, threats: &[crate::types::Threat]) -> Verdict {
+        let policy = &self.inner.policy;
+        let action = self.inner.config.input_data.action;
+        threats
+            .iter()
+            .map(|t| {
+                let v = policy.rule(t.kind).verdict_for(t);
+                match t.kind {
+                    ThreatType::SecretLeak | ThreatType::SensitiveData if v != Verdict::Allow => action,
+                    ThreatType::SecretLeak | ThreatType::SensitiveData => Verdict::Allow,
+                    _ => v,
+                }
+            })
+            .max()
+            .unwrap_or(Verdict::Allow)
+    }
+
+    /// Every secret and PII finding of the redactors in `text`.
+    fn data_findings(&self, text: &str) -> Vec<crate::types::Threat> {
         let normalized = Normalized::new(text, &self.inner.normalize);
         let cx = OutputContext::default();
         let scan_cx = ScanContext { normalized: &normalized, output: Some(&cx) };
         let mut threats = Vec::new();
-        for s in self.inner.output.iter().filter(|s| matches!(s.id(), "secrets" | "pii")) {
+        for s in &self.inner.redactors {
             s.scan(&scan_cx, &mut threats);
         }
         dedup(&mut threats);
-        Ok(sanitize(text, &threats, &self.inner.config.sanitize))
+        threats
     }
 
     fn run(
@@ -233,10 +309,18 @@ impl SecurityEngine {
         {
             time(s.as_ref(), &mut threats, &mut timings);
         }
+        // Secrets and PII in a prompt: found after the learned layer, whose
+        // inputs they are not, and judged by their own action.
+        if stage == Stage::Input {
+            for s in &self.inner.input_data {
+                time(s.as_ref(), &mut threats, &mut timings);
+            }
+        }
         dedup(&mut threats);
         let verdict = match stage {
             Stage::Context => self.inner.config.context.verdict(&self.inner.policy, &threats),
-            Stage::Input | Stage::Output => self.inner.policy.verdict(&threats),
+            Stage::Input => self.input_verdict(&threats),
+            Stage::Output => self.inner.policy.verdict(&threats),
         };
         let confidence = noisy_or(threats.iter().map(|t| t.confidence));
         let (sanitized, redactions) = if verdict == Verdict::Sanitize || self.inner.config.sanitize.always {

@@ -44,8 +44,8 @@ mod types;
 pub mod webhook;
 
 pub use config::{
-    ClassifierConfig, ExfiltrationConfig, JailbreakThreat, OutputValidationConfig, PiiConfig, PromptInjectionThreat,
-    SanitizeConfig, SecurityConfig, ThreatModel, UnicodeThreat,
+    ClassifierConfig, ExfiltrationConfig, InputDataConfig, JailbreakThreat, OutputValidationConfig, PiiConfig,
+    PromptInjectionThreat, SanitizeConfig, SecurityConfig, ThreatModel, UnicodeThreat,
 };
 pub use context::{ContextConfig, ContextKind};
 pub use engine::SecurityEngine;

@@ -224,6 +224,8 @@ impl Model {
 pub fn rules_engine() -> SecurityEngine {
     let mut cfg = SecurityConfig::new();
     cfg.classifier.enabled = false;
+    // Secrets and PII are found after the learned layer and are not its inputs.
+    cfg.input_data = crate::config::InputDataConfig::none();
     cfg.max_input_bytes = usize::MAX;
     SecurityEngine::with_config(cfg)
 }

@@ -84,6 +84,18 @@ pub(crate) fn context_scanners(cfg: &SecurityConfig, provenance: indirect::Prove
     v
 }
 
+/// The secret and PII scanners, as `analyze_input` and redaction run them.
+pub(crate) fn data_scanners(pii_types: &crate::config::PiiConfig, secrets: bool, pii: bool) -> Vec<Box<dyn Scanner>> {
+    let mut v: Vec<Box<dyn Scanner>> = Vec::new();
+    if secrets {
+        v.push(Box::new(output::secrets::SecretsScanner::new("secrets")));
+    }
+    if pii {
+        v.push(Box::new(output::pii::PiiScanner::new("pii", pii_types)));
+    }
+    v
+}
+
 /// The scanners `validate_output` runs, in order.
 pub(crate) fn output_scanners(cfg: &SecurityConfig, canary: &CanaryIssuer) -> Vec<Box<dyn Scanner>> {
     let mut v: Vec<Box<dyn Scanner>> = Vec::new();

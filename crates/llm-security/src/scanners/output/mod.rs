@@ -38,12 +38,7 @@ use crate::types::Span;
 /// The validators enabled in `cfg`, in the order they run.
 pub(crate) fn build(cfg: &OutputValidationConfig, canary: &CanaryIssuer) -> Vec<Box<dyn Scanner>> {
     let mut v: Vec<Box<dyn Scanner>> = Vec::new();
-    if cfg.secrets {
-        v.push(Box::new(secrets::SecretsScanner::new("secrets")));
-    }
-    if cfg.pii {
-        v.push(Box::new(pii::PiiScanner::new("pii", &cfg.pii_types)));
-    }
+    v.extend(super::data_scanners(&cfg.pii_types, cfg.secrets, cfg.pii));
     if cfg.exfiltration {
         v.push(Box::new(exfiltration::ExfiltrationScanner::new("exfiltration", &cfg.exfiltration_rules)));
     }
