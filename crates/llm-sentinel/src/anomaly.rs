@@ -464,6 +464,18 @@ impl Anomalies {
         self.open.insert(a.id.clone(), a);
     }
 
+    /// Drops the open anomalies about `entity` (erasure of a user); returns
+    /// how many. Findings about it later open a new anomaly.
+    pub fn forget(&mut self, entity: &Entity) -> usize {
+        let ids: Vec<String> =
+            self.open.values().filter(|a| a.affected_entity == *entity).map(|a| a.id.clone()).collect();
+        for id in &ids {
+            self.open.remove(id);
+        }
+        self.by_key.retain(|(_, e), _| e != entity);
+        ids.len()
+    }
+
     /// An open anomaly.
     pub fn get(&self, id: &str) -> Option<&Anomaly> {
         self.open.get(id)
@@ -529,6 +541,20 @@ mod tests {
         let (_, r) = s.record("rate", DetectorKind::Rule, finding("app", 0.6, 6000), 6000).unwrap();
         assert_eq!(r.related_anomalies, vec![a.id.clone()]);
         assert_eq!(s.get(&a.id).unwrap().related_anomalies, vec![r.id.clone()]);
+    }
+
+    #[test]
+    fn forgetting_an_entity_drops_its_open_anomalies_only() {
+        let mut s = set();
+        let (_, a) = s.record("cost", DetectorKind::Statistical, finding("app", 0.6, 0), 0).unwrap();
+        let (_, b) = s.record("cost", DetectorKind::Statistical, finding("other", 0.6, 0), 0).unwrap();
+        assert_eq!(s.forget(&Entity::new(EntityKind::Application, "app")), 1);
+        assert!(s.get(&a.id).is_none());
+        assert!(s.get(&b.id).is_some());
+        // A later finding about it opens a new anomaly, not an update of the old.
+        let (c, n) = s.record("cost", DetectorKind::Statistical, finding("app", 0.6, 1000), 1000).unwrap();
+        assert_eq!(c, Change::Created);
+        assert_ne!(n.id, a.id);
     }
 
     #[test]

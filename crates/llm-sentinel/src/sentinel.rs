@@ -166,6 +166,11 @@ impl Sentinel {
         self.anomalies.restore(a);
     }
 
+    /// Drops the open anomalies about `entity` (erasure of a user).
+    pub fn forget(&mut self, entity: &crate::detector::Entity) -> usize {
+        self.anomalies.forget(entity)
+    }
+
     /// An open anomaly.
     pub fn anomaly(&self, id: &str) -> Option<&Anomaly> {
         self.anomalies.get(id)

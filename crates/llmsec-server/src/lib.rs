@@ -325,20 +325,26 @@ async fn bootstrap_admin(store: &dyn Store) -> Result<Option<String>, llmsec_sto
     Ok(Some(new.key))
 }
 
-/// Purges events (and delivered deliveries) older than the retention, hourly.
+/// Purges what is older than the retention, hourly, in every table that
+/// holds user content (see [`Store::purge_expired`]).
 async fn retention(store: Arc<dyn Store>, days: u32, mut stop: watch::Receiver<bool>) {
     if days == 0 {
         return;
     }
     loop {
         let cutoff = now_millis() - i64::from(days) * 86_400_000;
-        match store.purge_events(cutoff).await {
-            Ok(n) if n > 0 => tracing::info!(purged = n, days, "retention: purged old events"),
+        match store.purge_expired(cutoff).await {
+            Ok(r) if r.total() > 0 => tracing::info!(
+                events = r.events,
+                telemetry = r.telemetry,
+                anomalies = r.anomalies,
+                deliveries = r.deliveries,
+                enforcements = r.enforcements,
+                days,
+                "retention: purged old rows"
+            ),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention purge failed"),
-        }
-        if let Err(e) = store.purge_deliveries(cutoff).await {
-            tracing::warn!(error = %e, "retention purge of deliveries failed");
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(3600)) => {}

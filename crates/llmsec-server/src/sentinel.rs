@@ -183,6 +183,13 @@ impl EnforcementCache {
         self.list.write().unwrap_or_else(|p| p.into_inner()).push(e);
     }
 
+    fn forget(&self, tenant: &str, kind: &str, id: &str) {
+        self.list
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|e| !(e.tenant == tenant && e.entity_kind == kind && e.entity_id == id));
+    }
+
     /// The strictest enforcement in force on any of `entities` (kind, id) of
     /// `tenant` at `now`: a block wins over a rate limit.
     pub fn check(&self, tenant: &str, entities: &[(&str, &str)], now: Millis) -> Option<Enforced> {
@@ -356,6 +363,17 @@ impl SentinelService {
                 _ = stop.changed() => return,
             }
         }
+    }
+
+    /// Erasure of a user: forgets the open anomalies about them (so none is
+    /// written back after the store's rows are gone) and their cached
+    /// enforcements. Call before [`Store::erase_user`].
+    pub fn forget_user(&self, tenant: &str, user_id: &str) {
+        let entity = llm_sentinel::detector::Entity::new(llm_sentinel::detector::EntityKind::User, user_id);
+        if let Some(s) = self.tenants.lock().unwrap_or_else(|p| p.into_inner()).get_mut(tenant) {
+            s.forget(&entity);
+        }
+        self.enforcements.forget(tenant, "user", user_id);
     }
 
     /// Takes back what a previous run left: enforcements, open anomalies,

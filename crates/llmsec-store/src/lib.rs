@@ -96,10 +96,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn events(&self, q: &EventQuery) -> Result<Vec<SecurityEvent>>;
     /// Counts a tenant's events matching the query (cursor and limit ignored).
     async fn count_events(&self, q: &EventQuery) -> Result<u64>;
-    /// Deletes events older than `before` (retention); returns how many.
-    async fn purge_events(&self, before: Millis) -> Result<u64>;
-    /// Deletes every event of one user of one tenant; returns how many.
-    async fn erase_user(&self, tenant: &str, user_id: &str) -> Result<u64>;
+    /// Retention: deletes what is older than `before` in every table that
+    /// holds user content: security events, telemetry (once run through
+    /// the detectors), resolved anomalies, finished deliveries (delivered
+    /// or dead) and expired enforcements.
+    async fn purge_expired(&self, before: Millis) -> Result<Removed>;
+    /// Erasure, in one transaction: deletes everything of one user of one
+    /// tenant: their security events and telemetry, the anomalies and
+    /// enforcements about them, and the deliveries whose bodies name them.
+    async fn erase_user(&self, tenant: &str, user_id: &str) -> Result<Removed>;
 
     /// Stores a webhook subscription.
     async fn insert_webhook(&self, w: &Webhook) -> Result<()>;
@@ -120,8 +125,6 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn deliveries(&self, tenant: &str, status: Option<DeliveryStatus>, limit: u32) -> Result<Vec<Delivery>>;
     /// Puts a dead delivery back in the queue; false when the tenant has no such dead delivery.
     async fn redeliver(&self, tenant: &str, id: &str, now: Millis) -> Result<bool>;
-    /// Deletes delivered deliveries older than `before`.
-    async fn purge_deliveries(&self, before: Millis) -> Result<u64>;
 
     /// Appends to the audit log and returns the entry with its hash.
     async fn append_audit(&self, entry: NewAudit, at: Millis) -> Result<AuditEntry>;

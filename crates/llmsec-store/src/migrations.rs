@@ -118,4 +118,15 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX enforcements_entity ON enforcements (tenant, entity_kind, entity_id, expires_at)",
         ],
     ),
+    (
+        4,
+        &[
+            // Telemetry by end user, for erasure. Rows stored before this
+            // step have NULL here and are found through their body.
+            "ALTER TABLE telemetry_events ADD COLUMN user_id TEXT",
+            "CREATE INDEX telemetry_events_tenant_user ON telemetry_events (tenant, user_id)",
+            "CREATE INDEX anomalies_resolved ON anomalies (status, resolved_at)",
+            "CREATE INDEX enforcements_expires ON enforcements (expires_at)",
+        ],
+    ),
 ];

@@ -278,6 +278,30 @@ pub struct TelemetryRow {
     pub body: String,
     /// When it was accepted.
     pub received_at: Millis,
+    /// The end user (`metadata.user_id`), indexed for erasure.
+    pub user_id: Option<String>,
+}
+
+/// How many rows an erasure or a retention purge removed, per table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removed {
+    /// Security events.
+    pub events: u64,
+    /// Telemetry events.
+    pub telemetry: u64,
+    /// Anomalies.
+    pub anomalies: u64,
+    /// Webhook deliveries (their bodies quote events and anomalies).
+    pub deliveries: u64,
+    /// Enforcements.
+    pub enforcements: u64,
+}
+
+impl Removed {
+    /// Rows removed in all.
+    pub fn total(&self) -> u64 {
+        self.events + self.telemetry + self.anomalies + self.deliveries + self.enforcements
+    }
 }
 
 /// An anomaly as stored: indexed columns plus the anomaly's JSON.

@@ -108,6 +108,9 @@ impl SqlStore {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        // Deleted rows are overwritten with zeros, so an
+                        // erased user's text does not linger in free pages.
+                        conn.execute("PRAGMA secure_delete = ON").await?;
                         // Checkpoints run in the background (see `connect`), not
                         // inside whichever commit crosses the WAL size threshold:
                         // that commit, and every request waiting on it, would stall.
@@ -315,6 +318,7 @@ fn telemetry_from_row(r: &AnyRow) -> Result<TelemetryRow> {
         timestamp: r.try_get("ts")?,
         body: r.try_get("body")?,
         received_at: r.try_get("received_at")?,
+        user_id: r.try_get("user_id")?,
     })
 }
 
@@ -515,18 +519,86 @@ impl Store for SqlStore {
         Ok(n.max(0) as u64)
     }
 
-    async fn purge_events(&self, before: Millis) -> Result<u64> {
-        let r = sqlx::query("DELETE FROM security_events WHERE ts < $1").bind(before).execute(&self.pool).await?;
-        Ok(r.rows_affected())
+    async fn purge_expired(&self, before: Millis) -> Result<Removed> {
+        let mut tx = self.begin_write().await?;
+        let mut run = async |sql: &str| -> Result<u64> {
+            Ok(sqlx::query(sql).bind(before).execute(&mut *tx).await?.rows_affected())
+        };
+        let removed = Removed {
+            events: run("DELETE FROM security_events WHERE ts < $1").await?,
+            telemetry: run("DELETE FROM telemetry_events WHERE received_at < $1 AND processed = 1").await?,
+            anomalies: run("DELETE FROM anomalies WHERE status = 'resolved' AND resolved_at < $1").await?,
+            deliveries: run("DELETE FROM deliveries WHERE status IN ('delivered', 'dead') AND updated_at < $1").await?,
+            enforcements: run("DELETE FROM enforcements WHERE expires_at < $1").await?,
+        };
+        tx.commit().await?;
+        Ok(removed)
     }
 
-    async fn erase_user(&self, tenant: &str, user_id: &str) -> Result<u64> {
-        let r = sqlx::query("DELETE FROM security_events WHERE tenant = $1 AND user_id = $2")
+    async fn erase_user(&self, tenant: &str, user_id: &str) -> Result<Removed> {
+        let mut tx = self.begin_write().await?;
+        let events = sqlx::query("DELETE FROM security_events WHERE tenant = $1 AND user_id = $2")
             .bind(tenant)
             .bind(user_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let telemetry = sqlx::query("DELETE FROM telemetry_events WHERE tenant = $1 AND user_id = $2")
+            .bind(tenant)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let enforcements =
+            sqlx::query("DELETE FROM enforcements WHERE tenant = $1 AND entity_kind = 'user' AND entity_id = $2")
+                .bind(tenant)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        let mut removed = Removed { events, telemetry, enforcements, ..Removed::default() };
+        // JSON bodies: rows whose text holds the id are read back, and those
+        // with a string value equal to it are deleted (telemetry stored
+        // before the user_id column, anomalies about the user, deliveries
+        // that quote their events or anomalies).
+        let pattern = format!("%{}%", like_escape(&json_string_body(user_id)));
+        let bodies: [(&str, &str, &str, &str); 3] = [
+            ("telemetry_events", "event_id", "body", " AND user_id IS NULL"),
+            ("anomalies", "id", "body", ""),
+            ("deliveries", "id", "payload", ""),
+        ];
+        for (table, key, column, extra) in bodies {
+            let sql = format!(
+                "SELECT {key} AS k, {column} AS b FROM {table} WHERE tenant = $1{extra} AND {column} LIKE $2 ESCAPE '\\'"
+            );
+            let rows = sqlx::query(&sql).bind(tenant).bind(&pattern).fetch_all(&mut *tx).await?;
+            let mut n = 0;
+            for r in rows {
+                let body: String = r.try_get("b")?;
+                if !mentions(&body, user_id) {
+                    continue;
+                }
+                let k: String = r.try_get("k")?;
+                let del = format!("DELETE FROM {table} WHERE tenant = $1 AND {key} = $2");
+                n += sqlx::query(&del).bind(tenant).bind(&k).execute(&mut *tx).await?.rows_affected();
+            }
+            match table {
+                "telemetry_events" => removed.telemetry += n,
+                "anomalies" => removed.anomalies = n,
+                _ => removed.deliveries = n,
+            }
+        }
+        tx.commit().await?;
+        if self.backend == Backend::Sqlite && removed.total() > 0 {
+            // Deleted rows are zeroed in place (secure_delete), but older
+            // copies of their pages sit in the write-ahead log until it is
+            // checkpointed and truncated. Best effort: a long reader can
+            // hold the log, and the background checkpoint copies it later.
+            if let Err(e) = self.pool.execute("PRAGMA wal_checkpoint(TRUNCATE)").await {
+                tracing::warn!(error = %e, "WAL checkpoint after erasure failed");
+            }
+        }
+        Ok(removed)
     }
 
     async fn insert_webhook(&self, w: &Webhook) -> Result<()> {
@@ -666,14 +738,6 @@ impl Store for SqlStore {
         Ok(r.rows_affected() > 0)
     }
 
-    async fn purge_deliveries(&self, before: Millis) -> Result<u64> {
-        let r = sqlx::query("DELETE FROM deliveries WHERE status = 'delivered' AND updated_at < $1")
-            .bind(before)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected())
-    }
-
     async fn append_audit(&self, entry: NewAudit, at: Millis) -> Result<AuditEntry> {
         let _guard = self.audit_lock.lock().await;
         let mut tx = self.begin_write().await?;
@@ -730,8 +794,8 @@ impl Store for SqlStore {
             // One multi-row INSERT per chunk; ON CONFLICT DO NOTHING +
             // RETURNING gives back the ids that were new.
             let mut sql = multi_insert(
-                "INSERT INTO telemetry_events (tenant, event_id, application_id, event_type, ts, body, received_at, processed) VALUES ",
-                8,
+                "INSERT INTO telemetry_events (tenant, event_id, application_id, event_type, ts, body, received_at, processed, user_id) VALUES ",
+                9,
                 chunk.len(),
                 anon,
             );
@@ -746,7 +810,8 @@ impl Store for SqlStore {
                     .bind(r.timestamp)
                     .bind(no_nul(&r.body).into_owned())
                     .bind(r.received_at)
-                    .bind(0_i64);
+                    .bind(0_i64)
+                    .bind(r.user_id.as_deref().map(|u| no_nul(u).into_owned()));
             }
             let inserted: std::collections::HashSet<(String, String)> = q
                 .fetch_all(&mut *tx)
@@ -1016,6 +1081,37 @@ const ROWS_PER_INSERT: usize = 50;
 /// looks each named parameter up by index through SQLite's
 /// `sqlite3_bind_parameter_name`, a linear walk, which made binding a large
 /// statement quadratic (9% of the CPU under gRPC ingestion load).
+/// `id` as it appears inside a JSON string literal (without the quotes).
+fn json_string_body(id: &str) -> String {
+    let quoted = serde_json::Value::String(id.to_owned()).to_string();
+    quoted[1..quoted.len() - 1].to_owned()
+}
+
+/// `s` with LIKE's wildcards and the escape character escaped (`ESCAPE '\'`).
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Whether any string value in the JSON document `body` is `id`.
+fn mentions(body: &str, id: &str) -> bool {
+    fn walk(v: &serde_json::Value, id: &str) -> bool {
+        match v {
+            serde_json::Value::String(s) => s == id,
+            serde_json::Value::Array(a) => a.iter().any(|v| walk(v, id)),
+            serde_json::Value::Object(o) => o.values().any(|v| walk(v, id)),
+            _ => false,
+        }
+    }
+    serde_json::from_str::<serde_json::Value>(body).is_ok_and(|v| walk(&v, id))
+}
+
 fn multi_insert(head: &str, cols: usize, rows: usize, anonymous: bool) -> String {
     let mut sql = String::with_capacity(head.len() + rows * cols * 5);
     sql.push_str(head);

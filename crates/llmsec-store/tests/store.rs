@@ -122,11 +122,11 @@ async fn events_and_isolation(s: &dyn Store) {
         EventQuery { tenant: "a".into(), since: Some(1010), until: Some(1015), limit: 100, ..Default::default() };
     assert_eq!(s.events(&window).await.unwrap().len(), 4, "1011..1014 in tenant a (1010 is tenant b)");
     // Erase by user stays in the tenant.
-    assert_eq!(s.erase_user("a", "u1").await.unwrap(), 10);
+    assert_eq!(s.erase_user("a", "u1").await.unwrap().events, 10);
     assert_eq!(s.count_events(&EventQuery { tenant: "b".into(), ..Default::default() }).await.unwrap(), 5);
     // Retention.
     // Left: a's odd ids (8 before 1020) and b's 0, 5, 10, 15 (4 before 1020).
-    assert_eq!(s.purge_events(1020).await.unwrap(), 12);
+    assert_eq!(s.purge_expired(1020).await.unwrap().events, 12);
 }
 
 async fn outbox(s: &dyn Store) {
@@ -161,7 +161,8 @@ async fn outbox(s: &dyn Store) {
     assert!(!s.redeliver("a", "d2", 140).await.unwrap(), "only the owner tenant may redeliver");
     assert!(s.redeliver("b", "d2", 140).await.unwrap());
     assert_eq!(s.claim_deliveries(140, 240, 10).await.unwrap().len(), 1);
-    assert_eq!(s.purge_deliveries(1000).await.unwrap(), 1);
+    let purged = s.purge_expired(1000).await.unwrap();
+    assert_eq!((purged.deliveries, purged.events), (1, 1), "d1 delivered; d2 queued again stays");
     // Deliveries without an event (Sentinel actions).
     s.enqueue(&[delivery("d3", "a", 500), delivery("d4", "a", 500)]).await.unwrap();
     assert_eq!(s.claim_deliveries(500, 600, 10).await.unwrap().len(), 3, "d3, d4 and the redelivered d2");
@@ -216,6 +217,7 @@ fn telemetry(tenant: &str, id: &str, ts: Millis) -> TelemetryRow {
         timestamp: ts,
         body: format!(r#"{{"event_id":"{id}"}}"#),
         received_at: ts,
+        user_id: None,
     }
 }
 
@@ -298,6 +300,85 @@ async fn sentinel_tables(s: &dyn Store) {
     assert!(s.enforcements_in_force(1000).await.unwrap().is_empty());
 }
 
+/// Erasure reaches every table that holds a user's content, and only that
+/// user's rows of that tenant; retention purges every such table.
+async fn erasure_and_retention(s: &dyn Store) {
+    let user = "ada_%\\\"x";
+    let mut ev = event("t", "ev-ada", 10, Some(user));
+    ev.input = Some("ada's prompt".into());
+    s.record(&[Record { event: ev, deliveries: Vec::new() }]).await.unwrap();
+    s.record(&[Record { event: event("t", "ev-bob", 10, Some("ada_")), deliveries: Vec::new() }]).await.unwrap();
+    let body = |id: &str, u: &str| json!({"event_id": id, "metadata": {"user_id": u}}).to_string();
+    let mut tel =
+        vec![telemetry("t", "t1", 10), telemetry("t", "t2", 10), telemetry("t", "t3", 10), telemetry("u", "t1", 10)];
+    tel[0].user_id = Some(user.into());
+    tel[0].body = body("t1", user);
+    // Stored before the user_id column: found through its body.
+    tel[1].body = body("t2", user);
+    tel[2].body = body("t3", "ada_");
+    tel[3].user_id = Some(user.into());
+    tel[3].body = body("t1", user);
+    s.ingest(&tel).await.unwrap();
+    let mut about = anomaly("t", "an-ada", 10, "warning", "active", 0.5);
+    about.body = json!({"id": "an-ada", "affected_entity": {"type": "user", "id": user}}).to_string();
+    s.put_anomaly(&about).await.unwrap();
+    let mut other = anomaly("t", "an-bob", 10, "warning", "active", 0.5);
+    other.body =
+        json!({"id": "an-bob", "title": format!("not {user}"), "affected_entity": {"type": "user", "id": "ada_"}})
+            .to_string();
+    s.put_anomaly(&other).await.unwrap();
+    let mut quoting = delivery("dl-ada", "t", 10);
+    quoting.payload = json!({"event": {"user_id": user, "input": "ada's prompt"}}).to_string();
+    s.enqueue(&[quoting, delivery("dl-other", "t", 10)]).await.unwrap();
+    let block = |id: &str, who: &str| Enforcement {
+        id: id.into(),
+        tenant: "t".into(),
+        entity_kind: "user".into(),
+        entity_id: who.into(),
+        action: "block".into(),
+        rate_limit: None,
+        window_ms: None,
+        reason: "abuse".into(),
+        anomaly_id: None,
+        created_at: 10,
+        expires_at: 10_000,
+    };
+    s.insert_enforcement(&block("en-ada", user)).await.unwrap();
+    s.insert_enforcement(&block("en-bob", "ada_")).await.unwrap();
+
+    let removed = s.erase_user("t", user).await.unwrap();
+    assert_eq!(
+        removed,
+        Removed { events: 1, telemetry: 2, anomalies: 1, deliveries: 1, enforcements: 1 },
+        "LIKE wildcards in the id match nothing else"
+    );
+    let q = EventQuery { tenant: "t".into(), limit: 10, ..Default::default() };
+    assert_eq!(s.events(&q).await.unwrap().len(), 1);
+    let left: Vec<String> = s.telemetry("t", 0, 100, 10).await.unwrap().into_iter().map(|r| r.event_id).collect();
+    assert_eq!(left, ["t3"]);
+    assert_eq!(s.count_telemetry("u", None).await.unwrap(), 1, "another tenant's rows stay");
+    assert!(s.anomaly("t", "an-ada").await.unwrap().is_none());
+    assert!(s.anomaly("t", "an-bob").await.unwrap().is_some());
+    assert!(s.active_enforcements("t", &[("user", user)], 20).await.unwrap().is_empty());
+    assert_eq!(s.active_enforcements("t", &[("user", "ada_")], 20).await.unwrap().len(), 1);
+    assert_eq!(s.erase_user("t", user).await.unwrap(), Removed::default(), "erasing twice finds nothing");
+
+    // Retention: unprocessed telemetry and open anomalies stay.
+    s.mark_processed(&[("t".into(), "t3".into())]).await.unwrap();
+    let mut done = anomaly("t", "an-old", 10, "warning", "resolved", 0.5);
+    done.resolved_at = Some(20);
+    s.put_anomaly(&done).await.unwrap();
+    // (Earlier tests left rows of other tenants: check this tenant's.)
+    let purged = s.purge_expired(100_000).await.unwrap();
+    assert!(purged.events >= 1 && purged.telemetry >= 1 && purged.anomalies >= 1 && purged.enforcements >= 1);
+    assert!(s.events(&q).await.unwrap().is_empty());
+    assert!(s.telemetry("t", 0, 100, 10).await.unwrap().is_empty());
+    assert_eq!(s.count_telemetry("u", None).await.unwrap(), 1, "not yet run through the detectors");
+    assert!(s.anomaly("t", "an-old").await.unwrap().is_none());
+    assert!(s.anomaly("t", "an-bob").await.unwrap().is_some(), "still open");
+    assert!(s.active_enforcements("t", &[("user", "ada_")], 20).await.unwrap().is_empty(), "expired ones go");
+}
+
 async fn all(s: &dyn Store) {
     s.ping().await.unwrap();
     keys(s).await;
@@ -306,6 +387,7 @@ async fn all(s: &dyn Store) {
     webhooks(s).await;
     audit(s).await;
     sentinel_tables(s).await;
+    erasure_and_retention(s).await;
 }
 
 #[tokio::test]

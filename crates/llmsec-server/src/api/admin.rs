@@ -179,9 +179,13 @@ async fn erase_user(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(Scope::Admin)?;
     crate::api::security::check_id("user_id", Some(&user_id))?;
-    audit(&state, &caller, "user.erase", &user_id, json!({"tenant": caller.tenant})).await?;
-    let deleted = state.store.erase_user(&caller.tenant, &user_id).await?;
-    Ok(Json(json!({ "user_id": user_id, "deleted": deleted })))
+    // The audit log is hash-chained and never rewritten, so it names the
+    // erased user by a digest, not by id.
+    let subject = format!("user:{}", &crate::auth::hash_key(&format!("{}\n{user_id}", caller.tenant))[..16]);
+    state.sentinel.forget_user(&caller.tenant, &user_id);
+    let removed = state.store.erase_user(&caller.tenant, &user_id).await?;
+    audit(&state, &caller, "user.erase", &subject, json!({"tenant": caller.tenant, "removed": removed})).await?;
+    Ok(Json(json!({ "user_id": user_id, "deleted": removed.events, "removed": removed })))
 }
 
 /// The routes.

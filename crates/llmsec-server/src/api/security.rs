@@ -295,18 +295,12 @@ pub(crate) fn event_type(a: &Analysis) -> &'static str {
 }
 
 /// The text as the `redacted` retention mode stores it: secrets and PII
-/// replaced by typed placeholders, invisible characters stripped.
+/// replaced by typed placeholders, invisible characters stripped, whatever
+/// the verdict (a `sanitize` verdict for a Unicode finding alone must not
+/// keep an address or a key in clear).
 fn redact(state: &AppState, job: &Job, a: &Analysis) -> Result<String, ApiError> {
-    if let Some(s) = a.sanitized() {
-        return Ok(s.to_owned());
-    }
-    let text = job.text();
-    if matches!(job, Job::Output(_)) && a.threats().is_empty() {
-        // Validation already ran the secret and PII scanners and found nothing.
-        return Ok(text.to_owned());
-    }
-    match state.engine.sanitize(text) {
-        Ok(s) => Ok(s.text),
+    match state.engine.redact_for_storage(job.text(), a) {
+        Ok(s) => Ok(s),
         // Too large to re-scan: keep nothing rather than keep it unredacted.
         Err(llm_security::Error::InputTooLarge { .. }) => Ok(String::new()),
         Err(e) => Err(ApiError::Internal(e.to_string())),

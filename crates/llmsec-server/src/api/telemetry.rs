@@ -16,6 +16,7 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::auth::Caller;
+use crate::config::InputRetention;
 use crate::error::{ApiError, Json, parse_json};
 
 /// Most events in one batch.
@@ -47,15 +48,46 @@ pub(crate) fn admit(caller: &Caller, mut e: TelemetryEvent, prefix: &str) -> Res
     Ok(e)
 }
 
-fn row(caller: &Caller, e: &TelemetryEvent, now: i64) -> Result<TelemetryRow, ApiError> {
+/// The event as the store keeps it: its texts (prompt, completion, error
+/// message) under the same `none | redacted | full` setting as analysed
+/// input. Detectors see the event as received; only what is written to
+/// disk changes.
+pub(crate) fn stored(state: &AppState, e: &TelemetryEvent) -> TelemetryEvent {
+    let mode = state.config.storage.input;
+    if mode == InputRetention::Full {
+        return e.clone();
+    }
+    let redact = |t: &str| match state.engine.sanitize(t) {
+        Ok(s) => s.text,
+        // Too large to scan: keep nothing rather than keep it in clear.
+        Err(_) => String::new(),
+    };
+    let mut kept = e.clone();
+    let d = &mut kept.data;
+    match mode {
+        InputRetention::None => {
+            d.prompt = None;
+            d.completion = None;
+        }
+        InputRetention::Redacted | InputRetention::Full => {
+            d.prompt = d.prompt.as_deref().map(redact);
+            d.completion = d.completion.as_deref().map(redact);
+        }
+    }
+    d.error = d.error.as_deref().map(redact);
+    kept
+}
+
+fn row(state: &AppState, caller: &Caller, e: &TelemetryEvent, now: i64) -> Result<TelemetryRow, ApiError> {
     Ok(TelemetryRow {
         tenant: caller.tenant.clone(),
         event_id: e.event_id.clone(),
         application_id: e.application_id.clone(),
         event_type: e.event_type.as_str().to_owned(),
         timestamp: e.millis(),
-        body: serde_json::to_string(e).map_err(|err| ApiError::Internal(err.to_string()))?,
+        body: serde_json::to_string(&stored(state, e)).map_err(|err| ApiError::Internal(err.to_string()))?,
         received_at: now,
+        user_id: e.metadata.user_id.clone(),
     })
 }
 
@@ -69,7 +101,7 @@ pub(crate) async fn accept(
         return Ok(Vec::new());
     }
     let now = now_millis();
-    let rows = events.iter().map(|e| row(caller, e, now)).collect::<Result<Vec<_>, _>>()?;
+    let rows = events.iter().map(|e| row(state, caller, e, now)).collect::<Result<Vec<_>, _>>()?;
     let fresh = state.store.ingest(&rows).await?;
     let new: Vec<TelemetryEvent> = events.into_iter().zip(&fresh).filter(|(_, f)| **f).map(|(e, _)| e).collect();
     metrics::counter!("llm_security_telemetry_events_total", "outcome" => "accepted").increment(new.len() as u64);

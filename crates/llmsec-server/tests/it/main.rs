@@ -11,6 +11,7 @@ mod grpc;
 mod otlp;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod privacy;
 mod rest;
 mod sentinel;
 mod webhooks;

@@ -295,10 +295,10 @@ impl llmsec_store::Store for Poisoned {
     async fn count_events(&self, q: &llmsec_store::EventQuery) -> llmsec_store::Result<u64> {
         self.0.count_events(q).await
     }
-    async fn purge_events(&self, before: i64) -> llmsec_store::Result<u64> {
-        self.0.purge_events(before).await
+    async fn purge_expired(&self, before: i64) -> llmsec_store::Result<llmsec_store::Removed> {
+        self.0.purge_expired(before).await
     }
-    async fn erase_user(&self, t: &str, u: &str) -> llmsec_store::Result<u64> {
+    async fn erase_user(&self, t: &str, u: &str) -> llmsec_store::Result<llmsec_store::Removed> {
         self.0.erase_user(t, u).await
     }
     async fn insert_webhook(&self, w: &llmsec_store::Webhook) -> llmsec_store::Result<()> {
@@ -331,9 +331,6 @@ impl llmsec_store::Store for Poisoned {
     }
     async fn redeliver(&self, t: &str, id: &str, now: i64) -> llmsec_store::Result<bool> {
         self.0.redeliver(t, id, now).await
-    }
-    async fn purge_deliveries(&self, before: i64) -> llmsec_store::Result<u64> {
-        self.0.purge_deliveries(before).await
     }
     async fn append_audit(&self, e: llmsec_store::NewAudit, at: i64) -> llmsec_store::Result<llmsec_store::AuditEntry> {
         self.0.append_audit(e, at).await

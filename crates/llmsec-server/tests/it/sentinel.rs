@@ -485,6 +485,7 @@ async fn events_accepted_before_a_crash_are_processed_after_restart() {
         timestamp: 0,
         body: e.to_string(),
         received_at: 0,
+        user_id: Some("alice".into()),
     };
     llmsec_store::Store::ingest(&store, &[row]).await.unwrap();
     drop(store);
