@@ -150,7 +150,14 @@ pub struct Json<T>(pub T);
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
+        // A syntax error past the last key read leaves `?` segments (an
+        // unknown position): name the part of the path that is known.
+        let full = e.path().to_string();
+        let path = match full.split('.').position(|seg| seg.starts_with('?')) {
+            Some(0) => ".".to_owned(),
+            Some(i) => full.split('.').take(i).collect::<Vec<_>>().join("."),
+            None => full,
+        };
         let inner = e.into_inner();
         let message = inner.to_string();
         // "missing field `input`" is reported at the parent: name the field itself.
@@ -256,6 +263,16 @@ mod tests {
         assert!(m.starts_with("malformed JSON"), "{m}");
         let (_, m) = field_of(r#"{"items":[]} trailing"#);
         assert!(m.starts_with("malformed JSON"), "{m}");
+    }
+
+    #[test]
+    fn syntax_errors_never_name_an_unknown_field() {
+        for body in [r#"{"items":[{"input":"a",}]}"#, r#"{"items":[{"input":"a"} {"#, r#"{,}"#, r#"{"items" 5}"#] {
+            let (field, m) = field_of(body);
+            assert!(!field.as_deref().unwrap_or_default().contains('?'), "{body}: {field:?}");
+            assert!(m.starts_with("malformed JSON") && m.contains("line 1 column"), "{body}: {m}");
+        }
+        assert_eq!(field_of(r#"{"items":[{"input":"a",}]}"#).0.as_deref(), Some("items[0]"));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use async_graphql::{
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Extension;
 use axum::extract::{State, WebSocketUpgrade};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use futures_util::Stream;
 use llm_security::{Severity, Threat};
@@ -505,7 +506,22 @@ pub async fn graphql_post(
     Extension(schema): Extension<AppSchema>,
     caller: Caller,
     Json(body): Json<GraphQLBody>,
-) -> Json<async_graphql::Response> {
+) -> Response {
+    // A query that does not parse is the client's mistake: 400 with where
+    // and why, not a 200 holding an error that looks like a result.
+    if let Err(e) = async_graphql::parser::parse_query(&body.query) {
+        let locations: Vec<serde_json::Value> =
+            e.positions().map(|p| serde_json::json!({"line": p.line, "column": p.column})).collect();
+        let body = serde_json::json!({"errors": [{
+            "message": format!("syntax error: {e}"),
+            "locations": locations,
+            "extensions": {
+                "code": "GRAPHQL_PARSE_FAILED",
+                "hint": "the query is not valid GraphQL; check it near the location given (docs/SERVER.md describes the schema)",
+            },
+        }]});
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    }
     let mut req = async_graphql::Request::new(body.query);
     if let Some(op) = body.operation_name {
         req = req.operation_name(op);
@@ -520,7 +536,7 @@ pub async fn graphql_post(
             }
         }
     }
-    Json(schema.execute(req.data(caller)).await)
+    Json(schema.execute(req.data(caller)).await).into_response()
 }
 
 /// `GET /graphql/ws`: the WebSocket upgrade for subscriptions.

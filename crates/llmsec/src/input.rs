@@ -65,13 +65,14 @@ pub enum InputError {
         #[source]
         err: io::Error,
     },
-    /// The text is longer than the engine accepts.
+    /// The text is longer than the engine accepts. The engine's message is
+    /// part of this one, so it is not also the error's source (a report
+    /// that prints the chain would repeat it).
     #[error("{source_name}: {err}")]
     Engine {
         /// The file, stdin or argument.
         source_name: String,
         /// The engine's error.
-        #[source]
         err: llm_security::Error,
     },
 }
@@ -218,6 +219,17 @@ pub fn open_lines(path: &std::path::Path) -> Result<Box<dyn BufRead>, InputError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_engine_refusal_is_reported_once() {
+        let e = InputError::Engine {
+            source_name: "stdin".into(),
+            err: llm_security::Error::InputTooLarge { len: 2_000_000, max: 1_048_576 },
+        };
+        let report = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(report.matches("1048576").count(), 1, "{report}");
+        assert!(report.starts_with("stdin: "), "{report}");
+    }
 
     #[test]
     fn decode_names_the_first_bad_byte() {

@@ -96,9 +96,9 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let db = config.database_url();
         let server = Server::start(config, admin_key).await.context("cannot start the server")?;
         if let Some(key) = server.bootstrap_key() {
+            let file = save_key(&server.state().config.data_dir, key);
             let mut out = std::io::stdout().lock();
-            writeln!(out, "llmsec: created the first admin key (shown once; store it now):")?;
-            writeln!(out, "{key}")?;
+            out.write_all(announcement(key, file.as_deref()).as_bytes())?;
             out.flush()?;
         }
         let listener =
@@ -111,9 +111,72 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Writes the first admin key to `admin-key` in the data directory, readable
+/// by its owner only, so that it is not lost in a scrolled-away terminal.
+/// `None` when it could not be written (the terminal block still shows it).
+fn save_key(data_dir: &std::path::Path, key: &str) -> Option<std::path::PathBuf> {
+    let path = data_dir.join("admin-key");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let written = std::fs::create_dir_all(data_dir).and_then(|_| {
+        let mut f = opts.open(&path)?;
+        // An older file keeps its mode through `open`: narrow it too.
+        #[cfg(unix)]
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        writeln!(f, "{key}")
+    });
+    match written {
+        Ok(()) => Some(path),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the admin key file");
+            None
+        }
+    }
+}
+
+/// The framed block that announces the first admin key: it stands out
+/// from cargo's and the logs' output. The first line names it and the
+/// key sits alone on the second, for scripts.
+fn announcement(key: &str, file: Option<&std::path::Path>) -> String {
+    let rule = "=".repeat(78);
+    let mut s = format!("llmsec: created the first admin key (shown once; store it now):\n{key}\n{rule}\n");
+    s.push_str("  Use it as:  Authorization: Bearer <key>\n");
+    match file {
+        Some(p) => s.push_str(&format!(
+            "  Also written to {} (mode 0600): delete that file once the key is stored.\n",
+            p.display()
+        )),
+        None => s.push_str("  It was not written to a file: copy it from above.\n"),
+    }
+    s.push_str(&rule);
+    s.push('\n');
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_key_is_framed_and_kept_owner_only() {
+        let dir = std::env::temp_dir().join(format!("llmsec-key-{}", std::process::id()));
+        let path = save_key(&dir, "lsk_0123_abcd").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "lsk_0123_abcd\n");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let text = announcement("lsk_0123_abcd", Some(&path));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].contains("first admin key"));
+        assert_eq!(lines[1], "lsk_0123_abcd");
+        assert!(lines[2].starts_with("=====") && lines.last().unwrap().starts_with("====="));
+        assert!(text.contains(&path.display().to_string()) && text.contains("0600"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn flags_override_the_defaults() {

@@ -275,6 +275,7 @@ fn oversize_input_is_refused_never_truncated() {
         assert_eq!(code(&o), 2, "{args:?}");
         let err = stderr(&o);
         assert!(err.contains("input is 100 bytes, over the configured maximum of 32 bytes"), "{err}");
+        assert_eq!(err.matches("over the configured maximum").count(), 1, "said once: {err}");
         assert!(o.stdout.is_empty());
     }
     // At the limit is fine.
@@ -586,4 +587,65 @@ fn eval_routes_rows_with_context_to_analyze_context() {
     assert_eq!(names, ["calendar", "document"], "{r}");
     let doc = by.iter().find(|g| g["name"] == "document").cloned().unwrap_or_default();
     assert_eq!(doc["recall"], 1.0, "{doc}");
+}
+
+/// Splits a README command line the way a shell would for these examples:
+/// words, and double-quoted strings as one word.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+/// Every `llmsec scan` example in the README that reads a file runs as
+/// written (from the repository root) and flags what it is meant to show.
+#[test]
+fn readme_scan_examples_run_on_the_shipped_files() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let block = readme.split("## `llmsec scan`").nth(1).and_then(|s| s.split("```").nth(1)).unwrap();
+    let mut ran = 0;
+    for line in block.lines().map(str::trim).filter(|l| l.contains("examples/scan/")) {
+        let (stdin_file, cmd) = match line.split_once(" | ") {
+            Some((cat, cmd)) => (cat.strip_prefix("cat ").map(str::to_owned), cmd),
+            None => (None, line),
+        };
+        let cmd = cmd.split(" > ").next().unwrap();
+        let words = shell_words(cmd);
+        assert_eq!(words[0], "llmsec", "{line}");
+        for w in words.iter().filter(|w| w.starts_with("examples/")) {
+            assert!(root.join(w).is_file(), "README names {w}, which does not exist");
+        }
+        let input = stdin_file.map(|f| std::fs::read(root.join(f)).unwrap()).unwrap_or_default();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_llmsec"))
+            .args(&words[1..])
+            .current_dir(&root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(mut p) = child.stdin.take() {
+            let _ = p.write_all(&input);
+        }
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(code(&o), 1, "`{line}` flags its example: {}{}", stdout(&o), stderr(&o));
+        ran += 1;
+    }
+    assert!(ran >= 6, "only {ran} examples found");
 }

@@ -53,6 +53,14 @@ async fn errors_carry_code_and_field() {
     assert!(r["errors"][0]["message"].as_str().unwrap().contains("nope"), "{r}");
     let bad = post(&t.router, "/graphql", &reader, json!({"querry": "{}"})).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    // A query that does not parse: 400, where and why.
+    let bad =
+        post(&t.router, "/graphql", &reader, json!({"query": "{ securityEvents(first: 5 { totalCount } }"})).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    let e = &bad.body["errors"][0];
+    assert_eq!(e["extensions"]["code"], "GRAPHQL_PARSE_FAILED", "{}", bad.text);
+    assert!(e["message"].as_str().unwrap().starts_with("syntax error"), "{}", bad.text);
+    assert_eq!(e["locations"][0]["line"], 1, "{}", bad.text);
 }
 
 #[tokio::test]
