@@ -1,6 +1,8 @@
 //! In-process detection throughput: events per second through a Sentinel
 //! with statistical, rule and behavioral detectors (no texts), and through
-//! the threat detector (the engine on a prompt per event).
+//! the threat detector (the engine on a prompt per event): on four short
+//! fixed prompts, and on the dev prompts of `../shared/datasets` (realistic
+//! lengths and languages; skipped with a note when the datasets are absent).
 //!
 //! `cargo bench -p llm-sentinel --bench sentinel`
 
@@ -97,7 +99,66 @@ fn bench(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    match dev_prompts(2000) {
+        Some(texts) => {
+            let bytes: usize = texts.iter().map(|e| e.data.prompt.as_deref().map_or(0, str::len)).sum();
+            eprintln!("threat_detector/dev_prompts: {} prompts, mean {} bytes", texts.len(), bytes / texts.len());
+            g.throughput(Throughput::Elements(texts.len() as u64));
+            g.bench_function("threat_detector/dev_prompts", |b| {
+                b.iter_batched(
+                    || Sentinel::new(SentinelConfig::from_yaml(THREAT_CONFIG).unwrap(), clock.clone()).unwrap(),
+                    |mut s| {
+                        let mut n = 0;
+                        for e in &texts {
+                            n += s.process(e).len();
+                        }
+                        n
+                    },
+                    BatchSize::LargeInput,
+                )
+            });
+        }
+        None => eprintln!("threat_detector/dev_prompts: ../shared/datasets not found; skipped"),
+    }
     g.finish();
+}
+
+/// Up to `n` events whose prompts are the dev prompts (attacks and benign
+/// alike, interleaved in file order), one every 10 ms.
+fn dev_prompts(n: usize) -> Option<Vec<TelemetryEvent>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets");
+    let mut texts = Vec::new();
+    for name in ["prompts-dev-benign.jsonl", "prompts-dev-injection.jsonl", "prompts-dev-jailbreak.jsonl"] {
+        let body = std::fs::read_to_string(dir.join(name)).ok()?;
+        let rows: Vec<String> = body
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["text"].as_str().map(str::to_owned))
+            .collect();
+        texts.push(rows);
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut i = 0;
+    while out.len() < n && texts.iter().any(|t| i < t.len()) {
+        for t in &texts {
+            if let Some(p) = t.get(i)
+                && out.len() < n
+            {
+                let k = out.len();
+                let v = serde_json::json!({
+                    "event_id": format!("d{k}"),
+                    "timestamp": chrono::DateTime::from_timestamp_millis(1_764_000_000_000 + k as i64 * 10).unwrap().to_rfc3339(),
+                    "event_type": "llm.request",
+                    "application_id": format!("app-{}", k % 100),
+                    "data": {"model": "gpt-4o", "prompt": p},
+                    "metadata": {"user_id": format!("user-{}", k % 1000)},
+                });
+                out.push(serde_json::from_value(v).unwrap());
+            }
+        }
+        i += 1;
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 criterion_group!(benches, bench);
