@@ -1,5 +1,7 @@
 //! Latency percentiles of `analyze_input` / `analyze_context` /
 //! `validate_output` on the bench texts (criterion reports means; the targets are p50 and p99).
+//! `+classifier` rows turn the classifier on; the `-input_data` row turns
+//! off the secret and PII findings on prompts.
 //!
 //! ```text
 //! cargo run --release -p llm-security --example latency
@@ -7,7 +9,7 @@
 
 use std::time::Instant;
 
-use llm_security::{ClassifierConfig, ContextKind, SecurityConfig, SecurityEngine};
+use llm_security::{ClassifierConfig, ContextKind, InputDataConfig, SecurityConfig, SecurityEngine};
 
 #[path = "../benches/support/corpus.rs"]
 mod corpus;
@@ -23,6 +25,7 @@ fn main() -> Result<(), llm_security::Error> {
     let with_classifier = SecurityEngine::with_config(
         SecurityConfig::new().with_classifier(ClassifierConfig { enabled: true, threshold: None }),
     );
+    let without_data = SecurityEngine::with_config(SecurityConfig::new().with_input_data(InputDataConfig::none()));
     /// Which engine call a case times.
     #[derive(Clone, Copy)]
     enum Call {
@@ -35,6 +38,7 @@ fn main() -> Result<(), llm_security::Error> {
         ("analyze_input benign 1 KiB", corpus::prose(1024), Call::Input, 20_000),
         ("analyze_input benign 32 KiB", corpus::prose(32 * 1024), Call::Input, 1_000),
         ("analyze_input attack 1 KiB", corpus::attack_prompt(), Call::Input, 20_000),
+        ("-input_data benign 1 KiB", corpus::prose(1024), Call::Input, 20_000),
         ("analyze_context email 1 KiB", corpus::prose(1024), Call::Context, 20_000),
         ("+classifier benign 1 KiB", corpus::prose(1024), Call::Input, 20_000),
         ("+classifier benign 32 KiB", corpus::prose(32 * 1024), Call::Input, 1_000),
@@ -42,7 +46,11 @@ fn main() -> Result<(), llm_security::Error> {
     ];
     println!("{:32} {:>10} {:>10} {:>10}", "call", "p50 µs", "p99 µs", "max µs");
     for (name, text, call, n) in cases {
-        let e = if name.starts_with('+') { &with_classifier } else { &engine };
+        let e = match name.as_bytes()[0] {
+            b'+' => &with_classifier,
+            b'-' => &without_data,
+            _ => &engine,
+        };
         let run = |t: &str| match call {
             Call::Input => e.analyze_input_sync(t),
             Call::Context => e.analyze_context_sync(t, ContextKind::Email),
