@@ -97,7 +97,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let server = Server::start(config, admin_key).await.context("cannot start the server")?;
         if let Some(key) = server.bootstrap_key() {
             let mut out = std::io::stdout().lock();
-            writeln!(out, "llmsec: created the first admin key (shown once; store it now):")?;
+            writeln!(out, "llmsec: created the first operator key (shown once; store it now):")?;
             writeln!(out, "{key}")?;
             out.flush()?;
         }
