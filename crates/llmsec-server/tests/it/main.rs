@@ -13,4 +13,5 @@ mod otlp;
 mod postgres;
 mod rest;
 mod sentinel;
+mod tenants;
 mod webhooks;
