@@ -477,3 +477,38 @@ async fn a_tenants_webhook_action_never_receives_another_tenants_anomalies() {
     assert!(!all[0].contains("globex"), "{}", all[0]);
     assert!(get(&t.router, "/api/webhooks/deliveries", &b).await.body["deliveries"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_bootstrap_key_is_an_operator_made_while_no_operator_key_lives_and_the_env_key_is_one_too() {
+    let c = config();
+    let server = llmsec_server::Server::start(c.clone(), None).await.unwrap();
+    let boot = server.bootstrap_key().unwrap().to_owned();
+    let router = server.router();
+    let r = post(&router, "/api/admin/keys", &boot, json!({"tenant": "newco", "name": "x", "scopes": ["admin"]})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(get(&router, "/api/admin/audit", &boot).await.status, StatusCode::OK);
+    assert_eq!(post(&router, "/api/security/analyze", &boot, json!({"input": BENIGN})).await.status, StatusCode::OK);
+    drop(router);
+    server.shutdown().await;
+
+    // A live operator key: no second one.
+    let server = llmsec_server::Server::start(c.clone(), None).await.unwrap();
+    assert_eq!(server.bootstrap_key(), None);
+    let router = server.router();
+    let id = boot.split('_').nth(1).unwrap();
+    let r = send(&router, Method::DELETE, &format!("/api/admin/keys/{id}"), Some(&boot), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    drop(router);
+    server.shutdown().await;
+    // Only a tenant admin key left, which is no operator: a new operator key is made.
+    let server = llmsec_server::Server::start(c, None).await.unwrap();
+    assert!(server.bootstrap_key().is_some());
+    server.shutdown().await;
+
+    // The env key: operator, every scope, tenant default.
+    let t = app().await;
+    let r = post(&t.router, "/api/admin/keys", ADMIN, json!({"tenant": "newco", "name": "x", "scopes": ["operator"]}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(get(&t.router, "/api/security/events", ADMIN).await.status, StatusCode::OK);
+}
