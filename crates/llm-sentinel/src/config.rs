@@ -205,6 +205,33 @@ impl DetectorSpec {
         spec.build().map(|_| spec)
     }
 
+    /// The entry as the detectors file would hold it: every field, the
+    /// actions as written, and `plugin:` with its runner keys for a plugin
+    /// detector. [`from_value`](Self::from_value) reads it back into this spec.
+    pub fn to_entry(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert("id".into(), self.id.clone().into());
+        if let Some(n) = &self.name {
+            m.insert("name".into(), n.clone().into());
+        }
+        m.insert("type".into(), self.kind_name.clone().into());
+        m.insert("enabled".into(), self.enabled.into());
+        if let Some(s) = self.severity {
+            m.insert("severity".into(), s.as_str().into());
+        }
+        m.insert("config".into(), self.config.clone());
+        m.insert("actions".into(), serde_json::Value::Array(self.raw_actions.clone()));
+        if let Some(p) = &self.plugin {
+            m.insert("plugin".into(), p.clone().into());
+            if let Some(serde_json::Value::Object(keys)) =
+                self.plugin_settings.as_ref().and_then(|s| serde_json::to_value(s).ok())
+            {
+                m.extend(keys);
+            }
+        }
+        serde_json::Value::Object(m)
+    }
+
     /// The detector kind.
     pub fn kind(&self) -> DetectorKind {
         if self.plugin.is_some() {
@@ -371,6 +398,27 @@ detectors:
         let c = SentinelConfig::from_yaml(SEED_SCENARIO_1).unwrap();
         assert_eq!(c.detectors[0].config["threshold"], 0.85);
         assert_eq!(c.detectors[0].actions.len(), 4);
+    }
+
+    #[test]
+    fn entries_read_back_into_the_same_spec() {
+        let program = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/plugins/model_switching.py");
+        let plugin = format!(
+            "detectors:\n  - id: custom\n    type: custom_behavioral\n    severity: critical\n    plugin: {program}\n    \
+             timeout_ms: 300\n    interpreter: python3\n    config: {{threshold: 0.5}}\n"
+        );
+        for yaml in [SEED_SHIELD, SEED_SCENARIO_1, plugin.as_str()] {
+            for spec in SentinelConfig::from_yaml(yaml).unwrap().detectors {
+                let entry = spec.to_entry();
+                assert_eq!(DetectorSpec::from_value(&entry).unwrap(), spec, "{entry}");
+            }
+        }
+        let spec = SentinelConfig::from_yaml(&plugin).unwrap().detectors.remove(0);
+        let entry = spec.to_entry();
+        assert_eq!(
+            (&entry["plugin"], &entry["timeout_ms"], &entry["interpreter"], &entry["severity"]),
+            (&program.into(), &300.into(), &"python3".into(), &"critical".into())
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::AppState;
 use crate::error::ApiError;
 
-/// The tenant of the bootstrap admin key and of config webhooks that name none.
+/// The tenant of the bootstrap operator key and of config webhooks that name none.
 pub const DEFAULT_TENANT: &str = "default";
 /// The id the `LLMSEC_ADMIN_KEY` key is known by (in the audit log).
 pub const ENV_ADMIN_ID: &str = "env-admin";
@@ -44,9 +44,22 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// `Ok` when the key has `scope`; `403` otherwise.
+    /// Whether the key holds `scope`, or a scope that includes it
+    /// (`operator` includes `admin`, which includes `triage`).
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes.iter().any(|s| s.grants(scope))
+    }
+
+    /// `Ok` when the key [has](Self::has) `scope`; `403` naming it otherwise.
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
-        if self.scopes.contains(&scope) { Ok(()) } else { Err(ApiError::Forbidden(scope.as_str())) }
+        if self.has(scope) { Ok(()) } else { Err(ApiError::Forbidden(scope.as_str())) }
+    }
+
+    /// [`require`](Self::require) for work on `tenant`'s data: on the
+    /// caller's own tenant, `scope`; on any other, `operator` (`403` naming
+    /// `operator` otherwise).
+    pub fn require_in(&self, scope: Scope, tenant: &str) -> Result<(), ApiError> {
+        if tenant == self.tenant { self.require(scope) } else { self.require(Scope::Operator) }
     }
 }
 
@@ -233,6 +246,24 @@ mod tests {
         assert!(!k.record.hash.contains(&k.key[17..]), "the secret is not stored");
         let other = generate_key("acme", "ci", vec![], None, 1);
         assert_ne!(k.key, other.key);
+    }
+
+    #[test]
+    fn other_tenants_need_operator() {
+        let caller =
+            |scopes: Vec<Scope>| Caller { key_id: "k".into(), tenant: "acme".into(), scopes, rate_per_sec: None };
+        let admin = caller(vec![Scope::Admin]);
+        assert!(admin.require_in(Scope::Admin, "acme").is_ok() && admin.require(Scope::Triage).is_ok());
+        assert!(matches!(admin.require_in(Scope::Admin, "globex"), Err(ApiError::Forbidden("operator"))));
+        assert!(matches!(admin.require(Scope::Operator), Err(ApiError::Forbidden("operator"))));
+        let operator = caller(vec![Scope::Operator]);
+        assert!(
+            operator.require_in(Scope::Admin, "globex").is_ok() && operator.require_in(Scope::Admin, "acme").is_ok()
+        );
+        assert!(matches!(operator.require(Scope::Read), Err(ApiError::Forbidden("read"))));
+        let triage = caller(vec![Scope::Triage, Scope::Read]);
+        assert!(triage.require(Scope::Triage).is_ok());
+        assert!(matches!(triage.require_in(Scope::Admin, "acme"), Err(ApiError::Forbidden("admin"))));
     }
 
     #[test]

@@ -159,8 +159,8 @@ pub struct Server {
 
 impl Server {
     /// Opens the store (creating the data directory for SQLite), builds the
-    /// engine, registers configured webhooks, makes the first admin key if
-    /// there is none and `env_admin_key` is unset, and starts the
+    /// engine, registers configured webhooks, makes the first operator key
+    /// if there is none and `env_admin_key` is unset, and starts the
     /// background tasks.
     pub async fn start(config: ServerConfig, env_admin_key: Option<String>) -> Result<Server, StartError> {
         config.validate()?;
@@ -259,7 +259,7 @@ impl Server {
         Ok(Server { state, writer_task, worker_task, sentinel_task, retention_task, stop, bootstrap_key })
     }
 
-    /// The admin key made on this start, when the store had none: shown once.
+    /// The operator key made on this start, when the store had none: shown once.
     pub fn bootstrap_key(&self) -> Option<&str> {
         self.bootstrap_key.as_deref()
     }
@@ -303,13 +303,14 @@ impl Server {
     }
 }
 
-/// Makes an admin key for the default tenant when the store has no live admin key.
+/// Makes an operator key (with every scope) for the default tenant when
+/// the store has no live operator key.
 async fn bootstrap_admin(store: &dyn Store) -> Result<Option<String>, llmsec_store::StoreError> {
     let keys = store.list_keys(None).await?;
-    if keys.iter().any(|k| k.revoked_at.is_none() && k.scopes.contains(&Scope::Admin)) {
+    if keys.iter().any(|k| k.revoked_at.is_none() && k.scopes.contains(&Scope::Operator)) {
         return Ok(None);
     }
-    let new = auth::generate_key(auth::DEFAULT_TENANT, "bootstrap admin", Scope::ALL.to_vec(), None, now_millis());
+    let new = auth::generate_key(auth::DEFAULT_TENANT, "bootstrap operator", Scope::ALL.to_vec(), None, now_millis());
     store
         .append_audit(
             NewAudit {

@@ -1,7 +1,8 @@
 //! Sentinel inside the server: accepted telemetry runs through the
 //! detectors (one `llm_sentinel::Sentinel` per tenant, so one tenant's
-//! entities never feed another's baselines), anomalies are stored, and
-//! their actions run: `shield` enforcements (honoured by
+//! entities never feed another's baselines, and a tenant's changes to its
+//! detectors, kept in the store, reach no other tenant), anomalies are
+//! stored, and their actions run: `shield` enforcements (honoured by
 //! `/api/security/analyze`), `alert` receivers and `webhook`s through the
 //! durable outbox, `incident`s posted to the incident manager through the
 //! outbox too.
@@ -11,16 +12,17 @@
 //! replayed at start, and anomalies that were open are taken back, so
 //! nothing accepted is lost and nothing is reported twice.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use llm_sentinel::action::{ActionSpec, ShieldKind, anomaly_view, incident_body, render};
 use llm_sentinel::anomaly::ActionTaken;
+use llm_sentinel::config::DetectorSpec;
 use llm_sentinel::detector::EntityKind;
 use llm_sentinel::event::TelemetryEvent;
 use llm_sentinel::{Anomaly, AnomalyStatus, Change, Clock, Outcome, Sentinel, SentinelConfig};
-use llmsec_store::{AnomalyRow, Delivery, DeliveryStatus, Enforcement, Millis, Store, Webhook};
+use llmsec_store::{AnomalyRow, Delivery, DeliveryStatus, DetectorOverride, Enforcement, Millis, Store, Webhook};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 
@@ -217,11 +219,53 @@ impl EnforcementCache {
 
 type Job = (String, TelemetryEvent);
 
+/// The detector entry keys a tenant may set with
+/// [`SentinelService::update_detector`]. `plugin:` and its runner keys are
+/// not among them: which programs run on the server is the detectors
+/// file's choice alone.
+pub const TENANT_DETECTOR_KEYS: &[&str] = &["type", "name", "enabled", "severity", "config", "actions"];
+
+/// Why a detector change was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DetectorError {
+    /// The tenant has no detector of that id, and the change does not make
+    /// one (it has no `type`).
+    #[error("no detector {0:?}")]
+    NotFound(String),
+    /// The detector the change makes does not build, or names what the
+    /// server lacks (a receiver, an incident manager URL).
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] llmsec_store::StoreError),
+}
+
+/// A tenant's change to one detector, as stored and as it builds.
+#[derive(Debug, Clone)]
+struct Override {
+    /// The stored text of `fields`: a change read from the store is new when it differs.
+    text: String,
+    /// The entry keys the tenant set.
+    fields: serde_json::Map<String, serde_json::Value>,
+    /// The detector they make over the detectors file; `None` when that no
+    /// longer builds (the file or the receivers changed since): the tenant
+    /// then runs the file's detector.
+    spec: Option<DetectorSpec>,
+}
+
 /// Sentinel's part of the server.
 #[derive(Debug)]
 pub struct SentinelService {
-    /// The detectors; `update_detector` changes them live (not the file).
-    config: RwLock<SentinelConfig>,
+    /// The detectors file as loaded: every tenant's starting point, never
+    /// changed while running and never written.
+    config: SentinelConfig,
+    /// Each tenant's detector changes, by tenant then detector id, laid
+    /// over `config` for that tenant only.
+    overrides: RwLock<HashMap<String, BTreeMap<String, Override>>>,
+    /// One detector change at a time, so that what is stored and what runs agree.
+    update_lock: tokio::sync::Mutex<()>,
     settings: SentinelSettings,
     tenants: Mutex<HashMap<String, Sentinel>>,
     clock: Arc<dyn Clock>,
@@ -255,7 +299,9 @@ impl SentinelService {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (feed, _) = broadcast::channel(1024);
         SentinelService {
-            config: RwLock::new(config),
+            config,
+            overrides: RwLock::default(),
+            update_lock: tokio::sync::Mutex::new(()),
             settings,
             tenants: Mutex::default(),
             clock,
@@ -275,9 +321,18 @@ impl SentinelService {
         self.clock.now()
     }
 
-    /// The detector configuration.
-    pub fn config(&self) -> SentinelConfig {
-        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The configuration `tenant`'s detectors run with: the detectors file
+    /// with the tenant's own changes laid over it.
+    pub fn config_for(&self, tenant: &str) -> SentinelConfig {
+        let mut config = self.config.clone();
+        let map = self.overrides.read().unwrap_or_else(|p| p.into_inner());
+        for spec in map.get(tenant).into_iter().flat_map(|m| m.values()).filter_map(|o| o.spec.as_ref()) {
+            match config.detectors.iter_mut().find(|d| d.id == spec.id) {
+                Some(d) => *d = spec.clone(),
+                None => config.detectors.push(spec.clone()),
+            }
+        }
+        config
     }
 
     /// The detectors as a tenant's Sentinel runs them (with its tracked entities).
@@ -285,44 +340,148 @@ impl SentinelService {
         self.with_tenant(tenant, |s| s.detectors())
     }
 
-    /// Replaces (or adds) a detector for every tenant, live. The spec is
-    /// checked first, and every tenant's detector is rebuilt from it; on
-    /// error nothing changes. Not written back to the detectors file.
-    pub fn update_detector(&self, spec: &serde_json::Value) -> Result<llm_sentinel::DetectorInfo, String> {
-        let parsed = llm_sentinel::config::DetectorSpec::from_value(spec).map_err(|e| e.to_string())?;
-        if let Some(msg) = self.check_actions(&parsed) {
-            return Err(msg);
+    /// Changes detector `id` of `tenant` only, live. `fields` (keys of
+    /// [`TENANT_DETECTOR_KEYS`]) are laid over the tenant's earlier changes,
+    /// and those over the detector's entry in the detectors file (a
+    /// detector the file lacks is made from `fields` alone). The result is
+    /// checked, stored (so it survives a restart and reaches the other
+    /// replicas on their next tick), and the tenant's detector is rebuilt
+    /// from it with fresh state. Other tenants, and the file, are untouched;
+    /// on error nothing changes. Answers the detector and every field the
+    /// tenant has now set.
+    pub async fn update_detector(
+        &self,
+        tenant: &str,
+        id: &str,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(llm_sentinel::DetectorInfo, serde_json::Map<String, serde_json::Value>), DetectorError> {
+        if let Some(k) = fields.keys().find(|k| !TENANT_DETECTOR_KEYS.contains(&k.as_str())) {
+            return Err(DetectorError::Invalid(format!(
+                "{k:?} cannot be set here (expected {})",
+                TENANT_DETECTOR_KEYS.join(", ")
+            )));
         }
-        {
-            let mut config = self.config.write().unwrap_or_else(|p| p.into_inner());
-            match config.detectors.iter_mut().find(|d| d.id == parsed.id) {
-                Some(d) => *d = parsed.clone(),
-                None => config.detectors.push(parsed.clone()),
-            }
+        let _one_at_a_time = self.update_lock.lock().await;
+        let mut all = self.accepted_fields(tenant, id).unwrap_or_default();
+        if all.is_empty() && !fields.contains_key("type") && !self.config.detectors.iter().any(|d| d.id == id) {
+            return Err(DetectorError::NotFound(id.to_owned()));
         }
-        let mut map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
-        for s in map.values_mut() {
-            s.update_detector(spec).map_err(|e| e.to_string())?;
-        }
-        drop(map);
-        Ok(llm_sentinel::DetectorInfo::from_spec(&parsed, 0))
+        all.extend(fields);
+        let spec = self.make_spec(id, &all)?;
+        let text = serde_json::Value::Object(all.clone()).to_string();
+        let row = DetectorOverride {
+            tenant: tenant.to_owned(),
+            detector_id: id.to_owned(),
+            fields: text.clone(),
+            updated_at: llmsec_store::now_millis(),
+        };
+        self.store.put_detector_override(&row).await?;
+        let info = llm_sentinel::DetectorInfo::from_spec(&spec, 0);
+        self.install(tenant, id, Override { text, fields: all.clone(), spec: Some(spec) });
+        Ok((info, all))
     }
 
-    fn check_actions(&self, spec: &llm_sentinel::config::DetectorSpec) -> Option<String> {
-        let probe = SentinelConfig { detectors: vec![spec.clone()], anomalies: Default::default() };
-        self.settings.check(&probe).err()
+    /// The fields of the tenant's change to `id` that built, if any.
+    fn accepted_fields(&self, tenant: &str, id: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let map = self.overrides.read().unwrap_or_else(|p| p.into_inner());
+        map.get(tenant)?.get(id).filter(|o| o.spec.is_some()).map(|o| o.fields.clone())
     }
 
-    /// Runs a detector's current spec on `events` with fresh state: what it would find.
-    pub fn test_detector(
+    /// The detector `fields` make of `id`: laid over the file's entry, then
+    /// checked (it builds; its actions can run here).
+    fn make_spec(
         &self,
         id: &str,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<DetectorSpec, DetectorError> {
+        let mut entry = match self.config.detectors.iter().find(|d| d.id == id).map(DetectorSpec::to_entry) {
+            Some(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        entry.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+        entry.insert("id".into(), id.into());
+        let spec = DetectorSpec::from_value(&serde_json::Value::Object(entry))
+            .map_err(|e| DetectorError::Invalid(e.to_string()))?;
+        let probe = SentinelConfig { detectors: vec![spec.clone()], anomalies: Default::default() };
+        self.settings.check(&probe).map_err(DetectorError::Invalid)?;
+        Ok(spec)
+    }
+
+    /// Puts a tenant's change in force: for the tenant's next Sentinel, and
+    /// in its running one (rebuilt with fresh state) when there is one.
+    fn install(&self, tenant: &str, id: &str, o: Override) {
+        let entry = o.spec.as_ref().map(DetectorSpec::to_entry);
+        self.overrides
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(tenant.to_owned())
+            .or_default()
+            .insert(id.to_owned(), o);
+        let mut map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(s) = map.get_mut(tenant) else { return };
+        // A change that no longer builds leaves the tenant on the file's detector.
+        let entry = entry.or_else(|| self.config.detectors.iter().find(|d| d.id == id).map(DetectorSpec::to_entry));
+        if let Some(entry) = entry
+            && let Err(e) = s.update_detector(&entry)
+        {
+            tracing::error!(%tenant, detector = %id, error = %e, "sentinel: rebuilding a tenant's detector failed");
+        }
+    }
+
+    /// Takes up the detector changes in the store that this process has
+    /// not seen: all of them at start, then those made through other
+    /// replicas. A change that no longer builds is logged once and left
+    /// out (the tenant runs the file's detector).
+    async fn load_overrides(&self) -> llmsec_store::Result<()> {
+        // Under the update lock: rows read before a change made here commits
+        // would otherwise put the older change back.
+        let _one_at_a_time = self.update_lock.lock().await;
+        for row in self.store.detector_overrides(None).await? {
+            let seen = {
+                let map = self.overrides.read().unwrap_or_else(|p| p.into_inner());
+                map.get(&row.tenant).and_then(|m| m.get(&row.detector_id)).is_some_and(|o| o.text == row.fields)
+            };
+            if seen {
+                continue;
+            }
+            let (fields, spec) = match serde_json::from_str::<serde_json::Value>(&row.fields) {
+                Ok(serde_json::Value::Object(fields)) => {
+                    let spec = self.make_spec(&row.detector_id, &fields);
+                    (fields, spec)
+                }
+                _ => (
+                    serde_json::Map::new(),
+                    Err(DetectorError::Invalid("the stored change is not a JSON object".into())),
+                ),
+            };
+            let spec = match spec {
+                Ok(spec) => Some(spec),
+                Err(e) => {
+                    tracing::warn!(tenant = %row.tenant, detector = %row.detector_id, error = %e,
+                        "sentinel: a tenant's detector change no longer builds; the detectors file's entry runs instead");
+                    None
+                }
+            };
+            self.install(&row.tenant, &row.detector_id, Override { text: row.fields, fields, spec });
+        }
+        Ok(())
+    }
+
+    /// Runs `tenant`'s detector `id` as it is now on `events` with fresh
+    /// state: what it would find. No tenant's state is touched.
+    pub fn test_detector(
+        &self,
+        tenant: &str,
+        id: &str,
         events: &[TelemetryEvent],
-    ) -> Result<Vec<llm_sentinel::detector::Finding>, String> {
-        // A fresh detector from the current spec: no tenant's state is touched.
-        let spec =
-            self.config().detectors.into_iter().find(|d| d.id == id).ok_or_else(|| format!("no detector {id:?}"))?;
-        spec.dry_run(events).map_err(|e| e.to_string())
+    ) -> Result<Vec<llm_sentinel::detector::Finding>, DetectorError> {
+        let spec = self
+            .config_for(tenant)
+            .detectors
+            .into_iter()
+            .find(|d| d.id == id)
+            .ok_or_else(|| DetectorError::NotFound(id.to_owned()))?;
+        spec.dry_run(events).map_err(|e| DetectorError::Invalid(e.to_string()))
     }
 
     /// Hands stored events to the processor.
@@ -338,7 +497,7 @@ impl SentinelService {
         let mut map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
         let s = map.entry(tenant.to_owned()).or_insert_with(|| {
             // The config was checked at start-up, so building cannot fail.
-            Sentinel::new(self.config(), self.clock.clone()).unwrap_or_else(|e| {
+            Sentinel::new(self.config_for(tenant), self.clock.clone()).unwrap_or_else(|e| {
                 tracing::error!(error = %e, "sentinel config failed to build; running without detectors");
                 Sentinel::new(SentinelConfig::default(), self.clock.clone()).unwrap_or_else(|_| unreachable!())
             })
@@ -381,6 +540,8 @@ impl SentinelService {
     /// start, before requests are served, so no event is processed twice.
     pub async fn restore(self: &Arc<Self>) -> llmsec_store::Result<()> {
         self.enforcements.set(self.store.enforcements_in_force(self.now()).await?);
+        // Tenants' detector changes first: each tenant's Sentinel is built with them.
+        self.load_overrides().await?;
         // Anomalies that were open: taken back so that findings update them.
         for row in self.store.open_anomalies(100_000).await? {
             match serde_json::from_str::<Anomaly>(&row.body) {
@@ -458,6 +619,9 @@ impl SentinelService {
         match self.store.enforcements_in_force(self.now()).await {
             Ok(list) => self.enforcements.set(list),
             Err(e) => tracing::warn!(error = %e, "sentinel: reloading enforcements failed"),
+        }
+        if let Err(e) = self.load_overrides().await {
+            tracing::warn!(error = %e, "sentinel: reloading tenants' detector changes failed");
         }
     }
 
@@ -540,7 +704,7 @@ impl SentinelService {
 
     /// Adds a comment to the anomaly's incident (`POST /api/v1/incidents/{id}/comments`).
     async fn comment(&self, tenant: &str, a: &Anomaly, text: String) {
-        let (Some(incident), Some(base)) = (&a.incident_id, self.incident_url_for(a)) else { return };
+        let (Some(incident), Some(base)) = (&a.incident_id, self.incident_url_for(tenant, a)) else { return };
         let body = serde_json::json!({
             "author": "llm-sentinel",
             "text": text,
@@ -617,7 +781,7 @@ impl SentinelService {
     async fn on_resolved(&self, tenant: &str, a: &Anomaly) {
         // Tell the incident manager, if an incident was opened.
         let Some(incident) = &a.incident_id else { return };
-        let Some(base) = self.incident_url_for(a) else { return };
+        let Some(base) = self.incident_url_for(tenant, a) else { return };
         let body = serde_json::json!({
             "status": "resolved",
             "resolution": format!("anomaly {} resolved", a.id),
@@ -627,8 +791,8 @@ impl SentinelService {
         self.enqueue(tenant, &url, None, "incident.update", body.to_string()).await;
     }
 
-    fn incident_url_for(&self, a: &Anomaly) -> Option<String> {
-        let from_action = self.config().detectors.iter().find(|d| d.id == a.detector_id).and_then(|d| {
+    fn incident_url_for(&self, tenant: &str, a: &Anomaly) -> Option<String> {
+        let from_action = self.config_for(tenant).detectors.iter().find(|d| d.id == a.detector_id).and_then(|d| {
             d.actions.iter().find_map(|x| match x {
                 ActionSpec::Incident(i) => i.url.clone(),
                 _ => None,

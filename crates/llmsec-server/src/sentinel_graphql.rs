@@ -20,8 +20,11 @@
 //!   metricsUpdated(names: [String!]!): MetricUpdate!
 //! }
 //! ```
-//! Reads need scope `read`; mutations `admin`; everything is confined to
-//! the caller's tenant.
+//! Reads need scope `read`; `acknowledgeAnomaly` needs `triage` (which
+//! `admin` includes); `updateDetector` and `testDetector` need `admin`.
+//! Everything is confined to the caller's tenant: `updateDetector` changes
+//! the caller's tenant's detector only, and an id of another tenant's
+//! anomaly or detector is not found.
 
 use std::time::Duration;
 
@@ -889,7 +892,17 @@ impl SentinelQuery {
     }
 }
 
-/// Sentinel mutations (scope `admin`).
+/// A refused detector change as a GraphQL error: not found, or a 400 naming `config`.
+fn detector_error(id: &str, e: crate::sentinel::DetectorError) -> async_graphql::Error {
+    use crate::sentinel::DetectorError;
+    gql_error(match e {
+        DetectorError::NotFound(_) => ApiError::NotFound(format!("no detector {id:?}")),
+        DetectorError::Invalid(m) => ApiError::field("config", m),
+        DetectorError::Store(e) => e.into(),
+    })
+}
+
+/// Sentinel mutations (`acknowledgeAnomaly`: scope `triage`; the others: `admin`).
 #[derive(Debug, Default)]
 pub struct SentinelMutation;
 
@@ -903,7 +916,7 @@ impl SentinelMutation {
         acknowledged_by: String,
         note: Option<String>,
     ) -> async_graphql::Result<Anomaly> {
-        let c = caller(ctx, Scope::Admin)?;
+        let c = caller(ctx, Scope::Triage)?;
         let state = ctx.data::<AppState>()?;
         if acknowledged_by.trim().is_empty() || acknowledged_by.len() > 256 {
             return Err(gql_error(ApiError::field("acknowledgedBy", "must be 1-256 characters")));
@@ -921,8 +934,10 @@ impl SentinelMutation {
         Ok(Anomaly::new(&c.tenant, &a))
     }
 
-    /// Changes a detector live (validated first; the old one is kept on
-    /// error). Fields left out stay as they are.
+    /// Changes the caller's tenant's detector live (validated first; the
+    /// old one is kept on error). Fields left out stay as they are. The
+    /// change is stored for this tenant, laid over the detectors file, and
+    /// never written to the file; other tenants keep their own detectors.
     async fn update_detector(
         &self,
         ctx: &Context<'_>,
@@ -931,43 +946,30 @@ impl SentinelMutation {
     ) -> async_graphql::Result<Detector> {
         let c = caller(ctx, Scope::Admin)?;
         let state = ctx.data::<AppState>()?;
-        let current = state.sentinel.config().detectors.into_iter().find(|d| d.id == id.as_str());
-        let mut spec = serde_json::json!({"id": id.as_str()});
-        if let Some(cur) = &current {
-            spec["type"] = serde_json::json!(cur.kind_name);
-            spec["enabled"] = serde_json::json!(cur.enabled);
-            spec["config"] = cur.config.clone();
-            spec["actions"] = serde_json::Value::Array(cur.raw_actions.clone());
-            if let Some(n) = &cur.name {
-                spec["name"] = serde_json::json!(n);
-            }
-            if let Some(s) = cur.severity {
-                spec["severity"] = serde_json::json!(s.as_str());
-            }
-        }
+        let mut fields = serde_json::Map::new();
         if let Some(k) = config.kind {
-            spec["type"] = serde_json::json!(k);
+            fields.insert("type".into(), k.into());
         }
         if let Some(n) = config.name {
-            spec["name"] = serde_json::json!(n);
+            fields.insert("name".into(), n.into());
         }
         if let Some(e) = config.enabled {
-            spec["enabled"] = serde_json::json!(e);
+            fields.insert("enabled".into(), e.into());
         }
         if let Some(s) = config.severity {
-            spec["severity"] = serde_json::json!(s.as_str());
+            fields.insert("severity".into(), s.as_str().into());
         }
         if let Some(cfg) = config.config {
-            spec["config"] = cfg.0;
+            fields.insert("config".into(), cfg.0);
         }
         if let Some(a) = config.actions {
-            spec["actions"] = a.0;
+            fields.insert("actions".into(), a.0);
         }
-        let info = state.sentinel.update_detector(&spec).map_err(|e| gql_error(ApiError::field("config", e)))?;
-        crate::api::admin::audit(state, c, "detector.update", &id, spec).await.map_err(gql_error)?;
-        let mut d = Detector::from(info);
-        d.tracked_entities = 0;
-        Ok(d)
+        let (info, _) =
+            state.sentinel.update_detector(&c.tenant, &id, fields.clone()).await.map_err(|e| detector_error(&id, e))?;
+        let details = serde_json::json!({"tenant": c.tenant, "fields": fields});
+        crate::api::admin::audit(state, c, "detector.update", &id, details).await.map_err(gql_error)?;
+        Ok(Detector::from(info))
     }
 
     /// Runs a detector on `testData` (a list of telemetry events) with fresh
@@ -978,7 +980,7 @@ impl SentinelMutation {
         id: ID,
         test_data: async_graphql::Json<serde_json::Value>,
     ) -> async_graphql::Result<DetectorTestResult> {
-        caller(ctx, Scope::Admin)?;
+        let c = caller(ctx, Scope::Admin)?;
         let state = ctx.data::<AppState>()?;
         let list = match test_data.0 {
             serde_json::Value::Array(a) => a,
@@ -993,7 +995,7 @@ impl SentinelMutation {
                 .map_err(|err| gql_error(ApiError::field(format!("testData[{i}].{}", err.field), err.message)))?;
             events.push(e);
         }
-        let findings = state.sentinel.test_detector(&id, &events).map_err(|e| gql_error(ApiError::field("id", e)))?;
+        let findings = state.sentinel.test_detector(&c.tenant, &id, &events).map_err(|e| detector_error(&id, e))?;
         Ok(DetectorTestResult {
             events_processed: events.len() as u64,
             findings: findings

@@ -10,7 +10,8 @@
 //! as the server's retention mode allows), webhook subscriptions, the
 //! webhook outbox (written in the same transaction as the event that
 //! causes it, so an accepted analysis never loses its deliveries), and the
-//! hash-chained audit log of admin actions ([`audit::verify_chain`]).
+//! hash-chained audit log of admin actions ([`audit::verify_chain`]), and
+//! each tenant's changes to Sentinel detectors.
 #![deny(missing_docs)]
 
 pub mod audit;
@@ -152,6 +153,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn open_anomalies(&self, limit: u32) -> Result<Vec<AnomalyRow>>;
     /// A page of anomalies and the total matching.
     async fn anomalies(&self, q: &AnomalyQuery) -> Result<(Vec<AnomalyRow>, u64)>;
+
+    /// Stores a tenant's detector override, replacing the one it had for that detector.
+    async fn put_detector_override(&self, o: &DetectorOverride) -> Result<()>;
+    /// Detector overrides, of one tenant or (at start-up) of all, by tenant and detector.
+    async fn detector_overrides(&self, tenant: Option<&str>) -> Result<Vec<DetectorOverride>>;
 
     /// Stores an enforcement.
     async fn insert_enforcement(&self, e: &Enforcement) -> Result<()>;

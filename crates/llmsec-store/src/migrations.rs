@@ -119,6 +119,25 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
         ],
     ),
     (
+        3,
+        &[
+            // Per-tenant detector changes (`updateDetector`), laid over the detectors file.
+            "CREATE TABLE detector_overrides (
+            tenant TEXT NOT NULL,
+            detector_id TEXT NOT NULL,
+            fields TEXT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            PRIMARY KEY (tenant, detector_id)
+        )",
+            // `admin` became a tenant's own administrator; the cross-tenant
+            // powers moved to `operator`. The key the server made at first
+            // start (audited as key.bootstrap) keeps them.
+            "UPDATE api_keys SET scopes = scopes || ',operator'
+            WHERE id IN (SELECT target FROM audit_log WHERE action = 'key.bootstrap')
+            AND revoked_at IS NULL AND scopes NOT LIKE '%operator%'",
+        ],
+    ),
+    (
         4,
         &[
             // Telemetry by end user, for erasure. Rows stored before this

@@ -11,7 +11,8 @@ pub fn now_millis() -> Millis {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// What a key may do. A key carries a set of them.
+/// What a key may do. A key carries a set of them, and every key belongs
+/// to one tenant: all scopes but `operator` act on that tenant only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
@@ -21,13 +22,21 @@ pub enum Scope {
     Ingest,
     /// Read stored events, deliveries and the tenant's own data.
     Read,
-    /// Manage keys and webhooks, erase data, read the audit log.
+    /// Acknowledge, resolve and suppress the tenant's anomalies.
+    Triage,
+    /// Manage the tenant's own keys, webhooks, detectors and anomalies;
+    /// erase its users' data. Includes `triage`.
     Admin,
+    /// Cross-tenant: make tenants (keys for any tenant), manage any
+    /// tenant's keys and webhooks, read the server-wide audit log.
+    /// Includes `admin` (and so `triage`).
+    Operator,
 }
 
 impl Scope {
     /// Every scope, in a fixed order.
-    pub const ALL: [Scope; 4] = [Scope::Analyze, Scope::Ingest, Scope::Read, Scope::Admin];
+    pub const ALL: [Scope; 6] =
+        [Scope::Analyze, Scope::Ingest, Scope::Read, Scope::Triage, Scope::Admin, Scope::Operator];
 
     /// The scope's name as written in keys, configs and errors.
     pub fn as_str(self) -> &'static str {
@@ -35,13 +44,23 @@ impl Scope {
             Scope::Analyze => "analyze",
             Scope::Ingest => "ingest",
             Scope::Read => "read",
+            Scope::Triage => "triage",
             Scope::Admin => "admin",
+            Scope::Operator => "operator",
         }
     }
 
     /// Parses a scope name.
     pub fn parse(s: &str) -> Option<Scope> {
         Scope::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// Whether a key holding this scope may do what `needed` allows:
+    /// `operator` includes `admin`, which includes `triage`; the others
+    /// include only themselves.
+    pub fn grants(self, needed: Scope) -> bool {
+        self == needed
+            || matches!((self, needed), (Scope::Operator, Scope::Admin | Scope::Triage) | (Scope::Admin, Scope::Triage))
     }
 }
 
@@ -381,4 +400,19 @@ pub struct Enforcement {
     pub created_at: Millis,
     /// When it ends.
     pub expires_at: Millis,
+}
+
+/// A tenant's change to one detector, kept apart from the detectors file:
+/// the fields it sets (`enabled`, `config`, `actions`, …) are laid over
+/// that detector's entry in the file for this tenant only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorOverride {
+    /// The tenant it applies to.
+    pub tenant: String,
+    /// The detector.
+    pub detector_id: String,
+    /// The fields set, as a JSON object of detector entry keys.
+    pub fields: String,
+    /// When it last changed.
+    pub updated_at: Millis,
 }

@@ -976,6 +976,46 @@ impl Store for SqlStore {
         Ok((rows.iter().map(anomaly_from_row).collect::<Result<_>>()?, total.max(0) as u64))
     }
 
+    async fn put_detector_override(&self, o: &DetectorOverride) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO detector_overrides (tenant, detector_id, fields, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant, detector_id) DO UPDATE SET fields = excluded.fields, updated_at = excluded.updated_at",
+        )
+        .bind(&o.tenant)
+        .bind(&o.detector_id)
+        .bind(no_nul(&o.fields).into_owned())
+        .bind(o.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn detector_overrides(&self, tenant: Option<&str>) -> Result<Vec<DetectorOverride>> {
+        let rows = match tenant {
+            Some(t) => {
+                sqlx::query("SELECT * FROM detector_overrides WHERE tenant = $1 ORDER BY tenant, detector_id")
+                    .bind(t)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM detector_overrides ORDER BY tenant, detector_id")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(DetectorOverride {
+                    tenant: r.try_get("tenant")?,
+                    detector_id: r.try_get("detector_id")?,
+                    fields: r.try_get("fields")?,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            })
+            .collect()
+    }
+
     async fn insert_enforcement(&self, e: &Enforcement) -> Result<()> {
         sqlx::query(
             "INSERT INTO enforcements (id, tenant, entity_kind, entity_id, action, rate_limit, window_ms, reason, \

@@ -17,17 +17,22 @@ async fn sqlite() -> SqlStore {
 
 #[cfg(feature = "postgres")]
 async fn postgres() -> SqlStore {
+    SqlStore::connect(&postgres_url().await).await.expect("open test database")
+}
+
+/// A fresh database on the test PostgreSQL server.
+#[cfg(feature = "postgres")]
+async fn postgres_url() -> String {
     use sqlx::Executor;
     let base = std::env::var("LLMSEC_TEST_POSTGRES_URL")
         .expect("LLMSEC_TEST_POSTGRES_URL must name a PostgreSQL server (scripts/test.sh starts one)");
     let admin = SqlStore::connect(&base).await.expect("connect to test PostgreSQL");
     let db = format!("t_{}", uuid::Uuid::new_v4().simple());
     admin.pool().execute(format!("CREATE DATABASE {db}").as_str()).await.expect("create database");
-    let url = match base.rfind('/') {
+    match base.rfind('/') {
         Some(i) if base[..i].ends_with(|c: char| c != '/') => format!("{}/{db}", &base[..i]),
         _ => format!("{base}/{db}"),
-    };
-    SqlStore::connect(&url).await.expect("open test database")
+    }
 }
 
 fn event(tenant: &str, id: &str, ts: Millis, user: Option<&str>) -> SecurityEvent {
@@ -379,6 +384,31 @@ async fn erasure_and_retention(s: &dyn Store) {
     assert!(s.active_enforcements("t", &[("user", "ada_")], 20).await.unwrap().is_empty(), "expired ones go");
 }
 
+async fn detector_overrides(s: &dyn Store) {
+    let o = |tenant: &str, id: &str, fields: serde_json::Value, at: Millis| DetectorOverride {
+        tenant: tenant.into(),
+        detector_id: id.into(),
+        fields: fields.to_string(),
+        updated_at: at,
+    };
+    s.put_detector_override(&o("b", "pi", json!({"enabled": false}), 1)).await.unwrap();
+    s.put_detector_override(&o("a", "pi", json!({"enabled": false}), 1)).await.unwrap();
+    // A second change to the same detector replaces the first.
+    s.put_detector_override(&o("a", "pi", json!({"enabled": true, "config": {"threshold": 0.9}}), 2)).await.unwrap();
+    s.put_detector_override(&o("a", "cost", json!({"severity": "critical"}), 3)).await.unwrap();
+    let a = s.detector_overrides(Some("a")).await.unwrap();
+    assert_eq!(
+        a,
+        vec![
+            o("a", "cost", json!({"severity": "critical"}), 3),
+            o("a", "pi", json!({"enabled": true, "config": {"threshold": 0.9}}), 2)
+        ]
+    );
+    assert_eq!(s.detector_overrides(Some("b")).await.unwrap(), vec![o("b", "pi", json!({"enabled": false}), 1)]);
+    assert!(s.detector_overrides(Some("c")).await.unwrap().is_empty());
+    assert_eq!(s.detector_overrides(None).await.unwrap().len(), 3);
+}
+
 async fn all(s: &dyn Store) {
     s.ping().await.unwrap();
     keys(s).await;
@@ -388,6 +418,7 @@ async fn all(s: &dyn Store) {
     audit(s).await;
     sentinel_tables(s).await;
     erasure_and_retention(s).await;
+    detector_overrides(s).await;
 }
 
 #[tokio::test]
@@ -410,6 +441,78 @@ async fn sqlite_reopen_keeps_data_and_skips_migrations() {
     drop(s);
     let s = SqlStore::connect(&url).await.unwrap();
     assert_eq!(s.count_events(&EventQuery { tenant: "a".into(), ..Default::default() }).await.unwrap(), 1);
+}
+
+/// A store left at schema version 2 by an older llmsec, opened by this one.
+async fn bootstrap_key_upgrade(url: &str) {
+    use sqlx::Executor;
+    let s = SqlStore::connect(url).await.unwrap();
+    // Back to schema version 2, with keys as that version wrote them.
+    for undo in [
+        "DROP INDEX telemetry_events_tenant_user",
+        "DROP INDEX anomalies_resolved",
+        "DROP INDEX enforcements_expires",
+        "ALTER TABLE telemetry_events DROP COLUMN user_id",
+        "DROP TABLE detector_overrides",
+        "DELETE FROM schema_migrations WHERE version >= 3",
+    ] {
+        s.pool().execute(undo).await.unwrap();
+    }
+    let key = |id: &str, tenant: &str| ApiKeyRecord {
+        id: id.into(),
+        tenant: tenant.into(),
+        name: id.into(),
+        hash: "00".repeat(32),
+        scopes: vec![Scope::Analyze, Scope::Ingest, Scope::Read, Scope::Admin],
+        rate_per_sec: None,
+        created_at: 1,
+        revoked_at: None,
+    };
+    s.insert_key(&key("boot", "default")).await.unwrap();
+    s.insert_key(&key("acme-admin", "acme")).await.unwrap();
+    let boot = NewAudit {
+        actor: "system".into(),
+        action: "key.bootstrap".into(),
+        target: "boot".into(),
+        details: json!({"tenant": "default"}),
+    };
+    s.append_audit(boot, 1).await.unwrap();
+    drop(s);
+    let s = SqlStore::connect(url).await.unwrap();
+    assert_eq!(
+        s.key("boot").await.unwrap().unwrap().scopes,
+        [Scope::Analyze, Scope::Ingest, Scope::Read, Scope::Admin, Scope::Operator]
+    );
+    assert_eq!(
+        s.key("acme-admin").await.unwrap().unwrap().scopes,
+        [Scope::Analyze, Scope::Ingest, Scope::Read, Scope::Admin]
+    );
+    assert!(s.detector_overrides(None).await.unwrap().is_empty(), "the new table exists");
+}
+
+#[tokio::test]
+async fn sqlite_bootstrap_key_of_an_older_store_becomes_operator_and_other_admin_keys_stay_tenant_admins() {
+    let dir = std::env::temp_dir().join(format!("llmsec-store-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    bootstrap_key_upgrade(&format!("sqlite://{}", dir.join("t.db").display())).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_bootstrap_key_of_an_older_store_becomes_operator_and_other_admin_keys_stay_tenant_admins() {
+    bootstrap_key_upgrade(&postgres_url().await).await;
+}
+
+#[test]
+fn operator_includes_admin_which_includes_triage() {
+    assert!(Scope::Operator.grants(Scope::Admin) && Scope::Operator.grants(Scope::Triage));
+    assert!(Scope::Admin.grants(Scope::Triage) && !Scope::Admin.grants(Scope::Operator));
+    assert!(!Scope::Triage.grants(Scope::Admin) && !Scope::Operator.grants(Scope::Read));
+    for s in Scope::ALL {
+        assert!(s.grants(s));
+        assert_eq!(Scope::parse(s.as_str()), Some(s));
+        assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
+    }
 }
 
 #[tokio::test]

@@ -111,7 +111,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Writes the first admin key to `admin-key` in the data directory, readable
+/// Writes the first operator key to `admin-key` in the data directory, readable
 /// by its owner only, so that it is not lost in a scrolled-away terminal.
 /// `None` when it could not be written (the terminal block still shows it).
 fn save_key(data_dir: &std::path::Path, key: &str) -> Option<std::path::PathBuf> {
@@ -136,12 +136,12 @@ fn save_key(data_dir: &std::path::Path, key: &str) -> Option<std::path::PathBuf>
     }
 }
 
-/// The framed block that announces the first admin key: it stands out
+/// The framed block that announces the first operator key: it stands out
 /// from cargo's and the logs' output. The first line names it and the
 /// key sits alone on the second, for scripts.
 fn announcement(key: &str, file: Option<&std::path::Path>) -> String {
     let rule = "=".repeat(78);
-    let mut s = format!("llmsec: created the first admin key (shown once; store it now):\n{key}\n{rule}\n");
+    let mut s = format!("llmsec: created the first operator key (shown once; store it now):\n{key}\n{rule}\n");
     s.push_str("  Use it as:  Authorization: Bearer <key>\n");
     match file {
         Some(p) => s.push_str(&format!(
@@ -171,7 +171,7 @@ mod tests {
         }
         let text = announcement("lsk_0123_abcd", Some(&path));
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].contains("first admin key"));
+        assert!(lines[0].contains("first operator key"));
         assert_eq!(lines[1], "lsk_0123_abcd");
         assert!(lines[2].starts_with("=====") && lines.last().unwrap().starts_with("====="));
         assert!(text.contains(&path.display().to_string()) && text.contains("0600"));

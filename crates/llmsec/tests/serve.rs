@@ -1,4 +1,4 @@
-//! `llmsec serve` as a process: first start prints the admin key once, a
+//! `llmsec serve` as a process: first start prints the operator key once, a
 //! graceful stop on SIGTERM, and `kill -9` in the middle of a webhook
 //! delivery loses nothing (the delivery is sent again after restart, with
 //! the same idempotency key). Also `audit verify` and `webhook verify`.
@@ -82,14 +82,14 @@ fn start(dir: &Path, port: u16, config: Option<&Path>, admin: Option<&str>) -> S
 }
 
 #[test]
-fn first_start_prints_an_admin_key_once_and_sigterm_stops_cleanly() {
+fn first_start_prints_an_operator_key_once_and_sigterm_stops_cleanly() {
     let dir = temp_dir();
     let port = free_port();
     let mut s = start(&dir, port, None, None);
     let mut line = String::new();
     let mut out = BufReader::new(s.child.stdout.take().unwrap());
     out.read_line(&mut line).unwrap();
-    assert!(line.contains("first admin key"), "{line}");
+    assert!(line.contains("first operator key"), "{line}");
     let mut key = String::new();
     out.read_line(&mut key).unwrap();
     let key = key.trim().to_owned();

@@ -1,5 +1,10 @@
 //! Admin routes: keys, the audit log, erasure by user. Every change is
 //! appended to the hash-chained audit log before it is answered.
+//!
+//! A tenant's `admin` manages that tenant's keys; `operator` alone makes
+//! keys for other tenants (which is how a tenant comes to exist), manages
+//! any tenant's keys, makes or revokes `operator` keys, and reads the
+//! server-wide audit log.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -17,7 +22,8 @@ use crate::error::{ApiError, Json, Params};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
-    /// The tenant the key belongs to (default: the caller's).
+    /// The tenant the key belongs to (default: the caller's; another
+    /// tenant needs scope `operator`).
     #[serde(default)]
     pub tenant: Option<String>,
     /// A label.
@@ -98,11 +104,16 @@ async fn create_key(
     caller.require(Scope::Admin)?;
     let tenant = req.tenant.unwrap_or_else(|| caller.tenant.clone());
     check_tenant("tenant", &tenant)?;
+    caller.require_in(Scope::Admin, &tenant)?;
     if req.name.trim().is_empty() || req.name.len() > 200 {
         return Err(ApiError::field("name", "must be 1-200 characters"));
     }
     if req.scopes.is_empty() {
-        return Err(ApiError::field("scopes", "must name at least one of analyze, ingest, read, admin"));
+        let names: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+        return Err(ApiError::field("scopes", format!("must name at least one of {}", names.join(", "))));
+    }
+    if req.scopes.contains(&Scope::Operator) {
+        caller.require(Scope::Operator)?;
     }
     if let Some(r) = req.rate_per_sec
         && !(r > 0.0 && r.is_finite())
@@ -133,10 +144,16 @@ async fn list_keys(
     Params(q): Params,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(Scope::Admin)?;
-    let tenant = q.get("tenant").map(String::as_str);
-    if let Some(t) = tenant {
-        check_tenant("tenant", t)?;
-    }
+    // Without `tenant`: every tenant's keys for an operator, the caller's own tenant's otherwise.
+    let tenant = match q.get("tenant") {
+        Some(t) => {
+            check_tenant("tenant", t)?;
+            caller.require_in(Scope::Admin, t)?;
+            Some(t.as_str())
+        }
+        None if caller.has(Scope::Operator) => None,
+        None => Some(caller.tenant.as_str()),
+    };
     let keys: Vec<KeyView> = state.store.list_keys(tenant).await?.into_iter().map(KeyView::from).collect();
     Ok(Json(json!({ "keys": keys })))
 }
@@ -147,10 +164,17 @@ async fn revoke_key(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(Scope::Admin)?;
-    if state.store.key(&id).await?.is_none_or(|k| k.revoked_at.is_some()) {
-        return Err(ApiError::NotFound(format!("no live key {id:?}")));
+    // Another tenant's key is not found (rather than forbidden): ids do not leak.
+    let key = state
+        .store
+        .key(&id)
+        .await?
+        .filter(|k| k.revoked_at.is_none() && (k.tenant == caller.tenant || caller.has(Scope::Operator)))
+        .ok_or_else(|| ApiError::NotFound(format!("no live key {id:?}")))?;
+    if key.scopes.contains(&Scope::Operator) {
+        caller.require(Scope::Operator)?;
     }
-    audit(&state, &caller, "key.revoke", &id, json!({})).await?;
+    audit(&state, &caller, "key.revoke", &id, json!({"tenant": key.tenant})).await?;
     state.store.revoke_key(&id, now_millis()).await?;
     state.keys.invalidate(&id);
     state.limiter.forget(&id);
@@ -162,7 +186,8 @@ async fn audit_log(
     caller: Caller,
     Params(q): Params,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(Scope::Admin)?;
+    // The log is server-wide: every tenant's changes.
+    caller.require(Scope::Operator)?;
     let after = match q.get("after") {
         Some(v) => v.parse::<i64>().map_err(|_| ApiError::field("after", "must be an integer sequence number"))?,
         None => 0,

@@ -1,5 +1,7 @@
-//! Sentinel's REST query API (seed 002): anomalies and their lifecycle,
-//! enforcements in force, and the Shield callback.
+//! Sentinel's REST query API (seed 002): anomalies and their lifecycle
+//! (acknowledge, resolve, suppress: scope `triage`, which `admin`
+//! includes), enforcements in force, and the Shield callback. Everything
+//! is the caller's tenant's: another tenant's anomaly id is not found.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -122,7 +124,7 @@ async fn acknowledge(
     Path(id): Path<String>,
     Json(req): Json<Acknowledge>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(Scope::Admin)?;
+    caller.require(Scope::Triage)?;
     if req.acknowledged_by.trim().is_empty() || req.acknowledged_by.len() > 256 {
         return Err(ApiError::field("acknowledged_by", "must be 1-256 characters"));
     }
@@ -141,7 +143,7 @@ async fn resolve(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(Scope::Admin)?;
+    caller.require(Scope::Triage)?;
     let a = state.sentinel.resolve(&caller.tenant, &id).await.map_err(|e| lifecycle_error(&id, e))?;
     audit(&state, &caller, "anomaly.resolve", &id, json!({"tenant": caller.tenant})).await?;
     Ok(Json(anomaly_view(&a)["anomaly"].clone()))
@@ -152,7 +154,7 @@ async fn suppress(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(Scope::Admin)?;
+    caller.require(Scope::Triage)?;
     let a = state.sentinel.suppress(&caller.tenant, &id).await.map_err(|e| lifecycle_error(&id, e))?;
     audit(&state, &caller, "anomaly.suppress", &id, json!({"tenant": caller.tenant})).await?;
     Ok(Json(anomaly_view(&a)["anomaly"].clone()))

@@ -18,7 +18,8 @@ use crate::error::{ApiError, Json, Params};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
-    /// The tenant whose events it receives (default: the caller's).
+    /// The tenant whose events it receives (default: the caller's; another
+    /// tenant needs scope `operator`).
     #[serde(default)]
     pub tenant: Option<String>,
     /// Receiver URL.
@@ -71,14 +72,19 @@ pub(crate) async fn register(
     Ok(w)
 }
 
+/// The `tenant` parameter (default: the caller's), which the caller must
+/// administer: its own tenant with `admin`, another with `operator`.
 fn tenant_param(caller: &Caller, q: &std::collections::HashMap<String, String>) -> Result<String, ApiError> {
-    match q.get("tenant") {
+    caller.require(Scope::Admin)?;
+    let tenant = match q.get("tenant") {
         Some(t) => {
             check_tenant("tenant", t)?;
-            Ok(t.clone())
+            t.clone()
         }
-        None => Ok(caller.tenant.clone()),
-    }
+        None => caller.tenant.clone(),
+    };
+    caller.require_in(Scope::Admin, &tenant)?;
+    Ok(tenant)
 }
 
 async fn create(
@@ -89,6 +95,7 @@ async fn create(
     caller.require(Scope::Admin)?;
     let tenant = req.tenant.unwrap_or_else(|| caller.tenant.clone());
     check_tenant("tenant", &tenant)?;
+    caller.require_in(Scope::Admin, &tenant)?;
     let cfg = WebhookConfig::new().with_url(req.url).with_secret(req.secret).with_events(req.events);
     cfg.validate().map_err(|e| {
         let msg = e.to_string();
@@ -107,7 +114,6 @@ async fn list(
     caller: Caller,
     Params(q): Params,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(Scope::Admin)?;
     let tenant = tenant_param(&caller, &q)?;
     let hooks: Vec<WebhookView> = state.store.webhooks(Some(&tenant)).await?.into_iter().map(Into::into).collect();
     Ok(Json(json!({ "webhooks": hooks })))
@@ -119,7 +125,6 @@ async fn remove(
     Path(id): Path<String>,
     Params(q): Params,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(Scope::Admin)?;
     let tenant = tenant_param(&caller, &q)?;
     if !state.store.webhooks(Some(&tenant)).await?.iter().any(|w| w.id == id) {
         return Err(ApiError::NotFound(format!("no webhook {id:?} in tenant {tenant:?}")));

@@ -14,4 +14,5 @@ mod postgres;
 mod privacy;
 mod rest;
 mod sentinel;
+mod tenants;
 mod webhooks;

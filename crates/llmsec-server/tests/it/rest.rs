@@ -353,6 +353,12 @@ impl llmsec_store::Store for Poisoned {
     async fn mark_processed(&self, keys: &[(String, String)]) -> llmsec_store::Result<()> {
         self.0.mark_processed(keys).await
     }
+    async fn put_detector_override(&self, o: &llmsec_store::DetectorOverride) -> llmsec_store::Result<()> {
+        self.0.put_detector_override(o).await
+    }
+    async fn detector_overrides(&self, t: Option<&str>) -> llmsec_store::Result<Vec<llmsec_store::DetectorOverride>> {
+        self.0.detector_overrides(t).await
+    }
     async fn count_telemetry(&self, t: &str, since: Option<i64>) -> llmsec_store::Result<u64> {
         self.0.count_telemetry(t, since).await
     }
