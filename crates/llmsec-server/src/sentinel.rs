@@ -131,6 +131,34 @@ impl SentinelSettings {
         }
         Ok(())
     }
+
+    /// Every URL the actions of `config` and these settings may send to,
+    /// with the config field it comes from: receivers, the incident
+    /// manager, detectors' webhook and incident actions.
+    pub fn targets(&self, config: &SentinelConfig) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for r in &self.receivers {
+            if let Some(u) = &r.url {
+                out.push((format!("sentinel.receivers ({}).url", r.name), u.clone()));
+            }
+        }
+        if let Some(u) = &self.incidents_url {
+            out.push(("sentinel.incidents_url".into(), u.clone()));
+        }
+        for d in &config.detectors {
+            for (i, a) in d.actions.iter().enumerate() {
+                let url = match a {
+                    ActionSpec::Webhook(w) => Some(&w.url),
+                    ActionSpec::Incident(inc) => inc.url.as_ref(),
+                    _ => None,
+                };
+                if let Some(u) = url {
+                    out.push((format!("detectors ({}).actions[{i}].config.url", d.id), u.clone()));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// An anomaly and its tenant, for subscribers.
@@ -230,6 +258,8 @@ pub struct SentinelService {
     pub enforcements: EnforcementCache,
     /// Anomalies as they change, for subscriptions.
     pub feed: broadcast::Sender<AnomalyNotice>,
+    /// Which addresses actions may be sent to.
+    egress: RwLock<Arc<crate::egress::EgressPolicy>>,
 }
 
 /// Events queued for the processor at most; ingestion waits beyond that.
@@ -260,7 +290,14 @@ impl SentinelService {
             write_lock: tokio::sync::Mutex::new(()),
             enforcements: EnforcementCache::default(),
             feed,
+            egress: RwLock::default(),
         }
+    }
+
+    /// Checks action URLs against `policy` from now on (until set: every
+    /// internal address refused).
+    pub fn set_egress(&self, policy: Arc<crate::egress::EgressPolicy>) {
+        *self.egress.write().unwrap_or_else(|p| p.into_inner()) = policy;
     }
 
     /// The clock.
@@ -303,7 +340,16 @@ impl SentinelService {
 
     fn check_actions(&self, spec: &llm_sentinel::config::DetectorSpec) -> Option<String> {
         let probe = SentinelConfig { detectors: vec![spec.clone()], anomalies: Default::default() };
-        self.settings.check(&probe).err()
+        if let Err(e) = self.settings.check(&probe) {
+            return Some(e);
+        }
+        // Action URLs with an address that is refused are refused now; host
+        // names are checked when the delivery connects.
+        let egress = self.egress.read().unwrap_or_else(|p| p.into_inner()).clone();
+        self.settings
+            .targets(&probe)
+            .into_iter()
+            .find_map(|(field, url)| egress.check_url(&url).err().map(|e| format!("{field}: {e}")))
     }
 
     /// Runs a detector's current spec on `events` with fresh state: what it would find.

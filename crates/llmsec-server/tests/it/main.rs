@@ -6,6 +6,7 @@
 
 mod auth;
 mod common;
+mod egress;
 mod graphql;
 mod grpc;
 mod otlp;
