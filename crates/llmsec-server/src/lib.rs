@@ -25,6 +25,7 @@ pub mod grpc;
 pub mod listener;
 pub mod metrics;
 pub mod ratelimit;
+pub mod redact;
 pub mod sentinel;
 pub mod sentinel_graphql;
 pub mod writer;

@@ -836,7 +836,8 @@ impl SentinelService {
                         .to_string(),
                 };
                 match self.enqueue(tenant, &w.url, w.secret.as_deref(), "anomaly.detected", body).await {
-                    Some(id) => taken(id, "pending", format!("queued for {}", w.url)),
+                    // The message is shown to every reader: the URL is masked.
+                    Some(id) => taken(id, "pending", format!("queued for {}", crate::redact::mask_url(&w.url))),
                     None => taken(String::new(), "failed", "could not queue the delivery".into()),
                 }
             }
@@ -850,7 +851,9 @@ impl SentinelService {
                 let url = format!("{}/api/v1/incidents", base.trim_end_matches('/'));
                 let body = incident_body(a, inc).to_string();
                 match self.enqueue(tenant, &url, None, "incident.create", body).await {
-                    Some(id) => taken(id, "pending", format!("incident requested from {base}")),
+                    Some(id) => {
+                        taken(id, "pending", format!("incident requested from {}", crate::redact::mask_url(&base)))
+                    }
                     None => taken(String::new(), "failed", "could not queue the incident".into()),
                 }
             }

@@ -188,6 +188,7 @@ async fn a_detector_webhook_to_a_name_resolving_to_loopback_is_refused_and_repor
     .await;
     let action = &anomaly["actions_taken"][0];
     assert_eq!(action["type"], "webhook", "{anomaly}");
+    assert_eq!(action["message"], format!("queued for http://localhost:{port}/***?***"), "{anomaly}");
     let dead = delivery(&t.router, &key, "dead").await;
     assert_eq!(dead["last_error"], "egress refused", "{dead}");
     assert!(rx.paths().is_empty());

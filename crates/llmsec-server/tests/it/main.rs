@@ -12,6 +12,7 @@ mod grpc;
 mod otlp;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod redact;
 mod rest;
 mod sentinel;
 mod webhooks;
