@@ -21,6 +21,9 @@
 //! [delivery]
 //! max_attempts = 10
 //!
+//! [egress]                # internal targets webhooks and actions may reach (default: none)
+//! allow = ["10.1.2.0/24", "hooks.internal.example"]
+//!
 //! [[webhooks]]
 //! tenant = "default"
 //! url = "https://siem.example/hook"
@@ -176,6 +179,8 @@ pub struct ServerConfig {
     pub webhooks: Vec<ConfiguredWebhook>,
     /// Sentinel: detectors file, alert receivers, incident manager.
     pub sentinel: crate::sentinel::SentinelSettings,
+    /// Which internal addresses outbound HTTP may reach.
+    pub egress: crate::egress::EgressConfig,
 }
 
 impl Default for ServerConfig {
@@ -191,6 +196,7 @@ impl Default for ServerConfig {
             delivery: DeliveryConfig::default(),
             webhooks: Vec::new(),
             sentinel: crate::sentinel::SentinelSettings::default(),
+            egress: crate::egress::EgressConfig::default(),
         }
     }
 }
@@ -319,12 +325,26 @@ impl ServerConfig {
         if self.delivery.concurrency == 0 {
             return bad("delivery.concurrency", "must be positive");
         }
+        let egress = self.egress_policy()?;
         for (i, w) in self.webhooks.iter().enumerate() {
             w.webhook
                 .validate()
                 .map_err(|e| ConfigError::Invalid { field: format!("webhooks[{i}]"), message: e.to_string() })?;
+            egress
+                .check_url(&w.webhook.url)
+                .map_err(|e| ConfigError::Invalid { field: format!("webhooks[{i}].url"), message: e.to_string() })?;
         }
         Ok(())
+    }
+
+    /// The egress policy of `[egress]`.
+    pub fn egress_policy(&self) -> Result<crate::egress::EgressPolicy, ConfigError> {
+        crate::egress::EgressPolicy::from_config(&self.egress).map_err(|e| match &e {
+            crate::egress::EgressError::BadAllow { index, .. } => {
+                ConfigError::Invalid { field: format!("egress.allow[{index}]"), message: e.to_string() }
+            }
+            _ => ConfigError::Invalid { field: "egress.allow".into(), message: e.to_string() },
+        })
     }
 
     /// The engine configuration this server runs.
@@ -354,6 +374,7 @@ mod tests {
     fn toml_yaml_and_json_round_trip() {
         let mut c = ServerConfig::default();
         c.storage.input = InputRetention::Full;
+        c.egress.allow = vec!["127.0.0.1/32".into(), "hooks.internal".into()];
         c.webhooks.push(ConfiguredWebhook {
             tenant: "acme".into(),
             webhook: WebhookConfig::new()
@@ -407,5 +428,26 @@ mod tests {
             webhook: WebhookConfig::new().with_url("http://h/x".into()).with_secret("short".into()),
         });
         assert!(c.validate().unwrap_err().to_string().starts_with("webhooks[0]"));
+    }
+
+    #[test]
+    fn config_webhooks_to_internal_addresses_need_the_allow_list() {
+        let mut c = ServerConfig::default();
+        c.webhooks.push(ConfiguredWebhook {
+            tenant: "t".into(),
+            webhook: WebhookConfig::new()
+                .with_url("http://169.254.169.254/latest/meta-data/".into())
+                .with_secret("0123456789abcdef".into()),
+        });
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("webhooks[0].url") && e.contains("metadata"), "{e}");
+        c.egress.allow = vec!["169.254.169.254/32".into()];
+        c.validate().unwrap();
+        c.egress.allow.push("not an entry".into());
+        assert!(c.validate().unwrap_err().to_string().starts_with("egress.allow[1]"));
+        let t = toml::from_str::<ServerConfig>("[egress]\nallow = [\"10.0.0.0/8\", \"hooks.internal\"]\n").unwrap();
+        assert_eq!(t.egress.allow, ["10.0.0.0/8", "hooks.internal"]);
+        let e = toml::from_str::<ServerConfig>("[egress]\nallowed = []\n").unwrap_err().to_string();
+        assert!(e.contains("allowed"), "{e}");
     }
 }

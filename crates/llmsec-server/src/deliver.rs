@@ -9,6 +9,13 @@
 //! retried with exponential backoff and jitter; after `max_attempts` the
 //! delivery is dead-lettered, listed at `/api/webhooks/deliveries?status=dead`
 //! and can be redelivered.
+//!
+//! Every connection goes through the [egress policy](crate::egress): an
+//! address the policy refuses dead-letters the delivery at once (retrying
+//! cannot help). What a delivery records, and tenants read, is a category
+//! (`egress refused`, `connect failed`, `timeout`, `HTTP 503 Service
+//! Unavailable`, …), never the connection error, which can name internal
+//! hosts and addresses; the full error goes to the server log.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -22,6 +29,7 @@ use serde_json::json;
 use tokio::sync::{Notify, watch};
 
 use crate::config::DeliveryConfig;
+use crate::egress::{EgressPolicy, EgressResolver};
 
 /// The subscriptions, cached per tenant.
 #[derive(Debug, Default)]
@@ -145,24 +153,30 @@ pub struct DeliveryWorker {
     /// Woken when new deliveries are queued.
     pub notify: Arc<Notify>,
     client: reqwest::Client,
+    egress: Arc<EgressPolicy>,
     sentinel: Option<Arc<crate::sentinel::SentinelService>>,
 }
 
 impl DeliveryWorker {
-    /// A worker with its HTTP client (rustls; redirects are not followed).
+    /// A worker with its HTTP client (rustls) under `egress`: names are
+    /// resolved through the policy, redirects are not followed and no proxy
+    /// is used (a proxy would connect on our behalf, past the policy).
     pub fn new(
         store: Arc<dyn Store>,
         webhooks: Arc<WebhookRegistry>,
         config: DeliveryConfig,
         notify: Arc<Notify>,
+        egress: Arc<EgressPolicy>,
     ) -> Result<DeliveryWorker, reqwest::Error> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(EgressResolver::new(egress.clone()))
             .timeout(Duration::from_millis(config.timeout_ms))
             .user_agent(concat!("llmsec-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(DeliveryWorker { store, webhooks, config, notify, client, sentinel: None })
+        Ok(DeliveryWorker { store, webhooks, config, notify, client, egress, sentinel: None })
     }
 
     /// Tells Sentinel about its delivered actions (incident ids come back in answers).
@@ -235,6 +249,11 @@ impl DeliveryWorker {
     }
 
     async fn send(&self, w: &Webhook, d: &Delivery) -> Attempt {
+        // reqwest resolves no name for an IP-literal host: check it here.
+        if let Err(e) = self.egress.check_url(&w.url) {
+            tracing::warn!(delivery = %d.id, webhook = %d.webhook_id, error = %e, "webhook attempt refused");
+            return Attempt::Failed { status: None, error: EGRESS_REFUSED.into(), retry_at: None };
+        }
         let ts = now_millis() / 1000;
         // Incident updates are PATCHes (seed 002's incident manager API); everything else is a POST.
         let method = if d.event == "incident.update" { reqwest::Method::PATCH } else { reqwest::Method::POST };
@@ -269,7 +288,13 @@ impl DeliveryWorker {
                     .map(|s| Duration::from_secs(s.min(3600)));
                 (Some(r.status().as_u16()), format!("HTTP {}", r.status()), retry_after)
             }
-            Err(e) => (None, error_chain(&e), None),
+            Err(e) => {
+                tracing::warn!(delivery = %d.id, webhook = %d.webhook_id, error = %error_chain(&e), "webhook attempt failed");
+                if crate::egress::is_refusal(&e) {
+                    return Attempt::Failed { status: None, error: EGRESS_REFUSED.into(), retry_at: None };
+                }
+                (None, error_category(&e).to_owned(), None)
+            }
         };
         let attempts = d.attempts + 1;
         let retry_at = (attempts < self.config.max_attempts).then(|| {
@@ -278,6 +303,37 @@ impl DeliveryWorker {
         });
         Attempt::Failed { status, error, retry_at }
     }
+}
+
+/// The category of a delivery refused by the egress policy.
+pub const EGRESS_REFUSED: &str = "egress refused";
+
+/// The categories a failed attempt records besides `HTTP <status>`.
+const CATEGORIES: &[&str] = &[EGRESS_REFUSED, "connect failed", "timeout", "request failed", "webhook deleted"];
+
+/// What a tenant is told of a failed attempt: a category, never the
+/// connection error (it can name internal hosts and addresses).
+fn error_category(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect failed"
+    } else {
+        "request failed"
+    }
+}
+
+/// A stored `last_error` as tenants see it: a category or `HTTP <status>`
+/// as is; anything else (written before errors were categorised) as
+/// `request failed`.
+pub fn public_error(stored: &str) -> &str {
+    // `HTTP 503` and a reason phrase (letters, spaces, `'` and `-`): no host or address fits.
+    let http = stored.strip_prefix("HTTP ").is_some_and(|rest| {
+        rest.len() >= 3
+            && rest.as_bytes()[..3].iter().all(u8::is_ascii_digit)
+            && rest[3..].chars().all(|c| c.is_ascii_alphabetic() || matches!(c, ' ' | '\'' | '-'))
+    });
+    if http || CATEGORIES.contains(&stored) { stored } else { "request failed" }
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -305,5 +361,22 @@ mod tests {
         assert_eq!(backoff(&cfg, 200, 0.0), Duration::from_millis(30_000), "no overflow on large attempt counts");
         let u = jitter_unit();
         assert!((0.0..1.0).contains(&u));
+    }
+
+    #[test]
+    fn tenants_see_error_categories_only() {
+        for shown in
+            ["egress refused", "connect failed", "timeout", "HTTP 503 Service Unavailable", "HTTP 418 I'm a teapot"]
+        {
+            assert_eq!(public_error(shown), shown);
+        }
+        for hidden in [
+            "error sending request for url (http://10.0.0.7/x): client error (Connect): tcp connect error: Connection refused",
+            "HTTP/1.1 from 10.0.0.7",
+            "HTTP 5",
+            "HTTP 502 from 10.0.0.7",
+        ] {
+            assert_eq!(public_error(hidden), "request failed");
+        }
     }
 }

@@ -18,12 +18,14 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod deliver;
+pub mod egress;
 pub mod error;
 pub mod graphql;
 pub mod grpc;
 pub mod listener;
 pub mod metrics;
 pub mod ratelimit;
+pub mod redact;
 pub mod sentinel;
 pub mod sentinel_graphql;
 pub mod writer;
@@ -105,6 +107,8 @@ pub struct AppInner {
     pub metrics: PrometheusHandle,
     /// Sentinel: telemetry, detectors, anomalies, enforcements.
     pub sentinel: Arc<crate::sentinel::SentinelService>,
+    /// Which addresses outbound HTTP may reach.
+    pub egress: Arc<crate::egress::EgressPolicy>,
 }
 
 impl std::fmt::Debug for AppInner {
@@ -201,6 +205,10 @@ impl Server {
         clock: Arc<dyn llm_sentinel::Clock>,
     ) -> Result<Server, StartError> {
         let sentinel_config = config.sentinel.load().map_err(StartError::Sentinel)?;
+        let egress = Arc::new(config.egress_policy()?);
+        for (field, url) in config.sentinel.targets(&sentinel_config) {
+            egress.check_url(&url).map_err(|e| StartError::Sentinel(format!("{field}: {e}")))?;
+        }
         let metrics = crate::metrics::install();
         let (writer, writer_task) = EventWriter::start(store.clone());
         let webhooks = Arc::new(WebhookRegistry::default());
@@ -215,6 +223,7 @@ impl Server {
             webhooks.clone(),
             delivery_notify.clone(),
         ));
+        sentinel.set_egress(egress.clone());
         let state = AppState(Arc::new(AppInner {
             engine,
             store: store.clone(),
@@ -227,6 +236,7 @@ impl Server {
             threat_feed,
             metrics,
             sentinel: sentinel.clone(),
+            egress: egress.clone(),
         }));
         // Config webhooks have a stable id per (tenant, url), so a restart
         // replaces rather than duplicates them, and pending deliveries keep
@@ -250,7 +260,7 @@ impl Server {
         let bootstrap_key = if env_admin_key.is_none() { bootstrap_admin(store.as_ref()).await? } else { None };
 
         let (stop, stop_rx) = watch::channel(false);
-        let worker = DeliveryWorker::new(store.clone(), webhooks, config.delivery.clone(), delivery_notify)?
+        let worker = DeliveryWorker::new(store.clone(), webhooks, config.delivery.clone(), delivery_notify, egress)?
             .with_sentinel(sentinel.clone());
         let worker_task = tokio::spawn(worker.run(stop_rx.clone()));
         sentinel.restore().await?;

@@ -133,6 +133,34 @@ impl SentinelSettings {
         }
         Ok(())
     }
+
+    /// Every URL the actions of `config` and these settings may send to,
+    /// with the config field it comes from: receivers, the incident
+    /// manager, detectors' webhook and incident actions.
+    pub fn targets(&self, config: &SentinelConfig) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for r in &self.receivers {
+            if let Some(u) = &r.url {
+                out.push((format!("sentinel.receivers ({}).url", r.name), u.clone()));
+            }
+        }
+        if let Some(u) = &self.incidents_url {
+            out.push(("sentinel.incidents_url".into(), u.clone()));
+        }
+        for d in &config.detectors {
+            for (i, a) in d.actions.iter().enumerate() {
+                let url = match a {
+                    ActionSpec::Webhook(w) => Some(&w.url),
+                    ActionSpec::Incident(inc) => inc.url.as_ref(),
+                    _ => None,
+                };
+                if let Some(u) = url {
+                    out.push((format!("detectors ({}).actions[{i}].config.url", d.id), u.clone()));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// An anomaly and its tenant, for subscribers.
@@ -281,6 +309,8 @@ pub struct SentinelService {
     pub enforcements: EnforcementCache,
     /// Anomalies as they change, for subscriptions.
     pub feed: broadcast::Sender<AnomalyNotice>,
+    /// Which addresses actions may be sent to.
+    egress: RwLock<Arc<crate::egress::EgressPolicy>>,
 }
 
 /// Events queued for the processor at most; ingestion waits beyond that.
@@ -313,7 +343,14 @@ impl SentinelService {
             write_lock: tokio::sync::Mutex::new(()),
             enforcements: EnforcementCache::default(),
             feed,
+            egress: RwLock::default(),
         }
+    }
+
+    /// Checks action URLs against `policy` from now on (until set: every
+    /// internal address refused).
+    pub fn set_egress(&self, policy: Arc<crate::egress::EgressPolicy>) {
+        *self.egress.write().unwrap_or_else(|p| p.into_inner()) = policy;
     }
 
     /// The clock.
@@ -404,6 +441,17 @@ impl SentinelService {
             .map_err(|e| DetectorError::Invalid(e.to_string()))?;
         let probe = SentinelConfig { detectors: vec![spec.clone()], anomalies: Default::default() };
         self.settings.check(&probe).map_err(DetectorError::Invalid)?;
+        // Action URLs with an address that is refused are refused now; host
+        // names are checked when the delivery connects.
+        let egress = self.egress.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(msg) = self
+            .settings
+            .targets(&probe)
+            .into_iter()
+            .find_map(|(field, url)| egress.check_url(&url).err().map(|e| format!("{field}: {e}")))
+        {
+            return Err(DetectorError::Invalid(msg));
+        }
         Ok(spec)
     }
 
@@ -972,7 +1020,8 @@ impl SentinelService {
                         .to_string(),
                 };
                 match self.enqueue(tenant, &w.url, w.secret.as_deref(), "anomaly.detected", body).await {
-                    Some(id) => taken(id, "pending", format!("queued for {}", w.url)),
+                    // The message is shown to every reader: the URL is masked.
+                    Some(id) => taken(id, "pending", format!("queued for {}", crate::redact::mask_url(&w.url))),
                     None => taken(String::new(), "failed", "could not queue the delivery".into()),
                 }
             }
@@ -986,7 +1035,9 @@ impl SentinelService {
                 let url = format!("{}/api/v1/incidents", base.trim_end_matches('/'));
                 let body = incident_body(a, inc).to_string();
                 match self.enqueue(tenant, &url, None, "incident.create", body).await {
-                    Some(id) => taken(id, "pending", format!("incident requested from {base}")),
+                    Some(id) => {
+                        taken(id, "pending", format!("incident requested from {}", crate::redact::mask_url(&base)))
+                    }
                     None => taken(String::new(), "failed", "could not queue the incident".into()),
                 }
             }

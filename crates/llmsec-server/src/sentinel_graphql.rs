@@ -542,23 +542,26 @@ pub struct Detector {
     pub kind: DetectorType,
     /// On or off.
     pub enabled: bool,
-    /// Its `config:` block.
+    /// Its `config:` block (secrets redacted; URLs masked without `admin`).
     pub config: async_graphql::Json<serde_json::Value>,
-    /// Its actions.
+    /// Its actions (secrets redacted; URLs masked without `admin`).
     pub actions: async_graphql::Json<serde_json::Value>,
     /// Entities it tracks for the caller's tenant.
     pub tracked_entities: u64,
 }
 
-impl From<llm_sentinel::DetectorInfo> for Detector {
-    fn from(d: llm_sentinel::DetectorInfo) -> Self {
+impl Detector {
+    /// The detector as a caller reads it: never a secret (signing secrets,
+    /// tokens, header values), and URLs masked unless the caller is `admin`.
+    fn new(d: llm_sentinel::DetectorInfo, admin: bool) -> Self {
+        let actions = serde_json::to_value(&d.actions).unwrap_or_default();
         Detector {
             id: ID(d.id),
             name: d.name,
             kind: d.kind.into(),
             enabled: d.enabled,
-            config: async_graphql::Json(d.config),
-            actions: async_graphql::Json(serde_json::to_value(&d.actions).unwrap_or_default()),
+            config: async_graphql::Json(crate::redact::for_reader(d.config, admin)),
+            actions: async_graphql::Json(crate::redact::for_reader(actions, admin)),
             tracked_entities: d.tracked_entities as u64,
         }
     }
@@ -845,11 +848,12 @@ impl SentinelQuery {
         let c = caller(ctx, Scope::Read)?;
         let state = ctx.data::<AppState>()?;
         let f = filter.unwrap_or_default();
+        let admin = c.scopes.contains(&Scope::Admin);
         Ok(state
             .sentinel
             .detectors(&c.tenant)
             .into_iter()
-            .map(Detector::from)
+            .map(|d| Detector::new(d, admin))
             .filter(|d| {
                 f.types.as_ref().is_none_or(|t| t.contains(&d.kind)) && f.enabled.is_none_or(|e| e == d.enabled)
             })
@@ -967,9 +971,13 @@ impl SentinelMutation {
         }
         let (info, _) =
             state.sentinel.update_detector(&c.tenant, &id, fields.clone()).await.map_err(|e| detector_error(&id, e))?;
-        let details = serde_json::json!({"tenant": c.tenant, "fields": fields});
+        // The audit log is read back: it keeps the change without its secrets.
+        let mut details = serde_json::json!({"tenant": c.tenant, "fields": fields});
+        crate::redact::redact_secrets(&mut details);
         crate::api::admin::audit(state, c, "detector.update", &id, details).await.map_err(gql_error)?;
-        Ok(Detector::from(info))
+        let mut d = Detector::new(info, true);
+        d.tracked_entities = 0;
+        Ok(d)
     }
 
     /// Runs a detector on `testData` (a list of telemetry events) with fresh

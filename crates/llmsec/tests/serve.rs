@@ -152,7 +152,7 @@ fn kill_9_during_delivery_loses_nothing() {
     std::fs::write(
         &cfg,
         format!(
-            "[delivery]\ntimeout_ms = 1500\npoll_ms = 50\ninitial_backoff_ms = 50\n\n[[webhooks]]\nurl = \"http://127.0.0.1:{hook_port}/hook\"\nsecret = \"{SECRET}\"\nevents = [\"threat.detected\"]\n"
+            "[delivery]\ntimeout_ms = 1500\npoll_ms = 50\ninitial_backoff_ms = 50\n\n[egress]\nallow = [\"127.0.0.1\"]\n\n[[webhooks]]\nurl = \"http://127.0.0.1:{hook_port}/hook\"\nsecret = \"{SECRET}\"\nevents = [\"threat.detected\"]\n"
         ),
     )
     .unwrap();

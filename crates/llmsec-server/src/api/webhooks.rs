@@ -102,6 +102,9 @@ async fn create(
         let (field, rest) = msg.split_once(": ").unwrap_or(("url", msg.as_str()));
         ApiError::field(field, rest)
     })?;
+    // An address the egress policy refuses is refused now; a host name is
+    // checked each time a delivery connects.
+    state.egress.check_url(&cfg.url).map_err(|e| ApiError::field("url", e.to_string()))?;
     let id = format!("wh_{}", uuid::Uuid::now_v7().simple());
     audit(&state, &caller, "webhook.create", &id, json!({"tenant": tenant, "url": cfg.url, "events": cfg.events}))
         .await?;
@@ -150,7 +153,8 @@ pub struct DeliveryView {
     pub attempts: u32,
     /// When the next attempt is due.
     pub next_attempt_at: Option<String>,
-    /// The last failure.
+    /// The last failure: a category (`egress refused`, `connect failed`,
+    /// `timeout`, `request failed`, `HTTP <status>`), never the connection error.
     pub last_error: Option<String>,
     /// The last HTTP status.
     pub last_status: Option<u16>,
@@ -169,7 +173,7 @@ impl From<Delivery> for DeliveryView {
             status: d.status,
             attempts: d.attempts,
             next_attempt_at: (d.status == DeliveryStatus::Pending).then(|| rfc3339(d.next_attempt_at)).flatten(),
-            last_error: d.last_error,
+            last_error: d.last_error.as_deref().map(|e| crate::deliver::public_error(e).to_owned()),
             last_status: d.last_status,
             created_at: rfc3339(d.created_at),
             payload: serde_json::from_str(&d.payload).unwrap_or(serde_json::Value::Null),

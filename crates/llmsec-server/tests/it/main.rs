@@ -6,12 +6,14 @@
 
 mod auth;
 mod common;
+mod egress;
 mod graphql;
 mod grpc;
 mod otlp;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod privacy;
+mod redact;
 mod rest;
 mod sentinel;
 mod tenants;
