@@ -16,7 +16,7 @@ use crate::sentinel::Enforced;
 
 /// Texts longer than this are analysed on the blocking pool, so one large
 /// prompt does not hold up the async workers.
-const INLINE_BYTES: usize = 32 * 1024;
+const INLINE_BYTES: usize = 4 * 1024;
 
 /// The seed's request: `{input, user_id?, session_id?}`.
 #[derive(Debug, Clone, Deserialize)]
