@@ -144,6 +144,21 @@ pub struct AnomalyNotice {
     pub anomaly: Anomaly,
 }
 
+/// Why an anomaly's status could not be changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransitionError {
+    /// The tenant has no anomaly of that id.
+    #[error("not found")]
+    NotFound,
+    /// The anomaly's status does not allow the change.
+    #[error("{0}")]
+    Refused(String),
+    /// The store could not read or write the anomaly.
+    #[error(transparent)]
+    Store(#[from] llmsec_store::StoreError),
+}
+
 /// What an enforcement check decided.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Enforced {
@@ -464,14 +479,18 @@ impl SentinelService {
             if o.change == Change::Resolved {
                 self.on_resolved(&tenant, &anomaly).await;
             }
-            self.persist(&tenant, &anomaly).await;
-            let _ = self.feed.send(AnomalyNotice { tenant, change: o.change, anomaly });
+            // Subscribers hear only of what the store holds.
+            if self.persist(&tenant, &anomaly).await.is_ok() {
+                let _ = self.feed.send(AnomalyNotice { tenant, change: o.change, anomaly });
+            }
         }
     }
 
     /// Stores an anomaly (insert or update): the in-memory state when the
-    /// anomaly is open here (it may be newer than `a`), else `a`.
-    pub async fn persist(&self, tenant: &str, a: &Anomaly) {
+    /// anomaly is open here (it may be newer than `a`), else `a`. A failure
+    /// is logged and returned; the anomaly stays as it is in memory, and its
+    /// next change is written again.
+    pub async fn persist(&self, tenant: &str, a: &Anomaly) -> Result<(), llmsec_store::StoreError> {
         let _order = self.write_lock.lock().await;
         let current = self.with_tenant(tenant, |s| s.anomaly(&a.id).cloned());
         let a = current.as_ref().unwrap_or(a);
@@ -487,13 +506,19 @@ impl SentinelService {
             resolved_at: a.resolved_at,
             body: serde_json::to_string(a).unwrap_or_default(),
         };
-        if let Err(e) = self.store.put_anomaly(&row).await {
+        self.store.put_anomaly(&row).await.inspect_err(|e| {
             tracing::error!(error = %e, anomaly = %a.id, "storing an anomaly failed");
-        }
+        })
     }
 
     /// Acknowledges an anomaly of `tenant` (in memory when open here, and in the store).
-    pub async fn acknowledge(&self, tenant: &str, id: &str, by: &str, note: Option<String>) -> Result<Anomaly, String> {
+    pub async fn acknowledge(
+        &self,
+        tenant: &str,
+        id: &str,
+        by: &str,
+        note: Option<String>,
+    ) -> Result<Anomaly, TransitionError> {
         let a = self
             .transition(
                 tenant,
@@ -533,7 +558,7 @@ impl SentinelService {
     }
 
     /// Resolves an anomaly of `tenant`.
-    pub async fn resolve(&self, tenant: &str, id: &str) -> Result<Anomaly, String> {
+    pub async fn resolve(&self, tenant: &str, id: &str) -> Result<Anomaly, TransitionError> {
         let a = self
             .transition(
                 tenant,
@@ -554,7 +579,7 @@ impl SentinelService {
     }
 
     /// Suppresses an anomaly of `tenant`.
-    pub async fn suppress(&self, tenant: &str, id: &str) -> Result<Anomaly, String> {
+    pub async fn suppress(&self, tenant: &str, id: &str) -> Result<Anomaly, TransitionError> {
         self.transition(
             tenant,
             id,
@@ -576,17 +601,19 @@ impl SentinelService {
         id: &str,
         live: impl FnOnce(&mut Sentinel) -> Result<Anomaly, llm_sentinel::anomaly::LifecycleError>,
         stored: impl FnOnce(&mut Anomaly, Millis) -> Result<(), String>,
-    ) -> Result<Anomaly, String> {
+    ) -> Result<Anomaly, TransitionError> {
         let in_memory = self.with_tenant(tenant, |s| s.anomaly(id).is_some());
         let a = if in_memory {
-            self.with_tenant(tenant, live).map_err(|e| e.to_string())?
+            self.with_tenant(tenant, live).map_err(|e| TransitionError::Refused(e.to_string()))?
         } else {
-            let row = self.store.anomaly(tenant, id).await.map_err(|e| e.to_string())?.ok_or("not found")?;
-            let mut a: Anomaly = serde_json::from_str(&row.body).map_err(|e| e.to_string())?;
-            stored(&mut a, self.now())?;
+            let row = self.store.anomaly(tenant, id).await?.ok_or(TransitionError::NotFound)?;
+            let mut a: Anomaly = serde_json::from_str(&row.body)
+                .map_err(|e| llmsec_store::StoreError::Corrupt { table: "anomalies", why: e.to_string() })?;
+            stored(&mut a, self.now()).map_err(TransitionError::Refused)?;
             a
         };
-        self.persist(tenant, &a).await;
+        // Not stored: the caller gets the store's error and subscribers hear nothing.
+        self.persist(tenant, &a).await?;
         let change = match a.status {
             AnomalyStatus::Acknowledged => Change::Acknowledged,
             AnomalyStatus::Resolved => Change::Resolved,
@@ -834,7 +861,8 @@ impl SentinelService {
             },
         };
         if let Some(a) = a {
-            self.persist(&d.tenant, &a).await;
+            // A failure is logged; the incident id is written with the anomaly's next change.
+            let _ = self.persist(&d.tenant, &a).await;
         }
     }
 }
