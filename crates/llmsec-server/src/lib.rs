@@ -158,7 +158,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the store (creating the data directory for SQLite), builds the
+    /// Opens the store (creating the data directory, owner-only, for SQLite), builds the
     /// engine, registers configured webhooks, makes the first admin key if
     /// there is none and `env_admin_key` is unset, and starts the
     /// background tasks.
@@ -173,7 +173,7 @@ impl Server {
         }
         let url = config.database_url();
         if url.starts_with("sqlite:") && !url.contains(":memory:") {
-            std::fs::create_dir_all(&config.data_dir)
+            create_data_dir(&config.data_dir)
                 .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
         }
         let engine = SecurityEngine::try_with_config(config.security_config()?)?;
@@ -301,6 +301,31 @@ impl Server {
         let _ = tokio::time::timeout(Duration::from_secs(10), sentinel_task).await;
         retention_task.abort();
     }
+}
+
+/// Creates the data directory owner-only (0700, as are parents it creates):
+/// it holds the database, with webhook secrets and stored prompts. An
+/// existing one open to group or others is set to 0700, with a warning; a
+/// shared sticky directory (such as /tmp) is only warned about.
+fn create_data_dir(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)?;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            let was = format!("{:o}", mode & 0o7777);
+            if mode & 0o1000 != 0 {
+                tracing::warn!(dir = %path.display(), %was, "the data directory is a shared sticky directory open to others");
+            } else {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+                tracing::warn!(dir = %path.display(), %was, "the data directory was open to group or others; set to 0700");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(path)?;
+    Ok(())
 }
 
 /// Makes an admin key for the default tenant when the store has no live admin key.

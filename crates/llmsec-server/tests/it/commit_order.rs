@@ -1,5 +1,5 @@
 //! Effects in order: subscribers hear of a threat or an anomaly only once
-//! the store has committed it.
+//! the store has committed it; and the files that hold it are owner-only.
 
 use std::time::Duration;
 
@@ -100,4 +100,35 @@ async fn an_anomaly_that_fails_to_store_is_not_published() {
     assert!(r.status.is_server_error(), "{} {}", r.status, r.text);
     assert_eq!(feed.try_recv().unwrap_err(), TryRecvError::Empty, "an unstored acknowledgement was published");
     allow_writes(&mut db, "anomalies").await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_dir_and_database_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+
+    // Created by the server.
+    let fresh = temp_dir().join("nested").join("data");
+    let t = app_with(|c| c.data_dir = fresh.clone()).await;
+    let r = post(&t.router, "/api/security/analyze", ADMIN, json!({"input": ATTACK})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(mode(&fresh), 0o700);
+    for f in ["llmsec.db", "llmsec.db-wal", "llmsec.db-shm"] {
+        assert_eq!(mode(&fresh.join(f)), 0o600, "{f}");
+    }
+
+    // Left open to others by an earlier run: closed at start.
+    let old = temp_dir();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db = old.join("llmsec.db");
+    std::fs::write(&db, b"").unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let t = app_with(|c| c.data_dir = old.clone()).await;
+    let r = post(&t.router, "/api/security/analyze", ADMIN, json!({"input": ATTACK})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(mode(&old), 0o700);
+    for f in ["llmsec.db", "llmsec.db-wal", "llmsec.db-shm"] {
+        assert_eq!(mode(&old.join(f)), 0o600, "{f}");
+    }
 }
