@@ -945,6 +945,17 @@ impl SentinelMutation {
             if let Some(s) = cur.severity {
                 spec["severity"] = serde_json::json!(s.as_str());
             }
+            // A plugin detector keeps its program and runner keys.
+            if let Some(p) = &cur.plugin {
+                spec["plugin"] = serde_json::json!(p);
+            }
+            if let Some(serde_json::Value::Object(settings)) =
+                cur.plugin_settings.as_ref().map(serde_json::to_value).transpose()?
+            {
+                for (k, v) in settings {
+                    spec[k] = v;
+                }
+            }
         }
         if let Some(k) = config.kind {
             spec["type"] = serde_json::json!(k);

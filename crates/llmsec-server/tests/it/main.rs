@@ -10,6 +10,7 @@ mod common;
 mod graphql;
 mod grpc;
 mod otlp;
+mod plugins;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod rest;
