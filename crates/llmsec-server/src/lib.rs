@@ -376,11 +376,23 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok"}))
 }
 
+/// Ready when the store answers and every tenant's Sentinel detectors
+/// built; a tenant whose detectors failed is named, with the reason.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
-        Err(e) => ApiError::Unavailable(format!("store: {e}")).into_response(),
+    if let Err(e) = state.store.ping().await {
+        return ApiError::Unavailable(format!("store: {e}")).into_response();
     }
+    let failed = state.sentinel.failed_tenants();
+    if failed.is_empty() {
+        return axum::Json(serde_json::json!({"status": "ready"})).into_response();
+    }
+    let tenants: Vec<&str> = failed.iter().map(|(t, _)| t.as_str()).collect();
+    let mut body =
+        ApiError::Unavailable(format!("sentinel detectors failed to build for {}", tenants.join(", "))).body();
+    body["status"] = "not_ready".into();
+    body["sentinel_failures"] =
+        failed.iter().map(|(tenant, reason)| serde_json::json!({"tenant": tenant, "reason": reason})).collect();
+    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
 }
 
 async fn metrics_handler(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {

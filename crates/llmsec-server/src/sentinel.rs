@@ -11,7 +11,7 @@
 //! replayed at start, and anomalies that were open are taken back, so
 //! nothing accepted is lost and nothing is reported twice.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -232,6 +232,8 @@ pub struct SentinelService {
     config: RwLock<SentinelConfig>,
     settings: SentinelSettings,
     tenants: Mutex<HashMap<String, Sentinel>>,
+    /// Tenants whose detectors failed to build: readiness reports them.
+    failed: RwLock<BTreeMap<String, BuildFailure>>,
     clock: Arc<dyn Clock>,
     store: Arc<dyn Store>,
     webhooks: Arc<crate::deliver::WebhookRegistry>,
@@ -250,6 +252,17 @@ pub struct SentinelService {
 /// Events queued for the processor at most; ingestion waits beyond that.
 const QUEUE: usize = 65_536;
 
+/// How long (Sentinel's clock) a tenant whose detectors failed to build
+/// waits before the next event tries again.
+pub const REBUILD_AFTER_MS: Millis = 60_000;
+
+/// Why a tenant's detectors are not running.
+#[derive(Debug, Clone, PartialEq)]
+struct BuildFailure {
+    reason: String,
+    retry_at: Millis,
+}
+
 impl SentinelService {
     /// A service over `config`.
     pub fn new(
@@ -266,6 +279,7 @@ impl SentinelService {
             config: RwLock::new(config),
             settings,
             tenants: Mutex::default(),
+            failed: RwLock::default(),
             clock,
             store,
             webhooks,
@@ -342,16 +356,73 @@ impl SentinelService {
         }
     }
 
+    /// Tenants whose detectors failed to build, with the reason: while
+    /// any is listed the server is not ready.
+    pub fn failed_tenants(&self) -> Vec<(String, String)> {
+        let failed = self.failed.read().unwrap_or_else(|p| p.into_inner());
+        failed.iter().map(|(t, f)| (t.clone(), f.reason.clone())).collect()
+    }
+
+    /// Runs `f` on the tenant's Sentinel, built on first use.
     fn with_tenant<T>(&self, tenant: &str, f: impl FnOnce(&mut Sentinel) -> T) -> T {
         let mut map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
-        let s = map.entry(tenant.to_owned()).or_insert_with(|| {
-            // The config was checked at start-up, so building cannot fail.
-            Sentinel::new(self.config(), self.clock.clone()).unwrap_or_else(|e| {
-                tracing::error!(error = %e, "sentinel config failed to build; running without detectors");
-                Sentinel::new(SentinelConfig::default(), self.clock.clone()).unwrap_or_else(|_| unreachable!())
-            })
-        });
+        let s = map.entry(tenant.to_owned()).or_insert_with(|| self.build(tenant, None));
         f(s)
+    }
+
+    /// A tenant's Sentinel from the current config. The config was checked
+    /// at start, but a plugin detector may still fail to start (its program
+    /// gone, refusing its config): the failure is then recorded, readiness
+    /// reports it, and the tenant gets a Sentinel with no detectors that
+    /// keeps its anomalies' lifecycle while its events wait, unprocessed.
+    /// `previous`'s open anomalies carry over.
+    fn build(&self, tenant: &str, previous: Option<&Sentinel>) -> Sentinel {
+        let config = self.config();
+        let anomalies = config.anomalies.clone();
+        let mut s = match Sentinel::new(config, self.clock.clone()) {
+            Ok(s) => {
+                if self.failed.write().unwrap_or_else(|p| p.into_inner()).remove(tenant).is_some() {
+                    tracing::info!(tenant, "sentinel: the tenant's detectors are built and running again");
+                }
+                s
+            }
+            Err(e) => {
+                tracing::error!(tenant, error = %e, "sentinel: the tenant's detectors failed to build; its events wait unprocessed");
+                // The error's path starts with the detector: ` (id).plugin`.
+                let failure = BuildFailure { reason: format!("detectors{e}"), retry_at: self.now() + REBUILD_AFTER_MS };
+                self.failed.write().unwrap_or_else(|p| p.into_inner()).insert(tenant.to_owned(), failure);
+                // Cannot fail: there is no detector to build.
+                Sentinel::new(SentinelConfig { detectors: Vec::new(), anomalies }, self.clock.clone())
+                    .unwrap_or_else(|_| unreachable!("a Sentinel without detectors always builds"))
+            }
+        };
+        for a in previous.map(Sentinel::open_anomalies).unwrap_or_default() {
+            s.restore(a.clone());
+        }
+        s
+    }
+
+    /// Runs one event through the tenant's detectors; `None` when they
+    /// failed to build (the event stays pending). A failed tenant is rebuilt
+    /// at its first event after `retry_at`.
+    fn detect(&self, tenant: &str, e: &TelemetryEvent) -> Option<Vec<Outcome>> {
+        let retry_at = self.failed.read().unwrap_or_else(|p| p.into_inner()).get(tenant).map(|f| f.retry_at);
+        if retry_at.is_some_and(|at| self.now() < at) {
+            return None;
+        }
+        let mut map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let s = match map.entry(tenant.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(o) => {
+                let s = o.into_mut();
+                if retry_at.is_some() {
+                    *s = self.build(tenant, Some(s));
+                }
+                s
+            }
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(self.build(tenant, None)),
+        };
+        let built = !self.failed.read().unwrap_or_else(|p| p.into_inner()).contains_key(tenant);
+        built.then(|| s.process(e))
     }
 
     /// Runs the processor until `stop`: processes submitted events and ticks.
@@ -422,7 +493,9 @@ impl SentinelService {
             let mut outcomes = Vec::new();
             let mut keys = Vec::with_capacity(jobs.len());
             for (tenant, e) in jobs {
-                let out = this.with_tenant(&tenant, |s| s.process(&e));
+                // A tenant whose detectors failed to build leaves its events
+                // pending: replayed at the next start, never run without detectors.
+                let Some(out) = this.detect(&tenant, &e) else { continue };
                 outcomes.extend(out.into_iter().map(|o| (tenant.clone(), o)));
                 keys.push((tenant, e.event_id));
             }

@@ -1,5 +1,8 @@
 //! Plugin detectors inside the server: `updateDetector` keeps a plugin a
-//! plugin. (Needs `python3`.)
+//! plugin, and a tenant whose detectors fail to build makes the server
+//! not ready instead of running without them. (Needs `python3`.)
+
+use std::sync::Arc;
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -20,6 +23,12 @@ for line in sys.stdin:
     e = m['event']
     say({'type': 'results', 'results': [{'score': 0.9, 'title': 'flagged by the plugin',
         'affected_entity': {'type': 'user', 'id': e['metadata']['user_id']}, 'metrics': {'threshold': threshold}}]})
+"#;
+
+/// Refuses to start, as a plugin missing a file it needs would.
+const REFUSER: &str = r#"import json, sys
+for line in sys.stdin:
+    print(json.dumps({'type': 'error', 'message': 'no licence file'}), flush=True)
 "#;
 
 /// A detectors file with one plugin detector running `FLAGGER`; returns
@@ -101,4 +110,86 @@ async fn update_detector_keeps_a_plugin_detector_running_its_plugin() {
     assert_eq!(a["metrics"]["threshold"], 0.8, "the restarted plugin got the new config: {a}");
     let r = gql(&t.router, "{ detectors { id type enabled } }").await;
     assert_eq!(r["data"]["detectors"], json!([{"id": "flagger", "type": "PLUGIN", "enabled": true}]), "{r}");
+}
+
+#[tokio::test]
+async fn a_tenant_whose_detectors_fail_to_build_makes_the_server_not_ready() {
+    let (detectors, plugin) = plugin_detectors();
+    let mut c = config();
+    c.sentinel.detectors = Some(detectors);
+    let restart_config = c.clone();
+    let clock = Arc::new(llm_sentinel::ManualClock::new(1_764_150_000_000));
+    let store: Arc<dyn llmsec_store::Store> =
+        Arc::new(llmsec_store::SqlStore::connect(&c.database_url()).await.unwrap());
+    let engine = llm_security::SecurityEngine::with_config(c.security_config().unwrap());
+    let server = llmsec_server::Server::with_clock(c, engine, store, Some(ADMIN.into()), clock.clone()).await.unwrap();
+    let router = server.router();
+    let state = server.state().clone();
+    let key = make_key(&router, "acme", &["ingest", "read"]).await;
+    let ready = send(&router, axum::http::Method::GET, "/readyz", None, None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
+
+    // The plugin now refuses to start: acme's first event builds its detectors, and that fails.
+    std::fs::write(&plugin, REFUSER).unwrap();
+    post(&router, "/api/v1/telemetry/events", &key, event("e1", "alice")).await;
+    let not_ready = eventually(10, || {
+        let router = router.clone();
+        async move {
+            let r = send(&router, axum::http::Method::GET, "/readyz", None, None).await;
+            (r.status == StatusCode::SERVICE_UNAVAILABLE).then_some(r)
+        }
+    })
+    .await;
+    let failures = &not_ready.body["sentinel_failures"];
+    assert_eq!(failures.as_array().map(Vec::len), Some(1), "{}", not_ready.text);
+    assert_eq!(failures[0]["tenant"], "acme");
+    let reason = failures[0]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("detectors (flagger).plugin: ") && reason.contains("no licence file"), "{reason}");
+    assert_eq!(not_ready.body["error"]["code"], "unavailable");
+    assert!(not_ready.body["error"]["message"].as_str().unwrap().contains("acme"), "{}", not_ready.text);
+    // The event was not run without detectors: it waits, unprocessed.
+    let pending = state.store.pending_telemetry(10).await.unwrap();
+    assert_eq!(pending.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>(), ["e1"]);
+    assert!(anomalies(&router, &key).await.is_empty());
+
+    // Fixed: the next event after the retry delay builds the detectors again.
+    std::fs::write(&plugin, FLAGGER).unwrap();
+    clock.advance(llmsec_server::sentinel::REBUILD_AFTER_MS);
+    post(&router, "/api/v1/telemetry/events", &key, event("e2", "bob")).await;
+    eventually(10, || {
+        let router = router.clone();
+        async move {
+            let r = send(&router, axum::http::Method::GET, "/readyz", None, None).await;
+            (r.status == StatusCode::OK).then_some(())
+        }
+    })
+    .await;
+    let found = eventually(10, || {
+        let router = router.clone();
+        let key = key.clone();
+        async move { Some(anomalies(&router, &key).await).filter(|a| !a.is_empty()) }
+    })
+    .await;
+    assert_eq!(found[0]["affected_entity"]["id"], "bob");
+
+    // The waiting event is run at the next start.
+    drop((router, state));
+    server.shutdown().await;
+    let server = llmsec_server::Server::start(restart_config, Some(ADMIN.into())).await.unwrap();
+    let router = server.router();
+    let users = eventually(10, || {
+        let router = router.clone();
+        let key = key.clone();
+        async move {
+            let mut users: Vec<String> = anomalies(&router, &key)
+                .await
+                .iter()
+                .map(|a| a["affected_entity"]["id"].as_str().unwrap().to_owned())
+                .collect();
+            users.sort();
+            (users.len() == 2).then_some(users)
+        }
+    })
+    .await;
+    assert_eq!(users, ["alice", "bob"]);
 }
