@@ -21,8 +21,9 @@
 //! An entry with a `plugin:` key (any `type:` name, e.g. the seed's
 //! `custom_behavioral`) is a [`plugin`](crate::detectors::plugin) detector:
 //! an external process given the config block; its runner keys
-//! (`timeout_ms`, `max_restarts`, `start_timeout_ms`, `interpreter`) are
-//! read beside `plugin:` and not passed to the plugin.
+//! (`timeout_ms`, `max_restarts`, `start_timeout_ms`, `interpreter`, and
+//! `env` / `env_vars`, the only environment it gets) are read beside
+//! `plugin:` and not passed to the plugin.
 
 use serde::Serialize;
 
@@ -73,7 +74,8 @@ pub struct DetectorSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
     /// Plugin detectors only: the runner keys written beside `plugin:`
-    /// (`timeout_ms`, `max_restarts`, `start_timeout_ms`, `interpreter`).
+    /// (`timeout_ms`, `max_restarts`, `start_timeout_ms`, `interpreter`,
+    /// `env`, `env_vars`).
     #[serde(flatten)]
     pub plugin_settings: Option<PluginSettings>,
 }

@@ -162,7 +162,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the store (creating the data directory for SQLite), builds the
+    /// Opens the store (creating the data directory, owner-only, for SQLite), builds the
     /// engine, registers configured webhooks, makes the first operator key
     /// if there is none and `env_admin_key` is unset, and starts the
     /// background tasks.
@@ -177,7 +177,7 @@ impl Server {
         }
         let url = config.database_url();
         if url.starts_with("sqlite:") && !url.contains(":memory:") {
-            std::fs::create_dir_all(&config.data_dir)
+            create_data_dir(&config.data_dir)
                 .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
         }
         let engine = SecurityEngine::try_with_config(config.security_config()?)?;
@@ -313,6 +313,31 @@ impl Server {
     }
 }
 
+/// Creates the data directory owner-only (0700, as are parents it creates):
+/// it holds the database, with webhook secrets and stored prompts. An
+/// existing one open to group or others is set to 0700, with a warning; a
+/// shared sticky directory (such as /tmp) is only warned about.
+fn create_data_dir(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)?;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            let was = format!("{:o}", mode & 0o7777);
+            if mode & 0o1000 != 0 {
+                tracing::warn!(dir = %path.display(), %was, "the data directory is a shared sticky directory open to others");
+            } else {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+                tracing::warn!(dir = %path.display(), %was, "the data directory was open to group or others; set to 0700");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(path)?;
+    Ok(())
+}
+
 /// Makes an operator key (with every scope) for the default tenant when
 /// the store has no live operator key.
 async fn bootstrap_admin(store: &dyn Store) -> Result<Option<String>, llmsec_store::StoreError> {
@@ -368,11 +393,23 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok"}))
 }
 
+/// Ready when the store answers and every tenant's Sentinel detectors
+/// built; a tenant whose detectors failed is named, with the reason.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
-        Err(e) => ApiError::Unavailable(format!("store: {e}")).into_response(),
+    if let Err(e) = state.store.ping().await {
+        return ApiError::Unavailable(format!("store: {e}")).into_response();
     }
+    let failed = state.sentinel.failed_tenants();
+    if failed.is_empty() {
+        return axum::Json(serde_json::json!({"status": "ready"})).into_response();
+    }
+    let tenants: Vec<&str> = failed.iter().map(|(t, _)| t.as_str()).collect();
+    let mut body =
+        ApiError::Unavailable(format!("sentinel detectors failed to build for {}", tenants.join(", "))).body();
+    body["status"] = "not_ready".into();
+    body["sentinel_failures"] =
+        failed.iter().map(|(tenant, reason)| serde_json::json!({"tenant": tenant, "reason": reason})).collect();
+    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
 }
 
 async fn metrics_handler(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {

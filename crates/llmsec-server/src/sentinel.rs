@@ -174,6 +174,21 @@ pub struct AnomalyNotice {
     pub anomaly: Anomaly,
 }
 
+/// Why an anomaly's status could not be changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransitionError {
+    /// The tenant has no anomaly of that id.
+    #[error("not found")]
+    NotFound,
+    /// The anomaly's status does not allow the change.
+    #[error("{0}")]
+    Refused(String),
+    /// The store could not read or write the anomaly.
+    #[error(transparent)]
+    Store(#[from] llmsec_store::StoreError),
+}
+
 /// What an enforcement check decided.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Enforced {
@@ -296,6 +311,8 @@ pub struct SentinelService {
     update_lock: tokio::sync::Mutex<()>,
     settings: SentinelSettings,
     tenants: Mutex<HashMap<String, Sentinel>>,
+    /// Tenants whose detectors failed to build: readiness reports them.
+    failed: RwLock<BTreeMap<String, BuildFailure>>,
     clock: Arc<dyn Clock>,
     store: Arc<dyn Store>,
     webhooks: Arc<crate::deliver::WebhookRegistry>,
@@ -316,6 +333,17 @@ pub struct SentinelService {
 /// Events queued for the processor at most; ingestion waits beyond that.
 const QUEUE: usize = 65_536;
 
+/// How long (Sentinel's clock) a tenant whose detectors failed to build
+/// waits before the next event tries again.
+pub const REBUILD_AFTER_MS: Millis = 60_000;
+
+/// Why a tenant's detectors are not running.
+#[derive(Debug, Clone, PartialEq)]
+struct BuildFailure {
+    reason: String,
+    retry_at: Millis,
+}
+
 impl SentinelService {
     /// A service over `config`.
     pub fn new(
@@ -334,6 +362,7 @@ impl SentinelService {
             update_lock: tokio::sync::Mutex::new(()),
             settings,
             tenants: Mutex::default(),
+            failed: RwLock::default(),
             clock,
             store,
             webhooks,
@@ -541,16 +570,73 @@ impl SentinelService {
         }
     }
 
+    /// Tenants whose detectors failed to build, with the reason: while
+    /// any is listed the server is not ready.
+    pub fn failed_tenants(&self) -> Vec<(String, String)> {
+        let failed = self.failed.read().unwrap_or_else(|p| p.into_inner());
+        failed.iter().map(|(t, f)| (t.clone(), f.reason.clone())).collect()
+    }
+
+    /// Runs `f` on the tenant's Sentinel, built on first use.
     fn with_tenant<T>(&self, tenant: &str, f: impl FnOnce(&mut Sentinel) -> T) -> T {
         let mut map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
-        let s = map.entry(tenant.to_owned()).or_insert_with(|| {
-            // The config was checked at start-up, so building cannot fail.
-            Sentinel::new(self.config_for(tenant), self.clock.clone()).unwrap_or_else(|e| {
-                tracing::error!(error = %e, "sentinel config failed to build; running without detectors");
-                Sentinel::new(SentinelConfig::default(), self.clock.clone()).unwrap_or_else(|_| unreachable!())
-            })
-        });
+        let s = map.entry(tenant.to_owned()).or_insert_with(|| self.build(tenant, None));
         f(s)
+    }
+
+    /// A tenant's Sentinel from the current config. The config was checked
+    /// at start, but a plugin detector may still fail to start (its program
+    /// gone, refusing its config): the failure is then recorded, readiness
+    /// reports it, and the tenant gets a Sentinel with no detectors that
+    /// keeps its anomalies' lifecycle while its events wait, unprocessed.
+    /// `previous`'s open anomalies carry over.
+    fn build(&self, tenant: &str, previous: Option<&Sentinel>) -> Sentinel {
+        let config = self.config_for(tenant);
+        let anomalies = config.anomalies.clone();
+        let mut s = match Sentinel::new(config, self.clock.clone()) {
+            Ok(s) => {
+                if self.failed.write().unwrap_or_else(|p| p.into_inner()).remove(tenant).is_some() {
+                    tracing::info!(tenant, "sentinel: the tenant's detectors are built and running again");
+                }
+                s
+            }
+            Err(e) => {
+                tracing::error!(tenant, error = %e, "sentinel: the tenant's detectors failed to build; its events wait unprocessed");
+                // The error's path starts with the detector: ` (id).plugin`.
+                let failure = BuildFailure { reason: format!("detectors{e}"), retry_at: self.now() + REBUILD_AFTER_MS };
+                self.failed.write().unwrap_or_else(|p| p.into_inner()).insert(tenant.to_owned(), failure);
+                // Cannot fail: there is no detector to build.
+                Sentinel::new(SentinelConfig { detectors: Vec::new(), anomalies }, self.clock.clone())
+                    .unwrap_or_else(|_| unreachable!("a Sentinel without detectors always builds"))
+            }
+        };
+        for a in previous.map(Sentinel::open_anomalies).unwrap_or_default() {
+            s.restore(a.clone());
+        }
+        s
+    }
+
+    /// Runs one event through the tenant's detectors; `None` when they
+    /// failed to build (the event stays pending). A failed tenant is rebuilt
+    /// at its first event after `retry_at`.
+    fn detect(&self, tenant: &str, e: &TelemetryEvent) -> Option<Vec<Outcome>> {
+        let retry_at = self.failed.read().unwrap_or_else(|p| p.into_inner()).get(tenant).map(|f| f.retry_at);
+        if retry_at.is_some_and(|at| self.now() < at) {
+            return None;
+        }
+        let mut map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let s = match map.entry(tenant.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(o) => {
+                let s = o.into_mut();
+                if retry_at.is_some() {
+                    *s = self.build(tenant, Some(s));
+                }
+                s
+            }
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(self.build(tenant, None)),
+        };
+        let built = !self.failed.read().unwrap_or_else(|p| p.into_inner()).contains_key(tenant);
+        built.then(|| s.process(e))
     }
 
     /// Runs the processor until `stop`: processes submitted events and ticks.
@@ -634,7 +720,9 @@ impl SentinelService {
             let mut outcomes = Vec::new();
             let mut keys = Vec::with_capacity(jobs.len());
             for (tenant, e) in jobs {
-                let out = this.with_tenant(&tenant, |s| s.process(&e));
+                // A tenant whose detectors failed to build leaves its events
+                // pending: replayed at the next start, never run without detectors.
+                let Some(out) = this.detect(&tenant, &e) else { continue };
                 outcomes.extend(out.into_iter().map(|o| (tenant.clone(), o)));
                 keys.push((tenant, e.event_id));
             }
@@ -694,14 +782,18 @@ impl SentinelService {
             if o.change == Change::Resolved {
                 self.on_resolved(&tenant, &anomaly).await;
             }
-            self.persist(&tenant, &anomaly).await;
-            let _ = self.feed.send(AnomalyNotice { tenant, change: o.change, anomaly });
+            // Subscribers hear only of what the store holds.
+            if self.persist(&tenant, &anomaly).await.is_ok() {
+                let _ = self.feed.send(AnomalyNotice { tenant, change: o.change, anomaly });
+            }
         }
     }
 
     /// Stores an anomaly (insert or update): the in-memory state when the
-    /// anomaly is open here (it may be newer than `a`), else `a`.
-    pub async fn persist(&self, tenant: &str, a: &Anomaly) {
+    /// anomaly is open here (it may be newer than `a`), else `a`. A failure
+    /// is logged and returned; the anomaly stays as it is in memory, and its
+    /// next change is written again.
+    pub async fn persist(&self, tenant: &str, a: &Anomaly) -> Result<(), llmsec_store::StoreError> {
         let _order = self.write_lock.lock().await;
         let current = self.with_tenant(tenant, |s| s.anomaly(&a.id).cloned());
         let a = current.as_ref().unwrap_or(a);
@@ -717,13 +809,19 @@ impl SentinelService {
             resolved_at: a.resolved_at,
             body: serde_json::to_string(a).unwrap_or_default(),
         };
-        if let Err(e) = self.store.put_anomaly(&row).await {
+        self.store.put_anomaly(&row).await.inspect_err(|e| {
             tracing::error!(error = %e, anomaly = %a.id, "storing an anomaly failed");
-        }
+        })
     }
 
     /// Acknowledges an anomaly of `tenant` (in memory when open here, and in the store).
-    pub async fn acknowledge(&self, tenant: &str, id: &str, by: &str, note: Option<String>) -> Result<Anomaly, String> {
+    pub async fn acknowledge(
+        &self,
+        tenant: &str,
+        id: &str,
+        by: &str,
+        note: Option<String>,
+    ) -> Result<Anomaly, TransitionError> {
         let a = self
             .transition(
                 tenant,
@@ -763,7 +861,7 @@ impl SentinelService {
     }
 
     /// Resolves an anomaly of `tenant`.
-    pub async fn resolve(&self, tenant: &str, id: &str) -> Result<Anomaly, String> {
+    pub async fn resolve(&self, tenant: &str, id: &str) -> Result<Anomaly, TransitionError> {
         let a = self
             .transition(
                 tenant,
@@ -784,7 +882,7 @@ impl SentinelService {
     }
 
     /// Suppresses an anomaly of `tenant`.
-    pub async fn suppress(&self, tenant: &str, id: &str) -> Result<Anomaly, String> {
+    pub async fn suppress(&self, tenant: &str, id: &str) -> Result<Anomaly, TransitionError> {
         self.transition(
             tenant,
             id,
@@ -806,17 +904,19 @@ impl SentinelService {
         id: &str,
         live: impl FnOnce(&mut Sentinel) -> Result<Anomaly, llm_sentinel::anomaly::LifecycleError>,
         stored: impl FnOnce(&mut Anomaly, Millis) -> Result<(), String>,
-    ) -> Result<Anomaly, String> {
+    ) -> Result<Anomaly, TransitionError> {
         let in_memory = self.with_tenant(tenant, |s| s.anomaly(id).is_some());
         let a = if in_memory {
-            self.with_tenant(tenant, live).map_err(|e| e.to_string())?
+            self.with_tenant(tenant, live).map_err(|e| TransitionError::Refused(e.to_string()))?
         } else {
-            let row = self.store.anomaly(tenant, id).await.map_err(|e| e.to_string())?.ok_or("not found")?;
-            let mut a: Anomaly = serde_json::from_str(&row.body).map_err(|e| e.to_string())?;
-            stored(&mut a, self.now())?;
+            let row = self.store.anomaly(tenant, id).await?.ok_or(TransitionError::NotFound)?;
+            let mut a: Anomaly = serde_json::from_str(&row.body)
+                .map_err(|e| llmsec_store::StoreError::Corrupt { table: "anomalies", why: e.to_string() })?;
+            stored(&mut a, self.now()).map_err(TransitionError::Refused)?;
             a
         };
-        self.persist(tenant, &a).await;
+        // Not stored: the caller gets the store's error and subscribers hear nothing.
+        self.persist(tenant, &a).await?;
         let change = match a.status {
             AnomalyStatus::Acknowledged => Change::Acknowledged,
             AnomalyStatus::Resolved => Change::Resolved,
@@ -1067,7 +1167,8 @@ impl SentinelService {
             },
         };
         if let Some(a) = a {
-            self.persist(&d.tenant, &a).await;
+            // A failure is logged; the incident id is written with the anomaly's next change.
+            let _ = self.persist(&d.tenant, &a).await;
         }
     }
 }

@@ -925,13 +925,14 @@ impl SentinelMutation {
         if acknowledged_by.trim().is_empty() || acknowledged_by.len() > 256 {
             return Err(gql_error(ApiError::field("acknowledgedBy", "must be 1-256 characters")));
         }
-        let a = state.sentinel.acknowledge(&c.tenant, &id, acknowledged_by.trim(), note).await.map_err(|e| {
-            if e == "not found" {
-                gql_error(ApiError::NotFound(format!("no anomaly {:?}", id.as_str())))
-            } else {
-                gql_error(ApiError::field("id", e))
-            }
-        })?;
+        let a =
+            state.sentinel.acknowledge(&c.tenant, &id, acknowledged_by.trim(), note).await.map_err(|e| match e {
+                crate::sentinel::TransitionError::NotFound => {
+                    gql_error(ApiError::NotFound(format!("no anomaly {:?}", id.as_str())))
+                }
+                crate::sentinel::TransitionError::Store(e) => gql_error(e.into()),
+                e => gql_error(ApiError::field("id", e.to_string())),
+            })?;
         crate::api::admin::audit(state, c, "anomaly.acknowledge", &id, serde_json::json!({"tenant": c.tenant}))
             .await
             .map_err(gql_error)?;

@@ -56,6 +56,14 @@ pub enum StoreError {
     /// A key, webhook or delivery id was used twice.
     #[error("{0} already exists")]
     Conflict(String),
+    /// The SQLite database file could not be created or made owner-only.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// The store's result type.

@@ -45,6 +45,48 @@ impl Drop for AbortOnDrop {
 /// better than 0.5 s under the /analyze load: docs/PERFORMANCE.md).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(2000);
 
+/// The SQLite file holds key hashes, webhook secrets and stored prompts, so
+/// it is owner-only (0600): created so before SQLite opens it (when the URL
+/// lets SQLite create it), which its `-wal` and `-shm` files then copy, as
+/// SQLite gives them its database's mode. An existing database, `-wal` or
+/// `-shm` file open to group or others is set to 0600, with a warning.
+#[cfg(unix)]
+fn secure_sqlite_files(url: &str) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let opts: sqlx::sqlite::SqliteConnectOptions =
+        url.parse().map_err(|e: sqlx::Error| StoreError::Url { url: redact_url(url), why: e.to_string() })?;
+    let db = opts.get_filename().to_path_buf();
+    if url.contains("mode=rwc") {
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&db) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => return Err(StoreError::File { path: db, source }),
+        }
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = db.clone().into_os_string();
+        name.push(suffix);
+        let path = std::path::PathBuf::from(name);
+        let mode = match std::fs::metadata(&path) {
+            Ok(m) => m.permissions().mode(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(StoreError::File { path, source }),
+        };
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|source| StoreError::File { path: path.clone(), source })?;
+            tracing::warn!(file = %path.display(), was = format!("{:o}", mode & 0o777), "database file was open to group or others; set to 0600");
+        }
+    }
+    Ok(())
+}
+
+/// Other systems have no Unix modes to set.
+#[cfg(not(unix))]
+fn secure_sqlite_files(_url: &str) -> Result<()> {
+    Ok(())
+}
+
 /// A URL with its password, if any, replaced (for errors and logs).
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -86,6 +128,9 @@ impl SqlStore {
             });
         };
         let memory = url.contains(":memory:") || url.contains("mode=memory");
+        if backend == Backend::Sqlite && !memory {
+            secure_sqlite_files(&url)?;
+        }
         let opts = AnyPoolOptions::new()
             // One connection for an in-memory SQLite: each connection would get its own database.
             .max_connections(if memory {

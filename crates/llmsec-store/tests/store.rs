@@ -543,3 +543,35 @@ async fn postgres_concurrent_claims_never_share_a_delivery() {
     assert_eq!(a.len() + b.len(), 40);
     assert!(a.iter().all(|d| !b.iter().any(|e| e.id == d.id)));
 }
+
+/// The database holds webhook secrets and stored prompts: its file and
+/// SQLite's `-wal` and `-shm` beside it are owner-only, and a run that
+/// finds them open to others closes them.
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("llmsec-store-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("t.db");
+    let url = format!("sqlite://{}", db.display());
+    let mode = |suffix: &str| {
+        let p = dir.join(format!("t.db{suffix}"));
+        std::fs::metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o777
+    };
+    let store = SqlStore::connect(&url).await.unwrap();
+    store.record(&[Record { event: event("acme", "e1", 1, None), deliveries: vec![] }]).await.unwrap();
+    assert_eq!((mode(""), mode("-wal"), mode("-shm")), (0o600, 0o600, 0o600));
+    store.pool().close().await;
+
+    // As an older version left them (empty -wal and -shm are valid states).
+    for suffix in ["", "-wal", "-shm"] {
+        let p = dir.join(format!("t.db{suffix}"));
+        std::fs::OpenOptions::new().create(true).append(true).open(&p).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let store = SqlStore::connect(&url).await.unwrap();
+    store.record(&[Record { event: event("acme", "e2", 2, None), deliveries: vec![] }]).await.unwrap();
+    assert_eq!((mode(""), mode("-wal"), mode("-shm")), (0o600, 0o600, 0o600));
+    let _ = std::fs::remove_dir_all(&dir);
+}

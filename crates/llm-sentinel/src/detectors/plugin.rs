@@ -7,8 +7,12 @@
 //!
 //! A `.py` program runs with `python3` (or the configured `interpreter`,
 //! which runs any program); anything else is executed directly. A relative
-//! path is relative to Sentinel's working directory. The plugin inherits
-//! Sentinel's environment, with `PYTHONUNBUFFERED=1` added.
+//! path is relative to Sentinel's working directory.
+//!
+//! The plugin does not inherit Sentinel's environment (in the server it
+//! holds the admin key and the database URL): it starts with an empty one,
+//! plus the variables named in `env` passed through (default `[PATH]`),
+//! the values of `env_vars`, and `PYTHONUNBUFFERED=1`.
 //!
 //! # Protocol
 //!
@@ -76,7 +80,7 @@
 //! each). Processes the plugin starts itself are its own business: only the
 //! plugin process is killed.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
@@ -106,8 +110,8 @@ const CHANNEL_LINES: usize = 2;
 const EXCERPT: usize = 200;
 
 /// How the plugin process is run: the spec keys `timeout_ms`,
-/// `max_restarts`, `start_timeout_ms` and `interpreter`, written beside
-/// `plugin:` (not passed to the plugin).
+/// `max_restarts`, `start_timeout_ms`, `interpreter`, `env` and
+/// `env_vars`, written beside `plugin:` (not passed to the plugin).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginSettings {
@@ -125,6 +129,23 @@ pub struct PluginSettings {
     /// program, none otherwise). One program name or path, no arguments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interpreter: Option<String>,
+    /// Variables passed through from Sentinel's environment, by name
+    /// (default `[PATH]`; written out, the list replaces the default). No
+    /// other variable of Sentinel's reaches the plugin.
+    #[serde(default = "default_env")]
+    pub env: Vec<String>,
+    /// Variables set for the plugin, by name; they win over `env`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env_vars: BTreeMap<String, String>,
+}
+
+fn default_env() -> Vec<String> {
+    vec!["PATH".to_owned()]
+}
+
+/// Whether `name` can be an environment variable's name.
+fn valid_env_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['=', '\0'])
 }
 
 fn default_timeout_ms() -> u64 {
@@ -146,13 +167,16 @@ impl Default for PluginSettings {
             max_restarts: default_max_restarts(),
             start_timeout_ms: default_start_timeout_ms(),
             interpreter: None,
+            env: default_env(),
+            env_vars: BTreeMap::new(),
         }
     }
 }
 
 impl PluginSettings {
     /// The detector-entry keys that are settings.
-    pub const KEYS: &'static [&'static str] = &["timeout_ms", "max_restarts", "start_timeout_ms", "interpreter"];
+    pub const KEYS: &'static [&'static str] =
+        &["timeout_ms", "max_restarts", "start_timeout_ms", "interpreter", "env", "env_vars"];
 
     /// Reads the settings among a detector entry's keys (others are
     /// ignored). The error is the offending key and what is wrong.
@@ -172,6 +196,30 @@ impl PluginSettings {
                         .as_u64()
                         .and_then(|n| u32::try_from(n).ok())
                         .ok_or_else(|| (k.clone(), "expected an integer ≥ 0".to_owned()))?;
+                }
+                "env" => {
+                    let bad = || (k.clone(), "expected a list of variable names".to_owned());
+                    let list = v.as_array().ok_or_else(bad)?;
+                    s.env = list
+                        .iter()
+                        .map(|n| n.as_str().filter(|n| valid_env_name(n)).map(str::to_owned).ok_or_else(bad))
+                        .collect::<Result<_, _>>()?;
+                }
+                "env_vars" => {
+                    let map = v
+                        .as_object()
+                        .ok_or_else(|| (k.clone(), "expected a mapping of names to strings".to_owned()))?;
+                    s.env_vars = BTreeMap::new();
+                    for (name, value) in map {
+                        if !valid_env_name(name) {
+                            return Err((format!("{k}.{name}"), "not a variable name".to_owned()));
+                        }
+                        let value = value
+                            .as_str()
+                            .filter(|x| !x.contains('\0'))
+                            .ok_or_else(|| (format!("{k}.{name}"), "expected a string without NUL".to_owned()))?;
+                        s.env_vars.insert(name.clone(), value.to_owned());
+                    }
                 }
                 _ => {
                     let i = v.as_str().filter(|i| !i.trim().is_empty());
@@ -521,6 +569,9 @@ impl PluginDetector {
         if settings.timeout_ms == 0 || settings.start_timeout_ms == 0 {
             return Err("timeout_ms and start_timeout_ms must be at least 1".to_owned());
         }
+        if let Some(n) = settings.env.iter().chain(settings.env_vars.keys()).find(|n| !valid_env_name(n)) {
+            return Err(format!("{n:?} is not an environment variable name"));
+        }
         let path = Path::new(program);
         if program.is_empty() || !path.is_file() {
             return Err(format!("plugin program {program:?} not found (or not a file)"));
@@ -568,6 +619,13 @@ impl PluginDetector {
             }
             (None, path) => Command::new(path),
         };
+        cmd.env_clear();
+        for name in &self.settings.env {
+            if let Some(value) = std::env::var_os(name) {
+                cmd.env(name, value);
+            }
+        }
+        cmd.envs(&self.settings.env_vars);
         Process::spawn(&mut cmd, &self.id, self.init.clone(), Duration::from_millis(self.settings.start_timeout_ms))
     }
 
@@ -797,7 +855,7 @@ mod tests {
     }
 
     fn settings(timeout_ms: u64, max_restarts: u32) -> PluginSettings {
-        PluginSettings { timeout_ms, max_restarts, start_timeout_ms: 5000, interpreter: None }
+        PluginSettings { timeout_ms, max_restarts, start_timeout_ms: 5000, ..Default::default() }
     }
 
     fn start(program: &str, timeout_ms: u64, max_restarts: u32) -> PluginDetector {
@@ -873,6 +931,74 @@ mod tests {
         let bad = serde_json::json!({"window_size": 1});
         let e = PluginDetector::new("p", Severity::Warning, EXAMPLE, bad, settings(500, 1)).unwrap_err();
         assert!(e.contains("window_size must be an integer >= 2"), "{e}");
+    }
+
+    /// What a plugin sees of its environment: one result whose description
+    /// is `os.environ` as JSON.
+    fn plugin_environment(settings: PluginSettings) -> serde_json::Map<String, serde_json::Value> {
+        let body = "say({'type': 'results', 'results': [{'score': 1, 'title': 'env', \
+                    'description': json.dumps(dict(__import__('os').environ)), \
+                    'affected_entity': {'type': 'user', 'id': 'u'}}]})";
+        let plugin = script("environ", body);
+        let mut d = PluginDetector::new("p", Severity::Warning, &plugin.path, serde_json::json!({}), settings).unwrap();
+        let found = observe(&mut d, &ev("e1", 0, "u", "m"), 0);
+        assert_eq!(found.len(), 1, "{:?}", d.last_error());
+        serde_json::from_str(&found[0].description).unwrap()
+    }
+
+    /// Set by [`a_plugin_gets_only_the_allowed_environment`] in the process it
+    /// runs the check in, whose environment holds the server's variables.
+    const ENV_CHECK: &str = "SENTINEL_PLUGIN_ENV_CHECK";
+
+    #[test]
+    fn a_plugin_gets_only_the_allowed_environment() {
+        // The check runs in a child test process whose environment holds
+        // what a server's does (this one's cannot be changed safely).
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "detectors::plugin::tests::plugin_environment_in_a_server_like_process", "--nocapture"])
+            .env(ENV_CHECK, "1")
+            .env("LLMSEC_ADMIN_KEY", "admin-key-0123456789")
+            .env("LLMSEC_DATABASE_URL", "postgres://llmsec:secret@db/llmsec")
+            .env("PLUGIN_HOME", "/srv/plugin")
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "the check ran: {text}");
+    }
+
+    #[test]
+    fn plugin_environment_in_a_server_like_process() {
+        if std::env::var_os(ENV_CHECK).is_none() {
+            return;
+        }
+        assert!(std::env::var_os("LLMSEC_ADMIN_KEY").is_some());
+        // The Python binary itself: a launcher script (pyenv's shim) would
+        // add variables of its own.
+        let python =
+            std::process::Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap();
+        let python = String::from_utf8(python.stdout).unwrap().trim().to_owned();
+        let allow = |env: Vec<&str>, env_vars: &[(&str, &str)]| PluginSettings {
+            interpreter: Some(python.clone()),
+            env: env.into_iter().map(str::to_owned).collect(),
+            env_vars: env_vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            ..settings(2000, 0)
+        };
+        // Python sets LC_CTYPE itself when it starts in the C locale (PEP 538).
+        let names = |env: &serde_json::Map<String, serde_json::Value>| {
+            let mut v: Vec<String> = env.keys().filter(|k| *k != "LC_CTYPE").cloned().collect();
+            v.sort();
+            v
+        };
+        // By default: PATH, and what makes Python flush its output.
+        let env = plugin_environment(PluginSettings { interpreter: Some(python.clone()), ..settings(2000, 0) });
+        assert_eq!(names(&env), ["PATH", "PYTHONUNBUFFERED"]);
+        assert_eq!(env["PATH"].as_str(), std::env::var("PATH").ok().as_deref());
+        // Names passed through, and values set; a name Sentinel lacks is left out.
+        let env = plugin_environment(allow(vec!["PLUGIN_HOME", "PATH", "NOT_SET_ANYWHERE"], &[("MODE", "strict")]));
+        assert_eq!(names(&env), ["MODE", "PATH", "PLUGIN_HOME", "PYTHONUNBUFFERED"]);
+        assert_eq!((env["PLUGIN_HOME"].as_str(), env["MODE"].as_str()), (Some("/srv/plugin"), Some("strict")));
+        assert!(!env.keys().any(|k| k.starts_with("LLMSEC_")));
     }
 
     #[test]
@@ -1094,5 +1220,18 @@ mod tests {
         assert_eq!(PluginSettings::from_entry(entry.as_object().unwrap()).unwrap_err().0, "timeout_ms");
         let entry = serde_json::json!({"interpreter": ""});
         assert_eq!(PluginSettings::from_entry(entry.as_object().unwrap()).unwrap_err().0, "interpreter");
+        let entry = serde_json::json!({"env": ["HOME"], "env_vars": {"MODE": "strict"}});
+        let s = PluginSettings::from_entry(entry.as_object().unwrap()).unwrap();
+        assert_eq!((s.env, s.env_vars), (vec!["HOME".to_owned()], BTreeMap::from([("MODE".into(), "strict".into())])));
+        for (entry, key) in [
+            (serde_json::json!({"env": "PATH"}), "env"),
+            (serde_json::json!({"env": ["A=B"]}), "env"),
+            (serde_json::json!({"env": [""]}), "env"),
+            (serde_json::json!({"env_vars": ["A"]}), "env_vars"),
+            (serde_json::json!({"env_vars": {"A=B": "x"}}), "env_vars.A=B"),
+            (serde_json::json!({"env_vars": {"PORT": 8080}}), "env_vars.PORT"),
+        ] {
+            assert_eq!(PluginSettings::from_entry(entry.as_object().unwrap()).unwrap_err().0, key, "{entry}");
+        }
     }
 }

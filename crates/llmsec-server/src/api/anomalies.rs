@@ -17,6 +17,7 @@ use crate::api::admin::{audit, rfc3339};
 use crate::api::events::parse_time;
 use crate::auth::Caller;
 use crate::error::{ApiError, Json, Params};
+use crate::sentinel::TransitionError;
 
 fn view(body: &str) -> Result<serde_json::Value, ApiError> {
     let a: Anomaly = serde_json::from_str(body).map_err(|e| ApiError::Internal(format!("stored anomaly: {e}")))?;
@@ -114,8 +115,12 @@ pub struct Acknowledge {
     pub note: Option<String>,
 }
 
-fn lifecycle_error(id: &str, e: String) -> ApiError {
-    if e == "not found" { ApiError::NotFound(format!("no anomaly {id:?}")) } else { ApiError::field("status", e) }
+fn lifecycle_error(id: &str, e: TransitionError) -> ApiError {
+    match e {
+        TransitionError::NotFound => ApiError::NotFound(format!("no anomaly {id:?}")),
+        TransitionError::Store(e) => e.into(),
+        e => ApiError::field("status", e.to_string()),
+    }
 }
 
 async fn acknowledge(
@@ -223,7 +228,7 @@ async fn shield_callback(
             a.status = AnomalyStatus::Active;
         }
     }
-    state.sentinel.persist(&caller.tenant, &a).await;
+    state.sentinel.persist(&caller.tenant, &a).await?;
     Ok(Json(json!({"status": "ok"})))
 }
 

@@ -228,7 +228,7 @@ async fn evaluate(state: &AppState, caller: &Caller, job: Job, field: String) ->
     Ok((job, analysis))
 }
 
-/// Stores the event and its deliveries, publishes it, and answers.
+/// Stores the event and its deliveries, publishes it once committed, and answers.
 async fn commit(state: &AppState, caller: &Caller, job: Job, analysis: Analysis) -> Result<SecurityResponse, ApiError> {
     let endpoint = match job {
         Job::Input(_) => "analyze",
@@ -263,11 +263,14 @@ async fn commit(state: &AppState, caller: &Caller, job: Job, analysis: Analysis)
     let deliveries = crate::deliver::deliveries_for(&state.webhooks.for_tenant(&caller.tenant), &event, &analysis, now);
     let has_deliveries = !deliveries.is_empty();
     let event_id = event.id.clone();
-    if !analysis.threats().is_empty() {
-        let _ =
-            state.threat_feed.send(crate::ThreatNotice { event: event.clone(), threats: analysis.threats().to_vec() });
-    }
+    // Subscribers hear of a threat only once its event is committed: a
+    // failed commit answers 5xx and publishes nothing.
+    let notice = (!analysis.threats().is_empty())
+        .then(|| crate::ThreatNotice { event: event.clone(), threats: analysis.threats().to_vec() });
     state.writer.write(Record { event, deliveries }).await?;
+    if let Some(notice) = notice {
+        let _ = state.threat_feed.send(notice);
+    }
     if has_deliveries {
         state.delivery_notify.notify_one();
     }

@@ -5,11 +5,13 @@
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
 mod auth;
+mod commit_order;
 mod common;
 mod egress;
 mod graphql;
 mod grpc;
 mod otlp;
+mod plugins;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod privacy;
