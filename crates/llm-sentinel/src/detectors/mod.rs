@@ -1,4 +1,4 @@
-//! The detectors, one file each: its config (the seed's YAML `config:`
+//! The detectors, one module each: its config (the YAML `config:`
 //! block, unknown keys refused), its state, and its tests. The `plugin`
 //! detector runs an external process and passes its block through.
 
