@@ -17,6 +17,9 @@
 //! burst = 400
 //! request_timeout_ms = 10000
 //! max_connections = 1024
+//! max_connections_per_ip = 128
+//! header_read_timeout_ms = 10000
+//! idle_timeout_ms = 60000
 //!
 //! [delivery]
 //! max_attempts = 10
@@ -90,6 +93,14 @@ pub struct LimitsConfig {
     pub max_connections: usize,
     /// Most items in one batch request.
     pub batch_items: usize,
+    /// Open connections from one client address (IPv6: one /64) at most;
+    /// more are closed as soon as they are accepted.
+    pub max_connections_per_ip: usize,
+    /// An HTTP/1 request head (and the next one on a kept-alive connection)
+    /// must arrive within this time, or the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// A connection that moves no byte either way for this long is closed.
+    pub idle_timeout_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -101,6 +112,9 @@ impl Default for LimitsConfig {
             request_timeout_ms: 10_000,
             max_connections: 1024,
             batch_items: 100,
+            max_connections_per_ip: 128,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
         }
     }
 }
@@ -313,6 +327,17 @@ impl ServerConfig {
         if self.limits.request_timeout_ms == 0 {
             return bad("limits.request_timeout_ms", "must be positive");
         }
+        for (field, v) in [
+            ("limits.max_connections_per_ip", self.limits.max_connections_per_ip as u64),
+            ("limits.header_read_timeout_ms", self.limits.header_read_timeout_ms),
+        ] {
+            if v == 0 {
+                return bad(field, "must be positive");
+            }
+        }
+        if self.limits.idle_timeout_ms <= self.limits.request_timeout_ms {
+            return bad("limits.idle_timeout_ms", "must be longer than limits.request_timeout_ms");
+        }
         if self.delivery.max_attempts == 0 {
             return bad("delivery.max_attempts", "must be positive");
         }
@@ -401,6 +426,12 @@ mod tests {
         let mut c = ServerConfig::default();
         c.limits.rate_per_sec = 0.0;
         assert!(c.validate().unwrap_err().to_string().starts_with("limits.rate_per_sec"));
+        let mut c = ServerConfig::default();
+        c.limits.max_connections_per_ip = 0;
+        assert!(c.validate().unwrap_err().to_string().starts_with("limits.max_connections_per_ip"));
+        let mut c = ServerConfig::default();
+        c.limits.idle_timeout_ms = c.limits.request_timeout_ms;
+        assert!(c.validate().unwrap_err().to_string().starts_with("limits.idle_timeout_ms"));
         let mut c = ServerConfig::default();
         c.webhooks.push(ConfiguredWebhook {
             tenant: "t".into(),

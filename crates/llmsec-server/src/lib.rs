@@ -3,12 +3,12 @@
 //! and Prometheus metrics. `llmsec serve` is a thin wrapper around
 //! [`Server`].
 //!
-//! The request path: the connection cap ([`listener`]), HTTP metrics, the
-//! request timeout, the body limit, authentication and the per-key rate
-//! limit ([`auth`]), then the route. An analysis runs the engine inline
-//! (on the blocking pool above 32 KiB), hands its event and webhook
-//! deliveries to the group-commit [`writer`], and answers once they are
-//! durable. The [`deliver`] worker sends deliveries from the outbox.
+//! The request path: the connection caps and idle deadlines ([`listener`]),
+//! HTTP metrics, the request timeout, the body limit, authentication and
+//! the per-key rate limit ([`auth`]), then the route. An analysis runs the
+//! engine inline (on the blocking pool above 32 KiB), hands its event and
+//! webhook deliveries to the group-commit [`writer`], and answers once they
+//! are durable. The [`deliver`] worker sends deliveries from the outbox.
 //!
 //! Tests drive [`Server::router`] with `tower::ServiceExt::oneshot`, and a
 //! few go over a real socket with [`Server::serve`].
@@ -276,15 +276,18 @@ impl Server {
 
     /// Serves on `listener` until `shutdown` completes, then stops taking
     /// connections, lets in-flight requests finish, commits queued events and
-    /// stops the background tasks.
+    /// stops the background tasks. Connections are held to `[limits]`: the
+    /// caps overall and per address, the header and idle timeouts.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let capped = listener::CappedListener::new(listener, self.state.config.limits.max_connections);
+        let limits = &self.state.config.limits;
+        let capped = listener::CappedListener::new(listener, limits);
+        let header_read_timeout = Duration::from_millis(limits.header_read_timeout_ms);
         let app = self.router();
-        let result = axum::serve(capped, app).with_graceful_shutdown(shutdown).await;
+        let result = listener::serve(capped, app, header_read_timeout, shutdown).await;
         self.shutdown().await;
         result
     }

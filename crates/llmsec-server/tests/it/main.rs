@@ -8,6 +8,7 @@ mod auth;
 mod common;
 mod graphql;
 mod grpc;
+mod limits;
 mod otlp;
 #[cfg(feature = "postgres")]
 mod postgres;

@@ -1,0 +1,109 @@
+//! Denial of service with any key or none: connections that hold slots
+//! without finishing. Connection-level checks go over real sockets on
+//! loopback (127.0.0.2 is a second client address there).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use llmsec_server::config::ServerConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::common::*;
+
+/// A server on a real socket.
+struct Served {
+    addr: SocketAddr,
+}
+
+async fn serve_with(f: impl FnOnce(&mut ServerConfig)) -> Served {
+    let mut c = config();
+    f(&mut c);
+    let server = llmsec_server::Server::start(c, Some(ADMIN.into())).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(server.serve(listener, std::future::pending()));
+    Served { addr }
+}
+
+/// A connection to `addr` from the loopback address `from`.
+async fn connect_from(from: [u8; 4], addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((from, 0))).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// One HTTP/1.1 GET from `from`: the status and the raw answer.
+async fn get_from(from: [u8; 4], addr: SocketAddr, path: &str, key: Option<&str>) -> (u16, String) {
+    let mut c = connect_from(from, addr).await;
+    let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
+    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut out)).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+/// Waits until the peer closes `c` (or resets it); false after `secs`.
+async fn closed_within(c: &mut TcpStream, secs: u64) -> bool {
+    let mut sink = Vec::new();
+    tokio::time::timeout(Duration::from_secs(secs), c.read_to_end(&mut sink)).await.is_ok()
+}
+
+#[tokio::test]
+async fn half_sent_headers_from_one_address_neither_lock_others_out_nor_stay_open() {
+    let s = serve_with(|c| {
+        c.limits.max_connections = 16;
+        c.limits.max_connections_per_ip = 3;
+        c.limits.header_read_timeout_ms = 300;
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut c = connect_from([127, 0, 0, 1], s.addr).await;
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Unfinished: ").await.unwrap();
+        held.push(c);
+    }
+    // The kernel hands connections over in order: a fourth from the same
+    // address comes after the three and is closed unanswered.
+    let mut fourth = connect_from([127, 0, 0, 1], s.addr).await;
+    let _ = fourth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(2), fourth.read_to_end(&mut out)).await;
+    assert!(read.is_ok(), "the fourth connection from one address was kept open");
+    assert!(out.is_empty(), "served past the per-address cap: {}", String::from_utf8_lossy(&out));
+    // Meanwhile another address is served: health checks keep working.
+    let (status, text) = get_from([127, 0, 0, 2], s.addr, "/healthz", None).await;
+    assert_eq!(status, 200, "{text}");
+    // The unfinished headers are dropped after the header timeout…
+    let started = Instant::now();
+    for c in &mut held {
+        assert!(closed_within(c, 3).await, "a half-sent header kept its connection");
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // …and the address is served again.
+    let (status, text) = get_from([127, 0, 0, 1], s.addr, "/healthz", None).await;
+    assert_eq!(status, 200, "{text}");
+}
+
+#[tokio::test]
+async fn silent_connections_are_closed_after_the_idle_timeout() {
+    let s = serve_with(|c| {
+        c.limits.request_timeout_ms = 200;
+        c.limits.idle_timeout_ms = 500;
+    })
+    .await;
+    let started = Instant::now();
+    // Not a byte: the server cannot even tell HTTP/1 from HTTP/2.
+    let mut silent = connect_from([127, 0, 0, 1], s.addr).await;
+    assert!(closed_within(&mut silent, 3).await, "a silent connection stayed open");
+    assert!(started.elapsed() >= Duration::from_millis(400), "closed before the idle timeout");
+    // An idle kept-alive connection goes the same way.
+    let mut kept = connect_from([127, 0, 0, 1], s.addr).await;
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 512];
+    let n = kept.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    assert!(closed_within(&mut kept, 3).await, "an idle kept-alive connection stayed open");
+}
