@@ -101,6 +101,11 @@ pub struct LimitsConfig {
     pub header_read_timeout_ms: u64,
     /// A connection that moves no byte either way for this long is closed.
     pub idle_timeout_ms: u64,
+    /// Failed authentications one client address may make per second, once
+    /// its burst is spent; past that it is answered 429 without a key lookup.
+    pub auth_failures_per_sec: f64,
+    /// Failed authentications one client address may make at once.
+    pub auth_failure_burst: f64,
 }
 
 impl Default for LimitsConfig {
@@ -115,6 +120,8 @@ impl Default for LimitsConfig {
             max_connections_per_ip: 128,
             header_read_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
+            auth_failures_per_sec: 1.0,
+            auth_failure_burst: 20.0,
         }
     }
 }
@@ -338,6 +345,12 @@ impl ServerConfig {
         if self.limits.idle_timeout_ms <= self.limits.request_timeout_ms {
             return bad("limits.idle_timeout_ms", "must be longer than limits.request_timeout_ms");
         }
+        if !(self.limits.auth_failures_per_sec.is_finite() && self.limits.auth_failures_per_sec > 0.0) {
+            return bad("limits.auth_failures_per_sec", "must be a positive number");
+        }
+        if !(self.limits.auth_failure_burst.is_finite() && self.limits.auth_failure_burst >= 1.0) {
+            return bad("limits.auth_failure_burst", "must be at least 1");
+        }
         if self.delivery.max_attempts == 0 {
             return bad("delivery.max_attempts", "must be positive");
         }
@@ -432,6 +445,9 @@ mod tests {
         let mut c = ServerConfig::default();
         c.limits.idle_timeout_ms = c.limits.request_timeout_ms;
         assert!(c.validate().unwrap_err().to_string().starts_with("limits.idle_timeout_ms"));
+        let mut c = ServerConfig::default();
+        c.limits.auth_failure_burst = 0.5;
+        assert!(c.validate().unwrap_err().to_string().starts_with("limits.auth_failure_burst"));
         let mut c = ServerConfig::default();
         c.webhooks.push(ConfiguredWebhook {
             tenant: "t".into(),

@@ -93,6 +93,8 @@ pub struct AppInner {
     pub keys: Arc<KeyCache>,
     /// Per-key rate limits.
     pub limiter: Arc<RateLimiter>,
+    /// Failed authentications per client address.
+    pub auth_failures: Arc<RateLimiter>,
     /// Group commit of events.
     pub writer: EventWriter,
     /// Webhook subscriptions.
@@ -221,6 +223,7 @@ impl Server {
             config: config.clone(),
             keys: Arc::new(KeyCache::new(env_admin_key.as_deref())),
             limiter: Arc::new(RateLimiter::default()),
+            auth_failures: Arc::new(RateLimiter::default()),
             writer,
             webhooks: webhooks.clone(),
             delivery_notify: delivery_notify.clone(),

@@ -1,29 +1,34 @@
 //! Denial of service with any key or none: connections that hold slots
-//! without finishing. Connection-level checks go over real sockets on
-//! loopback (127.0.0.2 is a second client address there).
+//! without finishing, and unthrottled failed authentication. Connection-level
+//! checks go over real sockets on loopback (127.0.0.2 is a second client
+//! address there).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use llmsec_server::config::ServerConfig;
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::common::*;
 
-/// A server on a real socket.
+/// A server on a real socket; the router shares its state.
 struct Served {
     addr: SocketAddr,
+    router: Router,
 }
 
 async fn serve_with(f: impl FnOnce(&mut ServerConfig)) -> Served {
     let mut c = config();
     f(&mut c);
     let server = llmsec_server::Server::start(c, Some(ADMIN.into())).await.unwrap();
+    let router = server.router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(server.serve(listener, std::future::pending()));
-    Served { addr }
+    Served { addr, router }
 }
 
 /// A connection to `addr` from the loopback address `from`.
@@ -106,4 +111,37 @@ async fn silent_connections_are_closed_after_the_idle_timeout() {
     let n = kept.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     assert!(closed_within(&mut kept, 3).await, "an idle kept-alive connection stayed open");
+}
+
+#[tokio::test]
+async fn failed_authentication_is_throttled_per_address() {
+    let s = serve_with(|c| {
+        c.limits.auth_failure_burst = 3.0;
+        c.limits.auth_failures_per_sec = 0.01;
+    })
+    .await;
+    let good = make_key(&s.router, "acme", &["read"]).await;
+    let path = "/api/security/events?limit=1";
+    assert_eq!(get_from([127, 0, 0, 1], s.addr, path, Some(&good)).await.0, 200);
+    let made_up = |i: u32| format!("lsk_{i:012x}_{}", "ab".repeat(32));
+    for i in 0..3 {
+        let (status, text) = get_from([127, 0, 0, 1], s.addr, path, Some(&made_up(i))).await;
+        assert_eq!(status, 401, "{text}");
+    }
+    // The burst is spent: refused without a lookup, with a JSON error and Retry-After.
+    let (status, text) = get_from([127, 0, 0, 1], s.addr, path, Some(&made_up(3))).await;
+    assert_eq!(status, 429, "{text}");
+    let lower = text.to_ascii_lowercase();
+    let retry: u64 = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("retry-after: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Retry-After: {text}"));
+    assert!(retry >= 1, "{text}");
+    let body: Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // A key the server already trusts still works from that address…
+    assert_eq!(get_from([127, 0, 0, 1], s.addr, path, Some(&good)).await.0, 200);
+    // …and other addresses are not held to its failures.
+    assert_eq!(get_from([127, 0, 0, 2], s.addr, path, Some(&made_up(4))).await.0, 401);
 }
