@@ -106,6 +106,11 @@ pub struct LimitsConfig {
     pub auth_failures_per_sec: f64,
     /// Failed authentications one client address may make at once.
     pub auth_failure_burst: f64,
+    /// A `/graphql/ws` connection must authenticate (`connection_init`)
+    /// within this time, or it is closed with 4408.
+    pub ws_init_timeout_ms: u64,
+    /// Largest WebSocket frame or message; larger closes the connection.
+    pub ws_max_message_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -122,6 +127,8 @@ impl Default for LimitsConfig {
             idle_timeout_ms: 60_000,
             auth_failures_per_sec: 1.0,
             auth_failure_burst: 20.0,
+            ws_init_timeout_ms: 10_000,
+            ws_max_message_bytes: 64 * 1024,
         }
     }
 }
@@ -337,6 +344,8 @@ impl ServerConfig {
         for (field, v) in [
             ("limits.max_connections_per_ip", self.limits.max_connections_per_ip as u64),
             ("limits.header_read_timeout_ms", self.limits.header_read_timeout_ms),
+            ("limits.ws_init_timeout_ms", self.limits.ws_init_timeout_ms),
+            ("limits.ws_max_message_bytes", self.limits.ws_max_message_bytes as u64),
         ] {
             if v == 0 {
                 return bad(field, "must be positive");

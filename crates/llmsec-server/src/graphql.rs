@@ -13,15 +13,15 @@
 //! ```
 //! The caller's key comes from the HTTP request, or for subscriptions from
 //! the WebSocket upgrade request or the `connection_init` payload: the same
-//! scopes and tenant rules as REST.
+//! scopes and tenant rules as REST. The WebSocket session is
+//! [`ws`](crate::ws).
 
 use async_graphql::{
     Context, Enum, ErrorExtensions, InputObject, MergedObject, MergedSubscription, Object, Schema, SimpleObject,
     Subscription,
 };
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Extension;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::response::{Html, IntoResponse, Response};
 use futures_util::Stream;
 use llm_security::{Severity, Threat};
@@ -529,54 +529,36 @@ pub async fn graphql_post(
 /// header (checked before upgrading: a bad one is a 401), or, for browsers,
 /// which cannot set headers on a WebSocket, in the `connection_init`
 /// payload as `{"Authorization": "Bearer lsk_…"}` or `{"apiKey": "lsk_…"}`.
-/// A connection that presents no valid key is closed before any operation.
+/// Frames and messages are capped at `limits.ws_max_message_bytes`; the
+/// session itself is [`ws::session`](crate::ws::session).
 pub async fn graphql_ws(
     State(state): State<AppState>,
     Extension(schema): Extension<AppSchema>,
+    peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
     headers: axum::http::HeaderMap,
-    protocol: GraphQLProtocol,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let Some(protocol) = crate::ws::protocol(&headers) else {
+        return ApiError::field("sec-websocket-protocol", "must name graphql-transport-ws or graphql-ws")
+            .into_response();
+    };
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    // Before the key is checked, so that a revocation in between is seen.
+    let revocations = state.keys.revocations();
     let from_header = match crate::auth::presented_key(&headers) {
-        Some(k) => match state.keys.resolve(state.store.as_ref(), k).await {
-            Ok(c) => Some(c),
+        Some(k) => match crate::auth::authenticate_key(&state, peer, Some(k)).await {
+            Ok(c) => Some((c, k.to_owned())),
             Err(e) => return e.into_response(),
         },
         None => None,
     };
-    ws.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |stream| {
-            GraphQLWebSocket::new(stream, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let caller = match from_header {
-                        Some(c) => c,
-                        None => {
-                            let key =
-                                payload_key(&payload).ok_or_else(|| async_graphql::Error::new("missing API key"))?;
-                            state
-                                .keys
-                                .resolve(state.store.as_ref(), &key)
-                                .await
-                                .map_err(|_| async_graphql::Error::new("invalid API key"))?
-                        }
-                    };
-                    let mut data = async_graphql::Data::default();
-                    data.insert(caller);
-                    Ok(data)
-                })
-                .serve()
-        })
+    let max = state.config.limits.ws_max_message_bytes;
+    let session = crate::ws::Session { state, schema, protocol, peer, from_header, revocations };
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| crate::ws::session(socket, session))
         .into_response()
-}
-
-/// The key in a `connection_init` payload.
-fn payload_key(payload: &serde_json::Value) -> Option<String> {
-    let get = |k: &str| payload.get(k).and_then(|v| v.as_str());
-    if let Some(v) = get("Authorization").or_else(|| get("authorization")) {
-        let v = v.trim();
-        return Some(v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).unwrap_or(v).trim().to_owned());
-    }
-    get("apiKey").or_else(|| get("x-api-key")).map(|v| v.trim().to_owned())
 }
 
 /// `GET /graphql/playground` in dev mode.

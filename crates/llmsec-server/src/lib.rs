@@ -27,6 +27,7 @@ pub mod ratelimit;
 pub mod sentinel;
 pub mod sentinel_graphql;
 pub mod writer;
+pub mod ws;
 
 use std::future::Future;
 use std::sync::Arc;

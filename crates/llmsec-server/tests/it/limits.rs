@@ -1,16 +1,22 @@
 //! Denial of service with any key or none: connections that hold slots
-//! without finishing, and unthrottled failed authentication. Connection-level
-//! checks go over real sockets on loopback (127.0.0.2 is a second client
-//! address there).
+//! without finishing, WebSockets that never authenticate or send oversized
+//! frames, revoked keys that keep their socket, and unthrottled failed
+//! authentication. Connection-level checks go over real sockets on loopback
+//! (127.0.0.2 is a second client address there).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::http::{Method, StatusCode};
+use futures_util::{SinkExt, StreamExt};
 use llmsec_server::config::ServerConfig;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::common::*;
 
@@ -144,4 +150,137 @@ async fn failed_authentication_is_throttled_per_address() {
     assert_eq!(get_from([127, 0, 0, 1], s.addr, path, Some(&good)).await.0, 200);
     // …and other addresses are not held to its failures.
     assert_eq!(get_from([127, 0, 0, 2], s.addr, path, Some(&made_up(4))).await.0, 401);
+}
+
+fn ws_request(addr: SocketAddr, key: Option<&str>) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut req = format!("ws://{addr}/graphql/ws").into_client_request().unwrap();
+    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    if let Some(k) = key {
+        req.headers_mut().insert("authorization", format!("Bearer {k}").parse().unwrap());
+    }
+    req
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// The next message that is not a ping or pong, within `secs`.
+async fn next_message(ws: &mut Ws, secs: u64) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    tokio::time::timeout(Duration::from_secs(secs), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("no message and no close in time")
+}
+
+fn close_code(msg: &Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) -> Option<u16> {
+    match msg {
+        Some(Ok(Message::Close(Some(frame)))) => Some(u16::from(frame.code)),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn websockets_that_never_initialise_are_closed() {
+    let s = serve_with(|c| c.limits.ws_init_timeout_ms = 300).await;
+    // Nothing after the upgrade: closed with 4408 at the deadline.
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_request(s.addr, None)).await.unwrap();
+    let started = Instant::now();
+    let msg = next_message(&mut ws, 3).await;
+    assert_eq!(close_code(&msg), Some(4408), "{msg:?}");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    // Anything but connection_init first: closed with 4400, even with a key.
+    let key = make_key(&s.router, "acme", &["read"]).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_request(s.addr, Some(&key))).await.unwrap();
+    let sub =
+        json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { threatDetected { eventId } }"}});
+    ws.send(Message::text(sub.to_string())).await.unwrap();
+    let msg = next_message(&mut ws, 3).await;
+    assert_eq!(close_code(&msg), Some(4400), "{msg:?}");
+}
+
+#[tokio::test]
+async fn websocket_messages_are_capped_before_authentication() {
+    let s = serve_with(|c| c.limits.ws_max_message_bytes = 16 * 1024).await;
+    let key = make_key(&s.router, "acme", &["read"]).await;
+    // A valid key padded past the cap: refused unread, no ack.
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_request(s.addr, None)).await.unwrap();
+    let init = json!({"type": "connection_init", "payload": {"apiKey": key, "padding": "x".repeat(100_000)}});
+    let _ = ws.send(Message::text(init.to_string())).await;
+    let msg = tokio::time::timeout(Duration::from_secs(3), ws.next()).await.expect("the oversized message was held");
+    let acked = matches!(&msg, Some(Ok(Message::Text(t))) if t.contains("connection_ack"));
+    assert!(!acked, "an oversized connection_init was accepted: {msg:?}");
+    // The same key without the padding is acknowledged.
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_request(s.addr, None)).await.unwrap();
+    let init = json!({"type": "connection_init", "payload": {"apiKey": key}});
+    ws.send(Message::text(init.to_string())).await.unwrap();
+    let msg = next_message(&mut ws, 3).await;
+    assert!(matches!(&msg, Some(Ok(Message::Text(t))) if t.contains("connection_ack")), "{msg:?}");
+}
+
+#[tokio::test]
+async fn revoked_keys_lose_their_websockets() {
+    let s = serve_with(|_| {}).await;
+    let key = make_key(&s.router, "acme", &["analyze", "read"]).await;
+    let id = key[4..16].to_owned();
+    // One socket keyed in the upgrade header, one in connection_init.
+    let (mut by_header, _) = tokio_tungstenite::connect_async(ws_request(s.addr, Some(&key))).await.unwrap();
+    by_header.send(Message::text(json!({"type": "connection_init"}).to_string())).await.unwrap();
+    let (mut by_payload, _) = tokio_tungstenite::connect_async(ws_request(s.addr, None)).await.unwrap();
+    let init = json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {key}")}});
+    by_payload.send(Message::text(init.to_string())).await.unwrap();
+    let sub =
+        json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { threatDetected { eventId } }"}});
+    for ws in [&mut by_header, &mut by_payload] {
+        let ack = next_message(ws, 5).await;
+        assert!(matches!(&ack, Some(Ok(Message::Text(t))) if t.contains("connection_ack")), "{ack:?}");
+        ws.send(Message::text(sub.to_string())).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let r = send(&s.router, Method::DELETE, &format!("/api/admin/keys/{id}"), Some(ADMIN), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let revoked = Instant::now();
+    for ws in [&mut by_header, &mut by_payload] {
+        let msg = next_message(ws, 2).await;
+        assert_eq!(close_code(&msg), Some(4403), "{msg:?}");
+    }
+    assert!(revoked.elapsed() < Duration::from_secs(1), "took {:?}", revoked.elapsed());
+    // Threats published afterwards reach nobody through them.
+    post(&s.router, "/api/security/analyze", ADMIN, json!({"input": ATTACK})).await;
+    for ws in [&mut by_header, &mut by_payload] {
+        let after = tokio::time::timeout(Duration::from_millis(300), ws.next()).await;
+        assert!(!matches!(&after, Ok(Some(Ok(Message::Text(_))))), "{after:?}");
+    }
+}
+
+#[tokio::test]
+async fn failed_authentication_over_the_websocket_counts_too() {
+    let s = serve_with(|c| {
+        c.limits.auth_failure_burst = 1.0;
+        c.limits.auth_failures_per_sec = 0.01;
+    })
+    .await;
+    let made_up = format!("lsk_{:012x}_{}", 7, "cd".repeat(32));
+    let err = tokio_tungstenite::connect_async(ws_request(s.addr, Some(&made_up))).await.unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+    let err = tokio_tungstenite::connect_async(ws_request(s.addr, Some(&made_up))).await.unwrap_err();
+    assert!(err.to_string().contains("429"), "{err}");
+    // In connection_init as well.
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_request(s.addr, None)).await.unwrap();
+    ws.send(Message::text(json!({"type": "connection_init", "payload": {"apiKey": made_up}}).to_string()))
+        .await
+        .unwrap();
+    let msg = next_message(&mut ws, 3).await;
+    match msg {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert!(frame.reason.contains("rate limit"), "{frame:?}");
+            assert_ne!(frame.code, CloseCode::Normal);
+        }
+        other => panic!("expected a close frame, got {other:?}"),
+    }
 }
