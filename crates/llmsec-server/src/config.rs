@@ -111,6 +111,9 @@ pub struct LimitsConfig {
     pub ws_init_timeout_ms: u64,
     /// Largest WebSocket frame or message; larger closes the connection.
     pub ws_max_message_bytes: usize,
+    /// A page of events stops early, with a cursor, before it passes this
+    /// many bytes.
+    pub page_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -129,6 +132,7 @@ impl Default for LimitsConfig {
             auth_failure_burst: 20.0,
             ws_init_timeout_ms: 10_000,
             ws_max_message_bytes: 64 * 1024,
+            page_bytes: 4 << 20,
         }
     }
 }
@@ -346,6 +350,7 @@ impl ServerConfig {
             ("limits.header_read_timeout_ms", self.limits.header_read_timeout_ms),
             ("limits.ws_init_timeout_ms", self.limits.ws_init_timeout_ms),
             ("limits.ws_max_message_bytes", self.limits.ws_max_message_bytes as u64),
+            ("limits.page_bytes", self.limits.page_bytes as u64),
         ] {
             if v == 0 {
                 return bad(field, "must be positive");

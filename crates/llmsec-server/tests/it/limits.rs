@@ -1,8 +1,8 @@
 //! Denial of service with any key or none: connections that hold slots
 //! without finishing, WebSockets that never authenticate or send oversized
-//! frames, revoked keys that keep their socket, and unthrottled failed
-//! authentication. Connection-level checks go over real sockets on loopback
-//! (127.0.0.2 is a second client address there).
+//! frames, revoked keys that keep their socket, pages without a byte bound,
+//! and unthrottled failed authentication. Connection-level checks go over
+//! real sockets on loopback (127.0.0.2 is a second client address there).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -283,4 +283,36 @@ async fn failed_authentication_over_the_websocket_counts_too() {
         }
         other => panic!("expected a close frame, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn event_pages_stop_at_page_bytes_with_a_cursor() {
+    let t = app_with(|c| {
+        c.storage.input = llmsec_server::config::InputRetention::Full;
+        c.limits.page_bytes = 6_000;
+    })
+    .await;
+    let key = make_key(&t.router, "acme", &["analyze", "read"]).await;
+    for i in 0..6 {
+        let input = format!("{i} {}", "what a lovely day for a walk ".repeat(70));
+        let r = post(&t.router, "/api/security/analyze", &key, json!({"input": input})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    // REST: limit=1000 still stops near 6 KB, and the cursor walks the rest.
+    let mut path = "/api/security/events?limit=1000".to_owned();
+    let mut seen = Vec::new();
+    loop {
+        let r = get(&t.router, &path, &key).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let events = r.body["events"].as_array().unwrap();
+        assert!(!events.is_empty() && events.len() < 4, "{} events in one page", events.len());
+        seen.extend(events.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+        match r.body["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/security/events?limit=1000&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 6);
+    seen.dedup();
+    assert_eq!(seen.len(), 6);
 }
