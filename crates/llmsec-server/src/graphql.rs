@@ -34,6 +34,7 @@ use crate::api::admin::rfc3339;
 use crate::api::events::{Filters, cursor_of, parse_cursor, parse_time};
 use crate::api::security::{AnalyzeRequest, Job, SecurityResponse, ValidateRequest, analyze};
 use crate::auth::Caller;
+use crate::deadline::Deadline;
 use crate::error::{ApiError, Json};
 
 /// The schema type.
@@ -77,6 +78,14 @@ pub(crate) fn gql_error(e: ApiError) -> async_graphql::Error {
             ext.set("field", f.as_str());
         }
     })
+}
+
+/// The deadline an operation runs under: the HTTP request's, or, over the
+/// WebSocket, `limits.request_timeout_ms` from now.
+fn deadline(ctx: &Context<'_>, state: &AppState) -> Deadline {
+    ctx.data_opt::<Deadline>()
+        .cloned()
+        .unwrap_or_else(|| Deadline::after(std::time::Duration::from_millis(state.config.limits.request_timeout_ms)))
 }
 
 fn caller<'a>(ctx: &'a Context<'_>, scope: Scope) -> async_graphql::Result<&'a Caller> {
@@ -331,8 +340,9 @@ impl SecurityQuery {
     ) -> async_graphql::Result<SecurityAnalysis> {
         let c = caller(ctx, Scope::Analyze)?;
         let state = ctx.data::<AppState>()?;
+        let deadline = deadline(ctx, state);
         let req = AnalyzeRequest { input, user_id, session_id, application_id: None, context: context.map(Into::into) };
-        let r = analyze(state, c, Job::Input(req), "input".into()).await.map_err(gql_error)?;
+        let r = analyze(state, c, Job::Input(req), "input".into(), &deadline).await.map_err(gql_error)?;
         Ok(r.into())
     }
 
@@ -348,6 +358,7 @@ impl SecurityQuery {
     ) -> async_graphql::Result<ValidationResult> {
         let c = caller(ctx, Scope::Analyze)?;
         let state = ctx.data::<AppState>()?;
+        let deadline = deadline(ctx, state);
         let req = ValidateRequest {
             output,
             user_id,
@@ -358,7 +369,8 @@ impl SecurityQuery {
             expected_format: None,
             json_schema: None,
         };
-        let r: SecurityAnalysis = analyze(state, c, Job::Output(req), "output".into()).await.map_err(gql_error)?.into();
+        let r: SecurityAnalysis =
+            analyze(state, c, Job::Output(req), "output".into(), &deadline).await.map_err(gql_error)?.into();
         Ok(ValidationResult { is_valid: r.is_secure, analysis: r })
     }
 
@@ -504,6 +516,7 @@ pub struct GraphQLBody {
 pub async fn graphql_post(
     Extension(schema): Extension<AppSchema>,
     caller: Caller,
+    deadline: Deadline,
     Json(body): Json<GraphQLBody>,
 ) -> Json<async_graphql::Response> {
     let mut req = async_graphql::Request::new(body.query);
@@ -520,7 +533,7 @@ pub async fn graphql_post(
             }
         }
     }
-    Json(schema.execute(req.data(caller)).await)
+    Json(schema.execute(req.data(caller).data(deadline)).await)
 }
 
 /// `GET /graphql/ws`: the WebSocket upgrade for subscriptions.

@@ -4,11 +4,12 @@
 //! [`Server`].
 //!
 //! The request path: the connection caps and idle deadlines ([`listener`]),
-//! HTTP metrics, the request timeout, the body limit, authentication and
-//! the per-key rate limit ([`auth`]), then the route. An analysis runs the
-//! engine inline (on the blocking pool above 32 KiB), hands its event and
-//! webhook deliveries to the group-commit [`writer`], and answers once they
-//! are durable. The [`deliver`] worker sends deliveries from the outbox.
+//! HTTP metrics, the request timeout ([`deadline`]), the body limit,
+//! authentication and the per-key rate limit ([`auth`]), then the route. An
+//! analysis runs the engine inline (on the blocking pool above 32 KiB),
+//! hands its event and webhook deliveries to the group-commit [`writer`],
+//! and answers once they are durable. The [`deliver`] worker sends
+//! deliveries from the outbox.
 //!
 //! Tests drive [`Server::router`] with `tower::ServiceExt::oneshot`, and a
 //! few go over a real socket with [`Server::serve`].
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod deadline;
 pub mod deliver;
 pub mod error;
 pub mod graphql;
@@ -386,17 +388,25 @@ async fn method_not_allowed(req: Request) -> Response {
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
 }
 
-async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn request_timeout(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     // A gRPC client stream lasts as long as the client sends; its events are
     // stored chunk by chunk as they arrive, so it is not cut at the limit.
     if req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc")) {
         return next.run(req).await;
     }
     let limit = Duration::from_millis(state.config.limits.request_timeout_ms);
+    let deadline = deadline::Deadline::after(limit);
+    req.extensions_mut().insert(deadline.clone());
     // WebSocket upgrades live on after the handshake; only the handshake is timed.
-    match tokio::time::timeout(limit, next.run(req)).await {
+    let mut run = std::pin::pin!(next.run(req));
+    match tokio::time::timeout(limit, run.as_mut()).await {
         Ok(r) => r,
-        Err(_) => ApiError::Timeout.into_response(),
+        // From here on the writer refuses the request's records.
+        Err(_) if deadline.cancel() => ApiError::Timeout.into_response(),
+        // Part of the request is stored or being stored: its own answer says
+        // which part. It comes soon: no further analysis starts and no
+        // further record commits.
+        Err(_) => run.await,
     }
 }
 

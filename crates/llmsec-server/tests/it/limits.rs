@@ -1,8 +1,9 @@
 //! Denial of service with any key or none: connections that hold slots
 //! without finishing, WebSockets that never authenticate or send oversized
-//! frames, revoked keys that keep their socket, pages without a byte bound,
-//! and unthrottled failed authentication. Connection-level checks go over
-//! real sockets on loopback (127.0.0.2 is a second client address there).
+//! frames, revoked keys that keep their socket, work that outlives its 408,
+//! pages without a byte bound, and unthrottled failed authentication.
+//! Connection-level checks go over real sockets on loopback (127.0.0.2 is a
+//! second client address there).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -315,4 +316,60 @@ async fn event_pages_stop_at_page_bytes_with_a_cursor() {
     assert_eq!(seen.len(), 6);
     seen.dedup();
     assert_eq!(seen.len(), 6);
+}
+
+/// Events of tenant `default` (the admin key's), where the tests analyse.
+async fn stored_events(router: &Router) -> u64 {
+    get(router, "/api/security/events?limit=1", ADMIN).await.body["total_count"].as_u64().unwrap()
+}
+
+/// `n` aliased `analyzeInput`s of one variable.
+fn aliased_analyses(n: usize) -> String {
+    let fields: Vec<String> = (0..n).map(|i| format!("a{i}: analyzeInput(input: $x) {{ verdict }}")).collect();
+    format!("query($x: String!) {{ {} }}", fields.join(" "))
+}
+
+/// About 30 KB of benign text: analysed inline, not on the blocking pool.
+fn thirty_kb(i: usize) -> String {
+    format!("{i} {}", "the quarterly report covers sales in the northern region ".repeat(520))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_answered_408_stores_nothing() {
+    let t = app_with(|c| {
+        c.limits.request_timeout_ms = 200;
+        c.limits.body_bytes = 8 << 20;
+    })
+    .await;
+    let items: Vec<Value> = (0..60).map(|i| json!({"input": thirty_kb(i)})).collect();
+    let r = post(&t.router, "/api/security/analyze/batch", ADMIN, json!({"items": items})).await;
+    assert_eq!(r.status, StatusCode::REQUEST_TIMEOUT, "{}", &r.text[..r.text.len().min(300)]);
+    // Give a writer that was handed records time to commit them.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stored_events(&t.router).await, 0, "events were stored for a request answered 408");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graphql_request_that_runs_out_of_time_stores_only_what_it_answers() {
+    let t = app_with(|c| {
+        c.limits.request_timeout_ms = 200;
+        c.limits.body_bytes = 8 << 20;
+    })
+    .await;
+    let n = 60;
+    let r = post(&t.router, "/graphql", ADMIN, json!({"query": aliased_analyses(n), "variables": {"x": thirty_kb(0)}}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stored = stored_events(&t.router).await;
+    match r.status {
+        StatusCode::REQUEST_TIMEOUT => assert_eq!(stored, 0, "events were stored for a request answered 408"),
+        StatusCode::OK => {
+            // Part ran before the deadline; the rest stopped and says so.
+            let errors = r.body["errors"].as_array().unwrap_or_else(|| panic!("{}", r.text));
+            assert!(errors.iter().all(|e| e["extensions"]["code"] == "timeout"), "{}", r.text);
+            assert_eq!(stored as usize, n - errors.len(), "stored events that the answer does not account for");
+        }
+        other => panic!("{other}: {}", r.text),
+    }
+    assert!(stored < n as u64, "every analysis ran although the request timed out");
 }
