@@ -91,7 +91,8 @@ pub struct LimitsConfig {
     pub request_timeout_ms: u64,
     /// Open connections at most; more wait in the kernel's backlog.
     pub max_connections: usize,
-    /// Most items in one batch request.
+    /// Most items in one batch request; also the most analyses one GraphQL
+    /// request may run.
     pub batch_items: usize,
     /// Open connections from one client address (IPv6: one /64) at most;
     /// more are closed as soon as they are accepted.
@@ -112,8 +113,10 @@ pub struct LimitsConfig {
     /// Largest WebSocket frame or message; larger closes the connection.
     pub ws_max_message_bytes: usize,
     /// A page of events stops early, with a cursor, before it passes this
-    /// many bytes.
+    /// many bytes; in GraphQL, the budget of all event pages of one request.
     pub page_bytes: usize,
+    /// Aliased fields in one GraphQL document, at most.
+    pub graphql_aliases: usize,
 }
 
 impl Default for LimitsConfig {
@@ -133,6 +136,7 @@ impl Default for LimitsConfig {
             ws_init_timeout_ms: 10_000,
             ws_max_message_bytes: 64 * 1024,
             page_bytes: 4 << 20,
+            graphql_aliases: 100,
         }
     }
 }
@@ -351,6 +355,7 @@ impl ServerConfig {
             ("limits.ws_init_timeout_ms", self.limits.ws_init_timeout_ms),
             ("limits.ws_max_message_bytes", self.limits.ws_max_message_bytes as u64),
             ("limits.page_bytes", self.limits.page_bytes as u64),
+            ("limits.graphql_aliases", self.limits.graphql_aliases as u64),
         ] {
             if v == 0 {
                 return bad(field, "must be positive");

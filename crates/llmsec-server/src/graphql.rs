@@ -13,7 +13,8 @@
 //! ```
 //! The caller's key comes from the HTTP request, or for subscriptions from
 //! the WebSocket upgrade request or the `connection_init` payload: the same
-//! scopes and tenant rules as REST. The WebSocket session is
+//! scopes and tenant rules as REST. What one operation may cost is held by
+//! [`graphql_limits`](crate::graphql_limits); the WebSocket session by
 //! [`ws`](crate::ws).
 
 use async_graphql::{
@@ -36,6 +37,7 @@ use crate::api::security::{AnalyzeRequest, Job, SecurityResponse, ValidateReques
 use crate::auth::Caller;
 use crate::deadline::Deadline;
 use crate::error::{ApiError, Json};
+use crate::graphql_limits::{Budget, RequestLimits, start_analysis};
 
 /// The schema type.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -55,9 +57,10 @@ pub struct SubscriptionRoot(SecuritySubscription, crate::sentinel_graphql::Senti
 /// Builds the schema over the app's state.
 pub fn schema(state: AppState) -> AppSchema {
     Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot::default())
-        .data(state)
         .limit_depth(12)
         .limit_complexity(2000)
+        .extension(RequestLimits::new(&state.config.limits))
+        .data(state)
         .finish()
 }
 
@@ -78,14 +81,6 @@ pub(crate) fn gql_error(e: ApiError) -> async_graphql::Error {
             ext.set("field", f.as_str());
         }
     })
-}
-
-/// The deadline an operation runs under: the HTTP request's, or, over the
-/// WebSocket, `limits.request_timeout_ms` from now.
-fn deadline(ctx: &Context<'_>, state: &AppState) -> Deadline {
-    ctx.data_opt::<Deadline>()
-        .cloned()
-        .unwrap_or_else(|| Deadline::after(std::time::Duration::from_millis(state.config.limits.request_timeout_ms)))
 }
 
 fn caller<'a>(ctx: &'a Context<'_>, scope: Scope) -> async_graphql::Result<&'a Caller> {
@@ -340,7 +335,7 @@ impl SecurityQuery {
     ) -> async_graphql::Result<SecurityAnalysis> {
         let c = caller(ctx, Scope::Analyze)?;
         let state = ctx.data::<AppState>()?;
-        let deadline = deadline(ctx, state);
+        let deadline = start_analysis(ctx, state, c, input.len())?;
         let req = AnalyzeRequest { input, user_id, session_id, application_id: None, context: context.map(Into::into) };
         let r = analyze(state, c, Job::Input(req), "input".into(), &deadline).await.map_err(gql_error)?;
         Ok(r.into())
@@ -358,7 +353,9 @@ impl SecurityQuery {
     ) -> async_graphql::Result<ValidationResult> {
         let c = caller(ctx, Scope::Analyze)?;
         let state = ctx.data::<AppState>()?;
-        let deadline = deadline(ctx, state);
+        let bytes =
+            output.len() + system_prompt.as_ref().map_or(0, String::len) + prompt.as_ref().map_or(0, String::len);
+        let deadline = start_analysis(ctx, state, c, bytes)?;
         let req = ValidateRequest {
             output,
             user_id,
@@ -374,7 +371,9 @@ impl SecurityQuery {
         Ok(ValidationResult { is_valid: r.is_secure, analysis: r })
     }
 
-    /// The tenant's stored events, newest first (scope `read`).
+    /// The tenant's stored events, newest first (scope `read`). A page stops
+    /// early (`hasNextPage`, `endCursor`) before the operation's pages pass
+    /// `limits.page_bytes`.
     async fn security_events(
         &self,
         ctx: &Context<'_>,
@@ -408,14 +407,19 @@ impl SecurityQuery {
             None => None,
         };
         let limit = first as u32;
-        // One more than asked tells whether a next page exists.
-        let q = filters.query(&c.tenant, before, limit + 1);
+        let q = filters.query(&c.tenant, before, limit);
+        // Aliased pages take their turn at the operation's byte budget.
+        let mut bytes = ctx.data::<Budget>()?.page_bytes().await;
         let total = state.store.count_events(&q).await.map_err(|e| gql_error(e.into()))?;
-        let mut events = state.store.events(&q).await.map_err(|e| gql_error(e.into()))?;
-        let has_next_page = events.len() as u32 > limit;
-        events.truncate(limit as usize);
+        let may_overrun = !bytes.spent;
+        let page = crate::api::events::page(state.store.as_ref(), q, limit, &mut bytes.left, may_overrun, "first")
+            .await
+            .map_err(gql_error)?;
+        bytes.spent = true;
+        drop(bytes);
+        let has_next_page = page.more;
         let edges: Vec<SecurityEventEdge> =
-            events.into_iter().map(|e| SecurityEventEdge { cursor: cursor_of(&e), node: e.into() }).collect();
+            page.events.into_iter().map(|e| SecurityEventEdge { cursor: cursor_of(&e), node: e.into() }).collect();
         let end_cursor = edges.last().map(|e| e.cursor.clone());
         Ok(SecurityEventConnection { edges, page_info: PageInfo { has_next_page, end_cursor }, total_count: total })
     }
@@ -514,6 +518,7 @@ pub struct GraphQLBody {
 
 /// `POST /graphql`.
 pub async fn graphql_post(
+    State(state): State<AppState>,
     Extension(schema): Extension<AppSchema>,
     caller: Caller,
     deadline: Deadline,
@@ -533,7 +538,9 @@ pub async fn graphql_post(
             }
         }
     }
-    Json(schema.execute(req.data(caller).data(deadline)).await)
+    // The request's own rate-limit token pays for its first analysis.
+    let budget = Budget::new(&state.config.limits, 1);
+    Json(schema.execute(req.data(caller).data(deadline).data(budget)).await)
 }
 
 /// `GET /graphql/ws`: the WebSocket upgrade for subscriptions.

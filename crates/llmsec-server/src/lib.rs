@@ -22,6 +22,7 @@ pub mod deadline;
 pub mod deliver;
 pub mod error;
 pub mod graphql;
+pub mod graphql_limits;
 pub mod grpc;
 pub mod listener;
 pub mod metrics;

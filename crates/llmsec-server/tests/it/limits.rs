@@ -1,9 +1,9 @@
 //! Denial of service with any key or none: connections that hold slots
 //! without finishing, WebSockets that never authenticate or send oversized
-//! frames, revoked keys that keep their socket, work that outlives its 408,
-//! pages without a byte bound, and unthrottled failed authentication.
-//! Connection-level checks go over real sockets on loopback (127.0.0.2 is a
-//! second client address there).
+//! frames, revoked keys that keep their socket, GraphQL aliases that multiply
+//! work, work that outlives its 408, pages without a byte bound, and
+//! unthrottled failed authentication. Connection-level checks go over real
+//! sockets on loopback (127.0.0.2 is a second client address there).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -316,6 +316,14 @@ async fn event_pages_stop_at_page_bytes_with_a_cursor() {
     assert_eq!(seen.len(), 6);
     seen.dedup();
     assert_eq!(seen.len(), 6);
+    // GraphQL: aliased pages share the budget; the one past it is refused.
+    let q = "{ a: securityEvents(first: 1000) { pageInfo { hasNextPage endCursor } edges { node { id input } } }
+               b: securityEvents(first: 1000) { edges { node { id input } } } }";
+    let r = post(&t.router, "/graphql", &key, json!({"query": q})).await;
+    let errors = r.body["errors"].as_array().unwrap_or_else(|| panic!("{}", r.text));
+    assert_eq!(errors.len(), 1, "{}", r.text);
+    assert_eq!(errors[0]["extensions"]["field"], "first", "{}", r.text);
+    assert_eq!(errors[0]["path"][0], "b", "{}", r.text);
 }
 
 /// Events of tenant `default` (the admin key's), where the tests analyse.
@@ -327,6 +335,57 @@ async fn stored_events(router: &Router) -> u64 {
 fn aliased_analyses(n: usize) -> String {
     let fields: Vec<String> = (0..n).map(|i| format!("a{i}: analyzeInput(input: $x) {{ verdict }}")).collect();
     format!("query($x: String!) {{ {} }}", fields.join(" "))
+}
+
+#[tokio::test]
+async fn graphql_documents_with_too_many_aliases_are_refused_before_any_work() {
+    let t = app_with(|c| c.limits.graphql_aliases = 5).await;
+    let key = make_key(&t.router, "default", &["analyze"]).await;
+    let r = post(&t.router, "/graphql", &key, json!({"query": aliased_analyses(6), "variables": {"x": BENIGN}})).await;
+    assert_eq!(r.body["errors"][0]["extensions"]["code"], "bad_request", "{}", r.text);
+    assert_eq!(r.body["errors"][0]["extensions"]["field"], "query", "{}", r.text);
+    assert_eq!(stored_events(&t.router).await, 0);
+    let r = post(&t.router, "/graphql", &key, json!({"query": aliased_analyses(5), "variables": {"x": BENIGN}})).await;
+    assert!(r.body["errors"].is_null(), "{}", r.text);
+    assert_eq!(stored_events(&t.router).await, 5);
+}
+
+#[tokio::test]
+async fn graphql_aliases_share_one_request_budget_of_analyses_and_bytes() {
+    let t = app_with(|c| {
+        c.limits.batch_items = 3;
+        c.limits.body_bytes = 10_000;
+    })
+    .await;
+    let key = make_key(&t.router, "default", &["analyze"]).await;
+    // Five analyses where three are allowed.
+    let r = post(&t.router, "/graphql", &key, json!({"query": aliased_analyses(5), "variables": {"x": BENIGN}})).await;
+    let errors = r.body["errors"].as_array().unwrap_or_else(|| panic!("{}", r.text));
+    assert_eq!(errors.len(), 2, "{}", r.text);
+    assert!(errors.iter().all(|e| e["extensions"]["code"] == "bad_request"), "{}", r.text);
+    assert_eq!(stored_events(&t.router).await, 3);
+    // Two 6 KB texts where 10 KB are allowed: one runs.
+    let x = "tell me about the weather ".repeat(240);
+    let r = post(&t.router, "/graphql", &key, json!({"query": aliased_analyses(2), "variables": {"x": x}})).await;
+    assert_eq!(r.body["errors"].as_array().map(Vec::len), Some(1), "{}", r.text);
+    assert_eq!(stored_events(&t.router).await, 4);
+}
+
+#[tokio::test]
+async fn every_graphql_analysis_takes_a_rate_limit_token() {
+    let t = app_with(|c| {
+        c.limits.rate_per_sec = 0.001;
+        c.limits.burst = 4.0;
+    })
+    .await;
+    let key = make_key(&t.router, "default", &["analyze"]).await;
+    // The request takes one token and pays for the first analysis; the
+    // other five need five more, of which three are left.
+    let r = post(&t.router, "/graphql", &key, json!({"query": aliased_analyses(6), "variables": {"x": BENIGN}})).await;
+    let errors = r.body["errors"].as_array().unwrap_or_else(|| panic!("{}", r.text));
+    assert_eq!(errors.len(), 2, "{}", r.text);
+    assert!(errors.iter().all(|e| e["extensions"]["code"] == "rate_limited"), "{}", r.text);
+    assert_eq!(stored_events(&t.router).await, 4);
 }
 
 /// About 30 KB of benign text: analysed inline, not on the blocking pool.
