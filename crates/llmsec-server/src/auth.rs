@@ -1,6 +1,11 @@
 //! API keys: their format, hashing, lookup (with a short cache), the
 //! middleware that authenticates every route but health, and scope checks.
 //!
+//! Failed authentications are counted per client address: once an address
+//! has spent its burst, it is answered 429 without a store lookup, except
+//! for keys the cache already holds. Ids the store does not know are cached
+//! apart from found keys, so that made-up ids cannot push real keys out.
+//!
 //! A key reads `lsk_<id>_<secret>`: 12 hex digits of public id, then 32
 //! random bytes as hex. Only the SHA-256 of the whole key is stored. A
 //! plain hash is the right tool here, not a password hash: the secret is
@@ -8,15 +13,18 @@
 //! microseconds on every request.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use llmsec_store::{ApiKeyRecord, Scope};
 use sha2::{Digest, Sha256};
+use tokio::sync::broadcast;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -28,7 +36,9 @@ pub const ENV_ADMIN_ID: &str = "env-admin";
 /// How long a looked-up key is trusted before the store is asked again.
 /// Revocation through this server takes effect at once; through another
 /// replica, within this time.
-const CACHE_TTL: Duration = Duration::from_secs(5);
+pub(crate) const CACHE_TTL: Duration = Duration::from_secs(5);
+/// Keys the cache holds at most, and, apart, unknown ids.
+const CACHE_CAPACITY: usize = 100_000;
 
 /// Who is calling: what the handlers see.
 #[derive(Debug, Clone)]
@@ -116,23 +126,108 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Resolves presented keys to callers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KeyCache {
-    entries: RwLock<HashMap<String, (Option<ApiKeyRecord>, Instant)>>,
+    /// Keys the store has (live or revoked), with when they were read.
+    found: RwLock<HashMap<String, (ApiKeyRecord, Instant)>>,
+    /// Ids the store does not have, least recently seen dropped first.
+    missing: Mutex<lru::LruCache<String, Instant>>,
+    capacity: usize,
     /// SHA-256 of `LLMSEC_ADMIN_KEY`, when set.
     env_admin: Option<String>,
+    /// Ids of keys revoked through this server, for open WebSockets.
+    revoked: broadcast::Sender<String>,
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        KeyCache::new(None)
+    }
 }
 
 impl KeyCache {
     /// A cache that also accepts the `LLMSEC_ADMIN_KEY` value (any string
     /// of 16 bytes or more) as an admin key of the default tenant.
     pub fn new(env_admin_key: Option<&str>) -> KeyCache {
-        KeyCache { entries: RwLock::default(), env_admin: env_admin_key.map(hash_key) }
+        KeyCache::with_capacity(env_admin_key, CACHE_CAPACITY)
     }
 
-    /// Drops a key from the cache (after revocation).
+    /// Like [`new`](Self::new), holding at most `capacity` keys and, apart,
+    /// `capacity` unknown ids.
+    pub fn with_capacity(env_admin_key: Option<&str>, capacity: usize) -> KeyCache {
+        let capacity = capacity.max(1);
+        KeyCache {
+            found: RwLock::default(),
+            missing: Mutex::new(lru::LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN))),
+            capacity,
+            env_admin: env_admin_key.map(hash_key),
+            revoked: broadcast::channel(64).0,
+        }
+    }
+
+    /// Drops a key from the cache after its revocation, and tells the open
+    /// WebSockets that authenticated with it.
     pub fn invalidate(&self, id: &str) {
-        self.entries.write().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.found.write().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.missing.lock().unwrap_or_else(|p| p.into_inner()).pop(id);
+        // No receiver means no open WebSocket: nothing to tell.
+        let _ = self.revoked.send(id.to_owned());
+    }
+
+    /// Ids of keys revoked through this server from now on.
+    pub fn revocations(&self) -> broadcast::Receiver<String> {
+        self.revoked.subscribe()
+    }
+
+    /// True for the env admin key and for live keys the cache holds (even
+    /// past their time to live): keys that need no store lookup to trust.
+    pub fn knows(&self, presented: &str) -> bool {
+        let hash = hash_key(presented);
+        if self.env_admin.as_ref().is_some_and(|h| ct_eq(hash.as_bytes(), h.as_bytes())) {
+            return true;
+        }
+        let Some(id) = key_id(presented) else { return false };
+        self.found
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .is_some_and(|(r, _)| r.revoked_at.is_none() && ct_eq(hash.as_bytes(), r.hash.as_bytes()))
+    }
+
+    /// The cached answer for `id` within its time to live: `Some(None)` for
+    /// an id the store does not have.
+    fn cached(&self, id: &str) -> Option<Option<ApiKeyRecord>> {
+        let found = self.found.read().unwrap_or_else(|p| p.into_inner());
+        if let Some((r, at)) = found.get(id) {
+            return (at.elapsed() < CACHE_TTL).then(|| Some(r.clone()));
+        }
+        drop(found);
+        let mut missing = self.missing.lock().unwrap_or_else(|p| p.into_inner());
+        match missing.get(id) {
+            Some(at) if at.elapsed() < CACHE_TTL => Some(None),
+            _ => None,
+        }
+    }
+
+    fn remember(&self, id: &str, record: Option<&ApiKeyRecord>) {
+        let now = Instant::now();
+        match record {
+            Some(r) => {
+                self.missing.lock().unwrap_or_else(|p| p.into_inner()).pop(id);
+                let mut found = self.found.write().unwrap_or_else(|p| p.into_inner());
+                if found.len() >= self.capacity && !found.contains_key(id) {
+                    found.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+                    // Only more live keys in use than the capacity get here.
+                    if found.len() >= self.capacity {
+                        found.clear();
+                    }
+                }
+                found.insert(id.to_owned(), (r.clone(), now));
+            }
+            None => {
+                self.missing.lock().unwrap_or_else(|p| p.into_inner()).put(id.to_owned(), now);
+            }
+        }
     }
 
     /// Finds the caller a presented key belongs to.
@@ -148,22 +243,11 @@ impl KeyCache {
             });
         }
         let id = key_id(presented).ok_or(ApiError::Unauthorized)?;
-        let cached = self
-            .entries
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
-            .map(|(r, _)| r.clone());
-        let record = match cached {
+        let record = match self.cached(id) {
             Some(r) => r,
             None => {
                 let r = store.key(id).await?;
-                let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
-                if map.len() > 100_000 {
-                    map.clear();
-                }
-                map.insert(id.to_owned(), (r.clone(), Instant::now()));
+                self.remember(id, r.as_ref());
                 r
             }
         };
@@ -191,6 +275,47 @@ pub fn presented_key(headers: &axum::http::HeaderMap) -> Option<&str> {
     headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
+/// Resolves the key a client at `peer` presents. An address that has spent
+/// its burst of failures is answered 429 (with `Retry-After`) without a
+/// store lookup, unless the key is one the cache already trusts; each 401
+/// counts as a failure of its address. Without a known peer (a router
+/// driven without a socket) failures are not counted.
+pub(crate) async fn authenticate_key(
+    state: &AppState,
+    peer: Option<IpAddr>,
+    presented: Option<&str>,
+) -> Result<Caller, ApiError> {
+    let limits = &state.config.limits;
+    let (rate, burst) = (limits.auth_failures_per_sec, limits.auth_failure_burst);
+    let peer = peer.map(|ip| crate::listener::client_key(ip).to_string());
+    if let Some(ip) = &peer
+        && let Err(wait) = state.auth_failures.ready(ip, rate, burst, Instant::now())
+        && !presented.is_some_and(|k| state.keys.knows(k))
+    {
+        metrics::counter!("llm_security_auth_throttled_total").increment(1);
+        return Err(ApiError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 });
+    }
+    let result = match presented {
+        Some(key) => state.keys.resolve(state.store.as_ref(), key).await,
+        None => Err(ApiError::Unauthorized),
+    };
+    if let (Err(ApiError::Unauthorized), Some(ip)) = (&result, &peer) {
+        let _ = state.auth_failures.check(ip, rate, burst, Instant::now());
+    }
+    result
+}
+
+/// Takes one token from the caller's bucket: 429 when it is empty.
+pub(crate) fn take_token(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    let limits = &state.config.limits;
+    let rate = caller.rate_per_sec.unwrap_or(limits.rate_per_sec);
+    let burst = limits.burst.max(rate);
+    state.limiter.check(&caller.key_id, rate, burst, Instant::now()).map_err(|wait| {
+        metrics::counter!("llm_security_rate_limited_total").increment(1);
+        ApiError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 }
+    })
+}
+
 /// Middleware: authenticates the key, applies its rate limit, and puts the
 /// [`Caller`] in the request's extensions.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -208,19 +333,13 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         };
         status.into_http()
     };
-    let Some(key) = presented_key(req.headers()) else {
-        return refuse(ApiError::Unauthorized);
-    };
-    let caller = match state.keys.resolve(state.store.as_ref(), key).await {
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let caller = match authenticate_key(&state, peer, presented_key(req.headers())).await {
         Ok(c) => c,
         Err(e) => return refuse(e),
     };
-    let limits = &state.config.limits;
-    let rate = caller.rate_per_sec.unwrap_or(limits.rate_per_sec);
-    let burst = limits.burst.max(rate);
-    if let Err(wait) = state.limiter.check(&caller.key_id, rate, burst, Instant::now()) {
-        metrics::counter!("llm_security_rate_limited_total").increment(1);
-        return refuse(ApiError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 });
+    if let Err(e) = take_token(&state, &caller) {
+        return refuse(e);
     }
     req.extensions_mut().insert(Arc::new(caller));
     next.run(req).await
@@ -278,6 +397,27 @@ mod tests {
         assert!(ct_eq(b"abc", b"abc"));
         assert!(!ct_eq(b"abc", b"abd"));
         assert!(!ct_eq(b"abc", b"ab"));
+    }
+
+    #[tokio::test]
+    async fn unknown_key_floods_do_not_evict_good_keys() {
+        let store = llmsec_store::SqlStore::connect("sqlite::memory:").await.unwrap();
+        let cache = KeyCache::with_capacity(None, 50);
+        let good = generate_key("acme", "ci", vec![Scope::Analyze], None, 1);
+        llmsec_store::Store::insert_key(&store, &good.record).await.unwrap();
+        assert_eq!(cache.resolve(&store, &good.key).await.unwrap().key_id, good.record.id);
+        // Three times the capacity in made-up, well-formed keys.
+        for i in 0..150u32 {
+            let made_up = format!("lsk_{i:012x}_{}", "0".repeat(64));
+            assert!(matches!(cache.resolve(&store, &made_up).await, Err(ApiError::Unauthorized)));
+        }
+        assert!(cache.missing.lock().unwrap().len() <= 50, "unknown ids are bounded");
+        // Revoked behind the cache's back: a key still cached keeps resolving
+        // until its time to live ends; one pushed out would be looked up again.
+        llmsec_store::Store::revoke_key(&store, &good.record.id, 2).await.unwrap();
+        assert!(cache.resolve(&store, &good.key).await.is_ok(), "the good key was pushed out of the cache");
+        assert!(cache.knows(&good.key));
+        assert!(!cache.knows(&format!("lsk_{}_{}", good.record.id, "0".repeat(64))), "a wrong secret is not known");
     }
 
     #[test]

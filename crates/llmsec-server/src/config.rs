@@ -17,6 +17,9 @@
 //! burst = 400
 //! request_timeout_ms = 10000
 //! max_connections = 1024
+//! max_connections_per_ip = 128
+//! header_read_timeout_ms = 10000
+//! idle_timeout_ms = 60000
 //!
 //! [delivery]
 //! max_attempts = 10
@@ -91,8 +94,32 @@ pub struct LimitsConfig {
     pub request_timeout_ms: u64,
     /// Open connections at most; more wait in the kernel's backlog.
     pub max_connections: usize,
-    /// Most items in one batch request.
+    /// Most items in one batch request; also the most analyses one GraphQL
+    /// request may run.
     pub batch_items: usize,
+    /// Open connections from one client address (IPv6: one /64) at most;
+    /// more are closed as soon as they are accepted.
+    pub max_connections_per_ip: usize,
+    /// An HTTP/1 request head (and the next one on a kept-alive connection)
+    /// must arrive within this time, or the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// A connection that moves no byte either way for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Failed authentications one client address may make per second, once
+    /// its burst is spent; past that it is answered 429 without a key lookup.
+    pub auth_failures_per_sec: f64,
+    /// Failed authentications one client address may make at once.
+    pub auth_failure_burst: f64,
+    /// A `/graphql/ws` connection must authenticate (`connection_init`)
+    /// within this time, or it is closed with 4408.
+    pub ws_init_timeout_ms: u64,
+    /// Largest WebSocket frame or message; larger closes the connection.
+    pub ws_max_message_bytes: usize,
+    /// A page of events stops early, with a cursor, before it passes this
+    /// many bytes; in GraphQL, the budget of all event pages of one request.
+    pub page_bytes: usize,
+    /// Aliased fields in one GraphQL document, at most.
+    pub graphql_aliases: usize,
 }
 
 impl Default for LimitsConfig {
@@ -104,6 +131,15 @@ impl Default for LimitsConfig {
             request_timeout_ms: 10_000,
             max_connections: 1024,
             batch_items: 100,
+            max_connections_per_ip: 128,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            auth_failures_per_sec: 1.0,
+            auth_failure_burst: 20.0,
+            ws_init_timeout_ms: 10_000,
+            ws_max_message_bytes: 64 * 1024,
+            page_bytes: 4 << 20,
+            graphql_aliases: 100,
         }
     }
 }
@@ -319,6 +355,27 @@ impl ServerConfig {
         if self.limits.request_timeout_ms == 0 {
             return bad("limits.request_timeout_ms", "must be positive");
         }
+        for (field, v) in [
+            ("limits.max_connections_per_ip", self.limits.max_connections_per_ip as u64),
+            ("limits.header_read_timeout_ms", self.limits.header_read_timeout_ms),
+            ("limits.ws_init_timeout_ms", self.limits.ws_init_timeout_ms),
+            ("limits.ws_max_message_bytes", self.limits.ws_max_message_bytes as u64),
+            ("limits.page_bytes", self.limits.page_bytes as u64),
+            ("limits.graphql_aliases", self.limits.graphql_aliases as u64),
+        ] {
+            if v == 0 {
+                return bad(field, "must be positive");
+            }
+        }
+        if self.limits.idle_timeout_ms <= self.limits.request_timeout_ms {
+            return bad("limits.idle_timeout_ms", "must be longer than limits.request_timeout_ms");
+        }
+        if !(self.limits.auth_failures_per_sec.is_finite() && self.limits.auth_failures_per_sec > 0.0) {
+            return bad("limits.auth_failures_per_sec", "must be a positive number");
+        }
+        if !(self.limits.auth_failure_burst.is_finite() && self.limits.auth_failure_burst >= 1.0) {
+            return bad("limits.auth_failure_burst", "must be at least 1");
+        }
         if self.delivery.max_attempts == 0 {
             return bad("delivery.max_attempts", "must be positive");
         }
@@ -422,6 +479,15 @@ mod tests {
         let mut c = ServerConfig::default();
         c.limits.rate_per_sec = 0.0;
         assert!(c.validate().unwrap_err().to_string().starts_with("limits.rate_per_sec"));
+        let mut c = ServerConfig::default();
+        c.limits.max_connections_per_ip = 0;
+        assert!(c.validate().unwrap_err().to_string().starts_with("limits.max_connections_per_ip"));
+        let mut c = ServerConfig::default();
+        c.limits.idle_timeout_ms = c.limits.request_timeout_ms;
+        assert!(c.validate().unwrap_err().to_string().starts_with("limits.idle_timeout_ms"));
+        let mut c = ServerConfig::default();
+        c.limits.auth_failure_burst = 0.5;
+        assert!(c.validate().unwrap_err().to_string().starts_with("limits.auth_failure_burst"));
         let mut c = ServerConfig::default();
         c.webhooks.push(ConfiguredWebhook {
             tenant: "t".into(),

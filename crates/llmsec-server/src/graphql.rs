@@ -13,15 +13,16 @@
 //! ```
 //! The caller's key comes from the HTTP request, or for subscriptions from
 //! the WebSocket upgrade request or the `connection_init` payload: the same
-//! scopes and tenant rules as REST.
+//! scopes and tenant rules as REST. What one operation may cost is held by
+//! [`graphql_limits`](crate::graphql_limits); the WebSocket session by
+//! [`ws`](crate::ws).
 
 use async_graphql::{
     Context, Enum, ErrorExtensions, InputObject, MergedObject, MergedSubscription, Object, Schema, SimpleObject,
     Subscription,
 };
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Extension;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use futures_util::Stream;
@@ -35,7 +36,9 @@ use crate::api::admin::rfc3339;
 use crate::api::events::{Filters, cursor_of, parse_cursor, parse_time};
 use crate::api::security::{AnalyzeRequest, Job, SecurityResponse, ValidateRequest, analyze};
 use crate::auth::Caller;
+use crate::deadline::Deadline;
 use crate::error::{ApiError, Json};
+use crate::graphql_limits::{Budget, RequestLimits, start_analysis};
 
 /// The schema type.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -55,9 +58,10 @@ pub struct SubscriptionRoot(SecuritySubscription, crate::sentinel_graphql::Senti
 /// Builds the schema over the app's state.
 pub fn schema(state: AppState) -> AppSchema {
     Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot::default())
-        .data(state)
         .limit_depth(12)
         .limit_complexity(2000)
+        .extension(RequestLimits::new(&state.config.limits))
+        .data(state)
         .finish()
 }
 
@@ -332,8 +336,9 @@ impl SecurityQuery {
     ) -> async_graphql::Result<SecurityAnalysis> {
         let c = caller(ctx, Scope::Analyze)?;
         let state = ctx.data::<AppState>()?;
+        let deadline = start_analysis(ctx, state, c, input.len())?;
         let req = AnalyzeRequest { input, user_id, session_id, application_id: None, context: context.map(Into::into) };
-        let r = analyze(state, c, Job::Input(req), "input".into()).await.map_err(gql_error)?;
+        let r = analyze(state, c, Job::Input(req), "input".into(), &deadline).await.map_err(gql_error)?;
         Ok(r.into())
     }
 
@@ -349,6 +354,9 @@ impl SecurityQuery {
     ) -> async_graphql::Result<ValidationResult> {
         let c = caller(ctx, Scope::Analyze)?;
         let state = ctx.data::<AppState>()?;
+        let bytes =
+            output.len() + system_prompt.as_ref().map_or(0, String::len) + prompt.as_ref().map_or(0, String::len);
+        let deadline = start_analysis(ctx, state, c, bytes)?;
         let req = ValidateRequest {
             output,
             user_id,
@@ -359,11 +367,14 @@ impl SecurityQuery {
             expected_format: None,
             json_schema: None,
         };
-        let r: SecurityAnalysis = analyze(state, c, Job::Output(req), "output".into()).await.map_err(gql_error)?.into();
+        let r: SecurityAnalysis =
+            analyze(state, c, Job::Output(req), "output".into(), &deadline).await.map_err(gql_error)?.into();
         Ok(ValidationResult { is_valid: r.is_secure, analysis: r })
     }
 
-    /// The tenant's stored events, newest first (scope `read`).
+    /// The tenant's stored events, newest first (scope `read`). A page stops
+    /// early (`hasNextPage`, `endCursor`) before the operation's pages pass
+    /// `limits.page_bytes`.
     async fn security_events(
         &self,
         ctx: &Context<'_>,
@@ -397,14 +408,19 @@ impl SecurityQuery {
             None => None,
         };
         let limit = first as u32;
-        // One more than asked tells whether a next page exists.
-        let q = filters.query(&c.tenant, before, limit + 1);
+        let q = filters.query(&c.tenant, before, limit);
+        // Aliased pages take their turn at the operation's byte budget.
+        let mut bytes = ctx.data::<Budget>()?.page_bytes().await;
         let total = state.store.count_events(&q).await.map_err(|e| gql_error(e.into()))?;
-        let mut events = state.store.events(&q).await.map_err(|e| gql_error(e.into()))?;
-        let has_next_page = events.len() as u32 > limit;
-        events.truncate(limit as usize);
+        let may_overrun = !bytes.spent;
+        let page = crate::api::events::page(state.store.as_ref(), q, limit, &mut bytes.left, may_overrun, "first")
+            .await
+            .map_err(gql_error)?;
+        bytes.spent = true;
+        drop(bytes);
+        let has_next_page = page.more;
         let edges: Vec<SecurityEventEdge> =
-            events.into_iter().map(|e| SecurityEventEdge { cursor: cursor_of(&e), node: e.into() }).collect();
+            page.events.into_iter().map(|e| SecurityEventEdge { cursor: cursor_of(&e), node: e.into() }).collect();
         let end_cursor = edges.last().map(|e| e.cursor.clone());
         Ok(SecurityEventConnection { edges, page_info: PageInfo { has_next_page, end_cursor }, total_count: total })
     }
@@ -503,8 +519,10 @@ pub struct GraphQLBody {
 
 /// `POST /graphql`.
 pub async fn graphql_post(
+    State(state): State<AppState>,
     Extension(schema): Extension<AppSchema>,
     caller: Caller,
+    deadline: Deadline,
     Json(body): Json<GraphQLBody>,
 ) -> Response {
     // A query that does not parse is the client's mistake: 400 with where
@@ -536,7 +554,9 @@ pub async fn graphql_post(
             }
         }
     }
-    Json(schema.execute(req.data(caller)).await).into_response()
+    // The request's own rate-limit token pays for its first analysis.
+    let budget = Budget::new(&state.config.limits, 1);
+    Json(schema.execute(req.data(caller).data(deadline).data(budget)).await).into_response()
 }
 
 /// `GET /graphql/ws`: the WebSocket upgrade for subscriptions.
@@ -545,54 +565,36 @@ pub async fn graphql_post(
 /// header (checked before upgrading: a bad one is a 401), or, for browsers,
 /// which cannot set headers on a WebSocket, in the `connection_init`
 /// payload as `{"Authorization": "Bearer lsk_…"}` or `{"apiKey": "lsk_…"}`.
-/// A connection that presents no valid key is closed before any operation.
+/// Frames and messages are capped at `limits.ws_max_message_bytes`; the
+/// session itself is [`ws::session`](crate::ws::session).
 pub async fn graphql_ws(
     State(state): State<AppState>,
     Extension(schema): Extension<AppSchema>,
+    peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
     headers: axum::http::HeaderMap,
-    protocol: GraphQLProtocol,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let Some(protocol) = crate::ws::protocol(&headers) else {
+        return ApiError::field("sec-websocket-protocol", "must name graphql-transport-ws or graphql-ws")
+            .into_response();
+    };
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    // Before the key is checked, so that a revocation in between is seen.
+    let revocations = state.keys.revocations();
     let from_header = match crate::auth::presented_key(&headers) {
-        Some(k) => match state.keys.resolve(state.store.as_ref(), k).await {
-            Ok(c) => Some(c),
+        Some(k) => match crate::auth::authenticate_key(&state, peer, Some(k)).await {
+            Ok(c) => Some((c, k.to_owned())),
             Err(e) => return e.into_response(),
         },
         None => None,
     };
-    ws.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |stream| {
-            GraphQLWebSocket::new(stream, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let caller = match from_header {
-                        Some(c) => c,
-                        None => {
-                            let key =
-                                payload_key(&payload).ok_or_else(|| async_graphql::Error::new("missing API key"))?;
-                            state
-                                .keys
-                                .resolve(state.store.as_ref(), &key)
-                                .await
-                                .map_err(|_| async_graphql::Error::new("invalid API key"))?
-                        }
-                    };
-                    let mut data = async_graphql::Data::default();
-                    data.insert(caller);
-                    Ok(data)
-                })
-                .serve()
-        })
+    let max = state.config.limits.ws_max_message_bytes;
+    let session = crate::ws::Session { state, schema, protocol, peer, from_header, revocations };
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| crate::ws::session(socket, session))
         .into_response()
-}
-
-/// The key in a `connection_init` payload.
-fn payload_key(payload: &serde_json::Value) -> Option<String> {
-    let get = |k: &str| payload.get(k).and_then(|v| v.as_str());
-    if let Some(v) = get("Authorization").or_else(|| get("authorization")) {
-        let v = v.trim();
-        return Some(v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).unwrap_or(v).trim().to_owned());
-    }
-    get("apiKey").or_else(|| get("x-api-key")).map(|v| v.trim().to_owned())
 }
 
 /// `GET /graphql/playground` in dev mode.

@@ -3,12 +3,13 @@
 //! and Prometheus metrics. `llmsec serve` is a thin wrapper around
 //! [`Server`].
 //!
-//! The request path: the connection cap ([`listener`]), HTTP metrics, the
-//! request timeout, the body limit, authentication and the per-key rate
-//! limit ([`auth`]), then the route. An analysis runs the engine inline
-//! (on the blocking pool above 4 KiB: about 130 µs of engine time), hands its event and webhook
-//! deliveries to the group-commit [`writer`], and answers once they are
-//! durable. The [`deliver`] worker sends deliveries from the outbox.
+//! The request path: the connection caps and idle deadlines ([`listener`]),
+//! HTTP metrics, the request timeout ([`deadline`]), the body limit,
+//! authentication and the per-key rate limit ([`auth`]), then the route. An
+//! analysis runs the engine inline (on the blocking pool above 4 KiB),
+//! hands its event and webhook deliveries to the group-commit [`writer`],
+//! and answers once they are durable. The [`deliver`] worker sends
+//! deliveries from the outbox.
 //!
 //! Tests drive [`Server::router`] with `tower::ServiceExt::oneshot`, and a
 //! few go over a real socket with [`Server::serve`].
@@ -17,10 +18,12 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod deadline;
 pub mod deliver;
 pub mod egress;
 pub mod error;
 pub mod graphql;
+pub mod graphql_limits;
 pub mod grpc;
 pub mod listener;
 pub mod metrics;
@@ -29,6 +32,7 @@ pub mod redact;
 pub mod sentinel;
 pub mod sentinel_graphql;
 pub mod writer;
+pub mod ws;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -95,6 +99,8 @@ pub struct AppInner {
     pub keys: Arc<KeyCache>,
     /// Per-key rate limits.
     pub limiter: Arc<RateLimiter>,
+    /// Failed authentications per client address.
+    pub auth_failures: Arc<RateLimiter>,
     /// Group commit of events.
     pub writer: EventWriter,
     /// Webhook subscriptions.
@@ -230,6 +236,7 @@ impl Server {
             config: config.clone(),
             keys: Arc::new(KeyCache::new(env_admin_key.as_deref())),
             limiter: Arc::new(RateLimiter::default()),
+            auth_failures: Arc::new(RateLimiter::default()),
             writer,
             webhooks: webhooks.clone(),
             delivery_notify: delivery_notify.clone(),
@@ -286,15 +293,18 @@ impl Server {
 
     /// Serves on `listener` until `shutdown` completes, then stops taking
     /// connections, lets in-flight requests finish, commits queued events and
-    /// stops the background tasks.
+    /// stops the background tasks. Connections are held to `[limits]`: the
+    /// caps overall and per address, the header and idle timeouts.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let capped = listener::CappedListener::new(listener, self.state.config.limits.max_connections);
+        let limits = &self.state.config.limits;
+        let capped = listener::CappedListener::new(listener, limits);
+        let header_read_timeout = Duration::from_millis(limits.header_read_timeout_ms);
         let app = self.router();
-        let result = axum::serve(capped, app).with_graceful_shutdown(shutdown).await;
+        let result = listener::serve(capped, app, header_read_timeout, shutdown).await;
         self.shutdown().await;
         result
     }
@@ -433,17 +443,25 @@ async fn method_not_allowed(req: Request) -> Response {
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
 }
 
-async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn request_timeout(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     // A gRPC client stream lasts as long as the client sends; its events are
     // stored chunk by chunk as they arrive, so it is not cut at the limit.
     if req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc")) {
         return next.run(req).await;
     }
     let limit = Duration::from_millis(state.config.limits.request_timeout_ms);
+    let deadline = deadline::Deadline::after(limit);
+    req.extensions_mut().insert(deadline.clone());
     // WebSocket upgrades live on after the handshake; only the handshake is timed.
-    match tokio::time::timeout(limit, next.run(req)).await {
+    let mut run = std::pin::pin!(next.run(req));
+    match tokio::time::timeout(limit, run.as_mut()).await {
         Ok(r) => r,
-        Err(_) => ApiError::Timeout.into_response(),
+        // From here on the writer refuses the request's records.
+        Err(_) if deadline.cancel() => ApiError::Timeout.into_response(),
+        // Part of the request is stored or being stored: its own answer says
+        // which part. It comes soon: no further analysis starts and no
+        // further record commits.
+        Err(_) => run.await,
     }
 }
 

@@ -1,75 +1,247 @@
-//! A TCP listener that holds at most N connections open: the next accept
-//! waits for a permit, so excess clients queue in the kernel's backlog
-//! instead of exhausting file descriptors (mini-redis does the same).
+//! Accepting and serving connections.
+//!
+//! The listener holds at most `max_connections` open: the next accept waits
+//! for a permit, so excess clients queue in the kernel's backlog instead of
+//! exhausting file descriptors (mini-redis does the same). One client
+//! address (an IPv6 /64) holds at most `max_connections_per_ip` of them;
+//! more from it are closed as soon as they are accepted, so one address
+//! cannot take every permit. A connection that moves no byte either way for
+//! `idle_timeout_ms` is closed; hyper closes an HTTP/1 connection whose
+//! request head (the first, or the next on a kept-alive connection) takes
+//! longer than `header_read_timeout_ms`.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
+use tower::ServiceExt as _;
 
-/// A listener with a connection cap.
+use crate::config::LimitsConfig;
+
+/// The address a per-client limit counts under: the address itself for
+/// IPv4 (and IPv4-mapped IPv6), its /64 for IPv6, since one host commonly
+/// holds a whole /64.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !u128::from(u64::MAX))),
+        v4 => v4,
+    }
+}
+
+/// Open connections per client address.
+#[derive(Debug)]
+struct PerIp {
+    max: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PerIp {
+    /// Counts a connection from `ip`, unless it already has `max`.
+    fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        let ip = client_key(ip);
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot { per_ip: self.clone(), ip })
+    }
+}
+
+/// One connection's place in its address's count; given back on drop.
+#[derive(Debug)]
+struct IpSlot {
+    per_ip: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut open = self.per_ip.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A listener with a connection cap, a per-address cap and an idle deadline.
 #[derive(Debug)]
 pub struct CappedListener {
     inner: TcpListener,
     permits: Arc<Semaphore>,
+    per_ip: Arc<PerIp>,
+    idle: Duration,
 }
 
 impl CappedListener {
-    /// Caps `inner` at `max` open connections.
-    pub fn new(inner: TcpListener, max: usize) -> CappedListener {
-        CappedListener { inner, permits: Arc::new(Semaphore::new(max.max(1))) }
+    /// Caps `inner` at `limits.max_connections` open connections,
+    /// `limits.max_connections_per_ip` per client address, each closed after
+    /// `limits.idle_timeout_ms` without traffic.
+    pub fn new(inner: TcpListener, limits: &LimitsConfig) -> CappedListener {
+        CappedListener {
+            inner,
+            permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            per_ip: Arc::new(PerIp { max: limits.max_connections_per_ip.max(1), open: Mutex::default() }),
+            idle: Duration::from_millis(limits.idle_timeout_ms),
+        }
     }
-}
 
-/// A connection that gives its permit back when closed.
-#[derive(Debug)]
-pub struct CappedStream {
-    io: TcpStream,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl axum::serve::Listener for CappedListener {
-    type Io = CappedStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+    /// The next connection within the limits.
+    pub async fn accept(&mut self) -> (CappedStream, SocketAddr) {
         loop {
             // The semaphore is never closed, so acquiring cannot fail.
             let Ok(permit) = self.permits.clone().acquire_owned().await else { continue };
             match self.inner.accept().await {
                 Ok((io, addr)) => {
+                    let Some(slot) = self.per_ip.enter(addr.ip()) else {
+                        // Dropping the socket closes it; the permit stays for the next accept.
+                        metrics::counter!("llm_security_connections_refused_total", "reason" => "per_ip").increment(1);
+                        tracing::debug!(peer = %addr, "connection refused: too many from this address");
+                        continue;
+                    };
                     let _ = io.set_nodelay(true);
-                    return (CappedStream { io, _permit: permit }, addr);
+                    let stream = CappedStream {
+                        io,
+                        idle: self.idle,
+                        last: Instant::now(),
+                        timer: Box::pin(tokio::time::sleep(self.idle)),
+                        _slot: slot,
+                        _permit: permit,
+                    };
+                    return (stream, addr);
                 }
                 Err(e) => {
                     // EMFILE and friends: back off briefly instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
                     drop(permit);
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
         }
     }
 
-    fn local_addr(&self) -> io::Result<Self::Addr> {
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets open
+/// connections finish their requests. HTTP/1 and HTTP/2 (gRPC) share the
+/// port; each request carries the peer's [`ConnectInfo`].
+pub async fn serve(
+    mut listener: CappedListener,
+    app: Router,
+    header_read_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+    // The extended CONNECT protocol carries WebSockets over HTTP/2.
+    builder.http2().timer(TokioTimer::new()).enable_connect_protocol();
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (io, peer) = tokio::select! {
+            conn = listener.accept() => conn,
+            () = &mut shutdown => break,
+        };
+        let service = app.clone().map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// A connection that gives its permits back when closed and fails once it
+/// has been idle too long.
+#[derive(Debug)]
+pub struct CappedStream {
+    io: TcpStream,
+    idle: Duration,
+    /// When a byte last moved.
+    last: Instant,
+    timer: Pin<Box<Sleep>>,
+    _slot: IpSlot,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl CappedStream {
+    /// Ready with an error once no byte has moved for `idle`. The timer is
+    /// moved forward only when it fires, so traffic costs a clock read.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        loop {
+            ready!(self.timer.as_mut().poll(cx));
+            let due = self.last + self.idle;
+            if Instant::now() >= due {
+                return Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, "connection idle"));
+            }
+            self.timer.as_mut().reset(due);
+        }
+    }
+
+    fn moved(&mut self, n: usize) {
+        if n > 0 {
+            self.last = Instant::now();
+        }
     }
 }
 
 impl AsyncRead for CappedStream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let before = buf.filled().len();
+        match Pin::new(&mut self.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let n = buf.filled().len() - before;
+                self.moved(n);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => self.poll_idle(cx).map(Err),
+        }
     }
 }
 
 impl AsyncWrite for CappedStream {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        match Pin::new(&mut self.io).poll_write(cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                self.moved(n);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            // A peer that stops reading stalls writes: the same deadline applies.
+            Poll::Pending => self.poll_idle(cx).map(Err),
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -85,10 +257,46 @@ impl AsyncWrite for CappedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        match Pin::new(&mut self.io).poll_write_vectored(cx, bufs) {
+            Poll::Ready(Ok(n)) => {
+                self.moved(n);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => self.poll_idle(cx).map(Err),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_addresses_count_per_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(client_key(mapped), IpAddr::V4([192, 0, 2, 7].into()));
+    }
+
+    #[test]
+    fn per_address_slots_are_given_back() {
+        let per_ip = Arc::new(PerIp { max: 2, open: Mutex::default() });
+        let ip = IpAddr::V4([127, 0, 0, 1].into());
+        let one = per_ip.enter(ip);
+        let two = per_ip.enter(ip);
+        assert!(one.is_some() && two.is_some());
+        assert!(per_ip.enter(ip).is_none(), "a third from the same address is refused");
+        assert!(per_ip.enter(IpAddr::V4([127, 0, 0, 2].into())).is_some(), "other addresses are not");
+        drop(one);
+        assert!(per_ip.enter(ip).is_some());
     }
 }

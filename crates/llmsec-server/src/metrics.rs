@@ -12,6 +12,8 @@
 //! | `llm_security_rate_limited_total` | counter | |
 //! | `llm_security_webhook_deliveries_total` | counter | `outcome` (`delivered`, `retry`, `dead`) |
 //! | `llm_security_events_write_batch_size` | histogram | |
+//! | `llm_security_auth_throttled_total` | counter | |
+//! | `llm_security_connections_refused_total` | counter | `reason` (`per_ip`) |
 //!
 //! The recorder is process-wide (the `metrics` facade has one global
 //! recorder); every server in a process shares it.
@@ -69,6 +71,11 @@ fn describe() {
     metrics::describe_counter!("llm_security_rate_limited_total", "Requests refused by the per-key rate limit");
     metrics::describe_counter!("llm_security_webhook_deliveries_total", "Webhook delivery attempts by outcome");
     metrics::describe_histogram!("llm_security_events_write_batch_size", "Events committed per store transaction");
+    metrics::describe_counter!(
+        "llm_security_auth_throttled_total",
+        "Requests refused because their address failed authentication too often"
+    );
+    metrics::describe_counter!("llm_security_connections_refused_total", "Connections closed on accept, by reason");
 }
 
 /// Records one analysis.

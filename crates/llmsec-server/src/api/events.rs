@@ -1,12 +1,15 @@
 //! `GET /api/security/events`: the caller's tenant's stored analyses, newest
-//! first, with filters and an opaque cursor.
+//! first, with filters and an opaque cursor. A page holds `limit` events at
+//! most, and stops early, with a cursor, before it would pass
+//! `limits.page_bytes`; it is read from the store in chunks sized to that
+//! budget, so a page of large events is never held whole.
 
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use llmsec_store::{EventQuery, Millis, Scope, SecurityEvent};
+use llmsec_store::{EventQuery, Millis, Scope, SecurityEvent, Store};
 use serde::Serialize;
 
 use crate::AppState;
@@ -136,6 +139,76 @@ impl Filters {
     }
 }
 
+/// About how many bytes an event takes in an answer.
+fn approx_bytes(e: &SecurityEvent) -> usize {
+    // Ids, type, verdict, timestamp and the JSON around them.
+    const FIXED: usize = 256;
+    FIXED
+        + e.id.len()
+        + e.input.as_deref().map_or(0, str::len)
+        + e.threats.to_string().len()
+        + e.user_id.as_deref().map_or(0, str::len)
+        + e.session_id.as_deref().map_or(0, str::len)
+}
+
+/// A page of events.
+#[derive(Debug)]
+pub(crate) struct Page {
+    /// The events, newest first.
+    pub events: Vec<SecurityEvent>,
+    /// More events follow the last one.
+    pub more: bool,
+}
+
+/// Reads up to `limit` events of `query` (newest first) and stops before the
+/// event that would take the page past `*bytes`, which is reduced by what
+/// the page holds. An event that does not fit is still returned alone when
+/// `may_overrun` (the request has returned nothing yet), so that paging
+/// always moves on; otherwise an empty page is an error naming `field`.
+pub(crate) async fn page(
+    store: &dyn Store,
+    mut query: EventQuery,
+    limit: u32,
+    bytes: &mut usize,
+    may_overrun: bool,
+    field: &str,
+) -> Result<Page, ApiError> {
+    const FIRST_CHUNK: u32 = 20;
+    const MAX_CHUNK: u32 = 200;
+    let mut events: Vec<SecurityEvent> = Vec::new();
+    let mut taken = 0usize;
+    let mut chunk = limit.min(FIRST_CHUNK);
+    loop {
+        // One more than the chunk tells whether more follow.
+        query.limit = chunk + 1;
+        let rows = store.events(&query).await?;
+        let more_rows = rows.len() as u32 > chunk;
+        for e in rows.into_iter().take(chunk as usize) {
+            let size = approx_bytes(&e);
+            if size > *bytes && !(events.is_empty() && may_overrun) {
+                if events.is_empty() {
+                    return Err(ApiError::field(
+                        field,
+                        "the events this request already returned fill limits.page_bytes; ask for more in another request",
+                    ));
+                }
+                return Ok(Page { events, more: true });
+            }
+            *bytes = bytes.saturating_sub(size);
+            taken += size;
+            events.push(e);
+        }
+        let n = events.len() as u32;
+        if !more_rows || n >= limit {
+            return Ok(Page { events, more: more_rows });
+        }
+        query.before = events.last().map(|e| (e.timestamp, e.id.clone()));
+        // Size the next chunk to what is left, by the events seen so far.
+        let average = (taken / events.len().max(1)).max(1);
+        chunk = u32::try_from(*bytes / average).unwrap_or(u32::MAX).clamp(1, MAX_CHUNK).min(limit - n);
+    }
+}
+
 const KNOWN: &[&str] =
     &["event_type", "user_id", "session_id", "verdict", "min_confidence", "since", "until", "cursor", "limit"];
 
@@ -168,9 +241,10 @@ async fn list(
     let limit = crate::error::limit_param(&q, 50)?;
     let query = filters.query(&caller.tenant, before, limit);
     let total = state.store.count_events(&query).await?;
-    let events = state.store.events(&query).await?;
-    let next = (events.len() as u32 == limit).then(|| events.last().map(cursor_of)).flatten();
-    let events: Vec<EventView> = events.into_iter().map(Into::into).collect();
+    let mut bytes = state.config.limits.page_bytes;
+    let page = page(state.store.as_ref(), query, limit, &mut bytes, true, "limit").await?;
+    let next = if page.more { page.events.last().map(cursor_of) } else { None };
+    let events: Vec<EventView> = page.events.into_iter().map(Into::into).collect();
     Ok(Json(serde_json::json!({ "events": events, "next_cursor": next, "total_count": total })))
 }
 

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::config::InputRetention;
+use crate::deadline::Deadline;
 use crate::error::{ApiError, Json};
 use crate::sentinel::Enforced;
 
@@ -164,15 +165,19 @@ fn run_engine(engine: &llm_security::SecurityEngine, job: &Job) -> Result<Analys
 }
 
 /// Runs the engine on one text, stores the event (and its webhook
-/// deliveries) durably, publishes it to subscribers, and answers.
+/// deliveries) durably, publishes it to subscribers, and answers. Nothing
+/// starts or is stored once `deadline` has passed.
 pub(crate) async fn analyze(
     state: &AppState,
     caller: &Caller,
     job: Job,
     field: String,
+    deadline: &Deadline,
 ) -> Result<SecurityResponse, ApiError> {
-    let (job, analysis) = evaluate(state, caller, job, field).await?;
-    commit(state, caller, job, analysis).await
+    let (job, analysis) = evaluate(state, caller, job, field, deadline).await?;
+    let done = finish(state, caller, &job, &analysis)?;
+    let mut answers = commit(state, vec![done], deadline).await?;
+    answers.pop().ok_or_else(|| ApiError::Internal("a committed analysis has no answer".into()))
 }
 
 /// Refuses callers Sentinel has blocked, and holds rate-limited ones to
@@ -201,21 +206,34 @@ fn enforce(state: &AppState, caller: &Caller, job: &Job) -> Result<(), ApiError>
 }
 
 /// Runs the engine; an error names `field`.
-async fn evaluate(state: &AppState, caller: &Caller, job: Job, field: String) -> Result<(Job, Analysis), ApiError> {
+async fn evaluate(
+    state: &AppState,
+    caller: &Caller,
+    job: Job,
+    field: String,
+    deadline: &Deadline,
+) -> Result<(Job, Analysis), ApiError> {
     let (user_id, session_id, application_id) = job.ids();
     let prefix = field.strip_suffix(job.field()).unwrap_or("");
     check_id(&format!("{prefix}user_id"), user_id)?;
     check_id(&format!("{prefix}session_id"), session_id)?;
     check_id(&format!("{prefix}application_id"), application_id)?;
     enforce(state, caller, &job)?;
+    deadline.check()?;
     let (job, analysis) = if job.text().len() > INLINE_BYTES {
         let engine = state.engine.clone();
-        tokio::task::spawn_blocking(move || {
-            let a = run_engine(&engine, &job);
+        let until = deadline.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            // Queued behind other analyses, the request may have run out of time.
+            let a = (!until.expired()).then(|| run_engine(&engine, &job));
             (job, a)
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("analysis task: {e}")))?
+        });
+        // A running analysis cannot be stopped, but nobody waits for it.
+        let (job, a) = tokio::select! {
+            joined = task => joined.map_err(|e| ApiError::Internal(format!("analysis task: {e}")))?,
+            () = deadline.done() => return Err(ApiError::Timeout),
+        };
+        (job, a.ok_or(ApiError::Timeout)?)
     } else {
         let a = run_engine(&state.engine, &job);
         (job, a)
@@ -228,21 +246,29 @@ async fn evaluate(state: &AppState, caller: &Caller, job: Job, field: String) ->
     Ok((job, analysis))
 }
 
-/// Stores the event and its deliveries, publishes it once committed, and answers.
-async fn commit(state: &AppState, caller: &Caller, job: Job, analysis: Analysis) -> Result<SecurityResponse, ApiError> {
+/// An analysis ready to store: its record, what subscribers are told, and
+/// the answer.
+struct Finished {
+    record: Record,
+    notice: Option<crate::ThreatNotice>,
+    answer: SecurityResponse,
+}
+
+/// Builds the event and its deliveries.
+fn finish(state: &AppState, caller: &Caller, job: &Job, analysis: &Analysis) -> Result<Finished, ApiError> {
     let endpoint = match job {
         Job::Input(_) => "analyze",
         Job::Output(_) => "validate",
     };
-    crate::metrics::record_analysis(endpoint, &analysis);
+    crate::metrics::record_analysis(endpoint, analysis);
 
     let text = job.text();
     let stored_input = match state.config.storage.input {
         InputRetention::None => None,
         InputRetention::Full => Some(text.to_owned()),
-        InputRetention::Redacted => Some(redact(state, &job, &analysis)?),
+        InputRetention::Redacted => Some(redact(state, job, analysis)?),
     };
-    let (user_id, session_id) = match &job {
+    let (user_id, session_id) = match job {
         Job::Input(r) => (r.user_id.clone(), r.session_id.clone()),
         Job::Output(r) => (r.user_id.clone(), r.session_id.clone()),
     };
@@ -251,7 +277,7 @@ async fn commit(state: &AppState, caller: &Caller, job: Job, analysis: Analysis)
     let event = SecurityEvent {
         id: uuid::Uuid::now_v7().to_string(),
         tenant: caller.tenant.clone(),
-        event_type: event_type(&analysis).to_owned(),
+        event_type: event_type(analysis).to_owned(),
         input: stored_input,
         threats,
         confidence: analysis.confidence(),
@@ -260,22 +286,11 @@ async fn commit(state: &AppState, caller: &Caller, job: Job, analysis: Analysis)
         user_id,
         session_id,
     };
-    let deliveries = crate::deliver::deliveries_for(&state.webhooks.for_tenant(&caller.tenant), &event, &analysis, now);
-    let has_deliveries = !deliveries.is_empty();
-    let event_id = event.id.clone();
-    // Subscribers hear of a threat only once its event is committed: a
-    // failed commit answers 5xx and publishes nothing.
+    let deliveries = crate::deliver::deliveries_for(&state.webhooks.for_tenant(&caller.tenant), &event, analysis, now);
     let notice = (!analysis.threats().is_empty())
         .then(|| crate::ThreatNotice { event: event.clone(), threats: analysis.threats().to_vec() });
-    state.writer.write(Record { event, deliveries }).await?;
-    if let Some(notice) = notice {
-        let _ = state.threat_feed.send(notice);
-    }
-    if has_deliveries {
-        state.delivery_notify.notify_one();
-    }
     let t = analysis.analysis_time();
-    Ok(SecurityResponse {
+    let answer = SecurityResponse {
         is_secure: analysis.is_secure(),
         threats: analysis.threats().to_vec(),
         confidence: analysis.confidence(),
@@ -283,8 +298,32 @@ async fn commit(state: &AppState, caller: &Caller, job: Job, analysis: Analysis)
         analysis_time_us: t.as_micros() as u64,
         verdict: analysis.verdict(),
         sanitized: analysis.sanitized().map(str::to_owned),
-        event_id,
-    })
+        event_id: event.id.clone(),
+    };
+    Ok(Finished { record: Record { event, deliveries }, notice, answer })
+}
+
+/// Stores one request's analyses in one transaction (none once `deadline`
+/// has passed), then wakes the delivery worker and tells subscribers.
+async fn commit(state: &AppState, done: Vec<Finished>, deadline: &Deadline) -> Result<Vec<SecurityResponse>, ApiError> {
+    let has_deliveries = done.iter().any(|d| !d.record.deliveries.is_empty());
+    let mut records = Vec::with_capacity(done.len());
+    let mut notices = Vec::new();
+    let mut answers = Vec::with_capacity(done.len());
+    for d in done {
+        records.push(d.record);
+        notices.extend(d.notice);
+        answers.push(d.answer);
+    }
+    state.writer.write(records, Some(deadline)).await?;
+    if has_deliveries {
+        state.delivery_notify.notify_one();
+    }
+    for n in notices {
+        // No subscriber is not an error.
+        let _ = state.threat_feed.send(n);
+    }
+    Ok(answers)
 }
 
 /// The stored event type: `input_analysis`, `context_analysis` (content
@@ -313,19 +352,21 @@ fn redact(state: &AppState, job: &Job, a: &Analysis) -> Result<String, ApiError>
 async fn analyze_one(
     State(state): State<AppState>,
     caller: Caller,
+    deadline: Deadline,
     Json(req): Json<AnalyzeRequest>,
 ) -> Result<Json<SecurityResponse>, ApiError> {
     caller.require(Scope::Analyze)?;
-    analyze(&state, &caller, Job::Input(req), "input".into()).await.map(Json)
+    analyze(&state, &caller, Job::Input(req), "input".into(), &deadline).await.map(Json)
 }
 
 async fn validate_one(
     State(state): State<AppState>,
     caller: Caller,
+    deadline: Deadline,
     Json(req): Json<ValidateRequest>,
 ) -> Result<Json<SecurityResponse>, ApiError> {
     caller.require(Scope::Analyze)?;
-    analyze(&state, &caller, Job::Output(req), "output".into()).await.map(Json)
+    analyze(&state, &caller, Job::Output(req), "output".into(), &deadline).await.map(Json)
 }
 
 fn check_batch<T>(state: &AppState, items: &[T]) -> Result<(), ApiError> {
@@ -342,38 +383,43 @@ fn check_batch<T>(state: &AppState, items: &[T]) -> Result<(), ApiError> {
 async fn analyze_batch(
     State(state): State<AppState>,
     caller: Caller,
+    deadline: Deadline,
     Json(req): Json<Batch<AnalyzeRequest>>,
 ) -> Result<Json<BatchResponse>, ApiError> {
     caller.require(Scope::Analyze)?;
     check_batch(&state, &req.items)?;
     let jobs = req.items.into_iter().map(Job::Input).collect();
-    run_batch(&state, &caller, jobs).await
+    run_batch(&state, &caller, jobs, &deadline).await
 }
 
 async fn validate_batch(
     State(state): State<AppState>,
     caller: Caller,
+    deadline: Deadline,
     Json(req): Json<Batch<ValidateRequest>>,
 ) -> Result<Json<BatchResponse>, ApiError> {
     caller.require(Scope::Analyze)?;
     check_batch(&state, &req.items)?;
     let jobs = req.items.into_iter().map(Job::Output).collect();
-    run_batch(&state, &caller, jobs).await
+    run_batch(&state, &caller, jobs, &deadline).await
 }
 
 /// Analyses every item first, so that an item the engine refuses fails the
-/// whole batch before anything is stored; then stores each.
-async fn run_batch(state: &AppState, caller: &Caller, jobs: Vec<Job>) -> Result<Json<BatchResponse>, ApiError> {
+/// whole batch before anything is stored; then stores them all in one
+/// transaction.
+async fn run_batch(
+    state: &AppState,
+    caller: &Caller,
+    jobs: Vec<Job>,
+    deadline: &Deadline,
+) -> Result<Json<BatchResponse>, ApiError> {
     let mut done = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.into_iter().enumerate() {
         let field = format!("items[{i}].{}", job.field());
-        done.push(evaluate(state, caller, job, field).await?);
+        let (job, analysis) = evaluate(state, caller, job, field, deadline).await?;
+        done.push(finish(state, caller, &job, &analysis)?);
     }
-    // Committed together: the writer puts them in one transaction.
-    let results = futures_util::future::try_join_all(
-        done.into_iter().map(|(job, analysis)| commit(state, caller, job, analysis)),
-    )
-    .await?;
+    let results = commit(state, done, deadline).await?;
     Ok(Json(BatchResponse { results }))
 }
 

@@ -10,6 +10,7 @@ mod common;
 mod egress;
 mod graphql;
 mod grpc;
+mod limits;
 mod otlp;
 mod plugins;
 #[cfg(feature = "postgres")]

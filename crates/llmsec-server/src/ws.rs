@@ -1,0 +1,243 @@
+//! A `/graphql/ws` session.
+//!
+//! Until the key is known only one message is read: the first, which must
+//! come within `limits.ws_init_timeout_ms` (else the socket is closed with
+//! 4408) and be `connection_init` (else 4400); frames and messages are
+//! capped at `limits.ws_max_message_bytes` from the upgrade on. The key
+//! comes from the upgrade request's header or the `connection_init`
+//! payload and passes the same failed-authentication limit as every route.
+//! An authenticated session is closed with 4403 as soon as its key is
+//! revoked through this server, and within the key cache's time to live
+//! when another replica revokes it. The server pings every half idle
+//! timeout and closes (1001) a session that has sent nothing, not even a
+//! pong, for `limits.idle_timeout_ms`.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_graphql::http::{WebSocketProtocols, WsMessage};
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::graphql::AppSchema;
+
+/// Everything a session needs, gathered before the upgrade.
+pub struct Session {
+    /// The app.
+    pub state: AppState,
+    /// The schema operations run on.
+    pub schema: AppSchema,
+    /// The subprotocol the client asked for.
+    pub protocol: WebSocketProtocols,
+    /// The client's address, when served over a socket.
+    pub peer: Option<IpAddr>,
+    /// The caller and key from the upgrade request's header, when it had one.
+    pub from_header: Option<(Caller, String)>,
+    /// Revocations, subscribed to before the key was checked.
+    pub revocations: broadcast::Receiver<String>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("protocol", &self.protocol)
+            .field("peer", &self.peer)
+            .field("caller", &self.from_header.as_ref().map(|(c, _)| c))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The GraphQL subprotocol a `Sec-WebSocket-Protocol` header asks for.
+pub fn protocol(headers: &axum::http::HeaderMap) -> Option<WebSocketProtocols> {
+    headers
+        .get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)?
+        .to_str()
+        .ok()?
+        .split(',')
+        .find_map(|p| WebSocketProtocols::from_str(p.trim()).ok())
+}
+
+/// Runs one session to its end.
+pub async fn session(socket: WebSocket, s: Session) {
+    let Session { state, schema, protocol, peer, from_header, mut revocations } = s;
+    let limits = &state.config.limits;
+    let idle = Duration::from_millis(limits.idle_timeout_ms);
+    let (mut sink, mut stream) = socket.split();
+
+    let init_timeout = Duration::from_millis(limits.ws_init_timeout_ms);
+    let first = match tokio::time::timeout(init_timeout, first_message(&mut stream)).await {
+        Ok(Some(m)) => m,
+        Ok(None) => return,
+        Err(_) => return close(&mut sink, 4408, "connection initialisation timeout").await,
+    };
+    let Some(payload) = init_payload(&first) else {
+        return close(&mut sink, 4400, "the first message must be connection_init").await;
+    };
+    let authed: Result<(Caller, String), String> = match from_header {
+        Some(c) => Ok(c),
+        None => match payload_key(&payload) {
+            None => Err("missing API key".into()),
+            Some(key) => match crate::auth::authenticate_key(&state, peer, Some(&key)).await {
+                Ok(c) => Ok((c, key)),
+                Err(ApiError::Unauthorized) => Err("invalid API key".into()),
+                Err(e) => Err(e.to_string()),
+            },
+        },
+    };
+
+    // async-graphql answers the connection_init (ack, or the protocol's
+    // error) from what was decided here.
+    let init = authed.as_ref().map(|(c, _)| c.clone()).map_err(Clone::clone);
+    let heard = Arc::new(Mutex::new(Instant::now()));
+    let input = {
+        let heard = heard.clone();
+        let rest = stream.take_while(|m| std::future::ready(m.is_ok())).filter_map(move |m| {
+            *heard.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+            std::future::ready(match m {
+                Ok(m @ (Message::Text(_) | Message::Binary(_))) => Some(m.into_data()),
+                _ => None,
+            })
+        });
+        futures_util::stream::once(std::future::ready(first)).chain(rest)
+    };
+    let mut out =
+        async_graphql::http::WebSocket::new(schema, input, protocol).on_connection_init(move |_| async move {
+            let caller = init.map_err(async_graphql::Error::new)?;
+            let mut data = async_graphql::Data::default();
+            data.insert(caller);
+            Ok(data)
+        });
+
+    let revoked = async {
+        match &authed {
+            Ok((caller, key)) => until_revoked(&state, &mut revocations, &caller.key_id, key).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let mut revoked = std::pin::pin!(revoked);
+    let mut ping = tokio::time::interval(idle / 2);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            msg = out.next() => {
+                let Some(msg) = msg else { return };
+                if sink.send(to_axum(msg)).await.is_err() {
+                    return;
+                }
+            }
+            () = &mut revoked => return close(&mut sink, 4403, "API key revoked").await,
+            _ = ping.tick() => {
+                if heard.lock().unwrap_or_else(|p| p.into_inner()).elapsed() >= idle {
+                    return close(&mut sink, 1001, "idle").await;
+                }
+                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The first text or binary message; `None` when the peer closes first.
+/// Pings are answered by the socket itself.
+async fn first_message(stream: &mut SplitStream<WebSocket>) -> Option<Bytes> {
+    while let Some(Ok(m)) = stream.next().await {
+        match m {
+            Message::Text(_) | Message::Binary(_) => return Some(m.into_data()),
+            Message::Close(_) => return None,
+            Message::Ping(_) | Message::Pong(_) => {}
+        }
+    }
+    None
+}
+
+/// The payload of a `connection_init` message.
+fn init_payload(message: &[u8]) -> Option<serde_json::Value> {
+    #[derive(serde::Deserialize)]
+    struct Init {
+        #[serde(rename = "type")]
+        kind: String,
+        #[serde(default)]
+        payload: Option<serde_json::Value>,
+    }
+    let init: Init = serde_json::from_slice(message).ok()?;
+    (init.kind == "connection_init").then(|| init.payload.unwrap_or_default())
+}
+
+/// The key in a `connection_init` payload.
+fn payload_key(payload: &serde_json::Value) -> Option<String> {
+    let get = |k: &str| payload.get(k).and_then(|v| v.as_str());
+    if let Some(v) = get("Authorization").or_else(|| get("authorization")) {
+        let v = v.trim();
+        return Some(v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).unwrap_or(v).trim().to_owned());
+    }
+    get("apiKey").or_else(|| get("x-api-key")).map(|v| v.trim().to_owned())
+}
+
+/// Completes when `key` (of the key id `key_id`) no longer authenticates:
+/// at once on a revocation through this server, otherwise at the next
+/// recheck through the key cache.
+async fn until_revoked(state: &AppState, revocations: &mut broadcast::Receiver<String>, key_id: &str, key: &str) {
+    let still_valid =
+        || async { !matches!(state.keys.resolve(state.store.as_ref(), key).await, Err(ApiError::Unauthorized)) };
+    let mut recheck = tokio::time::interval(crate::auth::CACHE_TTL);
+    recheck.tick().await;
+    let mut listening = true;
+    loop {
+        tokio::select! {
+            r = revocations.recv(), if listening => match r {
+                Ok(id) if id == key_id => return,
+                Ok(_) => {}
+                // Missed some: look the key up rather than guess.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if !still_valid().await {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => listening = false,
+            },
+            _ = recheck.tick() => {
+                if !still_valid().await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn close(sink: &mut SplitSink<WebSocket, Message>, code: u16, reason: &str) {
+    // The peer may be gone already; there is nobody to tell then.
+    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+}
+
+fn to_axum(msg: WsMessage) -> Message {
+    match msg {
+        WsMessage::Text(text) => Message::Text(text.into()),
+        WsMessage::Close(code, reason) => Message::Close(Some(CloseFrame { code, reason: reason.into() })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_messages_and_their_keys() {
+        let p = init_payload(br#"{"type":"connection_init","payload":{"Authorization":"Bearer k1"}}"#).unwrap();
+        assert_eq!(payload_key(&p).as_deref(), Some("k1"));
+        let p = init_payload(br#"{"type":"connection_init"}"#).unwrap();
+        assert_eq!(payload_key(&p), None);
+        assert_eq!(payload_key(&serde_json::json!({"apiKey": " k2 "})).as_deref(), Some("k2"));
+        assert!(init_payload(br#"{"type":"subscribe","id":"1"}"#).is_none());
+        assert!(init_payload(b"not json").is_none());
+    }
+}
