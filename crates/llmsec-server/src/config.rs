@@ -80,6 +80,16 @@ impl Default for StorageConfig {
     }
 }
 
+/// Longest request target the HTTP/1 parser itself reads; a longer one is
+/// refused by it with an empty 414.
+pub const MAX_URI_BYTES: usize = 65_534;
+/// Most header fields the HTTP/1 parser is set to read; more are refused by
+/// it with an empty 431.
+pub const MAX_HEADER_COUNT: usize = 1_000;
+/// The HTTP/1 parser's read buffer: a request head larger than this is
+/// refused by it with an empty 431.
+pub const MAX_HEADER_BYTES: usize = 400 * 1024;
+
 /// Request limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -103,6 +113,12 @@ pub struct LimitsConfig {
     /// An HTTP/1 request head (and the next one on a kept-alive connection)
     /// must arrive within this time, or the connection is closed.
     pub header_read_timeout_ms: u64,
+    /// Longest request target (path and query); longer is 414 with a JSON body.
+    pub uri_bytes: usize,
+    /// Most header fields in a request; more is 431 with a JSON body.
+    pub header_count: usize,
+    /// Largest total of header names and values; larger is 431 with a JSON body.
+    pub header_bytes: usize,
     /// A connection that moves no byte either way for this long is closed.
     pub idle_timeout_ms: u64,
     /// Failed authentications one client address may make per second, once
@@ -133,6 +149,9 @@ impl Default for LimitsConfig {
             batch_items: 100,
             max_connections_per_ip: 128,
             header_read_timeout_ms: 10_000,
+            uri_bytes: 8 * 1024,
+            header_count: 100,
+            header_bytes: 64 * 1024,
             idle_timeout_ms: 60_000,
             auth_failures_per_sec: 1.0,
             auth_failure_burst: 20.0,
@@ -348,6 +367,15 @@ impl ServerConfig {
         }
         if self.limits.max_connections == 0 {
             return bad("limits.max_connections", "must be positive");
+        }
+        if !(1..=MAX_URI_BYTES).contains(&self.limits.uri_bytes) {
+            return bad("limits.uri_bytes", &format!("must be 1-{MAX_URI_BYTES} (the HTTP parser's own limit)"));
+        }
+        if !(1..=MAX_HEADER_COUNT).contains(&self.limits.header_count) {
+            return bad("limits.header_count", &format!("must be 1-{MAX_HEADER_COUNT}"));
+        }
+        if !(1..=MAX_HEADER_BYTES).contains(&self.limits.header_bytes) {
+            return bad("limits.header_bytes", &format!("must be 1-{MAX_HEADER_BYTES} (the HTTP parser's buffer)"));
         }
         if self.limits.batch_items == 0 {
             return bad("limits.batch_items", "must be positive");

@@ -35,6 +35,17 @@ pub enum ApiError {
         /// The limit.
         limit: usize,
     },
+    /// The request target (path and query) is longer than the limit.
+    #[error("request URI is {len} bytes; at most {limit}")]
+    UriTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The request's header fields are too many or too large.
+    #[error("{0}")]
+    HeadersTooLarge(String),
     /// Sentinel blocked the caller (a shield enforcement).
     #[error("blocked: {reason}")]
     Blocked {
@@ -74,6 +85,8 @@ impl ApiError {
             ApiError::Forbidden(_) | ApiError::Blocked { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -90,6 +103,8 @@ impl ApiError {
             ApiError::Blocked { .. } => "blocked",
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UriTooLong { .. } => "uri_too_long",
+            ApiError::HeadersTooLarge(_) => "headers_too_large",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Timeout => "timeout",
             ApiError::Unavailable(_) => "unavailable",

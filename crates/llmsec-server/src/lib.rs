@@ -443,6 +443,27 @@ async fn method_not_allowed(req: Request) -> Response {
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
 }
 
+/// Refuses request heads over `[limits]` with a JSON 414 or 431, before
+/// authentication or any route reads them.
+async fn head_limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limits = &state.config.limits;
+    let target = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target > limits.uri_bytes {
+        return ApiError::UriTooLong { len: target, limit: limits.uri_bytes }.into_response();
+    }
+    let headers = req.headers();
+    if headers.len() > limits.header_count {
+        let msg = format!("{} header fields; at most {}", headers.len(), limits.header_count);
+        return ApiError::HeadersTooLarge(msg).into_response();
+    }
+    let bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+    if bytes > limits.header_bytes {
+        let msg = format!("header fields total {bytes} bytes; at most {}", limits.header_bytes);
+        return ApiError::HeadersTooLarge(msg).into_response();
+    }
+    next.run(req).await
+}
+
 async fn request_timeout(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     // A gRPC client stream lasts as long as the client sends; its events are
     // stored chunk by chunk as they arrive, so it is not cut at the limit.
@@ -502,6 +523,7 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::Extension(BodyLimit(limit)))
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), request_timeout))
+        .layer(middleware::from_fn_with_state(state.clone(), head_limits))
         .layer(middleware::from_fn(crate::metrics::track))
         .with_state(state)
 }

@@ -155,7 +155,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+    // The parser's own limits sit above `[limits]`'s, so that a request
+    // head over those reaches the head-limits middleware and gets a JSON
+    // 414 or 431 (the parser would answer with an empty body).
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .max_headers(crate::config::MAX_HEADER_COUNT)
+        .max_buf_size(crate::config::MAX_HEADER_BYTES);
     // The extended CONNECT protocol carries WebSockets over HTTP/2.
     builder.http2().timer(TokioTimer::new()).enable_connect_protocol();
     let graceful = GracefulShutdown::new();

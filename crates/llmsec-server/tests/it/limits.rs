@@ -432,3 +432,36 @@ async fn a_graphql_request_that_runs_out_of_time_stores_only_what_it_answers() {
     }
     assert!(stored < n as u64, "every analysis ran although the request timed out");
 }
+
+/// One raw HTTP/1.1 request head from 127.0.0.1: the status and the body.
+async fn raw_head(addr: SocketAddr, head: &str) -> (u16, Value) {
+    let mut c = connect_from([127, 0, 0, 1], addr).await;
+    c.write_all(head.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut out)).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+    (status, body)
+}
+
+#[tokio::test]
+async fn oversized_request_heads_get_json_errors() {
+    let s = serve_with(|_| {}).await;
+    let long_path = format!("/api/security/events?q={}", "a".repeat(10_000));
+    let (status, body) =
+        raw_head(s.addr, &format!("GET {long_path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (414, Some("uri_too_long")), "{body}");
+    let big = format!("X-Filler: {}\r\n", "b".repeat(70_000));
+    let (status, body) =
+        raw_head(s.addr, &format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{big}Connection: close\r\n\r\n")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (431, Some("headers_too_large")), "{body}");
+    let many: String = (0..150).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let (status, body) =
+        raw_head(s.addr, &format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many}Connection: close\r\n\r\n")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (431, Some("headers_too_large")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("at most 100"), "{body}");
+    // Within the limits, the same routes answer.
+    let (status, _) = raw_head(s.addr, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(status, 200);
+}
