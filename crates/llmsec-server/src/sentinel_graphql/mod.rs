@@ -1,0 +1,55 @@
+//! Sentinel's GraphQL schema, merged into `/graphql`:
+//!
+//! ```graphql
+//! type Query {
+//!   anomalies(filter: AnomalyFilter, timeRange: TimeRange!, pagination: Pagination): AnomalyConnection!
+//!   anomaly(id: ID!): Anomaly
+//!   metrics(names: [String!]!, dimensions: [DimensionInput!], timeRange: TimeRange!,
+//!           aggregation: Aggregation!, granularity: Granularity!): [MetricSeries!]!
+//!   statistics(timeRange: TimeRange!, groupBy: [String!]): Statistics!
+//!   detectors(filter: DetectorFilter): [Detector!]!
+//!   alerts(filter: AlertFilter, timeRange: TimeRange!): AlertConnection!
+//! }
+//! type Mutation {
+//!   acknowledgeAnomaly(id: ID!, acknowledgedBy: String!, note: String): Anomaly!
+//!   updateDetector(id: ID!, config: DetectorConfigInput!): Detector!
+//!   testDetector(id: ID!, testData: JSON!): DetectorTestResult!
+//! }
+//! type Subscription {
+//!   anomalyDetected(filter: AnomalyFilter): Anomaly!
+//!   metricsUpdated(names: [String!]!): MetricUpdate!
+//! }
+//! ```
+//! Reads need scope `read`; `acknowledgeAnomaly` needs `triage` (which
+//! `admin` includes); `updateDetector` and `testDetector` need `admin`.
+//! Everything is confined to the caller's tenant: `updateDetector` changes
+//! the caller's tenant's detector only, and an id of another tenant's
+//! anomaly or detector is not found.
+//!
+//! The GraphQL object, input and enum types and their conversions from
+//! Sentinel's own types are in `types`; the query root in `query`, the
+//! mutation root in `mutation`, and the subscription root in
+//! `subscription`. This module holds the scope check they share.
+
+mod mutation;
+mod query;
+mod subscription;
+mod types;
+
+use async_graphql::Context;
+use llmsec_store::Scope;
+
+pub use self::mutation::SentinelMutation;
+pub use self::query::SentinelQuery;
+pub use self::subscription::{METRICS_EVERY, SentinelSubscription};
+pub use self::types::*;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::graphql::gql_error;
+
+/// The caller, when it holds `scope`; a GraphQL error (401 or 403) otherwise.
+fn caller<'a>(ctx: &'a Context<'_>, scope: Scope) -> async_graphql::Result<&'a Caller> {
+    let c = ctx.data::<Caller>().map_err(|_| gql_error(ApiError::Unauthorized))?;
+    c.require(scope).map_err(gql_error)?;
+    Ok(c)
+}

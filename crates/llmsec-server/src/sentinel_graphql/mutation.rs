@@ -1,0 +1,145 @@
+//! The mutation root of Sentinel's schema: acknowledging an anomaly,
+//! changing a detector and dry-running one, and how a refused detector
+//! change reads as a GraphQL error.
+
+use async_graphql::{Context, ID, Object};
+use llm_sentinel::event::TelemetryEvent;
+use llmsec_store::Scope;
+
+use super::caller;
+use super::types::{Anomaly, Detector, DetectorConfigInput, DetectorTestResult, Entity, TestFinding};
+use crate::AppState;
+use crate::error::ApiError;
+use crate::graphql::gql_error;
+
+/// A refused detector change as a GraphQL error: not found, or a 400 naming `config`.
+fn detector_error(id: &str, e: crate::sentinel::DetectorError) -> async_graphql::Error {
+    use crate::sentinel::DetectorError;
+    gql_error(match e {
+        DetectorError::NotFound(_) => ApiError::NotFound(format!("no detector {id:?}")),
+        DetectorError::Invalid(m) => ApiError::field("config", m),
+        DetectorError::Store(e) => e.into(),
+    })
+}
+
+/// Sentinel mutations (`acknowledgeAnomaly`: scope `triage`; the others: `admin`).
+#[derive(Debug, Default)]
+pub struct SentinelMutation;
+
+#[Object]
+impl SentinelMutation {
+    /// ACTIVE → ACKNOWLEDGED.
+    async fn acknowledge_anomaly(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        acknowledged_by: String,
+        note: Option<String>,
+    ) -> async_graphql::Result<Anomaly> {
+        let c = caller(ctx, Scope::Triage)?;
+        let state = ctx.data::<AppState>()?;
+        if acknowledged_by.trim().is_empty() || acknowledged_by.len() > 256 {
+            return Err(gql_error(ApiError::field("acknowledgedBy", "must be 1-256 characters")));
+        }
+        let a =
+            state.sentinel.acknowledge(&c.tenant, &id, acknowledged_by.trim(), note).await.map_err(|e| match e {
+                crate::sentinel::TransitionError::NotFound => {
+                    gql_error(ApiError::NotFound(format!("no anomaly {:?}", id.as_str())))
+                }
+                crate::sentinel::TransitionError::Store(e) => gql_error(e.into()),
+                e => gql_error(ApiError::field("id", e.to_string())),
+            })?;
+        crate::api::admin::audit(state, c, "anomaly.acknowledge", &id, serde_json::json!({"tenant": c.tenant}))
+            .await
+            .map_err(gql_error)?;
+        Ok(Anomaly::new(&c.tenant, &a))
+    }
+
+    /// Changes the caller's tenant's detector live (validated first; the
+    /// old one is kept on error). Fields left out stay as they are. The
+    /// change is stored for this tenant, laid over the detectors file, and
+    /// never written to the file; other tenants keep their own detectors.
+    async fn update_detector(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        config: DetectorConfigInput,
+    ) -> async_graphql::Result<Detector> {
+        let c = caller(ctx, Scope::Admin)?;
+        let state = ctx.data::<AppState>()?;
+        let mut fields = serde_json::Map::new();
+        if let Some(k) = config.kind {
+            fields.insert("type".into(), k.into());
+        }
+        if let Some(n) = config.name {
+            fields.insert("name".into(), n.into());
+        }
+        if let Some(e) = config.enabled {
+            fields.insert("enabled".into(), e.into());
+        }
+        if let Some(s) = config.severity {
+            fields.insert("severity".into(), s.as_str().into());
+        }
+        if let Some(cfg) = config.config {
+            fields.insert("config".into(), cfg.0);
+        }
+        if let Some(a) = config.actions {
+            fields.insert("actions".into(), a.0);
+        }
+        let (info, _) =
+            state.sentinel.update_detector(&c.tenant, &id, fields.clone()).await.map_err(|e| detector_error(&id, e))?;
+        // The audit log is read back: it keeps the change without its secrets.
+        let mut details = serde_json::json!({"tenant": c.tenant, "fields": fields});
+        crate::redact::redact_secrets(&mut details);
+        crate::api::admin::audit(state, c, "detector.update", &id, details).await.map_err(gql_error)?;
+        let mut d = Detector::new(info, true);
+        d.tracked_entities = 0;
+        Ok(d)
+    }
+
+    /// Runs a detector on `testData` (a list of telemetry events) with fresh
+    /// state; changes nothing.
+    async fn test_detector(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        test_data: async_graphql::Json<serde_json::Value>,
+    ) -> async_graphql::Result<DetectorTestResult> {
+        let c = caller(ctx, Scope::Admin)?;
+        let state = ctx.data::<AppState>()?;
+        let list = match test_data.0 {
+            serde_json::Value::Array(a) => a,
+            v @ serde_json::Value::Object(_) => vec![v],
+            _ => return Err(gql_error(ApiError::field("testData", "a telemetry event or a list of them"))),
+        };
+        let mut events = Vec::with_capacity(list.len());
+        for (i, v) in list.into_iter().enumerate() {
+            let e: TelemetryEvent = serde_json::from_value(v)
+                .map_err(|e| gql_error(ApiError::field(format!("testData[{i}]"), e.to_string())))?;
+            e.validate()
+                .map_err(|err| gql_error(ApiError::field(format!("testData[{i}].{}", err.field), err.message)))?;
+            events.push(e);
+        }
+        let findings = state.sentinel.test_detector(&c.tenant, &id, &events).map_err(|e| detector_error(&id, e))?;
+        Ok(DetectorTestResult {
+            events_processed: events.len() as u64,
+            findings: findings
+                .into_iter()
+                .map(|f| TestFinding {
+                    severity: f.severity.into(),
+                    score: f.score,
+                    title: f.title,
+                    description: f.description,
+                    affected_entity: Entity {
+                        kind: f.entity.kind.as_str().to_owned(),
+                        id: f.entity.id.clone(),
+                        name: f.entity.id,
+                    },
+                    observed: f.observed,
+                    threshold: f.threshold,
+                    event_id: f.event_id,
+                })
+                .collect(),
+        })
+    }
+}
