@@ -201,7 +201,7 @@ pub struct ConfiguredWebhook {
     /// The tenant whose events it receives.
     #[serde(default = "default_tenant")]
     pub tenant: String,
-    /// The seed's webhook fields.
+    /// The webhook's url, secret and events.
     #[serde(flatten)]
     pub webhook: WebhookConfig,
 }

@@ -255,7 +255,7 @@ impl DeliveryWorker {
             return Attempt::Failed { status: None, error: EGRESS_REFUSED.into(), retry_at: None };
         }
         let ts = now_millis() / 1000;
-        // Incident updates are PATCHes (seed 002's incident manager API); everything else is a POST.
+        // Incident updates are PATCHes (the incident manager's update call); everything else is a POST.
         let method = if d.event == "incident.update" { reqwest::Method::PATCH } else { reqwest::Method::POST };
         let result = self
             .client

@@ -43,7 +43,7 @@ use crate::graphql_limits::{Budget, RequestLimits, start_analysis};
 /// The schema type.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// Every query: the engine's (seed 001) and Sentinel's (seed 002).
+/// Every query: the engine's analyses and Sentinel's telemetry and anomalies.
 #[derive(MergedObject, Default, Debug)]
 pub struct QueryRoot(SecurityQuery, crate::sentinel_graphql::SentinelQuery);
 
@@ -137,7 +137,7 @@ impl From<&Threat> for GqlThreat {
     }
 }
 
-/// An input analysis (seed 001).
+/// An input analysis.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct SecurityAnalysis {
     /// True when the text may pass unchanged.
@@ -173,7 +173,7 @@ impl From<SecurityResponse> for SecurityAnalysis {
     }
 }
 
-/// A completion's validation (seed 001).
+/// A completion's validation.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct ValidationResult {
     /// True when the completion may pass unchanged.

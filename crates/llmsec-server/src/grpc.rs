@@ -207,7 +207,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn conversion_maps_the_seed_payloads() {
+    fn conversion_maps_request_response_and_error_payloads() {
         let m = pb::TelemetryEvent {
             event_id: "e1".into(),
             timestamp: Some(prost_types::Timestamp { seconds: 1_764_000_000, nanos: 5_000_000 }),

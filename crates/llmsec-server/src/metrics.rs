@@ -1,4 +1,4 @@
-//! Prometheus metrics: the seed's engine metrics and HTTP metrics by route
+//! Prometheus metrics: the engine's analysis metrics and HTTP metrics by route
 //! and status, rendered in the text format at `/metrics`.
 //!
 //! | metric | type | labels |

@@ -67,7 +67,7 @@ pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SentinelSettings {
-    /// The detectors file (seed 002's YAML, `detectors:`); none: events are
+    /// The detectors file (YAML, `detectors:`); none: events are
     /// stored but no detector runs.
     pub detectors: Option<std::path::PathBuf>,
     /// How often windows are closed and quiet anomalies resolved.
@@ -839,7 +839,7 @@ impl SentinelService {
                 },
             )
             .await?;
-        // Tell the incident, if one was opened: a comment, as seed 002's client does.
+        // Tell the incident, if one was opened: a comment on it.
         let text = match &a.note {
             Some(n) => format!("Acknowledged by {by}: {n}"),
             None => format!("Acknowledged by {by}"),

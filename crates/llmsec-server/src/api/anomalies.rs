@@ -1,4 +1,4 @@
-//! Sentinel's REST query API (seed 002): anomalies and their lifecycle
+//! Sentinel's REST query API: anomalies and their lifecycle
 //! (acknowledge, resolve, suppress: scope `triage`, which `admin`
 //! includes), enforcements in force, and the Shield callback. Everything
 //! is the caller's tenant's: another tenant's anomaly id is not found.
@@ -185,7 +185,7 @@ async fn enforcements(State(state): State<AppState>, caller: Caller) -> Result<J
     Ok(Json(json!({ "enforcements": list })))
 }
 
-/// The seed's Shield callback body.
+/// The body the Shield gateway posts when it enforces an action.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShieldCallback {
@@ -198,7 +198,7 @@ pub struct ShieldCallback {
     /// Details.
     #[serde(default)]
     pub message: String,
-    /// When (RFC 3339), as the seed sends it.
+    /// When (RFC 3339).
     #[serde(default)]
     pub timestamp: Option<String>,
 }

@@ -19,7 +19,7 @@ use crate::sentinel::Enforced;
 /// prompt does not hold up the async workers.
 const INLINE_BYTES: usize = 4 * 1024;
 
-/// The seed's request: `{input, user_id?, session_id?}`.
+/// An analysis request: `{input, user_id?, session_id?, application_id?, context?}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnalyzeRequest {
@@ -70,7 +70,7 @@ pub struct ValidateRequest {
     pub json_schema: Option<serde_json::Value>,
 }
 
-/// The seed's response, plus the verdict, the sanitized text and the stored event's id.
+/// An analysis answer: the threats, the verdict, the sanitized text and the stored event's id.
 #[derive(Debug, Clone, Serialize)]
 pub struct SecurityResponse {
     /// True when the policy lets the text through unchanged.
@@ -79,7 +79,7 @@ pub struct SecurityResponse {
     pub threats: Vec<Threat>,
     /// How likely the text is an attack or a leak, in `[0, 1]`.
     pub confidence: f64,
-    /// Engine time in milliseconds (the seed's field).
+    /// Engine time in whole milliseconds (kept for clients that read it; see `analysis_time_us`).
     pub analysis_time: u64,
     /// Engine time in microseconds.
     pub analysis_time_us: u64,

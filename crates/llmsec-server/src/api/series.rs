@@ -1,4 +1,4 @@
-//! `POST /api/v1/metrics/query` (seed 002): time series of telemetry
+//! `POST /api/v1/metrics/query`: time series of telemetry
 //! metrics, bucketed by `granularity`, aggregated by `aggregation`,
 //! optionally split by a dimension. Computed from the stored telemetry and
 //! anomalies of the caller's tenant (at most [`MAX_EVENTS`] events a query).

@@ -1,4 +1,4 @@
-//! Telemetry ingestion (seed 002): `POST /api/v1/telemetry/events` (one
+//! Telemetry ingestion: `POST /api/v1/telemetry/events` (one
 //! event) and `/api/v1/telemetry/batch` (`{"events": [...]}`), scope
 //! `ingest`. An event is acknowledged once stored; ingestion is idempotent
 //! on `event_id` per tenant; a batch answers per event, accepting the valid

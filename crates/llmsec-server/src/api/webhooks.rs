@@ -14,7 +14,7 @@ use crate::api::admin::{audit, check_tenant, rfc3339};
 use crate::auth::Caller;
 use crate::error::{ApiError, Json, Params};
 
-/// `POST /api/webhooks`: the seed's `WebhookConfig`, plus an optional tenant.
+/// `POST /api/webhooks`: a `WebhookConfig` (url, secret, events), plus an optional tenant.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {

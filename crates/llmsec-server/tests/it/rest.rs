@@ -16,7 +16,7 @@ async fn health_needs_no_key() {
 }
 
 #[tokio::test]
-async fn analyze_answers_the_seed_shape_and_stores_the_event() {
+async fn analyze_answers_the_documented_shape_and_stores_the_event() {
     let t = app().await;
     let key = make_key(&t.router, "acme", &["analyze", "read"]).await;
     let r =

@@ -1,5 +1,5 @@
 //! Sentinel end to end over real HTTP: ingestion (idempotent, per-event
-//! errors), the seed's two scenarios, and replay after a restart.
+//! errors), the prompt-injection and cost-spike scenarios, and replay after a restart.
 
 use std::sync::{Arc, Mutex};
 
@@ -301,7 +301,7 @@ detectors:
     let enf = get(&t.router, "/api/v1/enforcements", &key).await;
     assert_eq!(enf.body["enforcements"][0]["entity"], json!({"type": "user", "id": "mallory"}));
 
-    // The incident manager got the seed's incident body; the alert and the Slack webhook arrived.
+    // The incident manager got the incident body; the alert and the Slack webhook arrived.
     let (_, _, body) = incidents.wait_for(|(m, p, _)| m == "POST" && p == "/api/v1/incidents").await;
     let inc: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
@@ -572,7 +572,7 @@ async fn gql(router: &axum::Router, key: &str, query: &str, variables: Value) ->
 }
 
 #[tokio::test]
-async fn the_seed_graphql_schema_over_sentinel() {
+async fn the_graphql_schema_over_sentinel() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
