@@ -29,8 +29,7 @@ use tokio::sync::broadcast;
 use crate::AppState;
 use crate::error::ApiError;
 
-/// The tenant of the bootstrap operator key and of config webhooks that name none.
-pub const DEFAULT_TENANT: &str = "default";
+pub use crate::config::DEFAULT_TENANT;
 /// The id the `LLMSEC_ADMIN_KEY` key is known by (in the audit log).
 pub const ENV_ADMIN_ID: &str = "env-admin";
 /// How long a looked-up key is trusted before the store is asked again.

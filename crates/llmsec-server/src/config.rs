@@ -80,6 +80,9 @@ impl Default for StorageConfig {
     }
 }
 
+/// The tenant of the bootstrap operator key and of config webhooks that name none.
+pub const DEFAULT_TENANT: &str = "default";
+
 /// Longest request target the HTTP/1 parser itself reads; a longer one is
 /// refused by it with an empty 414.
 pub const MAX_URI_BYTES: usize = 65_534;
@@ -207,7 +210,7 @@ pub struct ConfiguredWebhook {
 }
 
 fn default_tenant() -> String {
-    crate::auth::DEFAULT_TENANT.to_owned()
+    DEFAULT_TENANT.to_owned()
 }
 
 /// Everything `llmsec serve` reads.
@@ -233,7 +236,7 @@ pub struct ServerConfig {
     /// Webhooks registered at start-up.
     pub webhooks: Vec<ConfiguredWebhook>,
     /// Sentinel: detectors file, alert receivers, incident manager.
-    pub sentinel: crate::sentinel::SentinelSettings,
+    pub sentinel: SentinelSettings,
     /// Which internal addresses outbound HTTP may reach.
     pub egress: crate::egress::EgressConfig,
 }
@@ -250,7 +253,7 @@ impl Default for ServerConfig {
             limits: LimitsConfig::default(),
             delivery: DeliveryConfig::default(),
             webhooks: Vec::new(),
-            sentinel: crate::sentinel::SentinelSettings::default(),
+            sentinel: SentinelSettings::default(),
             egress: crate::egress::EgressConfig::default(),
         }
     }
@@ -438,6 +441,145 @@ impl ServerConfig {
             None => Ok(SecurityConfig::default()),
             Some(p) => SecurityConfig::from_path(p).map_err(|e| ConfigError::Engine(e.to_string())),
         }
+    }
+}
+
+/// An alert receiver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receiver {
+    /// The name alert actions use.
+    pub name: String,
+    /// How it is reached.
+    #[serde(rename = "type")]
+    pub kind: ReceiverKind,
+    /// Where (webhook, slack, pagerduty; PagerDuty defaults to its Events v2 URL).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// HMAC secret for the signature header (webhook).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// PagerDuty's integration (routing) key.
+    #[serde(default)]
+    pub routing_key: Option<String>,
+}
+
+/// Receiver kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiverKind {
+    /// The server's log (stderr).
+    Log,
+    /// A signed JSON POST of the anomaly.
+    Webhook,
+    /// A Slack-compatible incoming webhook (`{"text": …}`).
+    Slack,
+    /// PagerDuty Events API v2.
+    Pagerduty,
+}
+
+/// PagerDuty's Events v2 endpoint.
+pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// The `[sentinel]` section of the server config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SentinelSettings {
+    /// The detectors file (YAML, `detectors:`); none: events are
+    /// stored but no detector runs.
+    pub detectors: Option<std::path::PathBuf>,
+    /// How often windows are closed and quiet anomalies resolved.
+    pub tick_ms: u64,
+    /// Alert receivers.
+    pub receivers: Vec<Receiver>,
+    /// The incident manager's base URL (`incident` actions POST to `<url>/api/v1/incidents`).
+    pub incidents_url: Option<String>,
+}
+
+impl Default for SentinelSettings {
+    fn default() -> Self {
+        SentinelSettings { detectors: None, tick_ms: 1000, receivers: Vec::new(), incidents_url: None }
+    }
+}
+
+impl SentinelSettings {
+    /// Reads the detectors file and checks that every action can run here.
+    pub fn load(&self) -> Result<llm_sentinel::SentinelConfig, String> {
+        let config = match &self.detectors {
+            None => llm_sentinel::SentinelConfig::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                llm_sentinel::SentinelConfig::from_yaml(&text).map_err(|e| format!("{}: {e}", p.display()))?
+            }
+        };
+        self.check(&config)?;
+        Ok(config)
+    }
+
+    /// Checks that every action of `config` can run with these settings
+    /// (receivers exist, incidents have a URL).
+    pub fn check(&self, config: &llm_sentinel::SentinelConfig) -> Result<(), String> {
+        for r in &self.receivers {
+            if r.kind != ReceiverKind::Log && r.kind != ReceiverKind::Pagerduty && r.url.is_none() {
+                return Err(format!("sentinel.receivers ({}): url is required", r.name));
+            }
+            if r.kind == ReceiverKind::Pagerduty && r.routing_key.is_none() {
+                return Err(format!("sentinel.receivers ({}): routing_key is required for pagerduty", r.name));
+            }
+        }
+        for d in &config.detectors {
+            for (i, a) in d.actions.iter().enumerate() {
+                match a {
+                    llm_sentinel::action::ActionSpec::Alert(alert) => {
+                        if let Some(r) = alert.receivers.iter().find(|r| !self.receivers.iter().any(|x| &x.name == *r))
+                        {
+                            return Err(format!(
+                                "detectors ({}).actions[{i}]: unknown receiver {r:?} (define it under [[sentinel.receivers]])",
+                                d.id
+                            ));
+                        }
+                    }
+                    llm_sentinel::action::ActionSpec::Incident(inc)
+                        if inc.url.is_none() && self.incidents_url.is_none() =>
+                    {
+                        return Err(format!(
+                            "detectors ({}).actions[{i}]: an incident action needs config.url or sentinel.incidents_url",
+                            d.id
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every URL the actions of `config` and these settings may send to,
+    /// with the config field it comes from: receivers, the incident
+    /// manager, detectors' webhook and incident actions.
+    pub fn targets(&self, config: &llm_sentinel::SentinelConfig) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for r in &self.receivers {
+            if let Some(u) = &r.url {
+                out.push((format!("sentinel.receivers ({}).url", r.name), u.clone()));
+            }
+        }
+        if let Some(u) = &self.incidents_url {
+            out.push(("sentinel.incidents_url".into(), u.clone()));
+        }
+        for d in &config.detectors {
+            for (i, a) in d.actions.iter().enumerate() {
+                let url = match a {
+                    llm_sentinel::action::ActionSpec::Webhook(w) => Some(&w.url),
+                    llm_sentinel::action::ActionSpec::Incident(inc) => inc.url.as_ref(),
+                    _ => None,
+                };
+                if let Some(u) = url {
+                    out.push((format!("detectors ({}).actions[{i}].config.url", d.id), u.clone()));
+                }
+            }
+        }
+        out
     }
 }
 

@@ -93,7 +93,7 @@ pub fn deliveries_for(hooks: &[Webhook], ev: &SecurityEvent, a: &Analysis, now: 
             let body = json!({
                 "id": id,
                 "event": event,
-                "created_at": crate::api::admin::rfc3339(now),
+                "created_at": crate::time::rfc3339(now),
                 "tenant": ev.tenant,
                 "data": {
                     "event_id": ev.id,
@@ -154,7 +154,19 @@ pub struct DeliveryWorker {
     pub notify: Arc<Notify>,
     client: reqwest::Client,
     egress: Arc<EgressPolicy>,
-    sentinel: Option<Arc<crate::sentinel::SentinelService>>,
+    incidents: Option<Arc<dyn IncidentSink>>,
+}
+
+/// Who hears of delivered incident creations: the incident manager answers
+/// with the incident's id, which belongs on the anomaly that asked for it.
+/// Sentinel implements it; the worker knows nothing else of Sentinel.
+pub trait IncidentSink: Send + Sync + std::fmt::Debug {
+    /// `d` (an `incident.create` delivery) was answered 2xx with `response`.
+    fn incident_created<'a>(
+        &'a self,
+        d: &'a Delivery,
+        response: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
 }
 
 impl DeliveryWorker {
@@ -176,12 +188,12 @@ impl DeliveryWorker {
             .timeout(Duration::from_millis(config.timeout_ms))
             .user_agent(concat!("llmsec-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(DeliveryWorker { store, webhooks, config, notify, client, egress, sentinel: None })
+        Ok(DeliveryWorker { store, webhooks, config, notify, client, egress, incidents: None })
     }
 
-    /// Tells Sentinel about its delivered actions (incident ids come back in answers).
-    pub fn with_sentinel(mut self, s: Arc<crate::sentinel::SentinelService>) -> DeliveryWorker {
-        self.sentinel = Some(s);
+    /// Reports delivered incident creations to `sink` (incident ids come back in answers).
+    pub fn with_incidents(mut self, sink: Arc<dyn IncidentSink>) -> DeliveryWorker {
+        self.incidents = Some(sink);
         self
     }
 
@@ -272,10 +284,10 @@ impl DeliveryWorker {
             Ok(r) if r.status().is_success() => {
                 let status = r.status().as_u16();
                 if d.event == "incident.create"
-                    && let Some(s) = &self.sentinel
+                    && let Some(s) = &self.incidents
                 {
                     let body = r.text().await.unwrap_or_default();
-                    s.delivered(d, &body).await;
+                    s.incident_created(d, &body).await;
                 }
                 return Attempt::Delivered { status };
             }

@@ -157,6 +157,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// User and session ids: 1–256 bytes, no control characters (they are
+/// stored, indexed and echoed into logs and webhooks).
+pub fn check_id(field: &str, id: Option<&str>) -> Result<(), ApiError> {
+    match id {
+        Some(v) if !llm_sentinel::event::is_valid_id(v) => Err(ApiError::field(field, llm_sentinel::event::ID_RULE)),
+        _ => Ok(()),
+    }
+}
+
 /// A JSON body whose errors are [`ApiError`]s naming the field.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);

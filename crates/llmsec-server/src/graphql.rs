@@ -18,11 +18,10 @@
 //! [`ws`](crate::ws).
 
 use async_graphql::{
-    Context, Enum, ErrorExtensions, InputObject, MergedObject, MergedSubscription, Object, Schema, SimpleObject,
-    Subscription,
+    Context, Enum, InputObject, MergedObject, MergedSubscription, Object, Schema, SimpleObject, Subscription,
 };
 use axum::Extension;
-use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use futures_util::Stream;
@@ -32,13 +31,14 @@ use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::BroadcastStream;
 
 use crate::AppState;
-use crate::api::admin::rfc3339;
 use crate::api::events::{Filters, cursor_of, parse_cursor, parse_time};
 use crate::api::security::{AnalyzeRequest, Job, SecurityResponse, ValidateRequest, analyze};
 use crate::auth::Caller;
 use crate::deadline::Deadline;
 use crate::error::{ApiError, Json};
+use crate::gql::{caller, gql_error};
 use crate::graphql_limits::{Budget, RequestLimits, start_analysis};
+use crate::time::rfc3339;
 
 /// The schema type.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -63,31 +63,6 @@ pub fn schema(state: AppState) -> AppSchema {
         .extension(RequestLimits::new(&state.config.limits))
         .data(state)
         .finish()
-}
-
-/// An [`ApiError`] as a GraphQL error with `extensions.code` (and `field`).
-pub(crate) fn gql_error(e: ApiError) -> async_graphql::Error {
-    let code = e.code();
-    let field = match &e {
-        ApiError::BadRequest { field, .. } => field.clone(),
-        _ => None,
-    };
-    let message = e.to_string();
-    if let ApiError::Internal(detail) = &e {
-        tracing::error!(%detail, "internal error in GraphQL");
-    }
-    async_graphql::Error::new(message).extend_with(|_, ext| {
-        ext.set("code", code);
-        if let Some(f) = &field {
-            ext.set("field", f.as_str());
-        }
-    })
-}
-
-fn caller<'a>(ctx: &'a Context<'_>, scope: Scope) -> async_graphql::Result<&'a Caller> {
-    let c = ctx.data::<Caller>().map_err(|_| gql_error(ApiError::Unauthorized))?;
-    c.require(scope).map_err(gql_error)?;
-    Ok(c)
 }
 
 /// A byte range of the submitted text.
@@ -398,8 +373,8 @@ impl SecurityQuery {
             until: f.until.as_deref().map(|v| parse_time("filter.until", v)).transpose().map_err(gql_error)?,
         };
         filters.validate("filter.").map_err(gql_error)?;
-        crate::api::security::check_id("filter.userId", filters.user_id.as_deref()).map_err(gql_error)?;
-        crate::api::security::check_id("filter.sessionId", filters.session_id.as_deref()).map_err(gql_error)?;
+        crate::error::check_id("filter.userId", filters.user_id.as_deref()).map_err(gql_error)?;
+        crate::error::check_id("filter.sessionId", filters.session_id.as_deref()).map_err(gql_error)?;
         let before = match after {
             Some(a) => Some(
                 parse_cursor(&a)
@@ -557,44 +532,6 @@ pub async fn graphql_post(
     // The request's own rate-limit token pays for its first analysis.
     let budget = Budget::new(&state.config.limits, 1);
     Json(schema.execute(req.data(caller).data(deadline).data(budget)).await).into_response()
-}
-
-/// `GET /graphql/ws`: the WebSocket upgrade for subscriptions.
-///
-/// The key comes in the upgrade request's `Authorization` / `X-API-Key`
-/// header (checked before upgrading: a bad one is a 401), or, for browsers,
-/// which cannot set headers on a WebSocket, in the `connection_init`
-/// payload as `{"Authorization": "Bearer lsk_…"}` or `{"apiKey": "lsk_…"}`.
-/// Frames and messages are capped at `limits.ws_max_message_bytes`; the
-/// session itself is [`ws::session`](crate::ws::session).
-pub async fn graphql_ws(
-    State(state): State<AppState>,
-    Extension(schema): Extension<AppSchema>,
-    peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
-    headers: axum::http::HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    let Some(protocol) = crate::ws::protocol(&headers) else {
-        return ApiError::field("sec-websocket-protocol", "must name graphql-transport-ws or graphql-ws")
-            .into_response();
-    };
-    let peer = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
-    // Before the key is checked, so that a revocation in between is seen.
-    let revocations = state.keys.revocations();
-    let from_header = match crate::auth::presented_key(&headers) {
-        Some(k) => match crate::auth::authenticate_key(&state, peer, Some(k)).await {
-            Ok(c) => Some((c, k.to_owned())),
-            Err(e) => return e.into_response(),
-        },
-        None => None,
-    };
-    let max = state.config.limits.ws_max_message_bytes;
-    let session = crate::ws::Session { state, schema, protocol, peer, from_header, revocations };
-    ws.max_message_size(max)
-        .max_frame_size(max)
-        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| crate::ws::session(socket, session))
-        .into_response()
 }
 
 /// `GET /graphql/playground` in dev mode.

@@ -21,7 +21,7 @@ use crate::auth::Caller;
 use crate::config::LimitsConfig;
 use crate::deadline::Deadline;
 use crate::error::ApiError;
-use crate::graphql::gql_error;
+use crate::gql::gql_error;
 
 /// What one operation may still spend.
 #[derive(Debug)]

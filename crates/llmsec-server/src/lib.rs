@@ -22,6 +22,7 @@ pub mod deadline;
 pub mod deliver;
 pub mod egress;
 pub mod error;
+pub mod gql;
 pub mod graphql;
 pub mod graphql_limits;
 pub mod grpc;
@@ -31,6 +32,7 @@ pub mod ratelimit;
 pub mod redact;
 pub mod sentinel;
 pub mod sentinel_graphql;
+pub mod time;
 pub mod writer;
 pub mod ws;
 
@@ -268,7 +270,7 @@ impl Server {
 
         let (stop, stop_rx) = watch::channel(false);
         let worker = DeliveryWorker::new(store.clone(), webhooks, config.delivery.clone(), delivery_notify, egress)?
-            .with_sentinel(sentinel.clone());
+            .with_incidents(sentinel.clone());
         let worker_task = tokio::spawn(worker.run(stop_rx.clone()));
         sentinel.restore().await?;
         let sentinel_task = tokio::spawn(sentinel.run(stop_rx.clone()));
@@ -510,7 +512,7 @@ pub fn app(state: AppState) -> Router {
     let mut public = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/graphql/ws", get(graphql::graphql_ws));
+        .route("/graphql/ws", get(ws::graphql_ws));
     if state.config.dev_mode {
         public = public.route("/graphql/playground", get(graphql::playground));
     }

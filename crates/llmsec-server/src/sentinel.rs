@@ -23,145 +23,9 @@ use llm_sentinel::detector::EntityKind;
 use llm_sentinel::event::TelemetryEvent;
 use llm_sentinel::{Anomaly, AnomalyStatus, Change, Clock, Outcome, Sentinel, SentinelConfig};
 use llmsec_store::{AnomalyRow, Delivery, DeliveryStatus, DetectorOverride, Enforcement, Millis, Store, Webhook};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 
-/// An alert receiver.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Receiver {
-    /// The name alert actions use.
-    pub name: String,
-    /// How it is reached.
-    #[serde(rename = "type")]
-    pub kind: ReceiverKind,
-    /// Where (webhook, slack, pagerduty; PagerDuty defaults to its Events v2 URL).
-    #[serde(default)]
-    pub url: Option<String>,
-    /// HMAC secret for the signature header (webhook).
-    #[serde(default)]
-    pub secret: Option<String>,
-    /// PagerDuty's integration (routing) key.
-    #[serde(default)]
-    pub routing_key: Option<String>,
-}
-
-/// Receiver kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReceiverKind {
-    /// The server's log (stderr).
-    Log,
-    /// A signed JSON POST of the anomaly.
-    Webhook,
-    /// A Slack-compatible incoming webhook (`{"text": …}`).
-    Slack,
-    /// PagerDuty Events API v2.
-    Pagerduty,
-}
-
-/// PagerDuty's Events v2 endpoint.
-pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
-
-/// The `[sentinel]` section of the server config.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SentinelSettings {
-    /// The detectors file (YAML, `detectors:`); none: events are
-    /// stored but no detector runs.
-    pub detectors: Option<std::path::PathBuf>,
-    /// How often windows are closed and quiet anomalies resolved.
-    pub tick_ms: u64,
-    /// Alert receivers.
-    pub receivers: Vec<Receiver>,
-    /// The incident manager's base URL (`incident` actions POST to `<url>/api/v1/incidents`).
-    pub incidents_url: Option<String>,
-}
-
-impl Default for SentinelSettings {
-    fn default() -> Self {
-        SentinelSettings { detectors: None, tick_ms: 1000, receivers: Vec::new(), incidents_url: None }
-    }
-}
-
-impl SentinelSettings {
-    /// Reads the detectors file and checks that every action can run here.
-    pub fn load(&self) -> Result<SentinelConfig, String> {
-        let config = match &self.detectors {
-            None => SentinelConfig::default(),
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-                SentinelConfig::from_yaml(&text).map_err(|e| format!("{}: {e}", p.display()))?
-            }
-        };
-        self.check(&config)?;
-        Ok(config)
-    }
-
-    /// Checks that every action of `config` can run with these settings
-    /// (receivers exist, incidents have a URL).
-    pub fn check(&self, config: &SentinelConfig) -> Result<(), String> {
-        for r in &self.receivers {
-            if r.kind != ReceiverKind::Log && r.kind != ReceiverKind::Pagerduty && r.url.is_none() {
-                return Err(format!("sentinel.receivers ({}): url is required", r.name));
-            }
-            if r.kind == ReceiverKind::Pagerduty && r.routing_key.is_none() {
-                return Err(format!("sentinel.receivers ({}): routing_key is required for pagerduty", r.name));
-            }
-        }
-        for d in &config.detectors {
-            for (i, a) in d.actions.iter().enumerate() {
-                match a {
-                    ActionSpec::Alert(alert) => {
-                        if let Some(r) = alert.receivers.iter().find(|r| !self.receivers.iter().any(|x| &x.name == *r))
-                        {
-                            return Err(format!(
-                                "detectors ({}).actions[{i}]: unknown receiver {r:?} (define it under [[sentinel.receivers]])",
-                                d.id
-                            ));
-                        }
-                    }
-                    ActionSpec::Incident(inc) if inc.url.is_none() && self.incidents_url.is_none() => {
-                        return Err(format!(
-                            "detectors ({}).actions[{i}]: an incident action needs config.url or sentinel.incidents_url",
-                            d.id
-                        ));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Every URL the actions of `config` and these settings may send to,
-    /// with the config field it comes from: receivers, the incident
-    /// manager, detectors' webhook and incident actions.
-    pub fn targets(&self, config: &SentinelConfig) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        for r in &self.receivers {
-            if let Some(u) = &r.url {
-                out.push((format!("sentinel.receivers ({}).url", r.name), u.clone()));
-            }
-        }
-        if let Some(u) = &self.incidents_url {
-            out.push(("sentinel.incidents_url".into(), u.clone()));
-        }
-        for d in &config.detectors {
-            for (i, a) in d.actions.iter().enumerate() {
-                let url = match a {
-                    ActionSpec::Webhook(w) => Some(&w.url),
-                    ActionSpec::Incident(inc) => inc.url.as_ref(),
-                    _ => None,
-                };
-                if let Some(u) = url {
-                    out.push((format!("detectors ({}).actions[{i}].config.url", d.id), u.clone()));
-                }
-            }
-        }
-        out
-    }
-}
+pub use crate::config::{PAGERDUTY_URL, Receiver, ReceiverKind, SentinelSettings};
 
 /// An anomaly and its tenant, for subscribers.
 #[derive(Debug, Clone)]
@@ -854,7 +718,7 @@ impl SentinelService {
         let body = serde_json::json!({
             "author": "llm-sentinel",
             "text": text,
-            "timestamp": crate::api::admin::rfc3339(self.now()),
+            "timestamp": crate::time::rfc3339(self.now()),
         });
         let url = format!("{}/api/v1/incidents/{incident}/comments", base.trim_end_matches('/'));
         self.enqueue(tenant, &url, None, "incident.comment", body.to_string()).await;
@@ -1144,9 +1008,10 @@ impl SentinelService {
         }
     }
 
-    /// Called by the delivery worker when an outbox delivery of Sentinel's
-    /// was answered 2xx: an incident creation's answer carries the incident
-    /// id, which is recorded on the anomaly.
+    /// Called (through [`IncidentSink`](crate::deliver::IncidentSink)) when
+    /// an outbox delivery of Sentinel's was answered 2xx: an incident
+    /// creation's answer carries the incident id, which is recorded on the
+    /// anomaly.
     pub async fn delivered(&self, d: &Delivery, response: &str) {
         if d.event != "incident.create" {
             return;
@@ -1170,5 +1035,15 @@ impl SentinelService {
             // A failure is logged; the incident id is written with the anomaly's next change.
             let _ = self.persist(&d.tenant, &a).await;
         }
+    }
+}
+
+impl crate::deliver::IncidentSink for SentinelService {
+    fn incident_created<'a>(
+        &'a self,
+        d: &'a Delivery,
+        response: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(self.delivered(d, response))
     }
 }

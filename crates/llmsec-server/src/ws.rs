@@ -18,8 +18,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_graphql::http::{WebSocketProtocols, WsMessage};
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::response::{IntoResponse, Response};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::broadcast;
@@ -224,6 +227,44 @@ fn to_axum(msg: WsMessage) -> Message {
         WsMessage::Text(text) => Message::Text(text.into()),
         WsMessage::Close(code, reason) => Message::Close(Some(CloseFrame { code, reason: reason.into() })),
     }
+}
+
+/// `GET /graphql/ws`: the WebSocket upgrade for subscriptions.
+///
+/// The key comes in the upgrade request's `Authorization` / `X-API-Key`
+/// header (checked before upgrading: a bad one is a 401), or, for browsers,
+/// which cannot set headers on a WebSocket, in the `connection_init`
+/// payload as `{"Authorization": "Bearer lsk_…"}` or `{"apiKey": "lsk_…"}`.
+/// Frames and messages are capped at `limits.ws_max_message_bytes`; the
+/// session itself is [`session`].
+pub async fn graphql_ws(
+    State(state): State<AppState>,
+    Extension(schema): Extension<AppSchema>,
+    peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
+    headers: axum::http::HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let Some(protocol) = protocol(&headers) else {
+        return ApiError::field("sec-websocket-protocol", "must name graphql-transport-ws or graphql-ws")
+            .into_response();
+    };
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    // Before the key is checked, so that a revocation in between is seen.
+    let revocations = state.keys.revocations();
+    let from_header = match crate::auth::presented_key(&headers) {
+        Some(k) => match crate::auth::authenticate_key(&state, peer, Some(k)).await {
+            Ok(c) => Some((c, k.to_owned())),
+            Err(e) => return e.into_response(),
+        },
+        None => None,
+    };
+    let max = state.config.limits.ws_max_message_bytes;
+    let session = Session { state, schema, protocol, peer, from_header, revocations };
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| self::session(socket, session))
+        .into_response()
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use serde_json::json;
 use crate::AppState;
 use crate::auth::{Caller, generate_key};
 use crate::error::{ApiError, Json, Params};
+use crate::time::rfc3339;
 
 /// `POST /api/admin/keys`.
 #[derive(Debug, Deserialize)]
@@ -55,10 +56,6 @@ pub struct KeyView {
     /// The whole key: only in the answer that creates it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
-}
-
-pub(crate) fn rfc3339(ms: i64) -> Option<String> {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 impl From<ApiKeyRecord> for KeyView {
@@ -203,7 +200,7 @@ async fn erase_user(
     Path(user_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(Scope::Admin)?;
-    crate::api::security::check_id("user_id", Some(&user_id))?;
+    crate::error::check_id("user_id", Some(&user_id))?;
     // The audit log is hash-chained and never rewritten, so it names the
     // erased user by a digest, not by id.
     let subject = format!("user:{}", &crate::auth::hash_key(&format!("{}\n{user_id}", caller.tenant))[..16]);

@@ -13,11 +13,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::AppState;
-use crate::api::admin::{audit, rfc3339};
+use crate::api::admin::audit;
 use crate::api::events::parse_time;
 use crate::auth::Caller;
 use crate::error::{ApiError, Json, Params};
 use crate::sentinel::TransitionError;
+use crate::time::rfc3339;
 
 fn view(body: &str) -> Result<serde_json::Value, ApiError> {
     let a: Anomaly = serde_json::from_str(body).map_err(|e| ApiError::Internal(format!("stored anomaly: {e}")))?;

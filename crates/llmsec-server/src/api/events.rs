@@ -13,9 +13,9 @@ use llmsec_store::{EventQuery, Millis, Scope, SecurityEvent, Store};
 use serde::Serialize;
 
 use crate::AppState;
-use crate::api::admin::rfc3339;
 use crate::auth::Caller;
 use crate::error::{ApiError, Json, Params};
+use crate::time::rfc3339;
 
 /// An event as the API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -232,8 +232,8 @@ async fn list(
         until: q.get("until").map(|v| parse_time("until", v)).transpose()?,
     };
     filters.validate("")?;
-    crate::api::security::check_id("user_id", filters.user_id.as_deref())?;
-    crate::api::security::check_id("session_id", filters.session_id.as_deref())?;
+    crate::error::check_id("user_id", filters.user_id.as_deref())?;
+    crate::error::check_id("session_id", filters.session_id.as_deref())?;
     let before = match q.get("cursor") {
         Some(c) => Some(parse_cursor(c).ok_or_else(|| ApiError::field("cursor", "not a cursor this API returned"))?),
         None => None,

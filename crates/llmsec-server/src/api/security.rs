@@ -12,6 +12,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::config::InputRetention;
 use crate::deadline::Deadline;
+use crate::error::check_id;
 use crate::error::{ApiError, Json};
 use crate::sentinel::Enforced;
 
@@ -137,15 +138,6 @@ impl Job {
     }
 }
 
-/// User and session ids: 1–256 bytes, no control characters (they are
-/// stored, indexed and echoed into logs and webhooks).
-pub(crate) fn check_id(field: &str, id: Option<&str>) -> Result<(), ApiError> {
-    match id {
-        Some(v) if !llm_sentinel::event::is_valid_id(v) => Err(ApiError::field(field, llm_sentinel::event::ID_RULE)),
-        _ => Ok(()),
-    }
-}
-
 fn run_engine(engine: &llm_security::SecurityEngine, job: &Job) -> Result<Analysis, llm_security::Error> {
     match job {
         Job::Input(r) => match r.context {
@@ -192,7 +184,7 @@ fn enforce(state: &AppState, caller: &Caller, job: &Job) -> Result<(), ApiError>
         None => Ok(()),
         Some(Enforced::Block { reason, until }) => {
             metrics::counter!("llm_security_enforced_total", "action" => "block").increment(1);
-            Err(ApiError::Blocked { reason, until: crate::api::admin::rfc3339(until).unwrap_or_default() })
+            Err(ApiError::Blocked { reason, until: crate::time::rfc3339(until).unwrap_or_default() })
         }
         Some(Enforced::RateLimit { id, limit, window_ms }) => {
             let per_sec = limit as f64 / (window_ms.max(1) as f64 / 1000.0);

@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::AppState;
-use crate::api::admin::rfc3339;
 use crate::api::events::parse_time;
 use crate::auth::Caller;
 use crate::error::{ApiError, Json};
+use crate::time::rfc3339;
 
 /// Events one query reads at most.
 pub const MAX_EVENTS: u32 = 100_000;

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::AppState;
-use crate::api::admin::{audit, check_tenant, rfc3339};
+use crate::api::admin::{audit, check_tenant};
 use crate::auth::Caller;
 use crate::error::{ApiError, Json, Params};
+use crate::time::rfc3339;
 
 /// `POST /api/webhooks`: a `WebhookConfig` (url, secret, events), plus an optional tenant.
 #[derive(Debug, Deserialize)]

@@ -36,20 +36,7 @@ mod query;
 mod subscription;
 mod types;
 
-use async_graphql::Context;
-use llmsec_store::Scope;
-
 pub use self::mutation::SentinelMutation;
 pub use self::query::SentinelQuery;
 pub use self::subscription::{METRICS_EVERY, SentinelSubscription};
 pub use self::types::*;
-use crate::auth::Caller;
-use crate::error::ApiError;
-use crate::graphql::gql_error;
-
-/// The caller, when it holds `scope`; a GraphQL error (401 or 403) otherwise.
-fn caller<'a>(ctx: &'a Context<'_>, scope: Scope) -> async_graphql::Result<&'a Caller> {
-    let c = ctx.data::<Caller>().map_err(|_| gql_error(ApiError::Unauthorized))?;
-    c.require(scope).map_err(gql_error)?;
-    Ok(c)
-}

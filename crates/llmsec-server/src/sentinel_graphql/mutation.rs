@@ -6,11 +6,11 @@ use async_graphql::{Context, ID, Object};
 use llm_sentinel::event::TelemetryEvent;
 use llmsec_store::Scope;
 
-use super::caller;
 use super::types::{Anomaly, Detector, DetectorConfigInput, DetectorTestResult, Entity, TestFinding};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::graphql::gql_error;
+use crate::gql::caller;
+use crate::gql::gql_error;
 
 /// A refused detector change as a GraphQL error: not found, or a 400 naming `config`.
 fn detector_error(id: &str, e: crate::sentinel::DetectorError) -> async_graphql::Error {

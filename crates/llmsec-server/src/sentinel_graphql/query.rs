@@ -5,17 +5,17 @@ use async_graphql::{Context, ID, Object};
 use llm_sentinel::Anomaly as SAnomaly;
 use llmsec_store::{AnomalyQuery, Scope};
 
-use super::caller;
 use super::types::{
     Aggregation, Alert, AlertConnection, AlertFilter, Anomaly, AnomalyConnection, AnomalyEdge, AnomalyFilter,
     Datapoint, Detector, DetectorFilter, DimensionInput, GqlDimension, Granularity, KeyCount, MetricSeries, PageInfo,
     Pagination, Severity, Statistics, TimeRange,
 };
 use crate::AppState;
-use crate::api::admin::rfc3339;
 use crate::api::series::{Dimension, MetricsQuery};
 use crate::error::ApiError;
-use crate::graphql::gql_error;
+use crate::gql::caller;
+use crate::gql::gql_error;
+use crate::time::rfc3339;
 
 /// Sentinel queries.
 #[derive(Debug, Default)]

@@ -9,13 +9,13 @@ use llmsec_store::Scope;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::BroadcastStream;
 
-use super::caller;
 use super::types::{Anomaly, AnomalyFilter, MetricUpdate};
 use crate::AppState;
-use crate::api::admin::rfc3339;
 use crate::api::series::MetricsQuery;
 use crate::error::ApiError;
-use crate::graphql::gql_error;
+use crate::gql::caller;
+use crate::gql::gql_error;
+use crate::time::rfc3339;
 
 /// Sentinel subscriptions (scope `read`).
 #[derive(Debug, Default)]

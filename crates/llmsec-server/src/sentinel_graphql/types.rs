@@ -6,10 +6,10 @@ use llm_sentinel::detector::DetectorKind;
 use llm_sentinel::{Anomaly as SAnomaly, AnomalyStatus as SStatus, Severity as SSeverity};
 
 use crate::AppState;
-use crate::api::admin::rfc3339;
 use crate::api::events::parse_time;
 use crate::error::ApiError;
-use crate::graphql::gql_error;
+use crate::gql::gql_error;
+use crate::time::rfc3339;
 
 /// How bad an anomaly is.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
