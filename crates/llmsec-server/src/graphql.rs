@@ -32,12 +32,12 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use crate::AppState;
 use crate::api::events::{Filters, cursor_of, parse_cursor, parse_time};
-use crate::api::security::{AnalyzeRequest, Job, SecurityResponse, ValidateRequest, analyze};
 use crate::auth::Caller;
 use crate::deadline::Deadline;
 use crate::error::{ApiError, Json};
 use crate::gql::{caller, gql_error};
 use crate::graphql_limits::{Budget, RequestLimits, start_analysis};
+use crate::service::analysis::{AnalyzeRequest, Job, SecurityResponse, ValidateRequest, analyze};
 use crate::time::rfc3339;
 
 /// The schema type.

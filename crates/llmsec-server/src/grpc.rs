@@ -169,7 +169,7 @@ impl TelemetryIngestion for Ingestion {
             };
             let Some(m) = msg else { break };
             let id = m.event_id.clone();
-            match convert(m).and_then(|e| crate::api::telemetry::admit(&caller, e, "")) {
+            match convert(m).and_then(|e| crate::service::telemetry::admit(&caller, e, "")) {
                 Ok(e) => chunk.push(e),
                 Err(e) => refuse(&mut summary, index, &id, e),
             }
@@ -194,7 +194,7 @@ impl Ingestion {
             return Ok(());
         }
         let events = std::mem::take(chunk);
-        let fresh = crate::api::telemetry::accept(&self.state, caller, events).await.map_err(status_of)?;
+        let fresh = crate::service::telemetry::accept(&self.state, caller, events).await.map_err(status_of)?;
         let new = fresh.iter().filter(|f| **f).count() as u64;
         summary.accepted += new;
         summary.duplicates += fresh.len() as u64 - new;

@@ -32,6 +32,7 @@ pub mod ratelimit;
 pub mod redact;
 pub mod sentinel;
 pub mod sentinel_graphql;
+pub mod service;
 pub mod time;
 pub mod writer;
 pub mod ws;

@@ -8,9 +8,9 @@ use llm_sentinel::event::{EventData, EventMetadata, EventType, Source, Telemetry
 use serde_json::{Value as Json, json};
 
 use super::proto::{AnyValue, ExportTraceServiceRequest, KeyValue, Span, Value};
-use crate::api::telemetry::admit;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::service::telemetry::admit;
 
 /// `Status.code` of a failed span.
 const STATUS_CODE_ERROR: i32 = 2;

@@ -58,9 +58,10 @@ use self::genai::{Mapped, map_request};
 use self::proto::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 use self::schema::decode;
 use crate::AppState;
-use crate::api::telemetry::{MAX_BATCH, accept};
+use crate::api::telemetry::MAX_BATCH;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::service::telemetry::accept;
 
 /// Most distinct reasons quoted in `errorMessage`.
 const MAX_REASONS: usize = 5;

@@ -1,0 +1,344 @@
+//! Analysis, whatever the transport: Sentinel's enforcements, the engine
+//! (on the blocking pool for larger texts), storage redaction, the event and
+//! its webhook deliveries committed in one transaction, then subscribers.
+//! REST (`api::security`), GraphQL and the gateway call it; it knows no
+//! HTTP types.
+
+use llm_security::{Analysis, ContextKind, ExpectedFormat, OutputContext, Threat};
+use llmsec_store::{Record, SecurityEvent, now_millis};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::config::InputRetention;
+use crate::deadline::Deadline;
+use crate::error::{ApiError, check_id};
+use crate::sentinel::Enforced;
+
+/// Texts longer than this are analysed on the blocking pool, so one large
+/// prompt does not hold up the async workers.
+const INLINE_BYTES: usize = 4 * 1024;
+
+/// An analysis request: `{input, user_id?, session_id?, application_id?, context?}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyzeRequest {
+    /// The prompt.
+    pub input: String,
+    /// The end user, for erasure and per-user queries.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// The conversation.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// The application, when Sentinel enforcements target applications.
+    #[serde(default)]
+    pub application_id: Option<String>,
+    /// Set when `input` is untrusted content the model will read (an
+    /// e-mail, a web page, a tool result): the text is analysed with
+    /// `analyze_context` at the content operating point.
+    #[serde(default)]
+    pub context: Option<ContextKind>,
+}
+
+/// A completion to validate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateRequest {
+    /// The completion.
+    pub output: String,
+    /// The end user.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// The conversation.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// The application, when Sentinel enforcements target applications.
+    #[serde(default)]
+    pub application_id: Option<String>,
+    /// The system prompt the completion must not leak.
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+    /// The prompt that produced the completion.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// The format the application expects (`json` or `xml`).
+    #[serde(default)]
+    pub expected_format: Option<ExpectedFormat>,
+    /// A JSON Schema the completion must satisfy.
+    #[serde(default)]
+    pub json_schema: Option<serde_json::Value>,
+}
+
+/// An analysis answer: the threats, the verdict, the sanitized text and the stored event's id.
+#[derive(Debug, Clone, Serialize)]
+pub struct SecurityResponse {
+    /// True when the policy lets the text through unchanged.
+    pub is_secure: bool,
+    /// Every threat found, with spans into the submitted text.
+    pub threats: Vec<Threat>,
+    /// How likely the text is an attack or a leak, in `[0, 1]`.
+    pub confidence: f64,
+    /// Engine time in whole milliseconds (kept for clients that read it; see `analysis_time_us`).
+    pub analysis_time: u64,
+    /// Engine time in microseconds.
+    pub analysis_time_us: u64,
+    /// `allow`, `sanitize` or `block`.
+    pub verdict: llm_security::Verdict,
+    /// The text to pass on when the verdict is `sanitize`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sanitized: Option<String>,
+    /// The stored security event.
+    pub event_id: String,
+}
+
+/// What the core needs to know about one text.
+#[derive(Debug)]
+pub(crate) enum Job {
+    Input(AnalyzeRequest),
+    Output(ValidateRequest),
+}
+
+impl Job {
+    fn text(&self) -> &str {
+        match self {
+            Job::Input(r) => &r.input,
+            Job::Output(r) => &r.output,
+        }
+    }
+    /// `(user_id, session_id, application_id)`.
+    fn ids(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
+        match self {
+            Job::Input(r) => (r.user_id.as_deref(), r.session_id.as_deref(), r.application_id.as_deref()),
+            Job::Output(r) => (r.user_id.as_deref(), r.session_id.as_deref(), r.application_id.as_deref()),
+        }
+    }
+
+    pub(crate) fn field(&self) -> &'static str {
+        match self {
+            Job::Input(_) => "input",
+            Job::Output(_) => "output",
+        }
+    }
+}
+
+fn run_engine(engine: &llm_security::SecurityEngine, job: &Job) -> Result<Analysis, llm_security::Error> {
+    match job {
+        Job::Input(r) => match r.context {
+            Some(kind) => engine.analyze_context_sync(&r.input, kind),
+            None => engine.analyze_input_sync(&r.input),
+        },
+        Job::Output(r) => {
+            let cx = OutputContext {
+                expected_format: r.expected_format,
+                json_schema: r.json_schema.clone(),
+                system_prompt: r.system_prompt.clone(),
+                prompt: r.prompt.clone(),
+            };
+            engine.validate_output_with(&r.output, &cx)
+        }
+    }
+}
+
+/// Runs the engine on one text, stores the event (and its webhook
+/// deliveries) durably, publishes it to subscribers, and answers. Nothing
+/// starts or is stored once `deadline` has passed.
+pub(crate) async fn analyze(
+    state: &AppState,
+    caller: &Caller,
+    job: Job,
+    field: String,
+    deadline: &Deadline,
+) -> Result<SecurityResponse, ApiError> {
+    let (job, analysis) = evaluate(state, caller, job, field, deadline).await?;
+    let done = finish(state, caller, &job, &analysis)?;
+    let mut answers = commit(state, vec![done], deadline).await?;
+    answers.pop().ok_or_else(|| ApiError::Internal("a committed analysis has no answer".into()))
+}
+
+/// Refuses callers Sentinel has blocked, and holds rate-limited ones to
+/// their enforcement's rate.
+fn enforce(state: &AppState, caller: &Caller, job: &Job) -> Result<(), ApiError> {
+    let (user_id, session_id, application_id) = job.ids();
+    let mut entities: Vec<(&str, &str)> = vec![("tenant", caller.tenant.as_str())];
+    entities.extend(user_id.map(|u| ("user", u)));
+    entities.extend(session_id.map(|s| ("session", s)));
+    entities.extend(application_id.map(|a| ("application", a)));
+    match state.sentinel.enforcements.check(&caller.tenant, &entities, state.sentinel.now()) {
+        None => Ok(()),
+        Some(Enforced::Block { reason, until }) => {
+            metrics::counter!("llm_security_enforced_total", "action" => "block").increment(1);
+            Err(ApiError::Blocked { reason, until: crate::time::rfc3339(until).unwrap_or_default() })
+        }
+        Some(Enforced::RateLimit { id, limit, window_ms }) => {
+            let per_sec = limit as f64 / (window_ms.max(1) as f64 / 1000.0);
+            let key = format!("enforcement:{id}");
+            state.limiter.check(&key, per_sec, limit as f64, std::time::Instant::now()).map_err(|wait| {
+                metrics::counter!("llm_security_enforced_total", "action" => "rate_limit").increment(1);
+                ApiError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 }
+            })
+        }
+    }
+}
+
+/// Runs the engine; an error names `field`.
+async fn evaluate(
+    state: &AppState,
+    caller: &Caller,
+    job: Job,
+    field: String,
+    deadline: &Deadline,
+) -> Result<(Job, Analysis), ApiError> {
+    let (user_id, session_id, application_id) = job.ids();
+    let prefix = field.strip_suffix(job.field()).unwrap_or("");
+    check_id(&format!("{prefix}user_id"), user_id)?;
+    check_id(&format!("{prefix}session_id"), session_id)?;
+    check_id(&format!("{prefix}application_id"), application_id)?;
+    enforce(state, caller, &job)?;
+    deadline.check()?;
+    let (job, analysis) = if job.text().len() > INLINE_BYTES {
+        let engine = state.engine.clone();
+        let until = deadline.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            // Queued behind other analyses, the request may have run out of time.
+            let a = (!until.expired()).then(|| run_engine(&engine, &job));
+            (job, a)
+        });
+        // A running analysis cannot be stopped, but nobody waits for it.
+        let (job, a) = tokio::select! {
+            joined = task => joined.map_err(|e| ApiError::Internal(format!("analysis task: {e}")))?,
+            () = deadline.done() => return Err(ApiError::Timeout),
+        };
+        (job, a.ok_or(ApiError::Timeout)?)
+    } else {
+        let a = run_engine(&state.engine, &job);
+        (job, a)
+    };
+    let analysis = analysis.map_err(|e| match e {
+        llm_security::Error::InputTooLarge { .. } => ApiError::field(field.clone(), e.to_string()),
+        llm_security::Error::Schema(m) => ApiError::field(field.replace(job.field(), "json_schema"), m),
+        e => ApiError::Internal(e.to_string()),
+    })?;
+    Ok((job, analysis))
+}
+
+/// An analysis ready to store: its record, what subscribers are told, and
+/// the answer.
+struct Finished {
+    record: Record,
+    notice: Option<crate::ThreatNotice>,
+    answer: SecurityResponse,
+}
+
+/// Builds the event and its deliveries.
+fn finish(state: &AppState, caller: &Caller, job: &Job, analysis: &Analysis) -> Result<Finished, ApiError> {
+    let endpoint = match job {
+        Job::Input(_) => "analyze",
+        Job::Output(_) => "validate",
+    };
+    crate::metrics::record_analysis(endpoint, analysis);
+
+    let text = job.text();
+    let stored_input = match state.config.storage.input {
+        InputRetention::None => None,
+        InputRetention::Full => Some(text.to_owned()),
+        InputRetention::Redacted => Some(redact(state, job, analysis)?),
+    };
+    let (user_id, session_id) = match job {
+        Job::Input(r) => (r.user_id.clone(), r.session_id.clone()),
+        Job::Output(r) => (r.user_id.clone(), r.session_id.clone()),
+    };
+    let now = now_millis();
+    let threats = serde_json::to_value(analysis.threats()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let event = SecurityEvent {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant: caller.tenant.clone(),
+        event_type: event_type(analysis).to_owned(),
+        input: stored_input,
+        threats,
+        confidence: analysis.confidence(),
+        verdict: analysis.verdict().as_str().to_owned(),
+        timestamp: now,
+        user_id,
+        session_id,
+    };
+    let deliveries = crate::deliver::deliveries_for(&state.webhooks.for_tenant(&caller.tenant), &event, analysis, now);
+    let notice = (!analysis.threats().is_empty())
+        .then(|| crate::ThreatNotice { event: event.clone(), threats: analysis.threats().to_vec() });
+    let t = analysis.analysis_time();
+    let answer = SecurityResponse {
+        is_secure: analysis.is_secure(),
+        threats: analysis.threats().to_vec(),
+        confidence: analysis.confidence(),
+        analysis_time: t.as_millis() as u64,
+        analysis_time_us: t.as_micros() as u64,
+        verdict: analysis.verdict(),
+        sanitized: analysis.sanitized().map(str::to_owned),
+        event_id: event.id.clone(),
+    };
+    Ok(Finished { record: Record { event, deliveries }, notice, answer })
+}
+
+/// Stores one request's analyses in one transaction (none once `deadline`
+/// has passed), then wakes the delivery worker and tells subscribers.
+async fn commit(state: &AppState, done: Vec<Finished>, deadline: &Deadline) -> Result<Vec<SecurityResponse>, ApiError> {
+    let has_deliveries = done.iter().any(|d| !d.record.deliveries.is_empty());
+    let mut records = Vec::with_capacity(done.len());
+    let mut notices = Vec::new();
+    let mut answers = Vec::with_capacity(done.len());
+    for d in done {
+        records.push(d.record);
+        notices.extend(d.notice);
+        answers.push(d.answer);
+    }
+    state.writer.write(records, Some(deadline)).await?;
+    if has_deliveries {
+        state.delivery_notify.notify_one();
+    }
+    for n in notices {
+        // No subscriber is not an error.
+        let _ = state.threat_feed.send(n);
+    }
+    Ok(answers)
+}
+
+/// The stored event type: `input_analysis`, `context_analysis` (content
+/// analysed with `analyze_context`) or `output_validation`.
+pub(crate) fn event_type(a: &Analysis) -> &'static str {
+    match a.stage() {
+        llm_security::Stage::Input => "input_analysis",
+        llm_security::Stage::Context => "context_analysis",
+        llm_security::Stage::Output => "output_validation",
+    }
+}
+
+/// The text as the `redacted` retention mode stores it: secrets and PII
+/// replaced by typed placeholders, invisible characters stripped, whatever
+/// the verdict (a `sanitize` verdict for a Unicode finding alone must not
+/// keep an address or a key in clear).
+fn redact(state: &AppState, job: &Job, a: &Analysis) -> Result<String, ApiError> {
+    match state.engine.redact_for_storage(job.text(), a) {
+        Ok(s) => Ok(s),
+        // Too large to re-scan: keep nothing rather than keep it unredacted.
+        Err(llm_security::Error::InputTooLarge { .. }) => Ok(String::new()),
+        Err(e) => Err(ApiError::Internal(e.to_string())),
+    }
+}
+
+/// Analyses every job first, so that one the engine refuses fails them all
+/// before anything is stored; then stores them all in one transaction.
+/// Errors name `items[i].input` / `items[i].output`.
+pub(crate) async fn analyze_all(
+    state: &AppState,
+    caller: &Caller,
+    jobs: Vec<Job>,
+    deadline: &Deadline,
+) -> Result<Vec<SecurityResponse>, ApiError> {
+    let mut done = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.into_iter().enumerate() {
+        let field = format!("items[{i}].{}", job.field());
+        let (job, analysis) = evaluate(state, caller, job, field, deadline).await?;
+        done.push(finish(state, caller, &job, &analysis)?);
+    }
+    commit(state, done, deadline).await
+}
