@@ -5,7 +5,7 @@
 //!
 //! The request path: the connection caps and idle deadlines ([`listener`]),
 //! HTTP metrics, the request timeout ([`deadline`]), the body limit,
-//! authentication and the per-key rate limit ([`auth`]), then the route. An
+//! authentication and the per-key rate limit ([`auth`]), then the route (a thin adapter over [`service`]). An
 //! analysis runs the engine inline (on the blocking pool above 4 KiB),
 //! hands its event and webhook deliveries to the group-commit [`writer`],
 //! and answers once they are durable. The [`deliver`] worker sends
