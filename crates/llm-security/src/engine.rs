@@ -205,8 +205,8 @@ impl SecurityEngine {
     /// personal data replaced by a typed placeholder and invisible
     /// characters stripped, whatever the analysis's verdict and the
     /// sanitizer's settings (placeholders only: nothing reversible). The
-    /// analysis's own findings are used when its stage ran every redactor;
-    /// otherwise the redactors run here.
+    /// findings of `analysis` (of this same text) are used when its stage ran
+    /// every redactor; otherwise, or without one, the redactors run here.
     ///
     /// ```
     /// use llm_security::SecurityEngine;
@@ -214,26 +214,27 @@ impl SecurityEngine {
     /// let engine = SecurityEngine::new();
     /// let prompt = "Mail ada@example.com\u{200b}\u{200b} my key sk-proj-Zq8vN2mXk4Lp7Rt1Wy5Hc9Bd3Fg6Js0Qe";
     /// let a = engine.analyze_input_sync(prompt)?;
-    /// let kept = engine.redact_for_storage(prompt, &a)?;
+    /// let kept = engine.redact_for_storage(prompt, Some(&a))?;
+    /// assert_eq!(engine.redact_for_storage(prompt, None)?, kept);
     /// assert!(!kept.contains("ada@example.com") && !kept.contains("sk-proj-"), "{kept}");
     /// assert!(!kept.contains('\u{200b}'));
     /// # Ok::<(), llm_security::Error>(())
     /// ```
-    pub fn redact_for_storage(&self, text: &str, analysis: &Analysis) -> Result<String, Error> {
+    pub fn redact_for_storage(&self, text: &str, analysis: Option<&Analysis>) -> Result<String, Error> {
         let max = self.inner.config.max_input_bytes;
         if text.len() > max {
             return Err(Error::InputTooLarge { len: text.len(), max });
         }
-        let complete = match analysis.stage {
+        let complete = |a: &Analysis| match a.stage {
             Stage::Input => self.inner.finds_all_data[0],
             Stage::Output => self.inner.finds_all_data[1],
             Stage::Context => false,
         };
         let cfg = crate::config::SanitizeConfig { reversible: false, strip_invisible: true, always: true };
-        if complete {
-            return Ok(sanitize(text, &analysis.threats, &cfg).text);
-        }
-        Ok(sanitize(text, &self.data_findings(text), &cfg).text)
+        Ok(match analysis.filter(|a| complete(a)) {
+            Some(a) => sanitize(text, &a.threats, &cfg).text,
+            None => sanitize(text, &self.data_findings(text), &cfg).text,
+        })
     }
 
     /// A prompt's verdict: the policy's for attack findings; for secret and

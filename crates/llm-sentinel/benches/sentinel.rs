@@ -10,7 +10,8 @@
 
 use std::sync::Arc;
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BatchSize, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use llm_sentinel::event::TelemetryEvent;
 use llm_sentinel::{ManualClock, Sentinel, SentinelConfig};
 
@@ -65,58 +66,35 @@ fn events(n: usize, with_prompts: bool) -> Vec<TelemetryEvent> {
         .collect()
 }
 
+/// Times `events` through a fresh Sentinel built from `config` per iteration.
+fn through(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    config: &str,
+    clock: &Arc<ManualClock>,
+    events: &[TelemetryEvent],
+) {
+    g.throughput(Throughput::Elements(events.len() as u64));
+    g.bench_function(name, |b| {
+        b.iter_batched(
+            || Sentinel::new(SentinelConfig::from_yaml(config).unwrap(), clock.clone()).unwrap(),
+            |mut s| events.iter().map(|e| s.process(e).len()).sum::<usize>(),
+            BatchSize::LargeInput,
+        )
+    });
+}
+
 fn bench(c: &mut Criterion) {
     let clock = Arc::new(ManualClock::new(1_764_000_000_000));
-    let evs = events(10_000, false);
     let mut g = c.benchmark_group("sentinel");
-    g.throughput(Throughput::Elements(evs.len() as u64));
     g.sample_size(20);
-    g.bench_function("metrics_detectors/10k_events", |b| {
-        b.iter_batched(
-            || Sentinel::new(SentinelConfig::from_yaml(METRICS_CONFIG).unwrap(), clock.clone()).unwrap(),
-            |mut s| {
-                let mut n = 0;
-                for e in &evs {
-                    n += s.process(e).len();
-                }
-                n
-            },
-            BatchSize::LargeInput,
-        )
-    });
-    let texts = events(1000, true);
-    g.throughput(Throughput::Elements(texts.len() as u64));
-    g.bench_function("threat_detector/1k_prompts", |b| {
-        b.iter_batched(
-            || Sentinel::new(SentinelConfig::from_yaml(THREAT_CONFIG).unwrap(), clock.clone()).unwrap(),
-            |mut s| {
-                let mut n = 0;
-                for e in &texts {
-                    n += s.process(e).len();
-                }
-                n
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    through(&mut g, "metrics_detectors/10k_events", METRICS_CONFIG, &clock, &events(10_000, false));
+    through(&mut g, "threat_detector/1k_prompts", THREAT_CONFIG, &clock, &events(1000, true));
     match dev_prompts(2000) {
         Some(texts) => {
             let bytes: usize = texts.iter().map(|e| e.data.prompt.as_deref().map_or(0, str::len)).sum();
             eprintln!("threat_detector/dev_prompts: {} prompts, mean {} bytes", texts.len(), bytes / texts.len());
-            g.throughput(Throughput::Elements(texts.len() as u64));
-            g.bench_function("threat_detector/dev_prompts", |b| {
-                b.iter_batched(
-                    || Sentinel::new(SentinelConfig::from_yaml(THREAT_CONFIG).unwrap(), clock.clone()).unwrap(),
-                    |mut s| {
-                        let mut n = 0;
-                        for e in &texts {
-                            n += s.process(e).len();
-                        }
-                        n
-                    },
-                    BatchSize::LargeInput,
-                )
-            });
+            through(&mut g, "threat_detector/dev_prompts", THREAT_CONFIG, &clock, &texts);
         }
         None => eprintln!("threat_detector/dev_prompts: ../shared/datasets not found; skipped"),
     }

@@ -607,17 +607,16 @@ impl Store for SqlStore {
         // before the user_id column, anomalies about the user, deliveries
         // that quote their events or anomalies).
         let pattern = format!("%{}%", like_escape(&json_string_body(user_id)));
-        let bodies: [(&str, &str, &str, &str); 3] = [
-            ("telemetry_events", "event_id", "body", " AND user_id IS NULL"),
-            ("anomalies", "id", "body", ""),
-            ("deliveries", "id", "payload", ""),
+        let bodies = [
+            ("telemetry_events", "event_id", "body", " AND user_id IS NULL", &mut removed.telemetry),
+            ("anomalies", "id", "body", "", &mut removed.anomalies),
+            ("deliveries", "id", "payload", "", &mut removed.deliveries),
         ];
-        for (table, key, column, extra) in bodies {
+        for (table, key, column, extra, count) in bodies {
             let sql = format!(
                 "SELECT {key} AS k, {column} AS b FROM {table} WHERE tenant = $1{extra} AND {column} LIKE $2 ESCAPE '\\'"
             );
             let rows = sqlx::query(&sql).bind(tenant).bind(&pattern).fetch_all(&mut *tx).await?;
-            let mut n = 0;
             for r in rows {
                 let body: String = r.try_get("b")?;
                 if !mentions(&body, user_id) {
@@ -625,12 +624,7 @@ impl Store for SqlStore {
                 }
                 let k: String = r.try_get("k")?;
                 let del = format!("DELETE FROM {table} WHERE tenant = $1 AND {key} = $2");
-                n += sqlx::query(&del).bind(tenant).bind(&k).execute(&mut *tx).await?.rows_affected();
-            }
-            match table {
-                "telemetry_events" => removed.telemetry += n,
-                "anomalies" => removed.anomalies = n,
-                _ => removed.deliveries = n,
+                *count += sqlx::query(&del).bind(tenant).bind(&k).execute(&mut *tx).await?.rows_affected();
             }
         }
         tx.commit().await?;

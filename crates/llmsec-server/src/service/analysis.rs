@@ -317,7 +317,7 @@ pub(crate) fn event_type(a: &Analysis) -> &'static str {
 /// the verdict (a `sanitize` verdict for a Unicode finding alone must not
 /// keep an address or a key in clear).
 fn redact(state: &AppState, job: &Job, a: &Analysis) -> Result<String, ApiError> {
-    match state.engine.redact_for_storage(job.text(), a) {
+    match state.engine.redact_for_storage(job.text(), Some(a)) {
         Ok(s) => Ok(s),
         // Too large to re-scan: keep nothing rather than keep it unredacted.
         Err(llm_security::Error::InputTooLarge { .. }) => Ok(String::new()),

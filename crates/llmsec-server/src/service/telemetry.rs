@@ -35,22 +35,17 @@ pub(crate) fn stored(state: &AppState, e: &TelemetryEvent) -> TelemetryEvent {
     if mode == InputRetention::Full {
         return e.clone();
     }
-    let redact = |t: &str| match state.engine.sanitize(t) {
-        Ok(s) => s.text,
-        // Too large to scan: keep nothing rather than keep it in clear.
-        Err(_) => String::new(),
-    };
+    // Redacted as analysed text is; too large to scan: keep nothing rather
+    // than keep it in clear.
+    let redact = |t: &str| state.engine.redact_for_storage(t, None).unwrap_or_default();
     let mut kept = e.clone();
     let d = &mut kept.data;
-    match mode {
-        InputRetention::None => {
-            d.prompt = None;
-            d.completion = None;
-        }
-        InputRetention::Redacted | InputRetention::Full => {
-            d.prompt = d.prompt.as_deref().map(redact);
-            d.completion = d.completion.as_deref().map(redact);
-        }
+    if mode == InputRetention::None {
+        d.prompt = None;
+        d.completion = None;
+    } else {
+        d.prompt = d.prompt.as_deref().map(redact);
+        d.completion = d.completion.as_deref().map(redact);
     }
     d.error = d.error.as_deref().map(redact);
     kept

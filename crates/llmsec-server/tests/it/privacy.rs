@@ -11,36 +11,14 @@ use crate::common::*;
 /// A served app and a client for it.
 struct Served {
     t: TestApp,
-    base: String,
-    http: reqwest::Client,
+    http: Http,
 }
 
 impl Served {
     async fn start(f: impl FnOnce(&mut llmsec_server::config::ServerConfig)) -> Served {
         let t = app_with(f).await;
-        let addr = crate::grpc::serve(t.router.clone()).await;
-        Served { t, base: format!("http://{addr}"), http: reqwest::Client::new() }
-    }
-
-    async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
-        let r = req.send().await.unwrap();
-        let status = r.status();
-        let headers = r.headers().clone();
-        let text = r.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp { status, headers, body, text }
-    }
-
-    async fn post(&self, path: &str, key: &str, body: Value) -> Resp {
-        self.send(self.http.post(format!("{}{path}", self.base)).bearer_auth(key).json(&body)).await
-    }
-
-    async fn get(&self, path: &str, key: &str) -> Resp {
-        self.send(self.http.get(format!("{}{path}", self.base)).bearer_auth(key)).await
-    }
-
-    async fn delete(&self, path: &str, key: &str) -> Resp {
-        self.send(self.http.delete(format!("{}{path}", self.base)).bearer_auth(key)).await
+        let http = Http::new(crate::grpc::serve(t.router.clone()).await);
+        Served { t, http }
     }
 }
 
@@ -73,7 +51,7 @@ async fn stored_text_is_redacted_whatever_the_verdict() {
     let prompt = format!("Please mail {EMAIL} the report.\u{200b}\u{200b}\u{200b} My key is {KEY}.");
     for (path, field) in [("/api/security/analyze", "input"), ("/api/security/validate", "output")] {
         for text in [prompt.clone(), prompt.replace('\u{200b}', "")] {
-            let r = s.post(path, &key, json!({ field: text })).await;
+            let r = s.http.post(path, &key, json!({ field: text })).await;
             assert_eq!(r.status, StatusCode::OK, "{}", r.text);
             let found = kinds(&r);
             assert!(
@@ -81,7 +59,7 @@ async fn stored_text_is_redacted_whatever_the_verdict() {
                 "{path}: secrets and PII are reported: {found:?}"
             );
             let id = r.body["event_id"].as_str().unwrap();
-            let list = s.get("/api/security/events?limit=100", &key).await;
+            let list = s.http.get("/api/security/events?limit=100", &key).await;
             let ev = list.body["events"].as_array().unwrap().iter().find(|e| e["id"] == id).unwrap().clone();
             let stored = ev["input"].as_str().unwrap_or_default();
             assert!(stored.contains("[REDACTED_EMAIL_1]"), "{path}: {stored}");
@@ -102,13 +80,14 @@ async fn secrets_in_prompts_follow_the_input_data_action() {
     std::fs::write(&engine, "[input_data]\naction = \"sanitize\"\n").unwrap();
     let s = Served::start(|c| c.engine_config = Some(engine.clone())).await;
     let key = make_key(&s.t.router, "acme", &["analyze"]).await;
-    let r = s.post("/api/security/analyze", &key, json!({"input": format!("Use {KEY} to call the API")})).await;
+    let r = s.http.post("/api/security/analyze", &key, json!({"input": format!("Use {KEY} to call the API")})).await;
     assert_eq!(r.body["verdict"], "sanitize", "{}", r.text);
     assert!(!r.body["sanitized"].as_str().unwrap().contains("sk-proj-"), "{}", r.text);
     // By default a secret in a prompt is reported, not acted on.
     let plain = Served::start(|_| {}).await;
     let key = make_key(&plain.t.router, "acme", &["analyze"]).await;
-    let r = plain.post("/api/security/analyze", &key, json!({"input": format!("Use {KEY} to call the API")})).await;
+    let r =
+        plain.http.post("/api/security/analyze", &key, json!({"input": format!("Use {KEY} to call the API")})).await;
     assert_eq!((r.body["verdict"].as_str(), r.body["is_secure"].as_bool()), (Some("allow"), Some(true)), "{}", r.text);
     assert!(kinds(&r).contains(&"secret_leak".to_owned()));
 }
@@ -133,7 +112,8 @@ async fn telemetry_text_is_stored_under_the_storage_setting() {
     ] {
         let s = Served::start(|c| c.storage.input = mode).await;
         let key = make_key(&s.t.router, "acme", &["ingest"]).await;
-        let r = s.post("/api/v1/telemetry/events", &key, telemetry("t1", "u1", &format!("Write to {EMAIL}"))).await;
+        let r =
+            s.http.post("/api/v1/telemetry/events", &key, telemetry("t1", "u1", &format!("Write to {EMAIL}"))).await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
         let rows = s.t.server.state().store.telemetry("acme", 0, i64::MAX, 10).await.unwrap();
         let body: Value = serde_json::from_str(&rows[0].body).unwrap();
@@ -172,11 +152,13 @@ async fn erasing_a_user_leaves_no_row_that_names_them() {
     let key = make_key(&s.t.router, "acme", &["analyze", "ingest", "read", "admin"]).await;
     // A subscription whose deliveries quote the events (nothing listens there).
     let hook = s
+        .http
         .post("/api/webhooks", &key, json!({"url": "http://localhost:9/hook", "events": ["threat.detected"], "secret": "whsec-0123456789abcdef"}))
         .await;
     assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.text);
     for user in [USER, OTHER] {
         let r = s
+            .http
             .post(
                 "/api/security/analyze",
                 &key,
@@ -185,21 +167,21 @@ async fn erasing_a_user_leaves_no_row_that_names_them() {
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         let ev = telemetry(&format!("ev-{}", &user[..3]), user, &format!("{ATTACK}. {MARK} {user}"));
-        let r = s.post("/api/v1/telemetry/events", &key, ev).await;
+        let r = s.http.post("/api/v1/telemetry/events", &key, ev).await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     }
     // Sentinel opened an anomaly about each and blocked both.
     eventually(15, || async {
-        let r = s.get("/api/v1/enforcements", &key).await;
+        let r = s.http.get("/api/v1/enforcements", &key).await;
         (r.body["enforcements"].as_array().map_or(0, Vec::len) >= 2).then_some(())
     })
     .await;
-    let blocked = s.post("/api/security/analyze", &key, json!({"input": "hello", "user_id": USER})).await;
+    let blocked = s.http.post("/api/security/analyze", &key, json!({"input": "hello", "user_id": USER})).await;
     assert_eq!(blocked.status, StatusCode::FORBIDDEN);
     let before = database_bytes(&s.t.server.state().config.data_dir);
     assert!(before.contains(USER), "the test stores the user's id before erasure");
 
-    let r = s.delete(&format!("/api/security/users/{USER}/events"), &key).await;
+    let r = s.http.delete(&format!("/api/security/users/{USER}/events"), &key).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let removed = &r.body["removed"];
     for table in ["events", "telemetry", "anomalies", "deliveries", "enforcements"] {
@@ -209,12 +191,12 @@ async fn erasing_a_user_leaves_no_row_that_names_them() {
     assert!(!after.contains(USER), "a row still names the erased user");
     assert!(after.contains(OTHER), "another user's rows stay");
     // The block on the erased user is gone too; the other stays blocked.
-    let r = s.post("/api/security/analyze", &key, json!({"input": "hello", "user_id": USER})).await;
+    let r = s.http.post("/api/security/analyze", &key, json!({"input": "hello", "user_id": USER})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let r = s.post("/api/security/analyze", &key, json!({"input": "hello", "user_id": OTHER})).await;
+    let r = s.http.post("/api/security/analyze", &key, json!({"input": "hello", "user_id": OTHER})).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // The audit log records the erasure without the id.
-    let audit = s.get("/api/admin/audit", ADMIN).await;
+    let audit = s.http.get("/api/admin/audit", ADMIN).await;
     let last = audit.body["entries"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["action"], "user.erase");
     assert!(!last.to_string().contains(USER), "{last}");

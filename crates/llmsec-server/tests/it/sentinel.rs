@@ -127,32 +127,6 @@ async fn ingestion_is_idempotent_and_names_bad_events() {
     assert_eq!(r.status, StatusCode::FORBIDDEN, "ingest needs the ingest scope");
 }
 
-/// A client for a served app: the same `Resp` as the `oneshot` helpers.
-#[derive(Clone)]
-struct Http {
-    client: reqwest::Client,
-    base: String,
-}
-
-impl Http {
-    async fn resp(r: reqwest::Response) -> Resp {
-        let status = r.status();
-        let headers = r.headers().clone();
-        let text = r.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp { status, headers, body, text }
-    }
-
-    async fn post(&self, path: &str, key: &str, body: Value) -> Resp {
-        Http::resp(self.client.post(format!("{}{path}", self.base)).bearer_auth(key).json(&body).send().await.unwrap())
-            .await
-    }
-
-    async fn get(&self, path: &str, key: &str) -> Resp {
-        Http::resp(self.client.get(format!("{}{path}", self.base)).bearer_auth(key).send().await.unwrap()).await
-    }
-}
-
 const SLACK_TEMPLATE: &str = r#"{"text": "Critical Anomaly Detected", "blocks": [{"type": "header", "text": {"type": "plain_text", "text": "{{ .anomaly.title }}"}}, {"type": "section", "fields": [{"type": "mrkdwn", "text": "*Severity:*\n{{ .anomaly.severity }}"}, {"type": "mrkdwn", "text": "*Score:*\n{{ .anomaly.score }}"}]}, {"type": "section", "text": {"type": "mrkdwn", "text": "{{ .anomaly.description }}"}}]}"#;
 
 #[tokio::test]
@@ -406,7 +380,7 @@ anomalies:
     let server = llmsec_server::Server::with_clock(c, engine, store, Some(ADMIN.into()), clock.clone()).await.unwrap();
     // Over real HTTP.
     let addr = crate::grpc::serve(server.router()).await;
-    let http = Http { client: reqwest::Client::new(), base: format!("http://{addr}") };
+    let http = Http::new(addr);
     let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339();
 
     // A steady cost stream, then a step.
