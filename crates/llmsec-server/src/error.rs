@@ -9,6 +9,9 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use crate::service::ServiceError;
+use crate::service::deadline::Deadline;
+
 /// An error a route answers with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -127,14 +130,22 @@ impl ApiError {
 
 impl From<llmsec_store::StoreError> for ApiError {
     fn from(e: llmsec_store::StoreError) -> ApiError {
+        ServiceError::from(e).into()
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> ApiError {
         match e {
-            llmsec_store::StoreError::Conflict(what) => {
-                ApiError::BadRequest { field: None, message: format!("{what} already exists") }
-            }
-            llmsec_store::StoreError::Database(
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
-            ) => ApiError::Unavailable("database".into()),
-            e => ApiError::Internal(e.to_string()),
+            ServiceError::Invalid { field, message } => ApiError::BadRequest { field, message },
+            ServiceError::Unauthenticated => ApiError::Unauthorized,
+            ServiceError::Forbidden(scope) => ApiError::Forbidden(scope),
+            ServiceError::NotFound(what) => ApiError::NotFound(what),
+            ServiceError::Blocked { reason, until } => ApiError::Blocked { reason, until },
+            ServiceError::RateLimited { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
+            ServiceError::Timeout => ApiError::Timeout,
+            ServiceError::Unavailable(what) => ApiError::Unavailable(what),
+            ServiceError::Internal(detail) => ApiError::Internal(detail),
         }
     }
 }
@@ -157,14 +168,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// User and session ids: 1–256 bytes, no control characters (they are
-/// stored, indexed and echoed into logs and webhooks).
-pub fn check_id(field: &str, id: Option<&str>) -> Result<(), ApiError> {
-    match id {
-        Some(v) if !llm_sentinel::event::is_valid_id(v) => Err(ApiError::field(field, llm_sentinel::event::ID_RULE)),
-        _ => Ok(()),
-    }
-}
+/// The body limit in force, for the JSON extractor to name it in errors.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
 
 /// A JSON body whose errors are [`ApiError`]s naming the field.
 #[derive(Debug, Clone, Copy, Default)]
@@ -202,7 +208,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let limit = req.extensions().get::<crate::BodyLimit>().map_or(usize::MAX, |l| l.0);
+        let limit = req.extensions().get::<BodyLimit>().map_or(usize::MAX, |l| l.0);
         let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
             if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge { limit }
@@ -217,6 +223,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Deadline {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Deadline>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal("no request deadline: the timeout layer is missing".into()))
     }
 }
 

@@ -30,14 +30,14 @@ use llmsec_store::Scope;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::AppState;
 use crate::api::events::{Filters, cursor_of, parse_cursor, parse_time};
-use crate::auth::Caller;
-use crate::deadline::Deadline;
 use crate::error::{ApiError, Json};
 use crate::gql::{caller, gql_error};
 use crate::graphql_limits::{Budget, RequestLimits, start_analysis};
+use crate::service::Caller;
 use crate::service::analysis::{AnalyzeRequest, Job, SecurityResponse, ValidateRequest, analyze};
+use crate::service::deadline::Deadline;
+use crate::state::AppState;
 use crate::time::rfc3339;
 
 /// The schema type.
@@ -313,7 +313,7 @@ impl SecurityQuery {
         let state = ctx.data::<AppState>()?;
         let deadline = start_analysis(ctx, state, c, input.len())?;
         let req = AnalyzeRequest { input, user_id, session_id, application_id: None, context: context.map(Into::into) };
-        let r = analyze(state, c, Job::Input(req), "input".into(), &deadline).await.map_err(gql_error)?;
+        let r = analyze(&state.services, c, Job::Input(req), "input".into(), &deadline).await.map_err(gql_error)?;
         Ok(r.into())
     }
 
@@ -343,7 +343,7 @@ impl SecurityQuery {
             json_schema: None,
         };
         let r: SecurityAnalysis =
-            analyze(state, c, Job::Output(req), "output".into(), &deadline).await.map_err(gql_error)?.into();
+            analyze(&state.services, c, Job::Output(req), "output".into(), &deadline).await.map_err(gql_error)?.into();
         Ok(ValidationResult { is_valid: r.is_secure, analysis: r })
     }
 
@@ -373,8 +373,8 @@ impl SecurityQuery {
             until: f.until.as_deref().map(|v| parse_time("filter.until", v)).transpose().map_err(gql_error)?,
         };
         filters.validate("filter.").map_err(gql_error)?;
-        crate::error::check_id("filter.userId", filters.user_id.as_deref()).map_err(gql_error)?;
-        crate::error::check_id("filter.sessionId", filters.session_id.as_deref()).map_err(gql_error)?;
+        crate::service::check_id("filter.userId", filters.user_id.as_deref()).map_err(gql_error)?;
+        crate::service::check_id("filter.sessionId", filters.session_id.as_deref()).map_err(gql_error)?;
         let before = match after {
             Some(a) => Some(
                 parse_cursor(&a)
@@ -386,7 +386,7 @@ impl SecurityQuery {
         let q = filters.query(&c.tenant, before, limit);
         // Aliased pages take their turn at the operation's byte budget.
         let mut bytes = ctx.data::<Budget>()?.page_bytes().await;
-        let total = state.store.count_events(&q).await.map_err(|e| gql_error(e.into()))?;
+        let total = state.store.count_events(&q).await.map_err(gql_error)?;
         let may_overrun = !bytes.spent;
         let page = crate::api::events::page(state.store.as_ref(), q, limit, &mut bytes.left, may_overrun, "first")
             .await

@@ -16,12 +16,12 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::parser::types::{ExecutableDocument, SelectionSet};
 use async_graphql::{Context, Pos, Request, ServerResult, Variables};
 
-use crate::AppState;
-use crate::auth::Caller;
 use crate::config::LimitsConfig;
-use crate::deadline::Deadline;
 use crate::error::ApiError;
 use crate::gql::gql_error;
+use crate::service::Caller;
+use crate::service::deadline::Deadline;
+use crate::state::AppState;
 
 /// What one operation may still spend.
 #[derive(Debug)]
@@ -105,7 +105,7 @@ pub(crate) fn start_analysis(
     let field = ctx.path_node.map(|p| p.to_string()).unwrap_or_default();
     let prepaid = ctx.data::<Budget>()?.take_analysis(bytes, &field).map_err(gql_error)?;
     if !prepaid {
-        crate::auth::take_token(state, caller).map_err(gql_error)?;
+        crate::service::keys::take_token(&state.services, caller).map_err(gql_error)?;
     }
     Ok(deadline)
 }

@@ -11,9 +11,7 @@ use llm_sentinel::event::{EventData, EventMetadata, EventType, Source, Telemetry
 use llmsec_store::Scope;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::AppState;
-use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::service::{Caller, ServiceError, Services};
 
 /// The generated messages, service and client.
 #[allow(missing_docs, clippy::all, clippy::unwrap_used)]
@@ -31,13 +29,15 @@ const MAX_ERRORS: usize = 100;
 /// The service.
 #[derive(Debug, Clone)]
 pub struct Ingestion {
-    state: AppState,
+    services: Services,
 }
 
 /// The gRPC routes, as an axum router to merge into the app.
-pub fn router(state: AppState) -> axum::Router {
-    tonic::service::Routes::new(TelemetryIngestionServer::new(Ingestion { state }).max_decoding_message_size(4 << 20))
-        .into_axum_router()
+pub fn router(services: Services) -> axum::Router {
+    tonic::service::Routes::new(
+        TelemetryIngestionServer::new(Ingestion { services }).max_decoding_message_size(4 << 20),
+    )
+    .into_axum_router()
 }
 
 fn opt(s: String) -> Option<String> {
@@ -49,21 +49,21 @@ fn pos(v: i32) -> Option<u64> {
 }
 
 /// Converts a protobuf event into the event model; an error names the field.
-pub fn convert(m: pb::TelemetryEvent) -> Result<TelemetryEvent, ApiError> {
+pub fn convert(m: pb::TelemetryEvent) -> Result<TelemetryEvent, ServiceError> {
     let event_type = match m.event_type.as_str() {
         "llm.request" => EventType::Request,
         "llm.response" => EventType::Response,
         "llm.error" => EventType::Error,
         other => {
-            return Err(ApiError::field(
+            return Err(ServiceError::field(
                 "event_type",
                 format!("{other:?} is not llm.request, llm.response or llm.error"),
             ));
         }
     };
-    let ts = m.timestamp.ok_or_else(|| ApiError::field("timestamp", "required"))?;
+    let ts = m.timestamp.ok_or_else(|| ServiceError::field("timestamp", "required"))?;
     let timestamp = chrono::DateTime::from_timestamp(ts.seconds, ts.nanos.max(0) as u32)
-        .ok_or_else(|| ApiError::field("timestamp", "out of range"))?;
+        .ok_or_else(|| ServiceError::field("timestamp", "out of range"))?;
     let mut data = EventData::default();
     match m.payload {
         Some(pb::telemetry_event::Payload::Request(r)) => {
@@ -116,12 +116,12 @@ pub fn convert(m: pb::TelemetryEvent) -> Result<TelemetryEvent, ApiError> {
     })
 }
 
-fn status_of(e: ApiError) -> Status {
+fn status_of(e: ServiceError) -> Status {
     match e {
-        ApiError::Unauthorized => Status::unauthenticated(e.to_string()),
-        ApiError::Forbidden(_) => Status::permission_denied(e.to_string()),
-        ApiError::Unavailable(_) => Status::unavailable(e.to_string()),
-        ApiError::BadRequest { .. } => Status::invalid_argument(e.to_string()),
+        ServiceError::Unauthenticated => Status::unauthenticated(e.to_string()),
+        ServiceError::Forbidden(_) => Status::permission_denied(e.to_string()),
+        ServiceError::Unavailable(_) => Status::unavailable(e.to_string()),
+        ServiceError::Invalid { .. } => Status::invalid_argument(e.to_string()),
         e => Status::internal(e.to_string()),
     }
 }
@@ -142,11 +142,11 @@ impl TelemetryIngestion for Ingestion {
         let mut summary = pb::StreamSummary::default();
         let mut chunk: Vec<TelemetryEvent> = Vec::with_capacity(CHUNK);
         let mut index: u64 = 0;
-        let refuse = |summary: &mut pb::StreamSummary, index: u64, id: &str, e: ApiError| {
+        let refuse = |summary: &mut pb::StreamSummary, index: u64, id: &str, e: ServiceError| {
             summary.rejected += 1;
             if summary.errors.len() < MAX_ERRORS {
                 let (field, message) = match e {
-                    ApiError::BadRequest { field, message } => (field.unwrap_or_default(), message),
+                    ServiceError::Invalid { field, message } => (field.unwrap_or_default(), message),
                     e => (String::new(), e.to_string()),
                 };
                 summary.errors.push(pb::EventError { index, event_id: id.to_owned(), field, message });
@@ -194,7 +194,7 @@ impl Ingestion {
             return Ok(());
         }
         let events = std::mem::take(chunk);
-        let fresh = crate::service::telemetry::accept(&self.state, caller, events).await.map_err(status_of)?;
+        let fresh = crate::service::telemetry::accept(&self.services, caller, events).await.map_err(status_of)?;
         let new = fresh.iter().filter(|f| **f).count() as u64;
         summary.accepted += new;
         summary.duplicates += fresh.len() as u64 - new;
@@ -243,9 +243,9 @@ mod tests {
         };
         let mut m = base.clone();
         m.event_type = "llm.maybe".into();
-        assert!(matches!(convert(m), Err(ApiError::BadRequest { field: Some(f), .. }) if f == "event_type"));
+        assert!(matches!(convert(m), Err(ServiceError::Invalid { field: Some(f), .. }) if f == "event_type"));
         let mut m = base;
         m.timestamp = None;
-        assert!(matches!(convert(m), Err(ApiError::BadRequest { field: Some(f), .. }) if f == "timestamp"));
+        assert!(matches!(convert(m), Err(ServiceError::Invalid { field: Some(f), .. }) if f == "timestamp"));
     }
 }

@@ -18,7 +18,6 @@
 pub mod api;
 pub mod auth;
 pub mod config;
-pub mod deadline;
 pub mod deliver;
 pub mod egress;
 pub mod error;
@@ -33,8 +32,8 @@ pub mod redact;
 pub mod sentinel;
 pub mod sentinel_graphql;
 pub mod service;
+pub mod state;
 pub mod time;
-pub mod writer;
 pub mod ws;
 
 use std::future::Future;
@@ -47,84 +46,25 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use llm_security::{SecurityEngine, Threat};
-use llmsec_store::{NewAudit, Scope, SecurityEvent, SqlStore, Store, now_millis};
-use metrics_exporter_prometheus::PrometheusHandle;
+use llm_security::SecurityEngine;
+use llmsec_store::{NewAudit, Scope, SqlStore, Store, now_millis};
 use tokio::sync::{Notify, broadcast, watch};
 
-use crate::auth::{Caller, KeyCache};
 use crate::config::ServerConfig;
 use crate::deliver::{DeliveryWorker, WebhookRegistry};
-use crate::error::ApiError;
+use crate::error::{ApiError, BodyLimit};
 use crate::ratelimit::RateLimiter;
-use crate::writer::EventWriter;
+use crate::service::keys::KeyCache;
+use crate::service::writer::EventWriter;
+use crate::service::{Caller, Services, ServicesInner};
+use crate::state::HttpParts;
 
 pub use config::ConfigError;
+pub use service::ThreatNotice;
+pub use state::AppState;
 
 /// The OpenAPI document served at `/openapi.json` (also `docs/openapi.json`).
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
-
-/// A threat pushed to GraphQL subscribers.
-#[derive(Debug, Clone)]
-pub struct ThreatNotice {
-    /// The stored event.
-    pub event: SecurityEvent,
-    /// Its threats.
-    pub threats: Vec<Threat>,
-}
-
-/// The body limit in force, for extractors to name it in errors.
-#[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
-
-/// Everything a handler needs: one `Arc`, so that the clones axum makes
-/// per request (middleware, extractors) cost one atomic increment.
-#[derive(Clone, Debug)]
-pub struct AppState(Arc<AppInner>);
-
-impl std::ops::Deref for AppState {
-    type Target = AppInner;
-
-    fn deref(&self) -> &AppInner {
-        &self.0
-    }
-}
-
-/// The parts of [`AppState`].
-pub struct AppInner {
-    /// The engine.
-    pub engine: SecurityEngine,
-    /// The store.
-    pub store: Arc<dyn Store>,
-    /// The configuration.
-    pub config: Arc<ServerConfig>,
-    /// Key lookup.
-    pub keys: Arc<KeyCache>,
-    /// Per-key rate limits.
-    pub limiter: Arc<RateLimiter>,
-    /// Failed authentications per client address.
-    pub auth_failures: Arc<RateLimiter>,
-    /// Group commit of events.
-    pub writer: EventWriter,
-    /// Webhook subscriptions.
-    pub webhooks: Arc<WebhookRegistry>,
-    /// Wakes the delivery worker.
-    pub delivery_notify: Arc<Notify>,
-    /// Threats for subscriptions.
-    pub threat_feed: broadcast::Sender<ThreatNotice>,
-    /// Renders `/metrics`.
-    pub metrics: PrometheusHandle,
-    /// Sentinel: telemetry, detectors, anomalies, enforcements.
-    pub sentinel: Arc<crate::sentinel::SentinelService>,
-    /// Which addresses outbound HTTP may reach.
-    pub egress: Arc<crate::egress::EgressPolicy>,
-}
-
-impl std::fmt::Debug for AppInner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("store", &self.store).field("config", &self.config).finish_non_exhaustive()
-    }
-}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -233,25 +173,25 @@ impl Server {
             delivery_notify.clone(),
         ));
         sentinel.set_egress(egress.clone());
-        let state = AppState(Arc::new(AppInner {
+        let services = Services::new(ServicesInner {
             engine,
             store: store.clone(),
             config: config.clone(),
             keys: Arc::new(KeyCache::new(env_admin_key.as_deref())),
             limiter: Arc::new(RateLimiter::default()),
-            auth_failures: Arc::new(RateLimiter::default()),
             writer,
             webhooks: webhooks.clone(),
             delivery_notify: delivery_notify.clone(),
             threat_feed,
-            metrics,
             sentinel: sentinel.clone(),
             egress: egress.clone(),
-        }));
+        });
+        let state = AppState { services, http: Arc::new(HttpParts { auth_failures: RateLimiter::default(), metrics }) };
         // Config webhooks have a stable id per (tenant, url), so a restart
         // replaces rather than duplicates them, and pending deliveries keep
         // their subscription; ones no longer in the file are removed.
-        let config_id = |tenant: &str, url: &str| format!("cfg_{}", &auth::hash_key(&format!("{tenant}\n{url}"))[..16]);
+        let config_id =
+            |tenant: &str, url: &str| format!("cfg_{}", &service::keys::hash_key(&format!("{tenant}\n{url}"))[..16]);
         let wanted: Vec<(String, String)> =
             config.webhooks.iter().map(|w| (w.tenant.clone(), config_id(&w.tenant, &w.webhook.url))).collect();
         for old in store.webhooks(None).await? {
@@ -262,7 +202,7 @@ impl Server {
         for (i, w) in config.webhooks.iter().enumerate() {
             let id = config_id(&w.tenant, &w.webhook.url);
             store.delete_webhook(&w.tenant, &id).await?;
-            api::webhooks::register(&state, &w.tenant, w.webhook.clone(), Some(id))
+            service::tenants::register_webhook(&state.services, &w.tenant, w.webhook.clone(), Some(id))
                 .await
                 .map_err(|e| StartError::Webhook(format!("webhooks[{i}]: {e}")))?;
         }
@@ -358,14 +298,20 @@ async fn bootstrap_admin(store: &dyn Store) -> Result<Option<String>, llmsec_sto
     if keys.iter().any(|k| k.revoked_at.is_none() && k.scopes.contains(&Scope::Operator)) {
         return Ok(None);
     }
-    let new = auth::generate_key(auth::DEFAULT_TENANT, "bootstrap operator", Scope::ALL.to_vec(), None, now_millis());
+    let new = service::keys::generate_key(
+        config::DEFAULT_TENANT,
+        "bootstrap operator",
+        Scope::ALL.to_vec(),
+        None,
+        now_millis(),
+    );
     store
         .append_audit(
             NewAudit {
                 actor: "system".into(),
                 action: "key.bootstrap".into(),
                 target: new.record.id.clone(),
-                details: serde_json::json!({"tenant": auth::DEFAULT_TENANT}),
+                details: serde_json::json!({"tenant": config::DEFAULT_TENANT}),
             },
             now_millis(),
         )
@@ -427,8 +373,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 async fn metrics_handler(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
-    state.metrics.run_upkeep();
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response())
+    state.http.metrics.run_upkeep();
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.http.metrics.render())
+        .into_response())
 }
 
 async fn openapi(caller: Caller) -> Result<Response, ApiError> {
@@ -474,7 +421,7 @@ async fn request_timeout(State(state): State<AppState>, mut req: Request, next: 
         return next.run(req).await;
     }
     let limit = Duration::from_millis(state.config.limits.request_timeout_ms);
-    let deadline = deadline::Deadline::after(limit);
+    let deadline = service::deadline::Deadline::after(limit);
     req.extensions_mut().insert(deadline.clone());
     // WebSocket upgrades live on after the handshake; only the handshake is timed.
     let mut run = std::pin::pin!(next.run(req));
@@ -506,7 +453,7 @@ pub fn app(state: AppState) -> Router {
         .route("/graphql", post(graphql::graphql_post))
         .route("/metrics", get(metrics_handler))
         .route("/openapi.json", get(openapi))
-        .merge(grpc::router(state.clone()).with_state(()))
+        .merge(grpc::router(state.services.clone()).with_state(()))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
     // The WebSocket route authenticates itself: browsers send the key in
     // the first message, not in a header.

@@ -823,14 +823,13 @@ impl SentinelService {
         payload: String,
     ) -> Option<String> {
         let now = self.now();
-        let hook_id =
-            format!("snt_{}", &crate::auth::hash_key(&format!("{tenant}\n{url}\n{}", secret.unwrap_or("")))[..16]);
+        let hook_id = format!("snt_{}", &sha256_hex(&format!("{tenant}\n{url}\n{}", secret.unwrap_or("")))[..16]);
         let hook = Webhook {
             id: hook_id.clone(),
             tenant: tenant.to_owned(),
             url: url.to_owned(),
             // Unsigned targets still get a signature header; it is simply not checked.
-            secret: secret.map(str::to_owned).unwrap_or_else(|| crate::auth::hash_key(url)),
+            secret: secret.map(str::to_owned).unwrap_or_else(|| sha256_hex(url)),
             // No events: Sentinel targets never receive analysis events.
             events: vec!["sentinel.action".into()],
             created_at: now,
@@ -1046,4 +1045,10 @@ impl crate::deliver::IncidentSink for SentinelService {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
         Box::pin(self.delivered(d, response))
     }
+}
+
+/// Hex SHA-256: stable ids for Sentinel's action targets.
+fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }

@@ -28,10 +28,10 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use crate::AppState;
-use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::graphql::AppSchema;
+use crate::service::{Caller, ServiceError};
+use crate::state::AppState;
 
 /// Everything a session needs, gathered before the upgrade.
 pub struct Session {
@@ -91,7 +91,7 @@ pub async fn session(socket: WebSocket, s: Session) {
             None => Err("missing API key".into()),
             Some(key) => match crate::auth::authenticate_key(&state, peer, Some(&key)).await {
                 Ok(c) => Ok((c, key)),
-                Err(ApiError::Unauthorized) => Err("invalid API key".into()),
+                Err(ServiceError::Unauthenticated) => Err("invalid API key".into()),
                 Err(e) => Err(e.to_string()),
             },
         },
@@ -191,8 +191,8 @@ fn payload_key(payload: &serde_json::Value) -> Option<String> {
 /// recheck through the key cache.
 async fn until_revoked(state: &AppState, revocations: &mut broadcast::Receiver<String>, key_id: &str, key: &str) {
     let still_valid =
-        || async { !matches!(state.keys.resolve(state.store.as_ref(), key).await, Err(ApiError::Unauthorized)) };
-    let mut recheck = tokio::time::interval(crate::auth::CACHE_TTL);
+        || async { !matches!(state.keys.resolve(state.store.as_ref(), key).await, Err(ServiceError::Unauthenticated)) };
+    let mut recheck = tokio::time::interval(crate::service::keys::CACHE_TTL);
     recheck.tick().await;
     let mut listening = true;
     loop {
@@ -254,7 +254,7 @@ pub async fn graphql_ws(
     let from_header = match crate::auth::presented_key(&headers) {
         Some(k) => match crate::auth::authenticate_key(&state, peer, Some(k)).await {
             Ok(c) => Some((c, k.to_owned())),
-            Err(e) => return e.into_response(),
+            Err(e) => return ApiError::from(e).into_response(),
         },
         None => None,
     };

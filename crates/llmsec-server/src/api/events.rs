@@ -12,9 +12,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use llmsec_store::{EventQuery, Millis, Scope, SecurityEvent, Store};
 use serde::Serialize;
 
-use crate::AppState;
-use crate::auth::Caller;
 use crate::error::{ApiError, Json, Params};
+use crate::service::Caller;
+use crate::state::AppState;
 use crate::time::rfc3339;
 
 /// An event as the API shows it.
@@ -232,8 +232,8 @@ async fn list(
         until: q.get("until").map(|v| parse_time("until", v)).transpose()?,
     };
     filters.validate("")?;
-    crate::error::check_id("user_id", filters.user_id.as_deref())?;
-    crate::error::check_id("session_id", filters.session_id.as_deref())?;
+    crate::service::check_id("user_id", filters.user_id.as_deref())?;
+    crate::service::check_id("session_id", filters.session_id.as_deref())?;
     let before = match q.get("cursor") {
         Some(c) => Some(parse_cursor(c).ok_or_else(|| ApiError::field("cursor", "not a cursor this API returned"))?),
         None => None,

@@ -7,12 +7,12 @@ use axum::routing::post;
 use llmsec_store::Scope;
 use serde::{Deserialize, Serialize};
 
-use crate::AppState;
-use crate::auth::Caller;
-use crate::deadline::Deadline;
 use crate::error::{ApiError, Json};
 pub use crate::service::analysis::{AnalyzeRequest, SecurityResponse, ValidateRequest};
 use crate::service::analysis::{Job, analyze, analyze_all};
+use crate::service::deadline::Deadline;
+use crate::service::{Caller, Services};
+use crate::state::AppState;
 
 /// A batch of analyses.
 #[derive(Debug, Deserialize)]
@@ -30,27 +30,27 @@ pub struct BatchResponse {
 }
 
 async fn analyze_one(
-    State(state): State<AppState>,
+    State(svc): State<Services>,
     caller: Caller,
     deadline: Deadline,
     Json(req): Json<AnalyzeRequest>,
 ) -> Result<Json<SecurityResponse>, ApiError> {
     caller.require(Scope::Analyze)?;
-    analyze(&state, &caller, Job::Input(req), "input".into(), &deadline).await.map(Json)
+    Ok(Json(analyze(&svc, &caller, Job::Input(req), "input".into(), &deadline).await?))
 }
 
 async fn validate_one(
-    State(state): State<AppState>,
+    State(svc): State<Services>,
     caller: Caller,
     deadline: Deadline,
     Json(req): Json<ValidateRequest>,
 ) -> Result<Json<SecurityResponse>, ApiError> {
     caller.require(Scope::Analyze)?;
-    analyze(&state, &caller, Job::Output(req), "output".into(), &deadline).await.map(Json)
+    Ok(Json(analyze(&svc, &caller, Job::Output(req), "output".into(), &deadline).await?))
 }
 
-fn check_batch<T>(state: &AppState, items: &[T]) -> Result<(), ApiError> {
-    let max = state.config.limits.batch_items;
+fn check_batch<T>(svc: &Services, items: &[T]) -> Result<(), ApiError> {
+    let max = svc.config.limits.batch_items;
     if items.is_empty() {
         return Err(ApiError::field("items", "must hold at least one item"));
     }
@@ -61,28 +61,28 @@ fn check_batch<T>(state: &AppState, items: &[T]) -> Result<(), ApiError> {
 }
 
 async fn analyze_batch(
-    State(state): State<AppState>,
+    State(svc): State<Services>,
     caller: Caller,
     deadline: Deadline,
     Json(req): Json<Batch<AnalyzeRequest>>,
 ) -> Result<Json<BatchResponse>, ApiError> {
     caller.require(Scope::Analyze)?;
-    check_batch(&state, &req.items)?;
+    check_batch(&svc, &req.items)?;
     let jobs = req.items.into_iter().map(Job::Input).collect();
-    let results = analyze_all(&state, &caller, jobs, &deadline).await?;
+    let results = analyze_all(&svc, &caller, jobs, &deadline).await?;
     Ok(Json(BatchResponse { results }))
 }
 
 async fn validate_batch(
-    State(state): State<AppState>,
+    State(svc): State<Services>,
     caller: Caller,
     deadline: Deadline,
     Json(req): Json<Batch<ValidateRequest>>,
 ) -> Result<Json<BatchResponse>, ApiError> {
     caller.require(Scope::Analyze)?;
-    check_batch(&state, &req.items)?;
+    check_batch(&svc, &req.items)?;
     let jobs = req.items.into_iter().map(Job::Output).collect();
-    let results = analyze_all(&state, &caller, jobs, &deadline).await?;
+    let results = analyze_all(&svc, &caller, jobs, &deadline).await?;
     Ok(Json(BatchResponse { results }))
 }
 

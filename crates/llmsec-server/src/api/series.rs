@@ -14,10 +14,10 @@ use llmsec_store::{AnomalyQuery, Millis, Scope};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::AppState;
 use crate::api::events::parse_time;
-use crate::auth::Caller;
 use crate::error::{ApiError, Json};
+use crate::service::Caller;
+use crate::state::AppState;
 use crate::time::rfc3339;
 
 /// Events one query reads at most.

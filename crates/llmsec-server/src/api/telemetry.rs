@@ -14,10 +14,10 @@ use llmsec_store::Scope;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::AppState;
-use crate::auth::Caller;
 use crate::error::{ApiError, Json, parse_json};
 use crate::service::telemetry::{accept, admit};
+use crate::service::{Caller, Services};
+use crate::state::AppState;
 
 pub use crate::service::telemetry::MAX_BATCH;
 
@@ -36,20 +36,20 @@ pub struct EventResult {
 }
 
 async fn one(
-    State(state): State<AppState>,
+    State(svc): State<Services>,
     caller: Caller,
     Json(e): Json<TelemetryEvent>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     caller.require(Scope::Ingest)?;
     let e = admit(&caller, e, "")?;
     let id = e.event_id.clone();
-    let fresh = accept(&state, &caller, vec![e]).await?;
+    let fresh = accept(&svc, &caller, vec![e]).await?;
     let status = if fresh.first().copied().unwrap_or(false) { "accepted" } else { "duplicate" };
     Ok((StatusCode::ACCEPTED, Json(json!({"event_id": id, "status": status}))))
 }
 
 async fn batch(
-    State(state): State<AppState>,
+    State(svc): State<Services>,
     caller: Caller,
     body: Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
@@ -82,7 +82,7 @@ async fn batch(
             }
             e => e,
         });
-        match parsed.and_then(|e| admit(&caller, e, &prefix)) {
+        match parsed.and_then(|e| admit(&caller, e, &prefix).map_err(ApiError::from)) {
             Ok(e) if !seen.insert(e.event_id.clone()) => {
                 results.push(EventResult { index: i, event_id: id, status: "duplicate", error: None });
             }
@@ -102,7 +102,7 @@ async fn batch(
         }
     }
     let (indices, events): (Vec<usize>, Vec<TelemetryEvent>) = admitted.into_iter().unzip();
-    let fresh = accept(&state, &caller, events).await?;
+    let fresh = accept(&svc, &caller, events).await?;
     for (i, f) in indices.into_iter().zip(fresh) {
         if !f {
             results[i].status = "duplicate";

@@ -5,14 +5,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use llm_security::WebhookConfig;
-use llmsec_store::{Delivery, DeliveryStatus, Scope, Webhook, now_millis};
+use llmsec_store::{Delivery, DeliveryStatus, Scope, Webhook};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::AppState;
-use crate::api::admin::{audit, check_tenant};
-use crate::auth::Caller;
 use crate::error::{ApiError, Json, Params};
+use crate::service::tenants;
+use crate::service::{Caller, Services};
+use crate::state::AppState;
 use crate::time::rfc3339;
 
 /// `POST /api/webhooks`: a `WebhookConfig` (url, secret, events), plus an optional tenant.
@@ -53,89 +53,33 @@ impl From<Webhook> for WebhookView {
     }
 }
 
-/// Registers a subscription (from the API or the config file).
-pub(crate) async fn register(
-    state: &AppState,
-    tenant: &str,
-    cfg: WebhookConfig,
-    id: Option<String>,
-) -> Result<Webhook, ApiError> {
-    let w = Webhook {
-        id: id.unwrap_or_else(|| format!("wh_{}", uuid::Uuid::now_v7().simple())),
-        tenant: tenant.to_owned(),
-        url: cfg.url,
-        secret: cfg.secret,
-        events: cfg.events,
-        created_at: now_millis(),
-    };
-    state.store.insert_webhook(&w).await?;
-    state.webhooks.reload(state.store.as_ref()).await?;
-    Ok(w)
-}
-
-/// The `tenant` parameter (default: the caller's), which the caller must
-/// administer: its own tenant with `admin`, another with `operator`.
-fn tenant_param(caller: &Caller, q: &std::collections::HashMap<String, String>) -> Result<String, ApiError> {
-    caller.require(Scope::Admin)?;
-    let tenant = match q.get("tenant") {
-        Some(t) => {
-            check_tenant("tenant", t)?;
-            t.clone()
-        }
-        None => caller.tenant.clone(),
-    };
-    caller.require_in(Scope::Admin, &tenant)?;
-    Ok(tenant)
-}
-
 async fn create(
-    State(state): State<AppState>,
+    State(svc): State<Services>,
     caller: Caller,
     Json(req): Json<CreateWebhook>,
 ) -> Result<(StatusCode, Json<WebhookView>), ApiError> {
-    caller.require(Scope::Admin)?;
-    let tenant = req.tenant.unwrap_or_else(|| caller.tenant.clone());
-    check_tenant("tenant", &tenant)?;
-    caller.require_in(Scope::Admin, &tenant)?;
     let cfg = WebhookConfig::new().with_url(req.url).with_secret(req.secret).with_events(req.events);
-    cfg.validate().map_err(|e| {
-        let msg = e.to_string();
-        let (field, rest) = msg.split_once(": ").unwrap_or(("url", msg.as_str()));
-        ApiError::field(field, rest)
-    })?;
-    // An address the egress policy refuses is refused now; a host name is
-    // checked each time a delivery connects.
-    state.egress.check_url(&cfg.url).map_err(|e| ApiError::field("url", e.to_string()))?;
-    let id = format!("wh_{}", uuid::Uuid::now_v7().simple());
-    audit(&state, &caller, "webhook.create", &id, json!({"tenant": tenant, "url": cfg.url, "events": cfg.events}))
-        .await?;
-    let w = register(&state, &tenant, cfg, Some(id)).await?;
+    let w = tenants::create_webhook(&svc, &caller, req.tenant.as_deref(), cfg).await?;
     Ok((StatusCode::CREATED, Json(w.into())))
 }
 
 async fn list(
-    State(state): State<AppState>,
+    State(svc): State<Services>,
     caller: Caller,
     Params(q): Params,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let tenant = tenant_param(&caller, &q)?;
-    let hooks: Vec<WebhookView> = state.store.webhooks(Some(&tenant)).await?.into_iter().map(Into::into).collect();
+    let hooks = tenants::list_webhooks(&svc, &caller, q.get("tenant").map(String::as_str)).await?;
+    let hooks: Vec<WebhookView> = hooks.into_iter().map(Into::into).collect();
     Ok(Json(json!({ "webhooks": hooks })))
 }
 
 async fn remove(
-    State(state): State<AppState>,
+    State(svc): State<Services>,
     caller: Caller,
     Path(id): Path<String>,
     Params(q): Params,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let tenant = tenant_param(&caller, &q)?;
-    if !state.store.webhooks(Some(&tenant)).await?.iter().any(|w| w.id == id) {
-        return Err(ApiError::NotFound(format!("no webhook {id:?} in tenant {tenant:?}")));
-    }
-    audit(&state, &caller, "webhook.delete", &id, json!({"tenant": tenant})).await?;
-    state.store.delete_webhook(&tenant, &id).await?;
-    state.webhooks.reload(state.store.as_ref()).await?;
+    tenants::delete_webhook(&svc, &caller, q.get("tenant").map(String::as_str), &id).await?;
     Ok(Json(json!({ "id": id, "deleted": true })))
 }
 
@@ -183,7 +127,7 @@ impl From<Delivery> for DeliveryView {
 }
 
 async fn deliveries(
-    State(state): State<AppState>,
+    State(svc): State<Services>,
     caller: Caller,
     Params(q): Params,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -195,22 +139,17 @@ async fn deliveries(
         None => None,
     };
     let limit = crate::error::limit_param(&q, 100)?;
-    let list: Vec<DeliveryView> =
-        state.store.deliveries(&caller.tenant, status, limit).await?.into_iter().map(Into::into).collect();
+    let list = tenants::deliveries(&svc, &caller, status, limit).await?;
+    let list: Vec<DeliveryView> = list.into_iter().map(Into::into).collect();
     Ok(Json(json!({ "deliveries": list })))
 }
 
 async fn redeliver(
-    State(state): State<AppState>,
+    State(svc): State<Services>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(Scope::Admin)?;
-    if !state.store.redeliver(&caller.tenant, &id, now_millis()).await? {
-        return Err(ApiError::NotFound(format!("no dead delivery {id:?}")));
-    }
-    audit(&state, &caller, "delivery.redeliver", &id, json!({"tenant": caller.tenant})).await?;
-    state.delivery_notify.notify_one();
+    tenants::redeliver(&svc, &caller, &id).await?;
     Ok(Json(json!({ "id": id, "status": "pending" })))
 }
 

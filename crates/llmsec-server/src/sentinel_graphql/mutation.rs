@@ -7,20 +7,10 @@ use llm_sentinel::event::TelemetryEvent;
 use llmsec_store::Scope;
 
 use super::types::{Anomaly, Detector, DetectorConfigInput, DetectorTestResult, Entity, TestFinding};
-use crate::AppState;
 use crate::error::ApiError;
-use crate::gql::caller;
-use crate::gql::gql_error;
-
-/// A refused detector change as a GraphQL error: not found, or a 400 naming `config`.
-fn detector_error(id: &str, e: crate::sentinel::DetectorError) -> async_graphql::Error {
-    use crate::sentinel::DetectorError;
-    gql_error(match e {
-        DetectorError::NotFound(_) => ApiError::NotFound(format!("no detector {id:?}")),
-        DetectorError::Invalid(m) => ApiError::field("config", m),
-        DetectorError::Store(e) => e.into(),
-    })
-}
+use crate::gql::{caller, gql_error};
+use crate::service::anomalies;
+use crate::state::AppState;
 
 /// Sentinel mutations (`acknowledgeAnomaly`: scope `triage`; the others: `admin`).
 #[derive(Debug, Default)]
@@ -38,20 +28,7 @@ impl SentinelMutation {
     ) -> async_graphql::Result<Anomaly> {
         let c = caller(ctx, Scope::Triage)?;
         let state = ctx.data::<AppState>()?;
-        if acknowledged_by.trim().is_empty() || acknowledged_by.len() > 256 {
-            return Err(gql_error(ApiError::field("acknowledgedBy", "must be 1-256 characters")));
-        }
-        let a =
-            state.sentinel.acknowledge(&c.tenant, &id, acknowledged_by.trim(), note).await.map_err(|e| match e {
-                crate::sentinel::TransitionError::NotFound => {
-                    gql_error(ApiError::NotFound(format!("no anomaly {:?}", id.as_str())))
-                }
-                crate::sentinel::TransitionError::Store(e) => gql_error(e.into()),
-                e => gql_error(ApiError::field("id", e.to_string())),
-            })?;
-        crate::api::admin::audit(state, c, "anomaly.acknowledge", &id, serde_json::json!({"tenant": c.tenant}))
-            .await
-            .map_err(gql_error)?;
+        let a = anomalies::acknowledge(&state.services, c, &id, &acknowledged_by, note).await.map_err(gql_error)?;
         Ok(Anomaly::new(&c.tenant, &a))
     }
 
@@ -86,12 +63,7 @@ impl SentinelMutation {
         if let Some(a) = config.actions {
             fields.insert("actions".into(), a.0);
         }
-        let (info, _) =
-            state.sentinel.update_detector(&c.tenant, &id, fields.clone()).await.map_err(|e| detector_error(&id, e))?;
-        // The audit log is read back: it keeps the change without its secrets.
-        let mut details = serde_json::json!({"tenant": c.tenant, "fields": fields});
-        crate::redact::redact_secrets(&mut details);
-        crate::api::admin::audit(state, c, "detector.update", &id, details).await.map_err(gql_error)?;
+        let info = anomalies::update_detector(&state.services, c, &id, fields).await.map_err(gql_error)?;
         let mut d = Detector::new(info, true);
         d.tracked_entities = 0;
         Ok(d)
@@ -120,7 +92,7 @@ impl SentinelMutation {
                 .map_err(|err| gql_error(ApiError::field(format!("testData[{i}].{}", err.field), err.message)))?;
             events.push(e);
         }
-        let findings = state.sentinel.test_detector(&c.tenant, &id, &events).map_err(|e| detector_error(&id, e))?;
+        let findings = anomalies::test_detector(&state.services, c, &id, &events).map_err(gql_error)?;
         Ok(DetectorTestResult {
             events_processed: events.len() as u64,
             findings: findings

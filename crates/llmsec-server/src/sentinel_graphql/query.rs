@@ -10,11 +10,11 @@ use super::types::{
     Datapoint, Detector, DetectorFilter, DimensionInput, GqlDimension, Granularity, KeyCount, MetricSeries, PageInfo,
     Pagination, Severity, Statistics, TimeRange,
 };
-use crate::AppState;
 use crate::api::series::{Dimension, MetricsQuery};
 use crate::error::ApiError;
 use crate::gql::caller;
 use crate::gql::gql_error;
+use crate::state::AppState;
 use crate::time::rfc3339;
 
 /// Sentinel queries.
@@ -33,7 +33,7 @@ async fn load(state: &AppState, tenant: &str, start: i64, end: i64) -> async_gra
             offset,
             ..Default::default()
         };
-        let (rows, total) = state.store.anomalies(&q).await.map_err(|e| gql_error(e.into()))?;
+        let (rows, total) = state.store.anomalies(&q).await.map_err(gql_error)?;
         offset += rows.len() as u32;
         let done = rows.is_empty() || u64::from(offset) >= total || offset >= 100_000;
         out.extend(rows.iter().filter_map(|r| serde_json::from_str::<SAnomaly>(&r.body).ok()));
@@ -74,14 +74,13 @@ impl SentinelQuery {
             limit: p.limit as u32,
             offset: p.offset as u32,
         };
-        let (rows, total) = state.store.anomalies(&q).await.map_err(|e| gql_error(e.into()))?;
+        let (rows, total) = crate::service::anomalies::list(&state.services, c, q).await.map_err(gql_error)?;
         let edges: Vec<AnomalyEdge> = rows
             .iter()
-            .filter_map(|r| serde_json::from_str::<SAnomaly>(&r.body).ok())
             .enumerate()
             .map(|(i, a)| AnomalyEdge {
                 cursor: (p.offset as usize + i + 1).to_string(),
-                node: Anomaly::new(&c.tenant, &a),
+                node: Anomaly::new(&c.tenant, a),
             })
             .collect();
         let end_cursor = edges.last().map(|e| e.cursor.clone());
@@ -93,8 +92,11 @@ impl SentinelQuery {
     async fn anomaly(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Anomaly>> {
         let c = caller(ctx, Scope::Read)?;
         let state = ctx.data::<AppState>()?;
-        let row = state.store.anomaly(&c.tenant, &id).await.map_err(|e| gql_error(e.into()))?;
-        Ok(row.and_then(|r| serde_json::from_str::<SAnomaly>(&r.body).ok()).map(|a| Anomaly::new(&c.tenant, &a)))
+        match crate::service::anomalies::get(&state.services, c, &id).await {
+            Ok(a) => Ok(Some(Anomaly::new(&c.tenant, &a))),
+            Err(crate::service::ServiceError::NotFound(_)) => Ok(None),
+            Err(e) => Err(gql_error(e)),
+        }
     }
 
     /// Time series of telemetry metrics.
@@ -176,9 +178,10 @@ impl SentinelQuery {
             )));
         }
         let wants = |g: &str| groups.is_empty() || groups.iter().any(|x| x == g);
-        let s =
-            crate::api::anomalies::compute_stats(state, &c.tenant, Some(start), Some(end)).await.map_err(gql_error)?;
-        let conv = |v: Vec<crate::api::anomalies::Count>, on: bool| -> Vec<KeyCount> {
+        let s = crate::service::anomalies::statistics(&state.services, c, Some(start), Some(end))
+            .await
+            .map_err(gql_error)?;
+        let conv = |v: Vec<crate::service::anomalies::Count>, on: bool| -> Vec<KeyCount> {
             if on { v.into_iter().map(|c| KeyCount { key: c.key, count: c.count }).collect() } else { Vec::new() }
         };
         Ok(Statistics {

@@ -10,11 +10,11 @@ use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::types::{Anomaly, AnomalyFilter, MetricUpdate};
-use crate::AppState;
 use crate::api::series::MetricsQuery;
 use crate::error::ApiError;
 use crate::gql::caller;
 use crate::gql::gql_error;
+use crate::state::AppState;
 use crate::time::rfc3339;
 
 /// Sentinel subscriptions (scope `read`).

@@ -5,10 +5,10 @@ use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, SimpleObject}
 use llm_sentinel::detector::DetectorKind;
 use llm_sentinel::{Anomaly as SAnomaly, AnomalyStatus as SStatus, Severity as SSeverity};
 
-use crate::AppState;
 use crate::api::events::parse_time;
 use crate::error::ApiError;
 use crate::gql::gql_error;
+use crate::state::AppState;
 use crate::time::rfc3339;
 
 /// How bad an anomaly is.
@@ -216,7 +216,7 @@ impl Anomaly {
         let state = ctx.data::<AppState>()?;
         let mut out = Vec::new();
         for id in self.related_ids.iter().take(50) {
-            if let Some(row) = state.store.anomaly(&self.tenant, id).await.map_err(|e| gql_error(e.into()))?
+            if let Some(row) = state.store.anomaly(&self.tenant, id).await.map_err(gql_error)?
                 && let Ok(a) = serde_json::from_str::<SAnomaly>(&row.body)
             {
                 out.push(Anomaly::new(&self.tenant, &a));

@@ -8,11 +8,9 @@ use llm_security::{Analysis, ContextKind, ExpectedFormat, OutputContext, Threat}
 use llmsec_store::{Record, SecurityEvent, now_millis};
 use serde::{Deserialize, Serialize};
 
-use crate::AppState;
-use crate::auth::Caller;
+use super::deadline::Deadline;
+use super::{Caller, ServiceError, Services, check_id};
 use crate::config::InputRetention;
-use crate::deadline::Deadline;
-use crate::error::{ApiError, check_id};
 use crate::sentinel::Enforced;
 
 /// Texts longer than this are analysed on the blocking pool, so one large
@@ -144,38 +142,38 @@ fn run_engine(engine: &llm_security::SecurityEngine, job: &Job) -> Result<Analys
 /// deliveries) durably, publishes it to subscribers, and answers. Nothing
 /// starts or is stored once `deadline` has passed.
 pub(crate) async fn analyze(
-    state: &AppState,
+    svc: &Services,
     caller: &Caller,
     job: Job,
     field: String,
     deadline: &Deadline,
-) -> Result<SecurityResponse, ApiError> {
-    let (job, analysis) = evaluate(state, caller, job, field, deadline).await?;
-    let done = finish(state, caller, &job, &analysis)?;
-    let mut answers = commit(state, vec![done], deadline).await?;
-    answers.pop().ok_or_else(|| ApiError::Internal("a committed analysis has no answer".into()))
+) -> Result<SecurityResponse, ServiceError> {
+    let (job, analysis) = evaluate(svc, caller, job, field, deadline).await?;
+    let done = finish(svc, caller, &job, &analysis)?;
+    let mut answers = commit(svc, vec![done], deadline).await?;
+    answers.pop().ok_or_else(|| ServiceError::Internal("a committed analysis has no answer".into()))
 }
 
 /// Refuses callers Sentinel has blocked, and holds rate-limited ones to
 /// their enforcement's rate.
-fn enforce(state: &AppState, caller: &Caller, job: &Job) -> Result<(), ApiError> {
+fn enforce(svc: &Services, caller: &Caller, job: &Job) -> Result<(), ServiceError> {
     let (user_id, session_id, application_id) = job.ids();
     let mut entities: Vec<(&str, &str)> = vec![("tenant", caller.tenant.as_str())];
     entities.extend(user_id.map(|u| ("user", u)));
     entities.extend(session_id.map(|s| ("session", s)));
     entities.extend(application_id.map(|a| ("application", a)));
-    match state.sentinel.enforcements.check(&caller.tenant, &entities, state.sentinel.now()) {
+    match svc.sentinel.enforcements.check(&caller.tenant, &entities, svc.sentinel.now()) {
         None => Ok(()),
         Some(Enforced::Block { reason, until }) => {
             metrics::counter!("llm_security_enforced_total", "action" => "block").increment(1);
-            Err(ApiError::Blocked { reason, until: crate::time::rfc3339(until).unwrap_or_default() })
+            Err(ServiceError::Blocked { reason, until: crate::time::rfc3339(until).unwrap_or_default() })
         }
         Some(Enforced::RateLimit { id, limit, window_ms }) => {
             let per_sec = limit as f64 / (window_ms.max(1) as f64 / 1000.0);
             let key = format!("enforcement:{id}");
-            state.limiter.check(&key, per_sec, limit as f64, std::time::Instant::now()).map_err(|wait| {
+            svc.limiter.check(&key, per_sec, limit as f64, std::time::Instant::now()).map_err(|wait| {
                 metrics::counter!("llm_security_enforced_total", "action" => "rate_limit").increment(1);
-                ApiError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 }
+                ServiceError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 }
             })
         }
     }
@@ -183,21 +181,21 @@ fn enforce(state: &AppState, caller: &Caller, job: &Job) -> Result<(), ApiError>
 
 /// Runs the engine; an error names `field`.
 async fn evaluate(
-    state: &AppState,
+    svc: &Services,
     caller: &Caller,
     job: Job,
     field: String,
     deadline: &Deadline,
-) -> Result<(Job, Analysis), ApiError> {
+) -> Result<(Job, Analysis), ServiceError> {
     let (user_id, session_id, application_id) = job.ids();
     let prefix = field.strip_suffix(job.field()).unwrap_or("");
     check_id(&format!("{prefix}user_id"), user_id)?;
     check_id(&format!("{prefix}session_id"), session_id)?;
     check_id(&format!("{prefix}application_id"), application_id)?;
-    enforce(state, caller, &job)?;
+    enforce(svc, caller, &job)?;
     deadline.check()?;
     let (job, analysis) = if job.text().len() > INLINE_BYTES {
-        let engine = state.engine.clone();
+        let engine = svc.engine.clone();
         let until = deadline.clone();
         let task = tokio::task::spawn_blocking(move || {
             // Queued behind other analyses, the request may have run out of time.
@@ -206,18 +204,18 @@ async fn evaluate(
         });
         // A running analysis cannot be stopped, but nobody waits for it.
         let (job, a) = tokio::select! {
-            joined = task => joined.map_err(|e| ApiError::Internal(format!("analysis task: {e}")))?,
-            () = deadline.done() => return Err(ApiError::Timeout),
+            joined = task => joined.map_err(|e| ServiceError::Internal(format!("analysis task: {e}")))?,
+            () = deadline.done() => return Err(ServiceError::Timeout),
         };
-        (job, a.ok_or(ApiError::Timeout)?)
+        (job, a.ok_or(ServiceError::Timeout)?)
     } else {
-        let a = run_engine(&state.engine, &job);
+        let a = run_engine(&svc.engine, &job);
         (job, a)
     };
     let analysis = analysis.map_err(|e| match e {
-        llm_security::Error::InputTooLarge { .. } => ApiError::field(field.clone(), e.to_string()),
-        llm_security::Error::Schema(m) => ApiError::field(field.replace(job.field(), "json_schema"), m),
-        e => ApiError::Internal(e.to_string()),
+        llm_security::Error::InputTooLarge { .. } => ServiceError::field(field.clone(), e.to_string()),
+        llm_security::Error::Schema(m) => ServiceError::field(field.replace(job.field(), "json_schema"), m),
+        e => ServiceError::Internal(e.to_string()),
     })?;
     Ok((job, analysis))
 }
@@ -226,12 +224,12 @@ async fn evaluate(
 /// the answer.
 struct Finished {
     record: Record,
-    notice: Option<crate::ThreatNotice>,
+    notice: Option<super::ThreatNotice>,
     answer: SecurityResponse,
 }
 
 /// Builds the event and its deliveries.
-fn finish(state: &AppState, caller: &Caller, job: &Job, analysis: &Analysis) -> Result<Finished, ApiError> {
+fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Result<Finished, ServiceError> {
     let endpoint = match job {
         Job::Input(_) => "analyze",
         Job::Output(_) => "validate",
@@ -239,17 +237,17 @@ fn finish(state: &AppState, caller: &Caller, job: &Job, analysis: &Analysis) -> 
     crate::metrics::record_analysis(endpoint, analysis);
 
     let text = job.text();
-    let stored_input = match state.config.storage.input {
+    let stored_input = match svc.config.storage.input {
         InputRetention::None => None,
         InputRetention::Full => Some(text.to_owned()),
-        InputRetention::Redacted => Some(redact(state, job, analysis)?),
+        InputRetention::Redacted => Some(redact(svc, job, analysis)?),
     };
     let (user_id, session_id) = match job {
         Job::Input(r) => (r.user_id.clone(), r.session_id.clone()),
         Job::Output(r) => (r.user_id.clone(), r.session_id.clone()),
     };
     let now = now_millis();
-    let threats = serde_json::to_value(analysis.threats()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let threats = serde_json::to_value(analysis.threats()).map_err(|e| ServiceError::Internal(e.to_string()))?;
     let event = SecurityEvent {
         id: uuid::Uuid::now_v7().to_string(),
         tenant: caller.tenant.clone(),
@@ -262,9 +260,9 @@ fn finish(state: &AppState, caller: &Caller, job: &Job, analysis: &Analysis) -> 
         user_id,
         session_id,
     };
-    let deliveries = crate::deliver::deliveries_for(&state.webhooks.for_tenant(&caller.tenant), &event, analysis, now);
+    let deliveries = crate::deliver::deliveries_for(&svc.webhooks.for_tenant(&caller.tenant), &event, analysis, now);
     let notice = (!analysis.threats().is_empty())
-        .then(|| crate::ThreatNotice { event: event.clone(), threats: analysis.threats().to_vec() });
+        .then(|| super::ThreatNotice { event: event.clone(), threats: analysis.threats().to_vec() });
     let t = analysis.analysis_time();
     let answer = SecurityResponse {
         is_secure: analysis.is_secure(),
@@ -281,7 +279,11 @@ fn finish(state: &AppState, caller: &Caller, job: &Job, analysis: &Analysis) -> 
 
 /// Stores one request's analyses in one transaction (none once `deadline`
 /// has passed), then wakes the delivery worker and tells subscribers.
-async fn commit(state: &AppState, done: Vec<Finished>, deadline: &Deadline) -> Result<Vec<SecurityResponse>, ApiError> {
+async fn commit(
+    svc: &Services,
+    done: Vec<Finished>,
+    deadline: &Deadline,
+) -> Result<Vec<SecurityResponse>, ServiceError> {
     let has_deliveries = done.iter().any(|d| !d.record.deliveries.is_empty());
     let mut records = Vec::with_capacity(done.len());
     let mut notices = Vec::new();
@@ -291,13 +293,13 @@ async fn commit(state: &AppState, done: Vec<Finished>, deadline: &Deadline) -> R
         notices.extend(d.notice);
         answers.push(d.answer);
     }
-    state.writer.write(records, Some(deadline)).await?;
+    svc.writer.write(records, Some(deadline)).await?;
     if has_deliveries {
-        state.delivery_notify.notify_one();
+        svc.delivery_notify.notify_one();
     }
     for n in notices {
         // No subscriber is not an error.
-        let _ = state.threat_feed.send(n);
+        let _ = svc.threat_feed.send(n);
     }
     Ok(answers)
 }
@@ -316,12 +318,12 @@ pub(crate) fn event_type(a: &Analysis) -> &'static str {
 /// replaced by typed placeholders, invisible characters stripped, whatever
 /// the verdict (a `sanitize` verdict for a Unicode finding alone must not
 /// keep an address or a key in clear).
-fn redact(state: &AppState, job: &Job, a: &Analysis) -> Result<String, ApiError> {
-    match state.engine.redact_for_storage(job.text(), Some(a)) {
+fn redact(svc: &Services, job: &Job, a: &Analysis) -> Result<String, ServiceError> {
+    match svc.engine.redact_for_storage(job.text(), Some(a)) {
         Ok(s) => Ok(s),
         // Too large to re-scan: keep nothing rather than keep it unredacted.
         Err(llm_security::Error::InputTooLarge { .. }) => Ok(String::new()),
-        Err(e) => Err(ApiError::Internal(e.to_string())),
+        Err(e) => Err(ServiceError::Internal(e.to_string())),
     }
 }
 
@@ -329,16 +331,16 @@ fn redact(state: &AppState, job: &Job, a: &Analysis) -> Result<String, ApiError>
 /// before anything is stored; then stores them all in one transaction.
 /// Errors name `items[i].input` / `items[i].output`.
 pub(crate) async fn analyze_all(
-    state: &AppState,
+    svc: &Services,
     caller: &Caller,
     jobs: Vec<Job>,
     deadline: &Deadline,
-) -> Result<Vec<SecurityResponse>, ApiError> {
+) -> Result<Vec<SecurityResponse>, ServiceError> {
     let mut done = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.into_iter().enumerate() {
         let field = format!("items[{i}].{}", job.field());
-        let (job, analysis) = evaluate(state, caller, job, field, deadline).await?;
-        done.push(finish(state, caller, &job, &analysis)?);
+        let (job, analysis) = evaluate(svc, caller, job, field, deadline).await?;
+        done.push(finish(svc, caller, &job, &analysis)?);
     }
-    commit(state, done, deadline).await
+    commit(svc, done, deadline).await
 }

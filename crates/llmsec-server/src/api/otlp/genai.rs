@@ -8,8 +8,8 @@ use llm_sentinel::event::{EventData, EventMetadata, EventType, Source, Telemetry
 use serde_json::{Value as Json, json};
 
 use super::proto::{AnyValue, ExportTraceServiceRequest, KeyValue, Span, Value};
-use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::service::Caller;
+use crate::service::ServiceError;
 use crate::service::telemetry::admit;
 
 /// `Status.code` of a failed span.
@@ -43,7 +43,7 @@ pub(super) fn map_request(caller: &Caller, req: &ExportTraceServiceRequest) -> M
                 let path = format!("resourceSpans[{i}].scopeSpans[{j}].spans[{k}]");
                 let event = map_span(span, resource).and_then(|e| {
                     admit(caller, e, "").map_err(|err| match err {
-                        ApiError::BadRequest { field: Some(f), message } => match source_of(&f) {
+                        ServiceError::Invalid { field: Some(f), message } => match source_of(&f) {
                             Some(attr) => format!("{f} (from {attr}): {message}"),
                             None => format!("{f}: {message}"),
                         },
@@ -376,7 +376,7 @@ fn map_span(span: &Span, resource: Attrs<'_>) -> Result<TelemetryEvent, String> 
 mod tests {
     use super::super::proto::*;
     use super::*;
-    use crate::error::parse_json;
+    use crate::error::{ApiError, parse_json};
 
     fn s(v: &str) -> Option<AnyValue> {
         Some(AnyValue { value: Some(Value::StringValue(v.into())) })

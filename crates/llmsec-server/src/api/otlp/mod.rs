@@ -57,11 +57,11 @@ pub use self::schema::proto;
 use self::genai::{Mapped, map_request};
 use self::proto::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 use self::schema::decode;
-use crate::AppState;
 use crate::api::telemetry::MAX_BATCH;
-use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::service::telemetry::accept;
+use crate::service::{Caller, Services};
+use crate::state::AppState;
 
 /// Most distinct reasons quoted in `errorMessage`.
 const MAX_REASONS: usize = 5;
@@ -105,7 +105,7 @@ fn negotiate(headers: &HeaderMap) -> Result<Encoding, Box<Response>> {
 
 /// The body, with the body limit's 413 as an [`ApiError`].
 async fn read_body(req: Request) -> Result<Bytes, ApiError> {
-    let limit = req.extensions().get::<crate::BodyLimit>().map_or(usize::MAX, |l| l.0);
+    let limit = req.extensions().get::<crate::error::BodyLimit>().map_or(usize::MAX, |l| l.0);
     Bytes::from_request(req, &()).await.map_err(|rej| {
         if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge { limit }
@@ -139,7 +139,7 @@ fn respond(encoding: Encoding, rejected: &[String]) -> Response {
     }
 }
 
-async fn traces(State(state): State<AppState>, caller: Caller, req: Request) -> Result<Response, ApiError> {
+async fn traces(State(svc): State<Services>, caller: Caller, req: Request) -> Result<Response, ApiError> {
     caller.require(Scope::Ingest)?;
     let encoding = match negotiate(req.headers()) {
         Ok(e) => e,
@@ -153,7 +153,7 @@ async fn traces(State(state): State<AppState>, caller: Caller, req: Request) -> 
     // Durable before the answer: `accept` returns once the store has committed.
     while !events.is_empty() {
         let rest = events.split_off(events.len().min(MAX_BATCH));
-        accept(&state, &caller, events).await?;
+        accept(&svc, &caller, events).await?;
         events = rest;
     }
     let spans = |outcome: &'static str, n: usize| {

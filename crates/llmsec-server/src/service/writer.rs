@@ -13,15 +13,15 @@ use std::sync::Arc;
 use llmsec_store::{Record, Store};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::deadline::Deadline;
-use crate::error::ApiError;
+use crate::service::ServiceError;
+use crate::service::deadline::Deadline;
 
 /// Most requests in one transaction.
 const MAX_BATCH: usize = 512;
 
 /// One request's records (committed together or not at all), its deadline,
 /// and where to answer.
-type Job = (Vec<Record>, Option<Deadline>, oneshot::Sender<Result<(), ApiError>>);
+type Job = (Vec<Record>, Option<Deadline>, oneshot::Sender<Result<(), ServiceError>>);
 
 /// The handle requests use to store records.
 #[derive(Debug, Clone)]
@@ -41,13 +41,13 @@ impl EventWriter {
     /// Stores one request's records in one transaction; returns once they
     /// are committed. With a `deadline`, nothing is committed once it has
     /// passed or the request was cancelled: that is a `408`.
-    pub async fn write(&self, records: Vec<Record>, deadline: Option<&Deadline>) -> Result<(), ApiError> {
+    pub async fn write(&self, records: Vec<Record>, deadline: Option<&Deadline>) -> Result<(), ServiceError> {
         let (done, wait) = oneshot::channel();
         self.tx
             .send((records, deadline.cloned(), done))
             .await
-            .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
-        wait.await.unwrap_or_else(|_| Err(ApiError::Unavailable("event writer stopped".into())))
+            .map_err(|_| ServiceError::Unavailable("shutting down".into()))?;
+        wait.await.unwrap_or_else(|_| Err(ServiceError::Unavailable("event writer stopped".into())))
     }
 }
 
@@ -59,7 +59,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
         let mut spans = Vec::with_capacity(jobs.len());
         for (recs, deadline, done) in jobs.drain(..) {
             if deadline.is_some_and(|d| !d.claim()) {
-                let _ = done.send(Err(ApiError::Timeout));
+                let _ = done.send(Err(ServiceError::Timeout));
                 continue;
             }
             let start = records.len();
@@ -86,13 +86,13 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
                         let first = records[span].first().map(|r| r.event.id.clone()).unwrap_or_default();
                         tracing::error!(error = %e, event = %first, "storing events failed");
                     }
-                    let _ = done.send(result.map_err(|e| ApiError::Unavailable(format!("event store: {e}"))));
+                    let _ = done.send(result.map_err(|e| ServiceError::Unavailable(format!("event store: {e}"))));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "storing events failed");
                 for (_, done) in spans {
-                    let _ = done.send(Err(ApiError::Unavailable(format!("event store: {e}"))));
+                    let _ = done.send(Err(ServiceError::Unavailable(format!("event store: {e}"))));
                 }
             }
         }

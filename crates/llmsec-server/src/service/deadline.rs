@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::error::ApiError;
+use crate::service::ServiceError;
 
 /// A request's deadline; clones share it.
 #[derive(Clone, Debug)]
@@ -50,9 +50,9 @@ impl Deadline {
         self.state().cancelled || Instant::now() >= self.0.at
     }
 
-    /// `408` once [`expired`](Self::expired).
-    pub fn check(&self) -> Result<(), ApiError> {
-        if self.expired() { Err(ApiError::Timeout) } else { Ok(()) }
+    /// `Timeout` once [`expired`](Self::expired).
+    pub fn check(&self) -> Result<(), ServiceError> {
+        if self.expired() { Err(ServiceError::Timeout) } else { Ok(()) }
     }
 
     /// Called by the event writer before it commits a record of this
@@ -94,18 +94,6 @@ impl Deadline {
             () = notified => {}
             () = tokio::time::sleep_until(self.0.at) => {}
         }
-    }
-}
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Deadline {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Deadline>()
-            .cloned()
-            .ok_or_else(|| ApiError::Internal("no request deadline: the timeout layer is missing".into()))
     }
 }
 
