@@ -1,4 +1,5 @@
-//! Engine configuration: the seed's builder names, loadable from TOML or YAML.
+//! Engine configuration: the `with_*` builder methods of the published API,
+//! and the same names as keys, loadable from TOML or YAML.
 //!
 //! Every flag switches a real capability: a family of rules, a normalizer
 //! step, a validator. Unknown keys in a file are an error naming the key.
@@ -61,8 +62,8 @@ macro_rules! flags {
 }
 
 flags! {
-    /// Prompt-injection families (seed 003 `PromptInjectionThreat`). Each
-    /// flag enables the rules of the family of the same name.
+    /// Prompt-injection families. Each flag enables the rules of the family of
+    /// the same name.
     PromptInjectionThreat {
         /// "Ignore/disregard/forget previous instructions" and kin.
         direct_injection => with_direct_injection,
@@ -92,7 +93,8 @@ flags! {
 }
 
 flags! {
-    /// Jailbreak families (seed 003 `JailbreakThreat`).
+    /// Jailbreak families. Each flag enables the rules of the family of the
+    /// same name.
     JailbreakThreat {
         /// DAN, STAN, DUDE, AIM and their variants.
         dan_attacks => with_dan_attacks,
@@ -131,8 +133,8 @@ flags! {
 }
 
 flags! {
-    /// Unicode attack handling (seed 003 `UnicodeThreat`). Each flag maps to
-    /// one normalizer step, see [`UnicodeThreat::normalize_options`].
+    /// Unicode attack handling. Each flag maps to one normalizer step, see
+    /// [`UnicodeThreat::normalize_options`].
     UnicodeThreat {
         /// Report letters restyled by NFKC (𝐛𝐨𝐥𝐝, ｆｕｌｌｗｉｄｔｈ).
         normalization_attacks => with_normalization_attacks,
@@ -176,7 +178,8 @@ impl UnicodeThreat {
     }
 }
 
-/// The three attack-vector models of seed 003, grouped.
+/// The three attack-vector models (prompt injection, jailbreak, Unicode
+/// attacks), grouped: one flag per family of rules or normalizer step.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ThreatModel {
@@ -391,7 +394,8 @@ impl Default for SanitizeConfig {
     }
 }
 
-/// The engine's whole configuration (seed 001 `SecurityConfig`).
+/// The engine's whole configuration: what to detect, how to normalize, and
+/// what to do about each finding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SecurityConfig {
@@ -597,7 +601,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_builder_names_work() {
+    fn published_builder_names_work() {
         let c = SecurityConfig::new()
             .with_prompt_injection_detection(true)
             .with_jailbreak_detection(false)

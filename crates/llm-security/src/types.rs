@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// What kind of attack or leak a [`Threat`] is (seed 003 "Threat Categories").
+/// What kind of attack or leak a [`Threat`] is: the threat categories the
+/// engine detects and reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -71,7 +72,7 @@ impl fmt::Display for ThreatType {
     }
 }
 
-/// How bad a threat is, the seed's four levels, ordered `Low < Critical`.
+/// How bad a threat is, on four levels ordered `Low < Critical`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {

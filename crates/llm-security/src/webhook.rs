@@ -33,7 +33,8 @@ pub const EVENTS: [&str; 3] = ["threat.detected", "threat.mitigated", "analysis.
 /// The signature header's name.
 pub const SIGNATURE_HEADER: &str = "X-Llmsec-Signature";
 
-/// Where and what to deliver (seed 001's `WebhookConfig`).
+/// Where and what to deliver: the endpoint URL, the signing secret and the
+/// events subscribed to.
 ///
 /// ```
 /// use llm_security::WebhookConfig;

@@ -1,5 +1,5 @@
-//! Actions a detector runs when it opens an anomaly (the seed's `actions:`
-//! list): their configs, checked when the YAML is loaded, and the pure
+//! Actions a detector runs when it opens an anomaly (the detector entry's
+//! `actions:` list): their configs, checked when the YAML is loaded, and the pure
 //! parts of running them (webhook templates, incident bodies). Delivery
 //! itself (HTTP through the server's durable outbox, shield enforcements in
 //! the store) belongs to the server.
@@ -15,8 +15,9 @@ use crate::detector::{EntityKind, Millis, Severity, duration_str, parse_duration
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShieldAction {
-    /// The Shield endpoint of the seed; the built-in gateway and
-    /// `/api/security/analyze` enforce without it.
+    /// A remote Shield endpoint, accepted because the published detector
+    /// YAML has it; the built-in gateway and `/api/security/analyze` enforce
+    /// without it.
     #[serde(default)]
     pub endpoint: Option<String>,
     /// `block` or `rate_limit`.
@@ -153,8 +154,9 @@ impl ActionSpec {
         }
     }
 
-    /// Reads one entry of `actions:`: `{type, config}`, or the seed's
-    /// shorthand `{alert: RECEIVER, severity: S}`.
+    /// Reads one entry of `actions:`: `{type, config}`, or the alert
+    /// shorthand `{alert: RECEIVER, severity: S}` that the published detector
+    /// YAML also uses.
     pub fn from_value(v: &serde_json::Value) -> Result<ActionSpec, String> {
         let obj = v.as_object().ok_or("an action is a mapping with `type` and `config`")?;
         if !obj.contains_key("type")
@@ -288,7 +290,10 @@ pub fn render(t: &str, a: &Anomaly) -> Result<String, String> {
     Ok(out)
 }
 
-/// The incident manager's body for a new incident (seed 002's shape).
+/// The incident manager's body for a new incident: `severity` as a priority
+/// (the configured `P1`–`P4`, else `P1`–`P3` from the anomaly's severity),
+/// title, a Markdown description, the anomaly's ids and score under
+/// `metadata`, the affected entity and remediation steps.
 pub fn incident_body(a: &Anomaly, cfg: &IncidentAction) -> serde_json::Value {
     let severity = cfg.severity.clone().unwrap_or_else(|| {
         match a.severity {
@@ -334,7 +339,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The seed's Slack template (seed 002, "Custom Webhook Configuration").
+    /// A Slack Block Kit template, as a webhook action would configure it:
+    /// placeholders inside JSON strings, so rendering must escape them.
     const SLACK: &str = r#"{
   "text": "Critical Anomaly Detected",
   "blocks": [
@@ -348,7 +354,7 @@ mod tests {
 }"#;
 
     #[test]
-    fn the_seed_slack_template_renders_to_valid_json() {
+    fn a_slack_template_renders_to_valid_json() {
         let mut a = crate::anomaly::sample();
         a.title = "Cost spike: \"chatbot\"\nline two".into();
         a.description = "tab\tand backslash \\ and <b>".into();
@@ -364,7 +370,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_actions_parse() {
+    fn every_action_type_and_the_alert_shorthand_parse() {
         for v in [
             json!({"type": "shield", "config": {"endpoint": "shield.example.com:9090", "action": "block", "target": "request",
                    "duration": "1h", "reason": "Prompt injection attack detected",
@@ -399,7 +405,7 @@ mod tests {
     }
 
     #[test]
-    fn incident_bodies_follow_the_seed() {
+    fn incident_bodies_map_severity_and_carry_the_anomaly() {
         let a = crate::anomaly::sample();
         let b = incident_body(&a, &IncidentAction { auto_create: true, severity: None, url: None });
         assert_eq!(b["severity"], "P2");

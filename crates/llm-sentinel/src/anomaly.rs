@@ -1,4 +1,4 @@
-//! Anomalies (seed 002's GraphQL `Anomaly`) and their lifecycle.
+//! Anomalies (the GraphQL and REST `Anomaly`) and their lifecycle.
 //!
 //! Findings become anomalies through [`Anomalies::record`]: a finding for a
 //! detector and entity that already has an open anomaly (ACTIVE or

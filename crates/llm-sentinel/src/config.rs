@@ -1,4 +1,4 @@
-//! The seed's detector YAML:
+//! The detector YAML (documented in docs/SENTINEL.md):
 //!
 //! ```yaml
 //! detectors:
@@ -14,11 +14,12 @@
 //!   quiet_period: 15m
 //! ```
 //!
-//! Detector keys written beside `config:` (as in the seed's scenario 1,
-//! `model:` and `threshold:` at the top) are read as config keys. Unknown
+//! Detector keys written beside `config:` (e.g. `model:` and `threshold:` at
+//! the top of the entry, a shape the published examples use) are read as
+//! config keys. Unknown
 //! types and unknown keys are errors naming the detector and the key.
 //!
-//! An entry with a `plugin:` key (any `type:` name, e.g. the seed's
+//! An entry with a `plugin:` key (any `type:` name, e.g.
 //! `custom_behavioral`) is a [`plugin`](crate::detectors::plugin) detector:
 //! an external process given the config block; its runner keys
 //! (`timeout_ms`, `max_restarts`, `start_timeout_ms`, `interpreter`, and
@@ -314,7 +315,9 @@ impl DetectorSpec {
 mod tests {
     use super::*;
 
-    /// The seed's "detector-with-shield-action.yaml".
+    /// Two detectors with shield and alert actions: an ML prompt-injection
+    /// detector (`type: ml`) blocking the request's entity, and a cost-spike
+    /// detector rate-limiting the application.
     pub(crate) const SEED_SHIELD: &str = r#"
 detectors:
   - id: prompt-injection-ml
@@ -365,7 +368,8 @@ detectors:
           receivers: ["ops-team"]
 "#;
 
-    /// The seed's scenario 1 (keys beside `config`).
+    /// One detector whose config keys sit beside `config` instead of in it,
+    /// with all four action types.
     const SEED_SCENARIO_1: &str = r#"
 detectors:
   - id: prompt-injection-ml
@@ -391,7 +395,7 @@ detectors:
 "#;
 
     #[test]
-    fn the_seed_configs_load() {
+    fn example_configs_load() {
         let c = SentinelConfig::from_yaml(SEED_SHIELD).unwrap();
         assert_eq!(c.detectors.len(), 2);
         assert_eq!(c.detectors[0].kind(), DetectorKind::Threat);
@@ -454,7 +458,8 @@ detectors:
         }
     }
 
-    /// The seed's custom detector YAML, run with the example plugin (needs python3).
+    /// A custom `type:` with a `plugin:` path and the alert shorthand, run with
+    /// the example plugin (needs python3).
     #[test]
     fn plugin_specs_build_a_plugin_detector() {
         let program = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/plugins/model_switching.py");

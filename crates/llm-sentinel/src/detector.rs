@@ -56,7 +56,7 @@ impl Clock for ManualClock {
     }
 }
 
-/// How bad an anomaly is (seed 002's `Severity`).
+/// How bad an anomaly is: `info`, `warning` or `critical`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -80,7 +80,8 @@ impl Severity {
     }
 }
 
-/// The kind of detector (seed 002's `DetectorType`, plus ours).
+/// The kind of detector: the types the detector YAML accepts in `type:`,
+/// plus `plugin` for an entry with a `plugin:` key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DetectorKind {
@@ -90,7 +91,8 @@ pub enum DetectorKind {
     Rule,
     /// Per-entity baselines.
     Behavioral,
-    /// The engine on prompts and completions (`ml` in the seed).
+    /// The engine on prompts and completions (`type: ml` is accepted too, the
+    /// name the published detector YAML uses).
     Threat,
     /// Token entropy from logprobs, and its drift.
     Entropy,

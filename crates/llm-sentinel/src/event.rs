@@ -1,4 +1,4 @@
-//! The telemetry event (seed 002): one LLM request, response or error as an
+//! The telemetry event: one LLM request, response or error as an
 //! application or an observability pipeline reports it.
 //!
 //! ```json
@@ -342,7 +342,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_seed_event_parses() {
+    fn a_full_llm_response_event_parses() {
         let json = r#"{"event_id": "e1", "timestamp": "2026-11-26T10:00:00Z", "event_type": "llm.response",
             "application_id": "chatbot-prod", "tenant_id": "acme-corp",
             "source": {"service": "llm-observatory", "host": "obs-worker-01"},

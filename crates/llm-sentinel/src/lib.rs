@@ -1,6 +1,7 @@
 //! Sentinel: watches LLM telemetry for anomalies.
 //!
-//! Events ([`event::TelemetryEvent`], seed 002's shape) go through the
+//! Events ([`event::TelemetryEvent`]: one LLM request, response or error)
+//! go through the
 //! configured [`detector::Detector`]s ([`detectors`]: statistical, rule,
 //! behavioral, threat, entropy); their findings become [`anomaly::Anomaly`]s,
 //! deduplicated per detector and entity while open, with the lifecycle

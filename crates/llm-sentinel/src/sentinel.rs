@@ -33,7 +33,7 @@ impl std::fmt::Debug for Slot {
     }
 }
 
-/// A detector as listed (seed 002's GraphQL `Detector`).
+/// A detector as listed (the GraphQL `Detector`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DetectorInfo {
     /// Id.

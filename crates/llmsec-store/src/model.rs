@@ -135,7 +135,8 @@ pub struct EventQuery {
     pub limit: u32,
 }
 
-/// A webhook subscription (seed 001 `WebhookConfig`).
+/// A webhook subscription: the stored form of the engine's `WebhookConfig`
+/// (URL, secret, events) with its id and tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Webhook {
     /// Its id.

@@ -86,7 +86,7 @@ fn oversized_input_is_a_typed_error_not_a_truncated_verdict() {
 }
 
 #[test]
-fn config_files_load_with_seed_names() {
+fn config_files_load_with_builder_names_as_keys() {
     let dir = std::env::temp_dir().join(format!("llmsec-cfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let yaml = dir.join("c.yaml");

@@ -1,8 +1,8 @@
 //! The `behavioral` detector: per-entity baselines of how an entity (a user
 //! by default) behaves, and findings when it behaves otherwise.
 //!
-//! - `model_switching` (what the seed's `CustomBehavioralDetector` plugin
-//!   does): over the entity's last `window_size` requests, flags more distinct
+//! - `model_switching` (what the example plugin in `examples/plugins/`
+//!   does, built in): over the entity's last `window_size` requests, flags more distinct
 //!   models than `threshold × window_size`.
 //! - `tool_mix`: learns the entity's tool-call distribution
 //!   (`metadata.tool_calls`) over its first `min_samples` requests that
@@ -58,8 +58,9 @@ const MAX_WINDOW: usize = 100_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum BehaviorKind {
-    /// Many distinct models in a short run of requests (the default, as the
-    /// seed's `custom_behavioral` config names no kind).
+    /// Many distinct models in a short run of requests (the default, so that
+    /// a config of only `threshold` and `window_size`, as a model-switching
+    /// plugin takes, means this).
     #[default]
     ModelSwitching,
     /// New tools, or a tool mix unlike the entity's usual one.
@@ -842,7 +843,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_custom_behavioral_config_is_model_switching() {
+    fn a_config_without_kind_is_model_switching() {
         let c: BehavioralConfig = serde_norway::from_str("threshold: 0.5\nwindow_size: 100\n").unwrap();
         assert_eq!(c.kind, BehaviorKind::ModelSwitching);
         assert_eq!(c.entity, EntityKind::User);

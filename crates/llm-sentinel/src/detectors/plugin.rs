@@ -1,6 +1,6 @@
 //! The `plugin` detector: an external process (a script or an executable)
 //! that speaks JSON lines on its stdin and stdout. Any detector entry with a
-//! `plugin:` key is one, whatever its `type:` (the seed's
+//! `plugin:` key is one, whatever its `type:` (e.g.
 //! `type: custom_behavioral`, `plugin: /etc/sentinel/plugins/custom_detector.py`);
 //! its `config:` block (with the entry's other extra keys) goes to the
 //! plugin as is, and the plugin validates it.
@@ -29,7 +29,7 @@
 //!    the config (the detector then fails to build, with that message).
 //! 2. For each event Sentinel writes `{"type":"event","event":{…}}` (the
 //!    [`TelemetryEvent`] as ingested) and reads exactly one line back:
-//!    `{"type":"results","results":[…]}`, each result being the seed's
+//!    `{"type":"results","results":[…]}`, each result being a
 //!    `DetectorResult`:
 //!    `{"severity":"warning","score":0.85,"title":"…","description":"…",
 //!    "affected_entity":{"type":"user","id":"u1","name":"…"},"metrics":{…}}`.
@@ -44,7 +44,7 @@
 //!      and `threshold` become the finding's fields of those names; every
 //!      other metric is appended to the description as `(key=value, …)`,
 //!      sorted by key.
-//!    - Other keys (the seed's `anomaly_id`, `detector_id`) are ignored; the
+//!    - Other keys (such as `anomaly_id`, `detector_id`) are ignored; the
 //!      finding's window, event, application and tenant come from the event.
 //!    - At most 100 results per event.
 //!
@@ -254,7 +254,7 @@ enum Reply {
     },
 }
 
-/// One result (the seed's `DetectorResult`).
+/// One result (a `DetectorResult` in the protocol above).
 #[derive(Deserialize)]
 struct PluginResult {
     #[serde(default)]

@@ -13,7 +13,7 @@
 //! `error_rate`, so it is skipped); an entity idle for the whole baseline span
 //! relearns instead of comparing its next bucket with a run of zeros. A
 //! bucketed baseline spans `window`, widened to `min_samples` buckets when
-//! `window` holds fewer (the seed's `cost_per_minute` over `5m` would otherwise
+//! `window` holds fewer (a `cost_per_minute` baseline over `5m` would otherwise
 //! never reach the default 30 samples) and capped at `max_samples` buckets.
 //!
 //! Strategies: `zscore` is `(x − mean) / std` (sample standard deviation);
@@ -1017,7 +1017,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_cost_per_minute_config_flags_a_spike_minute_when_the_next_one_starts() {
+    fn a_cost_per_minute_zscore_over_5m_flags_a_spike_minute_when_the_next_one_starts() {
         let config: StatisticalConfig = serde_json::from_value(
             json!({"metric": "cost_per_minute", "strategy": "zscore", "threshold": 4.0, "window": "5m"}),
         )

@@ -1,4 +1,5 @@
-//! The `threat` detector (the seed's `type: ml`, `prompt-injection-ml`):
+//! The `threat` detector (also accepted as `type: ml`, the name the
+//! published detector YAML uses):
 //! runs the llm-security engine on the prompts and completions events carry
 //! and reports what it finds at or above `threshold` confidence.
 //!
@@ -18,7 +19,7 @@ use crate::event::TelemetryEvent;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ThreatConfig {
-    /// A label for the model behind the detector (the seed's
+    /// A label for the model behind the detector (e.g.
     /// `prompt-injection-v2`); recorded in findings.
     #[serde(default)]
     pub model: Option<String>,
@@ -148,7 +149,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_config_parses() {
+    fn a_model_label_threshold_and_features_config_parses() {
         let c: ThreatConfig = serde_json::from_value(serde_json::json!({
             "model": "prompt-injection-v2", "threshold": 0.85, "features": ["prompt_text", "embedding"]
         }))

@@ -1086,7 +1086,7 @@ mod tests {
 
     /// (text, category, expected matched slice, note)
     const POSITIVE: &[(&str, &str, &str, &str)] = &[
-        ("Contact me at jane.doe@example.com", "email", "jane.doe@example.com", "seed 001 output example"),
+        ("Contact me at jane.doe@example.com", "email", "jane.doe@example.com", "plain email in a completion"),
         (
             "mail: UtaKortig@jourrapide.com.",
             "email",
