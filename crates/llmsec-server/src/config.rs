@@ -139,6 +139,11 @@ pub struct LimitsConfig {
     pub page_bytes: usize,
     /// Aliased fields in one GraphQL document, at most.
     pub graphql_aliases: usize,
+    /// How deeply one GraphQL selection may nest, at most.
+    pub graphql_depth: usize,
+    /// The complexity (fields selected, each counting one) of one GraphQL
+    /// operation, at most.
+    pub graphql_complexity: usize,
 }
 
 impl Default for LimitsConfig {
@@ -162,6 +167,8 @@ impl Default for LimitsConfig {
             ws_max_message_bytes: 64 * 1024,
             page_bytes: 4 << 20,
             graphql_aliases: 100,
+            graphql_depth: 12,
+            graphql_complexity: 2000,
         }
     }
 }
@@ -393,6 +400,8 @@ impl ServerConfig {
             ("limits.ws_max_message_bytes", self.limits.ws_max_message_bytes as u64),
             ("limits.page_bytes", self.limits.page_bytes as u64),
             ("limits.graphql_aliases", self.limits.graphql_aliases as u64),
+            ("limits.graphql_depth", self.limits.graphql_depth as u64),
+            ("limits.graphql_complexity", self.limits.graphql_complexity as u64),
         ] {
             if v == 0 {
                 return bad(field, "must be positive");
@@ -462,6 +471,19 @@ pub struct Receiver {
     /// PagerDuty's integration (routing) key.
     #[serde(default)]
     pub routing_key: Option<String>,
+    /// Tenants whose own detector changes (`updateDetector`) may name this
+    /// receiver in `alert` actions; `"*"` opens it to every tenant. Empty
+    /// (the default): only the detectors file and operators may name it, so
+    /// a tenant admin cannot send its anomalies to the operator's pager.
+    #[serde(default)]
+    pub tenants: Vec<String>,
+}
+
+impl Receiver {
+    /// Whether `tenant`'s own detector changes may name this receiver.
+    pub fn open_to(&self, tenant: &str) -> bool {
+        self.tenants.iter().any(|t| t == "*" || t == tenant)
+    }
 }
 
 /// Receiver kinds.

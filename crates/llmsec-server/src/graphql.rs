@@ -58,8 +58,8 @@ pub struct SubscriptionRoot(SecuritySubscription, crate::sentinel_graphql::Senti
 /// Builds the schema over the app's state.
 pub fn schema(state: AppState) -> AppSchema {
     Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot::default())
-        .limit_depth(12)
-        .limit_complexity(2000)
+        .limit_depth(state.config.limits.graphql_depth)
+        .limit_complexity(state.config.limits.graphql_complexity)
         .extension(RequestLimits::new(&state.config.limits))
         .data(state)
         .finish()

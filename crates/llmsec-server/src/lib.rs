@@ -353,21 +353,35 @@ async fn healthz() -> impl IntoResponse {
 }
 
 /// Ready when the store answers and every tenant's Sentinel detectors
-/// built; a tenant whose detectors failed is named, with the reason.
-async fn readyz(State(state): State<AppState>) -> Response {
+/// built. Probes present no key and learn only how many tenants failed;
+/// an operator key also sees which, and why (the reasons quote plugin
+/// output and configuration).
+async fn readyz(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     if let Err(e) = state.store.ping().await {
-        return ApiError::Unavailable(format!("store: {e}")).into_response();
+        tracing::warn!(error = %e, "readiness: the store does not answer");
+        return ApiError::Unavailable("store".into()).into_response();
     }
     let failed = state.sentinel.failed_tenants();
     if failed.is_empty() {
         return axum::Json(serde_json::json!({"status": "ready"})).into_response();
     }
-    let tenants: Vec<&str> = failed.iter().map(|(t, _)| t.as_str()).collect();
     let mut body =
-        ApiError::Unavailable(format!("sentinel detectors failed to build for {}", tenants.join(", "))).body();
+        ApiError::Unavailable(format!("sentinel detectors failed to build for {} tenant(s)", failed.len())).body();
     body["status"] = "not_ready".into();
-    body["sentinel_failures"] =
-        failed.iter().map(|(tenant, reason)| serde_json::json!({"tenant": tenant, "reason": reason})).collect();
+    let operator = match auth::presented_key(&headers) {
+        Some(key) => auth::authenticate_key(&state, peer.map(|p| p.0.0.ip()), Some(key))
+            .await
+            .is_ok_and(|c| c.has(Scope::Operator)),
+        None => false,
+    };
+    if operator {
+        body["sentinel_failures"] =
+            failed.iter().map(|(tenant, reason)| serde_json::json!({"tenant": tenant, "reason": reason})).collect();
+    }
     (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
 }
 

@@ -42,15 +42,27 @@ impl RateLimiter {
     /// holding at most `burst`), at time `now`. On refusal, returns how long
     /// until a token is there.
     pub fn check(&self, key: &str, rate: f64, burst: f64, now: Instant) -> Result<(), Duration> {
+        self.take(key, 1.0, rate, burst, now)
+    }
+
+    /// Takes `n` tokens at once (a batch), or none: `n` is capped at
+    /// `burst`, so a batch larger than the burst empties a full bucket
+    /// rather than never passing. On refusal, returns how long until the
+    /// tokens are there.
+    pub fn check_n(&self, key: &str, n: u32, rate: f64, burst: f64, now: Instant) -> Result<(), Duration> {
+        self.take(key, f64::from(n).min(burst), rate, burst, now)
+    }
+
+    fn take(&self, key: &str, cost: f64, rate: f64, burst: f64, now: Instant) -> Result<(), Duration> {
         let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if b.map.len() > SWEEP_AT && b.swept.is_none_or(|t| now.saturating_duration_since(t) >= SWEEP_EVERY) {
             b.map.retain(|_, x| x.full_at.is_none_or(|t| t > now));
             b.swept = Some(now);
         }
         let bucket = b.map.entry(key.to_owned()).or_insert(Bucket { tokens: burst, last: now, full_at: None });
-        let result = refill(bucket, rate, burst, now);
+        let result = refill(bucket, cost, rate, burst, now);
         if result.is_ok() {
-            bucket.tokens -= 1.0;
+            bucket.tokens -= cost;
         }
         bucket.full_at =
             Duration::try_from_secs_f64((burst - bucket.tokens) / rate).ok().and_then(|d| now.checked_add(d));
@@ -63,7 +75,7 @@ impl RateLimiter {
     pub fn ready(&self, key: &str, rate: f64, burst: f64, now: Instant) -> Result<(), Duration> {
         let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         match b.map.get_mut(key) {
-            Some(bucket) => refill(bucket, rate, burst, now),
+            Some(bucket) => refill(bucket, 1.0, rate, burst, now),
             None => Ok(()),
         }
     }
@@ -74,18 +86,32 @@ impl RateLimiter {
     }
 }
 
-/// Adds what `rate` refilled since the bucket was last seen; `Ok` when a
-/// token is there, else how long until one is.
-fn refill(b: &mut Bucket, rate: f64, burst: f64, now: Instant) -> Result<(), Duration> {
+/// Adds what `rate` refilled since the bucket was last seen; `Ok` when
+/// `need` tokens are there, else how long until they are.
+fn refill(b: &mut Bucket, need: f64, rate: f64, burst: f64, now: Instant) -> Result<(), Duration> {
     let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
     b.tokens = (b.tokens + elapsed * rate).min(burst);
     b.last = now;
-    if b.tokens >= 1.0 { Ok(()) } else { Err(Duration::from_secs_f64((1.0 - b.tokens) / rate)) }
+    if b.tokens >= need { Ok(()) } else { Err(Duration::from_secs_f64((need - b.tokens) / rate)) }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_takes_its_size_or_nothing() {
+        let rl = RateLimiter::default();
+        let t0 = Instant::now();
+        assert!(rl.check_n("k", 3, 1.0, 5.0, t0).is_ok());
+        // Two left: a batch of three waits a second for the third, and takes nothing meanwhile.
+        assert_eq!(rl.check_n("k", 3, 1.0, 5.0, t0).unwrap_err(), Duration::from_secs(1));
+        assert!(rl.check_n("k", 2, 1.0, 5.0, t0).is_ok());
+        // Larger than the burst: it passes on a full bucket and empties it.
+        let t1 = t0 + Duration::from_secs(10);
+        assert!(rl.check_n("k", 500, 1.0, 5.0, t1).is_ok());
+        assert!(rl.check("k", 1.0, 5.0, t1).is_err());
+    }
 
     #[test]
     fn burst_then_refill() {

@@ -279,11 +279,16 @@ impl SentinelService {
     /// from it with fresh state. Other tenants, and the file, are untouched;
     /// on error nothing changes. Answers the detector and every field the
     /// tenant has now set.
+    ///
+    /// Unless `any_receiver` (an operator's change), the receivers that the
+    /// change's own `alert` actions name must be open to `tenant` (see
+    /// [`Receiver::open_to`]) or already named by the file's entry for `id`.
     pub async fn update_detector(
         &self,
         tenant: &str,
         id: &str,
         fields: serde_json::Map<String, serde_json::Value>,
+        any_receiver: bool,
     ) -> Result<(llm_sentinel::DetectorInfo, serde_json::Map<String, serde_json::Value>), DetectorError> {
         if let Some(k) = fields.keys().find(|k| !TENANT_DETECTOR_KEYS.contains(&k.as_str())) {
             return Err(DetectorError::Invalid(format!(
@@ -296,8 +301,12 @@ impl SentinelService {
         if all.is_empty() && !fields.contains_key("type") && !self.config.detectors.iter().any(|d| d.id == id) {
             return Err(DetectorError::NotFound(id.to_owned()));
         }
+        let sets_actions = fields.contains_key("actions");
         all.extend(fields);
         let spec = self.make_spec(id, &all)?;
+        if sets_actions && !any_receiver {
+            self.check_receivers(tenant, id, &spec)?;
+        }
         let text = serde_json::Value::Object(all.clone()).to_string();
         let row = DetectorOverride {
             tenant: tenant.to_owned(),
@@ -309,6 +318,31 @@ impl SentinelService {
         let info = llm_sentinel::DetectorInfo::from_spec(&spec, 0);
         self.install(tenant, id, Override { text, fields: all.clone(), spec: Some(spec) });
         Ok((info, all))
+    }
+
+    /// Refuses a tenant's `alert` action naming a receiver that is neither
+    /// open to the tenant nor named by the file's own entry for `id`.
+    fn check_receivers(&self, tenant: &str, id: &str, spec: &DetectorSpec) -> Result<(), DetectorError> {
+        let alerted = |d: &DetectorSpec| -> Vec<String> {
+            d.actions
+                .iter()
+                .filter_map(|a| match a {
+                    ActionSpec::Alert(alert) => Some(alert.receivers.clone()),
+                    _ => None,
+                })
+                .flatten()
+                .collect()
+        };
+        let from_file = self.config.detectors.iter().find(|d| d.id == id).map(alerted).unwrap_or_default();
+        for name in alerted(spec) {
+            let open = self.settings.receivers.iter().any(|r| r.name == name && r.open_to(tenant));
+            if !open && !from_file.contains(&name) {
+                return Err(DetectorError::Invalid(format!(
+                    "actions: receiver {name:?} is not open to tenant {tenant:?} (list the tenant in the receiver's `tenants`)"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The fields of the tenant's change to `id` that built, if any.

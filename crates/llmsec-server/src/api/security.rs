@@ -49,7 +49,9 @@ async fn validate_one(
     Ok(Json(analyze(&svc, &caller, Job::Output(req), "output".into(), &deadline).await?))
 }
 
-fn check_batch<T>(svc: &Services, items: &[T]) -> Result<(), ApiError> {
+/// Checks the batch's size, and charges the caller's rate one token per
+/// item (the request itself paid for the first).
+fn check_batch<T>(svc: &Services, caller: &Caller, items: &[T]) -> Result<(), ApiError> {
     let max = svc.config.limits.batch_items;
     if items.is_empty() {
         return Err(ApiError::field("items", "must hold at least one item"));
@@ -57,6 +59,7 @@ fn check_batch<T>(svc: &Services, items: &[T]) -> Result<(), ApiError> {
     if items.len() > max {
         return Err(ApiError::field("items", format!("holds {} items; at most {max} per batch", items.len())));
     }
+    crate::service::keys::take_tokens(svc, caller, items.len().saturating_sub(1) as u32)?;
     Ok(())
 }
 
@@ -67,7 +70,7 @@ async fn analyze_batch(
     Json(req): Json<Batch<AnalyzeRequest>>,
 ) -> Result<Json<BatchResponse>, ApiError> {
     caller.require(Scope::Analyze)?;
-    check_batch(&svc, &req.items)?;
+    check_batch(&svc, &caller, &req.items)?;
     let jobs = req.items.into_iter().map(Job::Input).collect();
     let results = analyze_all(&svc, &caller, jobs, &deadline).await?;
     Ok(Json(BatchResponse { results }))
@@ -80,7 +83,7 @@ async fn validate_batch(
     Json(req): Json<Batch<ValidateRequest>>,
 ) -> Result<Json<BatchResponse>, ApiError> {
     caller.require(Scope::Analyze)?;
-    check_batch(&svc, &req.items)?;
+    check_batch(&svc, &caller, &req.items)?;
     let jobs = req.items.into_iter().map(Job::Output).collect();
     let results = analyze_all(&svc, &caller, jobs, &deadline).await?;
     Ok(Json(BatchResponse { results }))

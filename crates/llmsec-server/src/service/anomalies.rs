@@ -230,6 +230,7 @@ fn detector_error(id: &str, e: DetectorError) -> ServiceError {
 /// `name`, `enabled`, `severity`, `config`, `actions`) laid over it,
 /// validated first (the old one is kept on error), stored for this tenant
 /// only and never written to the detectors file. Audited without secrets.
+/// Only an operator may name receivers not open to the tenant.
 pub async fn update_detector(
     svc: &Services,
     caller: &Caller,
@@ -237,8 +238,11 @@ pub async fn update_detector(
     fields: serde_json::Map<String, serde_json::Value>,
 ) -> Result<llm_sentinel::DetectorInfo, ServiceError> {
     caller.require(Scope::Admin)?;
-    let (info, _) =
-        svc.sentinel.update_detector(&caller.tenant, id, fields.clone()).await.map_err(|e| detector_error(id, e))?;
+    let (info, _) = svc
+        .sentinel
+        .update_detector(&caller.tenant, id, fields.clone(), caller.has(Scope::Operator))
+        .await
+        .map_err(|e| detector_error(id, e))?;
     let mut details = json!({"tenant": caller.tenant, "fields": fields});
     crate::redact::redact_secrets(&mut details);
     audit(svc, caller, "detector.update", id, details).await?;

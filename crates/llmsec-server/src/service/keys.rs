@@ -224,10 +224,19 @@ impl KeyCache {
 /// Takes one token from the caller's bucket (its own rate, or the
 /// server's): `RateLimited` when it is empty.
 pub fn take_token(svc: &Services, caller: &Caller) -> Result<(), ServiceError> {
+    take_tokens(svc, caller, 1)
+}
+
+/// Takes `n` tokens at once from the caller's bucket (a batch costs one per
+/// item; at most the burst): `RateLimited`, taking none, when they are not there.
+pub fn take_tokens(svc: &Services, caller: &Caller, n: u32) -> Result<(), ServiceError> {
+    if n == 0 {
+        return Ok(());
+    }
     let limits = &svc.config.limits;
     let rate = caller.rate_per_sec.unwrap_or(limits.rate_per_sec);
     let burst = limits.burst.max(rate);
-    svc.limiter.check(&caller.key_id, rate, burst, Instant::now()).map_err(|wait| {
+    svc.limiter.check_n(&caller.key_id, n, rate, burst, Instant::now()).map_err(|wait| {
         metrics::counter!("llm_security_rate_limited_total").increment(1);
         ServiceError::retry_after(wait)
     })

@@ -388,6 +388,27 @@ async fn every_graphql_analysis_takes_a_rate_limit_token() {
     assert_eq!(stored_events(&t.router).await, 4);
 }
 
+#[tokio::test]
+async fn a_rest_batch_costs_a_rate_limit_token_per_item() {
+    let t = app_with(|c| {
+        c.limits.rate_per_sec = 0.001;
+        c.limits.burst = 5.0;
+    })
+    .await;
+    let key = make_key(&t.router, "default", &["analyze"]).await;
+    let items: Vec<Value> = (0..4).map(|i| json!({"input": format!("{BENIGN} {i}")})).collect();
+    // Four items take four of the five tokens.
+    let r = post(&t.router, "/api/security/analyze/batch", &key, json!({"items": items})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(stored_events(&t.router).await, 4);
+    // One token is left: another batch of four is refused whole, stores nothing, and says when to retry.
+    let r = post(&t.router, "/api/security/analyze/batch", &key, json!({"items": items})).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+    assert_eq!(r.body["error"]["code"], "rate_limited");
+    assert!(r.headers.contains_key("retry-after"), "{:?}", r.headers);
+    assert_eq!(stored_events(&t.router).await, 4);
+}
+
 /// About 30 KB of benign text: analysed inline, not on the blocking pool.
 fn thirty_kb(i: usize) -> String {
     format!("{i} {}", "the quarterly report covers sales in the northern region ".repeat(520))
@@ -464,4 +485,22 @@ async fn oversized_request_heads_get_json_errors() {
     // Within the limits, the same routes answer.
     let (status, _) = raw_head(s.addr, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn graphql_depth_and_complexity_follow_the_limits() {
+    let q = json!({"query": "{ securityEvents(first: 1) { edges { node { id verdict } } } }"});
+    let t = app_with(|_| {}).await;
+    let r = post(&t.router, "/graphql", ADMIN, q.clone()).await;
+    assert!(r.body["errors"].is_null(), "the defaults allow it: {}", r.text);
+
+    let t = app_with(|c| c.limits.graphql_depth = 3).await;
+    let r = post(&t.router, "/graphql", ADMIN, q.clone()).await;
+    let msg = r.body["errors"][0]["message"].as_str().unwrap_or_else(|| panic!("{}", r.text)).to_owned();
+    assert!(msg.contains("nested too deep"), "{msg}");
+
+    let t = app_with(|c| c.limits.graphql_complexity = 3).await;
+    let r = post(&t.router, "/graphql", ADMIN, q).await;
+    let msg = r.body["errors"][0]["message"].as_str().unwrap_or_else(|| panic!("{}", r.text)).to_owned();
+    assert!(msg.contains("too complex"), "{msg}");
 }

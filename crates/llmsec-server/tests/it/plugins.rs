@@ -141,13 +141,21 @@ async fn a_tenant_whose_detectors_fail_to_build_makes_the_server_not_ready() {
         }
     })
     .await;
-    let failures = &not_ready.body["sentinel_failures"];
-    assert_eq!(failures.as_array().map(Vec::len), Some(1), "{}", not_ready.text);
+    // A probe (no key) learns how many tenants failed, not which or why.
+    assert_eq!(not_ready.body["error"]["code"], "unavailable");
+    assert!(not_ready.body["error"]["message"].as_str().unwrap().contains("1 tenant"), "{}", not_ready.text);
+    assert!(!not_ready.text.contains("acme") && !not_ready.text.contains("licence"), "{}", not_ready.text);
+    // An operator sees the tenant and the reason.
+    let detailed = send(&router, axum::http::Method::GET, "/readyz", Some(ADMIN), None).await;
+    assert_eq!(detailed.status, StatusCode::SERVICE_UNAVAILABLE);
+    let failures = &detailed.body["sentinel_failures"];
+    assert_eq!(failures.as_array().map(Vec::len), Some(1), "{}", detailed.text);
     assert_eq!(failures[0]["tenant"], "acme");
     let reason = failures[0]["reason"].as_str().unwrap();
     assert!(reason.starts_with("detectors (flagger).plugin: ") && reason.contains("no licence file"), "{reason}");
-    assert_eq!(not_ready.body["error"]["code"], "unavailable");
-    assert!(not_ready.body["error"]["message"].as_str().unwrap().contains("acme"), "{}", not_ready.text);
+    // A tenant's key does not.
+    let tenant_view = send(&router, axum::http::Method::GET, "/readyz", Some(&key), None).await;
+    assert!(tenant_view.body["sentinel_failures"].is_null(), "{}", tenant_view.text);
     // The event was not run without detectors: it waits, unprocessed.
     let pending = state.store.pending_telemetry(10).await.unwrap();
     assert_eq!(pending.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>(), ["e1"]);

@@ -165,6 +165,7 @@ detectors:
         c.sentinel.incidents_url = Some(incidents_url.clone());
         c.sentinel.receivers = vec![
             llmsec_server::sentinel::Receiver {
+                tenants: vec![],
                 name: "security-team".into(),
                 kind: llmsec_server::sentinel::ReceiverKind::Webhook,
                 url: Some(format!("{hooks_url}/alerts")),
@@ -172,6 +173,7 @@ detectors:
                 routing_key: None,
             },
             llmsec_server::sentinel::Receiver {
+                tenants: vec![],
                 name: "audit-log".into(),
                 kind: llmsec_server::sentinel::ReceiverKind::Log,
                 url: None,
@@ -179,6 +181,7 @@ detectors:
                 routing_key: None,
             },
             llmsec_server::sentinel::Receiver {
+                tenants: vec![],
                 name: "slack-soc".into(),
                 kind: llmsec_server::sentinel::ReceiverKind::Slack,
                 url: Some(format!("{hooks_url}/slack-alert")),
@@ -186,6 +189,7 @@ detectors:
                 routing_key: None,
             },
             llmsec_server::sentinel::Receiver {
+                tenants: vec![],
                 name: "pagerduty-security".into(),
                 kind: llmsec_server::sentinel::ReceiverKind::Pagerduty,
                 url: Some(format!("{hooks_url}/pagerduty")),
@@ -366,6 +370,7 @@ anomalies:
     c.sentinel.detectors = Some(detectors);
     c.sentinel.tick_ms = 3_600_000; // the test ticks by hand
     c.sentinel.receivers = vec![llmsec_server::sentinel::Receiver {
+        tenants: vec![],
         name: "ops-log".into(),
         kind: llmsec_server::sentinel::ReceiverKind::Log,
         url: None,

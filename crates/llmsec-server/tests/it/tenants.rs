@@ -424,7 +424,7 @@ async fn a_plugin_detector_keeps_its_program_and_a_tenant_cannot_name_one() {
     for key in ["plugin", "interpreter", "timeout_ms"] {
         let mut fields = serde_json::Map::new();
         fields.insert(key.into(), json!("/bin/sh"));
-        let e = t.server.state().sentinel.update_detector("acme", "switching", fields).await.unwrap_err();
+        let e = t.server.state().sentinel.update_detector("acme", "switching", fields, false).await.unwrap_err();
         assert!(matches!(e, llmsec_server::sentinel::DetectorError::Invalid(_)), "{key}: {e}");
     }
 }
@@ -511,4 +511,48 @@ async fn the_bootstrap_key_is_an_operator_made_while_no_operator_key_lives_and_t
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(get(&t.router, "/api/security/events", ADMIN).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_tenant_admin_names_only_receivers_open_to_its_tenant() {
+    let path = detectors_file(
+        "detectors:\n  - id: pi\n    name: Prompt injection\n    type: ml\n    threshold: 0.5\n    actions:\n      - type: alert\n        config: {receivers: [oncall]}\n",
+    );
+    let receiver = |name: &str, tenants: &[&str]| llmsec_server::sentinel::Receiver {
+        name: name.into(),
+        kind: llmsec_server::sentinel::ReceiverKind::Log,
+        url: None,
+        secret: None,
+        routing_key: None,
+        tenants: tenants.iter().map(|t| t.to_string()).collect(),
+    };
+    let t = app_with(|c| {
+        c.sentinel.detectors = Some(path.clone());
+        c.sentinel.receivers =
+            vec![receiver("operator-pager", &[]), receiver("oncall", &[]), receiver("acme-desk", &["acme"])];
+    })
+    .await;
+    let a = make_key(&t.router, "acme", &["admin"]).await;
+    let g = make_key(&t.router, "globex", &["admin"]).await;
+    let m = "mutation($a: JSON!) { updateDetector(id: \"pi\", config: {actions: $a}) { actions } }";
+    let alert = |r: &str| json!([{"type": "alert", "config": {"receivers": [r]}}]);
+
+    // The operator's own receiver: refused for a tenant admin, naming why.
+    let r = gql(&t.router, &a, m, json!({"a": alert("operator-pager")})).await;
+    assert_eq!(r["errors"][0]["extensions"]["field"], "config", "{r}");
+    assert!(r["errors"][0]["message"].as_str().unwrap().contains("not open to tenant \"acme\""), "{r}");
+    // One opened to acme: acme may, globex may not.
+    assert!(gql(&t.router, &a, m, json!({"a": alert("acme-desk")})).await["errors"].is_null());
+    let r = gql(&t.router, &g, m, json!({"a": alert("acme-desk")})).await;
+    assert!(r["errors"][0]["message"].as_str().unwrap().contains("not open"), "{r}");
+    // One the file's own entry already names stays usable.
+    assert!(gql(&t.router, &g, m, json!({"a": alert("oncall")})).await["errors"].is_null());
+    // Changes that leave the file's actions alone are untouched by the check.
+    let r =
+        gql(&t.router, &g, "mutation { updateDetector(id: \"pi\", config: {enabled: false}) { enabled } }", json!({}))
+            .await;
+    assert!(r["errors"].is_null(), "{r}");
+    // The operator may name any receiver.
+    let r = gql(&t.router, ADMIN, m, json!({"a": alert("operator-pager")})).await;
+    assert!(r["errors"].is_null(), "{r}");
 }
