@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A Sentinel plugin detector: rapid model switching.
 
-What the seed's ``CustomBehavioralDetector`` does, speaking Sentinel's
+A behavioural detector of users who switch models rapidly, speaking Sentinel's
 JSON-lines plugin protocol (see README.md beside this file): for each user
 (``metadata.user_id``) it keeps the models (``data.model``) of the user's last
 ``window_size`` events, and once that window is full it reports the user
@@ -10,8 +10,7 @@ whenever the number of distinct models in it exceeds
 
 Config (the detector's ``config:`` block):
 
-- ``threshold``: distinct models per event, a number in [0, 1] (default 0.8,
-  as in the seed);
+- ``threshold``: distinct models per event, a number in [0, 1] (default 0.8);
 - ``window_size``: events per user in the window, an integer >= 2
   (default 100);
 - ``max_users``: users remembered at most, the least recently seen dropped

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Would a semantic encoder beat the shipped classifier across sources?
 
-Issue 3 allows a larger model (a small transformer) behind a cargo feature
+We allow a larger model (a small transformer) behind a cargo feature
 only if it measurably beats the linear model on the source-held-out split.
 This script answers that question before any Rust is written: it embeds
 every dev row with sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0;
