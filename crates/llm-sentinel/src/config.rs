@@ -318,7 +318,7 @@ mod tests {
     /// Two detectors with shield and alert actions: an ML prompt-injection
     /// detector (`type: ml`) blocking the request's entity, and a cost-spike
     /// detector rate-limiting the application.
-    pub(crate) const SEED_SHIELD: &str = r#"
+    pub(crate) const EXAMPLE_SHIELD: &str = r#"
 detectors:
   - id: prompt-injection-ml
     name: Prompt Injection Detector (ML)
@@ -370,7 +370,7 @@ detectors:
 
     /// One detector whose config keys sit beside `config` instead of in it,
     /// with all four action types.
-    const SEED_SCENARIO_1: &str = r#"
+    const EXAMPLE_SCENARIO_1: &str = r#"
 detectors:
   - id: prompt-injection-ml
     type: ml
@@ -396,12 +396,12 @@ detectors:
 
     #[test]
     fn example_configs_load() {
-        let c = SentinelConfig::from_yaml(SEED_SHIELD).unwrap();
+        let c = SentinelConfig::from_yaml(EXAMPLE_SHIELD).unwrap();
         assert_eq!(c.detectors.len(), 2);
         assert_eq!(c.detectors[0].kind(), DetectorKind::Threat);
         assert_eq!(c.detectors[0].severity(), Severity::Critical);
         assert_eq!(c.detectors[1].actions.len(), 2);
-        let c = SentinelConfig::from_yaml(SEED_SCENARIO_1).unwrap();
+        let c = SentinelConfig::from_yaml(EXAMPLE_SCENARIO_1).unwrap();
         assert_eq!(c.detectors[0].config["threshold"], 0.85);
         assert_eq!(c.detectors[0].actions.len(), 4);
     }
@@ -413,7 +413,7 @@ detectors:
             "detectors:\n  - id: custom\n    type: custom_behavioral\n    severity: critical\n    plugin: {program}\n    \
              timeout_ms: 300\n    interpreter: python3\n    config: {{threshold: 0.5}}\n"
         );
-        for yaml in [SEED_SHIELD, SEED_SCENARIO_1, plugin.as_str()] {
+        for yaml in [EXAMPLE_SHIELD, EXAMPLE_SCENARIO_1, plugin.as_str()] {
             for spec in SentinelConfig::from_yaml(yaml).unwrap().detectors {
                 let entry = spec.to_entry();
                 assert_eq!(DetectorSpec::from_value(&entry).unwrap(), spec, "{entry}");
@@ -463,10 +463,10 @@ detectors:
     #[test]
     fn plugin_specs_build_a_plugin_detector() {
         let program = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/plugins/model_switching.py");
-        let seed = "detectors:\n  - id: custom-model-switching\n    type: custom_behavioral\n    enabled: true\n    \
+        let published = "detectors:\n  - id: custom-model-switching\n    type: custom_behavioral\n    enabled: true\n    \
                     plugin: /etc/sentinel/plugins/custom_detector.py\n    config:\n      threshold: 0.5\n      \
                     window_size: 100\n    actions:\n      - alert: unusual-behavior\n        severity: warning\n";
-        let c = SentinelConfig::from_yaml(&seed.replace("/etc/sentinel/plugins/custom_detector.py", program)).unwrap();
+        let c = SentinelConfig::from_yaml(&published.replace("/etc/sentinel/plugins/custom_detector.py", program)).unwrap();
         assert_eq!((c.detectors[0].kind(), c.detectors[0].actions.len()), (DetectorKind::Plugin, 1));
         assert_eq!(c.detectors[0].plugin_settings, Some(PluginSettings::default()));
         let yaml = format!(
