@@ -466,7 +466,8 @@ detectors:
         let published = "detectors:\n  - id: custom-model-switching\n    type: custom_behavioral\n    enabled: true\n    \
                     plugin: /etc/sentinel/plugins/custom_detector.py\n    config:\n      threshold: 0.5\n      \
                     window_size: 100\n    actions:\n      - alert: unusual-behavior\n        severity: warning\n";
-        let c = SentinelConfig::from_yaml(&published.replace("/etc/sentinel/plugins/custom_detector.py", program)).unwrap();
+        let c =
+            SentinelConfig::from_yaml(&published.replace("/etc/sentinel/plugins/custom_detector.py", program)).unwrap();
         assert_eq!((c.detectors[0].kind(), c.detectors[0].actions.len()), (DetectorKind::Plugin, 1));
         assert_eq!(c.detectors[0].plugin_settings, Some(PluginSettings::default()));
         let yaml = format!(

@@ -213,6 +213,13 @@ impl Sentinel {
             .ok_or_else(|| ConfigError { path: id, message: "detector vanished during update".into() })
     }
 
+    /// Removes a detector, live, with its state; false when there is none.
+    pub fn remove_detector(&mut self, id: &str) -> bool {
+        let before = self.slots.len();
+        self.slots.retain(|s| s.spec.id != id);
+        self.slots.len() != before
+    }
+
     /// Runs a detector's spec on `events` with fresh state, changing nothing:
     /// what it would find.
     pub fn test_detector(&self, id: &str, events: &[TelemetryEvent]) -> Result<Vec<Finding>, ConfigError> {

@@ -463,6 +463,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::telemetry::router())
         .merge(api::otlp::router())
         .merge(api::anomalies::router())
+        .merge(api::detectors::router())
         .merge(api::series::router())
         .route("/graphql", post(graphql::graphql_post))
         .route("/metrics", get(metrics_handler))

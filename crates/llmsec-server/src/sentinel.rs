@@ -382,6 +382,48 @@ impl SentinelService {
         Ok(spec)
     }
 
+    /// Drops `tenant`'s change to detector `id`, stored and running: the
+    /// tenant runs the detectors file's entry again (with fresh state), or,
+    /// for a detector the tenant made itself, no longer has it. Answers the
+    /// file's detector, if the file has one; `NotFound` when the tenant had
+    /// no change to `id`.
+    pub async fn reset_detector(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<llm_sentinel::DetectorInfo>, DetectorError> {
+        let _one_at_a_time = self.update_lock.lock().await;
+        let held =
+            self.overrides.read().unwrap_or_else(|p| p.into_inner()).get(tenant).is_some_and(|m| m.contains_key(id));
+        let stored = self.store.delete_detector_override(tenant, id).await?;
+        if !held && !stored {
+            return Err(DetectorError::NotFound(id.to_owned()));
+        }
+        self.uninstall(tenant, id);
+        Ok(self.config.detectors.iter().find(|d| d.id == id).map(|spec| llm_sentinel::DetectorInfo::from_spec(spec, 0)))
+    }
+
+    /// Takes a tenant's change to `id` out of force: its next Sentinel and
+    /// its running one run the file's entry (or lose a detector the file
+    /// lacks).
+    fn uninstall(&self, tenant: &str, id: &str) {
+        if let Some(m) = self.overrides.write().unwrap_or_else(|p| p.into_inner()).get_mut(tenant) {
+            m.remove(id);
+        }
+        let mut map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(s) = map.get_mut(tenant) else { return };
+        match self.config.detectors.iter().find(|d| d.id == id).map(DetectorSpec::to_entry) {
+            Some(entry) => {
+                if let Err(e) = s.update_detector(&entry) {
+                    tracing::error!(%tenant, detector = %id, error = %e, "sentinel: restoring a file detector failed");
+                }
+            }
+            None => {
+                s.remove_detector(id);
+            }
+        }
+    }
+
     /// Puts a tenant's change in force: for the tenant's next Sentinel, and
     /// in its running one (rebuilt with fresh state) when there is one.
     fn install(&self, tenant: &str, id: &str, o: Override) {
@@ -411,7 +453,19 @@ impl SentinelService {
         // Under the update lock: rows read before a change made here commits
         // would otherwise put the older change back.
         let _one_at_a_time = self.update_lock.lock().await;
-        for row in self.store.detector_overrides(None).await? {
+        let rows = self.store.detector_overrides(None).await?;
+        // Changes dropped through another replica are dropped here too.
+        let gone: Vec<(String, String)> = {
+            let map = self.overrides.read().unwrap_or_else(|p| p.into_inner());
+            map.iter()
+                .flat_map(|(t, m)| m.keys().map(move |id| (t.clone(), id.clone())))
+                .filter(|(t, id)| !rows.iter().any(|r| &r.tenant == t && &r.detector_id == id))
+                .collect()
+        };
+        for (tenant, id) in gone {
+            self.uninstall(&tenant, &id);
+        }
+        for row in rows {
             let seen = {
                 let map = self.overrides.read().unwrap_or_else(|p| p.into_inner());
                 map.get(&row.tenant).and_then(|m| m.get(&row.detector_id)).is_some_and(|o| o.text == row.fields)

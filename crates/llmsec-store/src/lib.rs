@@ -166,6 +166,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn put_detector_override(&self, o: &DetectorOverride) -> Result<()>;
     /// Detector overrides, of one tenant or (at start-up) of all, by tenant and detector.
     async fn detector_overrides(&self, tenant: Option<&str>) -> Result<Vec<DetectorOverride>>;
+    /// Drops a tenant's override of one detector; false when it had none.
+    async fn delete_detector_override(&self, tenant: &str, detector_id: &str) -> Result<bool>;
 
     /// Stores an enforcement.
     async fn insert_enforcement(&self, e: &Enforcement) -> Result<()>;

@@ -1029,6 +1029,15 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn delete_detector_override(&self, tenant: &str, detector_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM detector_overrides WHERE tenant = $1 AND detector_id = $2")
+            .bind(tenant)
+            .bind(detector_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn detector_overrides(&self, tenant: Option<&str>) -> Result<Vec<DetectorOverride>> {
         let rows = match tenant {
             Some(t) => {

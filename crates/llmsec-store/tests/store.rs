@@ -407,6 +407,14 @@ async fn detector_overrides(s: &dyn Store) {
     assert_eq!(s.detector_overrides(Some("b")).await.unwrap(), vec![o("b", "pi", json!({"enabled": false}), 1)]);
     assert!(s.detector_overrides(Some("c")).await.unwrap().is_empty());
     assert_eq!(s.detector_overrides(None).await.unwrap().len(), 3);
+    // Dropping one leaves the others; dropping it again finds nothing.
+    assert!(s.delete_detector_override("a", "pi").await.unwrap());
+    assert!(!s.delete_detector_override("a", "pi").await.unwrap());
+    assert_eq!(
+        s.detector_overrides(Some("a")).await.unwrap(),
+        vec![o("a", "cost", json!({"severity": "critical"}), 3)]
+    );
+    assert_eq!(s.detector_overrides(Some("b")).await.unwrap().len(), 1);
 }
 
 async fn all(s: &dyn Store) {

@@ -69,6 +69,16 @@ impl SentinelMutation {
         Ok(d)
     }
 
+    /// Drops the caller's tenant's change to a detector: the detectors
+    /// file's entry runs again (answered), or a detector the tenant made is
+    /// gone (null).
+    async fn reset_detector(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Detector>> {
+        let c = caller(ctx, Scope::Admin)?;
+        let state = ctx.data::<AppState>()?;
+        let info = anomalies::reset_detector(&state.services, c, &id).await.map_err(gql_error)?;
+        Ok(info.map(|i| Detector::new(i, true)))
+    }
+
     /// Runs a detector on `testData` (a list of telemetry events) with fresh
     /// state; changes nothing.
     async fn test_detector(

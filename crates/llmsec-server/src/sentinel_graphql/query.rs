@@ -205,7 +205,7 @@ impl SentinelQuery {
         let c = caller(ctx, Scope::Read)?;
         let state = ctx.data::<AppState>()?;
         let f = filter.unwrap_or_default();
-        let admin = c.scopes.contains(&Scope::Admin);
+        let admin = c.has(Scope::Admin);
         Ok(state
             .sentinel
             .detectors(&c.tenant)

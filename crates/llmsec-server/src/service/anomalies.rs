@@ -249,6 +249,31 @@ pub async fn update_detector(
     Ok(info)
 }
 
+/// The caller's tenant's detectors as they run now. They hold action
+/// secrets and URLs: readers' views pass them through
+/// [`crate::redact::for_reader`].
+pub fn detectors(svc: &Services, caller: &Caller) -> Result<Vec<llm_sentinel::DetectorInfo>, ServiceError> {
+    caller.require(Scope::Read)?;
+    Ok(svc.sentinel.detectors(&caller.tenant))
+}
+
+/// Drops the caller's tenant's change to detector `id`: the detectors
+/// file's entry runs again (answered), or a detector the tenant made is
+/// gone (`None`). Audited.
+pub async fn reset_detector(
+    svc: &Services,
+    caller: &Caller,
+    id: &str,
+) -> Result<Option<llm_sentinel::DetectorInfo>, ServiceError> {
+    caller.require(Scope::Admin)?;
+    let info = svc.sentinel.reset_detector(&caller.tenant, id).await.map_err(|e| match e {
+        DetectorError::NotFound(_) => ServiceError::NotFound(format!("tenant has no change to detector {id:?}")),
+        e => detector_error(id, e),
+    })?;
+    audit(svc, caller, "detector.reset", id, json!({"tenant": caller.tenant})).await?;
+    Ok(info)
+}
+
 /// Runs the caller's tenant's detector `id` on `events` with fresh state;
 /// changes nothing.
 pub fn test_detector(

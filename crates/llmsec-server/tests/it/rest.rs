@@ -239,6 +239,9 @@ async fn openapi_document_is_served_and_matches_docs() {
         "/api/v1/anomalies/{id}/acknowledge",
         "/api/v1/metrics/query",
         "/api/v1/statistics",
+        "/api/v1/detectors",
+        "/api/v1/detectors/{id}",
+        "/api/v1/detectors/{id}/override",
         "/v1/traces",
     ] {
         assert!(r.body["paths"][path].is_object(), "{path} undocumented");
@@ -358,6 +361,9 @@ impl llmsec_store::Store for Poisoned {
     }
     async fn detector_overrides(&self, t: Option<&str>) -> llmsec_store::Result<Vec<llmsec_store::DetectorOverride>> {
         self.0.detector_overrides(t).await
+    }
+    async fn delete_detector_override(&self, t: &str, id: &str) -> llmsec_store::Result<bool> {
+        self.0.delete_detector_override(t, id).await
     }
     async fn count_telemetry(&self, t: &str, since: Option<i64>) -> llmsec_store::Result<u64> {
         self.0.count_telemetry(t, since).await

@@ -556,3 +556,75 @@ async fn a_tenant_admin_names_only_receivers_open_to_its_tenant() {
     let r = gql(&t.router, ADMIN, m, json!({"a": alert("operator-pager")})).await;
     assert!(r["errors"].is_null(), "{r}");
 }
+
+#[tokio::test]
+async fn detectors_over_rest_change_and_reset_for_the_callers_tenant_only() {
+    let path = detectors_file(DETECTORS);
+    let t = app_with(|c| c.sentinel.detectors = Some(path.clone())).await;
+    let a = make_key(&t.router, "acme", &["read", "admin"]).await;
+    let g = make_key(&t.router, "globex", &["read"]).await;
+    let patch = |key: &str, id: &str, body: Value| {
+        let (router, key, path) = (t.router.clone(), key.to_owned(), format!("/api/v1/detectors/{id}"));
+        async move { send(&router, Method::PATCH, &path, Some(&key), Some(body.to_string().into())).await }
+    };
+    let reset = |key: &str, id: &str| {
+        let (router, key, path) = (t.router.clone(), key.to_owned(), format!("/api/v1/detectors/{id}/override"));
+        async move { send(&router, Method::DELETE, &path, Some(&key), None).await }
+    };
+    let enabled = |key: &str| {
+        let (router, key) = (t.router.clone(), key.to_owned());
+        async move {
+            let r = get(&router, "/api/v1/detectors", &key).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            r.body["detectors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| (d["id"].as_str().unwrap().to_owned(), d["enabled"].as_bool().unwrap()))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(enabled(&g).await, vec![("pi".to_owned(), true)]);
+    forbidden_naming(&patch(&g, "pi", json!({"enabled": false})).await, "admin");
+
+    let r = patch(&a, "pi", json!({"enabled": false})).await;
+    assert_eq!((r.status, &r.body["enabled"]), (StatusCode::OK, &json!(false)), "{}", r.text);
+    assert_eq!(enabled(&a).await, vec![("pi".to_owned(), false)]);
+    assert_eq!(enabled(&g).await, vec![("pi".to_owned(), true)], "globex keeps the file's detector");
+    let r = patch(&a, "pi", json!({"plugin": "/bin/sh"})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.body["error"]["field"], "config", "{}", r.text);
+    assert_eq!(patch(&a, "pi", json!({})).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(patch(&a, "nope", json!({"enabled": false})).await.status, StatusCode::NOT_FOUND);
+
+    // Reset: the file's entry runs again; a second reset finds nothing to drop.
+    let r = reset(&a, "pi").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["detector"]["enabled"], true, "{}", r.text);
+    assert_eq!(enabled(&a).await, vec![("pi".to_owned(), true)]);
+    assert_eq!(reset(&a, "pi").await.status, StatusCode::NOT_FOUND);
+    forbidden_naming(&reset(&g, "pi").await, "admin");
+    // A detector acme made itself is gone after its reset.
+    let r = patch(&a, "mine", json!({"type": "ml", "config": {"threshold": 0.7}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(enabled(&a).await.len(), 2);
+    let r = reset(&a, "mine").await;
+    assert_eq!((r.status, &r.body["detector"]), (StatusCode::OK, &Value::Null), "{}", r.text);
+    assert_eq!(enabled(&a).await, vec![("pi".to_owned(), true)]);
+
+    // Over GraphQL too, and a change dropped behind this server's back (by
+    // another replica, straight in the store) is dropped here at the next tick.
+    let m = "mutation { updateDetector(id: \"pi\", config: {enabled: false}) { enabled } }";
+    assert!(gql(&t.router, &a, m, json!({})).await["errors"].is_null());
+    let r = gql(&t.router, &a, "mutation { resetDetector(id: \"pi\") { id enabled } }", json!({})).await;
+    assert_eq!(r["data"]["resetDetector"], json!({"id": "pi", "enabled": true}), "{r}");
+    assert!(gql(&t.router, &a, m, json!({})).await["errors"].is_null());
+    assert!(t.server.state().store.delete_detector_override("acme", "pi").await.unwrap());
+    eventually(10, || {
+        let enabled = enabled(&a);
+        async move { (enabled.await == vec![("pi".to_owned(), true)]).then_some(()) }
+    })
+    .await;
+    let audit = get(&t.router, "/api/admin/audit", ADMIN).await;
+    assert!(audit.text.contains("detector.reset"), "{}", audit.text);
+}
