@@ -119,6 +119,26 @@ pub fn mask_urls(v: &mut Value) {
     }
 }
 
+/// Masks (as [`mask_url`]) every http(s) URL inside free text, such as
+/// an action's message ("queued for https://…"). A URL ends at white
+/// space; closing punctuation after it is kept outside the mask.
+pub fn mask_urls_in_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find("http://").into_iter().chain(rest.find("https://")).min() {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let end = tail.find(char::is_whitespace).unwrap_or(tail.len());
+        let token = &tail[..end];
+        let url = token.trim_end_matches(['.', ',', ';', ':', ')', ']', '"', '\'']);
+        out.push_str(&mask_url(url));
+        out.push_str(&token[url.len()..]);
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A detector's config or action list for a read answer: secrets
 /// redacted, and URLs masked unless `admin`.
 pub fn for_reader(mut v: Value, admin: bool) -> Value {
@@ -132,6 +152,21 @@ pub fn for_reader(mut v: Value, admin: bool) -> Value {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #[test]
+    fn urls_inside_text_are_masked_and_the_rest_kept() {
+        assert_eq!(
+            mask_urls_in_text("queued for https://u:p@hooks.example:8443/t/abc?token=x."),
+            "queued for https://***@hooks.example:8443/***?***."
+        );
+        assert_eq!(
+            mask_urls_in_text("a http://10.0.0.5/x and (https://b.example/y) end"),
+            "a http://10.0.0.5/*** and (https://b.example/***) end"
+        );
+        assert_eq!(mask_urls_in_text("no url here"), "no url here");
+        let once = mask_urls_in_text("sent to https://h.example/p?q=1");
+        assert_eq!(mask_urls_in_text(&once), once, "masking is idempotent");
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -18,8 +18,18 @@ use crate::service::{Caller, Services};
 use crate::state::AppState;
 use crate::time::rfc3339;
 
+/// An anomaly as answered. Action messages stored before they were masked
+/// may name a URL in full: masked here too.
 fn view(a: &Anomaly) -> serde_json::Value {
-    anomaly_view(a)["anomaly"].clone()
+    let mut v = anomaly_view(a)["anomaly"].clone();
+    if let Some(actions) = v.get_mut("actions_taken").and_then(serde_json::Value::as_array_mut) {
+        for m in actions.iter_mut().filter_map(|x| x.get_mut("message")) {
+            if let Some(text) = m.as_str() {
+                *m = crate::redact::mask_urls_in_text(text).into();
+            }
+        }
+    }
+    v
 }
 
 fn list_param(

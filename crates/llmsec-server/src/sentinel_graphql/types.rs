@@ -263,7 +263,8 @@ impl Anomaly {
                     id: x.id.clone(),
                     kind: x.kind.clone(),
                     status: x.status.clone(),
-                    message: x.message.clone(),
+                    // Rows stored before messages were masked may name a URL in full.
+                    message: crate::redact::mask_urls_in_text(&x.message),
                     at: rfc3339(x.at),
                 })
                 .collect(),

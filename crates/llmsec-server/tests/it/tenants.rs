@@ -628,3 +628,31 @@ async fn detectors_over_rest_change_and_reset_for_the_callers_tenant_only() {
     let audit = get(&t.router, "/api/admin/audit", ADMIN).await;
     assert!(audit.text.contains("detector.reset"), "{}", audit.text);
 }
+
+#[tokio::test]
+async fn action_messages_stored_with_full_urls_are_masked_when_read() {
+    let path = detectors_file(DETECTORS);
+    let t = app_with(|c| c.sentinel.detectors = Some(path.clone())).await;
+    let a = make_key(&t.router, "acme", &["ingest", "read"]).await;
+    let id = anomaly_of(&t.router, &a, "a1", "mallory").await["id"].as_str().unwrap().to_owned();
+    // A row as an older version stored it: the target URL in full in the message.
+    let store = &t.server.state().store;
+    let mut row = store.anomaly("acme", &id).await.unwrap().unwrap();
+    let mut body: Value = serde_json::from_str(&row.body).unwrap();
+    body["actions_taken"] = json!([{"id": "d1", "type": "webhook", "status": "pending",
+        "message": "queued for https://hooks.internal.example/t/SECRET?token=abc", "at": 1}]);
+    row.body = body.to_string();
+    store.put_anomaly(&row).await.unwrap();
+
+    let r = get(&t.router, &format!("/api/v1/anomalies/{id}"), &a).await;
+    assert_eq!(
+        r.body["actions_taken"][0]["message"], "queued for https://hooks.internal.example/***?***",
+        "{}",
+        r.text
+    );
+    let q = format!("{{ anomaly(id: \"{id}\") {{ actionsTaken {{ message }} }} }}");
+    let g = gql(&t.router, &a, &q, json!({})).await;
+    let msg = g["data"]["anomaly"]["actionsTaken"][0]["message"].as_str().unwrap_or_else(|| panic!("{g}")).to_owned();
+    assert_eq!(msg, "queued for https://hooks.internal.example/***?***");
+    assert!(!r.text.contains("SECRET") && !g.to_string().contains("token=abc"));
+}
