@@ -256,6 +256,10 @@ pub trait Detector: Send + std::fmt::Debug {
     fn tracked(&self) -> usize {
         0
     }
+    /// Drops what the detector holds about `entity` (erasure of a user):
+    /// detectors that keep per-entity state remove that entity's, when
+    /// they group by its kind. The default is for detectors with none.
+    fn forget(&mut self, _entity: &Entity) {}
 }
 
 /// Per-entity state with a size bound: the least recently used entity is
@@ -280,6 +284,11 @@ impl<K: Hash + Eq, V> EntityMap<K, V> {
     /// The entity's state, if tracked.
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         self.inner.get_mut(key)
+    }
+
+    /// Drops the entity's state; false when it was not tracked.
+    pub fn remove(&mut self, key: &K) -> bool {
+        self.inner.pop(key).is_some()
     }
 
     /// Entities tracked.

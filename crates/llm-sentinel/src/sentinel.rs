@@ -166,8 +166,12 @@ impl Sentinel {
         self.anomalies.restore(a);
     }
 
-    /// Drops the open anomalies about `entity` (erasure of a user).
+    /// Drops the open anomalies about `entity`, and every detector's state
+    /// about it (erasure of a user); returns how many anomalies.
     pub fn forget(&mut self, entity: &crate::detector::Entity) -> usize {
+        for slot in &mut self.slots {
+            slot.detector.forget(entity);
+        }
         self.anomalies.forget(entity)
     }
 
@@ -229,5 +233,55 @@ impl Sentinel {
             .find(|s| s.spec.id == id)
             .ok_or_else(|| ConfigError { path: id.to_owned(), message: "no such detector".into() })?;
         slot.spec.dry_run(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::detector::{Entity, EntityKind, ManualClock};
+    use crate::event::tests::event;
+
+    #[test]
+    fn forgetting_a_user_drops_every_detectors_state_about_them() {
+        let yaml = r#"
+detectors:
+  - id: cost
+    type: statistical
+    config: {metric: cost, group_by: user}
+  - id: burst
+    type: rule
+    config: {expression: "count(1h) > 1000", group_by: user}
+  - id: switching
+    type: behavioral
+    config: {kind: model_switching, window_size: 10}
+  - id: per-app
+    type: statistical
+    config: {metric: cost}
+"#;
+        let config = SentinelConfig::from_yaml(yaml).unwrap();
+        let mut s = Sentinel::new(config, Arc::new(ManualClock::new(0))).unwrap();
+        for (i, user) in ["alice", "bob", "alice"].iter().enumerate() {
+            let mut e = event(&format!("e{i}"), 1_000 + i as i64);
+            e.metadata.user_id = Some((*user).to_owned());
+            s.process(&e);
+        }
+        let tracked = |s: &Sentinel| s.detectors().into_iter().map(|d| (d.id, d.tracked_entities)).collect::<Vec<_>>();
+        let two = |n: usize| {
+            vec![
+                ("cost".to_owned(), n),
+                ("burst".to_owned(), n),
+                ("switching".to_owned(), n),
+                ("per-app".to_owned(), 1),
+            ]
+        };
+        assert_eq!(tracked(&s), two(2));
+        s.forget(&Entity { kind: EntityKind::User, id: "alice".into() });
+        // The application-grouped detector keeps its entity: it is not alice's.
+        assert_eq!(tracked(&s), two(1));
+        s.forget(&Entity { kind: EntityKind::User, id: "nobody".into() });
+        assert_eq!(tracked(&s), two(1));
     }
 }

@@ -780,6 +780,12 @@ impl Detector for BehavioralDetector {
     fn tracked(&self) -> usize {
         self.entities.len()
     }
+
+    fn forget(&mut self, entity: &Entity) {
+        if entity.kind == self.p.entity {
+            self.entities.remove(&entity.id);
+        }
+    }
 }
 
 #[cfg(test)]

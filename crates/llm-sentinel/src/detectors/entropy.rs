@@ -360,6 +360,12 @@ impl Detector for EntropyDetector {
     fn tracked(&self) -> usize {
         self.entities.len()
     }
+
+    fn forget(&mut self, entity: &Entity) {
+        if entity.kind == self.p.group_by {
+            self.entities.remove(&entity.id);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -856,6 +856,12 @@ impl Detector for StatisticalDetector {
     fn tracked(&self) -> usize {
         self.entities.len()
     }
+
+    fn forget(&mut self, entity: &Entity) {
+        if entity.kind == self.p.group_by {
+            self.entities.remove(&entity.id);
+        }
+    }
 }
 
 #[cfg(test)]

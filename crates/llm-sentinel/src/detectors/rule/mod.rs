@@ -281,6 +281,13 @@ impl Detector for RuleDetector {
     fn tracked(&self) -> usize {
         self.entities.len()
     }
+
+    fn forget(&mut self, entity: &Entity) {
+        let key = self.hasher.hash_one(entity.id.as_str());
+        if entity.kind == self.group_by && self.entities.get_mut(&key).is_some_and(|s| s.id == entity.id) {
+            self.entities.remove(&key);
+        }
+    }
 }
 
 #[cfg(test)]
