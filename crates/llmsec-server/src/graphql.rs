@@ -30,13 +30,14 @@ use llmsec_store::Scope;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::api::events::{Filters, cursor_of, parse_cursor, parse_time};
 use crate::error::{ApiError, Json};
 use crate::gql::{caller, gql_error};
 use crate::graphql_limits::{Budget, RequestLimits, start_analysis};
 use crate::service::Caller;
 use crate::service::analysis::{AnalyzeRequest, Job, SecurityResponse, ValidateRequest, analyze};
 use crate::service::deadline::Deadline;
+use crate::service::events::{Filters, cursor_of, parse_cursor};
+use crate::service::parse_time;
 use crate::state::AppState;
 use crate::time::rfc3339;
 
@@ -388,7 +389,7 @@ impl SecurityQuery {
         let mut bytes = ctx.data::<Budget>()?.page_bytes().await;
         let total = state.store.count_events(&q).await.map_err(gql_error)?;
         let may_overrun = !bytes.spent;
-        let page = crate::api::events::page(state.store.as_ref(), q, limit, &mut bytes.left, may_overrun, "first")
+        let page = crate::service::events::page(state.store.as_ref(), q, limit, &mut bytes.left, may_overrun, "first")
             .await
             .map_err(gql_error)?;
         bytes.spent = true;

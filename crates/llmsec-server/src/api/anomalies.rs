@@ -11,9 +11,9 @@ use llmsec_store::{AnomalyQuery, Scope};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::events::parse_time;
 use crate::error::{ApiError, Json, Params};
 use crate::service::anomalies::{self, Count, ShieldCallback};
+use crate::service::parse_time;
 use crate::service::{Caller, Services};
 use crate::state::AppState;
 use crate::time::rfc3339;

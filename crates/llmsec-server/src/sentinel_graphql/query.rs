@@ -10,10 +10,10 @@ use super::types::{
     Datapoint, Detector, DetectorFilter, DimensionInput, GqlDimension, Granularity, KeyCount, MetricSeries, PageInfo,
     Pagination, Severity, Statistics, TimeRange,
 };
-use crate::api::series::{Dimension, MetricsQuery};
 use crate::error::ApiError;
 use crate::gql::caller;
 use crate::gql::gql_error;
+use crate::service::series::{Dimension, MetricsQuery};
 use crate::state::AppState;
 use crate::time::rfc3339;
 
@@ -138,7 +138,7 @@ impl SentinelQuery {
         };
         let only: Vec<Dimension> =
             dimensions.unwrap_or_default().into_iter().map(|d| Dimension { name: d.name, value: d.value }).collect();
-        let (series, _, _) = crate::api::series::compute(state, &c.tenant, &q, &only).await.map_err(gql_error)?;
+        let (series, _, _) = crate::service::series::compute(&state.services, c, &q, &only).await.map_err(gql_error)?;
         Ok(series
             .into_iter()
             .map(|s| MetricSeries {

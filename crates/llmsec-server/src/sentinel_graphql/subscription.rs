@@ -10,10 +10,11 @@ use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::types::{Anomaly, AnomalyFilter, MetricUpdate};
-use crate::api::series::MetricsQuery;
 use crate::error::ApiError;
 use crate::gql::caller;
 use crate::gql::gql_error;
+use crate::service::Caller;
+use crate::service::series::{METRICS, MetricsQuery, compute};
 use crate::state::AppState;
 use crate::time::rfc3339;
 
@@ -52,24 +53,23 @@ impl SentinelSubscription {
     ) -> async_graphql::Result<impl Stream<Item = MetricUpdate> + use<>> {
         let c = caller(ctx, Scope::Read)?;
         let state = ctx.data::<AppState>()?.clone();
-        if let Some((i, n)) = names.iter().enumerate().find(|(_, n)| !crate::api::series::METRICS.contains(&n.as_str()))
-        {
+        if let Some((i, n)) = names.iter().enumerate().find(|(_, n)| !METRICS.contains(&n.as_str())) {
             return Err(gql_error(ApiError::field(format!("names[{i}]"), format!("unknown metric {n:?}"))));
         }
-        let tenant = c.tenant.clone();
+        let c = c.clone();
         let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(METRICS_EVERY));
         let updates = tokio_stream::StreamExt::then(ticks, move |_| {
             let state = state.clone();
-            let tenant = tenant.clone();
+            let c = c.clone();
             let names = names.clone();
-            async move { latest(&state, &tenant, &names).await }
+            async move { latest(&state, &c, &names).await }
         });
         Ok(futures_util::StreamExt::flat_map(updates, futures_util::stream::iter))
     }
 }
 
 /// The last minute of each metric.
-async fn latest(state: &AppState, tenant: &str, names: &[String]) -> Vec<MetricUpdate> {
+async fn latest(state: &AppState, caller: &Caller, names: &[String]) -> Vec<MetricUpdate> {
     let now = state.sentinel.now();
     let start = now - 60_000;
     let agg = |n: &str| if matches!(n, "cost" | "request_count" | "anomaly_count") { "sum" } else { "avg" };
@@ -83,7 +83,7 @@ async fn latest(state: &AppState, tenant: &str, names: &[String]) -> Vec<MetricU
             granularity: "1m".into(),
             group_by: None,
         };
-        let value = match crate::api::series::compute(state, tenant, &q, &[]).await {
+        let value = match compute(&state.services, caller, &q, &[]).await {
             Ok((series, _, _)) => series.first().and_then(|s| s.datapoints.first()).and_then(|p| p.value),
             Err(_) => None,
         };

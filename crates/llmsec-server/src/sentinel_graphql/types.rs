@@ -5,9 +5,9 @@ use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, SimpleObject}
 use llm_sentinel::detector::DetectorKind;
 use llm_sentinel::{Anomaly as SAnomaly, AnomalyStatus as SStatus, Severity as SSeverity};
 
-use crate::api::events::parse_time;
 use crate::error::ApiError;
 use crate::gql::gql_error;
+use crate::service::parse_time;
 use crate::state::AppState;
 use crate::time::rfc3339;
 

@@ -3,7 +3,7 @@
 //! (`crate::error::ApiError`), gRPC to a status code, the gateway to an
 //! OpenAI-style error body.
 
-use llmsec_store::StoreError;
+use llmsec_store::{Millis, StoreError};
 
 /// Why a service call did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -95,4 +95,28 @@ pub fn check_tenant(field: &str, t: &str) -> Result<(), ServiceError> {
         return Err(ServiceError::field(field, "must be 1-64 characters of A-Z a-z 0-9 _ . -"));
     }
     Ok(())
+}
+
+/// Parses an RFC 3339 time or Unix milliseconds.
+pub fn parse_time(field: &str, v: &str) -> Result<Millis, ServiceError> {
+    if let Ok(ms) = v.parse::<i64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| ServiceError::field(field, format!("{v:?} is neither RFC 3339 nor Unix milliseconds: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("since", "1000").unwrap(), 1000);
+        assert_eq!(parse_time("since", "1970-01-01T00:00:01Z").unwrap(), 1000);
+        assert!(
+            matches!(parse_time("since", "yesterday"), Err(ServiceError::Invalid { field: Some(f), .. }) if f == "since")
+        );
+    }
 }

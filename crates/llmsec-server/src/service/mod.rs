@@ -6,6 +6,8 @@
 //!   the event and its deliveries committed, subscribers told;
 //! - [`telemetry`]: telemetry admission and storage, handed to Sentinel;
 //! - [`tenants`]: keys, the audit log, user erasure, webhook subscriptions;
+//! - [`events`]: stored security events, filtered and paged;
+//! - [`series`]: time series of telemetry metrics;
 //! - [`anomalies`]: anomaly queries, their lifecycle, enforcements, statistics;
 //! - [`keys`]: the key format and the key cache, and the per-key rate;
 //! - [`writer`] and [`deadline`]: the group commit and the request deadline it honours.
@@ -15,7 +17,9 @@ pub mod anomalies;
 pub mod caller;
 pub mod deadline;
 mod error;
+pub mod events;
 pub mod keys;
+pub mod series;
 pub mod telemetry;
 pub mod tenants;
 pub mod writer;
@@ -27,7 +31,7 @@ use llmsec_store::{SecurityEvent, Store};
 use tokio::sync::{Notify, broadcast};
 
 pub use caller::Caller;
-pub use error::{ServiceError, check_id, check_tenant};
+pub use error::{ServiceError, check_id, check_tenant, parse_time};
 
 use crate::config::ServerConfig;
 use crate::deliver::WebhookRegistry;
