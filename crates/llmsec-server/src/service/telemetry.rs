@@ -15,7 +15,7 @@ use crate::error::ApiError;
 pub const MAX_BATCH: usize = 1000;
 
 /// Checks an event against the caller and fills in its tenant.
-pub(crate) fn admit(caller: &Caller, mut e: TelemetryEvent, prefix: &str) -> Result<TelemetryEvent, ApiError> {
+pub fn admit(caller: &Caller, mut e: TelemetryEvent, prefix: &str) -> Result<TelemetryEvent, ApiError> {
     e.validate().map_err(|err| ApiError::field(format!("{prefix}{}", err.field), err.message))?;
     match &e.tenant_id {
         Some(t) if *t != caller.tenant => {
@@ -65,11 +65,7 @@ fn row(state: &AppState, caller: &Caller, e: &TelemetryEvent, now: i64) -> Resul
 }
 
 /// Stores admitted events, hands the new ones to Sentinel, and says which were new.
-pub(crate) async fn accept(
-    state: &AppState,
-    caller: &Caller,
-    events: Vec<TelemetryEvent>,
-) -> Result<Vec<bool>, ApiError> {
+pub async fn accept(state: &AppState, caller: &Caller, events: Vec<TelemetryEvent>) -> Result<Vec<bool>, ApiError> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
