@@ -84,9 +84,75 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: draining in-flight requests");
 }
 
+/// Arguments of `llmsec gateway`.
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    /// Server configuration file with a [gateway] section (.toml, .yaml/.yml or .json).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Address to listen on [default: the file's `listen`, else 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the SQLite database [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+/// What a process serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The whole service, with the gateway routes when `[gateway]` is set.
+    Full,
+    /// The gateway routes only (and the server's health routes).
+    GatewayOnly,
+}
+
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = load_config(args)?;
+    run_mode(load_config(args)?, Mode::Full)
+}
+
+/// Runs only the gateway, against the store the config names, until SIGINT
+/// or SIGTERM.
+pub fn run_gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
+    let serve = ServeArgs {
+        config: Some(args.config.clone()),
+        listen: args.listen,
+        data_dir: args.data_dir.clone(),
+        database_url: args.database_url.clone(),
+        dev: false,
+    };
+    let config = load_config(&serve)?;
+    if config.gateway.is_none() {
+        anyhow::bail!("{}: no [gateway] section: `llmsec gateway` has nothing to serve", args.config.display());
+    }
+    run_mode(config, Mode::GatewayOnly)
+}
+
+/// The router a process serves: the service's routes and, when configured,
+/// the gateway's; or the gateway's with the health routes alone.
+fn app(server: &Server, mode: Mode) -> anyhow::Result<axum::Router> {
+    let state = server.state();
+    let gateway = match &state.config.gateway {
+        Some(g) => Some(llmsec_gateway::router(state.clone(), g.clone()).context("cannot start the gateway")?),
+        None => None,
+    };
+    Ok(match (mode, gateway) {
+        (Mode::Full, Some(g)) => server.router().merge(g),
+        (Mode::Full, None) => server.router(),
+        (Mode::GatewayOnly, Some(g)) => g.route("/healthz", axum::routing::get(healthz)),
+        (Mode::GatewayOnly, None) => anyhow::bail!("the config has no [gateway] section"),
+    })
+}
+
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+fn run_mode(config: ServerConfig, mode: Mode) -> anyhow::Result<ExitCode> {
     init_logging();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
@@ -101,11 +167,18 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             out.write_all(announcement(key, file.as_deref()).as_bytes())?;
             out.flush()?;
         }
+        let app = app(&server, mode)?;
         let listener =
             tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, database = %llmsec_store::redact_url(&db), "llmsec listening on http://{addr}");
-        server.serve(listener, shutdown_signal()).await.context("server failed")?;
+        let what = if mode == Mode::GatewayOnly { "llmsec gateway" } else { "llmsec" };
+        tracing::info!(%addr, database = %llmsec_store::redact_url(&db), "{what} listening on http://{addr}");
+        let limits = server.state().config.limits.clone();
+        let capped = llmsec_server::listener::CappedListener::new(listener, &limits);
+        let header_read_timeout = std::time::Duration::from_millis(limits.header_read_timeout_ms);
+        let served = llmsec_server::listener::serve(capped, app, header_read_timeout, shutdown_signal()).await;
+        server.shutdown().await;
+        served.context("server failed")?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
@@ -176,6 +249,19 @@ mod tests {
         assert!(lines[2].starts_with("=====") && lines.last().unwrap().starts_with("====="));
         assert!(text.contains(&path.display().to_string()) && text.contains("0600"));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn gateway_needs_a_gateway_section() {
+        let path = std::env::temp_dir().join(format!("llmsec-gw-{}.toml", std::process::id()));
+        std::fs::write(&path, "listen = \"127.0.0.1:0\"\n").unwrap();
+        let args = GatewayArgs { config: path.clone(), listen: None, data_dir: None, database_url: None };
+        let e = run_gateway(&args).unwrap_err().to_string();
+        assert!(e.contains("no [gateway] section"), "{e}");
+        std::fs::write(&path, "[gateway]\nupstreams = []\n").unwrap();
+        let e = format!("{:#}", run_gateway(&args).unwrap_err());
+        assert!(e.contains("gateway.upstreams"), "{e}");
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
