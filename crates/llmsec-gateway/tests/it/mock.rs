@@ -1,0 +1,168 @@
+//! A mock OpenAI-compatible upstream on 127.0.0.1:0, written for these
+//! tests. It counts calls and keeps the last request body. What it answers
+//! is driven by the request itself (fields the gateway must pass through
+//! untouched): `x_reply` is the completion text, `x_chunks` the streamed
+//! pieces, `x_slow` streams a piece every 50 ms until the client goes away,
+//! and the model `error-model` answers 500 in OpenAI's error shape.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub calls: AtomicUsize,
+    pub last: Mutex<Option<Value>>,
+    pub last_auth: Mutex<Option<String>>,
+    /// Set when a slow stream's body was dropped before it ended: the
+    /// client (the gateway) closed the connection.
+    pub stream_closed: AtomicBool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Mock {
+    pub addr: SocketAddr,
+    pub seen: Arc<Seen>,
+}
+
+impl Mock {
+    pub fn calls(&self) -> usize {
+        self.seen.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn last(&self) -> Value {
+        self.seen.last.lock().unwrap().clone().unwrap_or(Value::Null)
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+}
+
+pub async fn start() -> Mock {
+    let seen = Arc::new(Seen::default());
+    let app = Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    Mock { addr, seen }
+}
+
+fn note(seen: &Seen, headers: &HeaderMap, body: &Bytes) -> Value {
+    seen.calls.fetch_add(1, Ordering::SeqCst);
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    *seen.last.lock().unwrap() = Some(v.clone());
+    *seen.last_auth.lock().unwrap() =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    v
+}
+
+const USAGE: &str = r#"{"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}"#;
+
+fn error_500() -> Response {
+    let body = json!({"error": {"message": "the model crashed", "type": "server_error", "code": "mock_failure"}});
+    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
+}
+
+async fn chat(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Bytes) -> Response {
+    let req = note(&seen, &headers, &body);
+    let model = req["model"].as_str().unwrap_or("").to_owned();
+    if model == "error-model" {
+        return error_500();
+    }
+    if req["stream"] == json!(true) {
+        let m = model.clone();
+        let chunk = move |content: Value, finish: Value| {
+            let c = json!({
+                "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": m,
+                "x_chunk_extra": {"kept": true},
+                "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish, "x_choice_extra": 1}]
+            });
+            Bytes::from(format!("data: {c}\n\n"))
+        };
+        if req["x_slow"] == json!(true) {
+            return slow(seen, chunk);
+        }
+        let mut frames: Vec<Bytes> = vec![chunk(json!(""), Value::Null)];
+        for piece in req["x_chunks"].as_array().cloned().unwrap_or_default() {
+            frames.push(chunk(piece, Value::Null));
+        }
+        frames.push(chunk(Value::Null, json!("stop")));
+        let usage: Value = serde_json::from_str(USAGE).unwrap();
+        let tail = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": usage});
+        frames.push(Bytes::from(format!("data: {tail}\n\n")));
+        frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
+        let stream = futures_util::stream::iter(frames.into_iter().map(Ok::<Bytes, Infallible>));
+        return ([(header::CONTENT_TYPE, "text/event-stream")], Body::from_stream(stream)).into_response();
+    }
+    let reply = req["x_reply"].as_str().unwrap_or("Paris is the capital of France.");
+    let usage: Value = serde_json::from_str(USAGE).unwrap();
+    axum::Json(json!({
+        "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
+        "x_upstream_extra": {"nested": [1, 2, {"deep": "yes"}]},
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply, "x_message_extra": "kept"}, "finish_reason": "stop", "logprobs": null}],
+        "usage": usage
+    }))
+    .into_response()
+}
+
+/// Marks the stream closed when its body is dropped before the end.
+struct Guard(Arc<Seen>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.0.stream_closed.store(true, Ordering::SeqCst);
+    }
+}
+
+fn slow(seen: Arc<Seen>, chunk: impl Fn(Value, Value) -> Bytes + Send + 'static) -> Response {
+    let guard = Guard(seen);
+    let stream = futures_util::stream::unfold((0u64, guard), move |(i, guard)| {
+        let frame = chunk(json!(format!("word{i} ")), Value::Null);
+        async move {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            // Ten minutes of words: the test ends it long before.
+            (i < 12_000).then_some((Ok::<Bytes, Infallible>(frame), (i + 1, guard)))
+        }
+    });
+    ([(header::CONTENT_TYPE, "text/event-stream")], Body::from_stream(stream)).into_response()
+}
+
+async fn completions(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Bytes) -> Response {
+    let req = note(&seen, &headers, &body);
+    let reply = req["x_reply"].as_str().unwrap_or("a completion");
+    axum::Json(json!({
+        "id": "cmpl-mock", "object": "text_completion", "created": 1, "model": req["model"],
+        "choices": [{"index": 0, "text": reply, "finish_reason": "stop"}],
+        "usage": serde_json::from_str::<Value>(USAGE).unwrap()
+    }))
+    .into_response()
+}
+
+async fn embeddings(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Bytes) -> Response {
+    let req = note(&seen, &headers, &body);
+    axum::Json(json!({
+        "object": "list", "model": req["model"],
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.1, -0.2, 0.3]}],
+        "usage": {"prompt_tokens": 3, "total_tokens": 3}
+    }))
+    .into_response()
+}
