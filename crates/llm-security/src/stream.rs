@@ -440,9 +440,10 @@ mod tests {
         let at = text.find(KEY).unwrap();
         let chunks = [&text[..at + 10], &text[at + 10..at + 25], &text[at + 25..]];
         // Small windows too, so that releases happen between the chunks.
-        for opts in
-            [StreamOptions::default(), StreamOptions { hold_back_bytes: 48, min_scan_bytes: 1, max_held_bytes: 4096, ..StreamOptions::default() }]
-        {
+        for opts in [
+            StreamOptions::default(),
+            StreamOptions { hold_back_bytes: 48, min_scan_bytes: 1, max_held_bytes: 4096, ..StreamOptions::default() },
+        ] {
             let mut s = engine.output_stream_with(OutputContext::default(), opts);
             let mut released = Vec::new();
             for c in chunks {
@@ -470,7 +471,8 @@ mod tests {
     #[test]
     fn text_is_released_before_the_end_once_past_the_hold_back() {
         let engine = SecurityEngine::new();
-        let opts = StreamOptions { hold_back_bytes: 64, min_scan_bytes: 16, max_held_bytes: 4096, ..StreamOptions::default() };
+        let opts =
+            StreamOptions { hold_back_bytes: 64, min_scan_bytes: 16, max_held_bytes: 4096, ..StreamOptions::default() };
         let mut s = engine.output_stream_with(OutputContext::default(), opts);
         let word = "lorem ipsum dolor sit amet ";
         let mut early = String::new();
@@ -525,7 +527,8 @@ mod tests {
         let engine = SecurityEngine::new();
         let filler = "nothing to see here, ".repeat(40);
         let text = format!("{filler}mail jane.doe@example.com please");
-        let opts = StreamOptions { hold_back_bytes: 64, min_scan_bytes: 16, max_held_bytes: 4096, ..StreamOptions::default() };
+        let opts =
+            StreamOptions { hold_back_bytes: 64, min_scan_bytes: 16, max_held_bytes: 4096, ..StreamOptions::default() };
         let chunks: Vec<&str> = split_at(&text, &(1..text.len() / 7).map(|i| i * 7).collect::<Vec<_>>());
         let (out, threats, _, _) = run(&engine, &chunks, opts);
         assert!(out.ends_with("mail [REDACTED_EMAIL_1] please"), "{out}");
@@ -569,7 +572,8 @@ mod tests {
         assert_eq!(whole.verdict(), Verdict::Sanitize);
         let expected = whole.sanitized().unwrap();
         assert!(expected.starts_with("write to [REDACTED_EMAIL_1] "), "{expected}");
-        let opts = StreamOptions { hold_back_bytes: 48, min_scan_bytes: 8, max_held_bytes: 4096, ..StreamOptions::default() };
+        let opts =
+            StreamOptions { hold_back_bytes: 48, min_scan_bytes: 8, max_held_bytes: 4096, ..StreamOptions::default() };
         let chunks = split_at(&text, &(1..text.len() / 8).map(|i| i * 8).collect::<Vec<_>>());
         let (out, _, _, _) = run(&engine, &chunks, opts);
         assert_eq!(out, expected.replace("[REDACTED_EMAIL_1]", "jane.doe@example.com"));
