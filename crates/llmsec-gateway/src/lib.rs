@@ -13,7 +13,8 @@
 //! [`OutputStream`](llm_security::OutputStream)); and each call becomes one
 //! Sentinel telemetry event.
 //!
-//! Routes: `POST /v1/chat/completions`, `POST /v1/completions` (both also
+//! Chat completions' tool calls can be held to an allow-list (tool names,
+//! JSON-Schema-checked arguments). Routes: `POST /v1/chat/completions`, `POST /v1/completions` (both also
 //! streamed), `POST /v1/embeddings` (input scan only), `GET /v1/models`.
 //! [`router`] builds them over the server's [`AppState`](llmsec_server::AppState);
 //! `llmsec serve` mounts them when the config has a `[gateway]` section,
@@ -29,6 +30,7 @@ mod proxy;
 mod record;
 mod relay;
 mod sse;
+mod tools;
 mod upstream;
 
 use std::sync::Arc;
@@ -81,7 +83,8 @@ pub fn router_with_env(
 ) -> Result<Router, GatewayError> {
     config.validate()?;
     let upstreams = upstream::Upstreams::from_config(&config, env)?;
-    let gw = Arc::new(proxy::Gateway { state: state.clone(), config, upstreams });
+    let tools = config.tools.as_ref().map(tools::ToolRules::from_config).transpose()?;
+    let gw = Arc::new(proxy::Gateway { state: state.clone(), config, upstreams, tools });
     let routes = Router::new()
         .route("/v1/chat/completions", post(proxy::chat))
         .route("/v1/completions", post(proxy::completions))

@@ -23,6 +23,7 @@ use crate::core::{self, AppState, Caller, Proxy, Scanned, Subject};
 use crate::error::OpenAiError;
 use crate::record::{Call, Outcome};
 use crate::relay::Relay;
+use crate::tools::{self, Checked, ToolRules};
 use crate::upstream::Upstreams;
 
 /// Largest upstream answer read whole (non-streamed).
@@ -34,6 +35,8 @@ pub(crate) struct Gateway {
     pub state: AppState,
     pub config: GatewayConfig,
     pub upstreams: Upstreams,
+    /// The tool-call allow-list, when configured.
+    pub tools: Option<ToolRules>,
 }
 
 /// A route that forwards to an upstream.
@@ -293,7 +296,10 @@ async fn forward(gw: Arc<Gateway>, caller: Arc<Caller>, route: Route, req: Reque
     match run(&gw, &caller, route, req, &mut call).await {
         Ok(resp) => resp,
         Err(e) => {
-            let status = if matches!(e.code.as_str(), "prompt_blocked" | "output_blocked" | "user_blocked") {
+            let status = if matches!(
+                e.code.as_str(),
+                "prompt_blocked" | "output_blocked" | "user_blocked" | "tool_call_blocked"
+            ) {
                 "blocked"
             } else {
                 "error"
@@ -384,6 +390,9 @@ async fn run(
     })?;
     if route != Route::Embeddings {
         validate_choices(gw, caller, call, route, policy, &mut answer, system_prompt.as_deref()).await?;
+    }
+    if route == Route::Chat {
+        check_tools(gw, call, policy, &mut answer)?;
     }
     let finish_reason = answer.pointer("/choices/0/finish_reason").and_then(Value::as_str).map(str::to_owned);
     let completion = match route {
@@ -476,6 +485,35 @@ async fn validate_choices(
                     "the completion (choice {i}) was refused: {}",
                     summary(s)
                 )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Holds every choice's tool calls to the allow-list: a violation refuses
+/// the completion (`tool_call_blocked`) or drops the call, as configured;
+/// under `monitor` violations are only recorded.
+fn check_tools(gw: &Gateway, call: &mut Call, policy: GatewayPolicy, answer: &mut Value) -> Result<(), OpenAiError> {
+    let Some(choices) = answer.get_mut("choices").and_then(Value::as_array_mut) else { return Ok(()) };
+    for (i, c) in choices.iter_mut().enumerate() {
+        if let Some(calls) = c.pointer("/message/tool_calls").and_then(Value::as_array) {
+            call.tool_calls.extend(tools::names(calls));
+        }
+        let Some(rules) = &gw.tools else { continue };
+        let checked =
+            if policy == GatewayPolicy::Monitor { rules.check_choice(&mut c.clone()) } else { rules.check_choice(c) };
+        match checked {
+            Checked::Clean => {}
+            Checked::Removed(why) => call.tool_violations.extend(why),
+            Checked::Blocked(why) if policy == GatewayPolicy::Monitor => call.tool_violations.push(why),
+            Checked::Blocked(why) => {
+                call.tool_violations.push(why.clone());
+                return Err(OpenAiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "tool_call_blocked",
+                    format!("choice {i}: {why}"),
+                ));
             }
         }
     }

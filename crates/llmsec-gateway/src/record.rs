@@ -41,6 +41,10 @@ pub(crate) struct Call {
     pub prompt: Option<String>,
     /// `threat_type` of every threat found, input and output.
     pub threats: Vec<String>,
+    /// The tools the completion called.
+    pub tool_calls: Vec<String>,
+    /// Why tool calls broke the allow-list.
+    pub tool_violations: Vec<String>,
     recorded: bool,
 }
 
@@ -62,6 +66,8 @@ impl Call {
             subject,
             prompt: None,
             threats: Vec::new(),
+            tool_calls: Vec::new(),
+            tool_violations: Vec::new(),
             recorded: false,
         }
     }
@@ -97,6 +103,12 @@ impl Call {
             kinds.dedup();
             extra.insert("threats".into(), json!(kinds));
         }
+        if !self.tool_violations.is_empty() {
+            extra.insert("tool_violations".into(), json!(self.tool_violations));
+        }
+        // Names that are not valid ids would make the event refused.
+        let tools: Vec<String> =
+            self.tool_calls.iter().filter(|t| llm_sentinel::event::is_valid_id(t)).cloned().collect();
         TelemetryEvent {
             event_id: uuid::Uuid::now_v7().to_string(),
             timestamp: chrono::Utc::now(),
@@ -127,7 +139,7 @@ impl Call {
                 session_id: self.subject.session_id.clone(),
                 ip: self.subject.ip.clone(),
                 role: None,
-                tool_calls: None,
+                tool_calls: (!tools.is_empty()).then_some(tools),
                 extra,
             },
         }

@@ -29,6 +29,7 @@ use crate::error::OpenAiError;
 use crate::proxy::{Gateway, Route};
 use crate::record::{Call, Outcome, clip};
 use crate::sse;
+use crate::tools::{self, Checked};
 
 /// Largest single upstream event.
 const MAX_EVENT_BYTES: usize = 1 << 20;
@@ -51,6 +52,9 @@ pub(crate) struct Relay {
     parser: sse::Parser,
     system_prompt: Option<String>,
     choices: BTreeMap<u64, Choice>,
+    /// Streamed tool-call fragments held per choice until it finishes
+    /// (when an allow-list is configured and the policy is not `monitor`).
+    pending: BTreeMap<u64, tools::Pending>,
     out: VecDeque<Bytes>,
     /// `id`, `object`, `created`, `model` of the upstream's chunks, for the
     /// chunks the relay writes itself.
@@ -92,6 +96,7 @@ impl Relay {
             parser: sse::Parser::new(MAX_EVENT_BYTES),
             system_prompt,
             choices: BTreeMap::new(),
+            pending: BTreeMap::new(),
             out: VecDeque::new(),
             template: serde_json::Map::new(),
             ended: false,
@@ -196,13 +201,20 @@ impl Relay {
                 let slot = text_slot(route, c);
                 let text = slot.as_ref().and_then(|s| s.as_str()).map(str::to_owned);
                 let finish = c.get("finish_reason").and_then(Value::as_str).map(str::to_owned);
+                self.hold_tool_calls(idx, c);
                 match self.feed(idx, text.as_deref(), finish.is_some()) {
                     Fed::Blocked(message) => {
-                        self.block(idx, message);
+                        self.block(idx, "output_blocked", message);
                         return;
                     }
                     Fed::Text(released) => set_text(route, c, released),
                     Fed::Unchanged => {}
+                }
+                if finish.is_some()
+                    && let Err(why) = self.settle_tool_calls(idx, c)
+                {
+                    self.block(idx, "tool_call_blocked", why);
+                    return;
                 }
                 if let Some(f) = finish
                     && idx == 0
@@ -212,6 +224,48 @@ impl Relay {
             }
         }
         self.emit(&v);
+    }
+
+    /// Takes a chat chunk's tool-call fragments out of its delta, to be
+    /// checked whole when the choice ends; without an allow-list (or under
+    /// `monitor`) they pass, and their names are noted.
+    fn hold_tool_calls(&mut self, idx: u64, c: &mut Value) {
+        if self.route != Route::Chat {
+            return;
+        }
+        let buffering = self.gw.tools.is_some() && self.policy != GatewayPolicy::Monitor;
+        let Some(delta) = c.get_mut("delta").and_then(Value::as_object_mut) else { return };
+        if !buffering {
+            if let Some(frags) = delta.get("tool_calls").and_then(Value::as_array) {
+                self.call.tool_calls.extend(tools::names(frags));
+            }
+            return;
+        }
+        if let Some(Value::Array(frags)) = delta.remove("tool_calls") {
+            self.pending.entry(idx).or_default().push(frags);
+        }
+    }
+
+    /// Checks the choice's assembled tool calls and puts the allowed ones
+    /// in `c`'s delta; `Err` when the completion is refused.
+    fn settle_tool_calls(&mut self, idx: u64, c: &mut Value) -> Result<(), String> {
+        let Some(mut calls) = self.pending.get_mut(&idx).filter(|p| !p.is_empty()).map(tools::Pending::take) else {
+            return Ok(());
+        };
+        self.call.tool_calls.extend(tools::names(&calls));
+        let gw = self.gw.clone();
+        if let Some(rules) = &gw.tools {
+            match rules.check(&mut calls) {
+                Checked::Clean => {}
+                Checked::Removed(why) => self.call.tool_violations.extend(why),
+                Checked::Blocked(why) => {
+                    self.call.tool_violations.push(why.clone());
+                    return Err(why);
+                }
+            }
+        }
+        tools::finish_calls(c, "delta", calls);
+        Ok(())
     }
 
     /// Pushes one choice's text (and ends it when `last`).
@@ -285,13 +339,14 @@ impl Relay {
         }
     }
 
-    /// Ends every open choice, sending what its stream still holds.
+    /// Ends every open choice, sending what its stream (and its held tool
+    /// calls) still hold.
     fn flush_all(&mut self) {
         let open: Vec<u64> = self.choices.iter().filter(|(_, c)| !c.done).map(|(i, _)| *i).collect();
         for idx in open {
             match self.feed(idx, None, true) {
                 Fed::Blocked(message) => {
-                    self.block(idx, message);
+                    self.block(idx, "output_blocked", message);
                     return;
                 }
                 Fed::Text(t) if !t.is_empty() => {
@@ -300,6 +355,19 @@ impl Relay {
                 }
                 _ => {}
             }
+        }
+        let held: Vec<u64> = self.pending.iter().filter(|(_, p)| !p.is_empty()).map(|(i, _)| *i).collect();
+        for idx in held {
+            let mut chunk = self.chunk(idx, Value::Null, Value::Null);
+            let settled = match chunk.get_mut("choices").and_then(|c| c.get_mut(0)) {
+                Some(c) => self.settle_tool_calls(idx, c),
+                None => Ok(()),
+            };
+            if let Err(why) = settled {
+                self.block(idx, "tool_call_blocked", why);
+                return;
+            }
+            self.emit(&chunk);
         }
     }
 
@@ -319,11 +387,12 @@ impl Relay {
         v
     }
 
-    fn block(&mut self, idx: u64, message: String) {
+    fn block(&mut self, idx: u64, code: &str, message: String) {
         self.upstream = None;
         let last = self.chunk(idx, Value::Null, json!("content_filter"));
         self.emit(&last);
-        let err = OpenAiError::output_blocked(message);
+        let mut err = OpenAiError::output_blocked(message);
+        err.code = code.to_owned();
         self.emit(&err.body());
         self.status = "blocked";
         self.error = Some(err.code);

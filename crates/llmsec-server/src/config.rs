@@ -482,6 +482,31 @@ pub struct GatewayRoutes {
     pub embeddings: Option<GatewayPolicy>,
 }
 
+/// What happens to a tool call outside the allow-list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolViolation {
+    /// Refuse the completion (`tool_call_blocked`).
+    #[default]
+    Block,
+    /// Drop the offending calls and pass the rest.
+    Remove,
+}
+
+/// The tool calls a chat completion may make.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayTools {
+    /// Tool names a completion may call; any other is a violation.
+    pub allow: Vec<String>,
+    /// What a violation does.
+    #[serde(default)]
+    pub on_violation: ToolViolation,
+    /// A JSON Schema per tool that its arguments must satisfy.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub schemas: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
 /// One model provider the gateway forwards to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -542,6 +567,9 @@ pub struct GatewayConfig {
     /// that a completion repeating the system prompt is caught by the token.
     #[serde(default)]
     pub canary: bool,
+    /// The tool-call allow-list of chat completions; absent: not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<GatewayTools>,
     /// The model providers; a model goes to the upstream that lists it, else
     /// to the one with its longest prefix, else to the one upstream with
     /// neither list (the default), else it is refused.
@@ -563,6 +591,17 @@ impl GatewayConfig {
         self.stream
             .validate()
             .map_err(|e| ConfigError::Invalid { field: "gateway.stream".into(), message: e.to_string() })?;
+        if let Some(t) = &self.tools {
+            if let Some(i) = t.allow.iter().position(|n| n.trim().is_empty()) {
+                return bad(format!("gateway.tools.allow[{i}]"), "must not be empty");
+            }
+            if let Some(k) = t.schemas.keys().find(|k| !t.allow.contains(k)) {
+                return bad(format!("gateway.tools.schemas.{k}"), "names a tool that is not in gateway.tools.allow");
+            }
+            if let Some((k, _)) = t.schemas.iter().find(|(_, v)| !v.is_object() && !v.is_boolean()) {
+                return bad(format!("gateway.tools.schemas.{k}"), "must be a JSON Schema (an object)");
+            }
+        }
         let mut defaults = 0;
         let mut names = std::collections::HashSet::new();
         let mut models = std::collections::HashMap::new();
@@ -850,6 +889,13 @@ canary = true
 embeddings = "monitor"
 [gateway.stream]
 hold_back_bytes = 256
+[gateway.tools]
+allow = ["get_weather", "search"]
+on_violation = "remove"
+[gateway.tools.schemas.get_weather]
+type = "object"
+required = ["city"]
+properties = { city = { type = "string" } }
 [[gateway.upstreams]]
 name = "openai"
 base_url = "https://api.openai.com/v1"
@@ -872,6 +918,9 @@ base_url = "http://127.0.0.1:11434/v1"
         assert_eq!(g.stream.min_scan_bytes, llm_security::StreamOptions::default().min_scan_bytes);
         assert_eq!(g.upstreams[1].timeout_ms, 120_000);
         assert_eq!(g.upstreams[0].api_key_env.as_deref(), Some("OPENAI_API_KEY"));
+        let tools = g.tools.as_ref().unwrap();
+        assert_eq!(tools.on_violation, ToolViolation::Remove);
+        assert_eq!(tools.schemas["get_weather"]["required"], serde_json::json!(["city"]));
         let t = toml::to_string(&c).unwrap();
         assert_eq!(toml::from_str::<ServerConfig>(&t).unwrap(), c);
         let y = serde_norway::to_string(&c).unwrap();
@@ -903,6 +952,12 @@ base_url = "http://127.0.0.1:11434/v1"
         assert!(check(&|g| g.upstreams[0].model_prefixes.clear()).starts_with("gateway.upstreams[1].models"));
         assert!(check(&|g| g.upstreams[1].timeout_ms = 0).starts_with("gateway.upstreams[1].timeout_ms"));
         assert!(check(&|g| g.stream.min_scan_bytes = 0).starts_with("gateway.stream"));
+        let e = check(&|g| {
+            if let Some(t) = g.tools.as_mut() {
+                t.allow.retain(|n| n != "get_weather");
+            }
+        });
+        assert!(e.starts_with("gateway.tools.schemas.get_weather"), "{e}");
         let e = check(&|g| {
             g.upstreams[0].models = vec!["m".into()];
             g.upstreams[1].models = vec!["m".into()];

@@ -7,3 +7,4 @@ mod chat;
 mod common;
 mod mock;
 mod streaming;
+mod tools;

@@ -2,7 +2,8 @@
 //! tests. It counts calls and keeps the last request body. What it answers
 //! is driven by the request itself (fields the gateway must pass through
 //! untouched): `x_reply` is the completion text, `x_chunks` the streamed
-//! pieces, `x_slow` streams a piece every 50 ms until the client goes away,
+//! pieces, `x_tool_calls` the tool calls (`x_tool_stream` their streamed
+//! fragments, one array per chunk), `x_slow` streams a piece every 50 ms until the client goes away,
 //! and the model `error-model` answers 500 in OpenAI's error shape.
 
 use std::convert::Infallible;
@@ -99,6 +100,19 @@ async fn chat(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Bytes) ->
         if req["x_slow"] == json!(true) {
             return slow(seen, chunk);
         }
+        if let Some(fragments) = req["x_tool_stream"].as_array() {
+            // Each element: the `tool_calls` fragments of one chunk.
+            let mut frames = Vec::new();
+            for f in fragments {
+                let c = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model,
+                    "choices": [{"index": 0, "delta": {"tool_calls": f}, "finish_reason": null}]});
+                frames.push(Ok::<Bytes, Infallible>(Bytes::from(format!("data: {c}\n\n"))));
+            }
+            frames.push(Ok(chunk(Value::Null, json!("tool_calls"))));
+            frames.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
+            let stream = futures_util::stream::iter(frames);
+            return ([(header::CONTENT_TYPE, "text/event-stream")], Body::from_stream(stream)).into_response();
+        }
         let mut frames: Vec<Bytes> = vec![chunk(json!(""), Value::Null)];
         for piece in req["x_chunks"].as_array().cloned().unwrap_or_default() {
             frames.push(chunk(piece, Value::Null));
@@ -110,6 +124,13 @@ async fn chat(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Bytes) ->
         frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
         let stream = futures_util::stream::iter(frames.into_iter().map(Ok::<Bytes, Infallible>));
         return ([(header::CONTENT_TYPE, "text/event-stream")], Body::from_stream(stream)).into_response();
+    }
+    if let Some(calls) = req.get("x_tool_calls") {
+        return axum::Json(json!({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": calls}, "finish_reason": "tool_calls"}]
+        }))
+        .into_response();
     }
     let reply = req["x_reply"].as_str().unwrap_or("Paris is the capital of France.");
     let usage: Value = serde_json::from_str(USAGE).unwrap();
