@@ -140,6 +140,21 @@ async fn an_exfiltration_link_in_the_completion_is_refused() {
 }
 
 #[tokio::test]
+async fn a_canary_leaked_in_base64_is_caught() {
+    let gw = common::start_with(|g| g.canary = true).await;
+    let mut body = chat("Tell me a joke about cats.");
+    body["x_echo_system_base64"] = json!(true);
+    let r = gw.post("/v1/chat/completions", &body).await;
+    // The upstream saw the canary in the system prompt …
+    let sent = gw.mock.last()["messages"][0]["content"].as_str().unwrap().to_owned();
+    assert!(sent.starts_with("You are a helpful assistant.") && sent.contains("Confidential marker"), "{sent}");
+    // … and its base64 echo is refused.
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.body["error"]["code"], "output_blocked");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("system_prompt_leak"), "{}", r.text);
+}
+
+#[tokio::test]
 async fn the_monitor_policy_forwards_and_records() {
     let gw = common::start_with(|g| g.policy = llmsec_server::config::GatewayPolicy::Monitor).await;
     let r =

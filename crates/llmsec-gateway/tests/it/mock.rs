@@ -2,7 +2,8 @@
 //! tests. It counts calls and keeps the last request body. What it answers
 //! is driven by the request itself (fields the gateway must pass through
 //! untouched): `x_reply` is the completion text, `x_chunks` the streamed
-//! pieces, `x_tool_calls` the tool calls (`x_tool_stream` their streamed
+//! pieces (chat and completions), `x_echo_system_base64` answers with
+//! the system prompt in base64, `x_tool_calls` the tool calls (`x_tool_stream` their streamed
 //! fragments, one array per chunk), `x_slow` streams a piece every 50 ms until the client goes away,
 //! and the model `error-model` answers 500 in OpenAI's error shape.
 
@@ -132,7 +133,16 @@ async fn chat(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Bytes) ->
         }))
         .into_response();
     }
-    let reply = req["x_reply"].as_str().unwrap_or("Paris is the capital of France.");
+    let echoed;
+    let reply = if req["x_echo_system_base64"] == json!(true) {
+        // A model tricked into leaking its instructions, encoded.
+        use base64::Engine as _;
+        let system = req["messages"][0]["content"].as_str().unwrap_or("");
+        echoed = format!("Here they are: {}", base64::engine::general_purpose::STANDARD.encode(system));
+        echoed.as_str()
+    } else {
+        req["x_reply"].as_str().unwrap_or("Paris is the capital of France.")
+    };
     let usage: Value = serde_json::from_str(USAGE).unwrap();
     axum::Json(json!({
         "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
@@ -169,6 +179,17 @@ fn slow(seen: Arc<Seen>, chunk: impl Fn(Value, Value) -> Bytes + Send + 'static)
 
 async fn completions(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Bytes) -> Response {
     let req = note(&seen, &headers, &body);
+    if req["stream"] == json!(true) {
+        let mut frames = Vec::new();
+        for piece in req["x_chunks"].as_array().cloned().unwrap_or_default() {
+            let c = json!({"id": "cmpl-mock", "object": "text_completion", "created": 1, "model": req["model"],
+                "choices": [{"index": 0, "text": piece, "finish_reason": null}]});
+            frames.push(Ok::<Bytes, Infallible>(Bytes::from(format!("data: {c}\n\n"))));
+        }
+        frames.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
+        let stream = futures_util::stream::iter(frames);
+        return ([(header::CONTENT_TYPE, "text/event-stream")], Body::from_stream(stream)).into_response();
+    }
     let reply = req["x_reply"].as_str().unwrap_or("a completion");
     axum::Json(json!({
         "id": "cmpl-mock", "object": "text_completion", "created": 1, "model": req["model"],

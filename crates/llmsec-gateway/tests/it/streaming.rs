@@ -123,3 +123,36 @@ async fn a_prompt_refused_with_stream_true_gets_a_plain_error_before_the_upstrea
     assert_eq!(r.body["error"]["code"], "prompt_blocked");
     assert_eq!(gw.mock.calls(), 0);
 }
+
+#[tokio::test]
+async fn streamed_completions_are_scanned_too_and_the_held_text_is_flushed_at_the_end() {
+    let gw = common::start().await;
+    let text = format!("token {KEY} end");
+    let pieces = [&text[..15], &text[15..30], &text[30..]];
+    let r = gw
+        .post(
+            "/v1/completions",
+            &json!({"model": "gpt-4o-mini", "prompt": "Say it", "stream": true, "x_chunks": pieces}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let datas = sse_data(&r.text);
+    let out: String = datas
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v.pointer("/choices/0/text").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    // The upstream sent no finish reason: the end of the stream flushes.
+    assert_eq!(out, "token [REDACTED_OPENAI_API_KEY_1] end");
+    assert_eq!(datas.last().map(String::as_str), Some("[DONE]"));
+}
+
+#[tokio::test]
+async fn the_monitor_policy_streams_text_as_it_came_and_records_the_findings() {
+    let gw = common::start_with(|g| g.policy = llmsec_server::config::GatewayPolicy::Monitor).await;
+    let text = format!("key {KEY} end");
+    let r = gw.post("/v1/chat/completions", &stream_body(&[&text[..10], &text[10..]])).await;
+    assert_eq!(streamed_content(&sse_data(&r.text)), text);
+    let events = gw.telemetry(1).await;
+    assert_eq!(events[0]["metadata"]["threats"], json!(["secret_leak"]));
+}
