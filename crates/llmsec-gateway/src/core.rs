@@ -99,11 +99,14 @@ pub(crate) fn authenticated(router: Router, state: &AppState) -> Router {
 }
 
 /// Rewrites an error answered by a server layer (`{"error": {"code",
-/// "message", "field"?}}`) into OpenAI's shape, keeping status and headers.
+/// "message", "field"?}}`) into OpenAI's shape, keeping status and headers;
+/// on Anthropic's route, every error into Anthropic's shape.
 async fn shape_errors(req: Request, next: Next) -> Response {
+    let anthropic = req.uri().path() == crate::proxy::MESSAGES_PATH;
     let resp = next.run(req).await;
     let status = resp.status();
-    if !(status.is_client_error() || status.is_server_error()) || resp.extensions().get::<Shaped>().is_some() {
+    let shaped = resp.extensions().get::<Shaped>().is_some();
+    if !(status.is_client_error() || status.is_server_error()) || (shaped && !anthropic) {
         return resp;
     }
     let (parts, body) = resp.into_parts();
@@ -115,8 +118,14 @@ async fn shape_errors(req: Request, next: Next) -> Response {
     let code = e["code"].as_str().unwrap_or("error");
     let message = e["message"].as_str().map_or_else(|| String::from_utf8_lossy(&bytes).into_owned(), str::to_owned);
     let mut err = OpenAiError::new(status, code, message);
-    err.param = e["field"].as_str().map(str::to_owned);
-    let mut shaped = err.into_response();
+    err.param = e["field"].as_str().or(e["param"].as_str()).map(str::to_owned);
+    let mut shaped = if anthropic {
+        let mut r = (status, axum::Json(err.anthropic_body())).into_response();
+        r.extensions_mut().insert(Shaped);
+        r
+    } else {
+        err.into_response()
+    };
     for (k, val) in &parts.headers {
         if k != axum::http::header::CONTENT_TYPE && k != axum::http::header::CONTENT_LENGTH {
             shaped.headers_mut().insert(k.clone(), val.clone());

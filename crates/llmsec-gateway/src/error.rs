@@ -88,6 +88,16 @@ impl OpenAiError {
         OpenAiError::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", message)
     }
 
+    /// The same error in Anthropic's shape, for `/v1/messages`:
+    /// `{"type": "error", "error": {"type", "message", "code"}}`.
+    pub fn anthropic_body(&self) -> serde_json::Value {
+        let kind = match self.kind {
+            "server_error" | "timeout_error" => "api_error",
+            k => k,
+        };
+        json!({"type": "error", "error": {"type": kind, "message": self.message, "code": self.code}})
+    }
+
     /// The JSON body.
     pub fn body(&self) -> serde_json::Value {
         json!({"error": {"message": self.message, "type": self.kind, "code": self.code, "param": self.param}})
@@ -128,5 +138,10 @@ mod tests {
         let r = e.into_response();
         assert_eq!(r.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("3"));
         assert!(r.extensions().get::<Shaped>().is_some());
+        let a = OpenAiError::upstream_unavailable("down").anthropic_body();
+        assert_eq!(
+            a,
+            json!({"type": "error", "error": {"type": "api_error", "message": "down", "code": "upstream_unavailable"}})
+        );
     }
 }

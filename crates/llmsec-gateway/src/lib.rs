@@ -15,7 +15,9 @@
 //!
 //! Chat completions' tool calls can be held to an allow-list (tool names,
 //! JSON-Schema-checked arguments). Routes: `POST /v1/chat/completions`, `POST /v1/completions` (both also
-//! streamed), `POST /v1/embeddings` (input scan only), `GET /v1/models`.
+//! streamed), `POST /v1/embeddings` (input scan only), `GET /v1/models`,
+//! and Anthropic's `POST /v1/messages` (streamed or not, errors in
+//! Anthropic's shape).
 //! [`router`] builds them over the server's [`AppState`](llmsec_server::AppState);
 //! `llmsec serve` mounts them when the config has a `[gateway]` section,
 //! and `llmsec gateway` serves them alone. See `docs/GATEWAY.md`.
@@ -90,6 +92,7 @@ pub fn router_with_env(
         .route("/v1/completions", post(proxy::completions))
         .route("/v1/embeddings", post(proxy::embeddings))
         .route("/v1/models", get(proxy::models))
+        .route(proxy::MESSAGES_PATH, post(proxy::messages))
         .with_state(gw);
     Ok(core::authenticated(routes, &state))
 }

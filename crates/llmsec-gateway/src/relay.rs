@@ -177,6 +177,10 @@ impl Relay {
             tracing::debug!(route = self.route.name(), "gateway: dropped an upstream event that is not JSON");
             return;
         };
+        if self.route == Route::Messages {
+            self.anthropic_event(v);
+            return;
+        }
         if v.get("choices").is_none() && v.get("error").is_some() {
             // The provider's own error event: passed on.
             self.status = "error";
@@ -224,6 +228,77 @@ impl Relay {
             }
         }
         self.emit(&v);
+    }
+
+    /// One event of Anthropic's stream: `text_delta`s go through the
+    /// block's stream; a block's end flushes it (as one more `text_delta`
+    /// before `content_block_stop`); usage and stop reason are noted; every
+    /// other event passes.
+    fn anthropic_event(&mut self, mut v: Value) {
+        let kind = v.get("type").and_then(Value::as_str).unwrap_or("").to_owned();
+        let idx = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+        match kind.as_str() {
+            "message_start" => {
+                if let Some(u) = v.pointer("/message/usage") {
+                    self.merge_usage(u);
+                }
+            }
+            "content_block_delta" if v.pointer("/delta/type").and_then(Value::as_str) == Some("text_delta") => {
+                let text = v.pointer("/delta/text").and_then(Value::as_str).map(str::to_owned);
+                match self.feed(idx, text.as_deref(), false) {
+                    Fed::Blocked(message) => return self.block(idx, "output_blocked", message),
+                    Fed::Text(released) => v["delta"]["text"] = Value::String(released),
+                    Fed::Unchanged => {}
+                }
+            }
+            "content_block_stop" if self.choices.get(&idx).is_some_and(|c| !c.done) => {
+                match self.feed(idx, None, true) {
+                    Fed::Blocked(message) => return self.block(idx, "output_blocked", message),
+                    Fed::Text(t) if !t.is_empty() => {
+                        let delta = self.chunk(idx, Value::String(t), Value::Null);
+                        self.emit(&delta);
+                    }
+                    _ => {}
+                }
+            }
+            "message_delta" => {
+                if let Some(r) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                    self.finish_reason = Some(r.to_owned());
+                }
+                if let Some(u) = v.get("usage") {
+                    self.merge_usage(u);
+                }
+            }
+            "error" => {
+                self.status = "error";
+                self.error = v.pointer("/error/type").and_then(Value::as_str).map(str::to_owned);
+            }
+            _ => {}
+        }
+        if kind == "message_stop" {
+            self.flush_all();
+            if self.ended {
+                return;
+            }
+            self.emit(&v);
+            self.done();
+            return;
+        }
+        self.emit(&v);
+    }
+
+    /// Adds Anthropic usage fields (`input_tokens` at the start,
+    /// `output_tokens` at the end).
+    fn merge_usage(&mut self, u: &Value) {
+        let mut merged = self.usage.take().unwrap_or_else(|| json!({}));
+        if let (Some(m), Some(new)) = (merged.as_object_mut(), u.as_object()) {
+            for (k, val) in new {
+                if !val.is_null() {
+                    m.insert(k.clone(), val.clone());
+                }
+            }
+        }
+        self.usage = Some(merged);
     }
 
     /// Takes a chat chunk's tool-call fragments out of its delta, to be
@@ -371,8 +446,12 @@ impl Relay {
         }
     }
 
-    /// A chunk of the relay's own for choice `idx`.
+    /// A chunk of the relay's own for choice `idx` (for Anthropic, a
+    /// `text_delta` of block `idx`).
     fn chunk(&self, idx: u64, text: Value, finish_reason: Value) -> Value {
+        if self.route == Route::Messages {
+            return json!({"type": "content_block_delta", "index": idx, "delta": {"type": "text_delta", "text": text}});
+        }
         let mut v = Value::Object(self.template.clone());
         let choice = match self.route {
             Route::Chat => {
@@ -389,11 +468,16 @@ impl Relay {
 
     fn block(&mut self, idx: u64, code: &str, message: String) {
         self.upstream = None;
-        let last = self.chunk(idx, Value::Null, json!("content_filter"));
-        self.emit(&last);
         let mut err = OpenAiError::output_blocked(message);
         err.code = code.to_owned();
-        self.emit(&err.body());
+        if self.route == Route::Messages {
+            // Anthropic clients raise on an `error` event.
+            self.emit(&err.anthropic_body());
+        } else {
+            let last = self.chunk(idx, Value::Null, json!("content_filter"));
+            self.emit(&last);
+            self.emit(&err.body());
+        }
         self.status = "blocked";
         self.error = Some(err.code);
         self.finish_reason = Some("content_filter".into());
@@ -408,20 +492,28 @@ impl Relay {
         }
         let mut err = OpenAiError::upstream_unavailable(message);
         err.code = code.to_owned();
-        self.emit(&err.body());
+        let body = if self.route == Route::Messages { err.anthropic_body() } else { err.body() };
+        self.emit(&body);
         self.status = "error";
         self.error = Some(code.to_owned());
         self.done();
     }
 
+    /// Writes one event; Anthropic's carry their `type` as the event name.
     fn emit(&mut self, v: &Value) {
-        self.out.push_back(Bytes::from(format!("data: {v}\n\n")));
+        let frame = match (self.route, v.get("type").and_then(Value::as_str)) {
+            (Route::Messages, Some(name)) => format!("event: {name}\ndata: {v}\n\n"),
+            _ => format!("data: {v}\n\n"),
+        };
+        self.out.push_back(Bytes::from(frame));
     }
 
-    /// `data: [DONE]`, the upstream let go, the event recorded.
+    /// `data: [DONE]` (OpenAI's streams), the upstream let go, the event recorded.
     fn done(&mut self) {
         self.upstream = None;
-        self.out.push_back(Bytes::from_static(b"data: [DONE]\n\n"));
+        if self.route != Route::Messages {
+            self.out.push_back(Bytes::from_static(b"data: [DONE]\n\n"));
+        }
         self.ended = true;
         self.record();
     }
@@ -446,7 +538,7 @@ impl Relay {
             status: self.status,
             error: self.error.clone(),
             finish_reason: self.finish_reason.clone(),
-            usage: self.usage.clone(),
+            usage: self.usage.as_ref().map(crate::proxy::openai_usage),
             completion: (!self.completion.is_empty()).then(|| clip(&self.completion, KEPT_COMPLETION_BYTES)),
             extra,
         };

@@ -6,18 +6,24 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::body::Bytes;
+use axum::http::HeaderName;
 use axum::http::{HeaderValue, header};
-use llmsec_server::config::{GatewayConfig, UpstreamConfig};
+use llmsec_server::config::{GatewayConfig, UpstreamConfig, UpstreamFormat};
 
 use crate::GatewayError;
 use crate::error::OpenAiError;
 
+/// The Anthropic API version sent when the client names none.
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+
 /// One provider.
 pub(crate) struct Upstream {
     pub name: String,
+    pub format: UpstreamFormat,
     base: String,
-    /// `Bearer <key>`, marked sensitive; never logged or echoed.
-    auth: Option<HeaderValue>,
+    /// The key header (`authorization: Bearer <key>` or `x-api-key: <key>`),
+    /// marked sensitive; never logged or echoed.
+    auth: Option<(HeaderName, HeaderValue)>,
     client: reqwest::Client,
     timeout: Duration,
     retries: u32,
@@ -40,7 +46,8 @@ pub(crate) struct Upstreams {
     exact: HashMap<String, usize>,
     /// Longest prefix first.
     prefixes: Vec<(String, usize)>,
-    default: Option<usize>,
+    /// Per format.
+    defaults: HashMap<UpstreamFormat, usize>,
     /// `(model, upstream)` for `GET /v1/models`, in config order.
     pub listed: Vec<(String, usize)>,
 }
@@ -52,7 +59,8 @@ impl Upstreams {
     pub fn from_config(cfg: &GatewayConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Upstreams, GatewayError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut list = Vec::with_capacity(cfg.upstreams.len());
-        let (mut exact, mut prefixes, mut default, mut listed) = (HashMap::new(), Vec::new(), None, Vec::new());
+        let (mut exact, mut prefixes, mut defaults, mut listed) =
+            (HashMap::new(), Vec::new(), HashMap::new(), Vec::new());
         for (i, u) in cfg.upstreams.iter().enumerate() {
             list.push(Upstream::build(i, u, env)?);
             for m in &u.models {
@@ -61,22 +69,26 @@ impl Upstreams {
             }
             prefixes.extend(u.model_prefixes.iter().map(|p| (p.clone(), i)));
             if u.models.is_empty() && u.model_prefixes.is_empty() {
-                default = Some(i);
+                defaults.insert(u.format, i);
             }
         }
         prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
-        Ok(Upstreams { list, exact, prefixes, default, listed })
+        Ok(Upstreams { list, exact, prefixes, defaults, listed })
     }
 
-    /// The upstream serving `model`: the one listing it, else the longest
-    /// matching prefix, else the default.
-    pub fn route(&self, model: &str) -> Option<&Upstream> {
+    /// The upstream of `format` serving `model`: the one listing it, else
+    /// the longest matching prefix, else that format's default.
+    pub fn route(&self, model: &str, format: UpstreamFormat) -> Option<&Upstream> {
+        let of_format = |i: &usize| self.list.get(*i).is_some_and(|u| u.format == format);
         let i = self
             .exact
             .get(model)
             .copied()
-            .or_else(|| self.prefixes.iter().find(|(p, _)| model.starts_with(p.as_str())).map(|(_, i)| *i))
-            .or(self.default)?;
+            .filter(of_format)
+            .or_else(|| {
+                self.prefixes.iter().find(|(p, i)| model.starts_with(p.as_str()) && of_format(i)).map(|(_, i)| *i)
+            })
+            .or_else(|| self.defaults.get(&format).copied())?;
         self.list.get(i)
     }
 
@@ -95,10 +107,14 @@ impl Upstream {
                 let key = env(var)
                     .filter(|k| !k.is_empty())
                     .ok_or_else(|| GatewayError::MissingKey { field: field.clone(), var: var.clone() })?;
-                let mut v = HeaderValue::from_str(&format!("Bearer {key}"))
-                    .map_err(|_| GatewayError::BadKey { field, var: var.clone() })?;
+                let (name, value) = match u.format {
+                    UpstreamFormat::Openai => (header::AUTHORIZATION, format!("Bearer {key}")),
+                    UpstreamFormat::Anthropic => (HeaderName::from_static("x-api-key"), key),
+                };
+                let mut v =
+                    HeaderValue::from_str(&value).map_err(|_| GatewayError::BadKey { field, var: var.clone() })?;
                 v.set_sensitive(true);
-                Some(v)
+                Some((name, v))
             }
         };
         let client = reqwest::Client::builder()
@@ -109,6 +125,7 @@ impl Upstream {
             .map_err(GatewayError::Client)?;
         Ok(Upstream {
             name: u.name.clone(),
+            format: u.format,
             base: u.base_url.trim_end_matches('/').to_owned(),
             auth,
             client,
@@ -119,7 +136,13 @@ impl Upstream {
 
     /// POSTs `body` to `<base_url><path>`. A failure to connect is retried
     /// (the request never left); any other failure is not.
-    pub async fn post(&self, path: &str, body: Bytes, stream: bool) -> Result<reqwest::Response, OpenAiError> {
+    pub async fn post(
+        &self,
+        path: &str,
+        body: Bytes,
+        stream: bool,
+        client_headers: &axum::http::HeaderMap,
+    ) -> Result<reqwest::Response, OpenAiError> {
         let url = format!("{}{path}", self.base);
         let mut attempt = 0u32;
         loop {
@@ -130,8 +153,18 @@ impl Upstream {
                 .header(header::CONTENT_TYPE, "application/json")
                 .header(header::ACCEPT, if stream { "text/event-stream" } else { "application/json" })
                 .body(body.clone());
-            if let Some(auth) = &self.auth {
-                rb = rb.header(header::AUTHORIZATION, auth.clone());
+            if let Some((name, value)) = &self.auth {
+                rb = rb.header(name.clone(), value.clone());
+            }
+            if self.format == UpstreamFormat::Anthropic {
+                let version = client_headers
+                    .get("anthropic-version")
+                    .cloned()
+                    .unwrap_or(HeaderValue::from_static(ANTHROPIC_VERSION));
+                rb = rb.header("anthropic-version", version);
+                if let Some(beta) = client_headers.get("anthropic-beta") {
+                    rb = rb.header("anthropic-beta", beta.clone());
+                }
             }
             match rb.send().await {
                 Ok(r) => return Ok(r),
@@ -186,18 +219,25 @@ model_prefixes = ["claude-", "gpt-4.5"]
 [[gateway.upstreams]]
 name = "local"
 base_url = "http://127.0.0.1:11434/v1"
+[[gateway.upstreams]]
+name = "claude"
+format = "anthropic"
+base_url = "https://api.anthropic.com/v1"
 "#;
 
     #[test]
     fn routes_by_exact_name_then_longest_prefix_then_default() {
         let env = |k: &str| (k == "GW_TEST_KEY").then(|| "sk-test-123".to_owned());
         let u = Upstreams::from_config(&config(TWO), &env).unwrap();
-        let name = |m: &str| u.route(m).map(|x| x.name.clone());
+        let name = |m: &str| u.route(m, UpstreamFormat::Openai).map(|x| x.name.clone());
         assert_eq!(name("gpt-4o-mini").as_deref(), Some("openai"));
         assert_eq!(name("gpt-3.5-turbo").as_deref(), Some("openai"));
         assert_eq!(name("gpt-4.5-preview").as_deref(), Some("anthropic-compat"));
         assert_eq!(name("claude-3").as_deref(), Some("anthropic-compat"));
         assert_eq!(name("llama3").as_deref(), Some("local"));
+        // Anthropic upstreams serve only the Messages route, and the other way round.
+        assert_eq!(u.route("claude-3", UpstreamFormat::Anthropic).map(|x| x.name.as_str()), Some("claude"));
+        assert_eq!(u.route("gpt-4o", UpstreamFormat::Anthropic).map(|x| x.name.as_str()), Some("claude"));
         assert_eq!(u.listed, vec![("gpt-4o-mini".to_owned(), 0)]);
         assert_eq!(u.get(0).map(|x| x.base.as_str()), Some("https://api.openai.com/v1"));
         // The key never shows in Debug output.
@@ -217,6 +257,6 @@ base_url = "http://127.0.0.1:11434/v1"
             &TWO.replace("[[gateway.upstreams]]\nname = \"local\"\nbase_url = \"http://127.0.0.1:11434/v1\"\n", ""),
         );
         let u = Upstreams::from_config(&cfg, &|_| Some("k".into())).unwrap();
-        assert!(u.route("llama3").is_none());
+        assert!(u.route("llama3", UpstreamFormat::Openai).is_none());
     }
 }

@@ -480,6 +480,22 @@ pub struct GatewayRoutes {
     /// `POST /v1/embeddings` (input only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embeddings: Option<GatewayPolicy>,
+    /// `POST /v1/messages` (Anthropic's Messages API).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages: Option<GatewayPolicy>,
+}
+
+/// The API an upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamFormat {
+    /// OpenAI's (`/chat/completions`, `/completions`, `/embeddings`; the key
+    /// as `Authorization: Bearer`).
+    #[default]
+    Openai,
+    /// Anthropic's Messages API (`/messages`; the key as `x-api-key`, with
+    /// `anthropic-version`).
+    Anthropic,
 }
 
 /// What happens to a tool call outside the allow-list.
@@ -522,6 +538,10 @@ pub struct UpstreamConfig {
     /// echoed. None: requests go without a key (a local model server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
+    /// The API it speaks: `/v1/messages` goes to `anthropic` upstreams,
+    /// the other routes to `openai` ones.
+    #[serde(default)]
+    pub format: UpstreamFormat,
     /// Models routed here by exact name.
     #[serde(default)]
     pub models: Vec<String>,
@@ -570,9 +590,10 @@ pub struct GatewayConfig {
     /// The tool-call allow-list of chat completions; absent: not checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<GatewayTools>,
-    /// The model providers; a model goes to the upstream that lists it, else
-    /// to the one with its longest prefix, else to the one upstream with
-    /// neither list (the default), else it is refused.
+    /// The model providers. Among the upstreams of the route's format, a
+    /// model goes to the one that lists it, else to the one with its longest
+    /// prefix, else to the one with neither list (the default), else it is
+    /// refused.
     pub upstreams: Vec<UpstreamConfig>,
 }
 
@@ -602,7 +623,7 @@ impl GatewayConfig {
                 return bad(format!("gateway.tools.schemas.{k}"), "must be a JSON Schema (an object)");
             }
         }
-        let mut defaults = 0;
+        let mut defaults = std::collections::HashMap::new();
         let mut names = std::collections::HashSet::new();
         let mut models = std::collections::HashMap::new();
         for (i, u) in self.upstreams.iter().enumerate() {
@@ -649,9 +670,13 @@ impl GatewayConfig {
                 return bad(at(&format!("model_prefixes[{j}]")), "must not be empty");
             }
             if u.models.is_empty() && u.model_prefixes.is_empty() {
-                defaults += 1;
-                if defaults > 1 {
-                    return bad(at("models"), "only one upstream may have neither models nor model_prefixes");
+                let n = defaults.entry(u.format).or_insert(0);
+                *n += 1;
+                if *n > 1 {
+                    return bad(
+                        at("models"),
+                        "only one upstream of each format may have neither models nor model_prefixes",
+                    );
                 }
             }
         }
@@ -904,6 +929,11 @@ model_prefixes = ["gpt-", "o1"]
 [[gateway.upstreams]]
 name = "local"
 base_url = "http://127.0.0.1:11434/v1"
+[[gateway.upstreams]]
+name = "anthropic"
+format = "anthropic"
+base_url = "https://api.anthropic.com/v1"
+model_prefixes = ["claude-"]
 "#;
 
     #[test]
@@ -917,6 +947,7 @@ base_url = "http://127.0.0.1:11434/v1"
         assert_eq!(g.stream.hold_back_bytes, 256);
         assert_eq!(g.stream.min_scan_bytes, llm_security::StreamOptions::default().min_scan_bytes);
         assert_eq!(g.upstreams[1].timeout_ms, 120_000);
+        assert_eq!((g.upstreams[1].format, g.upstreams[2].format), (UpstreamFormat::Openai, UpstreamFormat::Anthropic));
         assert_eq!(g.upstreams[0].api_key_env.as_deref(), Some("OPENAI_API_KEY"));
         let tools = g.tools.as_ref().unwrap();
         assert_eq!(tools.on_violation, ToolViolation::Remove);

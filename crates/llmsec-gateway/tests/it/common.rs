@@ -44,6 +44,12 @@ base_url = "{base_url}"
 api_key_env = "MOCK_UPSTREAM_KEY"
 timeout_ms = 20000
 connect_timeout_ms = 1000
+[[gateway.upstreams]]
+name = "mock-anthropic"
+format = "anthropic"
+base_url = "{base_url}"
+api_key_env = "MOCK_UPSTREAM_KEY"
+model_prefixes = ["claude-"]
 "#
     );
     let c: ServerConfig = toml::from_str(&toml_text).unwrap();

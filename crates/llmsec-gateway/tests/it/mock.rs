@@ -25,7 +25,9 @@ use serde_json::{Value, json};
 pub struct Seen {
     pub calls: AtomicUsize,
     pub last: Mutex<Option<Value>>,
+    /// The key header: `x-api-key`, else `authorization`.
     pub last_auth: Mutex<Option<String>>,
+    pub last_version: Mutex<Option<String>>,
     /// Set when a slow stream's body was dropped before it ended: the
     /// client (the gateway) closed the connection.
     pub stream_closed: AtomicBool,
@@ -57,6 +59,7 @@ pub async fn start() -> Mock {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
+        .route("/v1/messages", post(messages))
         .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -70,8 +73,10 @@ fn note(seen: &Seen, headers: &HeaderMap, body: &Bytes) -> Value {
     seen.calls.fetch_add(1, Ordering::SeqCst);
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     *seen.last.lock().unwrap() = Some(v.clone());
-    *seen.last_auth.lock().unwrap() =
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let auth = headers.get("x-api-key").or_else(|| headers.get(header::AUTHORIZATION));
+    *seen.last_auth.lock().unwrap() = auth.and_then(|v| v.to_str().ok()).map(str::to_owned);
+    *seen.last_version.lock().unwrap() =
+        headers.get("anthropic-version").and_then(|v| v.to_str().ok()).map(str::to_owned);
     v
 }
 
@@ -205,6 +210,46 @@ async fn embeddings(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Byt
         "object": "list", "model": req["model"],
         "data": [{"object": "embedding", "index": 0, "embedding": [0.1, -0.2, 0.3]}],
         "usage": {"prompt_tokens": 3, "total_tokens": 3}
+    }))
+    .into_response()
+}
+
+/// Anthropic's Messages API: `x_reply` answers, `x_chunks` streams.
+async fn messages(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Bytes) -> Response {
+    let req = note(&seen, &headers, &body);
+    let model = req["model"].clone();
+    if req["stream"] == json!(true) {
+        let ev = |v: Value| {
+            Ok::<Bytes, Infallible>(Bytes::from(format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap_or(""))))
+        };
+        let mut frames = vec![
+            ev(
+                json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant", "model": model,
+                "content": [], "usage": {"input_tokens": 11, "output_tokens": 1}}}),
+            ),
+            ev(json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+            Ok(Bytes::from_static(b"event: ping\ndata: {\"type\": \"ping\"}\n\n")),
+        ];
+        for piece in req["x_chunks"].as_array().cloned().unwrap_or_default() {
+            frames.push(ev(
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}),
+            ));
+        }
+        frames.push(ev(json!({"type": "content_block_stop", "index": 0})));
+        frames.push(ev(
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 7}}),
+        ));
+        frames.push(ev(json!({"type": "message_stop"})));
+        let stream = futures_util::stream::iter(frames);
+        return ([(header::CONTENT_TYPE, "text/event-stream")], Body::from_stream(stream)).into_response();
+    }
+    let reply = req["x_reply"].as_str().unwrap_or("Paris is the capital of France.");
+    axum::Json(json!({
+        "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
+        "content": [{"type": "text", "text": reply, "x_block_extra": 1}],
+        "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 11, "output_tokens": 7},
+        "x_upstream_extra": {"kept": true}
     }))
     .into_response()
 }
