@@ -143,13 +143,20 @@ fn app(server: &Server, mode: Mode) -> anyhow::Result<axum::Router> {
     Ok(match (mode, gateway) {
         (Mode::Full, Some(g)) => server.router().merge(g),
         (Mode::Full, None) => server.router(),
-        (Mode::GatewayOnly, Some(g)) => g.route("/healthz", axum::routing::get(healthz)),
+        (Mode::GatewayOnly, Some(g)) => g.route("/healthz", axum::routing::get(healthz)).fallback(not_found),
         (Mode::GatewayOnly, None) => anyhow::bail!("the config has no [gateway] section"),
     })
 }
 
 async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Paths the gateway-only process does not serve, in OpenAI's error shape.
+async fn not_found(uri: axum::http::Uri) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+    let message = format!("no route for {}", uri.path());
+    let body = serde_json::json!({"error": {"message": message, "type": "not_found_error", "code": "not_found", "param": null}});
+    (axum::http::StatusCode::NOT_FOUND, axum::Json(body))
 }
 
 fn run_mode(config: ServerConfig, mode: Mode) -> anyhow::Result<ExitCode> {
@@ -262,6 +269,58 @@ mod tests {
         let e = format!("{:#}", run_gateway(&args).unwrap_err());
         assert!(e.contains("gateway.upstreams"), "{e}");
         let _ = std::fs::remove_file(&path);
+    }
+
+    /// One raw HTTP/1.1 request; the status line and body of the answer.
+    async fn http(addr: SocketAddr, method: &str, path: &str) -> (String, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("{method} {path} HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        let status = out.lines().next().unwrap_or("").to_owned();
+        let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn serve_mounts_the_gateway_and_gateway_serves_it_alone() {
+        let dir = std::env::temp_dir().join(format!("llmsec-serve-gw-{}", std::process::id()));
+        let mut config = ServerConfig { data_dir: dir.clone(), ..ServerConfig::default() };
+        config.gateway =
+            Some(toml::from_str("[[upstreams]]\nname = \"local\"\nbase_url = \"http://127.0.0.1:9/v1\"\n").unwrap());
+        let server = Server::start(config, Some("test-admin-key-0123456789".into())).await.unwrap();
+        for (mode, api_routes) in [(Mode::Full, true), (Mode::GatewayOnly, false)] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let limits = server.state().config.limits.clone();
+            let capped = llmsec_server::listener::CappedListener::new(listener, &limits);
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let app = app(&server, mode).unwrap();
+            let task = tokio::spawn(llmsec_server::listener::serve(
+                capped,
+                app,
+                std::time::Duration::from_secs(5),
+                async move {
+                    let _ = stopped.await;
+                },
+            ));
+            let (status, body) = http(addr, "POST", "/v1/chat/completions").await;
+            assert!(status.contains(" 401 ") && body.contains("authentication_error"), "{mode:?}: {status} {body}");
+            let (status, _) = http(addr, "GET", "/healthz").await;
+            assert!(status.contains(" 200 "), "{mode:?}: {status}");
+            let (status, _) = http(addr, "GET", "/api/security/events").await;
+            assert_eq!(status.contains(" 401 "), api_routes, "{mode:?}: {status}");
+            if !api_routes {
+                let (status, body) = http(addr, "GET", "/api/security/events").await;
+                assert!(status.contains(" 404 ") && body.contains("not_found_error"), "{status} {body}");
+            }
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+        server.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
