@@ -499,8 +499,10 @@ async fn run(
     if route != Route::Embeddings {
         validate_choices(gw, caller, call, route, policy, &mut answer, system_prompt.as_deref()).await?;
     }
-    if route == Route::Chat {
-        check_tools(gw, call, policy, &mut answer)?;
+    match route {
+        Route::Chat => check_tools(gw, call, policy, &mut answer)?,
+        Route::Messages => check_anthropic_tools(gw, call, policy, &mut answer)?,
+        _ => {}
     }
     let finish = if route == Route::Messages { "/stop_reason" } else { "/choices/0/finish_reason" };
     let finish_reason = answer.pointer(finish).and_then(Value::as_str).map(str::to_owned);
@@ -688,6 +690,37 @@ fn check_tools(gw: &Gateway, call: &mut Call, policy: GatewayPolicy, answer: &mu
         }
     }
     Ok(())
+}
+
+/// [`check_tools`] for an Anthropic answer's `tool_use` blocks.
+fn check_anthropic_tools(
+    gw: &Gateway,
+    call: &mut Call,
+    policy: GatewayPolicy,
+    answer: &mut Value,
+) -> Result<(), OpenAiError> {
+    call.tool_calls.extend(tools::anthropic_names(answer));
+    let Some(rules) = &gw.tools else { return Ok(()) };
+    let checked = if policy == GatewayPolicy::Monitor {
+        rules.check_anthropic(&mut answer.clone())
+    } else {
+        rules.check_anthropic(answer)
+    };
+    match checked {
+        Checked::Clean => Ok(()),
+        Checked::Removed(why) => {
+            call.tool_violations.extend(why);
+            Ok(())
+        }
+        Checked::Blocked(why) if policy == GatewayPolicy::Monitor => {
+            call.tool_violations.push(why);
+            Ok(())
+        }
+        Checked::Blocked(why) => {
+            call.tool_violations.push(why.clone());
+            Err(OpenAiError::new(StatusCode::UNPROCESSABLE_ENTITY, "tool_call_blocked", why))
+        }
+    }
 }
 
 /// Reads a whole upstream answer, up to [`UPSTREAM_BODY_BYTES`].

@@ -41,6 +41,14 @@ struct Choice {
     done: bool,
 }
 
+/// The events of one Anthropic `tool_use` block, its name and input JSON.
+struct HeldTool {
+    index: u64,
+    events: Vec<Value>,
+    name: String,
+    input: String,
+}
+
 /// One streamed call in flight.
 pub(crate) struct Relay {
     gw: Arc<Gateway>,
@@ -55,6 +63,14 @@ pub(crate) struct Relay {
     /// Streamed tool-call fragments held per choice until it finishes
     /// (when an allow-list is configured and the policy is not `monitor`).
     pending: BTreeMap<u64, tools::Pending>,
+    /// An Anthropic `tool_use` block held until it ends (with an
+    /// allow-list, not under `monitor`).
+    held_tool: Option<HeldTool>,
+    /// Anthropic content blocks dropped so far: later blocks' indices are
+    /// lowered by this many, so clients see no gap.
+    dropped_blocks: u64,
+    /// Whether an Anthropic `tool_use` block was sent.
+    sent_tool: bool,
     out: VecDeque<Bytes>,
     /// `id`, `object`, `created`, `model` of the upstream's chunks, for the
     /// chunks the relay writes itself.
@@ -97,6 +113,9 @@ impl Relay {
             system_prompt,
             choices: BTreeMap::new(),
             pending: BTreeMap::new(),
+            held_tool: None,
+            dropped_blocks: 0,
+            sent_tool: false,
             out: VecDeque::new(),
             template: serde_json::Map::new(),
             ended: false,
@@ -237,6 +256,9 @@ impl Relay {
     fn anthropic_event(&mut self, mut v: Value) {
         let kind = v.get("type").and_then(Value::as_str).unwrap_or("").to_owned();
         let idx = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+        if self.hold_tool_use(&kind, idx, &v) {
+            return;
+        }
         match kind.as_str() {
             "message_start" => {
                 if let Some(u) = v.pointer("/message/usage") {
@@ -262,6 +284,13 @@ impl Relay {
                 }
             }
             "message_delta" => {
+                if v.pointer("/delta/stop_reason").and_then(Value::as_str) == Some("tool_use")
+                    && self.dropped_blocks > 0
+                    && !self.sent_tool
+                {
+                    // Every tool call was removed: the turn ends here.
+                    v["delta"]["stop_reason"] = json!("end_turn");
+                }
                 if let Some(r) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
                     self.finish_reason = Some(r.to_owned());
                 }
@@ -285,6 +314,56 @@ impl Relay {
             return;
         }
         self.emit(&v);
+    }
+
+    /// Holds the events of an Anthropic `tool_use` block until it ends,
+    /// then sends them, drops them or blocks, by the allow-list. True when
+    /// `v` was taken.
+    fn hold_tool_use(&mut self, kind: &str, idx: u64, v: &Value) -> bool {
+        if kind == "content_block_start" && v.pointer("/content_block/type").and_then(Value::as_str) == Some("tool_use")
+        {
+            let name = v.pointer("/content_block/name").and_then(Value::as_str).unwrap_or("").to_owned();
+            self.call.tool_calls.push(name.clone());
+            if self.gw.tools.is_none() || self.policy == GatewayPolicy::Monitor {
+                self.sent_tool = true;
+                return false;
+            }
+            let start = v.pointer("/content_block/input").filter(|i| i.as_object().is_some_and(|o| !o.is_empty()));
+            let input = start.map(Value::to_string).unwrap_or_default();
+            self.held_tool = Some(HeldTool { index: idx, events: vec![v.clone()], name, input });
+            return true;
+        }
+        let Some(held) = self.held_tool.as_mut().filter(|h| h.index == idx && v.get("index").is_some()) else {
+            return false;
+        };
+        if let Some(part) = v.pointer("/delta/partial_json").and_then(Value::as_str) {
+            held.input.push_str(part);
+        }
+        held.events.push(v.clone());
+        if kind != "content_block_stop" {
+            return true;
+        }
+        let Some(held) = self.held_tool.take() else { return true };
+        let raw = if held.input.trim().is_empty() { "{}" } else { held.input.as_str() };
+        let gw = self.gw.clone();
+        let verdict = gw.tools.as_ref().and_then(|r| r.named_violation(&held.name, raw).map(|why| (why, r.removes())));
+        match verdict {
+            None => {
+                self.sent_tool = true;
+                for e in &held.events {
+                    self.emit(e);
+                }
+            }
+            Some((why, true)) => {
+                self.call.tool_violations.push(why);
+                self.dropped_blocks += 1;
+            }
+            Some((why, false)) => {
+                self.call.tool_violations.push(why.clone());
+                self.block(idx, "tool_call_blocked", why);
+            }
+        }
+        true
     }
 
     /// Adds Anthropic usage fields (`input_tokens` at the start,
@@ -501,6 +580,18 @@ impl Relay {
 
     /// Writes one event; Anthropic's carry their `type` as the event name.
     fn emit(&mut self, v: &Value) {
+        if self.route == Route::Messages
+            && self.dropped_blocks > 0
+            && let Some(i) = v.get("index").and_then(Value::as_u64)
+        {
+            let mut shifted = v.clone();
+            shifted["index"] = json!(i.saturating_sub(self.dropped_blocks));
+            return self.emit_frame(&shifted);
+        }
+        self.emit_frame(v);
+    }
+
+    fn emit_frame(&mut self, v: &Value) {
         let frame = match (self.route, v.get("type").and_then(Value::as_str)) {
             (Route::Messages, Some(name)) => format!("event: {name}\ndata: {v}\n\n"),
             _ => format!("data: {v}\n\n"),

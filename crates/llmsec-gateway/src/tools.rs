@@ -61,11 +61,17 @@ impl ToolRules {
     /// Why one call is not allowed, or `None`.
     fn violation(&self, call: &Value) -> Option<String> {
         let name = call.pointer("/function/name").and_then(Value::as_str).unwrap_or("");
+        let raw = call.pointer("/function/arguments").and_then(Value::as_str).unwrap_or("");
+        self.named_violation(name, raw)
+    }
+
+    /// Why a call of `name` with the JSON text `raw` as arguments is not
+    /// allowed, or `None`.
+    pub fn named_violation(&self, name: &str, raw: &str) -> Option<String> {
         if !self.allow.contains(name) {
             return Some(format!("tool {name:?} is not allowed"));
         }
         let schema = self.schemas.get(name)?;
-        let raw = call.pointer("/function/arguments").and_then(Value::as_str).unwrap_or("");
         let args: Value = match serde_json::from_str(raw) {
             Ok(v) => v,
             Err(_) => return Some(format!("the arguments of {name:?} are not JSON")),
@@ -108,6 +114,62 @@ impl ToolRules {
         finish_calls(choice, "message", calls);
         checked
     }
+}
+
+impl ToolRules {
+    /// Checks the `tool_use` blocks of an Anthropic answer's `content` in
+    /// place. When every `tool_use` block is removed, a `tool_use` stop
+    /// reason becomes `end_turn`.
+    pub fn check_anthropic(&self, answer: &mut Value) -> Checked {
+        let Some(blocks) = answer.get_mut("content").and_then(Value::as_array_mut) else { return Checked::Clean };
+        let mut why = Vec::new();
+        let mut kept_tool = false;
+        let mut kept = Vec::with_capacity(blocks.len());
+        for b in blocks.drain(..) {
+            if b.get("type").and_then(Value::as_str) != Some("tool_use") {
+                kept.push(b);
+                continue;
+            }
+            let name = b.get("name").and_then(Value::as_str).unwrap_or("");
+            let input = b.get("input").map_or_else(|| "{}".to_owned(), Value::to_string);
+            match self.named_violation(name, &input) {
+                None => {
+                    kept_tool = true;
+                    kept.push(b);
+                }
+                Some(reason) if !self.remove => return Checked::Blocked(reason),
+                Some(reason) => why.push(reason),
+            }
+        }
+        *blocks = kept;
+        if why.is_empty() {
+            return Checked::Clean;
+        }
+        if !kept_tool && answer.get("stop_reason").and_then(Value::as_str) == Some("tool_use") {
+            answer["stop_reason"] = json!("end_turn");
+        }
+        Checked::Removed(why)
+    }
+
+    /// Whether violations drop the call (rather than refuse the answer).
+    pub fn removes(&self) -> bool {
+        self.remove
+    }
+}
+
+/// The names of an Anthropic answer's `tool_use` blocks.
+pub(crate) fn anthropic_names(answer: &Value) -> Vec<String> {
+    answer
+        .get("content")
+        .and_then(Value::as_array)
+        .map(|blocks| {
+            blocks
+                .iter()
+                .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_use"))
+                .filter_map(|b| b.get("name").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Puts `calls` back under `choice[holder].tool_calls`, or removes the key
@@ -242,6 +304,23 @@ mod tests {
         assert_eq!(calls, vec![call(0, "get_weather", r#"{"city":"Paris"}"#), call(1, "search", "{}")]);
         assert_eq!(names(&calls), ["get_weather", "search"]);
         assert!(p.is_empty());
+    }
+
+    #[test]
+    fn anthropic_tool_use_blocks_are_checked() {
+        let mut answer = json!({"stop_reason": "tool_use", "content": [
+            {"type": "text", "text": "Let me check."},
+            {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {"city": "Paris"}},
+            {"type": "tool_use", "id": "t2", "name": "rm", "input": {}}
+        ]});
+        assert_eq!(anthropic_names(&answer), ["get_weather", "rm"]);
+        assert!(matches!(rules(false).check_anthropic(&mut answer.clone()), Checked::Blocked(m) if m.contains("rm")));
+        assert!(matches!(rules(true).check_anthropic(&mut answer), Checked::Removed(w) if w.len() == 1));
+        assert_eq!(answer["content"].as_array().map(Vec::len), Some(2));
+        assert_eq!(answer["stop_reason"], "tool_use");
+        let mut bad = json!({"stop_reason": "tool_use", "content": [{"type": "tool_use", "name": "get_weather", "input": {"town": 1}}]});
+        assert!(matches!(rules(true).check_anthropic(&mut bad), Checked::Removed(_)));
+        assert_eq!(bad["stop_reason"], "end_turn");
     }
 
     #[test]

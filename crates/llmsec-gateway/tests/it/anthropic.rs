@@ -125,3 +125,84 @@ async fn a_block_mid_stream_ends_with_an_error_event() {
     assert_eq!(data["error"]["code"], "output_blocked");
     assert!(!r.text.contains("evil.example"));
 }
+
+fn with_tools(remove: bool) -> impl FnOnce(&mut llmsec_server::config::GatewayConfig) {
+    move |g| {
+        let toml_text = format!(
+            "allow = [\"get_weather\"]\non_violation = \"{}\"\n[schemas.get_weather]\ntype = \"object\"\nrequired = [\"city\"]\n",
+            if remove { "remove" } else { "block" }
+        );
+        g.tools = Some(toml::from_str(&toml_text).unwrap());
+    }
+}
+
+/// The events of an SSE body as (name, data).
+fn events(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let name = e.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or("").to_owned();
+            let data = e.lines().find_map(|l| l.strip_prefix("data: ")).and_then(|d| serde_json::from_str(d).ok());
+            (name, data.unwrap_or(Value::Null))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn tool_use_outside_the_allow_list_is_refused() {
+    let gw = common::start_with(with_tools(false)).await;
+    let mut b = body(json!("Clean up my disk"));
+    b["x_tool_use"] = json!([{"type": "tool_use", "id": "t1", "name": "rm", "input": {"path": "/"}}]);
+    let r = post(&gw, &b, &gw.key).await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.body["error"]["code"], "tool_call_blocked");
+    assert_eq!(r.body["type"], "error");
+    b["x_tool_use"] = json!([{"type": "tool_use", "id": "t1", "name": "get_weather", "input": {"city": "Paris"}}]);
+    let r = post(&gw, &b, &gw.key).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["content"][1]["name"], "get_weather");
+}
+
+#[tokio::test]
+async fn streamed_tool_use_is_dropped_and_later_blocks_renumbered_under_remove() {
+    let gw = common::start_with(with_tools(true)).await;
+    let mut b = body(json!("Weather in Paris, then clean up"));
+    b["stream"] = json!(true);
+    b["x_chunks"] = json!(["Checking."]);
+    b["x_tools"] = json!([
+        {"name": "rm", "parts": ["{\"pa", "th\":\"/\"}"]},
+        {"name": "get_weather", "parts": ["{\"ci", "ty\":\"Paris\"}"]}
+    ]);
+    let r = post(&gw, &b, &gw.key).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let evs = events(&r.text);
+    assert!(!r.text.contains("\"rm\""), "{}", r.text);
+    let starts: Vec<&Value> = evs.iter().filter(|(n, _)| n == "content_block_start").map(|(_, d)| d).collect();
+    assert_eq!(starts.len(), 2, "{}", r.text);
+    assert_eq!(starts[1]["index"], 1);
+    assert_eq!(starts[1]["content_block"]["name"], "get_weather");
+    let input: String = evs
+        .iter()
+        .filter(|(_, d)| d["index"] == 1)
+        .filter_map(|(_, d)| d.pointer("/delta/partial_json").and_then(Value::as_str))
+        .collect();
+    assert_eq!(input, "{\"city\":\"Paris\"}");
+    let stop = evs.iter().find(|(n, _)| n == "message_delta").map(|(_, d)| d["delta"]["stop_reason"].clone());
+    assert_eq!(stop, Some(json!("tool_use")));
+    assert_eq!(evs.last().map(|(n, _)| n.as_str()), Some("message_stop"));
+}
+
+#[tokio::test]
+async fn streamed_tool_use_breaking_its_schema_ends_the_stream_under_block() {
+    let gw = common::start_with(with_tools(false)).await;
+    let mut b = body(json!("Weather?"));
+    b["stream"] = json!(true);
+    b["x_chunks"] = json!(["Checking."]);
+    b["x_tools"] = json!([{"name": "get_weather", "parts": ["{\"town\"", ":1}"]}]);
+    let r = post(&gw, &b, &gw.key).await;
+    let evs = events(&r.text);
+    let (name, data) = evs.last().unwrap();
+    assert_eq!(name, "error", "{}", r.text);
+    assert_eq!(data["error"]["code"], "tool_call_blocked");
+    assert!(!r.text.contains("town"), "no fragment of the refused call was sent: {}", r.text);
+}

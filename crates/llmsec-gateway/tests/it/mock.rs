@@ -236,18 +236,34 @@ async fn messages(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Bytes
             ));
         }
         frames.push(ev(json!({"type": "content_block_stop", "index": 0})));
-        frames.push(ev(
-            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 7}}),
-        ));
+        // `x_tools`: [{name, parts}]: tool_use blocks whose input JSON comes in parts.
+        let tools = req["x_tools"].as_array().cloned().unwrap_or_default();
+        for (i, t) in tools.iter().enumerate() {
+            let index = i + 1;
+            frames.push(ev(json!({"type": "content_block_start", "index": index,
+                "content_block": {"type": "tool_use", "id": format!("toolu_{index}"), "name": t["name"], "input": {}}})));
+            for part in t["parts"].as_array().cloned().unwrap_or_default() {
+                frames.push(ev(json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": part}})));
+            }
+            frames.push(ev(json!({"type": "content_block_stop", "index": index})));
+        }
+        let stop = if tools.is_empty() { "end_turn" } else { "tool_use" };
+        frames
+            .push(ev(json!({"type": "message_delta", "delta": {"stop_reason": stop}, "usage": {"output_tokens": 7}})));
         frames.push(ev(json!({"type": "message_stop"})));
         let stream = futures_util::stream::iter(frames);
         return ([(header::CONTENT_TYPE, "text/event-stream")], Body::from_stream(stream)).into_response();
     }
     let reply = req["x_reply"].as_str().unwrap_or("Paris is the capital of France.");
+    let mut content = vec![json!({"type": "text", "text": reply, "x_block_extra": 1})];
+    // `x_tool_use`: tool_use blocks to answer with.
+    let tool_use = req["x_tool_use"].as_array().cloned().unwrap_or_default();
+    let stop = if tool_use.is_empty() { "end_turn" } else { "tool_use" };
+    content.extend(tool_use);
     axum::Json(json!({
         "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
-        "content": [{"type": "text", "text": reply, "x_block_extra": 1}],
-        "stop_reason": "end_turn", "stop_sequence": null,
+        "content": content,
+        "stop_reason": stop, "stop_sequence": null,
         "usage": {"input_tokens": 11, "output_tokens": 7},
         "x_upstream_extra": {"kept": true}
     }))
