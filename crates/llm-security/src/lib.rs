@@ -40,6 +40,7 @@ pub mod policy;
 pub mod sanitize;
 pub mod scanner;
 pub mod scanners;
+pub mod stream;
 mod types;
 pub mod webhook;
 
@@ -53,6 +54,7 @@ pub use error::Error;
 pub use policy::{PolicyConfig, PolicyRule};
 pub use sanitize::{Sanitized, restore};
 pub use scanner::{ExpectedFormat, OutputContext, ScanContext, Scanner};
+pub use stream::{OutputStream, StreamOptions, StreamStats, StreamStep};
 pub use types::{
     Analysis, Encoding, Redaction, ScannerTiming, Severity, Span, Stage, Threat, ThreatType, Verdict, clamp_unit,
     noisy_or,

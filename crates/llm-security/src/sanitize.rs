@@ -55,13 +55,41 @@ pub const PLACEHOLDER_PREFIX: &str = "[REDACTED_";
 
 /// One span to redact, after merging.
 #[derive(Debug, Clone)]
-struct Cut {
-    start: usize,
-    end: usize,
+pub(crate) struct Cut {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
     /// Category of the largest threat merged into this cut.
-    category: String,
+    pub(crate) category: String,
     /// Length, severity and kind of that threat, to pick the winner.
     rank: (usize, Severity, bool),
+}
+
+/// Placeholder numbers: the same value in the same category keeps its
+/// number, a new value takes the next free one. The output stream keeps one
+/// across its releases, so that numbers run as they would over the whole text.
+#[derive(Debug, Default)]
+pub(crate) struct Numbering {
+    numbers: HashMap<(String, String), usize>,
+    next: HashMap<String, usize>,
+}
+
+impl Numbering {
+    /// The placeholder for `value` in the category named `name`, skipping
+    /// numbers whose placeholder `taken` says already occurs in the text.
+    pub(crate) fn placeholder(&mut self, name: &str, value: &str, taken: impl Fn(&str) -> bool) -> String {
+        let next = &mut self.next;
+        let n = *self.numbers.entry((name.to_owned(), value.to_owned())).or_insert_with(|| {
+            let counter = next.entry(name.to_owned()).or_insert(0);
+            loop {
+                *counter += 1;
+                let candidate = format!("{PLACEHOLDER_PREFIX}{name}_{counter}]");
+                if !taken(&candidate) {
+                    break *counter;
+                }
+            }
+        });
+        format!("{PLACEHOLDER_PREFIX}{name}_{n}]")
+    }
 }
 
 /// The placeholder name for a category: upper-cased, anything but ASCII
@@ -93,6 +121,33 @@ fn snap(text: &str, start: usize, end: usize) -> (usize, usize) {
 /// character boundaries are clamped and widened; other threat types are
 /// ignored.
 pub fn sanitize(original: &str, threats: &[Threat], cfg: &SanitizeConfig) -> Sanitized {
+    let merged = merged_cuts(original, threats);
+    let guard = original.contains(PLACEHOLDER_PREFIX);
+    let mut numbering = Numbering::default();
+    let mut text = String::with_capacity(original.len());
+    let mut redactions = Vec::with_capacity(merged.len());
+    let mut at = 0;
+    for c in &merged {
+        push_visible(&mut text, original, at, c.start, cfg.strip_invisible);
+        let name = placeholder_name(&c.category);
+        let value = &original[c.start..c.end];
+        let placeholder = numbering.placeholder(&name, value, |cand| guard && original.contains(cand));
+        text.push_str(&placeholder);
+        redactions.push(Redaction {
+            placeholder,
+            original: cfg.reversible.then(|| value.to_owned()),
+            span: Span::new(c.start, c.end),
+        });
+        at = c.end;
+    }
+    push_visible(&mut text, original, at, original.len(), cfg.strip_invisible);
+    Sanitized { text, redactions }
+}
+
+/// The secret and PII spans of `threats` in `original`, widened to
+/// character boundaries, sorted, with overlapping spans merged (named after
+/// the larger).
+pub(crate) fn merged_cuts(original: &str, threats: &[Threat]) -> Vec<Cut> {
     let mut cuts: Vec<Cut> = threats
         .iter()
         .filter(|t| matches!(t.kind, ThreatType::SecretLeak | ThreatType::SensitiveData))
@@ -123,42 +178,11 @@ pub fn sanitize(original: &str, threats: &[Threat], cfg: &SanitizeConfig) -> San
             _ => merged.push(c),
         }
     }
-
-    let guard = original.contains(PLACEHOLDER_PREFIX);
-    let mut numbers: HashMap<(String, &str), usize> = HashMap::new();
-    let mut next: HashMap<String, usize> = HashMap::new();
-    let mut text = String::with_capacity(original.len());
-    let mut redactions = Vec::with_capacity(merged.len());
-    let mut at = 0;
-    for c in &merged {
-        push_visible(&mut text, original, at, c.start, cfg.strip_invisible);
-        let name = placeholder_name(&c.category);
-        let value = &original[c.start..c.end];
-        let n = *numbers.entry((name.clone(), value)).or_insert_with(|| {
-            let counter = next.entry(name.clone()).or_insert(0);
-            loop {
-                *counter += 1;
-                let candidate = format!("{PLACEHOLDER_PREFIX}{name}_{counter}]");
-                if !guard || !original.contains(&candidate) {
-                    break *counter;
-                }
-            }
-        });
-        let placeholder = format!("{PLACEHOLDER_PREFIX}{name}_{n}]");
-        text.push_str(&placeholder);
-        redactions.push(Redaction {
-            placeholder,
-            original: cfg.reversible.then(|| value.to_owned()),
-            span: Span::new(c.start, c.end),
-        });
-        at = c.end;
-    }
-    push_visible(&mut text, original, at, original.len(), cfg.strip_invisible);
-    Sanitized { text, redactions }
+    merged
 }
 
 /// Appends `original[from..to]`, without invisible characters when `strip`.
-fn push_visible(out: &mut String, original: &str, from: usize, to: usize, strip: bool) {
+pub(crate) fn push_visible(out: &mut String, original: &str, from: usize, to: usize, strip: bool) {
     let piece = &original[from..to];
     if !strip || piece.is_ascii() {
         out.push_str(piece);

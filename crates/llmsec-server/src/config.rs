@@ -246,6 +246,8 @@ pub struct ServerConfig {
     pub sentinel: SentinelSettings,
     /// Which internal addresses outbound HTTP may reach.
     pub egress: crate::egress::EgressConfig,
+    /// The Shield gateway (OpenAI-compatible proxy routes); off when absent.
+    pub gateway: Option<GatewayConfig>,
 }
 
 impl Default for ServerConfig {
@@ -262,6 +264,7 @@ impl Default for ServerConfig {
             webhooks: Vec::new(),
             sentinel: SentinelSettings::default(),
             egress: crate::egress::EgressConfig::default(),
+            gateway: None,
         }
     }
 }
@@ -422,6 +425,9 @@ impl ServerConfig {
         if self.delivery.concurrency == 0 {
             return bad("delivery.concurrency", "must be positive");
         }
+        if let Some(g) = &self.gateway {
+            g.validate()?;
+        }
         let egress = self.egress_policy()?;
         for (i, w) in self.webhooks.iter().enumerate() {
             w.webhook
@@ -450,6 +456,240 @@ impl ServerConfig {
             None => Ok(SecurityConfig::default()),
             Some(p) => SecurityConfig::from_path(p).map_err(|e| ConfigError::Engine(e.to_string())),
         }
+    }
+}
+
+/// What a gateway route does with a prompt or completion the engine does
+/// not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GatewayPolicy {
+    /// Follow the verdict: `block` refuses (`prompt_blocked` /
+    /// `output_blocked`), `sanitize` forwards the sanitized text.
+    #[default]
+    Block,
+    /// Never refuse for content: forward the sanitized text (secrets and
+    /// personal data redacted, invisible characters stripped) whenever the
+    /// verdict is not `allow`.
+    Sanitize,
+    /// Forward everything unchanged; the analyses are still recorded.
+    Monitor,
+}
+
+/// The policy of each gateway route; a route left out takes `gateway.policy`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayRoutes {
+    /// `POST /v1/chat/completions`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat_completions: Option<GatewayPolicy>,
+    /// `POST /v1/completions`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completions: Option<GatewayPolicy>,
+    /// `POST /v1/embeddings` (input only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embeddings: Option<GatewayPolicy>,
+    /// `POST /v1/messages` (Anthropic's Messages API).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages: Option<GatewayPolicy>,
+}
+
+/// The API an upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamFormat {
+    /// OpenAI's (`/chat/completions`, `/completions`, `/embeddings`; the key
+    /// as `Authorization: Bearer`).
+    #[default]
+    Openai,
+    /// Anthropic's Messages API (`/messages`; the key as `x-api-key`, with
+    /// `anthropic-version`).
+    Anthropic,
+}
+
+/// What happens to a tool call outside the allow-list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolViolation {
+    /// Refuse the completion (`tool_call_blocked`).
+    #[default]
+    Block,
+    /// Drop the offending calls and pass the rest.
+    Remove,
+}
+
+/// The tool calls a chat completion may make.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayTools {
+    /// Tool names a completion may call; any other is a violation.
+    pub allow: Vec<String>,
+    /// What a violation does.
+    #[serde(default)]
+    pub on_violation: ToolViolation,
+    /// A JSON Schema per tool that its arguments must satisfy.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub schemas: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// One model provider the gateway forwards to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// A name for logs and errors.
+    pub name: String,
+    /// The provider's OpenAI-compatible base URL, up to and including its
+    /// version segment (`https://api.openai.com/v1`): the gateway appends
+    /// `/chat/completions` and the like.
+    pub base_url: String,
+    /// The environment variable holding the provider's API key, read at
+    /// start-up and sent as `Authorization: Bearer`; never stored, logged or
+    /// echoed. None: requests go without a key (a local model server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// The API it speaks: `/v1/messages` goes to `anthropic` upstreams,
+    /// the other routes to `openai` ones.
+    #[serde(default)]
+    pub format: UpstreamFormat,
+    /// Models routed here by exact name.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Models routed here by prefix (`gpt-`); the longest prefix wins.
+    #[serde(default)]
+    pub model_prefixes: Vec<String>,
+    /// Whole-request limit, including a streamed response (default 120 s).
+    #[serde(default = "default_upstream_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Connection set-up limit (default 5 s).
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Extra attempts after a failure to connect (never after a request was
+    /// sent); default 1.
+    #[serde(default = "default_connect_retries")]
+    pub connect_retries: u32,
+}
+
+fn default_upstream_timeout_ms() -> u64 {
+    120_000
+}
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+fn default_connect_retries() -> u32 {
+    1
+}
+
+/// The `[gateway]` section: the Shield gateway's upstreams and policies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The policy of routes not named in `routes`.
+    #[serde(default)]
+    pub policy: GatewayPolicy,
+    /// Per-route policies.
+    #[serde(default)]
+    pub routes: GatewayRoutes,
+    /// How streamed completions are buffered for scanning.
+    #[serde(default)]
+    pub stream: llm_security::StreamOptions,
+    /// Insert a fresh canary token into each request's system prompt, so
+    /// that a completion repeating the system prompt is caught by the token.
+    #[serde(default)]
+    pub canary: bool,
+    /// The tool-call allow-list of chat completions; absent: not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<GatewayTools>,
+    /// The model providers. Among the upstreams of the route's format, a
+    /// model goes to the one that lists it, else to the one with its longest
+    /// prefix, else to the one with neither list (the default), else it is
+    /// refused.
+    pub upstreams: Vec<UpstreamConfig>,
+}
+
+impl GatewayConfig {
+    /// The policy of a route: its own, or `policy`.
+    pub fn route_policy(&self, route: Option<GatewayPolicy>) -> GatewayPolicy {
+        route.unwrap_or(self.policy)
+    }
+
+    /// Checks upstreams and stream options; errors name the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field: String, message: &str| Err(ConfigError::Invalid { field, message: message.into() });
+        if self.upstreams.is_empty() {
+            return bad("gateway.upstreams".into(), "at least one upstream is needed");
+        }
+        self.stream
+            .validate()
+            .map_err(|e| ConfigError::Invalid { field: "gateway.stream".into(), message: e.to_string() })?;
+        if let Some(t) = &self.tools {
+            if let Some(i) = t.allow.iter().position(|n| n.trim().is_empty()) {
+                return bad(format!("gateway.tools.allow[{i}]"), "must not be empty");
+            }
+            if let Some(k) = t.schemas.keys().find(|k| !t.allow.contains(k)) {
+                return bad(format!("gateway.tools.schemas.{k}"), "names a tool that is not in gateway.tools.allow");
+            }
+            if let Some((k, _)) = t.schemas.iter().find(|(_, v)| !v.is_object() && !v.is_boolean()) {
+                return bad(format!("gateway.tools.schemas.{k}"), "must be a JSON Schema (an object)");
+            }
+        }
+        let mut defaults = std::collections::HashMap::new();
+        let mut names = std::collections::HashSet::new();
+        let mut models = std::collections::HashMap::new();
+        for (i, u) in self.upstreams.iter().enumerate() {
+            let at = |key: &str| format!("gateway.upstreams[{i}].{key}");
+            if u.name.trim().is_empty() {
+                return bad(at("name"), "must not be empty");
+            }
+            if !names.insert(u.name.as_str()) {
+                return bad(at("name"), "another upstream has this name");
+            }
+            match url::Url::parse(&u.base_url) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                    if url.query().is_some() || url.fragment().is_some() {
+                        return bad(at("base_url"), "must have no query or fragment");
+                    }
+                }
+                _ => return bad(at("base_url"), "must be an http:// or https:// URL with a host"),
+            }
+            if let Some(var) = &u.api_key_env {
+                let ok = var.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !ok {
+                    return bad(at("api_key_env"), "must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+                }
+            }
+            if u.timeout_ms == 0 {
+                return bad(at("timeout_ms"), "must be positive");
+            }
+            if u.connect_timeout_ms == 0 {
+                return bad(at("connect_timeout_ms"), "must be positive");
+            }
+            if u.connect_retries > 10 {
+                return bad(at("connect_retries"), "must be at most 10");
+            }
+            for (j, m) in u.models.iter().enumerate() {
+                if m.trim().is_empty() {
+                    return bad(at(&format!("models[{j}]")), "must not be empty");
+                }
+                if let Some(other) = models.insert(m.as_str(), i) {
+                    return bad(at(&format!("models[{j}]")), &format!("{m:?} is also routed to upstreams[{other}]"));
+                }
+            }
+            if let Some(j) = u.model_prefixes.iter().position(|p| p.is_empty()) {
+                return bad(at(&format!("model_prefixes[{j}]")), "must not be empty");
+            }
+            if u.models.is_empty() && u.model_prefixes.is_empty() {
+                let n = defaults.entry(u.format).or_insert(0);
+                *n += 1;
+                if *n > 1 {
+                    return bad(
+                        at("models"),
+                        "only one upstream of each format may have neither models nor model_prefixes",
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -686,6 +926,96 @@ mod tests {
             webhook: WebhookConfig::new().with_url("http://h/x".into()).with_secret("short".into()),
         });
         assert!(c.validate().unwrap_err().to_string().starts_with("webhooks[0]"));
+    }
+
+    const GATEWAY: &str = r#"
+[gateway]
+policy = "sanitize"
+canary = true
+[gateway.routes]
+embeddings = "monitor"
+[gateway.stream]
+hold_back_bytes = 256
+[gateway.tools]
+allow = ["get_weather", "search"]
+on_violation = "remove"
+[gateway.tools.schemas.get_weather]
+type = "object"
+required = ["city"]
+properties = { city = { type = "string" } }
+[[gateway.upstreams]]
+name = "openai"
+base_url = "https://api.openai.com/v1"
+api_key_env = "OPENAI_API_KEY"
+model_prefixes = ["gpt-", "o1"]
+[[gateway.upstreams]]
+name = "local"
+base_url = "http://127.0.0.1:11434/v1"
+[[gateway.upstreams]]
+name = "anthropic"
+format = "anthropic"
+base_url = "https://api.anthropic.com/v1"
+model_prefixes = ["claude-"]
+"#;
+
+    #[test]
+    fn gateway_section_parses_round_trips_and_validates() {
+        let c: ServerConfig = toml::from_str(GATEWAY).unwrap();
+        c.validate().unwrap();
+        let g = c.gateway.clone().unwrap();
+        assert_eq!(g.policy, GatewayPolicy::Sanitize);
+        assert_eq!(g.route_policy(g.routes.embeddings), GatewayPolicy::Monitor);
+        assert_eq!(g.route_policy(g.routes.chat_completions), GatewayPolicy::Sanitize);
+        assert_eq!(g.stream.hold_back_bytes, 256);
+        assert_eq!(g.stream.min_scan_bytes, llm_security::StreamOptions::default().min_scan_bytes);
+        assert_eq!(g.upstreams[1].timeout_ms, 120_000);
+        assert_eq!((g.upstreams[1].format, g.upstreams[2].format), (UpstreamFormat::Openai, UpstreamFormat::Anthropic));
+        assert_eq!(g.upstreams[0].api_key_env.as_deref(), Some("OPENAI_API_KEY"));
+        let tools = g.tools.as_ref().unwrap();
+        assert_eq!(tools.on_violation, ToolViolation::Remove);
+        assert_eq!(tools.schemas["get_weather"]["required"], serde_json::json!(["city"]));
+        let t = toml::to_string(&c).unwrap();
+        assert_eq!(toml::from_str::<ServerConfig>(&t).unwrap(), c);
+        let y = serde_norway::to_string(&c).unwrap();
+        assert_eq!(serde_norway::from_str::<ServerConfig>(&y).unwrap(), c);
+        let j = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<ServerConfig>(&j).unwrap(), c);
+    }
+
+    #[test]
+    fn gateway_mistakes_are_named() {
+        let e = toml::from_str::<ServerConfig>(&GATEWAY.replace("api_key_env", "api_key")).unwrap_err().to_string();
+        assert!(e.contains("api_key"), "{e}");
+        let e =
+            toml::from_str::<ServerConfig>(&GATEWAY.replace("hold_back_bytes", "holdback")).unwrap_err().to_string();
+        assert!(e.contains("holdback"), "{e}");
+        let e = toml::from_str::<ServerConfig>(&GATEWAY.replace("\"monitor\"", "\"ignore\"")).unwrap_err().to_string();
+        assert!(e.contains("ignore"), "{e}");
+        let check = |edit: &dyn Fn(&mut GatewayConfig)| {
+            let mut c: ServerConfig = toml::from_str(GATEWAY).unwrap();
+            edit(c.gateway.as_mut().unwrap());
+            c.validate().unwrap_err().to_string()
+        };
+        assert!(check(&|g| g.upstreams.clear()).starts_with("gateway.upstreams"));
+        assert!(check(&|g| g.upstreams[1].base_url = "ftp://x".into()).starts_with("gateway.upstreams[1].base_url"));
+        assert!(
+            check(&|g| g.upstreams[0].api_key_env = Some("A-B".into())).starts_with("gateway.upstreams[0].api_key_env")
+        );
+        assert!(check(&|g| g.upstreams[1].name = "openai".into()).starts_with("gateway.upstreams[1].name"));
+        assert!(check(&|g| g.upstreams[0].model_prefixes.clear()).starts_with("gateway.upstreams[1].models"));
+        assert!(check(&|g| g.upstreams[1].timeout_ms = 0).starts_with("gateway.upstreams[1].timeout_ms"));
+        assert!(check(&|g| g.stream.min_scan_bytes = 0).starts_with("gateway.stream"));
+        let e = check(&|g| {
+            if let Some(t) = g.tools.as_mut() {
+                t.allow.retain(|n| n != "get_weather");
+            }
+        });
+        assert!(e.starts_with("gateway.tools.schemas.get_weather"), "{e}");
+        let e = check(&|g| {
+            g.upstreams[0].models = vec!["m".into()];
+            g.upstreams[1].models = vec!["m".into()];
+        });
+        assert!(e.starts_with("gateway.upstreams[1].models[0]"), "{e}");
     }
 
     #[test]

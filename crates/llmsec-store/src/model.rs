@@ -31,12 +31,15 @@ pub enum Scope {
     /// tenant's keys and webhooks, read the server-wide audit log.
     /// Includes `admin` (and so `triage`).
     Operator,
+    /// Call models through the Shield gateway (`/v1/chat/completions` and
+    /// the other OpenAI-compatible routes) on the key's own tenant.
+    Proxy,
 }
 
 impl Scope {
     /// Every scope, in a fixed order.
-    pub const ALL: [Scope; 6] =
-        [Scope::Analyze, Scope::Ingest, Scope::Read, Scope::Triage, Scope::Admin, Scope::Operator];
+    pub const ALL: [Scope; 7] =
+        [Scope::Analyze, Scope::Ingest, Scope::Read, Scope::Triage, Scope::Admin, Scope::Operator, Scope::Proxy];
 
     /// The scope's name as written in keys, configs and errors.
     pub fn as_str(self) -> &'static str {
@@ -47,6 +50,7 @@ impl Scope {
             Scope::Triage => "triage",
             Scope::Admin => "admin",
             Scope::Operator => "operator",
+            Scope::Proxy => "proxy",
         }
     }
 

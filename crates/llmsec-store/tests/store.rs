@@ -516,6 +516,7 @@ fn operator_includes_admin_which_includes_triage() {
     assert!(Scope::Operator.grants(Scope::Admin) && Scope::Operator.grants(Scope::Triage));
     assert!(Scope::Admin.grants(Scope::Triage) && !Scope::Admin.grants(Scope::Operator));
     assert!(!Scope::Triage.grants(Scope::Admin) && !Scope::Operator.grants(Scope::Read));
+    assert!(!Scope::Operator.grants(Scope::Proxy) && !Scope::Proxy.grants(Scope::Analyze));
     for s in Scope::ALL {
         assert!(s.grants(s));
         assert_eq!(Scope::parse(s.as_str()), Some(s));

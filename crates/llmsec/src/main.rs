@@ -3,7 +3,9 @@
 //! A thin binary over the `llm_security` engine. `llmsec scan` checks one
 //! text (an argument, a file or stdin) or a JSON-lines batch; `llmsec eval`
 //! measures detection accuracy and latency on labelled JSON-lines datasets;
-//! `llmsec serve` runs the REST/GraphQL service (`llmsec_server`);
+//! `llmsec serve` runs the REST/GraphQL service (`llmsec_server`), with the
+//! Shield gateway (`llmsec_gateway`) when configured; `llmsec gateway` runs
+//! the gateway alone;
 //! `llmsec audit verify` checks the admin audit chain and `llmsec webhook
 //! verify` a webhook delivery's signature.
 //!
@@ -55,6 +57,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Run the REST/GraphQL service (SQLite under ./data, 127.0.0.1:8080 by default).
     Serve(serve::ServeArgs),
+    /// Run only the Shield gateway (the config's [gateway]) against the service's store.
+    Gateway(serve::GatewayArgs),
     /// Audit log tools.
     #[command(subcommand)]
     Audit(ops::AuditCommand),
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Gateway(args) => serve::run_gateway(&args),
         Command::Audit(cmd) => ops::audit(&cmd),
         Command::Webhook(cmd) => ops::webhook(&cmd),
     };
@@ -94,6 +99,12 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn gateway_takes_a_config_file() {
+        assert!(Cli::try_parse_from(["llmsec", "gateway", "--config", "server.toml"]).is_ok());
+        assert!(Cli::try_parse_from(["llmsec", "gateway"]).is_err());
     }
 
     #[test]

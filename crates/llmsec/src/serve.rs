@@ -84,9 +84,82 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: draining in-flight requests");
 }
 
+/// Arguments of `llmsec gateway`.
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    /// Server configuration file with a [gateway] section (.toml, .yaml/.yml or .json).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Address to listen on [default: the file's `listen`, else 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the SQLite database [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+/// What a process serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The whole service, with the gateway routes when `[gateway]` is set.
+    Full,
+    /// The gateway routes only (and the server's health routes).
+    GatewayOnly,
+}
+
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = load_config(args)?;
+    run_mode(load_config(args)?, Mode::Full)
+}
+
+/// Runs only the gateway, against the store the config names, until SIGINT
+/// or SIGTERM.
+pub fn run_gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
+    let serve = ServeArgs {
+        config: Some(args.config.clone()),
+        listen: args.listen,
+        data_dir: args.data_dir.clone(),
+        database_url: args.database_url.clone(),
+        dev: false,
+    };
+    let config = load_config(&serve)?;
+    if config.gateway.is_none() {
+        anyhow::bail!("{}: no [gateway] section: `llmsec gateway` has nothing to serve", args.config.display());
+    }
+    run_mode(config, Mode::GatewayOnly)
+}
+
+/// The router a process serves: the service's routes and, when configured,
+/// the gateway's; or the gateway's with the health routes alone.
+fn app(server: &Server, mode: Mode) -> anyhow::Result<axum::Router> {
+    let state = server.state();
+    let gateway = match &state.config.gateway {
+        Some(g) => Some(llmsec_gateway::router(state.clone(), g.clone()).context("cannot start the gateway")?),
+        None => None,
+    };
+    Ok(match (mode, gateway) {
+        (Mode::Full, Some(g)) => server.router().merge(g),
+        (Mode::Full, None) => server.router(),
+        (Mode::GatewayOnly, Some(g)) => g.route("/healthz", axum::routing::get(healthz)).fallback(not_found),
+        (Mode::GatewayOnly, None) => anyhow::bail!("the config has no [gateway] section"),
+    })
+}
+
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Paths the gateway-only process does not serve, in OpenAI's error shape.
+async fn not_found(uri: axum::http::Uri) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+    let message = format!("no route for {}", uri.path());
+    let body = serde_json::json!({"error": {"message": message, "type": "not_found_error", "code": "not_found", "param": null}});
+    (axum::http::StatusCode::NOT_FOUND, axum::Json(body))
+}
+
+fn run_mode(config: ServerConfig, mode: Mode) -> anyhow::Result<ExitCode> {
     init_logging();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
@@ -101,11 +174,18 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             out.write_all(announcement(key, file.as_deref()).as_bytes())?;
             out.flush()?;
         }
+        let app = app(&server, mode)?;
         let listener =
             tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, database = %llmsec_store::redact_url(&db), "llmsec listening on http://{addr}");
-        server.serve(listener, shutdown_signal()).await.context("server failed")?;
+        let what = if mode == Mode::GatewayOnly { "llmsec gateway" } else { "llmsec" };
+        tracing::info!(%addr, database = %llmsec_store::redact_url(&db), "{what} listening on http://{addr}");
+        let limits = server.state().config.limits.clone();
+        let capped = llmsec_server::listener::CappedListener::new(listener, &limits);
+        let header_read_timeout = std::time::Duration::from_millis(limits.header_read_timeout_ms);
+        let served = llmsec_server::listener::serve(capped, app, header_read_timeout, shutdown_signal()).await;
+        server.shutdown().await;
+        served.context("server failed")?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
@@ -175,6 +255,71 @@ mod tests {
         assert_eq!(lines[1], "lsk_0123_abcd");
         assert!(lines[2].starts_with("=====") && lines.last().unwrap().starts_with("====="));
         assert!(text.contains(&path.display().to_string()) && text.contains("0600"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn gateway_needs_a_gateway_section() {
+        let path = std::env::temp_dir().join(format!("llmsec-gw-{}.toml", std::process::id()));
+        std::fs::write(&path, "listen = \"127.0.0.1:0\"\n").unwrap();
+        let args = GatewayArgs { config: path.clone(), listen: None, data_dir: None, database_url: None };
+        let e = run_gateway(&args).unwrap_err().to_string();
+        assert!(e.contains("no [gateway] section"), "{e}");
+        std::fs::write(&path, "[gateway]\nupstreams = []\n").unwrap();
+        let e = format!("{:#}", run_gateway(&args).unwrap_err());
+        assert!(e.contains("gateway.upstreams"), "{e}");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// One raw HTTP/1.1 request; the status line and body of the answer.
+    async fn http(addr: SocketAddr, method: &str, path: &str) -> (String, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("{method} {path} HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        let status = out.lines().next().unwrap_or("").to_owned();
+        let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn serve_mounts_the_gateway_and_gateway_serves_it_alone() {
+        let dir = std::env::temp_dir().join(format!("llmsec-serve-gw-{}", std::process::id()));
+        let mut config = ServerConfig { data_dir: dir.clone(), ..ServerConfig::default() };
+        config.gateway =
+            Some(toml::from_str("[[upstreams]]\nname = \"local\"\nbase_url = \"http://127.0.0.1:9/v1\"\n").unwrap());
+        let server = Server::start(config, Some("test-admin-key-0123456789".into())).await.unwrap();
+        for (mode, api_routes) in [(Mode::Full, true), (Mode::GatewayOnly, false)] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let limits = server.state().config.limits.clone();
+            let capped = llmsec_server::listener::CappedListener::new(listener, &limits);
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let app = app(&server, mode).unwrap();
+            let task = tokio::spawn(llmsec_server::listener::serve(
+                capped,
+                app,
+                std::time::Duration::from_secs(5),
+                async move {
+                    let _ = stopped.await;
+                },
+            ));
+            let (status, body) = http(addr, "POST", "/v1/chat/completions").await;
+            assert!(status.contains(" 401 ") && body.contains("authentication_error"), "{mode:?}: {status} {body}");
+            let (status, _) = http(addr, "GET", "/healthz").await;
+            assert!(status.contains(" 200 "), "{mode:?}: {status}");
+            let (status, _) = http(addr, "GET", "/api/security/events").await;
+            assert_eq!(status.contains(" 401 "), api_routes, "{mode:?}: {status}");
+            if !api_routes {
+                let (status, body) = http(addr, "GET", "/api/security/events").await;
+                assert!(status.contains(" 404 ") && body.contains("not_found_error"), "{status} {body}");
+            }
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+        server.shutdown().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
 

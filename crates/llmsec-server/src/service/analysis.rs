@@ -92,8 +92,10 @@ pub struct SecurityResponse {
 
 /// What the core needs to know about one text.
 #[derive(Debug)]
-pub(crate) enum Job {
+pub enum Job {
+    /// A prompt, or untrusted content with `context`.
     Input(AnalyzeRequest),
+    /// A completion to validate.
     Output(ValidateRequest),
 }
 
@@ -141,7 +143,7 @@ fn run_engine(engine: &llm_security::SecurityEngine, job: &Job) -> Result<Analys
 /// Runs the engine on one text, stores the event (and its webhook
 /// deliveries) durably, publishes it to subscribers, and answers. Nothing
 /// starts or is stored once `deadline` has passed.
-pub(crate) async fn analyze(
+pub async fn analyze(
     svc: &Services,
     caller: &Caller,
     job: Job,
@@ -330,7 +332,7 @@ fn redact(svc: &Services, job: &Job, a: &Analysis) -> Result<String, ServiceErro
 /// Analyses every job first, so that one the engine refuses fails them all
 /// before anything is stored; then stores them all in one transaction.
 /// Errors name `items[i].input` / `items[i].output`.
-pub(crate) async fn analyze_all(
+pub async fn analyze_all(
     svc: &Services,
     caller: &Caller,
     jobs: Vec<Job>,

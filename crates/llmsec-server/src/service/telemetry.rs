@@ -13,7 +13,7 @@ use crate::config::InputRetention;
 pub const MAX_BATCH: usize = 1000;
 
 /// Checks an event against the caller and fills in its tenant.
-pub(crate) fn admit(caller: &Caller, mut e: TelemetryEvent, prefix: &str) -> Result<TelemetryEvent, ServiceError> {
+pub fn admit(caller: &Caller, mut e: TelemetryEvent, prefix: &str) -> Result<TelemetryEvent, ServiceError> {
     e.validate().map_err(|err| ServiceError::field(format!("{prefix}{}", err.field), err.message))?;
     match &e.tenant_id {
         Some(t) if *t != caller.tenant => {
@@ -66,11 +66,7 @@ fn row(svc: &Services, caller: &Caller, e: &TelemetryEvent, now: i64) -> Result<
 }
 
 /// Stores admitted events, hands the new ones to Sentinel, and says which were new.
-pub(crate) async fn accept(
-    svc: &Services,
-    caller: &Caller,
-    events: Vec<TelemetryEvent>,
-) -> Result<Vec<bool>, ServiceError> {
+pub async fn accept(svc: &Services, caller: &Caller, events: Vec<TelemetryEvent>) -> Result<Vec<bool>, ServiceError> {
     if events.is_empty() {
         return Ok(Vec::new());
     }

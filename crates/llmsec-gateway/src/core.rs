@@ -1,0 +1,295 @@
+//! Every call the gateway makes into `llmsec-server`: authentication, the
+//! analysis and telemetry services, the engine's sanitizer and stream. The
+//! server's errors become OpenAI error bodies in one function,
+//! [`map_error`]. Nothing else in this crate names a server type but
+//! [`AppState`] and [`Caller`], so a change in the server's service layer
+//! touches this file only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use llm_security::{ContextKind, OutputContext, OutputStream, StreamOptions, Threat, Verdict};
+use llm_sentinel::event::TelemetryEvent;
+pub use llmsec_server::AppState;
+pub use llmsec_server::service::Caller;
+use llmsec_server::service::ServiceError;
+use llmsec_server::service::analysis::{self, AnalyzeRequest, Job, SecurityResponse, ValidateRequest};
+use llmsec_server::service::deadline::Deadline;
+use llmsec_server::service::telemetry;
+use llmsec_store::Scope;
+
+use crate::error::{OpenAiError, Shaped};
+
+/// Largest server error body the shaping layer reads.
+const SHAPE_BODY_BYTES: usize = 64 * 1024;
+
+/// Who a call is for, from the `X-Llmsec-*` headers or OpenAI's `user` field.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Subject {
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub application_id: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// What the engine made of one text.
+#[derive(Debug, Clone)]
+pub(crate) struct Scanned {
+    pub verdict: Verdict,
+    /// The sanitized text, when the verdict is `sanitize`.
+    pub sanitized: Option<String>,
+    pub threats: Vec<Threat>,
+}
+
+impl From<SecurityResponse> for Scanned {
+    fn from(r: SecurityResponse) -> Scanned {
+        Scanned { verdict: r.verdict, sanitized: r.sanitized, threats: r.threats }
+    }
+}
+
+/// The server's error as an OpenAI error body: the one place the two meet.
+pub(crate) fn map_error(e: ServiceError) -> OpenAiError {
+    let message = e.to_string();
+    match e {
+        ServiceError::Invalid { field, .. } => {
+            let mut err = OpenAiError::new(StatusCode::BAD_REQUEST, "invalid_request", message);
+            err.param = field;
+            err
+        }
+        ServiceError::Unauthenticated => OpenAiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key", message),
+        ServiceError::Forbidden(_) => OpenAiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+        ServiceError::Blocked { reason, until } => {
+            let until = if until.is_empty() { String::new() } else { format!(" until {until}") };
+            OpenAiError::new(StatusCode::FORBIDDEN, "user_blocked", format!("blocked by Sentinel{until}: {reason}"))
+        }
+        ServiceError::RateLimited { retry_after_secs } => {
+            let mut err = OpenAiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+            err.retry_after = Some(retry_after_secs);
+            err
+        }
+        ServiceError::Timeout => OpenAiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", message),
+        ServiceError::NotFound(_) => OpenAiError::new(StatusCode::NOT_FOUND, "not_found", message),
+        ServiceError::Unavailable(detail) => {
+            tracing::warn!(%detail, "gateway: service unavailable");
+            OpenAiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "service unavailable; retry later")
+        }
+        ServiceError::Internal(detail) => {
+            tracing::error!(%detail, "gateway: internal error");
+            OpenAiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+        }
+        other => {
+            tracing::error!(error = %other, "gateway: unexpected service error");
+            OpenAiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+        }
+    }
+}
+
+/// Puts the server's authentication (key lookup, failed-authentication
+/// throttling, the per-key rate limit) in front of `router`'s routes, and
+/// gives its refusals OpenAI's error shape.
+pub(crate) fn authenticated(router: Router, state: &AppState) -> Router {
+    router
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), llmsec_server::auth::authenticate))
+        .route_layer(axum::middleware::from_fn(shape_errors))
+}
+
+/// Rewrites an error answered by a server layer (`{"error": {"code",
+/// "message", "field"?}}`) into OpenAI's shape, keeping status and headers;
+/// on Anthropic's route, every error into Anthropic's shape.
+async fn shape_errors(req: Request, next: Next) -> Response {
+    let anthropic = req.uri().path() == crate::proxy::MESSAGES_PATH;
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let shaped = resp.extensions().get::<Shaped>().is_some();
+    if !(status.is_client_error() || status.is_server_error()) || (shaped && !anthropic) {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, SHAPE_BODY_BYTES).await else {
+        return OpenAiError::new(status, "error", status.canonical_reason().unwrap_or("error")).into_response();
+    };
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let e = &v["error"];
+    let code = e["code"].as_str().unwrap_or("error");
+    let message = e["message"].as_str().map_or_else(|| String::from_utf8_lossy(&bytes).into_owned(), str::to_owned);
+    let mut err = OpenAiError::new(status, code, message);
+    err.param = e["field"].as_str().or(e["param"].as_str()).map(str::to_owned);
+    let mut shaped = if anthropic {
+        let mut r = (status, axum::Json(err.anthropic_body())).into_response();
+        r.extensions_mut().insert(Shaped);
+        r
+    } else {
+        err.into_response()
+    };
+    for (k, val) in &parts.headers {
+        if k != axum::http::header::CONTENT_TYPE && k != axum::http::header::CONTENT_LENGTH {
+            shaped.headers_mut().insert(k.clone(), val.clone());
+        }
+    }
+    shaped
+}
+
+/// The authenticated caller, who must hold the `proxy` scope.
+#[derive(Debug, Clone)]
+pub(crate) struct Proxy(pub Arc<Caller>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Proxy {
+    type Rejection = OpenAiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let caller = parts.extensions.get::<Arc<Caller>>().cloned().ok_or_else(|| {
+            OpenAiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "missing or invalid API key")
+        })?;
+        if !caller.has(Scope::Proxy) {
+            return Err(map_error(ServiceError::Forbidden(Scope::Proxy.as_str())));
+        }
+        Ok(Proxy(caller))
+    }
+}
+
+/// The request's size limit (`limits.body_bytes`).
+pub(crate) fn body_limit(state: &AppState) -> usize {
+    state.config.limits.body_bytes
+}
+
+fn deadline(state: &AppState) -> Deadline {
+    Deadline::after(Duration::from_millis(state.config.limits.request_timeout_ms))
+}
+
+/// Analyses the request's texts (`None`: a prompt; `Some(kind)`: content
+/// of that kind, such as a tool result) in one transaction, after
+/// Sentinel's enforcements for the subject; a blocked subject is refused
+/// before anything else. With no text, the enforcements are still checked
+/// (through the analysis of an empty prompt).
+pub(crate) async fn scan_inputs(
+    state: &AppState,
+    caller: &Caller,
+    subject: &Subject,
+    texts: &[(String, Option<ContextKind>)],
+) -> Result<Vec<Scanned>, OpenAiError> {
+    let job = |input: String, context: Option<ContextKind>| {
+        Job::Input(AnalyzeRequest {
+            input,
+            user_id: subject.user_id.clone(),
+            session_id: subject.session_id.clone(),
+            application_id: subject.application_id.clone(),
+            context,
+        })
+    };
+    let mut jobs: Vec<Job> = texts.iter().map(|(t, kind)| job(t.clone(), *kind)).collect();
+    if jobs.is_empty() {
+        jobs.push(job(String::new(), None));
+    }
+    let answers = analysis::analyze_all(&state.services, caller, jobs, &deadline(state)).await.map_err(map_error)?;
+    Ok(answers.into_iter().take(texts.len()).map(Scanned::from).collect())
+}
+
+/// Validates completions (one per choice) in one transaction.
+pub(crate) async fn validate_outputs(
+    state: &AppState,
+    caller: &Caller,
+    subject: &Subject,
+    outputs: Vec<String>,
+    system_prompt: Option<&str>,
+    prompt: Option<&str>,
+) -> Result<Vec<Scanned>, OpenAiError> {
+    if outputs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let jobs = outputs
+        .into_iter()
+        .map(|output| {
+            Job::Output(ValidateRequest {
+                output,
+                user_id: subject.user_id.clone(),
+                session_id: subject.session_id.clone(),
+                application_id: subject.application_id.clone(),
+                system_prompt: system_prompt.map(str::to_owned),
+                prompt: prompt.map(str::to_owned),
+                expected_format: None,
+                json_schema: None,
+            })
+        })
+        .collect();
+    let answers = analysis::analyze_all(&state.services, caller, jobs, &deadline(state)).await.map_err(map_error)?;
+    Ok(answers.into_iter().map(Scanned::from).collect())
+}
+
+/// The text with secrets and personal data redacted and invisible
+/// characters stripped, whatever the verdict.
+pub(crate) fn sanitize(state: &AppState, text: &str) -> Result<String, OpenAiError> {
+    state.engine.sanitize(text).map(|s| s.text).map_err(|e| match e {
+        llm_security::Error::InputTooLarge { .. } => {
+            OpenAiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", e.to_string())
+        }
+        e => map_error(ServiceError::Internal(e.to_string())),
+    })
+}
+
+/// A stream validating one streamed choice.
+pub(crate) fn output_stream(
+    state: &AppState,
+    system_prompt: Option<&str>,
+    prompt: Option<&str>,
+    opts: StreamOptions,
+) -> OutputStream {
+    let cx = OutputContext {
+        system_prompt: system_prompt.map(str::to_owned),
+        prompt: prompt.map(str::to_owned),
+        ..OutputContext::default()
+    };
+    state.engine.output_stream_with(cx, opts)
+}
+
+/// A fresh canary token for a system prompt.
+pub(crate) fn issue_canary(state: &AppState) -> String {
+    state.engine.issue_canary()
+}
+
+/// Stores the call's telemetry event through the durable ingestion path and
+/// hands it to Sentinel, off the request path; a refusal is logged.
+pub(crate) fn record(state: &AppState, caller: &Caller, event: TelemetryEvent) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!("gateway: no runtime to record telemetry on");
+        return;
+    };
+    let (state, caller) = (state.clone(), caller.clone());
+    rt.spawn(async move {
+        let result = match telemetry::admit(&caller, event, "") {
+            Ok(e) => telemetry::accept(&state.services, &caller, vec![e]).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "gateway: telemetry event not stored");
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_errors_map_to_openai_codes() {
+        let e = map_error(ServiceError::Blocked {
+            reason: "too many injections".into(),
+            until: "2030-01-01T00:00:00Z".into(),
+        });
+        assert_eq!((e.status, e.kind, e.code.as_str()), (StatusCode::FORBIDDEN, "permission_error", "user_blocked"));
+        assert!(e.message.contains("too many injections") && e.message.contains("2030"), "{}", e.message);
+        let e = map_error(ServiceError::RateLimited { retry_after_secs: 7 });
+        assert_eq!((e.status.as_u16(), e.code.as_str(), e.retry_after), (429, "rate_limited", Some(7)));
+        let e = map_error(ServiceError::field("items[0].user_id", "bad id"));
+        assert_eq!((e.status.as_u16(), e.param.as_deref()), (400, Some("items[0].user_id")));
+        let e = map_error(ServiceError::Internal("secret detail".into()));
+        assert_eq!(e.status.as_u16(), 500);
+        assert!(!e.message.contains("secret"));
+        assert_eq!(map_error(ServiceError::Forbidden("proxy")).code, "forbidden");
+    }
+}

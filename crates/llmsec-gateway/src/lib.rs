@@ -1,0 +1,98 @@
+//! # llmsec-gateway — the Shield gateway
+//!
+//! An OpenAI-compatible proxy in front of model providers: point an OpenAI
+//! client's base URL at `llmsec` and every call is protected. A request
+//! needs a key with the `proxy` scope; Sentinel's enforcements for the key's
+//! tenant, user, session and application are checked first (a blocked user
+//! is refused before any upstream call); every message is scanned by role
+//! (system and user text as prompts, tool and function results as indirect
+//! content, earlier assistant turns as chat content) through the server's
+//! analysis service; the route's policy (`block`, `sanitize`, `monitor`)
+//! decides; the request goes to the upstream chosen by model; completions
+//! are validated (streams incrementally with the engine's
+//! [`OutputStream`](llm_security::OutputStream)); and each call becomes one
+//! Sentinel telemetry event.
+//!
+//! Chat completions' tool calls can be held to an allow-list (tool names,
+//! JSON-Schema-checked arguments). Routes: `POST /v1/chat/completions`, `POST /v1/completions` (both also
+//! streamed), `POST /v1/embeddings` (input scan only), `GET /v1/models`,
+//! and Anthropic's `POST /v1/messages` (streamed or not, errors in
+//! Anthropic's shape).
+//! [`router`] builds them over the server's [`AppState`](llmsec_server::AppState);
+//! `llmsec serve` mounts them when the config has a `[gateway]` section,
+//! and `llmsec gateway` serves them alone. See `docs/GATEWAY.md`.
+//!
+//! Every call into `llmsec-server` sits in one module (`core`), with the one
+//! function that turns the server's errors into OpenAI error bodies.
+#![deny(missing_docs)]
+
+mod core;
+mod error;
+mod proxy;
+mod record;
+mod relay;
+mod sse;
+mod tools;
+mod upstream;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use llmsec_server::config::GatewayConfig;
+
+pub use crate::error::OpenAiError;
+
+/// Why the gateway cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The `[gateway]` section is refused.
+    #[error(transparent)]
+    Config(#[from] llmsec_server::ConfigError),
+    /// An upstream's key variable is unset or empty.
+    #[error("{field}: the environment variable {var} is unset or empty")]
+    MissingKey {
+        /// The config key naming the variable.
+        field: String,
+        /// The variable.
+        var: String,
+    },
+    /// An upstream's key cannot be sent in a header.
+    #[error("{field}: the value of {var} is not a valid header value")]
+    BadKey {
+        /// The config key naming the variable.
+        field: String,
+        /// The variable.
+        var: String,
+    },
+    /// An HTTP client could not be built.
+    #[error("upstream client: {0}")]
+    Client(reqwest::Error),
+}
+
+/// The gateway's routes over the server's state, with upstream keys read
+/// from the process environment.
+pub fn router(state: llmsec_server::AppState, config: GatewayConfig) -> Result<Router, GatewayError> {
+    router_with_env(state, config, &|k| std::env::var(k).ok())
+}
+
+/// [`router`] with upstream keys read through `env`.
+pub fn router_with_env(
+    state: llmsec_server::AppState,
+    config: GatewayConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Router, GatewayError> {
+    config.validate()?;
+    let upstreams = upstream::Upstreams::from_config(&config, env)?;
+    let tools = config.tools.as_ref().map(tools::ToolRules::from_config).transpose()?;
+    let gw = Arc::new(proxy::Gateway { state: state.clone(), config, upstreams, tools });
+    let routes = Router::new()
+        .route("/v1/chat/completions", post(proxy::chat))
+        .route("/v1/completions", post(proxy::completions))
+        .route("/v1/embeddings", post(proxy::embeddings))
+        .route("/v1/models", get(proxy::models))
+        .route(proxy::MESSAGES_PATH, post(proxy::messages))
+        .with_state(gw);
+    Ok(core::authenticated(routes, &state))
+}

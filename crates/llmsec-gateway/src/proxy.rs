@@ -1,0 +1,868 @@
+//! The OpenAI-compatible routes. Bodies are handled as `serde_json::Value`
+//! and only the scanned texts are rewritten, so every field the gateway does
+//! not know passes through untouched, both ways.
+//!
+//! A call: the key (`proxy` scope) → Sentinel's enforcements and the scan
+//! of every text (one transaction, through the analysis service) → the
+//! route's policy → the upstream chosen by model → output validation of
+//! every choice (or the stream relay) → the policy → the client; then one
+//! telemetry event.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use llm_security::{ContextKind, Verdict};
+use llmsec_server::config::{GatewayConfig, GatewayPolicy, UpstreamFormat};
+use serde_json::{Value, json};
+
+use crate::core::{self, AppState, Caller, Proxy, Scanned, Subject};
+use crate::error::OpenAiError;
+use crate::record::{Call, Outcome};
+use crate::relay::Relay;
+use crate::tools::{self, Checked, ToolRules};
+use crate::upstream::Upstreams;
+
+/// Anthropic's Messages route, whose errors take Anthropic's shape.
+pub(crate) const MESSAGES_PATH: &str = "/v1/messages";
+
+/// Largest upstream answer read whole (non-streamed).
+const UPSTREAM_BODY_BYTES: usize = 32 << 20;
+
+/// What the routes share.
+#[derive(Debug)]
+pub(crate) struct Gateway {
+    pub state: AppState,
+    pub config: GatewayConfig,
+    pub upstreams: Upstreams,
+    /// The tool-call allow-list, when configured.
+    pub tools: Option<ToolRules>,
+}
+
+/// A route that forwards to an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    Chat,
+    Completions,
+    Embeddings,
+    /// Anthropic's `POST /v1/messages`.
+    Messages,
+}
+
+impl Route {
+    fn path(self) -> &'static str {
+        match self {
+            Route::Chat => "/chat/completions",
+            Route::Completions => "/completions",
+            Route::Embeddings => "/embeddings",
+            Route::Messages => "/messages",
+        }
+    }
+
+    fn format(self) -> UpstreamFormat {
+        if self == Route::Messages { UpstreamFormat::Anthropic } else { UpstreamFormat::Openai }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Chat => "chat.completions",
+            Route::Completions => "completions",
+            Route::Embeddings => "embeddings",
+            Route::Messages => "messages",
+        }
+    }
+
+    fn policy(self, cfg: &GatewayConfig) -> GatewayPolicy {
+        cfg.route_policy(match self {
+            Route::Chat => cfg.routes.chat_completions,
+            Route::Completions => cfg.routes.completions,
+            Route::Embeddings => cfg.routes.embeddings,
+            Route::Messages => cfg.routes.messages,
+        })
+    }
+}
+
+/// Where a scanned text sits in the request body.
+#[derive(Debug, Clone)]
+enum Slot {
+    /// `messages[msg].content` (a string).
+    Content(usize),
+    /// `messages[msg].content[part].text`.
+    Part(usize, usize),
+    /// The route's input field (`prompt`, `input`): the string itself
+    /// (`None`) or its element `i`.
+    Field(&'static str, Option<usize>),
+    /// `messages[msg].content[block].content`, a tool result's text: the
+    /// string (`None`) or its block `i`'s `text`.
+    ToolResult(usize, usize, Option<usize>),
+    /// `system[i].text` (Anthropic).
+    SystemBlock(usize),
+}
+
+impl Slot {
+    fn param(&self) -> String {
+        match self {
+            Slot::Content(m) => format!("messages[{m}].content"),
+            Slot::Part(m, p) => format!("messages[{m}].content[{p}].text"),
+            Slot::Field(f, None) => (*f).to_owned(),
+            Slot::Field(f, Some(i)) => format!("{f}[{i}]"),
+            Slot::ToolResult(m, b, None) => format!("messages[{m}].content[{b}].content"),
+            Slot::ToolResult(m, b, Some(i)) => format!("messages[{m}].content[{b}].content[{i}].text"),
+            Slot::SystemBlock(i) => format!("system[{i}].text"),
+        }
+    }
+
+    fn put(&self, body: &mut Value, text: String) {
+        let target = match self {
+            Slot::Content(m) => body.get_mut("messages").and_then(|v| v.get_mut(*m)).and_then(|v| v.get_mut("content")),
+            Slot::Part(m, p) => body
+                .get_mut("messages")
+                .and_then(|v| v.get_mut(*m))
+                .and_then(|v| v.get_mut("content"))
+                .and_then(|v| v.get_mut(*p))
+                .and_then(|v| v.get_mut("text")),
+            Slot::Field(f, None) => body.get_mut(*f),
+            Slot::Field(f, Some(i)) => body.get_mut(*f).and_then(|v| v.get_mut(*i)),
+            Slot::ToolResult(m, b, i) => {
+                let c = body
+                    .get_mut("messages")
+                    .and_then(|v| v.get_mut(*m))
+                    .and_then(|v| v.get_mut("content"))
+                    .and_then(|v| v.get_mut(*b))
+                    .and_then(|v| v.get_mut("content"));
+                match i {
+                    None => c,
+                    Some(i) => c.and_then(|v| v.get_mut(*i)).and_then(|v| v.get_mut("text")),
+                }
+            }
+            Slot::SystemBlock(i) => body.get_mut("system").and_then(|v| v.get_mut(*i)).and_then(|v| v.get_mut("text")),
+        };
+        if let Some(t) = target {
+            *t = Value::String(text);
+        }
+    }
+}
+
+/// A text to scan: where it is, what it is, and its role.
+#[derive(Debug, Clone)]
+struct Found {
+    slot: Slot,
+    text: String,
+    /// `None`: a prompt; `Some`: content of that kind.
+    kind: Option<ContextKind>,
+    role: String,
+}
+
+/// How the engine reads a message of `role`: system, developer and user
+/// text as prompts; tool and function results as tool output (indirect
+/// content); earlier assistant turns as chat content.
+fn kind_of(role: &str) -> Option<ContextKind> {
+    match role {
+        "tool" | "function" => Some(ContextKind::ToolOutput),
+        "assistant" => Some(ContextKind::Chat),
+        _ => None,
+    }
+}
+
+/// Every text of a chat request, by message and part.
+fn chat_texts(body: &Value) -> Result<Vec<Found>, OpenAiError> {
+    let messages = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or_else(|| OpenAiError::invalid("messages", "must be an array of messages"))?;
+    let mut out = Vec::new();
+    for (m, msg) in messages.iter().enumerate() {
+        let role = msg
+            .get("role")
+            .and_then(Value::as_str)
+            .ok_or_else(|| OpenAiError::invalid(format!("messages[{m}].role"), "must be a string"))?;
+        let kind = kind_of(role);
+        match msg.get("content") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => {
+                out.push(Found { slot: Slot::Content(m), text: s.clone(), kind, role: role.into() });
+            }
+            Some(Value::Array(parts)) => {
+                for (p, part) in parts.iter().enumerate() {
+                    if let Some(t) = part.get("text").and_then(Value::as_str) {
+                        out.push(Found { slot: Slot::Part(m, p), text: t.to_owned(), kind, role: role.into() });
+                    }
+                }
+            }
+            Some(_) => {
+                return Err(OpenAiError::invalid(
+                    format!("messages[{m}].content"),
+                    "must be a string, an array or null",
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every text of an Anthropic Messages request: `system` (a string or text
+/// blocks) as a prompt; each message's text (a string or `text` blocks) by
+/// role; `tool_result` blocks as tool output.
+fn messages_texts(body: &Value) -> Result<Vec<Found>, OpenAiError> {
+    let mut out = Vec::new();
+    let system = |slot, text: &str| Found { slot, text: text.to_owned(), kind: None, role: "system".into() };
+    match body.get("system") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => out.push(system(Slot::Field("system", None), s)),
+        Some(Value::Array(blocks)) => {
+            for (i, b) in blocks.iter().enumerate() {
+                if let Some(t) = b.get("text").and_then(Value::as_str) {
+                    out.push(system(Slot::SystemBlock(i), t));
+                }
+            }
+        }
+        Some(_) => return Err(OpenAiError::invalid("system", "must be a string or an array of blocks")),
+    }
+    let messages = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or_else(|| OpenAiError::invalid("messages", "must be an array of messages"))?;
+    for (m, msg) in messages.iter().enumerate() {
+        let role = msg
+            .get("role")
+            .and_then(Value::as_str)
+            .ok_or_else(|| OpenAiError::invalid(format!("messages[{m}].role"), "must be a string"))?;
+        let kind = kind_of(role);
+        let found = |slot, text: &str, kind| Found { slot, text: text.to_owned(), kind, role: role.to_owned() };
+        match msg.get("content") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => out.push(found(Slot::Content(m), s, kind)),
+            Some(Value::Array(blocks)) => {
+                for (b, block) in blocks.iter().enumerate() {
+                    match block.get("type").and_then(Value::as_str) {
+                        Some("text") => {
+                            if let Some(t) = block.get("text").and_then(Value::as_str) {
+                                out.push(found(Slot::Part(m, b), t, kind));
+                            }
+                        }
+                        Some("tool_result") => match block.get("content") {
+                            Some(Value::String(t)) => {
+                                out.push(found(Slot::ToolResult(m, b, None), t, Some(ContextKind::ToolOutput)));
+                            }
+                            Some(Value::Array(inner)) => {
+                                for (i, x) in inner.iter().enumerate() {
+                                    if let Some(t) = x.get("text").and_then(Value::as_str) {
+                                        let slot = Slot::ToolResult(m, b, Some(i));
+                                        out.push(found(slot, t, Some(ContextKind::ToolOutput)));
+                                    }
+                                }
+                            }
+                            _ => {}
+                        },
+                        _ => {}
+                    }
+                }
+            }
+            Some(_) => {
+                return Err(OpenAiError::invalid(format!("messages[{m}].content"), "must be a string or an array"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The strings of `prompt` (completions) or `input` (embeddings): a string
+/// or an array of them; token arrays carry no text to scan.
+fn field_texts(body: &Value, field: &'static str) -> Result<Vec<Found>, OpenAiError> {
+    let found = |slot, text: &str| Found { slot, text: text.to_owned(), kind: None, role: "user".into() };
+    Ok(match body.get(field) {
+        None | Some(Value::Null) => return Err(OpenAiError::invalid(field, "is required")),
+        Some(Value::String(s)) => vec![found(Slot::Field(field, None), s)],
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.as_str().map(|s| found(Slot::Field(field, Some(i)), s)))
+            .collect(),
+        Some(_) => return Err(OpenAiError::invalid(field, "must be a string or an array")),
+    })
+}
+
+/// `threat_type (severity)` for each threat type found, strongest first.
+fn summary(s: &Scanned) -> String {
+    let mut kinds: Vec<(llm_security::Severity, &str)> =
+        s.threats.iter().map(|t| (t.severity, t.kind.as_str())).collect();
+    kinds.sort_by(|a, b| b.cmp(a));
+    kinds.dedup_by(|a, b| a.1 == b.1);
+    kinds.iter().map(|(sev, k)| format!("{k} ({})", sev.as_str())).collect::<Vec<_>>().join(", ")
+}
+
+/// What the route's policy makes of one analysis.
+#[derive(Debug)]
+enum Action {
+    Keep,
+    Replace(String),
+    Refuse,
+}
+
+/// `block` follows the verdict; `sanitize` forwards the sanitized text
+/// whatever the verdict; `monitor` forwards the text as it is.
+fn apply(state: &AppState, policy: GatewayPolicy, text: &str, s: &Scanned) -> Result<Action, OpenAiError> {
+    Ok(match (s.verdict, policy) {
+        (Verdict::Allow, _) | (_, GatewayPolicy::Monitor) => Action::Keep,
+        (Verdict::Block, GatewayPolicy::Block) => Action::Refuse,
+        (Verdict::Sanitize, _) if s.sanitized.is_some() => Action::Replace(s.sanitized.clone().unwrap_or_default()),
+        _ => Action::Replace(core::sanitize(state, text)?),
+    })
+}
+
+/// The end user, conversation and application: `X-Llmsec-User`,
+/// `X-Llmsec-Session`, `X-Llmsec-Application`, else OpenAI's `user` field.
+fn subject(headers: &HeaderMap, body: &Value, peer: Option<SocketAddr>) -> Result<Subject, OpenAiError> {
+    let header = |name: &str| -> Result<Option<String>, OpenAiError> {
+        match headers.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .to_str()
+                .map(|s| Some(s.trim().to_owned()))
+                .map_err(|_| OpenAiError::invalid(name.to_owned(), "must be visible ASCII")),
+        }
+    };
+    let user = match header("x-llmsec-user")? {
+        Some(u) => Some(u),
+        None => match body.get("user") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(u)) => Some(u.clone()),
+            Some(_) => return Err(OpenAiError::invalid("user", "must be a string")),
+        },
+    };
+    Ok(Subject {
+        user_id: user.filter(|u| !u.is_empty()),
+        session_id: header("x-llmsec-session")?.filter(|s| !s.is_empty()),
+        application_id: header("x-llmsec-application")?.filter(|s| !s.is_empty()),
+        ip: peer.map(|p| p.ip().to_string()),
+    })
+}
+
+/// Reads the body as a JSON object, within the server's body limit.
+async fn read_body(state: &AppState, req: Request) -> Result<(HeaderMap, Option<SocketAddr>, Value), OpenAiError> {
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let (parts, body) = req.into_parts();
+    let limit = core::body_limit(state);
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        OpenAiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body larger than {limit} bytes"),
+        )
+    })?;
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| OpenAiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("malformed JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(OpenAiError::new(StatusCode::BAD_REQUEST, "invalid_json", "the body must be a JSON object"));
+    }
+    Ok((parts.headers, peer, v))
+}
+
+/// `POST /v1/chat/completions`.
+pub(crate) async fn chat(State(gw): State<Arc<Gateway>>, Proxy(caller): Proxy, req: Request) -> Response {
+    forward(gw, caller, Route::Chat, req).await
+}
+
+/// `POST /v1/completions`.
+pub(crate) async fn completions(State(gw): State<Arc<Gateway>>, Proxy(caller): Proxy, req: Request) -> Response {
+    forward(gw, caller, Route::Completions, req).await
+}
+
+/// `POST /v1/messages` (Anthropic).
+pub(crate) async fn messages(State(gw): State<Arc<Gateway>>, Proxy(caller): Proxy, req: Request) -> Response {
+    forward(gw, caller, Route::Messages, req).await
+}
+
+/// `POST /v1/embeddings`.
+pub(crate) async fn embeddings(State(gw): State<Arc<Gateway>>, Proxy(caller): Proxy, req: Request) -> Response {
+    forward(gw, caller, Route::Embeddings, req).await
+}
+
+/// `GET /v1/models`: the models the config names, by upstream.
+pub(crate) async fn models(State(gw): State<Arc<Gateway>>, Proxy(_): Proxy) -> Response {
+    let data: Vec<Value> = gw
+        .upstreams
+        .listed
+        .iter()
+        .map(|(m, i)| {
+            let owner = gw.upstreams.get(*i).map_or("", |u| u.name.as_str());
+            json!({"id": m, "object": "model", "created": 0, "owned_by": owner})
+        })
+        .collect();
+    axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+async fn forward(gw: Arc<Gateway>, caller: Arc<Caller>, route: Route, req: Request) -> Response {
+    let mut call = Call::new(route.name(), Subject::default());
+    match run(&gw, &caller, route, req, &mut call).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            let status = if matches!(
+                e.code.as_str(),
+                "prompt_blocked" | "output_blocked" | "user_blocked" | "tool_call_blocked"
+            ) {
+                "blocked"
+            } else {
+                "error"
+            };
+            call.record(&gw.state, &caller, Outcome { status, error: Some(e.code.clone()), ..Outcome::default() });
+            e.into_response()
+        }
+    }
+}
+
+async fn run(
+    gw: &Arc<Gateway>,
+    caller: &Arc<Caller>,
+    route: Route,
+    req: Request,
+    call: &mut Call,
+) -> Result<Response, OpenAiError> {
+    let state = &gw.state;
+    let (headers, peer, mut body) = read_body(state, req).await?;
+    call.subject = subject(&headers, &body, peer)?;
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| OpenAiError::invalid("model", "must be a non-empty string"))?
+        .to_owned();
+    call.model = Some(model.clone());
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b && route != Route::Embeddings,
+        Some(_) => return Err(OpenAiError::invalid("stream", "must be a boolean")),
+    };
+    let found = match route {
+        Route::Chat => chat_texts(&body)?,
+        Route::Completions => field_texts(&body, "prompt")?,
+        Route::Embeddings => field_texts(&body, "input")?,
+        Route::Messages => messages_texts(&body)?,
+    };
+    call.prompt = found.iter().rev().find(|f| f.role == "user").map(|f| f.text.clone());
+
+    // Enforcements first, then the policy on every text.
+    let texts: Vec<(String, Option<ContextKind>)> = found.iter().map(|f| (f.text.clone(), f.kind)).collect();
+    let scanned = core::scan_inputs(state, caller, &call.subject, &texts).await?;
+    let policy = route.policy(&gw.config);
+    for (f, s) in found.iter().zip(&scanned) {
+        call.saw(&s.threats);
+        match apply(state, policy, &f.text, s)? {
+            Action::Keep => {}
+            Action::Replace(t) => f.slot.put(&mut body, t),
+            Action::Refuse => {
+                let what = if f.kind.is_some() {
+                    format!("the {} message's content", f.role)
+                } else {
+                    format!("the {} prompt", f.role)
+                };
+                return Err(OpenAiError::prompt_blocked(format!("{what} was refused: {}", summary(s)))
+                    .with_param(f.slot.param()));
+            }
+        }
+    }
+
+    let canary = gw.config.canary.then(|| core::issue_canary(state));
+    let system_prompt = match route {
+        Route::Chat => system_prompt(&mut body, canary),
+        Route::Messages => anthropic_system(&mut body, canary),
+        _ => None,
+    };
+    let upstream = gw.upstreams.route(&model, route.format()).ok_or_else(|| {
+        let api = if route == Route::Messages { "Anthropic" } else { "OpenAI" };
+        let msg = format!("no {api}-format upstream serves the model {model:?}");
+        OpenAiError::new(StatusCode::NOT_FOUND, "model_not_found", msg).with_param("model")
+    })?;
+    let bytes = Bytes::from(serde_json::to_vec(&body).map_err(|e| OpenAiError::invalid("", e.to_string()))?);
+    let resp = upstream.post(route.path(), bytes, stream, &headers).await?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Ok(pass_through(gw, caller, call, resp).await);
+    }
+    let is_sse = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("text/event-stream"));
+    if is_sse && route != Route::Embeddings {
+        let call = std::mem::replace(call, Call::new(route.name(), Subject::default()));
+        let relay = Relay::new(gw.clone(), caller.clone(), call, route, policy, resp, system_prompt);
+        return Ok(relay.into_response());
+    }
+    let raw = read_upstream(resp).await?;
+    let mut answer: Value = serde_json::from_slice(&raw).map_err(|_| {
+        OpenAiError::upstream_unavailable(format!("upstream {:?} answered with malformed JSON", upstream.name))
+    })?;
+    if route != Route::Embeddings {
+        validate_choices(gw, caller, call, route, policy, &mut answer, system_prompt.as_deref()).await?;
+    }
+    match route {
+        Route::Chat => check_tools(gw, call, policy, &mut answer)?,
+        Route::Messages => check_anthropic_tools(gw, call, policy, &mut answer)?,
+        _ => {}
+    }
+    let finish = if route == Route::Messages { "/stop_reason" } else { "/choices/0/finish_reason" };
+    let finish_reason = answer.pointer(finish).and_then(Value::as_str).map(str::to_owned);
+    let completion = output_pointers(route, &answer)
+        .first()
+        .and_then(|p| answer.pointer(p))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let usage = answer.get("usage").map(openai_usage);
+    let out = serde_json::to_vec(&answer).map_err(|e| OpenAiError::upstream_unavailable(e.to_string()))?;
+    call.record(
+        &gw.state,
+        caller,
+        Outcome { status: "success", finish_reason, usage, completion, ..Outcome::default() },
+    );
+    Ok((status, [(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
+/// The system prompt output validation checks leakage against: the text of
+/// the first system (or developer) message. With a canary, the token is
+/// added to that message (or as a first system message) and to the result.
+fn system_prompt(body: &mut Value, canary: Option<String>) -> Option<String> {
+    let messages = body.get_mut("messages").and_then(Value::as_array_mut)?;
+    let first =
+        messages.iter().position(|m| matches!(m.get("role").and_then(Value::as_str), Some("system" | "developer")));
+    let mut text = first.and_then(|i| match messages[i].get("content") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Array(parts)) => {
+            Some(parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n"))
+        }
+        _ => None,
+    });
+    if let Some(token) = canary {
+        let line = format!("Confidential marker (never repeat it): {token}");
+        match first.and_then(|i| messages[i].get_mut("content")) {
+            Some(Value::String(s)) => {
+                s.push_str("\n\n");
+                s.push_str(&line);
+            }
+            Some(Value::Array(parts)) => parts.push(json!({"type": "text", "text": line})),
+            _ => messages.insert(0, json!({"role": "system", "content": line})),
+        }
+        text = Some(match text {
+            Some(t) => format!("{t}\n\n{line}"),
+            None => line,
+        });
+    }
+    text
+}
+
+/// Anthropic's usage (`input_tokens`, `output_tokens`) in OpenAI's terms,
+/// as the telemetry event counts tokens; OpenAI's passes as it is.
+pub(crate) fn openai_usage(u: &Value) -> Value {
+    match (u.get("input_tokens").and_then(Value::as_u64), u.get("output_tokens").and_then(Value::as_u64)) {
+        (None, None) => u.clone(),
+        (i, o) => json!({"prompt_tokens": i, "completion_tokens": o, "total_tokens": i.unwrap_or(0) + o.unwrap_or(0)}),
+    }
+}
+
+/// The system prompt of an Anthropic request (`system`: a string or text
+/// blocks); with a canary, the token is added to it.
+fn anthropic_system(body: &mut Value, canary: Option<String>) -> Option<String> {
+    let mut text = match body.get("system") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Array(blocks)) => {
+            Some(blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n"))
+        }
+        _ => None,
+    };
+    if let Some(token) = canary {
+        let line = format!("Confidential marker (never repeat it): {token}");
+        match body.get_mut("system") {
+            Some(Value::String(s)) => {
+                s.push_str("\n\n");
+                s.push_str(&line);
+            }
+            Some(Value::Array(blocks)) => blocks.push(json!({"type": "text", "text": line})),
+            _ => body["system"] = json!(line),
+        }
+        text = Some(match text {
+            Some(t) => format!("{t}\n\n{line}"),
+            None => line,
+        });
+    }
+    text
+}
+
+/// JSON pointers to the completion texts of an answer: each choice's
+/// `message.content` (chat) or `text` (completions), each `text` block's
+/// `text` (messages).
+fn output_pointers(route: Route, answer: &Value) -> Vec<String> {
+    match route {
+        Route::Messages => answer
+            .get("content")
+            .and_then(Value::as_array)
+            .map(|blocks| {
+                blocks
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| b.get("type").and_then(Value::as_str) == Some("text"))
+                    .map(|(i, _)| format!("/content/{i}/text"))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Route::Embeddings => Vec::new(),
+        _ => {
+            let n = answer.get("choices").and_then(Value::as_array).map_or(0, Vec::len);
+            (0..n)
+                .map(|i| match route {
+                    Route::Chat => format!("/choices/{i}/message/content"),
+                    _ => format!("/choices/{i}/text"),
+                })
+                .collect()
+        }
+    }
+}
+
+/// Validates every choice's text; a refusal becomes `output_blocked`, a
+/// sanitized text replaces the original.
+async fn validate_choices(
+    gw: &Gateway,
+    caller: &Caller,
+    call: &mut Call,
+    route: Route,
+    policy: GatewayPolicy,
+    answer: &mut Value,
+    system_prompt: Option<&str>,
+) -> Result<(), OpenAiError> {
+    let mut at = Vec::new();
+    let mut texts = Vec::new();
+    for p in output_pointers(route, answer) {
+        if let Some(t) = answer.pointer(&p).and_then(Value::as_str).filter(|t| !t.is_empty()) {
+            texts.push(t.to_owned());
+            at.push(p);
+        }
+    }
+    let scanned =
+        core::validate_outputs(&gw.state, caller, &call.subject, texts.clone(), system_prompt, call.prompt.as_deref())
+            .await?;
+    for ((p, text), s) in at.into_iter().zip(&texts).zip(&scanned) {
+        call.saw(&s.threats);
+        match apply(&gw.state, policy, text, s)? {
+            Action::Keep => {}
+            Action::Replace(t) => {
+                if let Some(slot) = answer.pointer_mut(&p) {
+                    *slot = Value::String(t);
+                }
+            }
+            Action::Refuse => {
+                let which = p.trim_start_matches('/').split('/').take(2).collect::<Vec<_>>().join(" ");
+                return Err(OpenAiError::output_blocked(format!(
+                    "the completion ({which}) was refused: {}",
+                    summary(s)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Holds every choice's tool calls to the allow-list: a violation refuses
+/// the completion (`tool_call_blocked`) or drops the call, as configured;
+/// under `monitor` violations are only recorded.
+fn check_tools(gw: &Gateway, call: &mut Call, policy: GatewayPolicy, answer: &mut Value) -> Result<(), OpenAiError> {
+    let Some(choices) = answer.get_mut("choices").and_then(Value::as_array_mut) else { return Ok(()) };
+    for (i, c) in choices.iter_mut().enumerate() {
+        if let Some(calls) = c.pointer("/message/tool_calls").and_then(Value::as_array) {
+            call.tool_calls.extend(tools::names(calls));
+        }
+        let Some(rules) = &gw.tools else { continue };
+        let checked =
+            if policy == GatewayPolicy::Monitor { rules.check_choice(&mut c.clone()) } else { rules.check_choice(c) };
+        match checked {
+            Checked::Clean => {}
+            Checked::Removed(why) => call.tool_violations.extend(why),
+            Checked::Blocked(why) if policy == GatewayPolicy::Monitor => call.tool_violations.push(why),
+            Checked::Blocked(why) => {
+                call.tool_violations.push(why.clone());
+                return Err(OpenAiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "tool_call_blocked",
+                    format!("choice {i}: {why}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`check_tools`] for an Anthropic answer's `tool_use` blocks.
+fn check_anthropic_tools(
+    gw: &Gateway,
+    call: &mut Call,
+    policy: GatewayPolicy,
+    answer: &mut Value,
+) -> Result<(), OpenAiError> {
+    call.tool_calls.extend(tools::anthropic_names(answer));
+    let Some(rules) = &gw.tools else { return Ok(()) };
+    let checked = if policy == GatewayPolicy::Monitor {
+        rules.check_anthropic(&mut answer.clone())
+    } else {
+        rules.check_anthropic(answer)
+    };
+    match checked {
+        Checked::Clean => Ok(()),
+        Checked::Removed(why) => {
+            call.tool_violations.extend(why);
+            Ok(())
+        }
+        Checked::Blocked(why) if policy == GatewayPolicy::Monitor => {
+            call.tool_violations.push(why);
+            Ok(())
+        }
+        Checked::Blocked(why) => {
+            call.tool_violations.push(why.clone());
+            Err(OpenAiError::new(StatusCode::UNPROCESSABLE_ENTITY, "tool_call_blocked", why))
+        }
+    }
+}
+
+/// Reads a whole upstream answer, up to [`UPSTREAM_BODY_BYTES`].
+async fn read_upstream(mut resp: reqwest::Response) -> Result<Vec<u8>, OpenAiError> {
+    let mut out = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                if out.len() + c.len() > UPSTREAM_BODY_BYTES {
+                    return Err(OpenAiError::upstream_unavailable("the upstream answer is too large"));
+                }
+                out.extend_from_slice(&c);
+            }
+            Ok(None) => return Ok(out),
+            Err(e) if e.is_timeout() => return Err(OpenAiError::upstream_timeout("the upstream answer timed out")),
+            Err(_) => return Err(OpenAiError::upstream_unavailable("the upstream answer broke off")),
+        }
+    }
+}
+
+/// An upstream error answer goes to the client as it came (status and
+/// body: providers answer in OpenAI's shape already).
+async fn pass_through(gw: &Gateway, caller: &Arc<Caller>, call: &mut Call, resp: reqwest::Response) -> Response {
+    let status = resp.status();
+    let ctype = resp.headers().get(header::CONTENT_TYPE).cloned();
+    let body = match read_upstream(resp).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    call.record(
+        &gw.state,
+        caller,
+        Outcome { status: "error", error: Some(format!("upstream status {}", status.as_u16())), ..Outcome::default() },
+    );
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    if let Some(c) = ctype {
+        r.headers_mut().insert(header::CONTENT_TYPE, c);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn texts_are_found_by_role_and_written_back_in_place() {
+        let mut body = json!({
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "u"}}]},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "c1"}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "result"}
+            ]
+        });
+        let found = chat_texts(&body).unwrap();
+        let kinds: Vec<_> = found.iter().map(|f| (f.slot.param(), f.kind)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("messages[0].content".to_owned(), None),
+                ("messages[1].content[0].text".to_owned(), None),
+                ("messages[3].content".to_owned(), Some(ContextKind::ToolOutput)),
+            ]
+        );
+        found[1].slot.put(&mut body, "HI".into());
+        assert_eq!(body["messages"][1]["content"][0]["text"], "HI");
+        assert_eq!(body["messages"][1]["content"][1]["image_url"]["url"], "u");
+        assert!(
+            chat_texts(&json!({"messages": [{"content": "x"}]})).unwrap_err().param.as_deref()
+                == Some("messages[0].role")
+        );
+        let e = field_texts(&json!({"input": 5}), "input").unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("input"));
+        assert_eq!(field_texts(&json!({"input": ["a", [1, 2], "b"]}), "input").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn canary_goes_into_the_system_prompt() {
+        let mut body = json!({"messages": [{"role": "user", "content": "hi"}]});
+        let sp = system_prompt(&mut body, Some("CANARY".into())).unwrap();
+        assert!(sp.contains("CANARY"));
+        assert_eq!(body["messages"][0]["role"], "system");
+        let mut body =
+            json!({"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]});
+        let sp = system_prompt(&mut body, Some("CANARY".into())).unwrap();
+        assert!(sp.starts_with("be brief") && sp.contains("CANARY"));
+        assert_eq!(body["messages"].as_array().map(Vec::len), Some(2));
+        assert_eq!(system_prompt(&mut json!({"messages": []}), None), None);
+    }
+
+    #[test]
+    fn subject_prefers_headers_to_the_user_field() {
+        let mut h = HeaderMap::new();
+        let body = json!({"user": "from-body"});
+        assert_eq!(subject(&h, &body, None).unwrap().user_id.as_deref(), Some("from-body"));
+        h.insert("x-llmsec-user", "from-header".parse().unwrap());
+        h.insert("x-llmsec-session", "s1".parse().unwrap());
+        let s = subject(&h, &body, None).unwrap();
+        assert_eq!((s.user_id.as_deref(), s.session_id.as_deref()), (Some("from-header"), Some("s1")));
+        assert_eq!(subject(&HeaderMap::new(), &json!({"user": 3}), None).unwrap_err().param.as_deref(), Some("user"));
+    }
+
+    fn extra_fields() -> impl Strategy<Value = Vec<(String, Value)>> {
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            any::<bool>().prop_map(Value::from),
+            "[a-zA-Z0-9 ]{0,12}".prop_map(Value::from),
+            Just(Value::Null),
+        ];
+        let value = leaf.prop_recursive(2, 8, 3, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
+                proptest::collection::btree_map("[a-z_]{1,6}", inner, 0..3)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        });
+        proptest::collection::vec(("x_[a-z_]{1,10}", value), 0..6)
+    }
+
+    proptest! {
+        /// Rewriting scanned texts leaves every other field as it was, at
+        /// the top level, in messages and in content parts.
+        #[test]
+        fn unknown_fields_survive_rewriting(top in extra_fields(), msg in extra_fields(), part in extra_fields()) {
+            let mut m = json!({"role": "user", "content": [{"type": "text", "text": "hello"}]});
+            for (k, v) in &msg { m[k] = v.clone(); }
+            for (k, v) in &part { m["content"][0][k] = v.clone(); }
+            let mut body = json!({"model": "m", "messages": [m]});
+            for (k, v) in &top { body[k] = v.clone(); }
+            let before = body.clone();
+            let found = chat_texts(&body).unwrap();
+            found[0].slot.put(&mut body, "HELLO".into());
+            let bytes = serde_json::to_vec(&body).unwrap();
+            let mut back: Value = serde_json::from_slice(&bytes).unwrap();
+            prop_assert_eq!(&back["messages"][0]["content"][0]["text"], &json!("HELLO"));
+            back["messages"][0]["content"][0]["text"] = json!("hello");
+            prop_assert_eq!(back, before);
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests of the gateway over real sockets: reqwest → the server
+//! with the gateway mounted → the mock upstream.
+
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+mod anthropic;
+mod chat;
+mod common;
+mod mock;
+mod streaming;
+mod tools;

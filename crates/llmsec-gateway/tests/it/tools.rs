@@ -1,0 +1,126 @@
+//! The tool-call allow-list, streamed and not.
+
+use serde_json::{Value, json};
+
+use crate::common::{self, sse_data};
+
+fn with_tools(remove: bool) -> impl FnOnce(&mut llmsec_server::config::GatewayConfig) {
+    move |g| {
+        let toml_text = format!(
+            r#"
+allow = ["get_weather", "search"]
+on_violation = "{}"
+[schemas.get_weather]
+type = "object"
+required = ["city"]
+properties = {{ city = {{ type = "string" }} }}
+"#,
+            if remove { "remove" } else { "block" }
+        );
+        g.tools = Some(toml::from_str(&toml_text).unwrap());
+    }
+}
+
+fn call(id: &str, name: &str, args: &str) -> Value {
+    json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}})
+}
+
+fn body(extra: (&str, Value)) -> Value {
+    let mut b = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "What's the weather in Paris?"}],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]});
+    b[extra.0] = extra.1;
+    b
+}
+
+#[tokio::test]
+async fn a_call_outside_the_allow_list_blocks_the_completion() {
+    let gw = common::start_with(with_tools(false)).await;
+    let r = gw.post("/v1/chat/completions", &body(("x_tool_calls", json!([call("c1", "delete_files", "{}")])))).await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.body["error"]["code"], "tool_call_blocked");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("delete_files"));
+    let events = gw.telemetry(1).await;
+    assert_eq!(events[0]["metadata"]["tool_calls"], json!(["delete_files"]));
+    assert_eq!(events[0]["data"]["status"], "blocked");
+
+    // Arguments that break the tool's schema block too; good ones pass.
+    let r = gw
+        .post("/v1/chat/completions", &body(("x_tool_calls", json!([call("c1", "get_weather", r#"{"town":1}"#)]))))
+        .await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (422, Some("tool_call_blocked")), "{}", r.text);
+    let ok = json!([call("c1", "get_weather", r#"{"city":"Paris"}"#)]);
+    let r = gw.post("/v1/chat/completions", &body(("x_tool_calls", ok.clone()))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["choices"][0]["message"]["tool_calls"], ok);
+}
+
+#[tokio::test]
+async fn remove_drops_only_the_offending_calls() {
+    let gw = common::start_with(with_tools(true)).await;
+    let calls = json!([call("c1", "delete_files", "{}"), call("c2", "search", r#"{"q":"paris"}"#)]);
+    let r = gw.post("/v1/chat/completions", &body(("x_tool_calls", calls))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["choices"][0]["message"]["tool_calls"], json!([call("c2", "search", r#"{"q":"paris"}"#)]));
+    assert_eq!(r.body["choices"][0]["finish_reason"], "tool_calls");
+    let events = gw.telemetry(1).await;
+    assert!(events[0]["metadata"]["tool_violations"][0].as_str().unwrap().contains("delete_files"));
+}
+
+/// The tool calls of a streamed answer, as a client assembles them from
+/// the deltas (by `index`).
+fn assembled(datas: &[String]) -> Vec<(String, String)> {
+    let mut calls: Vec<(String, String)> = Vec::new();
+    for d in datas.iter().filter_map(|d| serde_json::from_str::<Value>(d).ok()) {
+        for f in d.pointer("/choices/0/delta/tool_calls").and_then(Value::as_array).cloned().unwrap_or_default() {
+            let i = f["index"].as_u64().unwrap() as usize;
+            if calls.len() <= i {
+                calls.resize(i + 1, (String::new(), String::new()));
+            }
+            calls[i].0.push_str(f.pointer("/function/name").and_then(Value::as_str).unwrap_or(""));
+            calls[i].1.push_str(f.pointer("/function/arguments").and_then(Value::as_str).unwrap_or(""));
+        }
+    }
+    calls
+}
+
+#[tokio::test]
+async fn streamed_tool_calls_are_checked_whole_when_the_choice_ends() {
+    let gw = common::start_with(with_tools(false)).await;
+    let fragments = json!([
+        [{"index": 0, "id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}],
+        [{"index": 0, "function": {"arguments": "{\"ci"}}],
+        [{"index": 0, "function": {"arguments": "ty\":\"Paris\"}"}}]
+    ]);
+    let r = gw
+        .post("/v1/chat/completions", &{
+            let mut b = body(("x_tool_stream", fragments));
+            b["stream"] = json!(true);
+            b
+        })
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let datas = sse_data(&r.text);
+    assert_eq!(assembled(&datas), vec![("get_weather".to_owned(), r#"{"city":"Paris"}"#.to_owned())]);
+    assert_eq!(datas.last().map(String::as_str), Some("[DONE]"));
+
+    // A disallowed tool, split the same way: content_filter and an error event.
+    let fragments = json!([
+        [{"index": 0, "id": "c1", "type": "function", "function": {"name": "delete_", "arguments": ""}}],
+        [{"index": 0, "function": {"name": "files", "arguments": "{}"}}]
+    ]);
+    let r = gw
+        .post("/v1/chat/completions", &{
+            let mut b = body(("x_tool_stream", fragments));
+            b["stream"] = json!(true);
+            b
+        })
+        .await;
+    let datas = sse_data(&r.text);
+    let n = datas.len();
+    assert_eq!(datas[n - 1], "[DONE]");
+    let err: Value = serde_json::from_str(&datas[n - 2]).unwrap();
+    assert_eq!(err["error"]["code"], "tool_call_blocked", "{}", r.text);
+    let last: Value = serde_json::from_str(&datas[n - 3]).unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "content_filter");
+    assert!(assembled(&datas).is_empty(), "no fragment of the refused call was sent: {}", r.text);
+}
