@@ -19,11 +19,12 @@ use llm_sentinel::event::TelemetryEvent;
 pub use llmsec_server::AppState;
 pub use llmsec_server::service::Caller;
 use llmsec_server::service::ServiceError;
-use llmsec_server::service::analysis::{self, AnalyzeRequest, Job, SecurityResponse, ValidateRequest};
+use llmsec_server::service::analysis::{self, AnalyzeRequest, Cleared, Job, SecurityResponse, ValidateRequest};
 use llmsec_server::service::deadline::Deadline;
 use llmsec_server::service::telemetry;
 use llmsec_store::Scope;
 
+use crate::cache::{CacheKey, ScanCache};
 use crate::error::{OpenAiError, Shaped};
 
 /// Largest server error body the shaping layer reads.
@@ -162,39 +163,84 @@ fn deadline(state: &AppState) -> Deadline {
     Deadline::after(Duration::from_millis(state.config.limits.request_timeout_ms))
 }
 
-/// Analyses the request's texts (`None`: a prompt; `Some(kind)`: content
-/// of that kind, such as a tool result) in one transaction, after
-/// Sentinel's enforcements for the subject; a blocked subject is refused
-/// before anything else. With no text, the enforcements are still checked
-/// (through the analysis of an empty prompt).
-pub(crate) async fn scan_inputs(
-    state: &AppState,
-    caller: &Caller,
-    subject: &Subject,
-    texts: &[(String, Option<ContextKind>)],
-) -> Result<Vec<Scanned>, OpenAiError> {
-    let job = |input: String, context: Option<ContextKind>| {
-        Job::Input(AnalyzeRequest {
-            input,
-            user_id: subject.user_id.clone(),
-            session_id: subject.session_id.clone(),
-            application_id: subject.application_id.clone(),
-            context,
-        })
+/// Sentinel's enforcements for the call's subject, checked once per call:
+/// a blocked subject is refused here, before anything else (and before any
+/// upstream call); a rate-limited one spends one token per call.
+pub(crate) fn clear(state: &AppState, caller: &Caller, subject: &Subject) -> Result<Cleared, OpenAiError> {
+    let subject = analysis::Subject {
+        user_id: subject.user_id.clone(),
+        session_id: subject.session_id.clone(),
+        application_id: subject.application_id.clone(),
     };
-    let mut jobs: Vec<Job> = texts.iter().map(|(t, kind)| job(t.clone(), *kind)).collect();
-    if jobs.is_empty() {
-        jobs.push(job(String::new(), None));
-    }
-    let answers = analysis::analyze_all(&state.services, caller, jobs, &deadline(state)).await.map_err(map_error)?;
-    Ok(answers.into_iter().take(texts.len()).map(Scanned::from).collect())
+    analysis::enforce(&state.services, caller, subject).map_err(map_error)
 }
 
-/// Validates completions (one per choice) in one transaction.
+/// One text of a request to scan.
+#[derive(Debug, Clone)]
+pub(crate) struct ScanText {
+    pub text: String,
+    /// `None`: a prompt; `Some(kind)`: content of that kind (a tool result).
+    pub kind: Option<ContextKind>,
+    /// A system or developer message: the application's own text, the same
+    /// for every user, so its result is shared across the tenant's callers.
+    pub shared: bool,
+}
+
+/// Analyses the request's texts in one transaction, for the subject
+/// `cleared` was made for. Texts whose result `cache` holds (a
+/// conversation's earlier turns, the application's system prompt) are not
+/// analysed or stored again.
+pub(crate) async fn scan_inputs(
+    state: &AppState,
+    cache: Option<&ScanCache>,
+    caller: &Caller,
+    cleared: &Cleared,
+    texts: &[ScanText],
+) -> Result<Vec<Scanned>, OpenAiError> {
+    let subject = cleared.subject();
+    let scope = subject.session_id.as_deref().or(subject.user_id.as_deref()).unwrap_or("");
+    let keys: Vec<CacheKey> = texts
+        .iter()
+        .map(|t| ScanCache::key(&caller.tenant, if t.shared { "" } else { scope }, t.kind, &t.text))
+        .collect();
+    let mut found: Vec<Option<Scanned>> = keys.iter().map(|k| cache.and_then(|c| c.get(k))).collect();
+    let missing: Vec<usize> = (0..texts.len()).filter(|&i| found[i].is_none()).collect();
+    if !missing.is_empty() {
+        let jobs = missing
+            .iter()
+            .map(|&i| {
+                Job::Input(AnalyzeRequest {
+                    input: texts[i].text.clone(),
+                    user_id: subject.user_id.clone(),
+                    session_id: subject.session_id.clone(),
+                    application_id: subject.application_id.clone(),
+                    context: texts[i].kind,
+                })
+            })
+            .collect();
+        let answers = analysis::analyze_cleared(&state.services, caller, cleared, jobs, &deadline(state))
+            .await
+            .map_err(map_error)?;
+        for (&i, answer) in missing.iter().zip(answers) {
+            let scanned = Scanned::from(answer);
+            if let Some(c) = cache {
+                c.put(keys[i], scanned.clone());
+            }
+            found[i] = Some(scanned);
+        }
+    }
+    found
+        .into_iter()
+        .map(|s| s.ok_or_else(|| map_error(ServiceError::Internal("an analysis has no answer".into()))))
+        .collect()
+}
+
+/// Validates completions (one per choice) in one transaction, for the
+/// subject `cleared` was made for.
 pub(crate) async fn validate_outputs(
     state: &AppState,
     caller: &Caller,
-    subject: &Subject,
+    cleared: &Cleared,
     outputs: Vec<String>,
     system_prompt: Option<&str>,
     prompt: Option<&str>,
@@ -202,6 +248,7 @@ pub(crate) async fn validate_outputs(
     if outputs.is_empty() {
         return Ok(Vec::new());
     }
+    let subject = cleared.subject();
     let jobs = outputs
         .into_iter()
         .map(|output| {
@@ -217,7 +264,9 @@ pub(crate) async fn validate_outputs(
             })
         })
         .collect();
-    let answers = analysis::analyze_all(&state.services, caller, jobs, &deadline(state)).await.map_err(map_error)?;
+    let answers = analysis::analyze_cleared(&state.services, caller, cleared, jobs, &deadline(state))
+        .await
+        .map_err(map_error)?;
     Ok(answers.into_iter().map(Scanned::from).collect())
 }
 

@@ -26,6 +26,7 @@
 //! function that turns the server's errors into OpenAI error bodies.
 #![deny(missing_docs)]
 
+mod cache;
 mod core;
 mod error;
 mod proxy;
@@ -86,7 +87,11 @@ pub fn router_with_env(
     config.validate()?;
     let upstreams = upstream::Upstreams::from_config(&config, env)?;
     let tools = config.tools.as_ref().map(tools::ToolRules::from_config).transpose()?;
-    let gw = Arc::new(proxy::Gateway { state: state.clone(), config, upstreams, tools });
+    let cache = cache::ScanCache::new(
+        config.scan_cache_entries,
+        std::time::Duration::from_secs(config.scan_cache_ttl_secs),
+    );
+    let gw = Arc::new(proxy::Gateway { state: state.clone(), config, upstreams, tools, cache });
     let routes = Router::new()
         .route("/v1/chat/completions", post(proxy::chat))
         .route("/v1/completions", post(proxy::completions))

@@ -19,7 +19,9 @@ use llm_security::{ContextKind, Verdict};
 use llmsec_server::config::{GatewayConfig, GatewayPolicy, UpstreamFormat};
 use serde_json::{Value, json};
 
-use crate::core::{self, AppState, Caller, Proxy, Scanned, Subject};
+use crate::cache::ScanCache;
+use crate::core::{self, AppState, Caller, Proxy, ScanText, Scanned, Subject};
+use llmsec_server::service::analysis::Cleared;
 use crate::error::OpenAiError;
 use crate::record::{Call, Outcome};
 use crate::relay::Relay;
@@ -40,6 +42,8 @@ pub(crate) struct Gateway {
     pub upstreams: Upstreams,
     /// The tool-call allow-list, when configured.
     pub tools: Option<ToolRules>,
+    /// Results of texts analysed recently; `None` when turned off.
+    pub cache: Option<ScanCache>,
 }
 
 /// A route that forwards to an upstream.
@@ -444,9 +448,13 @@ async fn run(
     };
     call.prompt = found.iter().rev().find(|f| f.role == "user").map(|f| f.text.clone());
 
-    // Enforcements first, then the policy on every text.
-    let texts: Vec<(String, Option<ContextKind>)> = found.iter().map(|f| (f.text.clone(), f.kind)).collect();
-    let scanned = core::scan_inputs(state, caller, &call.subject, &texts).await?;
+    // Enforcements first (once per call), then the policy on every text.
+    let cleared = core::clear(state, caller, &call.subject)?;
+    let texts: Vec<ScanText> = found
+        .iter()
+        .map(|f| ScanText { text: f.text.clone(), kind: f.kind, shared: matches!(f.role.as_str(), "system" | "developer") })
+        .collect();
+    let scanned = core::scan_inputs(state, gw.cache.as_ref(), caller, &cleared, &texts).await?;
     let policy = route.policy(&gw.config);
     for (f, s) in found.iter().zip(&scanned) {
         call.saw(&s.threats);
@@ -497,7 +505,7 @@ async fn run(
         OpenAiError::upstream_unavailable(format!("upstream {:?} answered with malformed JSON", upstream.name))
     })?;
     if route != Route::Embeddings {
-        validate_choices(gw, caller, call, route, policy, &mut answer, system_prompt.as_deref()).await?;
+        validate_choices(gw, caller, &cleared, call, route, policy, &mut answer, system_prompt.as_deref()).await?;
     }
     match route {
         Route::Chat => check_tools(gw, call, policy, &mut answer)?,
@@ -622,9 +630,11 @@ fn output_pointers(route: Route, answer: &Value) -> Vec<String> {
 
 /// Validates every choice's text; a refusal becomes `output_blocked`, a
 /// sanitized text replaces the original.
+#[allow(clippy::too_many_arguments)]
 async fn validate_choices(
     gw: &Gateway,
     caller: &Caller,
+    cleared: &Cleared,
     call: &mut Call,
     route: Route,
     policy: GatewayPolicy,
@@ -640,7 +650,7 @@ async fn validate_choices(
         }
     }
     let scanned =
-        core::validate_outputs(&gw.state, caller, &call.subject, texts.clone(), system_prompt, call.prompt.as_deref())
+        core::validate_outputs(&gw.state, caller, cleared, texts.clone(), system_prompt, call.prompt.as_deref())
             .await?;
     for ((p, text), s) in at.into_iter().zip(&texts).zip(&scanned) {
         call.saw(&s.threats);

@@ -599,11 +599,28 @@ pub struct GatewayConfig {
     /// The tool-call allow-list of chat completions; absent: not checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<GatewayTools>,
+    /// Results of texts already analysed (a conversation's earlier turns,
+    /// the system prompt) kept at most this many, so they are neither
+    /// analysed nor stored again on the next call; 0 turns it off.
+    #[serde(default = "default_scan_cache_entries")]
+    pub scan_cache_entries: usize,
+    /// How long a kept result is used, in seconds (after a configuration
+    /// change, at most this long before the new one applies to it).
+    #[serde(default = "default_scan_cache_ttl_secs")]
+    pub scan_cache_ttl_secs: u64,
     /// The model providers. Among the upstreams of the route's format, a
     /// model goes to the one that lists it, else to the one with its longest
     /// prefix, else to the one with neither list (the default), else it is
     /// refused.
     pub upstreams: Vec<UpstreamConfig>,
+}
+
+fn default_scan_cache_entries() -> usize {
+    10_000
+}
+
+fn default_scan_cache_ttl_secs() -> u64 {
+    600
 }
 
 impl GatewayConfig {
@@ -617,6 +634,9 @@ impl GatewayConfig {
         let bad = |field: String, message: &str| Err(ConfigError::Invalid { field, message: message.into() });
         if self.upstreams.is_empty() {
             return bad("gateway.upstreams".into(), "at least one upstream is needed");
+        }
+        if self.scan_cache_entries > 0 && self.scan_cache_ttl_secs == 0 {
+            return bad("gateway.scan_cache_ttl_secs".into(), "must be positive while scan_cache_entries is");
         }
         self.stream
             .validate()

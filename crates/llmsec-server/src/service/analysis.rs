@@ -150,16 +150,63 @@ pub async fn analyze(
     field: String,
     deadline: &Deadline,
 ) -> Result<SecurityResponse, ServiceError> {
-    let (job, analysis) = evaluate(svc, caller, job, field, deadline).await?;
+    let (job, analysis) = evaluate(svc, caller, job, field, deadline, Enforce::Each).await?;
     let done = finish(svc, caller, &job, &analysis)?;
     let mut answers = commit(svc, vec![done], deadline).await?;
     answers.pop().ok_or_else(|| ServiceError::Internal("a committed analysis has no answer".into()))
 }
 
-/// Refuses callers Sentinel has blocked, and holds rate-limited ones to
-/// their enforcement's rate.
-fn enforce(svc: &Services, caller: &Caller, job: &Job) -> Result<(), ServiceError> {
-    let (user_id, session_id, application_id) = job.ids();
+/// Who the texts of one request are about: the ids Sentinel's
+/// enforcements target.
+#[derive(Debug, Clone, Default)]
+pub struct Subject {
+    /// The end user.
+    pub user_id: Option<String>,
+    /// The conversation.
+    pub session_id: Option<String>,
+    /// The application.
+    pub application_id: Option<String>,
+}
+
+impl Subject {
+    fn ids(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
+        (self.user_id.as_deref(), self.session_id.as_deref(), self.application_id.as_deref())
+    }
+}
+
+/// Proof that Sentinel's enforcements were checked for a subject in this
+/// call: only [`enforce`] makes one, and [`analyze_cleared`] needs one.
+#[derive(Debug)]
+pub struct Cleared {
+    subject: Subject,
+}
+
+impl Cleared {
+    /// The subject that was checked.
+    pub fn subject(&self) -> &Subject {
+        &self.subject
+    }
+}
+
+/// Refuses a subject Sentinel has blocked, and holds a rate-limited one to
+/// its enforcement's rate (each call takes one of its tokens); invalid ids
+/// are refused naming the field. A transport that analyses several texts
+/// of one call about one subject (the gateway: the messages of a request,
+/// then the completion) checks once, here, and analyses with
+/// [`analyze_cleared`].
+pub fn enforce(svc: &Services, caller: &Caller, subject: Subject) -> Result<Cleared, ServiceError> {
+    check_id("user_id", subject.user_id.as_deref())?;
+    check_id("session_id", subject.session_id.as_deref())?;
+    check_id("application_id", subject.application_id.as_deref())?;
+    enforce_ids(svc, caller, subject.ids())?;
+    Ok(Cleared { subject })
+}
+
+fn enforce_ids(
+    svc: &Services,
+    caller: &Caller,
+    (user_id, session_id, application_id): (Option<&str>, Option<&str>, Option<&str>),
+) -> Result<(), ServiceError> {
     let mut entities: Vec<(&str, &str)> = vec![("tenant", caller.tenant.as_str())];
     entities.extend(user_id.map(|u| ("user", u)));
     entities.extend(session_id.map(|s| ("session", s)));
@@ -181,6 +228,14 @@ fn enforce(svc: &Services, caller: &Caller, job: &Job) -> Result<(), ServiceErro
     }
 }
 
+/// Whether an analysis checks Sentinel's enforcements itself, or its
+/// request already did for its one subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Enforce {
+    Each,
+    Done,
+}
+
 /// Runs the engine; an error names `field`.
 async fn evaluate(
     svc: &Services,
@@ -188,13 +243,16 @@ async fn evaluate(
     job: Job,
     field: String,
     deadline: &Deadline,
+    enforce: Enforce,
 ) -> Result<(Job, Analysis), ServiceError> {
     let (user_id, session_id, application_id) = job.ids();
     let prefix = field.strip_suffix(job.field()).unwrap_or("");
     check_id(&format!("{prefix}user_id"), user_id)?;
     check_id(&format!("{prefix}session_id"), session_id)?;
     check_id(&format!("{prefix}application_id"), application_id)?;
-    enforce(svc, caller, &job)?;
+    if enforce == Enforce::Each {
+        enforce_ids(svc, caller, job.ids())?;
+    }
     deadline.check()?;
     let (job, analysis) = if job.text().len() > INLINE_BYTES {
         let engine = svc.engine.clone();
@@ -338,10 +396,41 @@ pub async fn analyze_all(
     jobs: Vec<Job>,
     deadline: &Deadline,
 ) -> Result<Vec<SecurityResponse>, ServiceError> {
+    analyze_jobs(svc, caller, jobs, deadline, Enforce::Each).await
+}
+
+/// Texts of one call about the subject `cleared` was made for (a gateway
+/// call: its messages, then its completions), as [`analyze_all`] but
+/// without checking the enforcements again: a call takes one token of a
+/// rate-limit enforcement, whatever its number of texts. Every job must
+/// name the subject's ids.
+pub async fn analyze_cleared(
+    svc: &Services,
+    caller: &Caller,
+    cleared: &Cleared,
+    jobs: Vec<Job>,
+    deadline: &Deadline,
+) -> Result<Vec<SecurityResponse>, ServiceError> {
+    if jobs.iter().any(|j| j.ids() != cleared.subject.ids()) {
+        return Err(ServiceError::Internal("a request's analyses name another subject than the request".into()));
+    }
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    analyze_jobs(svc, caller, jobs, deadline, Enforce::Done).await
+}
+
+async fn analyze_jobs(
+    svc: &Services,
+    caller: &Caller,
+    jobs: Vec<Job>,
+    deadline: &Deadline,
+    enforce: Enforce,
+) -> Result<Vec<SecurityResponse>, ServiceError> {
     let mut done = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.into_iter().enumerate() {
         let field = format!("items[{i}].{}", job.field());
-        let (job, analysis) = evaluate(svc, caller, job, field, deadline).await?;
+        let (job, analysis) = evaluate(svc, caller, job, field, deadline, enforce).await?;
         done.push(finish(svc, caller, &job, &analysis)?);
     }
     commit(svc, done, deadline).await
