@@ -264,9 +264,8 @@ pub(crate) async fn validate_outputs(
             })
         })
         .collect();
-    let answers = analysis::analyze_cleared(&state.services, caller, cleared, jobs, &deadline(state))
-        .await
-        .map_err(map_error)?;
+    let answers =
+        analysis::analyze_cleared(&state.services, caller, cleared, jobs, &deadline(state)).await.map_err(map_error)?;
     Ok(answers.into_iter().map(Scanned::from).collect())
 }
 

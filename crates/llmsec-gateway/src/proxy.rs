@@ -21,12 +21,12 @@ use serde_json::{Value, json};
 
 use crate::cache::ScanCache;
 use crate::core::{self, AppState, Caller, Proxy, ScanText, Scanned, Subject};
-use llmsec_server::service::analysis::Cleared;
 use crate::error::OpenAiError;
 use crate::record::{Call, Outcome};
 use crate::relay::Relay;
 use crate::tools::{self, Checked, ToolRules};
 use crate::upstream::Upstreams;
+use llmsec_server::service::analysis::Cleared;
 
 /// Anthropic's Messages route, whose errors take Anthropic's shape.
 pub(crate) const MESSAGES_PATH: &str = "/v1/messages";
@@ -452,7 +452,11 @@ async fn run(
     let cleared = core::clear(state, caller, &call.subject)?;
     let texts: Vec<ScanText> = found
         .iter()
-        .map(|f| ScanText { text: f.text.clone(), kind: f.kind, shared: matches!(f.role.as_str(), "system" | "developer") })
+        .map(|f| ScanText {
+            text: f.text.clone(),
+            kind: f.kind,
+            shared: matches!(f.role.as_str(), "system" | "developer"),
+        })
         .collect();
     let scanned = core::scan_inputs(state, gw.cache.as_ref(), caller, &cleared, &texts).await?;
     let policy = route.policy(&gw.config);
