@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The Python package (bindings/python, `pip install llm-security`, import
+# `llm_security`): checks the bindings' Rust code (rustfmt, clippy), builds
+# the package into a virtual environment with `maturin develop`, runs its
+# pytest suite, then builds the abi3 wheel users get, installs it into a
+# fresh virtual environment and runs the package README's quick-start
+# example there (it must print `block`).
+#
+# Needs the Rust toolchain and CPython >= 3.9 with venv and pip (PYTHON to
+# pick the interpreter, default python3); maturin and pytest are installed
+# from PyPI at pinned versions into $CARGO_TARGET_DIR/py-venv (default
+# target/py-venv), which is kept and reused between runs. The bindings are
+# their own Cargo workspace; they share the target directory (clippy runs
+# with the variable maturin sets, so the two share build artifacts).
+#   LLMSEC_WHEEL_PROFILE=release|dev   cargo profile of the wheel (default release)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$(pwd)
+
+MATURIN_VERSION=1.16.0
+PYTEST_VERSION=9.2.0
+
+section() {
+    printf '\n==> %s\n' "$*"
+}
+
+fail() {
+    printf '\nscripts/python.sh: FAILED: %s\n' "$*" >&2
+    exit 1
+}
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+python=${PYTHON:-python3}
+profile=${LLMSEC_WHEEL_PROFILE:-release}
+crate="$root/bindings/python"
+venv="$CARGO_TARGET_DIR/py-venv"
+wheels="$CARGO_TARGET_DIR/py-wheels"
+fresh="$CARGO_TARGET_DIR/py-wheel-venv"
+started=$SECONDS
+
+case "$profile" in
+    release | dev) ;;
+    *) fail "LLMSEC_WHEEL_PROFILE must be release or dev, not '$profile'" ;;
+esac
+
+section "python: $python"
+command -v "$python" >/dev/null || fail "'$python' not found: the Python package needs CPython >= 3.9 (set PYTHON)"
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 9))' ||
+    fail "$("$python" --version 2>&1) is too old: the Python package needs CPython >= 3.9"
+"$python" --version
+
+if [ ! -x "$venv/bin/python" ]; then
+    section "virtual environment: creating $venv"
+    "$python" -m venv "$venv" || fail "cannot create a virtual environment (on Debian: apt-get install python3-venv)"
+else
+    section "virtual environment: reusing $venv"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "maturin==$MATURIN_VERSION" "pytest==$PYTEST_VERSION" ||
+    fail "pip could not install maturin==$MATURIN_VERSION and pytest==$PYTEST_VERSION into $venv"
+
+# --locked everywhere: bindings/python/Cargo.lock is committed. When the
+# engine gains a dependency, `cargo check --manifest-path
+# bindings/python/Cargo.toml` updates that lockfile; commit the change.
+lock_hint="if the engine's dependencies changed, run 'cargo check --manifest-path bindings/python/Cargo.toml' and commit bindings/python/Cargo.lock"
+
+section "format and lint: cargo fmt --check, cargo clippy -D warnings (bindings/python)"
+(cd "$crate" && cargo fmt --check) || fail "bindings/python is not rustfmt-clean: run 'cargo fmt' in bindings/python"
+(cd "$crate" && PYO3_BUILD_EXTENSION_MODULE=1 cargo clippy --locked --all-targets -- -D warnings) || fail "clippy found problems in bindings/python ($lock_hint)"
+
+section "build: maturin develop (debug) into $venv"
+(cd "$crate" && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin develop --locked) ||
+    fail "maturin develop could not build or install the package ($lock_hint)"
+
+section "test: pytest bindings/python/tests"
+(cd "$crate" && "$venv/bin/python" -m pytest -q -p no:cacheprovider tests) || fail "the Python package's tests failed"
+
+section "wheel: maturin build --profile $profile (abi3, CPython >= 3.9)"
+rm -rf "$wheels"
+(cd "$crate" && "$venv/bin/maturin" build --locked --profile "$profile" --out "$wheels") ||
+    fail "maturin could not build the wheel ($lock_hint)"
+wheel=$(find "$wheels" -name 'llm_security-*-cp39-abi3-*.whl' | head -n 1)
+[ -n "$wheel" ] || fail "no abi3 wheel (llm_security-*-cp39-abi3-*.whl) in $wheels: $(ls "$wheels")"
+echo "$wheel ($(du -h "$wheel" | cut -f1))"
+
+section "wheel: install into a fresh virtual environment and run the README's quick start"
+rm -rf "$fresh"
+"$python" -m venv "$fresh" || fail "cannot create the virtual environment $fresh"
+"$fresh/bin/python" -m pip install --quiet --disable-pip-version-check --no-index "$wheel" ||
+    fail "pip could not install $wheel into a fresh virtual environment"
+# The first ```python block of the package README, three lines.
+example=$(awk '/^```python$/ { inside = 1; next } inside && /^```$/ { exit } inside' "$crate/README.md")
+[ -n "$example" ] || fail "no \`\`\`python block in bindings/python/README.md"
+printf '%s\n' "$example" | sed 's/^/    /'
+# Run from an empty directory, so only the installed wheel can be imported.
+out=$(cd "$fresh" && "$fresh/bin/python" -c "$example") || fail "the README's quick start failed with the installed wheel"
+[ "$out" = "block" ] || fail "the README's quick start printed '$out' with the installed wheel, expected 'block'"
+echo "printed: $out"
+
+section "python package: all checks passed in $((SECONDS - started)) s"
