@@ -2,16 +2,16 @@
 # The Python package (bindings/python, `pip install llm-security`, import
 # `llm_security`): checks the bindings' Rust code (rustfmt, clippy), builds
 # the package into a virtual environment with `maturin develop`, runs its
-# pytest suite, then builds the abi3 wheel users get, installs it into a
-# fresh virtual environment and runs the package README's quick-start
-# example there (it must print `block`).
+# pytest suite and mypy's stubtest (the type stubs match the module), then
+# builds the abi3 wheel users get, installs it into a fresh virtual
+# environment and runs the package README's quick-start example there (it
+# must print `block`).
 #
 # Needs the Rust toolchain and CPython >= 3.9 with venv and pip (PYTHON to
-# pick the interpreter, default python3); maturin and pytest are installed
-# from PyPI at pinned versions into $CARGO_TARGET_DIR/py-venv (default
-# target/py-venv), which is kept and reused between runs. The bindings are
-# their own Cargo workspace; they share the target directory (clippy runs
-# with the variable maturin sets, so the two share build artifacts).
+# pick the interpreter, default python3); maturin, pytest and mypy are
+# installed from PyPI at pinned versions into $CARGO_TARGET_DIR/py-venv
+# (default target/py-venv), which is kept and reused between runs. The
+# bindings are their own Cargo workspace and share the target directory.
 #   LLMSEC_WHEEL_PROFILE=release|dev   cargo profile of the wheel (default release)
 set -euo pipefail
 
@@ -20,6 +20,7 @@ root=$(pwd)
 
 MATURIN_VERSION=1.16.0
 PYTEST_VERSION=9.2.0
+MYPY_VERSION=2.4.1
 
 section() {
     printf '\n==> %s\n' "$*"
@@ -57,8 +58,8 @@ else
     section "virtual environment: reusing $venv"
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "maturin==$MATURIN_VERSION" "pytest==$PYTEST_VERSION" ||
-    fail "pip could not install maturin==$MATURIN_VERSION and pytest==$PYTEST_VERSION into $venv"
+    "maturin==$MATURIN_VERSION" "pytest==$PYTEST_VERSION" "mypy==$MYPY_VERSION" ||
+    fail "pip could not install maturin==$MATURIN_VERSION, pytest==$PYTEST_VERSION and mypy==$MYPY_VERSION into $venv"
 
 # --locked everywhere: bindings/python/Cargo.lock is committed. When the
 # engine gains a dependency, `cargo check --manifest-path
@@ -75,6 +76,10 @@ section "build: maturin develop (debug) into $venv"
 
 section "test: pytest bindings/python/tests"
 (cd "$crate" && "$venv/bin/python" -m pytest -q -p no:cacheprovider tests) || fail "the Python package's tests failed"
+
+section "types: mypy stubtest llm_security (the stubs match the native module)"
+(cd "$crate" && "$venv/bin/python" -m mypy.stubtest --mypy-config-file pyproject.toml llm_security) ||
+    fail "python/llm_security/_native.pyi or __init__.py disagrees with the built module (see above)"
 
 section "wheel: maturin build --profile $profile (abi3, CPython >= 3.9)"
 rm -rf "$wheels"

@@ -14,7 +14,7 @@ run a scan in a worker thread without blocking the event loop.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Literal, Mapping, Optional, Sequence
 
 from ._native import (
     CONTEXT_KINDS,
@@ -75,7 +75,7 @@ class SecurityEngine(_NativeEngine):
         self,
         text: str,
         system_prompt: Optional[str] = None,
-        expected_format: Optional[str] = None,
+        expected_format: Optional[Literal["json", "xml"]] = None,
         json_schema: Optional[Mapping[str, Any] | str | bool] = None,
         prompt: Optional[str] = None,
     ) -> Analysis:

@@ -5,8 +5,24 @@ asyncio helpers to :class:`SecurityEngine`.
 """
 
 from os import PathLike
-from typing import Any, Final, Literal, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Final, Literal, Mapping, Optional, Sequence, Tuple, Union, final
 
+from typing_extensions import disjoint_base
+
+__all__ = [
+    "Analysis",
+    "CONTEXT_KINDS",
+    "ConfigError",
+    "InputTooLarge",
+    "LlmSecurityError",
+    "Redaction",
+    "Sanitized",
+    "SecurityConfig",
+    "SecurityEngine",
+    "THREAT_TYPES",
+    "Threat",
+    "__version__",
+]
 __version__: Final[str]
 
 CONTEXT_KINDS: Final[list[str]]
@@ -17,11 +33,11 @@ CONTEXT_KINDS: Final[list[str]]
 THREAT_TYPES: Final[list[str]]
 """Every threat type the engine reports, e.g. "prompt_injection"."""
 
-Verdict = Literal["allow", "sanitize", "block"]
-Severity = Literal["low", "medium", "high", "critical"]
-Stage = Literal["input", "output", "context"]
-Span = Tuple[int, int]
-JsonSchema = Union[Mapping[str, Any], str, bool]
+_Verdict = Literal["allow", "sanitize", "block"]
+_Severity = Literal["low", "medium", "high", "critical"]
+_Stage = Literal["input", "output", "context"]
+_Span = Tuple[int, int]
+_JsonSchema = Union[Mapping[str, Any], str, bool]
 
 class LlmSecurityError(Exception):
     """Base class of every error llm_security raises."""
@@ -41,6 +57,7 @@ class ConfigError(LlmSecurityError):
     message, with its path, e.g. ``threat_model.jailbreak.dan_atacks``), a
     value of the wrong type or out of range, or a file that cannot be read."""
 
+@final
 class SecurityConfig:
     """The engine's configuration.
 
@@ -57,7 +74,7 @@ class SecurityConfig:
     value out of range. Instances are immutable and compare by value.
     """
 
-    def __init__(self, **kwargs: Any) -> None: ...
+    def __new__(cls, **kwargs: Any) -> SecurityConfig: ...
     @staticmethod
     def from_file(path: Union[str, PathLike[str]]) -> SecurityConfig:
         """Reads a ``.toml``, ``.yaml``/``.yml`` or ``.json`` config file (the
@@ -84,8 +101,9 @@ class SecurityConfig:
     @property
     def max_input_bytes(self) -> int:
         """Longest text accepted, in UTF-8 bytes."""
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
 
+@final
 class Threat:
     """One finding of one scanner. Immutable."""
 
@@ -97,17 +115,17 @@ class Threat:
     def category(self) -> str:
         """The technique within the type, e.g. "direct_injection", "email"."""
     @property
-    def severity(self) -> Severity:
+    def severity(self) -> _Severity:
         """How bad it is."""
     @property
     def confidence(self) -> float:
         """How sure the scanner is, in [0, 1]."""
     @property
-    def span(self) -> Span:
+    def span(self) -> _Span:
         """(start, end) in Python string indices: ``text[start:end]`` is the
         text that carries the threat."""
     @property
-    def byte_span(self) -> Span:
+    def byte_span(self) -> _Span:
         """(start, end) in UTF-8 bytes, as the Rust engine reports it."""
     @property
     def evidence(self) -> str:
@@ -125,6 +143,7 @@ class Threat:
     def to_dict(self) -> dict[str, Any]:
         """The threat as a dict of JSON types (spans as lists)."""
 
+@final
 class Redaction:
     """One placeholder the sanitizer put in place of a secret or PII value."""
 
@@ -136,14 +155,15 @@ class Redaction:
         """The value it replaced; only when the config's sanitize.reversible
         is on. Never shown by repr()."""
     @property
-    def span(self) -> Span:
+    def span(self) -> _Span:
         """Where the value was in the original text (Python string indices)."""
     @property
-    def byte_span(self) -> Span:
+    def byte_span(self) -> _Span:
         """The same, in UTF-8 bytes."""
     def to_dict(self) -> dict[str, Any]:
         """The redaction as a dict of JSON types."""
 
+@final
 class Analysis:
     """The result of analyze_input, analyze_context or validate_output.
     Immutable."""
@@ -152,7 +172,7 @@ class Analysis:
     def is_secure(self) -> bool:
         """True when the verdict is "allow": the text may pass unchanged."""
     @property
-    def verdict(self) -> Verdict:
+    def verdict(self) -> _Verdict:
         """What the policy decided."""
     @property
     def confidence(self) -> float:
@@ -169,16 +189,16 @@ class Analysis:
     def redactions(self) -> Tuple[Redaction, ...]:
         """The placeholders used in ``sanitized``."""
     @property
-    def stage(self) -> Stage:
+    def stage(self) -> _Stage:
         """Which side of the model the text was on."""
     @property
     def context(self) -> Optional[str]:
         """For analyze_context: the kind of content analysed."""
     @property
-    def refusal(self) -> Optional[Span]:
+    def refusal(self) -> Optional[_Span]:
         """For completions: where the model refused, if it did."""
     @property
-    def max_severity(self) -> Optional[Severity]:
+    def max_severity(self) -> Optional[_Severity]:
         """The highest severity among the threats, or None."""
     @property
     def analysis_time(self) -> float:
@@ -192,6 +212,7 @@ class Analysis:
         """The analysis as a dict of JSON types; ``json.dumps`` takes it as
         is."""
 
+@final
 class Sanitized:
     """Text after sanitize(): secrets and personal data replaced by typed
     placeholders, invisible characters stripped. ``str()`` is the text."""
@@ -205,11 +226,12 @@ class Sanitized:
     def to_dict(self) -> dict[str, Any]:
         """The result as a dict of JSON types."""
 
+@disjoint_base
 class SecurityEngine:
     """The native engine; use ``llm_security.SecurityEngine``, which adds the
     asyncio helpers."""
 
-    def __init__(self, config: Optional[SecurityConfig] = None) -> None:
+    def __new__(cls, config: Optional[SecurityConfig] = None) -> SecurityEngine:
         """Builds the engine (every scanner on when config is None). Raises
         ConfigError when the config is invalid."""
     @property
@@ -234,7 +256,7 @@ class SecurityEngine:
         text: str,
         system_prompt: Optional[str] = None,
         expected_format: Optional[Literal["json", "xml"]] = None,
-        json_schema: Optional[JsonSchema] = None,
+        json_schema: Optional[_JsonSchema] = None,
         prompt: Optional[str] = None,
     ) -> Analysis:
         """Validates a completion: secrets, personal data, exfiltration
@@ -246,7 +268,7 @@ class SecurityEngine:
         texts: Sequence[str],
         system_prompt: Optional[str] = None,
         expected_format: Optional[Literal["json", "xml"]] = None,
-        json_schema: Optional[JsonSchema] = None,
+        json_schema: Optional[_JsonSchema] = None,
         prompt: Optional[str] = None,
     ) -> list[Analysis]:
         """validate_output over a list of completions sharing one context."""
