@@ -10,11 +10,13 @@ release wheel installed in $CARGO_TARGET_DIR/py-wheel-venv):
 """
 
 import argparse
+import hashlib
 import os
 import platform
 import statistics
 import threading
 import time
+from typing import Callable
 
 from llm_security import SecurityEngine
 
@@ -33,11 +35,12 @@ def prompt_of(size: int) -> str:
     return text
 
 
-def single(engine: SecurityEngine, text: str, seconds: float) -> tuple[float, float]:
-    """(calls/s, mean engine time per call in seconds) over `seconds`."""
+def single(engine: SecurityEngine, text: str, seconds: float) -> tuple[float, float, float]:
+    """(calls/s, mean engine time per call in seconds, cores used) over
+    `seconds`."""
     n = 0
     engine_time = 0.0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     deadline = start + seconds
     while True:
         for _ in range(100):
@@ -46,11 +49,12 @@ def single(engine: SecurityEngine, text: str, seconds: float) -> tuple[float, fl
         if time.perf_counter() >= deadline:
             break
     elapsed = time.perf_counter() - start
-    return n / elapsed, engine_time / n
+    return n / elapsed, engine_time / n, (time.process_time() - cpu) / elapsed
 
 
-def pooled(engine: SecurityEngine, text: str, seconds: float, threads: int) -> float:
-    """Calls/s of `threads` threads calling one engine for `seconds`."""
+def rate_of(call: Callable[[], object], seconds: float, threads: int) -> tuple[float, float]:
+    """(calls/s, cores used) of `threads` threads making `call` for
+    `seconds`; cores used is the process's CPU time over the wall time."""
     counts = [0] * threads
     barrier = threading.Barrier(threads + 1)
     stop = threading.Event()
@@ -59,21 +63,21 @@ def pooled(engine: SecurityEngine, text: str, seconds: float, threads: int) -> f
         barrier.wait()
         n = 0
         while not stop.is_set():
-            for _ in range(50):
-                engine.analyze_input(text)
-            n += 50
+            call()
+            n += 1
         counts[i] = n
 
     pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
     for t in pool:
         t.start()
     barrier.wait()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     time.sleep(seconds)
     stop.set()
     for t in pool:
         t.join()
-    return sum(counts) / (time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    return sum(counts) / wall, (time.process_time() - cpu) / wall
 
 
 def batched(engine: SecurityEngine, text: str, seconds: float, size: int = 100) -> float:
@@ -100,19 +104,32 @@ def main() -> None:
     for _ in range(200):  # warm-up
         engine.analyze_input(text)
 
-    one, four, batch, overhead = [], [], [], []
+    one, one_cores, four, cores, batch, overhead = [], [], [], [], [], []
     for _ in range(args.rounds):
-        rate, engine_time = single(engine, text, args.seconds)
+        rate, engine_time, used = single(engine, text, args.seconds)
         one.append(rate)
+        one_cores.append(used)
         overhead.append(1.0 / rate - engine_time)
-        four.append(pooled(engine, text, args.seconds, 4))
+        rate, used = rate_of(lambda: engine.analyze_input(text), args.seconds, 4)
+        four.append(rate)
+        cores.append(used)
         batch.append(batched(engine, text, args.seconds))
 
+    # Control: hashlib releases the GIL on large buffers, so its scaling
+    # with threads is what this machine allows right now (other processes
+    # on the cores lower it).
+    buf = b"x" * (1 << 20)
+    control = [rate_of(lambda: hashlib.sha256(buf).digest(), args.seconds, n)[0] for n in (1, 4)]
+
     med = statistics.median
-    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
-          f"prompt {args.bytes} bytes (verdict {verdict}); {args.rounds} rounds of {args.seconds:g} s, medians")
-    print(f"1 thread:   {med(one):8.0f} calls/s  ({1e6 / med(one):.1f} us/call)")
-    print(f"4 threads:  {med(four):8.0f} calls/s  ({med(four) / med(one):.2f}x one thread)")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"load average {load} at the end; prompt {args.bytes} bytes (verdict {verdict}); "
+          f"{args.rounds} rounds of {args.seconds:g} s, medians")
+    print(f"1 thread:   {med(one):8.0f} calls/s  ({1e6 / med(one):.1f} us/call, {med(one_cores):.2f} cores busy)")
+    print(f"4 threads:  {med(four):8.0f} calls/s  ({med(four) / med(one):.2f}x one thread, "
+          f"{med(cores):.2f} cores busy)")
+    print(f"control, hashlib.sha256 of 1 MiB (releases the GIL): 4 threads {control[1] / control[0]:.2f}x one thread")
     print(f"batch(100): {med(batch):8.0f} calls/s")
     print(f"Python overhead per call (wall minus engine analysis_time): {med(overhead) * 1e6:.2f} us")
 
