@@ -8,7 +8,8 @@
 # must print `block`).
 #
 # Needs the Rust toolchain and CPython >= 3.9 with venv and pip (PYTHON to
-# pick the interpreter, default python3); maturin, pytest and mypy are
+# pick the interpreter, default python3); maturin, pytest, mypy and, on
+# Python >= 3.11, langchain-core (the LangChain integration's tests) are
 # installed from PyPI at pinned versions into $CARGO_TARGET_DIR/py-venv
 # (default target/py-venv), which is kept and reused between runs. The
 # bindings are their own Cargo workspace and share the target directory.
@@ -21,6 +22,8 @@ root=$(pwd)
 MATURIN_VERSION=1.16.0
 PYTEST_VERSION=9.2.0
 MYPY_VERSION=2.4.1
+# The LangChain integration's tests; langchain-core 1.x needs Python >= 3.11.
+LANGCHAIN_CORE_VERSION=1.8.3
 
 section() {
     printf '\n==> %s\n' "$*"
@@ -51,6 +54,14 @@ command -v "$python" >/dev/null || fail "'$python' not found: the Python package
     fail "$("$python" --version 2>&1) is too old: the Python package needs CPython >= 3.9"
 "$python" --version
 
+# A kept venv made by another interpreter version is made again.
+version_of() {
+    "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])'
+}
+if [ -x "$venv/bin/python" ] && [ "$(version_of "$venv/bin/python")" != "$(version_of "$python")" ]; then
+    section "virtual environment: $venv was made by another Python version, making it again"
+    rm -rf "$venv"
+fi
 if [ ! -x "$venv/bin/python" ]; then
     section "virtual environment: creating $venv"
     "$python" -m venv "$venv" || fail "cannot create a virtual environment (on Debian: apt-get install python3-venv)"
@@ -60,6 +71,14 @@ fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     "maturin==$MATURIN_VERSION" "pytest==$PYTEST_VERSION" "mypy==$MYPY_VERSION" ||
     fail "pip could not install maturin==$MATURIN_VERSION, pytest==$PYTEST_VERSION and mypy==$MYPY_VERSION into $venv"
+if "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "langchain-core==$LANGCHAIN_CORE_VERSION" ||
+        fail "pip could not install langchain-core==$LANGCHAIN_CORE_VERSION into $venv"
+    stubtest_modules=(llm_security)
+else
+    echo "Python < 3.11: langchain-core $LANGCHAIN_CORE_VERSION needs 3.11, so the LangChain integration is not tested"
+    stubtest_modules=(llm_security._native)
+fi
 
 # --locked everywhere: bindings/python/Cargo.lock is committed. When the
 # engine gains a dependency, `cargo check --manifest-path
@@ -78,7 +97,7 @@ section "test: pytest bindings/python/tests"
 (cd "$crate" && "$venv/bin/python" -m pytest -q -p no:cacheprovider tests) || fail "the Python package's tests failed"
 
 section "types: mypy stubtest llm_security (the stubs match the native module)"
-(cd "$crate" && "$venv/bin/python" -m mypy.stubtest --mypy-config-file pyproject.toml llm_security) ||
+(cd "$crate" && "$venv/bin/python" -m mypy.stubtest --mypy-config-file pyproject.toml "${stubtest_modules[@]}") ||
     fail "python/llm_security/_native.pyi or __init__.py disagrees with the built module (see above)"
 
 section "wheel: maturin build --profile $profile (abi3, CPython >= 3.9)"

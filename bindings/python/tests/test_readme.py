@@ -2,6 +2,7 @@
 its quick-start block runs as a script that must print `block`."""
 
 import doctest
+import importlib.util
 import pathlib
 import re
 import subprocess
@@ -28,6 +29,8 @@ def test_doctest_examples():
     globs = {}
     examples = 0
     for i, block in enumerate(BLOCKS[1:], start=1):
+        if "langchain" in block and importlib.util.find_spec("langchain_core") is None:
+            continue  # the LangChain example needs langchain-core (Python >= 3.11)
         test = parser.get_doctest(block, globs, f"README block {i}", str(README), 0)
         examples += len(test.examples)
         runner.run(test, clear_globs=False)
