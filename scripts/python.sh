@@ -14,6 +14,8 @@
 # (default target/py-venv), which is kept and reused between runs. The
 # bindings are their own Cargo workspace and share the target directory.
 #   LLMSEC_WHEEL_PROFILE=release|dev   cargo profile of the wheel (default release)
+#   LLMSEC_WHEEL_PYTHONS="python3.9 ..."  also run the quick start with the wheel
+#                                         under these interpreters
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -121,5 +123,20 @@ printf '%s\n' "$example" | sed 's/^/    /'
 out=$(cd "$fresh" && "$fresh/bin/python" -c "$example") || fail "the README's quick start failed with the installed wheel"
 [ "$out" = "block" ] || fail "the README's quick start printed '$out' with the installed wheel, expected 'block'"
 echo "printed: $out"
+
+# Optional: the same wheel under other interpreters (one abi3 wheel serves
+# CPython >= 3.9), e.g. LLMSEC_WHEEL_PYTHONS="python3.9 python3.13".
+for other in ${LLMSEC_WHEEL_PYTHONS:-}; do
+    section "wheel: the README's quick start under $other"
+    command -v "$other" >/dev/null || fail "LLMSEC_WHEEL_PYTHONS names '$other', which is not on PATH"
+    rm -rf "$fresh-other"
+    "$other" -m venv "$fresh-other" || fail "cannot create a virtual environment with $other"
+    "$fresh-other/bin/python" -m pip install --quiet --disable-pip-version-check --no-index "$wheel" ||
+        fail "pip could not install $wheel with $other"
+    out=$(cd "$fresh-other" && "$fresh-other/bin/python" -c "$example") || fail "the README's quick start failed under $other"
+    [ "$out" = "block" ] || fail "the README's quick start printed '$out' under $other, expected 'block'"
+    echo "$("$fresh-other/bin/python" --version): printed $out"
+    rm -rf "$fresh-other"
+done
 
 section "python package: all checks passed in $((SECONDS - started)) s"
