@@ -9,7 +9,7 @@
 #
 # Needs the Rust toolchain and CPython >= 3.9 with venv and pip (PYTHON to
 # pick the interpreter, default python3); maturin, pytest, mypy and, on
-# Python >= 3.11, langchain-core (the LangChain integration's tests) are
+# Python >= 3.11, langchain-core and openai (the integrations' tests) are
 # installed from PyPI at pinned versions into $CARGO_TARGET_DIR/py-venv
 # (default target/py-venv), which is kept and reused between runs. The
 # bindings are their own Cargo workspace and share the target directory.
@@ -24,8 +24,9 @@ root=$(pwd)
 MATURIN_VERSION=1.16.0
 PYTEST_VERSION=9.2.0
 MYPY_VERSION=2.4.1
-# The LangChain integration's tests; langchain-core 1.x needs Python >= 3.11.
+# The integrations' tests; langchain-core 1.x needs Python >= 3.11.
 LANGCHAIN_CORE_VERSION=1.8.3
+OPENAI_VERSION=2.54.0
 
 section() {
     printf '\n==> %s\n' "$*"
@@ -74,11 +75,12 @@ fi
     "maturin==$MATURIN_VERSION" "pytest==$PYTEST_VERSION" "mypy==$MYPY_VERSION" ||
     fail "pip could not install maturin==$MATURIN_VERSION, pytest==$PYTEST_VERSION and mypy==$MYPY_VERSION into $venv"
 if "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "langchain-core==$LANGCHAIN_CORE_VERSION" ||
-        fail "pip could not install langchain-core==$LANGCHAIN_CORE_VERSION into $venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "langchain-core==$LANGCHAIN_CORE_VERSION" "openai==$OPENAI_VERSION" ||
+        fail "pip could not install langchain-core==$LANGCHAIN_CORE_VERSION and openai==$OPENAI_VERSION into $venv"
     stubtest_modules=(llm_security)
 else
-    echo "Python < 3.11: langchain-core $LANGCHAIN_CORE_VERSION needs 3.11, so the LangChain integration is not tested"
+    echo "Python < 3.11: langchain-core $LANGCHAIN_CORE_VERSION needs 3.11, so the integrations are not tested"
     stubtest_modules=(llm_security._native)
 fi
 

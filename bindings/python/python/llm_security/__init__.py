@@ -30,12 +30,14 @@ from ._native import (
     __version__,
 )
 from ._native import SecurityEngine as _NativeEngine
+from ._guard import GuardBlocked
 
 __all__ = [
     "CONTEXT_KINDS",
     "THREAT_TYPES",
     "Analysis",
     "ConfigError",
+    "GuardBlocked",
     "InputTooLarge",
     "LlmSecurityError",
     "Redaction",

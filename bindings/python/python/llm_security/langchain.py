@@ -32,32 +32,13 @@ from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
 from langchain_core.prompt_values import ChatPromptValue, PromptValue, StringPromptValue
 from langchain_core.runnables import RunnableLambda
 
-from . import Analysis, LlmSecurityError, SecurityEngine
+from . import SecurityEngine
+from ._guard import GuardBlocked, judge
 
 __all__ = ["GuardBlocked", "input_guard", "output_guard"]
 
 GuardInput = Union[str, dict[str, Any], PromptValue, list[BaseMessage]]
 GuardOutput = Union[str, BaseMessage]
-
-
-class GuardBlocked(LlmSecurityError):
-    """A guard's scan gave the verdict "block". ``analysis`` is the scan's
-    result; ``stage`` is "input", "context" (a tool result) or "output"."""
-
-    def __init__(self, analysis: Analysis) -> None:
-        kinds = sorted({t.type for t in analysis.threats})
-        super().__init__(f"{analysis.stage} blocked by llm-security: {', '.join(kinds) or 'policy'}")
-        self.analysis = analysis
-        self.stage = analysis.stage
-
-
-def _judge(analysis: Analysis, text: str) -> str:
-    """The text to pass on for this analysis, or GuardBlocked."""
-    if analysis.verdict == "block":
-        raise GuardBlocked(analysis)
-    if analysis.verdict == "sanitize" and analysis.sanitized is not None:
-        return analysis.sanitized
-    return text
 
 
 def _message_text(message: BaseMessage) -> Optional[str]:
@@ -70,9 +51,9 @@ def _guard_messages(engine: SecurityEngine, messages: list[BaseMessage]) -> list
     for m in messages:
         text = _message_text(m)
         if text is not None and isinstance(m, HumanMessage):
-            m = _replace_content(m, _judge(engine.analyze_input(text), text))
+            m = _replace_content(m, judge(engine.analyze_input(text), text))
         elif text is not None and isinstance(m, ToolMessage):
-            m = _replace_content(m, _judge(engine.analyze_context(text, "tool_output"), text))
+            m = _replace_content(m, judge(engine.analyze_context(text, "tool_output"), text))
         elif isinstance(m, (HumanMessage, ToolMessage)) and isinstance(m.content, list):
             # Multi-part content: scan each text part.
             parts: list[Union[str, dict[str, Any]]] = []
@@ -91,8 +72,8 @@ def _guard_messages(engine: SecurityEngine, messages: list[BaseMessage]) -> list
 
 def _scan_part(engine: SecurityEngine, m: BaseMessage, text: str) -> str:
     if isinstance(m, ToolMessage):
-        return _judge(engine.analyze_context(text, "tool_output"), text)
-    return _judge(engine.analyze_input(text), text)
+        return judge(engine.analyze_context(text, "tool_output"), text)
+    return judge(engine.analyze_input(text), text)
 
 
 def _replace_content(m: BaseMessage, text: str) -> BaseMessage:
@@ -102,15 +83,15 @@ def _replace_content(m: BaseMessage, text: str) -> BaseMessage:
 
 def _guard_input(engine: SecurityEngine, value: GuardInput) -> GuardInput:
     if isinstance(value, str):
-        return _judge(engine.analyze_input(value), value)
+        return judge(engine.analyze_input(value), value)
     if isinstance(value, StringPromptValue):
-        return StringPromptValue(text=_judge(engine.analyze_input(value.text), value.text))
+        return StringPromptValue(text=judge(engine.analyze_input(value.text), value.text))
     if isinstance(value, ChatPromptValue):
         return ChatPromptValue(messages=_guard_messages(engine, list(value.messages)))
     if isinstance(value, list) and all(isinstance(m, BaseMessage) for m in value):
         return _guard_messages(engine, value)
     if isinstance(value, dict):
-        return {k: _judge(engine.analyze_input(v), v) if isinstance(v, str) else v for k, v in value.items()}
+        return {k: judge(engine.analyze_input(v), v) if isinstance(v, str) else v for k, v in value.items()}
     raise TypeError(
         f"input_guard takes a str, a dict, a prompt value or a list of messages, not {type(value).__name__}"
     )
@@ -127,7 +108,7 @@ def _guard_output(
         analysis = engine.validate_output(
             text, system_prompt=system_prompt, expected_format=expected_format, json_schema=json_schema
         )
-        return _judge(analysis, text)
+        return judge(analysis, text)
 
     if isinstance(value, str):
         return check(value)
