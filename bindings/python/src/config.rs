@@ -24,7 +24,7 @@ impl PySecurityConfig {
     #[pyo3(signature = (**kwargs))]
     fn new(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<PySecurityConfig> {
         let json = match kwargs {
-            Some(d) => dumps(py, d.as_any())?,
+            Some(d) => dumps_config(py, d.as_any())?,
             None => "{}".to_owned(),
         };
         parse_json(py, &json)
@@ -41,7 +41,7 @@ impl PySecurityConfig {
     /// The config from a dict shaped like the config files.
     #[staticmethod]
     fn from_dict(py: Python<'_>, data: &Bound<'_, PyDict>) -> PyResult<PySecurityConfig> {
-        parse_json(py, &dumps(py, data.as_any())?)
+        parse_json(py, &dumps_config(py, data.as_any())?)
     }
 
     /// Every setting, as a dict shaped like the config files (defaults
@@ -101,14 +101,17 @@ pub(crate) fn repr(c: &SecurityConfig) -> String {
     )
 }
 
-/// `json.dumps(value)`; a value JSON cannot hold is a ConfigError.
+/// `json.dumps(value)`, NaN and infinities refused; the error is Python's
+/// (a TypeError or ValueError naming what JSON cannot hold).
 pub(crate) fn dumps(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<String> {
     let kwargs = PyDict::new(py);
     kwargs.set_item("allow_nan", false)?;
-    py.import("json")?
-        .call_method("dumps", (value,), Some(&kwargs))
-        .and_then(|s| s.extract::<String>())
-        .map_err(|e| config_error(format!("not representable as JSON: {e}")))
+    py.import("json")?.call_method("dumps", (value,), Some(&kwargs)).and_then(|s| s.extract::<String>())
+}
+
+/// `dumps` for config values: what JSON cannot hold is a ConfigError.
+fn dumps_config(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<String> {
+    dumps(py, value).map_err(|e| config_error(format!("not representable as JSON: {e}")))
 }
 
 /// Deserializes and validates a config; errors name the key's full path

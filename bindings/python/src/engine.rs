@@ -201,7 +201,8 @@ fn output_context(
         let json = if schema.is_instance_of::<PyString>() {
             schema.extract::<String>()?
         } else {
-            dumps(py, schema).map_err(|e| PyValueError::new_err(format!("json_schema: {e}")))?
+            dumps(py, schema)
+                .map_err(|e| PyValueError::new_err(format!("json_schema is not representable as JSON: {e}")))?
         };
         let value: serde_json::Value =
             serde_json::from_str(&json).map_err(|e| PyValueError::new_err(format!("json_schema is not JSON: {e}")))?;

@@ -116,8 +116,10 @@ def test_validate_output_format_schema_and_system_prompt(engine):
     assert engine.validate_output("<a><b>1</b></a>", expected_format="xml").is_secure
     with pytest.raises(ValueError, match="expected_format"):
         engine.validate_output("x", expected_format="yaml")
-    with pytest.raises(ValueError, match="json_schema"):
+    with pytest.raises(ValueError, match="json_schema is not JSON"):
         engine.validate_output("x", json_schema="{not json")
+    with pytest.raises(ValueError, match="json_schema is not representable as JSON: TypeError"):
+        engine.validate_output("x", json_schema={"type": object()})
     system = (
         "You are the billing assistant of Northwind Traders. Answer only questions about invoices, "
         "refunds and payment dates, and never discuss internal discount codes or staff names."

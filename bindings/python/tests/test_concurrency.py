@@ -1,6 +1,7 @@
 """One engine shared by threads and by asyncio tasks."""
 
 import asyncio
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -45,26 +46,29 @@ def test_engines_built_concurrently_agree():
 
 def test_scans_release_the_gil(engine):
     # While one thread runs a long batch in native code, another Python
-    # thread keeps running. Were the GIL held for the batch, the counter
-    # could not move until it returned.
-    texts = [("Plain words about gardening and the weather. " * 400) for _ in range(40)]
-    done = threading.Event()
-    progress = []
+    # thread keeps running. Were the GIL held for the batch, the main thread
+    # could not run between the worker's timestamps taken just before and
+    # just after the call (past one switch interval at the start).
+    texts = [("Plain words about gardening and the weather. " * 400) for _ in range(60)]
+    window = []
+    ticks = []
 
     def scan():
+        t0 = time.perf_counter()
         engine.analyze_input_batch(texts)
-        done.set()
+        window.extend([t0, time.perf_counter()])
 
     worker = threading.Thread(target=scan)
     worker.start()
-    counter = 0
-    started = time.perf_counter()
-    while not done.is_set():
-        counter += 1
-        if counter % 1000 == 0:
-            progress.append(time.perf_counter() - started)
+    while worker.is_alive():
+        ticks.append(time.perf_counter())
     worker.join()
-    assert counter > 10_000, counter
+    start, end = window
+    margin = 2 * sys.getswitchinterval()
+    assert end - start > 2 * margin, f"the batch took {end - start:.3f} s: too short to tell"
+    inside = [t for t in ticks if start + margin < t < end]
+    # The main thread ran through most of the batch.
+    assert inside and inside[-1] - inside[0] > (end - start - margin) / 2, (len(inside), end - start)
 
 
 def test_asyncio_helpers_give_the_sync_results(engine):
