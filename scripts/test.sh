@@ -3,7 +3,8 @@
 # formatting, lints, tests, doc tests, and that the benches still compile.
 #
 # Needs a Rust toolchain (rustup, with rustfmt and clippy) and, optionally,
-# cargo-nextest (falls back to `cargo test` without it). The server and
+# cargo-nextest (falls back to `cargo test` without it), and CPython >= 3.9
+# with venv and pip for the Python package (scripts/python.sh). The server and
 # store tests run against a real PostgreSQL: scripts/postgres.sh installs it
 # from Debian's packages when missing and starts a throwaway server on
 # 127.0.0.1:55432 for the run (LLMSEC_PG_PORT to change it).
@@ -60,6 +61,14 @@ cargo test --workspace --doc
 
 section "benches compile: cargo bench -p llm-security --no-run"
 cargo bench -p llm-security --no-run
+
+# The Python package (bindings/python, its own Cargo workspace): maturin
+# develop, its pytest suite, then the abi3 wheel installed into a fresh venv
+# running the package README's example. The wheel is built in the dev
+# profile here: a cold release build of the engine for it takes over six
+# minutes on two cores (`scripts/python.sh` alone builds it in release).
+section "python package: scripts/python.sh (maturin develop, pytest, dev-profile abi3 wheel in a fresh venv)"
+LLMSEC_WHEEL_PROFILE=dev scripts/python.sh
 
 # The committed classifier must be what `llmsec train` builds from the
 # datasets. `train --check` first compares the SHA-256 of each training file
