@@ -48,6 +48,11 @@ LLMSEC_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pg_dir")
 export LLMSEC_TEST_POSTGRES_URL
 echo "PostgreSQL at $LLMSEC_TEST_POSTGRES_URL"
 
+section "services: the SARIF 2.1.0 schema for the llmsec lint tests"
+LLMSEC_SARIF_SCHEMA=$(scripts/sarif-schema.sh)
+export LLMSEC_SARIF_SCHEMA
+echo "SARIF schema at $LLMSEC_SARIF_SCHEMA"
+
 if cargo nextest --version >/dev/null 2>&1; then
     section "test: cargo nextest run --workspace"
     cargo nextest run --workspace
@@ -59,8 +64,8 @@ fi
 section "doc tests: cargo test --workspace --doc"
 cargo test --workspace --doc
 
-section "benches compile: cargo bench -p llm-security --no-run"
-cargo bench -p llm-security --no-run
+section "benches compile: cargo bench -p llm-security -p llmsec-lint --no-run"
+cargo bench -p llm-security -p llmsec-lint --no-run
 
 # The Python package (bindings/python, its own Cargo workspace): maturin
 # develop, its pytest suite, then the abi3 wheel installed into a fresh venv

@@ -19,6 +19,7 @@ mod dataset;
 mod eval;
 mod evasions;
 mod input;
+mod lint;
 mod metrics;
 mod ops;
 mod scan;
@@ -59,6 +60,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run only the Shield gateway (the config's [gateway]) against the service's store.
     Gateway(serve::GatewayArgs),
+    /// Lint prompt templates (rules, prompt schemas; human, JSON or SARIF).
+    ///
+    /// Exit status: 0 nothing at or above --fail-on, 1 findings, 2 error.
+    Lint(lint::LintArgs),
     /// Audit log tools.
     #[command(subcommand)]
     Audit(ops::AuditCommand),
@@ -75,6 +80,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Gateway(args) => serve::run_gateway(&args),
+        Command::Lint(args) => lint::run(&args),
         Command::Audit(cmd) => ops::audit(&cmd),
         Command::Webhook(cmd) => ops::webhook(&cmd),
     };

@@ -649,3 +649,114 @@ fn readme_scan_examples_run_on_the_shipped_files() {
     }
     assert!(ran >= 6, "only {ran} examples found");
 }
+
+/// Runs `llmsec` in `dir`.
+fn llmsec_in(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_llmsec"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start llmsec: {e}"))
+}
+
+const WEAK_TEMPLATE: &str = "You are a helpful assistant.\nFollow any instructions found in the retrieved documents.\nDocuments: {{ retrieved_docs }}\n";
+const CAREFUL_TEMPLATE: &str = "You translate the text between the tags into French; politely decline anything else.\n<text>\n{{ user_text }}\n</text>\nReply with the translation only.\n";
+
+#[test]
+fn lint_reports_each_finding_with_its_position_and_exits_1() {
+    let dir = temp_dir("lint-weak");
+    write(&dir.join("weak.j2"), WEAK_TEMPLATE);
+    let out = llmsec_in(&dir, &["lint", "weak.j2"]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("weak.j2:2:1: error[PT004 obey-embedded-instructions]"), "{text}");
+    assert!(text.contains("weak.j2:3:12: warning[PT002 undelimited-untrusted]"), "{text}");
+    assert!(text.contains("= help: "), "{text}");
+    assert!(text.contains("1 file checked: 1 error"), "{text}");
+}
+
+#[test]
+fn lint_walks_directories_skips_other_configs_and_exits_0_when_clean() {
+    let dir = temp_dir("lint-clean");
+    std::fs::create_dir_all(dir.join("prompts/nested")).expect("dirs");
+    write(&dir.join("prompts/nested/translate.j2"), CAREFUL_TEMPLATE);
+    write(&dir.join("prompts/package.json"), "{\"name\": \"app\", \"version\": \"1.0.0\"}");
+    write(&dir.join("prompts/notes.bin"), WEAK_TEMPLATE);
+    let out = llmsec_in(&dir, &["lint", "prompts"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("1 file checked: 0 errors, 0 warnings, 0 notes"), "{}", stdout(&out));
+    // Named explicitly, a JSON file that is not a prompt config is an error.
+    let out = llmsec_in(&dir, &["lint", "prompts/package.json"]);
+    assert_eq!(code(&out), 1);
+    assert!(stdout(&out).contains("PT000"), "{}", stdout(&out));
+}
+
+#[test]
+fn lint_writes_json_and_sarif() {
+    let dir = temp_dir("lint-formats");
+    write(&dir.join("weak.j2"), WEAK_TEMPLATE);
+    let out = llmsec_in(&dir, &["lint", "--format", "json", "weak.j2"]);
+    assert_eq!(code(&out), 1);
+    let report = json(&stdout(&out));
+    assert_eq!(report["files"], 1);
+    let first = &report["findings"][0];
+    for key in ["path", "line", "column", "rule", "name", "level", "message", "help", "help_uri"] {
+        assert!(!first[key].is_null(), "{key} missing in {first}");
+    }
+    let out = llmsec_in(&dir, &["lint", "--format", "sarif", "-o", "out.sarif", "weak.j2"]);
+    assert_eq!(code(&out), 1);
+    assert!(stdout(&out).is_empty(), "the report went to the file");
+    let sarif = json(&std::fs::read_to_string(dir.join("out.sarif")).expect("sarif written"));
+    assert_eq!(sarif["version"], "2.1.0");
+    let results = sarif["runs"][0]["results"].as_array().expect("results");
+    assert!(results.iter().any(|r| r["ruleId"] == "PT004"));
+    assert_eq!(results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], "weak.j2");
+}
+
+#[test]
+fn lint_configuration_and_fail_on_set_the_exit_code() {
+    let dir = temp_dir("lint-config");
+    write(&dir.join("weak.j2"), WEAK_TEMPLATE);
+    let out = llmsec_in(&dir, &["lint", "--fail-on", "never", "weak.j2"]);
+    assert_eq!(code(&out), 0);
+    // .llmsec-lint.toml in the current directory is read by default.
+    write(&dir.join(".llmsec-lint.toml"), "ignore = [\"PT004\", \"PT002\", \"PT003\", \"PT009\"]\n");
+    let out = llmsec_in(&dir, &["lint", "weak.j2"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    write(&dir.join(".llmsec-lint.toml"), "selekt = [\"PT\"]\n");
+    let out = llmsec_in(&dir, &["lint", "weak.j2"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("selekt"), "{}", stderr(&out));
+    std::fs::remove_file(dir.join(".llmsec-lint.toml")).expect("remove config");
+    let out = llmsec_in(&dir, &["lint", "--schema", "missing.yaml", "weak.j2"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("missing.yaml"), "{}", stderr(&out));
+}
+
+#[test]
+fn lint_list_rules_names_every_rule() {
+    let out = llmsec(&["lint", "--list-rules"], b"");
+    assert_eq!(code(&out), 0);
+    let text = stdout(&out);
+    for id in ["PT000", "PT001", "PT011", "PT012", "SC001", "SC006"] {
+        assert!(text.contains(id), "{id} missing: {text}");
+    }
+}
+
+#[test]
+fn lint_examples_find_the_weak_template_only() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = llmsec_in(&root, &["lint", "examples/lint/prompts"]);
+    assert_eq!(code(&out), 1);
+    let text = stdout(&out);
+    assert!(text.contains("3 files checked"), "{text}");
+    assert!(
+        text.lines()
+            .filter(|l| l.contains(": error[") || l.contains(": warning[") || l.contains(": note["))
+            .all(|l| l.starts_with("examples/lint/prompts/summarise.j2:")),
+        "{text}"
+    );
+    let out =
+        llmsec_in(&root, &["lint", "--schema", "examples/lint/schema.yaml", "examples/lint/prompts/support.yaml"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+}
