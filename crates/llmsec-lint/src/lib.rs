@@ -171,6 +171,28 @@ impl Pragmas {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    static LINTER: LazyLock<Linter> =
+        LazyLock::new(|| Linter::new(LintConfig::default(), None).expect("default linter"));
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        // Any text in any format: no panic, and every finding points at a
+        // line of the file (or line 1 of an empty one).
+        #[test]
+        fn any_text_lints_without_panic_and_positions_stay_in_the_file(
+            text in "(\\PC|\n|\\{\\{ ?[a-z_]{1,8} ?\\}\\}|\\{[a-z]{1,5}\\}|role: (system|user)|- |content: |\\[|\\]|\"){0,60}",
+            ext in prop::sample::select(vec!["txt", "j2", "yaml", "json"]),
+        ) {
+            let report = LINTER.lint(&format!("t.{ext}"), &text);
+            let lines = text.lines().count().max(1) + 1;
+            for f in &report.findings {
+                prop_assert!(f.start.line >= 1 && f.start.line <= lines, "{f:?} in {lines} lines");
+                prop_assert!(f.end >= f.start || f.end.line == f.start.line);
+            }
+        }
+    }
 
     fn ids(report: &FileReport) -> Vec<&'static str> {
         report.findings.iter().map(|f| f.rule.id).collect()
