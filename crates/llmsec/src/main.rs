@@ -22,6 +22,7 @@ mod input;
 mod lint;
 mod metrics;
 mod ops;
+mod redteam;
 mod scan;
 mod serve;
 mod train;
@@ -64,6 +65,11 @@ enum Command {
     ///
     /// Exit status: 0 nothing at or above --fail-on, 1 findings, 2 error.
     Lint(lint::LintArgs),
+    /// Red-team an endpoint or the engine: attack suites, converters,
+    /// attack-success rates with 95% intervals, JSON/JUnit/HTML reports.
+    ///
+    /// Exit status: 0 done, 1 the success rate is above --fail-above, 2 error.
+    Redteam(redteam::RedteamArgs),
     /// Audit log tools.
     #[command(subcommand)]
     Audit(ops::AuditCommand),
@@ -81,6 +87,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::Gateway(args) => serve::run_gateway(&args),
         Command::Lint(args) => lint::run(&args),
+        Command::Redteam(args) => redteam::run(&args),
         Command::Audit(cmd) => ops::audit(&cmd),
         Command::Webhook(cmd) => ops::webhook(&cmd),
     };
