@@ -46,17 +46,38 @@ impl PySecurityEngine {
     }
 
     /// Analyses a prompt: prompt injection, jailbreaks, Unicode attacks,
-    /// secrets and personal data.
-    fn analyze_input(&self, py: Python<'_>, text: String) -> PyResult<PyAnalysis> {
+    /// secrets and personal data. With `context` (one of CONTEXT_KINDS) the
+    /// text is untrusted content instead, analysed as analyze_context(text,
+    /// context) does: the server's `analyze` route with its `context` field.
+    #[pyo3(signature = (text, context=None))]
+    fn analyze_input(&self, py: Python<'_>, text: String, context: Option<&str>) -> PyResult<PyAnalysis> {
+        let kind = context.map(context_kind).transpose()?;
         let engine = &self.inner;
-        py.detach(|| engine.analyze_input_sync(&text).map(|a| PyAnalysis::new(&text, a))).map_err(|e| to_py(py, e))
+        py.detach(|| {
+            match kind {
+                None => engine.analyze_input_sync(&text),
+                Some(kind) => engine.analyze_context_sync(&text, kind),
+            }
+            .map(|a| PyAnalysis::new(&text, a))
+        })
+        .map_err(|e| to_py(py, e))
     }
 
-    /// Analyses each prompt of a list, in order, with the GIL released for
-    /// the whole batch.
-    fn analyze_input_batch(&self, py: Python<'_>, texts: Vec<String>) -> PyResult<Vec<PyAnalysis>> {
+    /// Analyses each prompt of a list (each text of one context kind, with
+    /// `context`), in order, with the GIL released for the whole batch.
+    #[pyo3(signature = (texts, context=None))]
+    fn analyze_input_batch(
+        &self,
+        py: Python<'_>,
+        texts: Vec<String>,
+        context: Option<&str>,
+    ) -> PyResult<Vec<PyAnalysis>> {
+        let kind = context.map(context_kind).transpose()?;
         let engine = &self.inner;
-        batch(py, texts, |t| engine.analyze_input_sync(t))
+        batch(py, texts, |t| match kind {
+            None => engine.analyze_input_sync(t),
+            Some(kind) => engine.analyze_context_sync(t, kind),
+        })
     }
 
     /// Analyses untrusted content the model will read (a document, an

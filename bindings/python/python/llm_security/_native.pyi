@@ -285,13 +285,16 @@ class SecurityEngine:
     @property
     def config(self) -> SecurityConfig:
         """The config the engine was built from."""
-    def analyze_input(self, text: str) -> Analysis:
+    def analyze_input(self, text: str, context: Optional[str] = None) -> Analysis:
         """Analyses a prompt: prompt injection, jailbreaks, Unicode attacks,
-        secrets and personal data. Raises InputTooLarge over
-        max_input_bytes."""
-    def analyze_input_batch(self, texts: Sequence[str]) -> list[Analysis]:
-        """analyze_input over a list, in order, with the GIL released for
-        the whole batch."""
+        secrets and personal data. With ``context`` (one of CONTEXT_KINDS)
+        the text is untrusted content the model will read, analysed as
+        ``analyze_context(text, context)`` does (the server's ``analyze``
+        route with its ``context`` field); another value raises ValueError.
+        Raises InputTooLarge over max_input_bytes."""
+    def analyze_input_batch(self, texts: Sequence[str], context: Optional[str] = None) -> list[Analysis]:
+        """analyze_input over a list (all of one ``context``), in order,
+        with the GIL released for the whole batch."""
     def analyze_context(self, text: str, kind: str) -> Analysis:
         """Analyses untrusted content the model will read (a document, an
         e-mail, a web page, a tool result) for instructions planted for an

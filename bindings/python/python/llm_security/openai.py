@@ -43,7 +43,7 @@ import asyncio
 import inspect
 from typing import Any, AsyncIterator, Iterator, Mapping, Optional, Sequence, TypedDict
 
-from . import OutputStream, SecurityEngine, StreamStep, Threat
+from . import Analysis, OutputStream, SecurityEngine, StreamStep, Threat
 from ._guard import GuardBlocked, judge
 
 __all__ = ["GuardBlocked", "StreamOptions", "guarded"]
@@ -123,12 +123,15 @@ def _with_content(message: Any, content: Any) -> Any:
 def _scan_message(engine: SecurityEngine, message: Any) -> Any:
     role = _field(message, "role")
     if role == "user":
-        scan = engine.analyze_input
+        context = None
     elif role in ("tool", "function"):
-        def scan(text: str) -> Any:
-            return engine.analyze_context(text, "tool_output")
+        context = "tool_output"
     else:
         return message
+
+    def scan(text: str) -> Analysis:
+        return engine.analyze_input(text, context)
+
     content = _field(message, "content")
     if isinstance(content, str):
         checked = judge(scan(content), content)
