@@ -9,9 +9,9 @@
 #
 # Needs the Rust toolchain and CPython >= 3.9 with venv and pip (PYTHON to
 # pick the interpreter, default python3); maturin, pytest, mypy and, on
-# Python >= 3.11, langchain-core and openai (the integrations' tests) are
-# installed from PyPI at pinned versions into $CARGO_TARGET_DIR/py-venv
-# (default target/py-venv), which is kept and reused between runs. The
+# Python >= 3.11, langchain-core, openai and llama-index-core (the
+# integrations' tests) are installed from PyPI at pinned versions into
+# $CARGO_TARGET_DIR/py-venv (default target/py-venv), which is kept and reused between runs. The
 # bindings are their own Cargo workspace and share the target directory.
 #   LLMSEC_WHEEL_PROFILE=release|dev   cargo profile of the wheel (default release)
 #   LLMSEC_WHEEL_PYTHONS="python3.9 ..."  also run the quick start with the wheel
@@ -27,6 +27,9 @@ MYPY_VERSION=2.4.1
 # The integrations' tests; langchain-core 1.x needs Python >= 3.11.
 LANGCHAIN_CORE_VERSION=1.8.3
 OPENAI_VERSION=2.54.0
+# Installs without downloading models: the tests use its MockEmbedding and
+# MockLLM, and it ships the tokenizer and NLTK data it needs.
+LLAMA_INDEX_CORE_VERSION=0.14.25
 
 section() {
     printf '\n==> %s\n' "$*"
@@ -76,11 +79,12 @@ fi
     fail "pip could not install maturin==$MATURIN_VERSION, pytest==$PYTEST_VERSION and mypy==$MYPY_VERSION into $venv"
 if "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "langchain-core==$LANGCHAIN_CORE_VERSION" "openai==$OPENAI_VERSION" ||
-        fail "pip could not install langchain-core==$LANGCHAIN_CORE_VERSION and openai==$OPENAI_VERSION into $venv"
+        "langchain-core==$LANGCHAIN_CORE_VERSION" "openai==$OPENAI_VERSION" \
+        "llama-index-core==$LLAMA_INDEX_CORE_VERSION" ||
+        fail "pip could not install langchain-core==$LANGCHAIN_CORE_VERSION, openai==$OPENAI_VERSION and llama-index-core==$LLAMA_INDEX_CORE_VERSION into $venv"
     stubtest_modules=(llm_security)
 else
-    echo "Python < 3.11: langchain-core $LANGCHAIN_CORE_VERSION needs 3.11, so the integrations are not tested"
+    echo "Python < 3.11: langchain-core $LANGCHAIN_CORE_VERSION needs 3.11, so the integrations (LangChain, OpenAI, LlamaIndex) are not tested"
     stubtest_modules=(llm_security._native)
 fi
 

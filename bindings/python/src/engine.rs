@@ -10,6 +10,7 @@ use pyo3::types::PyString;
 use crate::config::{PySecurityConfig, dumps};
 use crate::errors::to_py;
 use crate::results::{PyAnalysis, PySanitized};
+use crate::stream::PyOutputStream;
 
 /// The names `analyze_context` accepts for its kind, in the engine's order.
 pub(crate) fn context_kind_names() -> Vec<&'static str> {
@@ -45,17 +46,38 @@ impl PySecurityEngine {
     }
 
     /// Analyses a prompt: prompt injection, jailbreaks, Unicode attacks,
-    /// secrets and personal data.
-    fn analyze_input(&self, py: Python<'_>, text: String) -> PyResult<PyAnalysis> {
+    /// secrets and personal data. With `context` (one of CONTEXT_KINDS) the
+    /// text is untrusted content instead, analysed as analyze_context(text,
+    /// context) does: the server's `analyze` route with its `context` field.
+    #[pyo3(signature = (text, context=None))]
+    fn analyze_input(&self, py: Python<'_>, text: String, context: Option<&str>) -> PyResult<PyAnalysis> {
+        let kind = context.map(context_kind).transpose()?;
         let engine = &self.inner;
-        py.detach(|| engine.analyze_input_sync(&text).map(|a| PyAnalysis::new(&text, a))).map_err(|e| to_py(py, e))
+        py.detach(|| {
+            match kind {
+                None => engine.analyze_input_sync(&text),
+                Some(kind) => engine.analyze_context_sync(&text, kind),
+            }
+            .map(|a| PyAnalysis::new(&text, a))
+        })
+        .map_err(|e| to_py(py, e))
     }
 
-    /// Analyses each prompt of a list, in order, with the GIL released for
-    /// the whole batch.
-    fn analyze_input_batch(&self, py: Python<'_>, texts: Vec<String>) -> PyResult<Vec<PyAnalysis>> {
+    /// Analyses each prompt of a list (each text of one context kind, with
+    /// `context`), in order, with the GIL released for the whole batch.
+    #[pyo3(signature = (texts, context=None))]
+    fn analyze_input_batch(
+        &self,
+        py: Python<'_>,
+        texts: Vec<String>,
+        context: Option<&str>,
+    ) -> PyResult<Vec<PyAnalysis>> {
+        let kind = context.map(context_kind).transpose()?;
         let engine = &self.inner;
-        batch(py, texts, |t| engine.analyze_input_sync(t))
+        batch(py, texts, |t| match kind {
+            None => engine.analyze_input_sync(t),
+            Some(kind) => engine.analyze_context_sync(t, kind),
+        })
     }
 
     /// Analyses untrusted content the model will read (a document, an
@@ -129,6 +151,29 @@ impl PySecurityEngine {
                 .collect()
         });
         out.map_err(|(i, e)| batch_error(py, i, e))
+    }
+
+    /// A stream validating a completion that arrives in chunks (a streamed
+    /// model answer): push() each chunk and release what it returns, then
+    /// finish(). Text is released once it is `hold_back_bytes` from the end
+    /// of what arrived, never in the middle of a finding, so a secret split
+    /// across chunks is redacted whole; a scan runs once `min_scan_bytes` of
+    /// new text have arrived. `system_prompt` and `prompt` as for
+    /// validate_output; formats and JSON Schemas do not apply to streams.
+    #[pyo3(signature = (system_prompt=None, prompt=None, *, hold_back_bytes=512, min_scan_bytes=128, max_held_bytes=65536))]
+    fn output_stream(
+        &self,
+        system_prompt: Option<String>,
+        prompt: Option<String>,
+        hold_back_bytes: usize,
+        min_scan_bytes: usize,
+        max_held_bytes: usize,
+    ) -> PyResult<PyOutputStream> {
+        let opts = crate::stream::options(hold_back_bytes, min_scan_bytes, max_held_bytes)?;
+        let mut cx = OutputContext::new();
+        cx.system_prompt = system_prompt;
+        cx.prompt = prompt;
+        Ok(PyOutputStream::new(self.inner.output_stream_with(cx, opts), &opts))
     }
 
     /// A fresh canary token to plant in a system prompt. validate_output

@@ -2,7 +2,8 @@
 //! `llm_security._native` of the `llm-security` Python package.
 //!
 //! The classes mirror the Rust names (`SecurityConfig`, `SecurityEngine`,
-//! `Analysis`, `Threat`, `Sanitized`, `Redaction`); the pure-Python package
+//! `Analysis`, `Threat`, `Sanitized`, `Redaction`, `OutputStream`,
+//! `StreamStep`); the pure-Python package
 //! in `python/llm_security/` re-exports them and adds the asyncio helpers.
 //! Scans run with the GIL released, so Python threads scan in parallel.
 //! Spans are given in Python string indices (code points), with the
@@ -15,6 +16,7 @@ mod engine;
 mod errors;
 mod offsets;
 mod results;
+mod stream;
 
 /// The native module. Its classes are re-exported by `llm_security`.
 #[pymodule]
@@ -27,6 +29,8 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<results::PyThreat>()?;
     m.add_class::<results::PyRedaction>()?;
     m.add_class::<results::PySanitized>()?;
+    m.add_class::<stream::PyOutputStream>()?;
+    m.add_class::<stream::PyStreamStep>()?;
     m.add("LlmSecurityError", py.get_type::<errors::LlmSecurityError>())?;
     m.add("InputTooLarge", py.get_type::<errors::InputTooLarge>())?;
     m.add("ConfigError", py.get_type::<errors::ConfigError>())?;

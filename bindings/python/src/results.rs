@@ -51,12 +51,22 @@ pub(crate) struct PyThreat {
 
 impl PyThreat {
     fn new(t: &Threat, at: &CharOffsets) -> PyThreat {
+        PyThreat::mapped(t, |b| at.get(b))
+    }
+
+    /// The threat type's name.
+    pub(crate) fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The threat with its byte offsets turned into string indices by `char_at`.
+    pub(crate) fn mapped(t: &Threat, char_at: impl Fn(usize) -> usize) -> PyThreat {
         PyThreat {
             kind: t.kind.as_str(),
             category: t.category.clone(),
             severity: t.severity.as_str(),
             confidence: t.confidence,
-            span: (at.get(t.span.start), at.get(t.span.end)),
+            span: (char_at(t.span.start), char_at(t.span.end)),
             byte_span: (t.span.start, t.span.end),
             evidence: t.evidence.clone(),
             scanner: t.scanner.clone(),
@@ -69,7 +79,7 @@ impl PyThreat {
 #[pymethods]
 impl PyThreat {
     /// The threat as a dict of JSON types.
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    pub(crate) fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item("type", self.kind)?;
         d.set_item("category", &self.category)?;
@@ -347,12 +357,12 @@ impl PySanitized {
 }
 
 /// A pair as a Python list (what JSON round-trips to).
-fn pair(py: Python<'_>, p: Pair) -> PyResult<Bound<'_, PyList>> {
+pub(crate) fn pair(py: Python<'_>, p: Pair) -> PyResult<Bound<'_, PyList>> {
     PyList::new(py, [p.0, p.1])
 }
 
 /// `s` as a Python string literal in single quotes, for reprs.
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('\'');
     for c in s.chars() {

@@ -168,31 +168,86 @@ def stream_text(client, text):
     return chunks, "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
-def test_stream_passes_clean_text_line_by_line(mock, engine):
-    mock.answer = "Line one of the answer.\nLine two.\nAnd the last words"
-    chunks, text = stream_text(client_for(mock, engine), "Tell me three things.")
+def test_stream_releases_text_as_it_arrives(mock, engine):
+    mock.answer = "Line one of the answer.\nLine two.\nAnd the last words of a somewhat longer reply."
+    client = guarded(
+        openai.OpenAI(api_key="test-key", base_url=mock.url, max_retries=0),
+        engine,
+        stream_options={"hold_back_bytes": 16, "min_scan_bytes": 1},
+    )
+    chunks, text = stream_text(client, "Tell me three things.")
     assert text == mock.answer
     released = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
-    assert released == ["Line one of the answer.\n", "Line two.\n", "And the last words"]
+    # Several releases, each lagging what arrived by at most the hold-back.
+    assert len(released) > 3, released
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
-def test_stream_redacts_secrets_before_they_are_released(mock, engine):
+def test_stream_with_the_default_hold_back_releases_a_short_answer_at_the_end(mock, engine):
+    mock.answer = "A short answer."
+    chunks, text = stream_text(client_for(mock, engine), "Hi")
+    assert text == "A short answer."
+    released = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert released == ["A short answer."]
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_stream_redacts_a_secret_split_across_chunks(mock, engine):
+    # The mock streams 5-character pieces: the key spans eight chunks.
     mock.answer = f"Here you go.\nThe key is {SECRET} today.\nBye."
     chunks, text = stream_text(client_for(mock, engine), "Which key?")
     assert text == "Here you go.\nThe key is [REDACTED_OPENAI_API_KEY_1] today.\nBye."
-    assert all(SECRET[:12] not in (c.choices[0].delta.content or "") for c in chunks if c.choices)
+    assert all(SECRET[:5] not in (c.choices[0].delta.content or "") for c in chunks if c.choices)
 
 
-def test_stream_stops_before_a_blocked_line(mock, engine):
+def test_stream_pushes_each_chunk_once(mock):
+    class Spy(SecurityEngine):
+        def output_stream(self, *args, **kwargs):
+            stream = super().output_stream(*args, **kwargs)
+            self.streams.append(stream)
+            return stream
+
+    engine = Spy()
+    engine.streams = []
+    mock.answer = "word " * 200
+    client = guarded(openai.OpenAI(api_key="test-key", base_url=mock.url, max_retries=0), engine)
+    engine.streams.clear()  # guarded() made one to check the options
+    _, text = stream_text(client, "Say word.")
+    assert text == mock.answer
+    (stream,) = engine.streams
+    stats = stream.stats
+    assert stats["chunks"] == len(mock.answer) // 5  # the mock's pieces
+    assert stats["bytes_in"] == stats["bytes_out"] == len(mock.answer)
+    # A scan per 128 new bytes at most (and the final flush), not one per chunk.
+    assert stats["scans"] <= len(mock.answer) // 128 + 1
+
+
+def test_stream_stops_before_blocked_text_is_released(mock, engine):
     token = engine.issue_canary()
-    mock.answer = f"First a harmless line.\nThen the secret marker {token} appears.\nMore text."
+    first = "First a harmless line, long enough to be released before the rest of the answer arrives.\n"
+    mock.answer = f"{first}Then the secret marker {token} appears.\nMore text."
+    # The hold-back must be longer than a canary token for the token to be
+    # recognised before any of it is released.
+    client = guarded(
+        openai.OpenAI(api_key="test-key", base_url=mock.url, max_retries=0),
+        engine,
+        stream_options={"hold_back_bytes": 64, "min_scan_bytes": 1},
+    )
     received = []
     with pytest.raises(GuardBlocked) as info:
-        for chunk in ask(client_for(mock, engine), "Go on.", stream=True):
+        for chunk in ask(client, "Go on.", stream=True):
             received.append(chunk.choices[0].delta.content or "")
-    assert info.value.stage == "output"
-    assert "".join(received) == "First a harmless line.\n"
+    assert info.value.stage == "output" and info.value.analysis is None
+    assert any(t.type == "system_prompt_leak" for t in info.value.threats)
+    text = "".join(received)
+    assert text.startswith("First a harmless line") and token[:8] not in text
+
+
+def test_bad_stream_options_are_refused_when_wrapping(mock, engine):
+    with pytest.raises(ValueError, match="min_scan_bytes"):
+        guarded(openai.OpenAI(api_key="test-key", base_url=mock.url), engine, stream_options={"min_scan_bytes": 0})
+    with pytest.raises(TypeError):
+        guarded(openai.OpenAI(api_key="test-key", base_url=mock.url), engine, stream_options={"hold_back": 8})
 
 
 def test_async_client(mock, engine):

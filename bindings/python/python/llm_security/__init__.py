@@ -23,9 +23,11 @@ from ._native import (
     ConfigError,
     InputTooLarge,
     LlmSecurityError,
+    OutputStream,
     Redaction,
     Sanitized,
     SecurityConfig,
+    StreamStep,
     Threat,
     __version__,
 )
@@ -40,10 +42,12 @@ __all__ = [
     "GuardBlocked",
     "InputTooLarge",
     "LlmSecurityError",
+    "OutputStream",
     "Redaction",
     "Sanitized",
     "SecurityConfig",
     "SecurityEngine",
+    "StreamStep",
     "Threat",
     "__version__",
 ]
@@ -61,13 +65,13 @@ class SecurityEngine(_NativeEngine):
 
     __slots__ = ()
 
-    async def analyze_input_async(self, text: str) -> Analysis:
+    async def analyze_input_async(self, text: str, context: Optional[str] = None) -> Analysis:
         """:meth:`analyze_input` in a worker thread."""
-        return await asyncio.to_thread(self.analyze_input, text)
+        return await asyncio.to_thread(self.analyze_input, text, context)
 
-    async def analyze_input_batch_async(self, texts: Sequence[str]) -> list[Analysis]:
+    async def analyze_input_batch_async(self, texts: Sequence[str], context: Optional[str] = None) -> list[Analysis]:
         """:meth:`analyze_input_batch` in a worker thread."""
-        return await asyncio.to_thread(self.analyze_input_batch, list(texts))
+        return await asyncio.to_thread(self.analyze_input_batch, list(texts), context)
 
     async def analyze_context_async(self, text: str, kind: str) -> Analysis:
         """:meth:`analyze_context` in a worker thread."""

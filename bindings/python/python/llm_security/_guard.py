@@ -3,19 +3,34 @@ rule that turns a verdict into the text to pass on."""
 
 from __future__ import annotations
 
-from ._native import Analysis, LlmSecurityError
+from typing import Optional, Sequence
+
+from ._native import Analysis, LlmSecurityError, Threat
 
 
 class GuardBlocked(LlmSecurityError):
     """An integration's scan gave the verdict "block". ``analysis`` is the
-    scan's result; ``stage`` is "input" (a prompt), "context" (a tool
-    result) or "output" (the model's answer)."""
+    scan's result (None when a streamed answer was blocked: a stream is
+    never analysed whole); ``threats`` the threats found (for a stream,
+    those seen up to the block); ``stage`` is "input" (a prompt), "context"
+    (a tool result or retrieved document) or "output" (the model's
+    answer)."""
 
-    def __init__(self, analysis: Analysis) -> None:
-        kinds = sorted({t.type for t in analysis.threats})
-        super().__init__(f"{analysis.stage} blocked by llm-security: {', '.join(kinds) or 'policy'}")
+    def __init__(
+        self,
+        analysis: Optional[Analysis],
+        *,
+        stage: Optional[str] = None,
+        threats: Sequence[Threat] = (),
+    ) -> None:
+        if analysis is not None:
+            stage = analysis.stage
+            threats = analysis.threats
+        kinds = sorted({t.type for t in threats})
+        super().__init__(f"{stage} blocked by llm-security: {', '.join(kinds) or 'policy'}")
         self.analysis = analysis
-        self.stage = analysis.stage
+        self.stage = stage
+        self.threats: tuple[Threat, ...] = tuple(threats)
 
 
 def judge(analysis: Analysis, text: str) -> str:

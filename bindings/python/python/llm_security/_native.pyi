@@ -15,10 +15,12 @@ __all__ = [
     "ConfigError",
     "InputTooLarge",
     "LlmSecurityError",
+    "OutputStream",
     "Redaction",
     "Sanitized",
     "SecurityConfig",
     "SecurityEngine",
+    "StreamStep",
     "THREAT_TYPES",
     "Threat",
     "__version__",
@@ -226,6 +228,52 @@ class Sanitized:
     def to_dict(self) -> dict[str, Any]:
         """The result as a dict of JSON types."""
 
+@final
+class StreamStep:
+    """What one :meth:`OutputStream.push` or :meth:`OutputStream.finish`
+    gives back. Immutable."""
+
+    @property
+    def text(self) -> str:
+        """Text now safe to release (possibly empty), with secrets and
+        personal data replaced by placeholders where the policy sanitizes."""
+    @property
+    def threats(self) -> Tuple[Threat, ...]:
+        """The threats first reported in this step. Their spans index the
+        whole completion as received (every chunk pushed so far, joined)."""
+    @property
+    def blocked(self) -> bool:
+        """True once the verdict is "block": this step released nothing and
+        no later one will."""
+    def to_dict(self) -> dict[str, Any]:
+        """The step as a dict of JSON types."""
+
+@final
+class OutputStream:
+    """A completion validated chunk by chunk; made by
+    :meth:`SecurityEngine.output_stream`. ``push`` each chunk as it arrives
+    and release the ``text`` it returns, then call ``finish`` once. Each
+    chunk is pushed once; scans release the GIL."""
+
+    def push(self, chunk: str) -> StreamStep:
+        """Appends the next chunk. Returns the text now safe to release and
+        the threats first seen. After a block, or after finish(), chunks
+        are ignored."""
+    def finish(self) -> StreamStep:
+        """Scans and releases whatever is still held back. Call once, when
+        the completion ends."""
+    @property
+    def verdict(self) -> _Verdict:
+        """The verdict over every threat seen so far."""
+    @property
+    def blocked(self) -> bool:
+        """True once the verdict is "block"."""
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters of the stream's work: "chunks" pushed, "scans" run,
+        "bytes_in" received, "bytes_scanned" over all scans, "bytes_out"
+        released."""
+
 @disjoint_base
 class SecurityEngine:
     """The native engine; use ``llm_security.SecurityEngine``, which adds the
@@ -237,13 +285,16 @@ class SecurityEngine:
     @property
     def config(self) -> SecurityConfig:
         """The config the engine was built from."""
-    def analyze_input(self, text: str) -> Analysis:
+    def analyze_input(self, text: str, context: Optional[str] = None) -> Analysis:
         """Analyses a prompt: prompt injection, jailbreaks, Unicode attacks,
-        secrets and personal data. Raises InputTooLarge over
-        max_input_bytes."""
-    def analyze_input_batch(self, texts: Sequence[str]) -> list[Analysis]:
-        """analyze_input over a list, in order, with the GIL released for
-        the whole batch."""
+        secrets and personal data. With ``context`` (one of CONTEXT_KINDS)
+        the text is untrusted content the model will read, analysed as
+        ``analyze_context(text, context)`` does (the server's ``analyze``
+        route with its ``context`` field); another value raises ValueError.
+        Raises InputTooLarge over max_input_bytes."""
+    def analyze_input_batch(self, texts: Sequence[str], context: Optional[str] = None) -> list[Analysis]:
+        """analyze_input over a list (all of one ``context``), in order,
+        with the GIL released for the whole batch."""
     def analyze_context(self, text: str, kind: str) -> Analysis:
         """Analyses untrusted content the model will read (a document, an
         e-mail, a web page, a tool result) for instructions planted for an
@@ -282,3 +333,23 @@ class SecurityEngine:
         reports a completion containing it as a "system_prompt_leak"
         (category "canary_token"). Engines whose configs share
         output.canary_secret recognise each other's tokens."""
+    def output_stream(
+        self,
+        system_prompt: Optional[str] = None,
+        prompt: Optional[str] = None,
+        *,
+        hold_back_bytes: int = 512,
+        min_scan_bytes: int = 128,
+        max_held_bytes: int = 65536,
+    ) -> OutputStream:
+        """A stream validating a completion that arrives in chunks (a
+        streamed model answer). Text is released once it is
+        ``hold_back_bytes`` from the end of what has arrived, never in the
+        middle of a finding, so a secret split across chunks is redacted
+        whole; a scan runs once ``min_scan_bytes`` of new text have arrived,
+        over that text, the held-back text and 64 bytes before it.
+        ``max_held_bytes`` bounds the text held while a finding keeps
+        growing. ``system_prompt`` and ``prompt`` as for validate_output;
+        formats and JSON Schemas do not apply to streams. Raises ValueError
+        when min_scan_bytes is 0 or max_held_bytes is not larger than
+        hold_back_bytes."""

@@ -22,13 +22,16 @@ in a worker thread).
 - Verdicts: "block" raises :class:`~llm_security.GuardBlocked` (a blocked
   request is never sent); "sanitize" passes the text on with secrets and
   personal data replaced by placeholders; "allow" passes it unchanged.
-- Streams (``stream=True``): each choice's text is released line by line,
-  once the line has been scanned: a chunk carries the complete lines that
-  arrived up to it (sanitized when the verdict is "sanitize") and the rest
-  of the text comes with the chunk that has the finish reason. A "block"
-  verdict stops the stream with GuardBlocked before the offending line is
-  released. A value that spans lines (a PEM private key) is judged as a
-  whole by the block check only; its redaction works line by line.
+- Streams (``stream=True``): each choice's text goes through the engine's
+  :class:`~llm_security.OutputStream`. Each chunk's text is pushed once; a
+  chunk carries the text released by then, which lags what arrived by up
+  to ``hold_back_bytes`` (512 by default) and is never cut inside a
+  finding, so a secret split across chunks arrives as its placeholder.
+  The chunk with the finish reason carries the rest. A "block" verdict
+  stops the stream with GuardBlocked (``analysis`` None, ``threats`` set)
+  before any of the offending text is released. ``stream_options``
+  (``hold_back_bytes``, ``min_scan_bytes``, ``max_held_bytes``) go to
+  :meth:`~llm_security.SecurityEngine.output_stream`.
 
 The ``openai`` package itself is not imported: any client with the same
 ``chat.completions.create`` shape can be wrapped.
@@ -38,19 +41,45 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Any, AsyncIterator, Iterator, Mapping, Optional, Sequence
+from typing import Any, AsyncIterator, Iterator, Mapping, Optional, Sequence, TypedDict
 
-from . import SecurityEngine
+from . import Analysis, OutputStream, SecurityEngine, StreamStep, Threat
 from ._guard import GuardBlocked, judge
 
-__all__ = ["GuardBlocked", "guarded"]
+__all__ = ["GuardBlocked", "StreamOptions", "guarded"]
 
 
-def guarded(client: Any, engine: Optional[SecurityEngine] = None) -> Any:
+class StreamOptions(TypedDict, total=False):
+    """Keyword arguments of :meth:`SecurityEngine.output_stream`."""
+
+    hold_back_bytes: int
+    min_scan_bytes: int
+    max_held_bytes: int
+
+
+def guarded(
+    client: Any,
+    engine: Optional[SecurityEngine] = None,
+    *,
+    stream_options: Optional[StreamOptions] = None,
+) -> Any:
     """``client`` (an ``OpenAI`` or ``AsyncOpenAI``) with its chat
     completions scanned in both directions. ``engine`` defaults to one with
-    every scanner on."""
-    return _GuardedClient(client, engine if engine is not None else SecurityEngine())
+    every scanner on. ``stream_options`` are keyword arguments of
+    :meth:`SecurityEngine.output_stream` for streamed answers, e.g.
+    ``{"hold_back_bytes": 256}``; a bad one raises here."""
+    engine = engine if engine is not None else SecurityEngine()
+    options: StreamOptions = stream_options.copy() if stream_options else {}
+    engine.output_stream(**options)  # checks the options now, not at the first stream
+    return _GuardedClient(client, _Settings(engine, options))
+
+
+class _Settings:
+    """The engine and the options of its streams."""
+
+    def __init__(self, engine: SecurityEngine, stream_options: StreamOptions) -> None:
+        self.engine = engine
+        self.stream_options = stream_options
 
 
 class _Passthrough:
@@ -64,21 +93,21 @@ class _Passthrough:
 
 
 class _GuardedClient(_Passthrough):
-    def __init__(self, client: Any, engine: SecurityEngine) -> None:
+    def __init__(self, client: Any, settings: _Settings) -> None:
         super().__init__(client)
-        self.chat = _GuardedChat(client.chat, engine)
+        self.chat = _GuardedChat(client.chat, settings)
 
     def __repr__(self) -> str:
         return f"guarded({self._inner!r})"
 
 
 class _GuardedChat(_Passthrough):
-    def __init__(self, chat: Any, engine: SecurityEngine) -> None:
+    def __init__(self, chat: Any, settings: _Settings) -> None:
         super().__init__(chat)
         # The client wraps `create` in decorators; unwrap to see an async def.
         create = inspect.unwrap(chat.completions.create)
         is_async = inspect.iscoroutinefunction(create) or type(chat.completions).__name__.startswith("Async")
-        self.completions = (_AsyncCompletions if is_async else _Completions)(chat.completions, engine)
+        self.completions = (_AsyncCompletions if is_async else _Completions)(chat.completions, settings)
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -94,12 +123,15 @@ def _with_content(message: Any, content: Any) -> Any:
 def _scan_message(engine: SecurityEngine, message: Any) -> Any:
     role = _field(message, "role")
     if role == "user":
-        scan = engine.analyze_input
+        context = None
     elif role in ("tool", "function"):
-        def scan(text: str) -> Any:
-            return engine.analyze_context(text, "tool_output")
+        context = "tool_output"
     else:
         return message
+
+    def scan(text: str) -> Analysis:
+        return engine.analyze_input(text, context)
+
     content = _field(message, "content")
     if isinstance(content, str):
         checked = judge(scan(content), content)
@@ -145,53 +177,59 @@ def _check_answer(engine: SecurityEngine, completion: Any, system_prompt: Option
 
 
 class _StreamGuard:
-    """The per-stream state: each choice's text so far and how much of it
-    has been released."""
+    """The per-stream state: one OutputStream per choice."""
 
-    def __init__(self, engine: SecurityEngine, system_prompt: Optional[str]) -> None:
-        self.engine = engine
+    def __init__(self, settings: _Settings, system_prompt: Optional[str]) -> None:
+        self.settings = settings
         self.system_prompt = system_prompt
-        self.text: dict[int, str] = {}
-        self.released: dict[int, int] = {}
+        self.streams: dict[int, OutputStream] = {}
+        self.threats: dict[int, list[Threat]] = {}
+        self.finished: set[int] = set()
         self.last: Any = None
 
-    def _release(self, index: int, final: bool) -> Optional[str]:
-        """The text of choice `index` to release now, scanned; None when a
-        line is still incomplete."""
-        text = self.text.get(index, "")
-        start = self.released.get(index, 0)
-        end = len(text) if final else text.rfind("\n", start) + 1
-        if end <= start:
-            return None
-        analysis = self.engine.validate_output(text[: end], system_prompt=self.system_prompt)
-        judge(analysis, text)  # raises on "block"
-        segment = text[start:end]
-        if analysis.verdict == "sanitize":
-            segment = self.engine.sanitize(segment).text
-        self.released[index] = end
-        return segment
+    def _stream(self, index: int) -> OutputStream:
+        stream = self.streams.get(index)
+        if stream is None:
+            stream = self.settings.engine.output_stream(self.system_prompt, **self.settings.stream_options)
+            self.streams[index] = stream
+            self.threats[index] = []
+        return stream
+
+    def _released(self, index: int, step: StreamStep) -> str:
+        """The text `step` releases; GuardBlocked when the choice is blocked."""
+        self.threats[index].extend(step.threats)
+        if step.blocked:
+            raise GuardBlocked(None, stage="output", threats=self.threats[index])
+        return step.text
 
     def process(self, chunk: Any) -> Any:
         """The chunk to hand on in place of `chunk`."""
         self.last = chunk
         for choice in getattr(chunk, "choices", None) or []:
             delta = getattr(choice, "delta", None)
-            piece = getattr(delta, "content", None)
-            index = getattr(choice, "index", 0)
-            if isinstance(piece, str):
-                self.text[index] = self.text.get(index, "") + piece
-            if delta is None or (piece is None and getattr(choice, "finish_reason", None) is None):
+            if delta is None:
                 continue
-            released = self._release(index, final=getattr(choice, "finish_reason", None) is not None)
-            delta.content = released
+            index = getattr(choice, "index", 0)
+            piece = getattr(delta, "content", None)
+            out = ""
+            if isinstance(piece, str) and piece:
+                out += self._released(index, self._stream(index).push(piece))
+            if getattr(choice, "finish_reason", None) is not None and index not in self.finished:
+                self.finished.add(index)
+                out += self._released(index, self._stream(index).finish())
+            if isinstance(piece, str) or out:
+                delta.content = out or None
         return chunk
 
     def finish(self) -> list[Any]:
         """Chunks carrying text still held back when the stream ended
         without a finish reason."""
         out = []
-        for index in sorted(self.text):
-            rest = self._release(index, final=True)
+        for index in sorted(self.streams):
+            if index in self.finished:
+                continue
+            self.finished.add(index)
+            rest = self._released(index, self.streams[index].finish())
             if rest and self.last is not None:
                 chunk = self.last.model_copy(deep=True)
                 chunk.choices = [c for c in chunk.choices if getattr(c, "index", 0) == index][:1]
@@ -251,23 +289,25 @@ class _AsyncGuardedStream(_Passthrough):
 
 
 class _Completions(_Passthrough):
-    def __init__(self, completions: Any, engine: SecurityEngine) -> None:
+    def __init__(self, completions: Any, settings: _Settings) -> None:
         super().__init__(completions)
-        self._engine = engine
+        self._settings = settings
+        self._engine = settings.engine
 
     def create(self, *, messages: Sequence[Any], **kwargs: Any) -> Any:
         """``chat.completions.create`` with the request and the answer scanned."""
         sent, system_prompt = _scan_request(self._engine, messages)
         result = self._inner.create(messages=sent, **kwargs)
         if kwargs.get("stream"):
-            return _GuardedStream(result, _StreamGuard(self._engine, system_prompt))
+            return _GuardedStream(result, _StreamGuard(self._settings, system_prompt))
         return _check_answer(self._engine, result, system_prompt)
 
 
 class _AsyncCompletions(_Passthrough):
-    def __init__(self, completions: Any, engine: SecurityEngine) -> None:
+    def __init__(self, completions: Any, settings: _Settings) -> None:
         super().__init__(completions)
-        self._engine = engine
+        self._settings = settings
+        self._engine = settings.engine
 
     async def create(self, *, messages: Sequence[Any], **kwargs: Any) -> Any:
         """``chat.completions.create`` with the request and the answer
@@ -275,5 +315,5 @@ class _AsyncCompletions(_Passthrough):
         sent, system_prompt = await asyncio.to_thread(_scan_request, self._engine, messages)
         result = await self._inner.create(messages=sent, **kwargs)
         if kwargs.get("stream"):
-            return _AsyncGuardedStream(result, _StreamGuard(self._engine, system_prompt))
+            return _AsyncGuardedStream(result, _StreamGuard(self._settings, system_prompt))
         return await asyncio.to_thread(_check_answer, self._engine, result, system_prompt)
