@@ -7,7 +7,8 @@
 # `openai` client and `curl -N`; nothing leaves 127.0.0.1 (pip aside).
 #
 # Needs the Rust toolchain, CPython >= 3.9 with venv and pip (PYTHON to
-# pick the interpreter, default python3) and curl. The virtual environment
+# pick the interpreter, default python3) and curl (installed with apt-get
+# when missing and running as root). The virtual environment
 # ($CARGO_TARGET_DIR/gateway-e2e-venv, default target/gateway-e2e-venv) is
 # kept and reused between runs.
 set -euo pipefail
@@ -30,7 +31,18 @@ started=$SECONDS
 
 command -v "$python" >/dev/null || fail "'$python' not found (set PYTHON)"
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 9))' || fail "$("$python" --version 2>&1) is too old: needs CPython >= 3.9"
-command -v curl >/dev/null || fail "curl not found: the raw SSE test reads the stream with curl -N"
+if ! command -v curl >/dev/null; then
+    # The raw SSE test reads the stream with curl -N; a fresh Debian
+    # machine may not have it.
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        printf '\n==> installing curl (apt-get)\n'
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl >/dev/null ||
+            { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl >/dev/null; } ||
+            fail "could not install curl with apt-get"
+    else
+        fail "curl not found: the raw SSE test reads the stream with curl -N (install curl)"
+    fi
+fi
 
 printf '\n==> build: cargo build -p llmsec\n'
 cargo build -p llmsec || fail "cargo build -p llmsec failed"

@@ -75,6 +75,11 @@ cargo bench -p llm-security -p llmsec-lint --no-run
 section "python package: scripts/python.sh (maturin develop, pytest, dev-profile abi3 wheel in a fresh venv)"
 LLMSEC_WHEEL_PROFILE=dev scripts/python.sh
 
+# The Shield gateway with real clients: `llmsec gateway` in front of a mock
+# upstream, driven by the official `openai` Python package and `curl -N`.
+section "gateway end to end: scripts/gateway-e2e.sh (llmsec gateway, openai client, curl -N)"
+scripts/gateway-e2e.sh
+
 # The committed classifier must be what `llmsec train` builds from the
 # datasets. `train --check` first compares the SHA-256 of each training file
 # with the ones recorded in the model (naming any file that changed), then
