@@ -64,8 +64,8 @@ fi
 section "doc tests: cargo test --workspace --doc"
 cargo test --workspace --doc
 
-section "benches compile: cargo bench -p llm-security -p llmsec-lint --no-run"
-cargo bench -p llm-security -p llmsec-lint --no-run
+section "benches compile: cargo bench -p llm-security -p llmsec-lint -p llmsec-redteam --no-run"
+cargo bench -p llm-security -p llmsec-lint -p llmsec-redteam --no-run
 
 # The Python package (bindings/python, its own Cargo workspace): maturin
 # develop, its pytest suite, then the abi3 wheel installed into a fresh venv
