@@ -22,6 +22,7 @@ mod input;
 mod lint;
 mod metrics;
 mod ops;
+mod policy;
 mod redteam;
 mod scan;
 mod serve;
@@ -70,6 +71,9 @@ enum Command {
     ///
     /// Exit status: 0 done, 1 the success rate is above --fail-above, 2 error.
     Redteam(redteam::RedteamArgs),
+    /// Rego policies (policy as code): run their tests, evaluate them.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Audit log tools.
     #[command(subcommand)]
     Audit(ops::AuditCommand),
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
         Command::Gateway(args) => serve::run_gateway(&args),
         Command::Lint(args) => lint::run(&args),
         Command::Redteam(args) => redteam::run(&args),
+        Command::Policy(cmd) => policy::run(&cmd),
         Command::Audit(cmd) => ops::audit(&cmd),
         Command::Webhook(cmd) => ops::webhook(&cmd),
     };

@@ -872,3 +872,49 @@ fn redteam_against_an_openai_endpoint_resumes_an_interrupted_run() {
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("LLMSEC_TEST_UNSET_KEY_VAR"), "{}", stderr(&out));
 }
+
+#[test]
+fn policy_test_runs_the_shipped_example_policies() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = llmsec_in(&root, &["policy", "test", "deploy/policies"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("PASS data.llmsec.test_support_may_not_delete_accounts"), "{text}");
+    assert!(text.contains(" 0 failed"), "{text}");
+}
+
+#[test]
+fn policy_test_and_eval_exit_codes() {
+    let dir = temp_dir("policy");
+    write(
+        &dir.join("p.rego"),
+        "package llmsec\ndefault decision := {\"action\": \"allow\"}\ndecision := {\"action\": \"block\", \"reasons\": [\"engine\"]} if input.analysis.verdict == \"block\"\n\
+         test_passes if { decision.action == \"allow\" with input as {} }\n\
+         test_fails if { decision.action == \"block\" with input as {} }\n",
+    );
+    let out = llmsec_in(&dir, &["policy", "test", "p.rego"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stdout(&out).contains("FAIL data.llmsec.test_fails") && stdout(&out).contains("1 passed, 1 failed"),
+        "{}",
+        stdout(&out)
+    );
+    let out = llmsec_in(&dir, &["policy", "eval", "--policy", "p.rego", "--text", ATTACK]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let doc = json(&stdout(&out));
+    assert_eq!(doc["result"]["action"], "block");
+    assert_eq!(doc["input"]["analysis"]["verdict"], "block");
+    let out = llmsec_in(&dir, &["policy", "eval", "--policy", "p.rego", "--text", BENIGN]);
+    assert_eq!(code(&out), 0);
+    write(&dir.join("input.json"), "{\"analysis\": {\"verdict\": \"block\"}}");
+    let out = llmsec_in(
+        &dir,
+        &["policy", "eval", "--policy", "p.rego", "--input", "input.json", "--query", "data.llmsec.decision.reasons"],
+    );
+    assert_eq!(code(&out), 0);
+    assert_eq!(json(&stdout(&out))["result"], serde_json::json!(["engine"]));
+    write(&dir.join("bad.rego"), "package llmsec\ndecision := {\n");
+    let out = llmsec_in(&dir, &["policy", "test", "bad.rego"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("bad.rego"), "{}", stderr(&out));
+}
