@@ -248,6 +248,25 @@ pub struct ServerConfig {
     pub egress: crate::egress::EgressConfig,
     /// The Shield gateway (OpenAI-compatible proxy routes); off when absent.
     pub gateway: Option<GatewayConfig>,
+    /// Rego policies that decide each analysis's verdict; off when absent.
+    pub policy: Option<RegoPolicyConfig>,
+}
+
+/// The `[policy]` section: Rego policies (policy as code).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegoPolicyConfig {
+    /// `.rego` files or directories (searched recursively); the decision
+    /// is `data.llmsec.decision`.
+    pub rego: Vec<PathBuf>,
+    /// How often the files are checked for changes (seconds; 0: never). A
+    /// change that does not compile keeps the policy in force.
+    #[serde(default = "default_reload_secs")]
+    pub reload_secs: u64,
+}
+
+fn default_reload_secs() -> u64 {
+    2
 }
 
 impl Default for ServerConfig {
@@ -265,6 +284,7 @@ impl Default for ServerConfig {
             sentinel: SentinelSettings::default(),
             egress: crate::egress::EgressConfig::default(),
             gateway: None,
+            policy: None,
         }
     }
 }
@@ -427,6 +447,11 @@ impl ServerConfig {
         }
         if let Some(g) = &self.gateway {
             g.validate()?;
+        }
+        if let Some(p) = &self.policy
+            && p.rego.is_empty()
+        {
+            return bad("policy.rego", "must name at least one .rego file or directory");
         }
         let egress = self.egress_policy()?;
         for (i, w) in self.webhooks.iter().enumerate() {

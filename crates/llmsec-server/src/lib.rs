@@ -27,6 +27,7 @@ pub mod graphql_limits;
 pub mod grpc;
 pub mod listener;
 pub mod metrics;
+pub mod policy;
 pub mod ratelimit;
 pub mod redact;
 pub mod sentinel;
@@ -96,6 +97,9 @@ pub enum StartError {
     /// The Sentinel configuration is refused.
     #[error("sentinel: {0}")]
     Sentinel(String),
+    /// The Rego policy does not load.
+    #[error("policy: {0}")]
+    Policy(#[from] llmsec_policy::PolicyError),
 }
 
 /// A built server: state, background tasks, and the way to stop them.
@@ -173,6 +177,10 @@ impl Server {
             delivery_notify.clone(),
         ));
         sentinel.set_egress(egress.clone());
+        let policy = match &config.policy {
+            Some(p) => Some(Arc::new(crate::policy::PolicyHandle::load(p)?)),
+            None => None,
+        };
         let services = Services::new(ServicesInner {
             engine,
             store: store.clone(),
@@ -185,6 +193,7 @@ impl Server {
             threat_feed,
             sentinel: sentinel.clone(),
             egress: egress.clone(),
+            policy: policy.clone(),
         });
         let state = AppState { services, http: Arc::new(HttpParts { auth_failures: RateLimiter::default(), metrics }) };
         // Config webhooks have a stable id per (tenant, url), so a restart
@@ -215,6 +224,11 @@ impl Server {
         let worker_task = tokio::spawn(worker.run(stop_rx.clone()));
         sentinel.restore().await?;
         let sentinel_task = tokio::spawn(sentinel.run(stop_rx.clone()));
+        if let (Some(handle), Some(p)) = (policy, &config.policy)
+            && p.reload_secs > 0
+        {
+            tokio::spawn(crate::policy::watch_files(handle, Duration::from_secs(p.reload_secs), stop_rx.clone()));
+        }
         let retention_task = tokio::spawn(retention(store, config.storage.retention_days, stop_rx));
         Ok(Server { state, writer_task, worker_task, sentinel_task, retention_task, stop, bootstrap_key })
     }

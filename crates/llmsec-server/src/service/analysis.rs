@@ -88,6 +88,19 @@ pub struct SecurityResponse {
     pub sanitized: Option<String>,
     /// The stored security event.
     pub event_id: String,
+    /// The Rego policy's reasons and obligations, when `[policy]` decided
+    /// the verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyOutcome>,
+}
+
+/// What the Rego policy said besides the verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyOutcome {
+    /// Why.
+    pub reasons: Vec<String>,
+    /// What the caller must do besides (`redact`, `max_tokens`, …).
+    pub obligations: llmsec_policy::Obligations,
 }
 
 /// What the core needs to know about one text.
@@ -295,6 +308,35 @@ fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Re
         Job::Output(_) => "validate",
     };
     crate::metrics::record_analysis(endpoint, analysis);
+    let decision = svc.policy.as_ref().map(|p| {
+        let (user, _, application) = job.ids();
+        let request = llmsec_policy::RequestContext {
+            tenant: Some(caller.tenant.clone()),
+            user: user.map(str::to_owned),
+            application: application.map(str::to_owned),
+            route: Some(endpoint.to_owned()),
+            ..Default::default()
+        };
+        p.decide(analysis, &request)
+    });
+    let verdict = match &decision {
+        Some(d) => match d.action {
+            llmsec_policy::Action::Allow => llm_security::Verdict::Allow,
+            llmsec_policy::Action::Sanitize => llm_security::Verdict::Sanitize,
+            llmsec_policy::Action::Block => llm_security::Verdict::Block,
+        },
+        None => analysis.verdict(),
+    };
+    // A policy that asks to sanitize what the engine let through gets the
+    // engine's sanitizer (every secret and PII kind redacted, invisible
+    // characters removed).
+    let sanitized = match (verdict, analysis.sanitized()) {
+        (llm_security::Verdict::Sanitize, Some(s)) => Some(s.to_owned()),
+        (llm_security::Verdict::Sanitize, None) => {
+            Some(svc.engine.sanitize(job.text()).map_err(|e| ServiceError::Internal(e.to_string()))?.text)
+        }
+        _ => None,
+    };
 
     let text = job.text();
     let stored_input = match svc.config.storage.input {
@@ -315,7 +357,7 @@ fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Re
         input: stored_input,
         threats,
         confidence: analysis.confidence(),
-        verdict: analysis.verdict().as_str().to_owned(),
+        verdict: verdict.as_str().to_owned(),
         timestamp: now,
         user_id,
         session_id,
@@ -325,14 +367,15 @@ fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Re
         .then(|| super::ThreatNotice { event: event.clone(), threats: analysis.threats().to_vec() });
     let t = analysis.analysis_time();
     let answer = SecurityResponse {
-        is_secure: analysis.is_secure(),
+        is_secure: if decision.is_some() { verdict == llm_security::Verdict::Allow } else { analysis.is_secure() },
         threats: analysis.threats().to_vec(),
         confidence: analysis.confidence(),
         analysis_time: t.as_millis() as u64,
         analysis_time_us: t.as_micros() as u64,
-        verdict: analysis.verdict(),
-        sanitized: analysis.sanitized().map(str::to_owned),
+        verdict,
+        sanitized,
         event_id: event.id.clone(),
+        policy: decision.map(|d| PolicyOutcome { reasons: d.reasons, obligations: d.obligations }),
     };
     Ok(Finished { record: Record { event, deliveries }, notice, answer })
 }

@@ -94,6 +94,8 @@ pub struct ServicesInner {
     pub sentinel: Arc<SentinelService>,
     /// Which addresses outbound HTTP may reach.
     pub egress: Arc<EgressPolicy>,
+    /// The Rego policy deciding verdicts (`[policy]`), when configured.
+    pub policy: Option<Arc<crate::policy::PolicyHandle>>,
 }
 
 impl std::fmt::Debug for ServicesInner {

@@ -13,6 +13,7 @@ mod grpc;
 mod limits;
 mod otlp;
 mod plugins;
+mod policy;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod privacy;
