@@ -9,11 +9,17 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$(pwd)
 
 VERSION=5.7.0
 SHA256=27d8e3e96dde578a23b7c45035b8d741fece5731e2700aa068015b8c44d1514e
 URL="https://registry.npmjs.org/@microsoft/sarif-multitool-linux/-/sarif-multitool-linux-$VERSION.tgz"
-dir="${CARGO_TARGET_DIR:-target}/sarif"
+# An absolute path: the tests run in their crate's directory.
+dir="${CARGO_TARGET_DIR:-$root/target}/sarif"
+case "$dir" in
+    /*) ;;
+    *) dir="$root/$dir" ;;
+esac
 schema="$dir/sarif-2.1.0.json"
 
 if [ ! -s "$schema" ]; then
