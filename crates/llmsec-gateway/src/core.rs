@@ -175,6 +175,54 @@ pub(crate) fn clear(state: &AppState, caller: &Caller, subject: &Subject) -> Res
     analysis::enforce(&state.services, caller, subject).map_err(map_error)
 }
 
+/// Refuses a model outside the key's allow-list (`403 model_not_allowed`).
+pub(crate) fn check_model(caller: &Caller, model: &str) -> Result<(), OpenAiError> {
+    if caller.may_use_model(model) {
+        return Ok(());
+    }
+    let msg = format!("this key may not call the model {model:?}");
+    Err(OpenAiError::new(StatusCode::FORBIDDEN, "model_not_allowed", msg).with_param("model"))
+}
+
+/// Refuses a call once a budget of the key is used up in its current
+/// period (`429 budget_exceeded`, with `Retry-After` until the period
+/// ends). Usage comes from the store, so replicas share it; calls in
+/// flight when the budget runs out can pass it by their own usage.
+pub(crate) async fn check_budget(state: &AppState, caller: &Caller) -> Result<(), OpenAiError> {
+    if caller.budgets.is_empty() {
+        return Ok(());
+    }
+    let now = llmsec_store::now_millis();
+    let usage = state
+        .store
+        .key_usage(&caller.tenant, &caller.key_id, now)
+        .await
+        .map_err(|e| map_error(ServiceError::from(e)))?;
+    for b in &caller.budgets {
+        let Some(u) = usage.iter().find(|u| u.period == b.period) else { continue };
+        let over = match (b.tokens, b.cost) {
+            (Some(t), _) if u.tokens >= t => Some(format!("{t} tokens ({} used)", u.tokens)),
+            (_, Some(c)) if u.cost >= c => Some(format!("a cost of {c} ({:.6} used)", u.cost)),
+            _ => None,
+        };
+        if let Some(what) = over {
+            let end = b.period.end(now);
+            let mut err = OpenAiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "budget_exceeded",
+                format!(
+                    "this key's {} budget of {what} is used up; it resets at {}",
+                    b.period.as_str(),
+                    chrono::DateTime::from_timestamp_millis(end).map(|t| t.to_rfc3339()).unwrap_or_default()
+                ),
+            );
+            err.retry_after = Some(u64::try_from((end - now).max(0) / 1000 + 1).unwrap_or(1));
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
 /// One text of a request to scan.
 #[derive(Debug, Clone)]
 pub(crate) struct ScanText {
@@ -309,6 +357,9 @@ pub(crate) fn record(state: &AppState, caller: &Caller, event: TelemetryEvent) {
     };
     let (state, caller) = (state.clone(), caller.clone());
     rt.spawn(async move {
+        if !caller.budgets.is_empty() {
+            count_usage(&state, &caller, &event).await;
+        }
         let result = match telemetry::admit(&caller, event, "") {
             Ok(e) => telemetry::accept(&state.services, &caller, vec![e]).await.map(|_| ()),
             Err(e) => Err(e),
@@ -317,6 +368,21 @@ pub(crate) fn record(state: &AppState, caller: &Caller, event: TelemetryEvent) {
             tracing::warn!(error = %e, "gateway: telemetry event not stored");
         }
     });
+}
+
+/// Adds the call's tokens and cost to the key's usage, which its budgets
+/// are checked against; a store failure is logged (the call is done).
+async fn count_usage(state: &AppState, caller: &Caller, event: &TelemetryEvent) {
+    let d = &event.data;
+    let tokens = d.total_tokens.unwrap_or_else(|| d.prompt_tokens.unwrap_or(0) + d.completion_tokens.unwrap_or(0));
+    let cost = d.cost.unwrap_or(0.0);
+    if tokens == 0 && cost <= 0.0 {
+        return;
+    }
+    let at = event.timestamp.timestamp_millis();
+    if let Err(e) = state.store.add_key_usage(&caller.tenant, &caller.key_id, at, tokens, cost).await {
+        tracing::warn!(error = %e, key = %caller.key_id, "gateway: usage not counted against the key's budgets");
+    }
 }
 
 #[cfg(test)]

@@ -386,11 +386,12 @@ pub(crate) async fn embeddings(State(gw): State<Arc<Gateway>>, Proxy(caller): Pr
 }
 
 /// `GET /v1/models`: the models the config names, by upstream.
-pub(crate) async fn models(State(gw): State<Arc<Gateway>>, Proxy(_): Proxy) -> Response {
+pub(crate) async fn models(State(gw): State<Arc<Gateway>>, Proxy(caller): Proxy) -> Response {
     let data: Vec<Value> = gw
         .upstreams
         .listed
         .iter()
+        .filter(|(m, _)| caller.may_use_model(m))
         .map(|(m, i)| {
             let owner = gw.upstreams.get(*i).map_or("", |u| u.name.as_str());
             json!({"id": m, "object": "model", "created": 0, "owned_by": owner})
@@ -448,8 +449,11 @@ async fn run(
     };
     call.prompt = found.iter().rev().find(|f| f.role == "user").map(|f| f.text.clone());
 
-    // Enforcements first (once per call), then the policy on every text.
+    // Enforcements first (once per call), then the key's model allow-list
+    // and budgets, then the policy on every text.
     let cleared = core::clear(state, caller, &call.subject)?;
+    core::check_model(caller, &model)?;
+    core::check_budget(state, caller).await?;
     let texts: Vec<ScanText> = found
         .iter()
         .map(|f| ScanText {

@@ -7,8 +7,9 @@
 //! (`postgres://…`, behind the `postgres` cargo feature).
 //!
 //! What it keeps: API keys (hashes only, with their gateway model
-//! allow-lists and budgets, and the usage counted against them), security events (with the input
-//! as the server's retention mode allows), webhook subscriptions, the
+//! allow-lists and budgets, and the usage counted against them), security
+//! events (with the input as the server's retention mode allows), webhook
+//! subscriptions, the
 //! webhook outbox (written in the same transaction as the event that
 //! causes it, so an accepted analysis never loses its deliveries), and the
 //! hash-chained audit log of admin actions ([`audit::verify_chain`]), and

@@ -96,6 +96,26 @@ impl Gw {
         r.body["key"].as_str().unwrap().to_owned()
     }
 
+    /// Makes a key through the admin API from a full request body; the
+    /// answer's body (with `key`).
+    pub async fn make_key_with(&self, body: &Value) -> Value {
+        let r = self.post_with("/api/admin/keys", ADMIN, body, &[]).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body
+    }
+
+    /// A request with any method, as `key`.
+    pub async fn send(&self, method: reqwest::Method, path: &str, key: &str, body: Option<&Value>) -> Resp {
+        let mut rb = self.http.request(method, self.url(path)).header("authorization", format!("Bearer {key}"));
+        if let Some(b) = body {
+            rb = rb.header("content-type", "application/json").body(serde_json::to_vec(b).unwrap());
+        }
+        let r = rb.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        Resp { status, body: serde_json::from_str(&text).unwrap_or(Value::Null), text }
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> Resp {
         self.post_with(path, &self.key, body, &[]).await
     }

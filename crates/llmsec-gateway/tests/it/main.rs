@@ -6,6 +6,7 @@
 mod anthropic;
 mod chat;
 mod common;
+mod keys;
 mod mock;
 mod streaming;
 mod tools;
