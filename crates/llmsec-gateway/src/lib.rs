@@ -33,6 +33,7 @@ mod proxy;
 mod record;
 mod relay;
 mod sse;
+mod tokens;
 mod tools;
 mod upstream;
 

@@ -24,6 +24,7 @@ use crate::core::{self, AppState, Caller, Proxy, ScanText, Scanned, Subject};
 use crate::error::OpenAiError;
 use crate::record::{Call, Outcome};
 use crate::relay::Relay;
+use crate::tokens;
 use crate::tools::{self, Checked, ToolRules};
 use crate::upstream::Upstreams;
 use llmsec_server::service::analysis::Cleared;
@@ -448,6 +449,9 @@ async fn run(
         Route::Messages => messages_texts(&body)?,
     };
     call.prompt = found.iter().rev().find(|f| f.role == "user").map(|f| f.text.clone());
+    let per_text = if matches!(route, Route::Chat | Route::Messages) { tokens::PER_MESSAGE } else { 0 };
+    call.prompt_estimate = found.iter().map(|f| tokens::estimate(&f.text) + per_text).sum();
+    call.price = gw.config.price(&model);
 
     // Enforcements first (once per call), then the key's model allow-list
     // and budgets, then the policy on every text.
@@ -498,6 +502,7 @@ async fn run(
     if !status.is_success() {
         return Ok(pass_through(gw, caller, call, resp).await);
     }
+    call.answered = true;
     let is_sse = resp
         .headers()
         .get(header::CONTENT_TYPE)
@@ -512,6 +517,9 @@ async fn run(
     let mut answer: Value = serde_json::from_slice(&raw).map_err(|_| {
         OpenAiError::upstream_unavailable(format!("upstream {:?} answered with malformed JSON", upstream.name))
     })?;
+    // Spent whatever happens next: kept for the event of a refusal too.
+    call.usage = answer.get("usage").map(openai_usage);
+    call.completion_estimate = completion_estimate(route, &answer);
     if route != Route::Embeddings {
         validate_choices(gw, caller, &cleared, call, route, policy, &mut answer, system_prompt.as_deref()).await?;
     }
@@ -634,6 +642,35 @@ fn output_pointers(route: Route, answer: &Value) -> Vec<String> {
                 .collect()
         }
     }
+}
+
+/// Estimated tokens of an answer: its completion texts and tool calls.
+fn completion_estimate(route: Route, answer: &Value) -> u64 {
+    let texts: u64 = output_pointers(route, answer)
+        .iter()
+        .filter_map(|p| answer.pointer(p).and_then(Value::as_str))
+        .map(tokens::estimate)
+        .sum();
+    let calls: u64 = match route {
+        Route::Chat => answer
+            .get("choices")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.pointer("/message/tool_calls"))
+            .map(|t| tokens::estimate(&t.to_string()))
+            .sum(),
+        Route::Messages => answer
+            .get("content")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_use"))
+            .map(|b| tokens::estimate(&b.to_string()))
+            .sum(),
+        _ => 0,
+    };
+    texts + calls
 }
 
 /// Validates every choice's text; a refusal becomes `output_blocked`, a

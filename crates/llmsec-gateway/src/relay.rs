@@ -256,6 +256,9 @@ impl Relay {
     fn anthropic_event(&mut self, mut v: Value) {
         let kind = v.get("type").and_then(Value::as_str).unwrap_or("").to_owned();
         let idx = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+        if let Some(part) = v.pointer("/delta/partial_json").and_then(Value::as_str) {
+            self.call.completion_estimate += crate::tokens::estimate(part);
+        }
         if self.hold_tool_use(&kind, idx, &v) {
             return;
         }
@@ -389,6 +392,9 @@ impl Relay {
         }
         let buffering = self.gw.tools.is_some() && self.policy != GatewayPolicy::Monitor;
         let Some(delta) = c.get_mut("delta").and_then(Value::as_object_mut) else { return };
+        if let Some(frags) = delta.get("tool_calls").and_then(Value::as_array) {
+            self.call.completion_estimate += frags.iter().map(|f| crate::tokens::estimate(&f.to_string())).sum::<u64>();
+        }
         if !buffering {
             if let Some(frags) = delta.get("tool_calls").and_then(Value::as_array) {
                 self.call.tool_calls.extend(tools::names(frags));
@@ -454,6 +460,7 @@ impl Relay {
             Err(e) => failed = Some(e.to_string()),
         };
         if let Some(t) = text.filter(|t| !t.is_empty()) {
+            self.call.completion_estimate += crate::tokens::estimate(t);
             step(choice.stream.push(t));
         }
         if last {

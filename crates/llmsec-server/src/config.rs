@@ -532,6 +532,23 @@ pub struct GatewayTools {
     pub schemas: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
+/// What a model costs, per million tokens, in the operator's currency.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPrice {
+    /// Per million prompt (input) tokens.
+    pub input: f64,
+    /// Per million completion (output) tokens.
+    pub output: f64,
+}
+
+impl ModelPrice {
+    /// The cost of a call's tokens.
+    pub fn cost(&self, prompt_tokens: u64, completion_tokens: u64) -> f64 {
+        (prompt_tokens as f64 * self.input + completion_tokens as f64 * self.output) / 1_000_000.0
+    }
+}
+
 /// One model provider the gateway forwards to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -608,6 +625,12 @@ pub struct GatewayConfig {
     /// change, at most this long before the new one applies to it).
     #[serde(default = "default_scan_cache_ttl_secs")]
     pub scan_cache_ttl_secs: u64,
+    /// Prices per million tokens, by model name or by prefix ending in `*`
+    /// (`"gpt-4o*"`): a call's cost in telemetry and in key budgets. An
+    /// exact name wins over prefixes, a longer prefix over a shorter one; a
+    /// model with no price has no cost.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub prices: std::collections::BTreeMap<String, ModelPrice>,
     /// The model providers. Among the upstreams of the route's format, a
     /// model goes to the one that lists it, else to the one with its longest
     /// prefix, else to the one with neither list (the default), else it is
@@ -627,6 +650,19 @@ impl GatewayConfig {
     /// The policy of a route: its own, or `policy`.
     pub fn route_policy(&self, route: Option<GatewayPolicy>) -> GatewayPolicy {
         route.unwrap_or(self.policy)
+    }
+
+    /// The price of `model`: its own entry, else the longest `*` prefix
+    /// that matches it.
+    pub fn price(&self, model: &str) -> Option<ModelPrice> {
+        if let Some(p) = self.prices.get(model) {
+            return Some(*p);
+        }
+        self.prices
+            .iter()
+            .filter_map(|(k, p)| k.strip_suffix('*').filter(|pre| model.starts_with(pre)).map(|pre| (pre.len(), *p)))
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, p)| p)
     }
 
     /// Checks upstreams and stream options; errors name the key.
@@ -650,6 +686,16 @@ impl GatewayConfig {
             }
             if let Some((k, _)) = t.schemas.iter().find(|(_, v)| !v.is_object() && !v.is_boolean()) {
                 return bad(format!("gateway.tools.schemas.{k}"), "must be a JSON Schema (an object)");
+            }
+        }
+        for (model, p) in &self.prices {
+            if model.trim().is_empty() || model.trim() != model {
+                return bad(format!("gateway.prices.{model:?}"), "must name a model without surrounding spaces");
+            }
+            for (key, v) in [("input", p.input), ("output", p.output)] {
+                if !(v.is_finite() && v >= 0.0) {
+                    return bad(format!("gateway.prices.{model:?}.{key}"), "must be a number of at least 0");
+                }
             }
         }
         let mut defaults = std::collections::HashMap::new();
@@ -963,6 +1009,10 @@ on_violation = "remove"
 type = "object"
 required = ["city"]
 properties = { city = { type = "string" } }
+[gateway.prices]
+"gpt-4o-mini" = { input = 0.15, output = 0.6 }
+"gpt-4o*" = { input = 2.5, output = 10.0 }
+"gpt-*" = { input = 1.0, output = 2.0 }
 [[gateway.upstreams]]
 name = "openai"
 base_url = "https://api.openai.com/v1"
@@ -994,6 +1044,13 @@ model_prefixes = ["claude-"]
         let tools = g.tools.as_ref().unwrap();
         assert_eq!(tools.on_violation, ToolViolation::Remove);
         assert_eq!(tools.schemas["get_weather"]["required"], serde_json::json!(["city"]));
+        // An exact name, then the longest prefix; no match, no price.
+        assert_eq!(g.price("gpt-4o-mini").map(|p| p.input), Some(0.15));
+        assert_eq!(g.price("gpt-4o-2024-08-06").map(|p| p.output), Some(10.0));
+        assert_eq!(g.price("gpt-3.5-turbo").map(|p| p.input), Some(1.0));
+        assert_eq!(g.price("claude-3-haiku"), None);
+        let p = g.price("gpt-4o").unwrap();
+        assert!((p.cost(1_000_000, 500_000) - 7.5).abs() < 1e-9);
         let t = toml::to_string(&c).unwrap();
         assert_eq!(toml::from_str::<ServerConfig>(&t).unwrap(), c);
         let y = serde_norway::to_string(&c).unwrap();
@@ -1025,6 +1082,17 @@ model_prefixes = ["claude-"]
         assert!(check(&|g| g.upstreams[0].model_prefixes.clear()).starts_with("gateway.upstreams[1].models"));
         assert!(check(&|g| g.upstreams[1].timeout_ms = 0).starts_with("gateway.upstreams[1].timeout_ms"));
         assert!(check(&|g| g.stream.min_scan_bytes = 0).starts_with("gateway.stream"));
+        let e = check(&|g| {
+            g.prices.insert("o3".into(), ModelPrice { input: -1.0, output: 1.0 });
+        });
+        assert!(e.starts_with("gateway.prices.\"o3\".input"), "{e}");
+        let e = check(&|g| {
+            g.prices.insert("o3".into(), ModelPrice { input: 1.0, output: f64::NAN });
+        });
+        assert!(e.starts_with("gateway.prices.\"o3\".output"), "{e}");
+        let e =
+            toml::from_str::<ServerConfig>(&GATEWAY.replace("output = 0.6", "outptu = 0.6")).unwrap_err().to_string();
+        assert!(e.contains("outptu"), "{e}");
         let e = check(&|g| {
             if let Some(t) = g.tools.as_mut() {
                 t.allow.retain(|n| n != "get_weather");

@@ -10,3 +10,4 @@ mod keys;
 mod mock;
 mod streaming;
 mod tools;
+mod usage;
