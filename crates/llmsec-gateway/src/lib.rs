@@ -29,6 +29,7 @@
 mod cache;
 mod core;
 mod error;
+mod logprobs;
 mod proxy;
 mod record;
 mod relay;

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use crate::cache::ScanCache;
 use crate::core::{self, AppState, Caller, Proxy, ScanText, Scanned, Subject};
 use crate::error::OpenAiError;
+use crate::logprobs;
 use crate::record::{Call, Outcome};
 use crate::relay::Relay;
 use crate::tokens;
@@ -520,6 +521,9 @@ async fn run(
     // Spent whatever happens next: kept for the event of a refusal too.
     call.usage = answer.get("usage").map(openai_usage);
     call.completion_estimate = completion_estimate(route, &answer);
+    if let Some(first) = answer.pointer("/choices/0") {
+        logprobs::collect(first, &mut call.logprobs);
+    }
     if route != Route::Embeddings {
         validate_choices(gw, caller, &cleared, call, route, policy, &mut answer, system_prompt.as_deref()).await?;
     }
@@ -644,6 +648,14 @@ fn output_pointers(route: Route, answer: &Value) -> Vec<String> {
     }
 }
 
+/// The pointer of the choice a completion text's pointer is in
+/// (`/choices/1/message/content` → `/choices/1`).
+fn choice_of(pointer: &str) -> Option<String> {
+    let rest = pointer.strip_prefix("/choices/")?;
+    let i = rest.split('/').next()?;
+    Some(format!("/choices/{i}"))
+}
+
 /// Estimated tokens of an answer: its completion texts and tool calls.
 fn completion_estimate(route: Route, answer: &Value) -> u64 {
     let texts: u64 = output_pointers(route, answer)
@@ -704,6 +716,12 @@ async fn validate_choices(
             Action::Replace(t) => {
                 if let Some(slot) = answer.pointer_mut(&p) {
                     *slot = Value::String(t);
+                }
+                // The choice's logprobs spell the original text, token by token.
+                if let Some(lp) = choice_of(&p).and_then(|c| answer.pointer_mut(&format!("{c}/logprobs")))
+                    && !lp.is_null()
+                {
+                    *lp = Value::Null;
                 }
             }
             Action::Refuse => {

@@ -60,6 +60,8 @@ pub(crate) struct Call {
     pub completion_estimate: u64,
     /// The model's price, when `gateway.prices` has one.
     pub price: Option<ModelPrice>,
+    /// The logprobs of choice 0's sampled tokens, when the answer had them.
+    pub logprobs: Vec<f64>,
     recorded: bool,
 }
 
@@ -97,6 +99,7 @@ impl Call {
             prompt_estimate: 0,
             completion_estimate: 0,
             price: None,
+            logprobs: Vec::new(),
             recorded: false,
         }
     }
@@ -198,7 +201,7 @@ impl Call {
                 cost,
                 status: Some(o.status.to_owned()),
                 finish_reason: o.finish_reason,
-                logprobs: None,
+                logprobs: (!self.logprobs.is_empty()).then(|| self.logprobs.clone()),
                 error: o.error,
             },
             metadata: EventMetadata {

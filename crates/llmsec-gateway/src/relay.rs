@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 
 use crate::core::{self, Caller};
 use crate::error::OpenAiError;
+use crate::logprobs;
 use crate::proxy::{Gateway, Route};
 use crate::record::{Call, Outcome, clip};
 use crate::sse;
@@ -221,6 +222,13 @@ impl Relay {
         if let Some(choices) = v.get_mut("choices").and_then(Value::as_array_mut) {
             for (pos, c) in choices.iter_mut().enumerate() {
                 let idx = c.get("index").and_then(Value::as_u64).unwrap_or(pos as u64);
+                if idx == 0 {
+                    logprobs::collect(c, &mut self.call.logprobs);
+                }
+                if self.policy != GatewayPolicy::Monitor {
+                    // Tokens spell text the relay may still hold back or redact.
+                    logprobs::blank_tokens(c);
+                }
                 let slot = text_slot(route, c);
                 let text = slot.as_ref().and_then(|s| s.as_str()).map(str::to_owned);
                 let finish = c.get("finish_reason").and_then(Value::as_str).map(str::to_owned);

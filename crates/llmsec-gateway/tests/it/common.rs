@@ -61,11 +61,23 @@ pub async fn start() -> Gw {
 }
 
 pub async fn start_with(edit: impl FnOnce(&mut GatewayConfig)) -> Gw {
+    start_server_with(|_| {}, edit).await
+}
+
+/// A temporary directory of its own.
+pub fn temp_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("llmsec-gateway-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// [`start_with`], with the server's own config edited too.
+pub async fn start_server_with(server: impl FnOnce(&mut ServerConfig), edit: impl FnOnce(&mut GatewayConfig)) -> Gw {
     let mock = mock::start().await;
     let mut gateway = gateway_config(&mock.base_url());
     edit(&mut gateway);
-    let dir = std::env::temp_dir().join(format!("llmsec-gateway-{}", uuid::Uuid::new_v4()));
-    let config = ServerConfig { data_dir: dir, gateway: Some(gateway.clone()), ..ServerConfig::default() };
+    let mut config = ServerConfig { data_dir: temp_dir(), gateway: Some(gateway.clone()), ..ServerConfig::default() };
+    server(&mut config);
     let server = Server::start(config, Some(ADMIN.into())).await.unwrap();
     let env = |k: &str| (k == "MOCK_UPSTREAM_KEY").then(|| UPSTREAM_KEY.to_owned());
     let gw_routes = llmsec_gateway::router_with_env(server.state().clone(), gateway, &env).unwrap();

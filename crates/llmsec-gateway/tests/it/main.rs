@@ -7,6 +7,7 @@ mod anthropic;
 mod chat;
 mod common;
 mod keys;
+mod logprobs;
 mod mock;
 mod streaming;
 mod tools;
