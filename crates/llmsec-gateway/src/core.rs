@@ -223,6 +223,53 @@ pub(crate) async fn check_budget(state: &AppState, caller: &Caller) -> Result<()
     Ok(())
 }
 
+/// Why texts could not be scanned: the engine refused one (larger than
+/// its `max_input_bytes`), the analysis ran past
+/// `limits.request_timeout_ms`, or it failed (the store, the engine).
+#[derive(Debug, Clone)]
+pub(crate) struct ScanError {
+    /// What went wrong, for the refusal and the telemetry event.
+    pub cause: String,
+    /// The engine refused a text as too large.
+    pub too_large: bool,
+    /// The position of the text at fault among those scanned, when known.
+    pub text: Option<usize>,
+}
+
+impl ScanError {
+    fn from_service(e: ServiceError, texts: &[usize]) -> ScanError {
+        match e {
+            ServiceError::Invalid { field, message } => {
+                // `items[k].input`: the k-th analysed text.
+                let k = field
+                    .as_deref()
+                    .and_then(|f| f.strip_prefix("items["))
+                    .and_then(|f| f.split(']').next())
+                    .and_then(|k| k.parse::<usize>().ok());
+                ScanError { cause: message, too_large: true, text: k.and_then(|k| texts.get(k).copied()) }
+            }
+            ServiceError::Timeout => ScanError {
+                cause: "the analysis ran past limits.request_timeout_ms".into(),
+                too_large: false,
+                text: None,
+            },
+            other => {
+                tracing::warn!(error = %other, "gateway: a scan failed");
+                ScanError { cause: "the analysis failed".into(), too_large: false, text: None }
+            }
+        }
+    }
+
+    /// The refusal under `fail_closed`: `scan_failed`, 413 for a text the
+    /// engine refuses as too large, 503 otherwise; `param` names the text.
+    pub fn refusal(&self, what: &str, param: Option<String>) -> OpenAiError {
+        let status = if self.too_large { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::SERVICE_UNAVAILABLE };
+        let mut e = OpenAiError::new(status, "scan_failed", format!("{what} could not be scanned: {}", self.cause));
+        e.param = param;
+        e
+    }
+}
+
 /// One text of a request to scan.
 #[derive(Debug, Clone)]
 pub(crate) struct ScanText {
@@ -244,7 +291,7 @@ pub(crate) async fn scan_inputs(
     caller: &Caller,
     cleared: &Cleared,
     texts: &[ScanText],
-) -> Result<Vec<Scanned>, OpenAiError> {
+) -> Result<Vec<Scanned>, ScanError> {
     let subject = cleared.subject();
     let scope = subject.session_id.as_deref().or(subject.user_id.as_deref()).unwrap_or("");
     let keys: Vec<CacheKey> = texts
@@ -268,7 +315,7 @@ pub(crate) async fn scan_inputs(
             .collect();
         let answers = analysis::analyze_cleared(&state.services, caller, cleared, jobs, &deadline(state))
             .await
-            .map_err(map_error)?;
+            .map_err(|e| ScanError::from_service(e, &missing))?;
         for (&i, answer) in missing.iter().zip(answers) {
             let scanned = Scanned::from(answer);
             if let Some(c) = cache {
@@ -279,7 +326,9 @@ pub(crate) async fn scan_inputs(
     }
     found
         .into_iter()
-        .map(|s| s.ok_or_else(|| map_error(ServiceError::Internal("an analysis has no answer".into()))))
+        .map(|s| {
+            s.ok_or_else(|| ScanError::from_service(ServiceError::Internal("an analysis has no answer".into()), &[]))
+        })
         .collect()
 }
 
@@ -292,10 +341,11 @@ pub(crate) async fn validate_outputs(
     outputs: Vec<String>,
     system_prompt: Option<&str>,
     prompt: Option<&str>,
-) -> Result<Vec<Scanned>, OpenAiError> {
+) -> Result<Vec<Scanned>, ScanError> {
     if outputs.is_empty() {
         return Ok(Vec::new());
     }
+    let positions: Vec<usize> = (0..outputs.len()).collect();
     let subject = cleared.subject();
     let jobs = outputs
         .into_iter()
@@ -312,8 +362,9 @@ pub(crate) async fn validate_outputs(
             })
         })
         .collect();
-    let answers =
-        analysis::analyze_cleared(&state.services, caller, cleared, jobs, &deadline(state)).await.map_err(map_error)?;
+    let answers = analysis::analyze_cleared(&state.services, caller, cleared, jobs, &deadline(state))
+        .await
+        .map_err(|e| ScanError::from_service(e, &positions))?;
     Ok(answers.into_iter().map(Scanned::from).collect())
 }
 

@@ -16,7 +16,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use llm_security::{ContextKind, Verdict};
-use llmsec_server::config::{GatewayConfig, GatewayPolicy, UpstreamFormat};
+use llmsec_server::config::{GatewayConfig, GatewayPolicy, RouteSettings, ScanErrors, UpstreamFormat};
 use serde_json::{Value, json};
 
 use crate::cache::ScanCache;
@@ -81,13 +81,22 @@ impl Route {
         }
     }
 
+    fn settings(self, cfg: &GatewayConfig) -> Option<&RouteSettings> {
+        match self {
+            Route::Chat => cfg.routes.chat_completions.as_ref(),
+            Route::Completions => cfg.routes.completions.as_ref(),
+            Route::Embeddings => cfg.routes.embeddings.as_ref(),
+            Route::Messages => cfg.routes.messages.as_ref(),
+        }
+    }
+
     fn policy(self, cfg: &GatewayConfig) -> GatewayPolicy {
-        cfg.route_policy(match self {
-            Route::Chat => cfg.routes.chat_completions,
-            Route::Completions => cfg.routes.completions,
-            Route::Embeddings => cfg.routes.embeddings,
-            Route::Messages => cfg.routes.messages,
-        })
+        cfg.route_policy(self.settings(cfg))
+    }
+
+    /// What a scan error does on this route.
+    pub fn scan_errors(self, cfg: &GatewayConfig) -> ScanErrors {
+        cfg.route_scan_errors(self.settings(cfg))
     }
 }
 
@@ -467,7 +476,19 @@ async fn run(
             shared: matches!(f.role.as_str(), "system" | "developer"),
         })
         .collect();
-    let scanned = core::scan_inputs(state, gw.cache.as_ref(), caller, &cleared, &texts).await?;
+    let fail_open = route.scan_errors(&gw.config) == ScanErrors::FailOpen;
+    let scanned = match core::scan_inputs(state, gw.cache.as_ref(), caller, &cleared, &texts).await {
+        Ok(s) => s,
+        Err(e) if fail_open => {
+            // Forwarded unscanned; the event says so.
+            call.scan_errors.push(format!("prompt: {}", e.cause));
+            Vec::new()
+        }
+        Err(e) => {
+            let param = e.text.and_then(|i| found.get(i)).map(|f| f.slot.param());
+            return Err(e.refusal("the request", param));
+        }
+    };
     let policy = route.policy(&gw.config);
     for (f, s) in found.iter().zip(&scanned) {
         call.saw(&s.threats);
@@ -525,7 +546,8 @@ async fn run(
         logprobs::collect(first, &mut call.logprobs);
     }
     if route != Route::Embeddings {
-        validate_choices(gw, caller, &cleared, call, route, policy, &mut answer, system_prompt.as_deref()).await?;
+        let checks = Checks { route, policy, fail_open };
+        validate_choices(gw, caller, &cleared, call, checks, &mut answer, system_prompt.as_deref()).await?;
     }
     match route {
         Route::Chat => check_tools(gw, call, policy, &mut answer)?,
@@ -685,19 +707,29 @@ fn completion_estimate(route: Route, answer: &Value) -> u64 {
     texts + calls
 }
 
+/// How a route checks an answer.
+#[derive(Debug, Clone, Copy)]
+struct Checks {
+    route: Route,
+    policy: GatewayPolicy,
+    /// `on_scan_error = "fail_open"`.
+    fail_open: bool,
+}
+
 /// Validates every choice's text; a refusal becomes `output_blocked`, a
-/// sanitized text replaces the original.
-#[allow(clippy::too_many_arguments)]
+/// sanitized text replaces the original. When the texts cannot be
+/// scanned, `fail_open` forwards them unvalidated; otherwise the answer is
+/// refused (`scan_failed`).
 async fn validate_choices(
     gw: &Gateway,
     caller: &Caller,
     cleared: &Cleared,
     call: &mut Call,
-    route: Route,
-    policy: GatewayPolicy,
+    checks: Checks,
     answer: &mut Value,
     system_prompt: Option<&str>,
 ) -> Result<(), OpenAiError> {
+    let Checks { route, policy, fail_open } = checks;
     let mut at = Vec::new();
     let mut texts = Vec::new();
     for p in output_pointers(route, answer) {
@@ -707,8 +739,16 @@ async fn validate_choices(
         }
     }
     let scanned =
-        core::validate_outputs(&gw.state, caller, cleared, texts.clone(), system_prompt, call.prompt.as_deref())
-            .await?;
+        match core::validate_outputs(&gw.state, caller, cleared, texts.clone(), system_prompt, call.prompt.as_deref())
+            .await
+        {
+            Ok(s) => s,
+            Err(e) if fail_open => {
+                call.scan_errors.push(format!("completion: {}", e.cause));
+                return Ok(());
+            }
+            Err(e) => return Err(e.refusal("the completion", None)),
+        };
     for ((p, text), s) in at.into_iter().zip(&texts).zip(&scanned) {
         call.saw(&s.threats);
         match apply(&gw.state, policy, text, s)? {

@@ -62,6 +62,8 @@ pub(crate) struct Call {
     pub price: Option<ModelPrice>,
     /// The logprobs of choice 0's sampled tokens, when the answer had them.
     pub logprobs: Vec<f64>,
+    /// Scan errors a `fail_open` route let texts through despite.
+    pub scan_errors: Vec<String>,
     recorded: bool,
 }
 
@@ -100,6 +102,7 @@ impl Call {
             completion_estimate: 0,
             price: None,
             logprobs: Vec::new(),
+            scan_errors: Vec::new(),
             recorded: false,
         }
     }
@@ -172,6 +175,11 @@ impl Call {
             kinds.sort();
             kinds.dedup();
             extra.insert("threats".into(), json!(kinds));
+        }
+        if !self.scan_errors.is_empty() {
+            // Texts went through unscanned (`on_scan_error = "fail_open"`).
+            extra.insert("scan_errors".into(), json!(self.scan_errors));
+            extra.insert("failed_open".into(), json!(true));
         }
         if !self.tool_violations.is_empty() {
             extra.insert("tool_violations".into(), json!(self.tool_violations));

@@ -21,7 +21,7 @@ use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use llm_security::{OutputStream, StreamStats};
-use llmsec_server::config::GatewayPolicy;
+use llmsec_server::config::{GatewayPolicy, ScanErrors};
 use serde_json::{Value, json};
 
 use crate::core::{self, Caller};
@@ -40,6 +40,13 @@ const KEPT_COMPLETION_BYTES: usize = 64 * 1024;
 struct Choice {
     stream: OutputStream,
     done: bool,
+    /// Under `fail_open`: the text pushed and not yet released, as it came,
+    /// so a scan error can release it unscanned. Kept only while every
+    /// release is a prefix of it (nothing redacted yet).
+    raw: Option<String>,
+    /// Under `fail_open`, after a scan error: the choice's text passes
+    /// unscanned.
+    unscanned: bool,
 }
 
 /// The events of one Anthropic `tool_use` block, its name and input JSON.
@@ -57,6 +64,8 @@ pub(crate) struct Relay {
     call: Call,
     route: Route,
     policy: GatewayPolicy,
+    /// The route's `on_scan_error` is `fail_open`.
+    fail_open: bool,
     upstream: Option<reqwest::Response>,
     parser: sse::Parser,
     system_prompt: Option<String>,
@@ -104,6 +113,7 @@ impl Relay {
         system_prompt: Option<String>,
     ) -> Relay {
         Relay {
+            fail_open: route.scan_errors(&gw.config) == ScanErrors::FailOpen,
             gw,
             caller,
             call,
@@ -234,8 +244,8 @@ impl Relay {
                 let finish = c.get("finish_reason").and_then(Value::as_str).map(str::to_owned);
                 self.hold_tool_calls(idx, c);
                 match self.feed(idx, text.as_deref(), finish.is_some()) {
-                    Fed::Blocked(message) => {
-                        self.block(idx, "output_blocked", message);
+                    Fed::Blocked(code, message) => {
+                        self.block(idx, code, message);
                         return;
                     }
                     Fed::Text(released) => set_text(route, c, released),
@@ -279,14 +289,14 @@ impl Relay {
             "content_block_delta" if v.pointer("/delta/type").and_then(Value::as_str) == Some("text_delta") => {
                 let text = v.pointer("/delta/text").and_then(Value::as_str).map(str::to_owned);
                 match self.feed(idx, text.as_deref(), false) {
-                    Fed::Blocked(message) => return self.block(idx, "output_blocked", message),
+                    Fed::Blocked(code, message) => return self.block(idx, code, message),
                     Fed::Text(released) => v["delta"]["text"] = Value::String(released),
                     Fed::Unchanged => {}
                 }
             }
             "content_block_stop" if self.choices.get(&idx).is_some_and(|c| !c.done) => {
                 match self.feed(idx, None, true) {
-                    Fed::Blocked(message) => return self.block(idx, "output_blocked", message),
+                    Fed::Blocked(code, message) => return self.block(idx, code, message),
                     Fed::Text(t) if !t.is_empty() => {
                         let delta = self.chunk(idx, Value::String(t), Value::Null);
                         self.emit(&delta);
@@ -439,6 +449,7 @@ impl Relay {
     /// Pushes one choice's text (and ends it when `last`).
     fn feed(&mut self, idx: u64, text: Option<&str>, last: bool) -> Fed {
         let monitor = self.policy == GatewayPolicy::Monitor;
+        let keep_raw = self.fail_open && !monitor;
         let choice = self.choices.entry(idx).or_insert_with(|| {
             let mut opts = self.gw.config.stream;
             opts.never_block = self.policy == GatewayPolicy::Sanitize;
@@ -450,10 +461,22 @@ impl Relay {
                     opts,
                 ),
                 done: false,
+                raw: keep_raw.then(String::new),
+                unscanned: false,
             }
         });
         if choice.done {
             return Fed::Unchanged;
+        }
+        if let Some(t) = text.filter(|t| !t.is_empty()) {
+            self.call.completion_estimate += crate::tokens::estimate(t);
+        }
+        if choice.unscanned {
+            // Failed open earlier: the rest of the choice passes as it comes.
+            choice.done = last;
+            let t = text.unwrap_or("").to_owned();
+            self.kept(idx, &t);
+            return if text.is_none() { Fed::Unchanged } else { Fed::Text(t) };
         }
         let mut released = String::new();
         let mut threats = Vec::new();
@@ -468,7 +491,9 @@ impl Relay {
             Err(e) => failed = Some(e.to_string()),
         };
         if let Some(t) = text.filter(|t| !t.is_empty()) {
-            self.call.completion_estimate += crate::tokens::estimate(t);
+            if let Some(raw) = choice.raw.as_mut() {
+                raw.push_str(t);
+            }
             step(choice.stream.push(t));
         }
         if last {
@@ -476,10 +501,35 @@ impl Relay {
             choice.done = true;
             add(&mut self.stats, choice.stream.stats());
         }
+        if let Some(raw) = choice.raw.as_mut() {
+            if raw.starts_with(released.as_str()) {
+                raw.drain(..released.len());
+            } else {
+                // A redaction changed the released text: the raw text can
+                // no longer be lined up with it.
+                choice.raw = None;
+            }
+        }
         self.call.saw(&threats);
         if let Some(e) = failed {
-            // Fail closed: text that could not be scanned is not released.
-            return Fed::Blocked(format!("the completion could not be scanned: {e}"));
+            if self.fail_open {
+                self.call.scan_errors.push(format!("completion (choice {idx}): {e}"));
+                if monitor {
+                    choice.unscanned = true;
+                    self.kept(idx, text.unwrap_or(""));
+                    return Fed::Unchanged;
+                }
+                if let Some(held) = choice.raw.take() {
+                    // What the stream held and this text go out unscanned.
+                    choice.unscanned = true;
+                    released.push_str(&held);
+                    self.kept(idx, &released);
+                    return Fed::Text(released);
+                }
+            }
+            // Fail closed (or open after a redaction, which leaves the held
+            // text unknown): text that could not be scanned is not released.
+            return Fed::Blocked("scan_failed", format!("the completion could not be scanned: {e}"));
         }
         if monitor {
             // Monitor: findings are recorded, the text goes out as it came.
@@ -489,7 +539,8 @@ impl Relay {
         if blocked {
             let mut kinds: Vec<&str> = threats.iter().map(|t| t.kind.as_str()).collect();
             kinds.dedup();
-            return Fed::Blocked(format!("the completion (choice {idx}) was refused: {}", kinds.join(", ")));
+            let message = format!("the completion (choice {idx}) was refused: {}", kinds.join(", "));
+            return Fed::Blocked("output_blocked", message);
         }
         if text.is_none() && released.is_empty() {
             return Fed::Unchanged;
@@ -514,8 +565,8 @@ impl Relay {
         let open: Vec<u64> = self.choices.iter().filter(|(_, c)| !c.done).map(|(i, _)| *i).collect();
         for idx in open {
             match self.feed(idx, None, true) {
-                Fed::Blocked(message) => {
-                    self.block(idx, "output_blocked", message);
+                Fed::Blocked(code, message) => {
+                    self.block(idx, code, message);
                     return;
                 }
                 Fed::Text(t) if !t.is_empty() => {
@@ -572,7 +623,7 @@ impl Relay {
             self.emit(&last);
             self.emit(&err.body());
         }
-        self.status = "blocked";
+        self.status = if code == "scan_failed" { "error" } else { "blocked" };
         self.error = Some(err.code);
         self.finish_reason = Some("content_filter".into());
         self.done();
@@ -668,7 +719,8 @@ impl Drop for Relay {
 enum Fed {
     Unchanged,
     Text(String),
-    Blocked(String),
+    /// The error code (`output_blocked`, `scan_failed`) and why.
+    Blocked(&'static str, String),
 }
 
 fn add(total: &mut StreamStats, s: StreamStats) {

@@ -476,22 +476,85 @@ pub enum GatewayPolicy {
     Monitor,
 }
 
-/// The policy of each gateway route; a route left out takes `gateway.policy`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What a route does when its texts cannot be scanned: the engine
+/// refuses a text (larger than its `max_input_bytes`), an analysis runs
+/// past `limits.request_timeout_ms`, or the analysis fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanErrors {
+    /// Refuse: text that was not scanned is never forwarded or released.
+    #[default]
+    FailClosed,
+    /// Forward the text unscanned, and record the error in the call's
+    /// telemetry event.
+    FailOpen,
+}
+
+/// One route's settings: a policy alone (`embeddings = "monitor"`) or a
+/// table (`[gateway.routes.chat_completions]`); what it leaves out comes
+/// from the `[gateway]` section.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RouteSettings {
+    /// The route's policy (default `gateway.policy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<GatewayPolicy>,
+    /// What a scan error does (default `gateway.on_scan_error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_scan_error: Option<ScanErrors>,
+}
+
+/// [`RouteSettings`] as a table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteTable {
+    #[serde(default)]
+    policy: Option<GatewayPolicy>,
+    #[serde(default)]
+    on_scan_error: Option<ScanErrors>,
+}
+
+impl<'de> Deserialize<'de> for RouteSettings {
+    /// A policy name, or a table whose unknown keys are errors naming them.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RouteSettings, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RouteSettings;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a policy (block, sanitize, monitor) or a table of route settings")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RouteSettings, E> {
+                let policy = GatewayPolicy::deserialize(serde::de::value::StrDeserializer::<E>::new(v))?;
+                Ok(RouteSettings { policy: Some(policy), ..RouteSettings::default() })
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RouteSettings, A::Error> {
+                let t = RouteTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RouteSettings { policy: t.policy, on_scan_error: t.on_scan_error })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The settings of each gateway route; a route left out, and any setting a
+/// route leaves out, take the `[gateway]` section's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewayRoutes {
     /// `POST /v1/chat/completions`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub chat_completions: Option<GatewayPolicy>,
+    pub chat_completions: Option<RouteSettings>,
     /// `POST /v1/completions`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub completions: Option<GatewayPolicy>,
+    pub completions: Option<RouteSettings>,
     /// `POST /v1/embeddings` (input only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub embeddings: Option<GatewayPolicy>,
+    pub embeddings: Option<RouteSettings>,
     /// `POST /v1/messages` (Anthropic's Messages API).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub messages: Option<GatewayPolicy>,
+    pub messages: Option<RouteSettings>,
 }
 
 /// The API an upstream speaks.
@@ -603,6 +666,9 @@ pub struct GatewayConfig {
     /// The policy of routes not named in `routes`.
     #[serde(default)]
     pub policy: GatewayPolicy,
+    /// What a scan error does on routes that do not say (default `fail_closed`).
+    #[serde(default)]
+    pub on_scan_error: ScanErrors,
     /// Per-route policies.
     #[serde(default)]
     pub routes: GatewayRoutes,
@@ -648,8 +714,13 @@ fn default_scan_cache_ttl_secs() -> u64 {
 
 impl GatewayConfig {
     /// The policy of a route: its own, or `policy`.
-    pub fn route_policy(&self, route: Option<GatewayPolicy>) -> GatewayPolicy {
-        route.unwrap_or(self.policy)
+    pub fn route_policy(&self, route: Option<&RouteSettings>) -> GatewayPolicy {
+        route.and_then(|r| r.policy).unwrap_or(self.policy)
+    }
+
+    /// What a scan error does on a route: its own choice, or `on_scan_error`.
+    pub fn route_scan_errors(&self, route: Option<&RouteSettings>) -> ScanErrors {
+        route.and_then(|r| r.on_scan_error).unwrap_or(self.on_scan_error)
     }
 
     /// The price of `model`: its own entry, else the longest `*` prefix
@@ -998,8 +1069,13 @@ mod tests {
 [gateway]
 policy = "sanitize"
 canary = true
+on_scan_error = "fail_open"
 [gateway.routes]
 embeddings = "monitor"
+[gateway.routes.chat_completions]
+on_scan_error = "fail_closed"
+[gateway.routes.completions]
+policy = "block"
 [gateway.stream]
 hold_back_bytes = 256
 [gateway.tools]
@@ -1034,8 +1110,17 @@ model_prefixes = ["claude-"]
         c.validate().unwrap();
         let g = c.gateway.clone().unwrap();
         assert_eq!(g.policy, GatewayPolicy::Sanitize);
-        assert_eq!(g.route_policy(g.routes.embeddings), GatewayPolicy::Monitor);
-        assert_eq!(g.route_policy(g.routes.chat_completions), GatewayPolicy::Sanitize);
+        assert_eq!(g.route_policy(g.routes.embeddings.as_ref()), GatewayPolicy::Monitor);
+        assert_eq!(g.route_policy(g.routes.chat_completions.as_ref()), GatewayPolicy::Sanitize);
+        assert_eq!(g.route_policy(g.routes.completions.as_ref()), GatewayPolicy::Block);
+        assert_eq!(g.route_policy(g.routes.messages.as_ref()), GatewayPolicy::Sanitize);
+        // A route's own choice, else the section's.
+        assert_eq!(g.route_scan_errors(g.routes.chat_completions.as_ref()), ScanErrors::FailClosed);
+        assert_eq!(g.route_scan_errors(g.routes.embeddings.as_ref()), ScanErrors::FailOpen);
+        assert_eq!(
+            GatewayConfig { on_scan_error: ScanErrors::default(), ..g.clone() }.route_scan_errors(None),
+            ScanErrors::FailClosed
+        );
         assert_eq!(g.stream.hold_back_bytes, 256);
         assert_eq!(g.stream.min_scan_bytes, llm_security::StreamOptions::default().min_scan_bytes);
         assert_eq!(g.upstreams[1].timeout_ms, 120_000);
@@ -1068,6 +1153,14 @@ model_prefixes = ["claude-"]
         assert!(e.contains("holdback"), "{e}");
         let e = toml::from_str::<ServerConfig>(&GATEWAY.replace("\"monitor\"", "\"ignore\"")).unwrap_err().to_string();
         assert!(e.contains("ignore"), "{e}");
+        let e = toml::from_str::<ServerConfig>(&GATEWAY.replace("policy = \"block\"", "polcy = \"block\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("polcy") && e.contains("on_scan_error"), "{e}");
+        let e = toml::from_str::<ServerConfig>(&GATEWAY.replace("\"fail_closed\"", "\"fail_shut\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fail_shut"), "{e}");
         let check = |edit: &dyn Fn(&mut GatewayConfig)| {
             let mut c: ServerConfig = toml::from_str(GATEWAY).unwrap();
             edit(c.gateway.as_mut().unwrap());

@@ -9,6 +9,7 @@ mod common;
 mod keys;
 mod logprobs;
 mod mock;
+mod scan_errors;
 mod streaming;
 mod tools;
 mod usage;
