@@ -88,7 +88,7 @@ pub fn router_with_env(
 ) -> Result<Router, GatewayError> {
     config.validate()?;
     let upstreams = upstream::Upstreams::from_config(&config, env)?;
-    let tools = config.tools.as_ref().map(tools::ToolRules::from_config).transpose()?;
+    let tools = proxy::RouteTools::from_config(&config)?;
     let cache =
         cache::ScanCache::new(config.scan_cache_entries, std::time::Duration::from_secs(config.scan_cache_ttl_secs));
     let gw = Arc::new(proxy::Gateway { state: state.clone(), config, upstreams, tools, cache });

@@ -42,10 +42,47 @@ pub(crate) struct Gateway {
     pub state: AppState,
     pub config: GatewayConfig,
     pub upstreams: Upstreams,
-    /// The tool-call allow-list, when configured.
-    pub tools: Option<ToolRules>,
+    /// The tool-call allow-lists of the routes that make tool calls.
+    pub tools: RouteTools,
     /// Results of texts analysed recently; `None` when turned off.
     pub cache: Option<ScanCache>,
+}
+
+/// The compiled tool-call allow-list of each route that makes tool calls:
+/// its own (`gateway.routes.<route>.tools`) or the section's
+/// (`gateway.tools`), compiled once and shared.
+#[derive(Debug, Default)]
+pub(crate) struct RouteTools {
+    chat: Option<Arc<ToolRules>>,
+    messages: Option<Arc<ToolRules>>,
+}
+
+impl RouteTools {
+    pub fn from_config(cfg: &GatewayConfig) -> Result<RouteTools, crate::GatewayError> {
+        let shared =
+            cfg.tools.as_ref().map(|t| ToolRules::from_config(t, "gateway.tools").map(Arc::new)).transpose()?;
+        let own = |name: &str, route: Option<&RouteSettings>| -> Result<Option<Arc<ToolRules>>, crate::GatewayError> {
+            match route.and_then(|r| r.tools.as_ref()) {
+                Some(t) => Ok(Some(Arc::new(ToolRules::from_config(t, &format!("gateway.routes.{name}.tools"))?))),
+                None => Ok(shared.clone()),
+            }
+        };
+        Ok(RouteTools {
+            chat: own("chat_completions", cfg.routes.chat_completions.as_ref())?,
+            messages: own("messages", cfg.routes.messages.as_ref())?,
+        })
+    }
+}
+
+impl Gateway {
+    /// The route's tool-call allow-list, when it has one.
+    pub fn tools(&self, route: Route) -> Option<&ToolRules> {
+        match route {
+            Route::Chat => self.tools.chat.as_deref(),
+            Route::Messages => self.tools.messages.as_deref(),
+            Route::Completions | Route::Embeddings => None,
+        }
+    }
 }
 
 /// A route that forwards to an upstream.
@@ -785,7 +822,7 @@ fn check_tools(gw: &Gateway, call: &mut Call, policy: GatewayPolicy, answer: &mu
         if let Some(calls) = c.pointer("/message/tool_calls").and_then(Value::as_array) {
             call.tool_calls.extend(tools::names(calls));
         }
-        let Some(rules) = &gw.tools else { continue };
+        let Some(rules) = gw.tools(Route::Chat) else { continue };
         let checked =
             if policy == GatewayPolicy::Monitor { rules.check_choice(&mut c.clone()) } else { rules.check_choice(c) };
         match checked {
@@ -813,7 +850,7 @@ fn check_anthropic_tools(
     answer: &mut Value,
 ) -> Result<(), OpenAiError> {
     call.tool_calls.extend(tools::anthropic_names(answer));
-    let Some(rules) = &gw.tools else { return Ok(()) };
+    let Some(rules) = gw.tools(Route::Messages) else { return Ok(()) };
     let checked = if policy == GatewayPolicy::Monitor {
         rules.check_anthropic(&mut answer.clone())
     } else {

@@ -345,7 +345,7 @@ impl Relay {
         {
             let name = v.pointer("/content_block/name").and_then(Value::as_str).unwrap_or("").to_owned();
             self.call.tool_calls.push(name.clone());
-            if self.gw.tools.is_none() || self.policy == GatewayPolicy::Monitor {
+            if self.gw.tools(self.route).is_none() || self.policy == GatewayPolicy::Monitor {
                 self.sent_tool = true;
                 return false;
             }
@@ -367,7 +367,8 @@ impl Relay {
         let Some(held) = self.held_tool.take() else { return true };
         let raw = if held.input.trim().is_empty() { "{}" } else { held.input.as_str() };
         let gw = self.gw.clone();
-        let verdict = gw.tools.as_ref().and_then(|r| r.named_violation(&held.name, raw).map(|why| (why, r.removes())));
+        let verdict =
+            gw.tools(self.route).and_then(|r| r.named_violation(&held.name, raw).map(|why| (why, r.removes())));
         match verdict {
             None => {
                 self.sent_tool = true;
@@ -408,7 +409,7 @@ impl Relay {
         if self.route != Route::Chat {
             return;
         }
-        let buffering = self.gw.tools.is_some() && self.policy != GatewayPolicy::Monitor;
+        let buffering = self.gw.tools(self.route).is_some() && self.policy != GatewayPolicy::Monitor;
         let Some(delta) = c.get_mut("delta").and_then(Value::as_object_mut) else { return };
         if let Some(frags) = delta.get("tool_calls").and_then(Value::as_array) {
             self.call.completion_estimate += frags.iter().map(|f| crate::tokens::estimate(&f.to_string())).sum::<u64>();
@@ -432,7 +433,7 @@ impl Relay {
         };
         self.call.tool_calls.extend(tools::names(&calls));
         let gw = self.gw.clone();
-        if let Some(rules) = &gw.tools {
+        if let Some(rules) = gw.tools(self.route) {
             match rules.check(&mut calls) {
                 Checked::Clean => {}
                 Checked::Removed(why) => self.call.tool_violations.extend(why),

@@ -501,6 +501,10 @@ pub struct RouteSettings {
     /// What a scan error does (default `gateway.on_scan_error`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub on_scan_error: Option<ScanErrors>,
+    /// The route's own tool-call allow-list, in place of `gateway.tools`
+    /// (chat completions and messages only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<GatewayTools>,
 }
 
 /// [`RouteSettings`] as a table.
@@ -511,6 +515,8 @@ struct RouteTable {
     policy: Option<GatewayPolicy>,
     #[serde(default)]
     on_scan_error: Option<ScanErrors>,
+    #[serde(default)]
+    tools: Option<GatewayTools>,
 }
 
 impl<'de> Deserialize<'de> for RouteSettings {
@@ -531,7 +537,7 @@ impl<'de> Deserialize<'de> for RouteSettings {
 
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RouteSettings, A::Error> {
                 let t = RouteTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                Ok(RouteSettings { policy: t.policy, on_scan_error: t.on_scan_error })
+                Ok(RouteSettings { policy: t.policy, on_scan_error: t.on_scan_error, tools: t.tools })
             }
         }
         d.deserialize_any(V)
@@ -609,6 +615,24 @@ impl ModelPrice {
     /// The cost of a call's tokens.
     pub fn cost(&self, prompt_tokens: u64, completion_tokens: u64) -> f64 {
         (prompt_tokens as f64 * self.input + completion_tokens as f64 * self.output) / 1_000_000.0
+    }
+}
+
+impl GatewayTools {
+    /// Checks names and schemas; errors name the key under `at`
+    /// (`gateway.tools`, `gateway.routes.messages.tools`).
+    pub fn validate(&self, at: &str) -> Result<(), ConfigError> {
+        let bad = |field: String, message: String| Err(ConfigError::Invalid { field, message });
+        if let Some(i) = self.allow.iter().position(|n| n.trim().is_empty()) {
+            return bad(format!("{at}.allow[{i}]"), "must not be empty".into());
+        }
+        if let Some(k) = self.schemas.keys().find(|k| !self.allow.contains(k)) {
+            return bad(format!("{at}.schemas.{k}"), format!("names a tool that is not in {at}.allow"));
+        }
+        if let Some((k, _)) = self.schemas.iter().find(|(_, v)| !v.is_object() && !v.is_boolean()) {
+            return bad(format!("{at}.schemas.{k}"), "must be a JSON Schema (an object)".into());
+        }
+        Ok(())
     }
 }
 
@@ -723,6 +747,21 @@ impl GatewayConfig {
         route.and_then(|r| r.on_scan_error).unwrap_or(self.on_scan_error)
     }
 
+    /// A route's tool-call allow-list: its own, or `tools`.
+    pub fn route_tools<'a>(&'a self, route: Option<&'a RouteSettings>) -> Option<&'a GatewayTools> {
+        route.and_then(|r| r.tools.as_ref()).or(self.tools.as_ref())
+    }
+
+    /// The routes by their key in `gateway.routes`, with their settings.
+    pub fn route_entries(&self) -> [(&'static str, Option<&RouteSettings>); 4] {
+        [
+            ("chat_completions", self.routes.chat_completions.as_ref()),
+            ("completions", self.routes.completions.as_ref()),
+            ("embeddings", self.routes.embeddings.as_ref()),
+            ("messages", self.routes.messages.as_ref()),
+        ]
+    }
+
     /// The price of `model`: its own entry, else the longest `*` prefix
     /// that matches it.
     pub fn price(&self, model: &str) -> Option<ModelPrice> {
@@ -749,15 +788,15 @@ impl GatewayConfig {
             .validate()
             .map_err(|e| ConfigError::Invalid { field: "gateway.stream".into(), message: e.to_string() })?;
         if let Some(t) = &self.tools {
-            if let Some(i) = t.allow.iter().position(|n| n.trim().is_empty()) {
-                return bad(format!("gateway.tools.allow[{i}]"), "must not be empty");
+            t.validate("gateway.tools")?;
+        }
+        for (name, route) in self.route_entries() {
+            let Some(t) = route.and_then(|r| r.tools.as_ref()) else { continue };
+            let at = format!("gateway.routes.{name}.tools");
+            if matches!(name, "completions" | "embeddings") {
+                return bad(at, "only chat_completions and messages make tool calls");
             }
-            if let Some(k) = t.schemas.keys().find(|k| !t.allow.contains(k)) {
-                return bad(format!("gateway.tools.schemas.{k}"), "names a tool that is not in gateway.tools.allow");
-            }
-            if let Some((k, _)) = t.schemas.iter().find(|(_, v)| !v.is_object() && !v.is_boolean()) {
-                return bad(format!("gateway.tools.schemas.{k}"), "must be a JSON Schema (an object)");
-            }
+            t.validate(&at)?;
         }
         for (model, p) in &self.prices {
             if model.trim().is_empty() || model.trim() != model {
@@ -1074,6 +1113,8 @@ on_scan_error = "fail_open"
 embeddings = "monitor"
 [gateway.routes.chat_completions]
 on_scan_error = "fail_closed"
+[gateway.routes.messages.tools]
+allow = ["search"]
 [gateway.routes.completions]
 policy = "block"
 [gateway.stream]
@@ -1114,6 +1155,9 @@ model_prefixes = ["claude-"]
         assert_eq!(g.route_policy(g.routes.chat_completions.as_ref()), GatewayPolicy::Sanitize);
         assert_eq!(g.route_policy(g.routes.completions.as_ref()), GatewayPolicy::Block);
         assert_eq!(g.route_policy(g.routes.messages.as_ref()), GatewayPolicy::Sanitize);
+        // A route's own allow-list replaces the section's; others keep it.
+        assert_eq!(g.route_tools(g.routes.messages.as_ref()).map(|t| t.allow.clone()), Some(vec!["search".into()]));
+        assert_eq!(g.route_tools(g.routes.chat_completions.as_ref()).map(|t| t.allow.len()), Some(2));
         // A route's own choice, else the section's.
         assert_eq!(g.route_scan_errors(g.routes.chat_completions.as_ref()), ScanErrors::FailClosed);
         assert_eq!(g.route_scan_errors(g.routes.embeddings.as_ref()), ScanErrors::FailOpen);
@@ -1175,6 +1219,23 @@ model_prefixes = ["claude-"]
         assert!(check(&|g| g.upstreams[0].model_prefixes.clear()).starts_with("gateway.upstreams[1].models"));
         assert!(check(&|g| g.upstreams[1].timeout_ms = 0).starts_with("gateway.upstreams[1].timeout_ms"));
         assert!(check(&|g| g.stream.min_scan_bytes = 0).starts_with("gateway.stream"));
+        let e = check(&|g| {
+            if let Some(t) = g.routes.messages.as_mut().and_then(|r| r.tools.as_mut()) {
+                t.allow.push(" ".into());
+            }
+        });
+        assert!(e.starts_with("gateway.routes.messages.tools.allow[1]"), "{e}");
+        let e = check(&|g| {
+            if let Some(t) = g.routes.messages.as_mut().and_then(|r| r.tools.as_mut()) {
+                t.schemas.insert("get_weather".into(), serde_json::json!({"type": "object"}));
+            }
+        });
+        assert!(e.starts_with("gateway.routes.messages.tools.schemas.get_weather"), "{e}");
+        let e = check(&|g| {
+            let tools = g.tools.clone();
+            g.routes.embeddings = Some(RouteSettings { tools, ..RouteSettings::default() });
+        });
+        assert!(e.starts_with("gateway.routes.embeddings.tools"), "{e}");
         let e = check(&|g| {
             g.prices.insert("o3".into(), ModelPrice { input: -1.0, output: 1.0 });
         });
