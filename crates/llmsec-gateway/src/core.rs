@@ -163,7 +163,8 @@ fn deadline(state: &AppState) -> Deadline {
     Deadline::after(Duration::from_millis(state.config.limits.request_timeout_ms))
 }
 
-/// Sentinel's enforcements for the call's subject, checked once per call:
+/// Sentinel's enforcements for the call's subject (tenant, user, session,
+/// application, client address), checked once per call:
 /// a blocked subject is refused here, before anything else (and before any
 /// upstream call); a rate-limited one spends one token per call.
 pub(crate) fn clear(state: &AppState, caller: &Caller, subject: &Subject) -> Result<Cleared, OpenAiError> {
@@ -171,6 +172,7 @@ pub(crate) fn clear(state: &AppState, caller: &Caller, subject: &Subject) -> Res
         user_id: subject.user_id.clone(),
         session_id: subject.session_id.clone(),
         application_id: subject.application_id.clone(),
+        ip: subject.ip.clone(),
     };
     analysis::enforce(&state.services, caller, subject).map_err(map_error)
 }

@@ -388,3 +388,63 @@ async fn a_rate_limited_user_spends_one_token_per_call_whatever_its_messages() {
     assert_eq!((r.status, r.body["error"]["code"].as_str()), (429, Some("rate_limited")), "{}", r.text);
     assert_eq!(gw.mock.calls(), 2);
 }
+
+#[tokio::test]
+async fn a_sentinel_block_on_the_client_address_refuses_before_the_upstream() {
+    let gw = common::start().await;
+    // The calls come from 127.0.0.1; first one passes and is recorded with its address.
+    let r = gw.post("/v1/chat/completions", &chat("What is the capital of France?")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(gw.telemetry(1).await[0]["metadata"]["ip"], "127.0.0.1");
+    let now = now_millis();
+    let block = |id: &str, ip: &str| Enforcement {
+        id: id.into(),
+        tenant: "default".into(),
+        entity_kind: "ip".into(),
+        entity_id: ip.into(),
+        action: "block".into(),
+        rate_limit: None,
+        window_ms: None,
+        reason: "credential stuffing from this address".into(),
+        anomaly_id: None,
+        created_at: now,
+        expires_at: now + 3_600_000,
+    };
+    // A block on another address, or on this address in another tenant, changes nothing.
+    let mut elsewhere = block("enf-other-tenant", "127.0.0.1");
+    elsewhere.tenant = "globex".into();
+    gw.server.state().sentinel.enforcements.set(vec![block("enf-other-ip", "10.9.8.7"), elsewhere.clone()]);
+    assert_eq!(gw.post("/v1/chat/completions", &chat("Hello")).await.status, 200);
+    gw.server.state().sentinel.enforcements.set(vec![block("enf-ip", "127.0.0.1"), elsewhere]);
+    let calls = gw.mock.calls();
+    let r = gw.post_with("/v1/chat/completions", &gw.key, &chat("Hello"), &[("x-llmsec-user", "alice")]).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(r.body["error"]["code"], "user_blocked");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("credential stuffing"), "{}", r.text);
+    assert_eq!(gw.mock.calls(), calls, "refused before the upstream");
+}
+
+#[tokio::test]
+async fn a_sentinel_rate_limit_on_the_client_address_holds_it_to_its_rate() {
+    let gw = common::start().await;
+    let now = now_millis();
+    let limit = Enforcement {
+        id: "enf-ip-rate".into(),
+        tenant: "default".into(),
+        entity_kind: "ip".into(),
+        entity_id: "127.0.0.1".into(),
+        action: "rate_limit".into(),
+        rate_limit: Some(2),
+        window_ms: Some(3_600_000),
+        reason: "too many calls".into(),
+        anomaly_id: None,
+        created_at: now,
+        expires_at: now + 3_600_000,
+    };
+    gw.server.state().sentinel.enforcements.set(vec![limit]);
+    for _ in 0..2 {
+        assert_eq!(gw.post("/v1/chat/completions", &chat("Hello")).await.status, 200);
+    }
+    let r = gw.post("/v1/chat/completions", &chat("Hello")).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (429, Some("rate_limited")), "{}", r.text);
+}
