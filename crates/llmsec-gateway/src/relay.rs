@@ -68,6 +68,11 @@ pub(crate) struct Relay {
     fail_open: bool,
     upstream: Option<reqwest::Response>,
     parser: sse::Parser,
+    /// Events parsed from the last upstream read, handled one per pump so
+    /// that what the first ones release goes out before the rest is scanned.
+    queued: VecDeque<sse::Event>,
+    /// Output went out since the relay last let the connection flush.
+    unflushed: bool,
     system_prompt: Option<String>,
     choices: BTreeMap<u64, Choice>,
     /// Streamed tool-call fragments held per choice until it finishes
@@ -121,6 +126,8 @@ impl Relay {
             policy,
             upstream: Some(upstream),
             parser: sse::Parser::new(MAX_EVENT_BYTES),
+            queued: VecDeque::new(),
+            unflushed: false,
             system_prompt,
             choices: BTreeMap::new(),
             pending: BTreeMap::new(),
@@ -145,10 +152,18 @@ impl Relay {
         let body = futures_util::stream::unfold(self, |mut r| async move {
             loop {
                 if let Some(b) = r.out.pop_front() {
+                    r.unflushed = true;
                     return Some((Ok::<Bytes, std::io::Error>(b), r));
                 }
                 if r.ended {
                     return None;
+                }
+                if r.unflushed && !r.queued.is_empty() {
+                    // More scanning is ready to run: let the server write
+                    // what was released first (it flushes when the body
+                    // is not ready), so time to first text is one event's.
+                    r.unflushed = false;
+                    tokio::task::yield_now().await;
                 }
                 r.pump().await;
             }
@@ -160,22 +175,22 @@ impl Relay {
         resp
     }
 
-    /// Reads one piece from upstream and handles the events it completes.
+    /// Handles one queued event, or reads one piece from upstream and
+    /// queues the events it completes.
     async fn pump(&mut self) {
+        if let Some(ev) = self.queued.pop_front() {
+            if !self.ended {
+                self.event(ev);
+            }
+            return;
+        }
         let Some(up) = self.upstream.as_mut() else {
             self.done();
             return;
         };
         match up.chunk().await {
             Ok(Some(bytes)) => match self.parser.push(&bytes) {
-                Ok(events) => {
-                    for ev in events {
-                        if self.ended {
-                            break;
-                        }
-                        self.event(ev);
-                    }
-                }
+                Ok(events) => self.queued.extend(events),
                 Err(e) => self.fail("upstream_error", e.to_string()),
             },
             Ok(None) => {
