@@ -401,26 +401,77 @@ pub(crate) fn issue_canary(state: &AppState) -> String {
     state.engine.issue_canary()
 }
 
+/// Calls' telemetry events on their way to the store, with their callers.
+pub(crate) type Recorder = tokio::sync::mpsc::Sender<(Arc<Caller>, TelemetryEvent)>;
+
+/// Events waiting for the recorder at most; past this, a call stores its
+/// own event.
+const RECORD_QUEUE: usize = 16_384;
+/// Events stored in one batch at most.
+const RECORD_BATCH: usize = 512;
+
+/// Starts the task that stores the gateway's telemetry events in batches:
+/// while one batch is being stored, the next calls' events queue up and go
+/// in the next, one transaction per key instead of one per call. `None`
+/// outside a runtime.
+pub(crate) fn start_recorder(state: &AppState) -> Option<Recorder> {
+    let rt = tokio::runtime::Handle::try_current().ok()?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(RECORD_QUEUE);
+    let state = state.clone();
+    rt.spawn(async move {
+        let mut batch = Vec::with_capacity(RECORD_BATCH);
+        while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            store_events(&state, std::mem::take(&mut batch)).await;
+        }
+    });
+    Some(tx)
+}
+
 /// Stores the call's telemetry event through the durable ingestion path and
-/// hands it to Sentinel, off the request path; a refusal is logged.
-pub(crate) fn record(state: &AppState, caller: &Caller, event: TelemetryEvent) {
+/// hands it to Sentinel, off the request path (through `recorder` when it
+/// has room); a refusal is logged.
+pub(crate) fn record(state: &AppState, recorder: Option<&Recorder>, caller: &Arc<Caller>, event: TelemetryEvent) {
+    use tokio::sync::mpsc::error::TrySendError;
+    let event = match recorder {
+        Some(r) => match r.try_send((caller.clone(), event)) {
+            Ok(()) => return,
+            Err(TrySendError::Full((_, e)) | TrySendError::Closed((_, e))) => e,
+        },
+        None => event,
+    };
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         tracing::warn!("gateway: no runtime to record telemetry on");
         return;
     };
     let (state, caller) = (state.clone(), caller.clone());
-    rt.spawn(async move {
+    rt.spawn(async move { store_events(&state, vec![(caller, event)]).await });
+}
+
+/// Counts usage against budgets, then stores the events of each key in
+/// one transaction and hands them to Sentinel.
+async fn store_events(state: &AppState, batch: Vec<(Arc<Caller>, TelemetryEvent)>) {
+    let mut by_key: Vec<(Arc<Caller>, Vec<TelemetryEvent>)> = Vec::new();
+    for (caller, event) in batch {
         if !caller.budgets.is_empty() {
-            count_usage(&state, &caller, &event).await;
+            count_usage(state, &caller, &event).await;
         }
-        let result = match telemetry::admit(&caller, event, "") {
-            Ok(e) => telemetry::accept(&state.services, &caller, vec![e]).await.map(|_| ()),
-            Err(e) => Err(e),
+        let event = match telemetry::admit(&caller, event, "") {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "gateway: telemetry event not stored");
+                continue;
+            }
         };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "gateway: telemetry event not stored");
+        match by_key.iter_mut().find(|(c, _)| c.key_id == caller.key_id) {
+            Some((_, events)) => events.push(event),
+            None => by_key.push((caller, vec![event])),
         }
-    });
+    }
+    for (caller, events) in by_key {
+        if let Err(e) = telemetry::accept(&state.services, &caller, events).await {
+            tracing::warn!(error = %e, "gateway: telemetry events not stored");
+        }
+    }
 }
 
 /// Adds the call's tokens and cost to the key's usage, which its budgets

@@ -46,6 +46,8 @@ pub(crate) struct Gateway {
     pub tools: RouteTools,
     /// Results of texts analysed recently; `None` when turned off.
     pub cache: Option<ScanCache>,
+    /// Stores the calls' telemetry events in batches.
+    pub recorder: Option<core::Recorder>,
 }
 
 /// The compiled tool-call allow-list of each route that makes tool calls:
@@ -461,7 +463,7 @@ async fn forward(gw: Arc<Gateway>, caller: Arc<Caller>, route: Route, req: Reque
             } else {
                 "error"
             };
-            call.record(&gw.state, &caller, Outcome { status, error: Some(e.code.clone()), ..Outcome::default() });
+            call.record(&gw, &caller, Outcome { status, error: Some(e.code.clone()), ..Outcome::default() });
             e.into_response()
         }
     }
@@ -600,11 +602,7 @@ async fn run(
         .map(str::to_owned);
     let usage = answer.get("usage").map(openai_usage);
     let out = serde_json::to_vec(&answer).map_err(|e| OpenAiError::upstream_unavailable(e.to_string()))?;
-    call.record(
-        &gw.state,
-        caller,
-        Outcome { status: "success", finish_reason, usage, completion, ..Outcome::default() },
-    );
+    call.record(gw, caller, Outcome { status: "success", finish_reason, usage, completion, ..Outcome::default() });
     Ok((status, [(header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 
@@ -901,7 +899,7 @@ async fn pass_through(gw: &Gateway, caller: &Arc<Caller>, call: &mut Call, resp:
         Err(e) => return e.into_response(),
     };
     call.record(
-        &gw.state,
+        gw,
         caller,
         Outcome { status: "error", error: Some(format!("upstream status {}", status.as_u16())), ..Outcome::default() },
     );

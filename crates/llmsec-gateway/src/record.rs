@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 
 use llmsec_server::config::ModelPrice;
 
-use crate::core::{self, AppState, Caller, Subject};
+use crate::core::{self, Caller, Subject};
+use crate::proxy::Gateway;
 
 /// Most bytes of prompt or completion text an event carries.
 const TEXT_BYTES: usize = 64 * 1024;
@@ -150,12 +151,12 @@ impl Call {
     }
 
     /// Records the call's event (once; later calls do nothing).
-    pub fn record(&mut self, state: &AppState, caller: &Arc<Caller>, outcome: Outcome) {
+    pub fn record(&mut self, gw: &Gateway, caller: &Arc<Caller>, outcome: Outcome) {
         if self.recorded {
             return;
         }
         self.recorded = true;
-        core::record(state, caller, self.event(outcome));
+        core::record(&gw.state, gw.recorder.as_ref(), caller, self.event(outcome));
     }
 
     /// The telemetry event.

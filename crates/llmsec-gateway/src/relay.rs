@@ -716,7 +716,7 @@ impl Relay {
             extra,
         };
         let (gw, caller) = (self.gw.clone(), self.caller.clone());
-        self.call.record(&gw.state, &caller, outcome);
+        self.call.record(&gw, &caller, outcome);
     }
 }
 
