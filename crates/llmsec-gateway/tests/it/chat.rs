@@ -77,6 +77,21 @@ async fn tool_results_are_read_as_indirect_content() {
     assert_eq!(gw.mock.calls(), 0);
 }
 
+/// Puts enforcements in force as Sentinel's shield action does: stored,
+/// then in the cache Sentinel's tick reloads from the store. The tick runs
+/// once at start and every second; one that read the store before these
+/// were stored would put the old list back, so the cache is reloaded after
+/// any such tick has had time to end.
+async fn enforce(gw: &common::Gw, list: Vec<Enforcement>) {
+    let state = gw.server.state();
+    for e in &list {
+        state.store.insert_enforcement(e).await.unwrap();
+    }
+    state.sentinel.tick_now().await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    state.sentinel.tick_now().await;
+}
+
 #[tokio::test]
 async fn a_blocked_user_gets_403_before_any_upstream_call() {
     let gw = common::start().await;
@@ -94,9 +109,7 @@ async fn a_blocked_user_gets_403_before_any_upstream_call() {
         created_at: now,
         expires_at: now + 3_600_000,
     };
-    let state = gw.server.state();
-    state.store.insert_enforcement(&e).await.unwrap();
-    state.sentinel.enforcements.set(vec![e]);
+    enforce(&gw, vec![e]).await;
     let mut body = chat("What is the capital of France?");
     body["user"] = json!("mallory");
     let r = gw.post("/v1/chat/completions", &body).await;
@@ -375,7 +388,7 @@ async fn a_rate_limited_user_spends_one_token_per_call_whatever_its_messages() {
         created_at: now,
         expires_at: now + 3_600_000,
     };
-    gw.server.state().sentinel.enforcements.set(vec![e]);
+    enforce(&gw, vec![e]).await;
     let messages: Vec<Value> =
         (0..5).map(|i| json!({"role": "user", "content": format!("Tell me one fact about the number {i}.")})).collect();
     let bob = [("x-llmsec-user", "bob")];
@@ -413,9 +426,9 @@ async fn a_sentinel_block_on_the_client_address_refuses_before_the_upstream() {
     // A block on another address, or on this address in another tenant, changes nothing.
     let mut elsewhere = block("enf-other-tenant", "127.0.0.1");
     elsewhere.tenant = "globex".into();
-    gw.server.state().sentinel.enforcements.set(vec![block("enf-other-ip", "10.9.8.7"), elsewhere.clone()]);
+    enforce(&gw, vec![block("enf-other-ip", "10.9.8.7"), elsewhere]).await;
     assert_eq!(gw.post("/v1/chat/completions", &chat("Hello")).await.status, 200);
-    gw.server.state().sentinel.enforcements.set(vec![block("enf-ip", "127.0.0.1"), elsewhere]);
+    enforce(&gw, vec![block("enf-ip", "127.0.0.1")]).await;
     let calls = gw.mock.calls();
     let r = gw.post_with("/v1/chat/completions", &gw.key, &chat("Hello"), &[("x-llmsec-user", "alice")]).await;
     assert_eq!(r.status, 403, "{}", r.text);
@@ -441,7 +454,7 @@ async fn a_sentinel_rate_limit_on_the_client_address_holds_it_to_its_rate() {
         created_at: now,
         expires_at: now + 3_600_000,
     };
-    gw.server.state().sentinel.enforcements.set(vec![limit]);
+    enforce(&gw, vec![limit]).await;
     for _ in 0..2 {
         assert_eq!(gw.post("/v1/chat/completions", &chat("Hello")).await.status, 200);
     }
