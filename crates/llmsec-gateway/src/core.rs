@@ -447,13 +447,14 @@ pub(crate) fn record(state: &AppState, recorder: Option<&Recorder>, caller: &Arc
     rt.spawn(async move { store_events(&state, vec![(caller, event)]).await });
 }
 
-/// Counts usage against budgets, then stores the events of each key in
-/// one transaction and hands them to Sentinel.
+/// Counts usage against budgets (one update per key and day), then stores
+/// the events of each key in one transaction and hands them to Sentinel.
 async fn store_events(state: &AppState, batch: Vec<(Arc<Caller>, TelemetryEvent)>) {
+    let mut usage: Vec<Usage> = Vec::new();
     let mut by_key: Vec<(Arc<Caller>, Vec<TelemetryEvent>)> = Vec::new();
     for (caller, event) in batch {
         if !caller.budgets.is_empty() {
-            count_usage(state, &caller, &event).await;
+            add_usage(&mut usage, &caller, &event);
         }
         let event = match telemetry::admit(&caller, event, "") {
             Ok(e) => e,
@@ -467,6 +468,11 @@ async fn store_events(state: &AppState, batch: Vec<(Arc<Caller>, TelemetryEvent)
             None => by_key.push((caller, vec![event])),
         }
     }
+    for u in usage {
+        if let Err(e) = state.store.add_key_usage(&u.caller.tenant, &u.caller.key_id, u.at, u.tokens, u.cost).await {
+            tracing::warn!(error = %e, key = %u.caller.key_id, "gateway: usage not counted against the key's budgets");
+        }
+    }
     for (caller, events) in by_key {
         if let Err(e) = telemetry::accept(&state.services, &caller, events).await {
             tracing::warn!(error = %e, "gateway: telemetry events not stored");
@@ -474,24 +480,70 @@ async fn store_events(state: &AppState, batch: Vec<(Arc<Caller>, TelemetryEvent)
     }
 }
 
-/// Adds the call's tokens and cost to the key's usage, which its budgets
-/// are checked against; a store failure is logged (the call is done).
-async fn count_usage(state: &AppState, caller: &Caller, event: &TelemetryEvent) {
+/// Tokens and cost of a key's calls in one UTC day, to add to its usage.
+struct Usage {
+    caller: Arc<Caller>,
+    /// A time in that day.
+    at: i64,
+    tokens: u64,
+    cost: f64,
+}
+
+/// Adds one call's tokens and cost (from its event) to `usage`.
+fn add_usage(usage: &mut Vec<Usage>, caller: &Arc<Caller>, event: &TelemetryEvent) {
     let d = &event.data;
     let tokens = d.total_tokens.unwrap_or_else(|| d.prompt_tokens.unwrap_or(0) + d.completion_tokens.unwrap_or(0));
-    let cost = d.cost.unwrap_or(0.0);
-    if tokens == 0 && cost <= 0.0 {
+    let cost = d.cost.filter(|c| c.is_finite() && *c > 0.0).unwrap_or(0.0);
+    if tokens == 0 && cost == 0.0 {
         return;
     }
     let at = event.timestamp.timestamp_millis();
-    if let Err(e) = state.store.add_key_usage(&caller.tenant, &caller.key_id, at, tokens, cost).await {
-        tracing::warn!(error = %e, key = %caller.key_id, "gateway: usage not counted against the key's budgets");
+    let day = llmsec_store::BudgetPeriod::Day.start(at);
+    let same = |u: &&mut Usage| u.caller.key_id == caller.key_id && llmsec_store::BudgetPeriod::Day.start(u.at) == day;
+    match usage.iter_mut().find(same) {
+        Some(u) => {
+            u.tokens += tokens;
+            u.cost += cost;
+        }
+        None => usage.push(Usage { caller: caller.clone(), at, tokens, cost }),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_is_summed_per_key_and_day() {
+        let caller = |key: &str| {
+            Arc::new(Caller {
+                key_id: key.into(),
+                tenant: "acme".into(),
+                scopes: vec![Scope::Proxy],
+                rate_per_sec: None,
+                models: None,
+                budgets: vec![],
+            })
+        };
+        let event = |tokens: u64, cost: Option<f64>, at: i64| {
+            let mut e = crate::record::Call::new("chat.completions", Subject::default()).event(Default::default());
+            e.data.total_tokens = Some(tokens);
+            e.data.cost = cost;
+            e.timestamp = chrono::DateTime::from_timestamp_millis(at).unwrap_or_default();
+            e
+        };
+        // 2026-03-31T23:00:00Z, and an hour later (the next day).
+        let (late, next) = (1_774_998_000_000, 1_775_001_600_000);
+        let (a, b) = (caller("a"), caller("b"));
+        let mut usage = Vec::new();
+        add_usage(&mut usage, &a, &event(10, Some(0.5), late));
+        add_usage(&mut usage, &a, &event(5, None, late + 1));
+        add_usage(&mut usage, &a, &event(7, None, next));
+        add_usage(&mut usage, &b, &event(1, None, late));
+        add_usage(&mut usage, &b, &event(0, None, late));
+        let got: Vec<(&str, u64, f64)> = usage.iter().map(|u| (u.caller.key_id.as_str(), u.tokens, u.cost)).collect();
+        assert_eq!(got, [("a", 15, 0.5), ("a", 7, 0.0), ("b", 1, 0.0)]);
+    }
 
     #[test]
     fn server_errors_map_to_openai_codes() {
