@@ -163,7 +163,8 @@ fn deadline(state: &AppState) -> Deadline {
     Deadline::after(Duration::from_millis(state.config.limits.request_timeout_ms))
 }
 
-/// Sentinel's enforcements for the call's subject, checked once per call:
+/// Sentinel's enforcements for the call's subject (tenant, user, session,
+/// application, client address), checked once per call:
 /// a blocked subject is refused here, before anything else (and before any
 /// upstream call); a rate-limited one spends one token per call.
 pub(crate) fn clear(state: &AppState, caller: &Caller, subject: &Subject) -> Result<Cleared, OpenAiError> {
@@ -171,8 +172,104 @@ pub(crate) fn clear(state: &AppState, caller: &Caller, subject: &Subject) -> Res
         user_id: subject.user_id.clone(),
         session_id: subject.session_id.clone(),
         application_id: subject.application_id.clone(),
+        ip: subject.ip.clone(),
     };
     analysis::enforce(&state.services, caller, subject).map_err(map_error)
+}
+
+/// Refuses a model outside the key's allow-list (`403 model_not_allowed`).
+pub(crate) fn check_model(caller: &Caller, model: &str) -> Result<(), OpenAiError> {
+    if caller.may_use_model(model) {
+        return Ok(());
+    }
+    let msg = format!("this key may not call the model {model:?}");
+    Err(OpenAiError::new(StatusCode::FORBIDDEN, "model_not_allowed", msg).with_param("model"))
+}
+
+/// Refuses a call once a budget of the key is used up in its current
+/// period (`429 budget_exceeded`, with `Retry-After` until the period
+/// ends). Usage comes from the store, so replicas share it; calls in
+/// flight when the budget runs out can pass it by their own usage.
+pub(crate) async fn check_budget(state: &AppState, caller: &Caller) -> Result<(), OpenAiError> {
+    if caller.budgets.is_empty() {
+        return Ok(());
+    }
+    let now = llmsec_store::now_millis();
+    let usage = state
+        .store
+        .key_usage(&caller.tenant, &caller.key_id, now)
+        .await
+        .map_err(|e| map_error(ServiceError::from(e)))?;
+    for b in &caller.budgets {
+        let Some(u) = usage.iter().find(|u| u.period == b.period) else { continue };
+        let over = match (b.tokens, b.cost) {
+            (Some(t), _) if u.tokens >= t => Some(format!("{t} tokens ({} used)", u.tokens)),
+            (_, Some(c)) if u.cost >= c => Some(format!("a cost of {c} ({:.6} used)", u.cost)),
+            _ => None,
+        };
+        if let Some(what) = over {
+            let end = b.period.end(now);
+            let mut err = OpenAiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "budget_exceeded",
+                format!(
+                    "this key's {} budget of {what} is used up; it resets at {}",
+                    b.period.as_str(),
+                    chrono::DateTime::from_timestamp_millis(end).map(|t| t.to_rfc3339()).unwrap_or_default()
+                ),
+            );
+            err.retry_after = Some(u64::try_from((end - now).max(0) / 1000 + 1).unwrap_or(1));
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+/// Why texts could not be scanned: the engine refused one (larger than
+/// its `max_input_bytes`), the analysis ran past
+/// `limits.request_timeout_ms`, or it failed (the store, the engine).
+#[derive(Debug, Clone)]
+pub(crate) struct ScanError {
+    /// What went wrong, for the refusal and the telemetry event.
+    pub cause: String,
+    /// The engine refused a text as too large.
+    pub too_large: bool,
+    /// The position of the text at fault among those scanned, when known.
+    pub text: Option<usize>,
+}
+
+impl ScanError {
+    fn from_service(e: ServiceError, texts: &[usize]) -> ScanError {
+        match e {
+            ServiceError::Invalid { field, message } => {
+                // `items[k].input`: the k-th analysed text.
+                let k = field
+                    .as_deref()
+                    .and_then(|f| f.strip_prefix("items["))
+                    .and_then(|f| f.split(']').next())
+                    .and_then(|k| k.parse::<usize>().ok());
+                ScanError { cause: message, too_large: true, text: k.and_then(|k| texts.get(k).copied()) }
+            }
+            ServiceError::Timeout => ScanError {
+                cause: "the analysis ran past limits.request_timeout_ms".into(),
+                too_large: false,
+                text: None,
+            },
+            other => {
+                tracing::warn!(error = %other, "gateway: a scan failed");
+                ScanError { cause: "the analysis failed".into(), too_large: false, text: None }
+            }
+        }
+    }
+
+    /// The refusal under `fail_closed`: `scan_failed`, 413 for a text the
+    /// engine refuses as too large, 503 otherwise; `param` names the text.
+    pub fn refusal(&self, what: &str, param: Option<String>) -> OpenAiError {
+        let status = if self.too_large { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::SERVICE_UNAVAILABLE };
+        let mut e = OpenAiError::new(status, "scan_failed", format!("{what} could not be scanned: {}", self.cause));
+        e.param = param;
+        e
+    }
 }
 
 /// One text of a request to scan.
@@ -196,7 +293,7 @@ pub(crate) async fn scan_inputs(
     caller: &Caller,
     cleared: &Cleared,
     texts: &[ScanText],
-) -> Result<Vec<Scanned>, OpenAiError> {
+) -> Result<Vec<Scanned>, ScanError> {
     let subject = cleared.subject();
     let scope = subject.session_id.as_deref().or(subject.user_id.as_deref()).unwrap_or("");
     let keys: Vec<CacheKey> = texts
@@ -220,7 +317,7 @@ pub(crate) async fn scan_inputs(
             .collect();
         let answers = analysis::analyze_cleared(&state.services, caller, cleared, jobs, &deadline(state))
             .await
-            .map_err(map_error)?;
+            .map_err(|e| ScanError::from_service(e, &missing))?;
         for (&i, answer) in missing.iter().zip(answers) {
             let scanned = Scanned::from(answer);
             if let Some(c) = cache {
@@ -231,7 +328,9 @@ pub(crate) async fn scan_inputs(
     }
     found
         .into_iter()
-        .map(|s| s.ok_or_else(|| map_error(ServiceError::Internal("an analysis has no answer".into()))))
+        .map(|s| {
+            s.ok_or_else(|| ScanError::from_service(ServiceError::Internal("an analysis has no answer".into()), &[]))
+        })
         .collect()
 }
 
@@ -244,10 +343,11 @@ pub(crate) async fn validate_outputs(
     outputs: Vec<String>,
     system_prompt: Option<&str>,
     prompt: Option<&str>,
-) -> Result<Vec<Scanned>, OpenAiError> {
+) -> Result<Vec<Scanned>, ScanError> {
     if outputs.is_empty() {
         return Ok(Vec::new());
     }
+    let positions: Vec<usize> = (0..outputs.len()).collect();
     let subject = cleared.subject();
     let jobs = outputs
         .into_iter()
@@ -264,8 +364,9 @@ pub(crate) async fn validate_outputs(
             })
         })
         .collect();
-    let answers =
-        analysis::analyze_cleared(&state.services, caller, cleared, jobs, &deadline(state)).await.map_err(map_error)?;
+    let answers = analysis::analyze_cleared(&state.services, caller, cleared, jobs, &deadline(state))
+        .await
+        .map_err(|e| ScanError::from_service(e, &positions))?;
     Ok(answers.into_iter().map(Scanned::from).collect())
 }
 
@@ -300,28 +401,149 @@ pub(crate) fn issue_canary(state: &AppState) -> String {
     state.engine.issue_canary()
 }
 
+/// Calls' telemetry events on their way to the store, with their callers.
+pub(crate) type Recorder = tokio::sync::mpsc::Sender<(Arc<Caller>, TelemetryEvent)>;
+
+/// Events waiting for the recorder at most; past this, a call stores its
+/// own event.
+const RECORD_QUEUE: usize = 16_384;
+/// Events stored in one batch at most.
+const RECORD_BATCH: usize = 512;
+
+/// Starts the task that stores the gateway's telemetry events in batches:
+/// while one batch is being stored, the next calls' events queue up and go
+/// in the next, one transaction per key instead of one per call. `None`
+/// outside a runtime.
+pub(crate) fn start_recorder(state: &AppState) -> Option<Recorder> {
+    let rt = tokio::runtime::Handle::try_current().ok()?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(RECORD_QUEUE);
+    let state = state.clone();
+    rt.spawn(async move {
+        let mut batch = Vec::with_capacity(RECORD_BATCH);
+        while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            store_events(&state, std::mem::take(&mut batch)).await;
+        }
+    });
+    Some(tx)
+}
+
 /// Stores the call's telemetry event through the durable ingestion path and
-/// hands it to Sentinel, off the request path; a refusal is logged.
-pub(crate) fn record(state: &AppState, caller: &Caller, event: TelemetryEvent) {
+/// hands it to Sentinel, off the request path (through `recorder` when it
+/// has room); a refusal is logged.
+pub(crate) fn record(state: &AppState, recorder: Option<&Recorder>, caller: &Arc<Caller>, event: TelemetryEvent) {
+    use tokio::sync::mpsc::error::TrySendError;
+    let event = match recorder {
+        Some(r) => match r.try_send((caller.clone(), event)) {
+            Ok(()) => return,
+            Err(TrySendError::Full((_, e)) | TrySendError::Closed((_, e))) => e,
+        },
+        None => event,
+    };
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         tracing::warn!("gateway: no runtime to record telemetry on");
         return;
     };
     let (state, caller) = (state.clone(), caller.clone());
-    rt.spawn(async move {
-        let result = match telemetry::admit(&caller, event, "") {
-            Ok(e) => telemetry::accept(&state.services, &caller, vec![e]).await.map(|_| ()),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "gateway: telemetry event not stored");
+    rt.spawn(async move { store_events(&state, vec![(caller, event)]).await });
+}
+
+/// Counts usage against budgets (one update per key and day), then stores
+/// the events of each key in one transaction and hands them to Sentinel.
+async fn store_events(state: &AppState, batch: Vec<(Arc<Caller>, TelemetryEvent)>) {
+    let mut usage: Vec<Usage> = Vec::new();
+    let mut by_key: Vec<(Arc<Caller>, Vec<TelemetryEvent>)> = Vec::new();
+    for (caller, event) in batch {
+        if !caller.budgets.is_empty() {
+            add_usage(&mut usage, &caller, &event);
         }
-    });
+        let event = match telemetry::admit(&caller, event, "") {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "gateway: telemetry event not stored");
+                continue;
+            }
+        };
+        match by_key.iter_mut().find(|(c, _)| c.key_id == caller.key_id) {
+            Some((_, events)) => events.push(event),
+            None => by_key.push((caller, vec![event])),
+        }
+    }
+    for u in usage {
+        if let Err(e) = state.store.add_key_usage(&u.caller.tenant, &u.caller.key_id, u.at, u.tokens, u.cost).await {
+            tracing::warn!(error = %e, key = %u.caller.key_id, "gateway: usage not counted against the key's budgets");
+        }
+    }
+    for (caller, events) in by_key {
+        if let Err(e) = telemetry::accept(&state.services, &caller, events).await {
+            tracing::warn!(error = %e, "gateway: telemetry events not stored");
+        }
+    }
+}
+
+/// Tokens and cost of a key's calls in one UTC day, to add to its usage.
+struct Usage {
+    caller: Arc<Caller>,
+    /// A time in that day.
+    at: i64,
+    tokens: u64,
+    cost: f64,
+}
+
+/// Adds one call's tokens and cost (from its event) to `usage`.
+fn add_usage(usage: &mut Vec<Usage>, caller: &Arc<Caller>, event: &TelemetryEvent) {
+    let d = &event.data;
+    let tokens = d.total_tokens.unwrap_or_else(|| d.prompt_tokens.unwrap_or(0) + d.completion_tokens.unwrap_or(0));
+    let cost = d.cost.filter(|c| c.is_finite() && *c > 0.0).unwrap_or(0.0);
+    if tokens == 0 && cost == 0.0 {
+        return;
+    }
+    let at = event.timestamp.timestamp_millis();
+    let day = llmsec_store::BudgetPeriod::Day.start(at);
+    let same = |u: &&mut Usage| u.caller.key_id == caller.key_id && llmsec_store::BudgetPeriod::Day.start(u.at) == day;
+    match usage.iter_mut().find(same) {
+        Some(u) => {
+            u.tokens += tokens;
+            u.cost += cost;
+        }
+        None => usage.push(Usage { caller: caller.clone(), at, tokens, cost }),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_is_summed_per_key_and_day() {
+        let caller = |key: &str| {
+            Arc::new(Caller {
+                key_id: key.into(),
+                tenant: "acme".into(),
+                scopes: vec![Scope::Proxy],
+                rate_per_sec: None,
+                models: None,
+                budgets: vec![],
+            })
+        };
+        let event = |tokens: u64, cost: Option<f64>, at: i64| {
+            let mut e = crate::record::Call::new("chat.completions", Subject::default()).event(Default::default());
+            e.data.total_tokens = Some(tokens);
+            e.data.cost = cost;
+            e.timestamp = chrono::DateTime::from_timestamp_millis(at).unwrap_or_default();
+            e
+        };
+        // 2026-03-31T23:00:00Z, and an hour later (the next day).
+        let (late, next) = (1_774_998_000_000, 1_775_001_600_000);
+        let (a, b) = (caller("a"), caller("b"));
+        let mut usage = Vec::new();
+        add_usage(&mut usage, &a, &event(10, Some(0.5), late));
+        add_usage(&mut usage, &a, &event(5, None, late + 1));
+        add_usage(&mut usage, &a, &event(7, None, next));
+        add_usage(&mut usage, &b, &event(1, None, late));
+        add_usage(&mut usage, &b, &event(0, None, late));
+        let got: Vec<(&str, u64, f64)> = usage.iter().map(|u| (u.caller.key_id.as_str(), u.tokens, u.cost)).collect();
+        assert_eq!(got, [("a", 15, 0.5), ("a", 7, 0.0), ("b", 1, 0.0)]);
+    }
 
     #[test]
     fn server_errors_map_to_openai_codes() {

@@ -2,9 +2,10 @@
 //!
 //! An OpenAI-compatible proxy in front of model providers: point an OpenAI
 //! client's base URL at `llmsec` and every call is protected. A request
-//! needs a key with the `proxy` scope; Sentinel's enforcements for the key's
-//! tenant, user, session and application are checked first (a blocked user
-//! is refused before any upstream call); every message is scanned by role
+//! needs a key with the `proxy` scope; Sentinel's enforcements for the
+//! key's tenant, user, session, application and client address are checked
+//! first (a blocked user is refused before any upstream call); every
+//! message is scanned by role
 //! (system and user text as prompts, tool and function results as indirect
 //! content, earlier assistant turns as chat content) through the server's
 //! analysis service; the route's policy (`block`, `sanitize`, `monitor`)
@@ -13,8 +14,15 @@
 //! [`OutputStream`](llm_security::OutputStream)); and each call becomes one
 //! Sentinel telemetry event.
 //!
-//! Chat completions' tool calls can be held to an allow-list (tool names,
-//! JSON-Schema-checked arguments). Routes: `POST /v1/chat/completions`, `POST /v1/completions` (both also
+//! A key can carry a model allow-list and day or month token and cost
+//! budgets, checked before any upstream call; usage (the upstream's, or
+//! estimated from the texts) is priced from `gateway.prices` and counted
+//! in the store. Logprobs the client asked for go into the event, for
+//! Sentinel's entropy detector. Each route chooses its policy, whether
+//! scan errors fail closed or open, and its tool-call allow-list (tool
+//! names, JSON-Schema-checked arguments).
+//!
+//! Routes: `POST /v1/chat/completions`, `POST /v1/completions` (both also
 //! streamed), `POST /v1/embeddings` (input scan only), `GET /v1/models`,
 //! and Anthropic's `POST /v1/messages` (streamed or not, errors in
 //! Anthropic's shape).
@@ -29,10 +37,12 @@
 mod cache;
 mod core;
 mod error;
+mod logprobs;
 mod proxy;
 mod record;
 mod relay;
 mod sse;
+mod tokens;
 mod tools;
 mod upstream;
 
@@ -86,10 +96,11 @@ pub fn router_with_env(
 ) -> Result<Router, GatewayError> {
     config.validate()?;
     let upstreams = upstream::Upstreams::from_config(&config, env)?;
-    let tools = config.tools.as_ref().map(tools::ToolRules::from_config).transpose()?;
+    let tools = proxy::RouteTools::from_config(&config)?;
     let cache =
         cache::ScanCache::new(config.scan_cache_entries, std::time::Duration::from_secs(config.scan_cache_ttl_secs));
-    let gw = Arc::new(proxy::Gateway { state: state.clone(), config, upstreams, tools, cache });
+    let recorder = core::start_recorder(&state);
+    let gw = Arc::new(proxy::Gateway { state: state.clone(), config, upstreams, tools, cache, recorder });
     let routes = Router::new()
         .route("/v1/chat/completions", post(proxy::chat))
         .route("/v1/completions", post(proxy::completions))

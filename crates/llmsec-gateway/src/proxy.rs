@@ -16,14 +16,16 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use llm_security::{ContextKind, Verdict};
-use llmsec_server::config::{GatewayConfig, GatewayPolicy, UpstreamFormat};
+use llmsec_server::config::{GatewayConfig, GatewayPolicy, RouteSettings, ScanErrors, UpstreamFormat};
 use serde_json::{Value, json};
 
 use crate::cache::ScanCache;
 use crate::core::{self, AppState, Caller, Proxy, ScanText, Scanned, Subject};
 use crate::error::OpenAiError;
+use crate::logprobs;
 use crate::record::{Call, Outcome};
 use crate::relay::Relay;
+use crate::tokens;
 use crate::tools::{self, Checked, ToolRules};
 use crate::upstream::Upstreams;
 use llmsec_server::service::analysis::Cleared;
@@ -40,10 +42,49 @@ pub(crate) struct Gateway {
     pub state: AppState,
     pub config: GatewayConfig,
     pub upstreams: Upstreams,
-    /// The tool-call allow-list, when configured.
-    pub tools: Option<ToolRules>,
+    /// The tool-call allow-lists of the routes that make tool calls.
+    pub tools: RouteTools,
     /// Results of texts analysed recently; `None` when turned off.
     pub cache: Option<ScanCache>,
+    /// Stores the calls' telemetry events in batches.
+    pub recorder: Option<core::Recorder>,
+}
+
+/// The compiled tool-call allow-list of each route that makes tool calls:
+/// its own (`gateway.routes.<route>.tools`) or the section's
+/// (`gateway.tools`), compiled once and shared.
+#[derive(Debug, Default)]
+pub(crate) struct RouteTools {
+    chat: Option<Arc<ToolRules>>,
+    messages: Option<Arc<ToolRules>>,
+}
+
+impl RouteTools {
+    pub fn from_config(cfg: &GatewayConfig) -> Result<RouteTools, crate::GatewayError> {
+        let shared =
+            cfg.tools.as_ref().map(|t| ToolRules::from_config(t, "gateway.tools").map(Arc::new)).transpose()?;
+        let own = |name: &str, route: Option<&RouteSettings>| -> Result<Option<Arc<ToolRules>>, crate::GatewayError> {
+            match route.and_then(|r| r.tools.as_ref()) {
+                Some(t) => Ok(Some(Arc::new(ToolRules::from_config(t, &format!("gateway.routes.{name}.tools"))?))),
+                None => Ok(shared.clone()),
+            }
+        };
+        Ok(RouteTools {
+            chat: own("chat_completions", cfg.routes.chat_completions.as_ref())?,
+            messages: own("messages", cfg.routes.messages.as_ref())?,
+        })
+    }
+}
+
+impl Gateway {
+    /// The route's tool-call allow-list, when it has one.
+    pub fn tools(&self, route: Route) -> Option<&ToolRules> {
+        match route {
+            Route::Chat => self.tools.chat.as_deref(),
+            Route::Messages => self.tools.messages.as_deref(),
+            Route::Completions | Route::Embeddings => None,
+        }
+    }
 }
 
 /// A route that forwards to an upstream.
@@ -79,13 +120,22 @@ impl Route {
         }
     }
 
+    fn settings(self, cfg: &GatewayConfig) -> Option<&RouteSettings> {
+        match self {
+            Route::Chat => cfg.routes.chat_completions.as_ref(),
+            Route::Completions => cfg.routes.completions.as_ref(),
+            Route::Embeddings => cfg.routes.embeddings.as_ref(),
+            Route::Messages => cfg.routes.messages.as_ref(),
+        }
+    }
+
     fn policy(self, cfg: &GatewayConfig) -> GatewayPolicy {
-        cfg.route_policy(match self {
-            Route::Chat => cfg.routes.chat_completions,
-            Route::Completions => cfg.routes.completions,
-            Route::Embeddings => cfg.routes.embeddings,
-            Route::Messages => cfg.routes.messages,
-        })
+        cfg.route_policy(self.settings(cfg))
+    }
+
+    /// What a scan error does on this route.
+    pub fn scan_errors(self, cfg: &GatewayConfig) -> ScanErrors {
+        cfg.route_scan_errors(self.settings(cfg))
     }
 }
 
@@ -386,11 +436,12 @@ pub(crate) async fn embeddings(State(gw): State<Arc<Gateway>>, Proxy(caller): Pr
 }
 
 /// `GET /v1/models`: the models the config names, by upstream.
-pub(crate) async fn models(State(gw): State<Arc<Gateway>>, Proxy(_): Proxy) -> Response {
+pub(crate) async fn models(State(gw): State<Arc<Gateway>>, Proxy(caller): Proxy) -> Response {
     let data: Vec<Value> = gw
         .upstreams
         .listed
         .iter()
+        .filter(|(m, _)| caller.may_use_model(m))
         .map(|(m, i)| {
             let owner = gw.upstreams.get(*i).map_or("", |u| u.name.as_str());
             json!({"id": m, "object": "model", "created": 0, "owned_by": owner})
@@ -412,7 +463,7 @@ async fn forward(gw: Arc<Gateway>, caller: Arc<Caller>, route: Route, req: Reque
             } else {
                 "error"
             };
-            call.record(&gw.state, &caller, Outcome { status, error: Some(e.code.clone()), ..Outcome::default() });
+            call.record(&gw, &caller, Outcome { status, error: Some(e.code.clone()), ..Outcome::default() });
             e.into_response()
         }
     }
@@ -447,9 +498,15 @@ async fn run(
         Route::Messages => messages_texts(&body)?,
     };
     call.prompt = found.iter().rev().find(|f| f.role == "user").map(|f| f.text.clone());
+    let per_text = if matches!(route, Route::Chat | Route::Messages) { tokens::PER_MESSAGE } else { 0 };
+    call.prompt_estimate = found.iter().map(|f| tokens::estimate(&f.text) + per_text).sum();
+    call.price = gw.config.price(&model);
 
-    // Enforcements first (once per call), then the policy on every text.
+    // Enforcements first (once per call), then the key's model allow-list
+    // and budgets, then the policy on every text.
     let cleared = core::clear(state, caller, &call.subject)?;
+    core::check_model(caller, &model)?;
+    core::check_budget(state, caller).await?;
     let texts: Vec<ScanText> = found
         .iter()
         .map(|f| ScanText {
@@ -458,7 +515,19 @@ async fn run(
             shared: matches!(f.role.as_str(), "system" | "developer"),
         })
         .collect();
-    let scanned = core::scan_inputs(state, gw.cache.as_ref(), caller, &cleared, &texts).await?;
+    let fail_open = route.scan_errors(&gw.config) == ScanErrors::FailOpen;
+    let scanned = match core::scan_inputs(state, gw.cache.as_ref(), caller, &cleared, &texts).await {
+        Ok(s) => s,
+        Err(e) if fail_open => {
+            // Forwarded unscanned; the event says so.
+            call.scan_errors.push(format!("prompt: {}", e.cause));
+            Vec::new()
+        }
+        Err(e) => {
+            let param = e.text.and_then(|i| found.get(i)).map(|f| f.slot.param());
+            return Err(e.refusal("the request", param));
+        }
+    };
     let policy = route.policy(&gw.config);
     for (f, s) in found.iter().zip(&scanned) {
         call.saw(&s.threats);
@@ -494,6 +563,7 @@ async fn run(
     if !status.is_success() {
         return Ok(pass_through(gw, caller, call, resp).await);
     }
+    call.answered = true;
     let is_sse = resp
         .headers()
         .get(header::CONTENT_TYPE)
@@ -508,8 +578,15 @@ async fn run(
     let mut answer: Value = serde_json::from_slice(&raw).map_err(|_| {
         OpenAiError::upstream_unavailable(format!("upstream {:?} answered with malformed JSON", upstream.name))
     })?;
+    // Spent whatever happens next: kept for the event of a refusal too.
+    call.usage = answer.get("usage").map(openai_usage);
+    call.completion_estimate = completion_estimate(route, &answer);
+    if let Some(first) = answer.pointer("/choices/0") {
+        logprobs::collect(first, &mut call.logprobs);
+    }
     if route != Route::Embeddings {
-        validate_choices(gw, caller, &cleared, call, route, policy, &mut answer, system_prompt.as_deref()).await?;
+        let checks = Checks { route, policy, fail_open };
+        validate_choices(gw, caller, &cleared, call, checks, &mut answer, system_prompt.as_deref()).await?;
     }
     match route {
         Route::Chat => check_tools(gw, call, policy, &mut answer)?,
@@ -525,11 +602,7 @@ async fn run(
         .map(str::to_owned);
     let usage = answer.get("usage").map(openai_usage);
     let out = serde_json::to_vec(&answer).map_err(|e| OpenAiError::upstream_unavailable(e.to_string()))?;
-    call.record(
-        &gw.state,
-        caller,
-        Outcome { status: "success", finish_reason, usage, completion, ..Outcome::default() },
-    );
+    call.record(gw, caller, Outcome { status: "success", finish_reason, usage, completion, ..Outcome::default() });
     Ok((status, [(header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 
@@ -632,19 +705,66 @@ fn output_pointers(route: Route, answer: &Value) -> Vec<String> {
     }
 }
 
+/// The pointer of the choice a completion text's pointer is in
+/// (`/choices/1/message/content` → `/choices/1`).
+fn choice_of(pointer: &str) -> Option<String> {
+    let rest = pointer.strip_prefix("/choices/")?;
+    let i = rest.split('/').next()?;
+    Some(format!("/choices/{i}"))
+}
+
+/// Estimated tokens of an answer: its completion texts and tool calls.
+fn completion_estimate(route: Route, answer: &Value) -> u64 {
+    let texts: u64 = output_pointers(route, answer)
+        .iter()
+        .filter_map(|p| answer.pointer(p).and_then(Value::as_str))
+        .map(tokens::estimate)
+        .sum();
+    let calls: u64 = match route {
+        Route::Chat => answer
+            .get("choices")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.pointer("/message/tool_calls"))
+            .map(|t| tokens::estimate(&t.to_string()))
+            .sum(),
+        Route::Messages => answer
+            .get("content")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_use"))
+            .map(|b| tokens::estimate(&b.to_string()))
+            .sum(),
+        _ => 0,
+    };
+    texts + calls
+}
+
+/// How a route checks an answer.
+#[derive(Debug, Clone, Copy)]
+struct Checks {
+    route: Route,
+    policy: GatewayPolicy,
+    /// `on_scan_error = "fail_open"`.
+    fail_open: bool,
+}
+
 /// Validates every choice's text; a refusal becomes `output_blocked`, a
-/// sanitized text replaces the original.
-#[allow(clippy::too_many_arguments)]
+/// sanitized text replaces the original. When the texts cannot be
+/// scanned, `fail_open` forwards them unvalidated; otherwise the answer is
+/// refused (`scan_failed`).
 async fn validate_choices(
     gw: &Gateway,
     caller: &Caller,
     cleared: &Cleared,
     call: &mut Call,
-    route: Route,
-    policy: GatewayPolicy,
+    checks: Checks,
     answer: &mut Value,
     system_prompt: Option<&str>,
 ) -> Result<(), OpenAiError> {
+    let Checks { route, policy, fail_open } = checks;
     let mut at = Vec::new();
     let mut texts = Vec::new();
     for p in output_pointers(route, answer) {
@@ -654,8 +774,16 @@ async fn validate_choices(
         }
     }
     let scanned =
-        core::validate_outputs(&gw.state, caller, cleared, texts.clone(), system_prompt, call.prompt.as_deref())
-            .await?;
+        match core::validate_outputs(&gw.state, caller, cleared, texts.clone(), system_prompt, call.prompt.as_deref())
+            .await
+        {
+            Ok(s) => s,
+            Err(e) if fail_open => {
+                call.scan_errors.push(format!("completion: {}", e.cause));
+                return Ok(());
+            }
+            Err(e) => return Err(e.refusal("the completion", None)),
+        };
     for ((p, text), s) in at.into_iter().zip(&texts).zip(&scanned) {
         call.saw(&s.threats);
         match apply(&gw.state, policy, text, s)? {
@@ -663,6 +791,12 @@ async fn validate_choices(
             Action::Replace(t) => {
                 if let Some(slot) = answer.pointer_mut(&p) {
                     *slot = Value::String(t);
+                }
+                // The choice's logprobs spell the original text, token by token.
+                if let Some(lp) = choice_of(&p).and_then(|c| answer.pointer_mut(&format!("{c}/logprobs")))
+                    && !lp.is_null()
+                {
+                    *lp = Value::Null;
                 }
             }
             Action::Refuse => {
@@ -686,7 +820,7 @@ fn check_tools(gw: &Gateway, call: &mut Call, policy: GatewayPolicy, answer: &mu
         if let Some(calls) = c.pointer("/message/tool_calls").and_then(Value::as_array) {
             call.tool_calls.extend(tools::names(calls));
         }
-        let Some(rules) = &gw.tools else { continue };
+        let Some(rules) = gw.tools(Route::Chat) else { continue };
         let checked =
             if policy == GatewayPolicy::Monitor { rules.check_choice(&mut c.clone()) } else { rules.check_choice(c) };
         match checked {
@@ -714,7 +848,7 @@ fn check_anthropic_tools(
     answer: &mut Value,
 ) -> Result<(), OpenAiError> {
     call.tool_calls.extend(tools::anthropic_names(answer));
-    let Some(rules) = &gw.tools else { return Ok(()) };
+    let Some(rules) = gw.tools(Route::Messages) else { return Ok(()) };
     let checked = if policy == GatewayPolicy::Monitor {
         rules.check_anthropic(&mut answer.clone())
     } else {
@@ -765,7 +899,7 @@ async fn pass_through(gw: &Gateway, caller: &Arc<Caller>, call: &mut Call, resp:
         Err(e) => return e.into_response(),
     };
     call.record(
-        &gw.state,
+        gw,
         caller,
         Outcome { status: "error", error: Some(format!("upstream status {}", status.as_u16())), ..Outcome::default() },
     );

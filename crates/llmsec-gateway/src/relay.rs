@@ -21,11 +21,12 @@ use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use llm_security::{OutputStream, StreamStats};
-use llmsec_server::config::GatewayPolicy;
+use llmsec_server::config::{GatewayPolicy, ScanErrors};
 use serde_json::{Value, json};
 
 use crate::core::{self, Caller};
 use crate::error::OpenAiError;
+use crate::logprobs;
 use crate::proxy::{Gateway, Route};
 use crate::record::{Call, Outcome, clip};
 use crate::sse;
@@ -39,6 +40,13 @@ const KEPT_COMPLETION_BYTES: usize = 64 * 1024;
 struct Choice {
     stream: OutputStream,
     done: bool,
+    /// Under `fail_open`: the text pushed and not yet released, as it came,
+    /// so a scan error can release it unscanned. Kept only while every
+    /// release is a prefix of it (nothing redacted yet).
+    raw: Option<String>,
+    /// Under `fail_open`, after a scan error: the choice's text passes
+    /// unscanned.
+    unscanned: bool,
 }
 
 /// The events of one Anthropic `tool_use` block, its name and input JSON.
@@ -56,8 +64,15 @@ pub(crate) struct Relay {
     call: Call,
     route: Route,
     policy: GatewayPolicy,
+    /// The route's `on_scan_error` is `fail_open`.
+    fail_open: bool,
     upstream: Option<reqwest::Response>,
     parser: sse::Parser,
+    /// Events parsed from the last upstream read, handled one per pump so
+    /// that what the first ones release goes out before the rest is scanned.
+    queued: VecDeque<sse::Event>,
+    /// Output went out since the relay last let the connection flush.
+    unflushed: bool,
     system_prompt: Option<String>,
     choices: BTreeMap<u64, Choice>,
     /// Streamed tool-call fragments held per choice until it finishes
@@ -103,6 +118,7 @@ impl Relay {
         system_prompt: Option<String>,
     ) -> Relay {
         Relay {
+            fail_open: route.scan_errors(&gw.config) == ScanErrors::FailOpen,
             gw,
             caller,
             call,
@@ -110,6 +126,8 @@ impl Relay {
             policy,
             upstream: Some(upstream),
             parser: sse::Parser::new(MAX_EVENT_BYTES),
+            queued: VecDeque::new(),
+            unflushed: false,
             system_prompt,
             choices: BTreeMap::new(),
             pending: BTreeMap::new(),
@@ -134,10 +152,18 @@ impl Relay {
         let body = futures_util::stream::unfold(self, |mut r| async move {
             loop {
                 if let Some(b) = r.out.pop_front() {
+                    r.unflushed = true;
                     return Some((Ok::<Bytes, std::io::Error>(b), r));
                 }
                 if r.ended {
                     return None;
+                }
+                if r.unflushed && !r.queued.is_empty() {
+                    // More scanning is ready to run: let the server write
+                    // what was released first (it flushes when the body
+                    // is not ready), so time to first text is one event's.
+                    r.unflushed = false;
+                    tokio::task::yield_now().await;
                 }
                 r.pump().await;
             }
@@ -149,22 +175,22 @@ impl Relay {
         resp
     }
 
-    /// Reads one piece from upstream and handles the events it completes.
+    /// Handles one queued event, or reads one piece from upstream and
+    /// queues the events it completes.
     async fn pump(&mut self) {
+        if let Some(ev) = self.queued.pop_front() {
+            if !self.ended {
+                self.event(ev);
+            }
+            return;
+        }
         let Some(up) = self.upstream.as_mut() else {
             self.done();
             return;
         };
         match up.chunk().await {
             Ok(Some(bytes)) => match self.parser.push(&bytes) {
-                Ok(events) => {
-                    for ev in events {
-                        if self.ended {
-                            break;
-                        }
-                        self.event(ev);
-                    }
-                }
+                Ok(events) => self.queued.extend(events),
                 Err(e) => self.fail("upstream_error", e.to_string()),
             },
             Ok(None) => {
@@ -221,13 +247,20 @@ impl Relay {
         if let Some(choices) = v.get_mut("choices").and_then(Value::as_array_mut) {
             for (pos, c) in choices.iter_mut().enumerate() {
                 let idx = c.get("index").and_then(Value::as_u64).unwrap_or(pos as u64);
+                if idx == 0 {
+                    logprobs::collect(c, &mut self.call.logprobs);
+                }
+                if self.policy != GatewayPolicy::Monitor {
+                    // Tokens spell text the relay may still hold back or redact.
+                    logprobs::blank_tokens(c);
+                }
                 let slot = text_slot(route, c);
                 let text = slot.as_ref().and_then(|s| s.as_str()).map(str::to_owned);
                 let finish = c.get("finish_reason").and_then(Value::as_str).map(str::to_owned);
                 self.hold_tool_calls(idx, c);
                 match self.feed(idx, text.as_deref(), finish.is_some()) {
-                    Fed::Blocked(message) => {
-                        self.block(idx, "output_blocked", message);
+                    Fed::Blocked(code, message) => {
+                        self.block(idx, code, message);
                         return;
                     }
                     Fed::Text(released) => set_text(route, c, released),
@@ -256,6 +289,9 @@ impl Relay {
     fn anthropic_event(&mut self, mut v: Value) {
         let kind = v.get("type").and_then(Value::as_str).unwrap_or("").to_owned();
         let idx = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+        if let Some(part) = v.pointer("/delta/partial_json").and_then(Value::as_str) {
+            self.call.completion_estimate += crate::tokens::estimate(part);
+        }
         if self.hold_tool_use(&kind, idx, &v) {
             return;
         }
@@ -268,14 +304,14 @@ impl Relay {
             "content_block_delta" if v.pointer("/delta/type").and_then(Value::as_str) == Some("text_delta") => {
                 let text = v.pointer("/delta/text").and_then(Value::as_str).map(str::to_owned);
                 match self.feed(idx, text.as_deref(), false) {
-                    Fed::Blocked(message) => return self.block(idx, "output_blocked", message),
+                    Fed::Blocked(code, message) => return self.block(idx, code, message),
                     Fed::Text(released) => v["delta"]["text"] = Value::String(released),
                     Fed::Unchanged => {}
                 }
             }
             "content_block_stop" if self.choices.get(&idx).is_some_and(|c| !c.done) => {
                 match self.feed(idx, None, true) {
-                    Fed::Blocked(message) => return self.block(idx, "output_blocked", message),
+                    Fed::Blocked(code, message) => return self.block(idx, code, message),
                     Fed::Text(t) if !t.is_empty() => {
                         let delta = self.chunk(idx, Value::String(t), Value::Null);
                         self.emit(&delta);
@@ -324,7 +360,7 @@ impl Relay {
         {
             let name = v.pointer("/content_block/name").and_then(Value::as_str).unwrap_or("").to_owned();
             self.call.tool_calls.push(name.clone());
-            if self.gw.tools.is_none() || self.policy == GatewayPolicy::Monitor {
+            if self.gw.tools(self.route).is_none() || self.policy == GatewayPolicy::Monitor {
                 self.sent_tool = true;
                 return false;
             }
@@ -346,7 +382,8 @@ impl Relay {
         let Some(held) = self.held_tool.take() else { return true };
         let raw = if held.input.trim().is_empty() { "{}" } else { held.input.as_str() };
         let gw = self.gw.clone();
-        let verdict = gw.tools.as_ref().and_then(|r| r.named_violation(&held.name, raw).map(|why| (why, r.removes())));
+        let verdict =
+            gw.tools(self.route).and_then(|r| r.named_violation(&held.name, raw).map(|why| (why, r.removes())));
         match verdict {
             None => {
                 self.sent_tool = true;
@@ -387,8 +424,11 @@ impl Relay {
         if self.route != Route::Chat {
             return;
         }
-        let buffering = self.gw.tools.is_some() && self.policy != GatewayPolicy::Monitor;
+        let buffering = self.gw.tools(self.route).is_some() && self.policy != GatewayPolicy::Monitor;
         let Some(delta) = c.get_mut("delta").and_then(Value::as_object_mut) else { return };
+        if let Some(frags) = delta.get("tool_calls").and_then(Value::as_array) {
+            self.call.completion_estimate += frags.iter().map(|f| crate::tokens::estimate(&f.to_string())).sum::<u64>();
+        }
         if !buffering {
             if let Some(frags) = delta.get("tool_calls").and_then(Value::as_array) {
                 self.call.tool_calls.extend(tools::names(frags));
@@ -408,7 +448,7 @@ impl Relay {
         };
         self.call.tool_calls.extend(tools::names(&calls));
         let gw = self.gw.clone();
-        if let Some(rules) = &gw.tools {
+        if let Some(rules) = gw.tools(self.route) {
             match rules.check(&mut calls) {
                 Checked::Clean => {}
                 Checked::Removed(why) => self.call.tool_violations.extend(why),
@@ -425,6 +465,7 @@ impl Relay {
     /// Pushes one choice's text (and ends it when `last`).
     fn feed(&mut self, idx: u64, text: Option<&str>, last: bool) -> Fed {
         let monitor = self.policy == GatewayPolicy::Monitor;
+        let keep_raw = self.fail_open && !monitor;
         let choice = self.choices.entry(idx).or_insert_with(|| {
             let mut opts = self.gw.config.stream;
             opts.never_block = self.policy == GatewayPolicy::Sanitize;
@@ -436,10 +477,22 @@ impl Relay {
                     opts,
                 ),
                 done: false,
+                raw: keep_raw.then(String::new),
+                unscanned: false,
             }
         });
         if choice.done {
             return Fed::Unchanged;
+        }
+        if let Some(t) = text.filter(|t| !t.is_empty()) {
+            self.call.completion_estimate += crate::tokens::estimate(t);
+        }
+        if choice.unscanned {
+            // Failed open earlier: the rest of the choice passes as it comes.
+            choice.done = last;
+            let t = text.unwrap_or("").to_owned();
+            self.kept(idx, &t);
+            return if text.is_none() { Fed::Unchanged } else { Fed::Text(t) };
         }
         let mut released = String::new();
         let mut threats = Vec::new();
@@ -454,6 +507,9 @@ impl Relay {
             Err(e) => failed = Some(e.to_string()),
         };
         if let Some(t) = text.filter(|t| !t.is_empty()) {
+            if let Some(raw) = choice.raw.as_mut() {
+                raw.push_str(t);
+            }
             step(choice.stream.push(t));
         }
         if last {
@@ -461,10 +517,35 @@ impl Relay {
             choice.done = true;
             add(&mut self.stats, choice.stream.stats());
         }
+        if let Some(raw) = choice.raw.as_mut() {
+            if raw.starts_with(released.as_str()) {
+                raw.drain(..released.len());
+            } else {
+                // A redaction changed the released text: the raw text can
+                // no longer be lined up with it.
+                choice.raw = None;
+            }
+        }
         self.call.saw(&threats);
         if let Some(e) = failed {
-            // Fail closed: text that could not be scanned is not released.
-            return Fed::Blocked(format!("the completion could not be scanned: {e}"));
+            if self.fail_open {
+                self.call.scan_errors.push(format!("completion (choice {idx}): {e}"));
+                if monitor {
+                    choice.unscanned = true;
+                    self.kept(idx, text.unwrap_or(""));
+                    return Fed::Unchanged;
+                }
+                if let Some(held) = choice.raw.take() {
+                    // What the stream held and this text go out unscanned.
+                    choice.unscanned = true;
+                    released.push_str(&held);
+                    self.kept(idx, &released);
+                    return Fed::Text(released);
+                }
+            }
+            // Fail closed (or open after a redaction, which leaves the held
+            // text unknown): text that could not be scanned is not released.
+            return Fed::Blocked("scan_failed", format!("the completion could not be scanned: {e}"));
         }
         if monitor {
             // Monitor: findings are recorded, the text goes out as it came.
@@ -474,7 +555,8 @@ impl Relay {
         if blocked {
             let mut kinds: Vec<&str> = threats.iter().map(|t| t.kind.as_str()).collect();
             kinds.dedup();
-            return Fed::Blocked(format!("the completion (choice {idx}) was refused: {}", kinds.join(", ")));
+            let message = format!("the completion (choice {idx}) was refused: {}", kinds.join(", "));
+            return Fed::Blocked("output_blocked", message);
         }
         if text.is_none() && released.is_empty() {
             return Fed::Unchanged;
@@ -499,8 +581,8 @@ impl Relay {
         let open: Vec<u64> = self.choices.iter().filter(|(_, c)| !c.done).map(|(i, _)| *i).collect();
         for idx in open {
             match self.feed(idx, None, true) {
-                Fed::Blocked(message) => {
-                    self.block(idx, "output_blocked", message);
+                Fed::Blocked(code, message) => {
+                    self.block(idx, code, message);
                     return;
                 }
                 Fed::Text(t) if !t.is_empty() => {
@@ -557,7 +639,7 @@ impl Relay {
             self.emit(&last);
             self.emit(&err.body());
         }
-        self.status = "blocked";
+        self.status = if code == "scan_failed" { "error" } else { "blocked" };
         self.error = Some(err.code);
         self.finish_reason = Some("content_filter".into());
         self.done();
@@ -634,7 +716,7 @@ impl Relay {
             extra,
         };
         let (gw, caller) = (self.gw.clone(), self.caller.clone());
-        self.call.record(&gw.state, &caller, outcome);
+        self.call.record(&gw, &caller, outcome);
     }
 }
 
@@ -653,7 +735,8 @@ impl Drop for Relay {
 enum Fed {
     Unchanged,
     Text(String),
-    Blocked(String),
+    /// The error code (`output_blocked`, `scan_failed`) and why.
+    Blocked(&'static str, String),
 }
 
 fn add(total: &mut StreamStats, s: StreamStats) {

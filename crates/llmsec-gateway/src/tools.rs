@@ -1,4 +1,4 @@
-//! The tool-call allow-list of chat completions: a call must name an
+//! The tool-call allow-list of a route (chat completions, messages): a call must name an
 //! allowed tool, and its arguments must be JSON that satisfies the tool's
 //! schema when one is configured. A violation blocks the completion or
 //! removes the offending calls (`on_violation`).
@@ -39,13 +39,14 @@ pub(crate) enum Checked {
 }
 
 impl ToolRules {
-    /// Compiles the schemas; one that does not compile is named.
-    pub fn from_config(t: &GatewayTools) -> Result<ToolRules, GatewayError> {
+    /// Compiles the schemas; one that does not compile is named, under
+    /// `at` (the config key of `t`: `gateway.tools`, or a route's).
+    pub fn from_config(t: &GatewayTools, at: &str) -> Result<ToolRules, GatewayError> {
         let mut schemas = HashMap::new();
         for (name, schema) in &t.schemas {
             let v = jsonschema::validator_for(schema).map_err(|e| {
                 GatewayError::Config(ConfigError::Invalid {
-                    field: format!("gateway.tools.schemas.{name}"),
+                    field: format!("{at}.schemas.{name}"),
                     message: e.to_string(),
                 })
             })?;
@@ -254,7 +255,7 @@ mod tests {
             .into_iter()
             .collect(),
         };
-        ToolRules::from_config(&t).unwrap()
+        ToolRules::from_config(&t, "gateway.tools").unwrap()
     }
 
     fn call(i: u64, name: &str, args: &str) -> Value {
@@ -330,7 +331,7 @@ mod tests {
             on_violation: ToolViolation::Block,
             schemas: [("x".to_owned(), json!({"type": 12}))].into_iter().collect(),
         };
-        let e = ToolRules::from_config(&t).unwrap_err().to_string();
-        assert!(e.contains("gateway.tools.schemas.x"), "{e}");
+        let e = ToolRules::from_config(&t, "gateway.routes.messages.tools").unwrap_err().to_string();
+        assert!(e.contains("gateway.routes.messages.tools.schemas.x"), "{e}");
     }
 }

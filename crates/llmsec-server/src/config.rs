@@ -501,22 +501,91 @@ pub enum GatewayPolicy {
     Monitor,
 }
 
-/// The policy of each gateway route; a route left out takes `gateway.policy`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What a route does when its texts cannot be scanned: the engine
+/// refuses a text (larger than its `max_input_bytes`), an analysis runs
+/// past `limits.request_timeout_ms`, or the analysis fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanErrors {
+    /// Refuse: text that was not scanned is never forwarded or released.
+    #[default]
+    FailClosed,
+    /// Forward the text unscanned, and record the error in the call's
+    /// telemetry event.
+    FailOpen,
+}
+
+/// One route's settings: a policy alone (`embeddings = "monitor"`) or a
+/// table (`[gateway.routes.chat_completions]`); what it leaves out comes
+/// from the `[gateway]` section.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RouteSettings {
+    /// The route's policy (default `gateway.policy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<GatewayPolicy>,
+    /// What a scan error does (default `gateway.on_scan_error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_scan_error: Option<ScanErrors>,
+    /// The route's own tool-call allow-list, in place of `gateway.tools`
+    /// (chat completions and messages only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<GatewayTools>,
+}
+
+/// [`RouteSettings`] as a table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteTable {
+    #[serde(default)]
+    policy: Option<GatewayPolicy>,
+    #[serde(default)]
+    on_scan_error: Option<ScanErrors>,
+    #[serde(default)]
+    tools: Option<GatewayTools>,
+}
+
+impl<'de> Deserialize<'de> for RouteSettings {
+    /// A policy name, or a table whose unknown keys are errors naming them.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RouteSettings, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RouteSettings;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a policy (block, sanitize, monitor) or a table of route settings")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RouteSettings, E> {
+                let policy = GatewayPolicy::deserialize(serde::de::value::StrDeserializer::<E>::new(v))?;
+                Ok(RouteSettings { policy: Some(policy), ..RouteSettings::default() })
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RouteSettings, A::Error> {
+                let t = RouteTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RouteSettings { policy: t.policy, on_scan_error: t.on_scan_error, tools: t.tools })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The settings of each gateway route; a route left out, and any setting a
+/// route leaves out, take the `[gateway]` section's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewayRoutes {
     /// `POST /v1/chat/completions`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub chat_completions: Option<GatewayPolicy>,
+    pub chat_completions: Option<RouteSettings>,
     /// `POST /v1/completions`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub completions: Option<GatewayPolicy>,
+    pub completions: Option<RouteSettings>,
     /// `POST /v1/embeddings` (input only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub embeddings: Option<GatewayPolicy>,
+    pub embeddings: Option<RouteSettings>,
     /// `POST /v1/messages` (Anthropic's Messages API).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub messages: Option<GatewayPolicy>,
+    pub messages: Option<RouteSettings>,
 }
 
 /// The API an upstream speaks.
@@ -555,6 +624,41 @@ pub struct GatewayTools {
     /// A JSON Schema per tool that its arguments must satisfy.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub schemas: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// What a model costs, per million tokens, in the operator's currency.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPrice {
+    /// Per million prompt (input) tokens.
+    pub input: f64,
+    /// Per million completion (output) tokens.
+    pub output: f64,
+}
+
+impl ModelPrice {
+    /// The cost of a call's tokens.
+    pub fn cost(&self, prompt_tokens: u64, completion_tokens: u64) -> f64 {
+        (prompt_tokens as f64 * self.input + completion_tokens as f64 * self.output) / 1_000_000.0
+    }
+}
+
+impl GatewayTools {
+    /// Checks names and schemas; errors name the key under `at`
+    /// (`gateway.tools`, `gateway.routes.messages.tools`).
+    pub fn validate(&self, at: &str) -> Result<(), ConfigError> {
+        let bad = |field: String, message: String| Err(ConfigError::Invalid { field, message });
+        if let Some(i) = self.allow.iter().position(|n| n.trim().is_empty()) {
+            return bad(format!("{at}.allow[{i}]"), "must not be empty".into());
+        }
+        if let Some(k) = self.schemas.keys().find(|k| !self.allow.contains(k)) {
+            return bad(format!("{at}.schemas.{k}"), format!("names a tool that is not in {at}.allow"));
+        }
+        if let Some((k, _)) = self.schemas.iter().find(|(_, v)| !v.is_object() && !v.is_boolean()) {
+            return bad(format!("{at}.schemas.{k}"), "must be a JSON Schema (an object)".into());
+        }
+        Ok(())
+    }
 }
 
 /// One model provider the gateway forwards to.
@@ -611,6 +715,9 @@ pub struct GatewayConfig {
     /// The policy of routes not named in `routes`.
     #[serde(default)]
     pub policy: GatewayPolicy,
+    /// What a scan error does on routes that do not say (default `fail_closed`).
+    #[serde(default)]
+    pub on_scan_error: ScanErrors,
     /// Per-route policies.
     #[serde(default)]
     pub routes: GatewayRoutes,
@@ -633,6 +740,12 @@ pub struct GatewayConfig {
     /// change, at most this long before the new one applies to it).
     #[serde(default = "default_scan_cache_ttl_secs")]
     pub scan_cache_ttl_secs: u64,
+    /// Prices per million tokens, by model name or by prefix ending in `*`
+    /// (`"gpt-4o*"`): a call's cost in telemetry and in key budgets. An
+    /// exact name wins over prefixes, a longer prefix over a shorter one; a
+    /// model with no price has no cost.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub prices: std::collections::BTreeMap<String, ModelPrice>,
     /// The model providers. Among the upstreams of the route's format, a
     /// model goes to the one that lists it, else to the one with its longest
     /// prefix, else to the one with neither list (the default), else it is
@@ -650,8 +763,41 @@ fn default_scan_cache_ttl_secs() -> u64 {
 
 impl GatewayConfig {
     /// The policy of a route: its own, or `policy`.
-    pub fn route_policy(&self, route: Option<GatewayPolicy>) -> GatewayPolicy {
-        route.unwrap_or(self.policy)
+    pub fn route_policy(&self, route: Option<&RouteSettings>) -> GatewayPolicy {
+        route.and_then(|r| r.policy).unwrap_or(self.policy)
+    }
+
+    /// What a scan error does on a route: its own choice, or `on_scan_error`.
+    pub fn route_scan_errors(&self, route: Option<&RouteSettings>) -> ScanErrors {
+        route.and_then(|r| r.on_scan_error).unwrap_or(self.on_scan_error)
+    }
+
+    /// A route's tool-call allow-list: its own, or `tools`.
+    pub fn route_tools<'a>(&'a self, route: Option<&'a RouteSettings>) -> Option<&'a GatewayTools> {
+        route.and_then(|r| r.tools.as_ref()).or(self.tools.as_ref())
+    }
+
+    /// The routes by their key in `gateway.routes`, with their settings.
+    pub fn route_entries(&self) -> [(&'static str, Option<&RouteSettings>); 4] {
+        [
+            ("chat_completions", self.routes.chat_completions.as_ref()),
+            ("completions", self.routes.completions.as_ref()),
+            ("embeddings", self.routes.embeddings.as_ref()),
+            ("messages", self.routes.messages.as_ref()),
+        ]
+    }
+
+    /// The price of `model`: its own entry, else the longest `*` prefix
+    /// that matches it.
+    pub fn price(&self, model: &str) -> Option<ModelPrice> {
+        if let Some(p) = self.prices.get(model) {
+            return Some(*p);
+        }
+        self.prices
+            .iter()
+            .filter_map(|(k, p)| k.strip_suffix('*').filter(|pre| model.starts_with(pre)).map(|pre| (pre.len(), *p)))
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, p)| p)
     }
 
     /// Checks upstreams and stream options; errors name the key.
@@ -667,14 +813,24 @@ impl GatewayConfig {
             .validate()
             .map_err(|e| ConfigError::Invalid { field: "gateway.stream".into(), message: e.to_string() })?;
         if let Some(t) = &self.tools {
-            if let Some(i) = t.allow.iter().position(|n| n.trim().is_empty()) {
-                return bad(format!("gateway.tools.allow[{i}]"), "must not be empty");
+            t.validate("gateway.tools")?;
+        }
+        for (name, route) in self.route_entries() {
+            let Some(t) = route.and_then(|r| r.tools.as_ref()) else { continue };
+            let at = format!("gateway.routes.{name}.tools");
+            if matches!(name, "completions" | "embeddings") {
+                return bad(at, "only chat_completions and messages make tool calls");
             }
-            if let Some(k) = t.schemas.keys().find(|k| !t.allow.contains(k)) {
-                return bad(format!("gateway.tools.schemas.{k}"), "names a tool that is not in gateway.tools.allow");
+            t.validate(&at)?;
+        }
+        for (model, p) in &self.prices {
+            if model.trim().is_empty() || model.trim() != model {
+                return bad(format!("gateway.prices.{model:?}"), "must name a model without surrounding spaces");
             }
-            if let Some((k, _)) = t.schemas.iter().find(|(_, v)| !v.is_object() && !v.is_boolean()) {
-                return bad(format!("gateway.tools.schemas.{k}"), "must be a JSON Schema (an object)");
+            for (key, v) in [("input", p.input), ("output", p.output)] {
+                if !(v.is_finite() && v >= 0.0) {
+                    return bad(format!("gateway.prices.{model:?}.{key}"), "must be a number of at least 0");
+                }
             }
         }
         let mut defaults = std::collections::HashMap::new();
@@ -977,8 +1133,15 @@ mod tests {
 [gateway]
 policy = "sanitize"
 canary = true
+on_scan_error = "fail_open"
 [gateway.routes]
 embeddings = "monitor"
+[gateway.routes.chat_completions]
+on_scan_error = "fail_closed"
+[gateway.routes.messages.tools]
+allow = ["search"]
+[gateway.routes.completions]
+policy = "block"
 [gateway.stream]
 hold_back_bytes = 256
 [gateway.tools]
@@ -988,6 +1151,10 @@ on_violation = "remove"
 type = "object"
 required = ["city"]
 properties = { city = { type = "string" } }
+[gateway.prices]
+"gpt-4o-mini" = { input = 0.15, output = 0.6 }
+"gpt-4o*" = { input = 2.5, output = 10.0 }
+"gpt-*" = { input = 1.0, output = 2.0 }
 [[gateway.upstreams]]
 name = "openai"
 base_url = "https://api.openai.com/v1"
@@ -1009,8 +1176,20 @@ model_prefixes = ["claude-"]
         c.validate().unwrap();
         let g = c.gateway.clone().unwrap();
         assert_eq!(g.policy, GatewayPolicy::Sanitize);
-        assert_eq!(g.route_policy(g.routes.embeddings), GatewayPolicy::Monitor);
-        assert_eq!(g.route_policy(g.routes.chat_completions), GatewayPolicy::Sanitize);
+        assert_eq!(g.route_policy(g.routes.embeddings.as_ref()), GatewayPolicy::Monitor);
+        assert_eq!(g.route_policy(g.routes.chat_completions.as_ref()), GatewayPolicy::Sanitize);
+        assert_eq!(g.route_policy(g.routes.completions.as_ref()), GatewayPolicy::Block);
+        assert_eq!(g.route_policy(g.routes.messages.as_ref()), GatewayPolicy::Sanitize);
+        // A route's own allow-list replaces the section's; others keep it.
+        assert_eq!(g.route_tools(g.routes.messages.as_ref()).map(|t| t.allow.clone()), Some(vec!["search".into()]));
+        assert_eq!(g.route_tools(g.routes.chat_completions.as_ref()).map(|t| t.allow.len()), Some(2));
+        // A route's own choice, else the section's.
+        assert_eq!(g.route_scan_errors(g.routes.chat_completions.as_ref()), ScanErrors::FailClosed);
+        assert_eq!(g.route_scan_errors(g.routes.embeddings.as_ref()), ScanErrors::FailOpen);
+        assert_eq!(
+            GatewayConfig { on_scan_error: ScanErrors::default(), ..g.clone() }.route_scan_errors(None),
+            ScanErrors::FailClosed
+        );
         assert_eq!(g.stream.hold_back_bytes, 256);
         assert_eq!(g.stream.min_scan_bytes, llm_security::StreamOptions::default().min_scan_bytes);
         assert_eq!(g.upstreams[1].timeout_ms, 120_000);
@@ -1019,6 +1198,13 @@ model_prefixes = ["claude-"]
         let tools = g.tools.as_ref().unwrap();
         assert_eq!(tools.on_violation, ToolViolation::Remove);
         assert_eq!(tools.schemas["get_weather"]["required"], serde_json::json!(["city"]));
+        // An exact name, then the longest prefix; no match, no price.
+        assert_eq!(g.price("gpt-4o-mini").map(|p| p.input), Some(0.15));
+        assert_eq!(g.price("gpt-4o-2024-08-06").map(|p| p.output), Some(10.0));
+        assert_eq!(g.price("gpt-3.5-turbo").map(|p| p.input), Some(1.0));
+        assert_eq!(g.price("claude-3-haiku"), None);
+        let p = g.price("gpt-4o").unwrap();
+        assert!((p.cost(1_000_000, 500_000) - 7.5).abs() < 1e-9);
         let t = toml::to_string(&c).unwrap();
         assert_eq!(toml::from_str::<ServerConfig>(&t).unwrap(), c);
         let y = serde_norway::to_string(&c).unwrap();
@@ -1036,6 +1222,14 @@ model_prefixes = ["claude-"]
         assert!(e.contains("holdback"), "{e}");
         let e = toml::from_str::<ServerConfig>(&GATEWAY.replace("\"monitor\"", "\"ignore\"")).unwrap_err().to_string();
         assert!(e.contains("ignore"), "{e}");
+        let e = toml::from_str::<ServerConfig>(&GATEWAY.replace("policy = \"block\"", "polcy = \"block\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("polcy") && e.contains("on_scan_error"), "{e}");
+        let e = toml::from_str::<ServerConfig>(&GATEWAY.replace("\"fail_closed\"", "\"fail_shut\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fail_shut"), "{e}");
         let check = |edit: &dyn Fn(&mut GatewayConfig)| {
             let mut c: ServerConfig = toml::from_str(GATEWAY).unwrap();
             edit(c.gateway.as_mut().unwrap());
@@ -1050,6 +1244,34 @@ model_prefixes = ["claude-"]
         assert!(check(&|g| g.upstreams[0].model_prefixes.clear()).starts_with("gateway.upstreams[1].models"));
         assert!(check(&|g| g.upstreams[1].timeout_ms = 0).starts_with("gateway.upstreams[1].timeout_ms"));
         assert!(check(&|g| g.stream.min_scan_bytes = 0).starts_with("gateway.stream"));
+        let e = check(&|g| {
+            if let Some(t) = g.routes.messages.as_mut().and_then(|r| r.tools.as_mut()) {
+                t.allow.push(" ".into());
+            }
+        });
+        assert!(e.starts_with("gateway.routes.messages.tools.allow[1]"), "{e}");
+        let e = check(&|g| {
+            if let Some(t) = g.routes.messages.as_mut().and_then(|r| r.tools.as_mut()) {
+                t.schemas.insert("get_weather".into(), serde_json::json!({"type": "object"}));
+            }
+        });
+        assert!(e.starts_with("gateway.routes.messages.tools.schemas.get_weather"), "{e}");
+        let e = check(&|g| {
+            let tools = g.tools.clone();
+            g.routes.embeddings = Some(RouteSettings { tools, ..RouteSettings::default() });
+        });
+        assert!(e.starts_with("gateway.routes.embeddings.tools"), "{e}");
+        let e = check(&|g| {
+            g.prices.insert("o3".into(), ModelPrice { input: -1.0, output: 1.0 });
+        });
+        assert!(e.starts_with("gateway.prices.\"o3\".input"), "{e}");
+        let e = check(&|g| {
+            g.prices.insert("o3".into(), ModelPrice { input: 1.0, output: f64::NAN });
+        });
+        assert!(e.starts_with("gateway.prices.\"o3\".output"), "{e}");
+        let e =
+            toml::from_str::<ServerConfig>(&GATEWAY.replace("output = 0.6", "outptu = 0.6")).unwrap_err().to_string();
+        assert!(e.contains("outptu"), "{e}");
         let e = check(&|g| {
             if let Some(t) = g.tools.as_mut() {
                 t.allow.retain(|n| n != "get_weather");

@@ -6,8 +6,10 @@
 //! SQLite in WAL mode (`sqlite://data/llmsec.db`), and PostgreSQL
 //! (`postgres://…`, behind the `postgres` cargo feature).
 //!
-//! What it keeps: API keys (hashes only), security events (with the input
-//! as the server's retention mode allows), webhook subscriptions, the
+//! What it keeps: API keys (hashes only, with their gateway model
+//! allow-lists and budgets, and the usage counted against them), security
+//! events (with the input as the server's retention mode allows), webhook
+//! subscriptions, the
 //! webhook outbox (written in the same transaction as the event that
 //! causes it, so an accepted analysis never loses its deliveries), and the
 //! hash-chained audit log of admin actions ([`audit::verify_chain`]), and
@@ -96,6 +98,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn list_keys(&self, tenant: Option<&str>) -> Result<Vec<ApiKeyRecord>>;
     /// Revokes a key; false when there is no such live key.
     async fn revoke_key(&self, id: &str, at: Millis) -> Result<bool>;
+    /// Sets a live key's gateway limits (model allow-list and budgets);
+    /// false when there is no such live key.
+    async fn set_key_limits(&self, id: &str, models: Option<&[String]>, budgets: &[Budget]) -> Result<bool>;
+    /// Adds one call's tokens and cost to the key's usage in the day and
+    /// the month that hold `at`, atomically (replicas add to the same rows).
+    async fn add_key_usage(&self, tenant: &str, key_id: &str, at: Millis, tokens: u64, cost: f64) -> Result<()>;
+    /// The key's usage in the day and the month that hold `at` (zero when
+    /// nothing was counted), day first.
+    async fn key_usage(&self, tenant: &str, key_id: &str, at: Millis) -> Result<Vec<KeyUsage>>;
 
     /// Queues deliveries that belong to no security event (Sentinel actions).
     async fn enqueue(&self, deliveries: &[Delivery]) -> Result<()>;

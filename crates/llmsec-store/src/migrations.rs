@@ -148,4 +148,24 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX enforcements_expires ON enforcements (expires_at)",
         ],
     ),
+    (
+        5,
+        &[
+            // Gateway limits of a key: a JSON array of model names (NULL:
+            // any model) and a JSON array of budgets (NULL: none).
+            "ALTER TABLE api_keys ADD COLUMN models TEXT",
+            "ALTER TABLE api_keys ADD COLUMN budgets TEXT",
+            // Usage counted against budgets, per key and period, shared by
+            // every replica.
+            "CREATE TABLE key_usage (
+            key_id TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            period TEXT NOT NULL,
+            period_start BIGINT NOT NULL,
+            tokens BIGINT NOT NULL,
+            cost DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (key_id, period, period_start)
+        )",
+        ],
+    ),
 ];

@@ -87,6 +87,93 @@ pub struct ApiKeyRecord {
     pub created_at: Millis,
     /// When it was revoked, if it was.
     pub revoked_at: Option<Millis>,
+    /// The models this key may call through the gateway (exact names, or a
+    /// prefix ending in `*`); `None`: any model.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    /// The key's token and cost budgets on the gateway, at most one per period.
+    #[serde(default)]
+    pub budgets: Vec<Budget>,
+}
+
+/// The period a gateway budget counts over, in UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetPeriod {
+    /// A calendar day, from 00:00 UTC.
+    Day,
+    /// A calendar month, from the first at 00:00 UTC.
+    Month,
+}
+
+impl BudgetPeriod {
+    /// Every period, in a fixed order.
+    pub const ALL: [BudgetPeriod; 2] = [BudgetPeriod::Day, BudgetPeriod::Month];
+
+    /// The period's name as stored and written in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetPeriod::Day => "day",
+            BudgetPeriod::Month => "month",
+        }
+    }
+
+    /// Parses a period name.
+    pub fn parse(s: &str) -> Option<BudgetPeriod> {
+        BudgetPeriod::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// The start of the period that holds `at` (Unix milliseconds, UTC).
+    pub fn start(self, at: Millis) -> Millis {
+        use chrono::{Datelike, TimeZone};
+        let t = chrono::Utc.timestamp_millis_opt(at).single().unwrap_or_default();
+        let day = t.date_naive();
+        let first = match self {
+            BudgetPeriod::Day => day,
+            BudgetPeriod::Month => day.with_day(1).unwrap_or(day),
+        };
+        first.and_hms_opt(0, 0, 0).map_or(0, |d| d.and_utc().timestamp_millis())
+    }
+
+    /// The end of the period that holds `at` (the start of the next one).
+    pub fn end(self, at: Millis) -> Millis {
+        use chrono::{Datelike, Months, TimeZone};
+        let start = self.start(at);
+        let t = chrono::Utc.timestamp_millis_opt(start).single().unwrap_or_default();
+        let next = match self {
+            BudgetPeriod::Day => t.checked_add_signed(chrono::Duration::days(1)),
+            BudgetPeriod::Month => t.with_day(1).and_then(|t| t.checked_add_months(Months::new(1))),
+        };
+        next.map_or(Millis::MAX, |n| n.timestamp_millis())
+    }
+}
+
+/// A key's spending limit on the gateway for one period: total tokens,
+/// cost (in the price table's currency), or both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// The period it counts over.
+    pub period: BudgetPeriod,
+    /// Most tokens (prompt plus completion) per period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+    /// Most cost per period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
+}
+
+/// What a key used through the gateway in one period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyUsage {
+    /// The period.
+    pub period: BudgetPeriod,
+    /// When it started.
+    pub start: Millis,
+    /// Tokens used (prompt plus completion).
+    pub tokens: u64,
+    /// Cost.
+    pub cost: f64,
 }
 
 /// One analysis, as stored.
@@ -420,4 +507,26 @@ pub struct DetectorOverride {
     pub fields: String,
     /// When it last changed.
     pub updated_at: Millis,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_periods_are_utc_days_and_months() {
+        // 2024-02-29T13:45:00Z, a leap day.
+        let at = 1_709_214_300_000;
+        assert_eq!(BudgetPeriod::Day.start(at), 1_709_164_800_000); // 2024-02-29T00:00Z
+        assert_eq!(BudgetPeriod::Day.end(at), 1_709_251_200_000); // 2024-03-01T00:00Z
+        assert_eq!(BudgetPeriod::Month.start(at), 1_706_745_600_000); // 2024-02-01T00:00Z
+        assert_eq!(BudgetPeriod::Month.end(at), 1_709_251_200_000);
+        // December rolls over into January.
+        let dec = 1_734_999_999_000; // 2024-12-24
+        assert_eq!(BudgetPeriod::Month.end(dec), 1_735_689_600_000); // 2025-01-01T00:00Z
+        assert_eq!(BudgetPeriod::Day.start(BudgetPeriod::Day.start(at)), BudgetPeriod::Day.start(at));
+        for p in BudgetPeriod::ALL {
+            assert_eq!(BudgetPeriod::parse(p.as_str()), Some(p));
+        }
+    }
 }

@@ -290,7 +290,22 @@ fn key_from_row(r: &AnyRow) -> Result<ApiKeyRecord> {
         rate_per_sec: r.try_get("rate_per_sec")?,
         created_at: r.try_get("created_at")?,
         revoked_at: r.try_get("revoked_at")?,
+        models: json_column(r, "api_keys", "models")?,
+        budgets: json_column(r, "api_keys", "budgets")?.unwrap_or_default(),
     })
+}
+
+/// A nullable column holding JSON.
+fn json_column<T: serde::de::DeserializeOwned>(r: &AnyRow, table: &'static str, column: &str) -> Result<Option<T>> {
+    let raw: Option<String> = r.try_get(column)?;
+    raw.map(|s| serde_json::from_str(&s).map_err(|e| corrupt(table, format!("{column}: {e}")))).transpose()
+}
+
+/// The JSON of a key's model list (NULL for any model) and budgets (NULL for none).
+fn limits_json(models: Option<&[String]>, budgets: &[Budget]) -> (Option<String>, Option<String>) {
+    let models = models.map(|m| serde_json::Value::from(m).to_string());
+    let budgets = (!budgets.is_empty()).then(|| serde_json::to_value(budgets).unwrap_or_default().to_string());
+    (models, budgets)
 }
 
 fn event_from_row(r: &AnyRow) -> Result<SecurityEvent> {
@@ -455,9 +470,10 @@ impl Store for SqlStore {
 
     async fn insert_key(&self, key: &ApiKeyRecord) -> Result<()> {
         let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
+        let (models, budgets) = limits_json(key.models.as_deref(), &key.budgets);
         sqlx::query(
-            "INSERT INTO api_keys (id, tenant, name, hash, scopes, rate_per_sec, created_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO api_keys (id, tenant, name, hash, scopes, rate_per_sec, created_at, revoked_at, models, budgets) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&key.id)
         .bind(&key.tenant)
@@ -467,6 +483,8 @@ impl Store for SqlStore {
         .bind(key.rate_per_sec)
         .bind(key.created_at)
         .bind(key.revoked_at)
+        .bind(models)
+        .bind(budgets)
         .execute(&self.pool)
         .await
         .map_err(|e| {
@@ -500,6 +518,70 @@ impl Store for SqlStore {
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected() > 0)
+    }
+
+    async fn set_key_limits(&self, id: &str, models: Option<&[String]>, budgets: &[Budget]) -> Result<bool> {
+        let (models, budgets) = limits_json(models, budgets);
+        let r = sqlx::query("UPDATE api_keys SET models = $1, budgets = $2 WHERE id = $3 AND revoked_at IS NULL")
+            .bind(models)
+            .bind(budgets)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn add_key_usage(&self, tenant: &str, key_id: &str, at: Millis, tokens: u64, cost: f64) -> Result<()> {
+        let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
+        let cost = if cost.is_finite() && cost > 0.0 { cost } else { 0.0 };
+        let mut tx = self.begin_write().await?;
+        for period in BudgetPeriod::ALL {
+            sqlx::query(
+                "INSERT INTO key_usage (key_id, tenant, period, period_start, tokens, cost) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (key_id, period, period_start) DO UPDATE \
+                 SET tokens = key_usage.tokens + excluded.tokens, cost = key_usage.cost + excluded.cost",
+            )
+            .bind(key_id)
+            .bind(tenant)
+            .bind(period.as_str())
+            .bind(period.start(at))
+            .bind(tokens)
+            .bind(cost)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn key_usage(&self, tenant: &str, key_id: &str, at: Millis) -> Result<Vec<KeyUsage>> {
+        let (day, month) = (BudgetPeriod::Day.start(at), BudgetPeriod::Month.start(at));
+        let rows = sqlx::query(
+            "SELECT period, period_start, tokens, cost FROM key_usage WHERE tenant = $1 AND key_id = $2 \
+             AND ((period = 'day' AND period_start = $3) OR (period = 'month' AND period_start = $4))",
+        )
+        .bind(tenant)
+        .bind(key_id)
+        .bind(day)
+        .bind(month)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<KeyUsage> = BudgetPeriod::ALL
+            .into_iter()
+            .map(|period| KeyUsage { period, start: period.start(at), tokens: 0, cost: 0.0 })
+            .collect();
+        for r in &rows {
+            let period: String = r.try_get("period")?;
+            let period =
+                BudgetPeriod::parse(&period).ok_or_else(|| corrupt("key_usage", format!("period {period:?}")))?;
+            let tokens: i64 = r.try_get("tokens")?;
+            if let Some(u) = out.iter_mut().find(|u| u.period == period) {
+                u.tokens = u64::try_from(tokens).unwrap_or(0);
+                u.cost = r.try_get("cost")?;
+            }
+        }
+        Ok(out)
     }
 
     async fn enqueue(&self, deliveries: &[Delivery]) -> Result<()> {

@@ -77,6 +77,8 @@ async fn keys(s: &dyn Store) {
         rate_per_sec: Some(50.0),
         created_at: 1,
         revoked_at: None,
+        models: None,
+        budgets: vec![],
     };
     s.insert_key(&k).await.unwrap();
     assert!(matches!(s.insert_key(&k).await, Err(StoreError::Conflict(_))));
@@ -87,6 +89,56 @@ async fn keys(s: &dyn Store) {
     assert!(s.revoke_key("abc", 5).await.unwrap());
     assert!(!s.revoke_key("abc", 6).await.unwrap(), "revoking twice is a no-op");
     assert_eq!(s.key("abc").await.unwrap().unwrap().revoked_at, Some(5));
+    assert!(!s.set_key_limits("abc", None, &[]).await.unwrap(), "a revoked key's limits stay as they are");
+}
+
+/// A key's gateway limits round-trip, change, and the usage counted
+/// against them adds up per period and stays within its tenant.
+async fn key_limits_and_usage(s: &dyn Store) {
+    let budgets = vec![
+        Budget { period: BudgetPeriod::Day, tokens: Some(1000), cost: None },
+        Budget { period: BudgetPeriod::Month, tokens: None, cost: Some(2.5) },
+    ];
+    let k = ApiKeyRecord {
+        id: "gw1".into(),
+        tenant: "acme".into(),
+        name: "gateway".into(),
+        hash: "11".repeat(32),
+        scopes: vec![Scope::Proxy],
+        rate_per_sec: None,
+        created_at: 1,
+        revoked_at: None,
+        models: Some(vec!["gpt-4o-mini".into(), "claude-*".into()]),
+        budgets: budgets.clone(),
+    };
+    s.insert_key(&k).await.unwrap();
+    assert_eq!(s.key("gw1").await.unwrap(), Some(k.clone()));
+    assert!(s.set_key_limits("gw1", Some(&["o3".to_owned()]), &budgets[..1]).await.unwrap());
+    let got = s.key("gw1").await.unwrap().unwrap();
+    assert_eq!((got.models, got.budgets), (Some(vec!["o3".to_owned()]), budgets[..1].to_vec()));
+    assert!(s.set_key_limits("gw1", None, &[]).await.unwrap());
+    let got = s.key("gw1").await.unwrap().unwrap();
+    assert_eq!((got.models, got.budgets), (None, vec![]));
+    assert!(!s.set_key_limits("nope", None, &[]).await.unwrap());
+
+    // 2026-03-31T23:00:00Z and, an hour later, the next day and month.
+    let late = 1_774_998_000_000;
+    let next = late + 3_600_000;
+    assert_eq!(s.key_usage("acme", "gw1", late).await.unwrap().iter().map(|u| u.tokens).sum::<u64>(), 0);
+    s.add_key_usage("acme", "gw1", late, 100, 0.25).await.unwrap();
+    s.add_key_usage("acme", "gw1", late + 1, 50, 0.5).await.unwrap();
+    s.add_key_usage("acme", "gw1", next, 7, 0.0).await.unwrap();
+    let u = s.key_usage("acme", "gw1", late).await.unwrap();
+    assert_eq!(
+        u.iter().map(|u| (u.period, u.tokens)).collect::<Vec<_>>(),
+        [(BudgetPeriod::Day, 150), (BudgetPeriod::Month, 150)]
+    );
+    assert!((u[0].cost - 0.75).abs() < 1e-9 && (u[1].cost - 0.75).abs() < 1e-9, "{u:?}");
+    assert_eq!(u[0].start, BudgetPeriod::Day.start(late));
+    let u = s.key_usage("acme", "gw1", next).await.unwrap();
+    assert_eq!(u.iter().map(|u| u.tokens).collect::<Vec<_>>(), [7, 7], "a new day and a new month start at zero");
+    let other = s.key_usage("globex", "gw1", late).await.unwrap();
+    assert!(other.iter().all(|u| u.tokens == 0 && u.cost == 0.0), "usage stays in its tenant");
 }
 
 async fn events_and_isolation(s: &dyn Store) {
@@ -420,6 +472,7 @@ async fn detector_overrides(s: &dyn Store) {
 async fn all(s: &dyn Store) {
     s.ping().await.unwrap();
     keys(s).await;
+    key_limits_and_usage(s).await;
     events_and_isolation(s).await;
     outbox(s).await;
     webhooks(s).await;
@@ -462,22 +515,26 @@ async fn bootstrap_key_upgrade(url: &str) {
         "DROP INDEX enforcements_expires",
         "ALTER TABLE telemetry_events DROP COLUMN user_id",
         "DROP TABLE detector_overrides",
+        "DROP TABLE key_usage",
+        "ALTER TABLE api_keys DROP COLUMN models",
+        "ALTER TABLE api_keys DROP COLUMN budgets",
         "DELETE FROM schema_migrations WHERE version >= 3",
     ] {
         s.pool().execute(undo).await.unwrap();
     }
-    let key = |id: &str, tenant: &str| ApiKeyRecord {
-        id: id.into(),
-        tenant: tenant.into(),
-        name: id.into(),
-        hash: "00".repeat(32),
-        scopes: vec![Scope::Analyze, Scope::Ingest, Scope::Read, Scope::Admin],
-        rate_per_sec: None,
-        created_at: 1,
-        revoked_at: None,
-    };
-    s.insert_key(&key("boot", "default")).await.unwrap();
-    s.insert_key(&key("acme-admin", "acme")).await.unwrap();
+    // Inserted as that version did: its table has no gateway columns.
+    for (id, tenant) in [("boot", "default"), ("acme-admin", "acme")] {
+        sqlx::query(
+            "INSERT INTO api_keys (id, tenant, name, hash, scopes, rate_per_sec, created_at, revoked_at) \
+             VALUES ($1, $2, $1, $3, 'analyze,ingest,read,admin', NULL, 1, NULL)",
+        )
+        .bind(id)
+        .bind(tenant)
+        .bind("00".repeat(32))
+        .execute(s.pool())
+        .await
+        .unwrap();
+    }
     let boot = NewAudit {
         actor: "system".into(),
         action: "key.bootstrap".into(),
@@ -496,6 +553,9 @@ async fn bootstrap_key_upgrade(url: &str) {
         [Scope::Analyze, Scope::Ingest, Scope::Read, Scope::Admin]
     );
     assert!(s.detector_overrides(None).await.unwrap().is_empty(), "the new table exists");
+    let boot = s.key("boot").await.unwrap().unwrap();
+    assert_eq!((boot.models, boot.budgets), (None, vec![]), "older keys have no gateway limits");
+    assert!(s.key_usage("default", "boot", 1).await.unwrap().iter().all(|u| u.tokens == 0));
 }
 
 #[tokio::test]

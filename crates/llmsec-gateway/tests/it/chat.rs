@@ -77,6 +77,21 @@ async fn tool_results_are_read_as_indirect_content() {
     assert_eq!(gw.mock.calls(), 0);
 }
 
+/// Puts enforcements in force as Sentinel's shield action does: stored,
+/// then in the cache Sentinel's tick reloads from the store. The tick runs
+/// once at start and every second; one that read the store before these
+/// were stored would put the old list back, so the cache is reloaded after
+/// any such tick has had time to end.
+async fn enforce(gw: &common::Gw, list: Vec<Enforcement>) {
+    let state = gw.server.state();
+    for e in &list {
+        state.store.insert_enforcement(e).await.unwrap();
+    }
+    state.sentinel.tick_now().await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    state.sentinel.tick_now().await;
+}
+
 #[tokio::test]
 async fn a_blocked_user_gets_403_before_any_upstream_call() {
     let gw = common::start().await;
@@ -94,9 +109,7 @@ async fn a_blocked_user_gets_403_before_any_upstream_call() {
         created_at: now,
         expires_at: now + 3_600_000,
     };
-    let state = gw.server.state();
-    state.store.insert_enforcement(&e).await.unwrap();
-    state.sentinel.enforcements.set(vec![e]);
+    enforce(&gw, vec![e]).await;
     let mut body = chat("What is the capital of France?");
     body["user"] = json!("mallory");
     let r = gw.post("/v1/chat/completions", &body).await;
@@ -375,7 +388,7 @@ async fn a_rate_limited_user_spends_one_token_per_call_whatever_its_messages() {
         created_at: now,
         expires_at: now + 3_600_000,
     };
-    gw.server.state().sentinel.enforcements.set(vec![e]);
+    enforce(&gw, vec![e]).await;
     let messages: Vec<Value> =
         (0..5).map(|i| json!({"role": "user", "content": format!("Tell me one fact about the number {i}.")})).collect();
     let bob = [("x-llmsec-user", "bob")];
@@ -387,4 +400,64 @@ async fn a_rate_limited_user_spends_one_token_per_call_whatever_its_messages() {
     let r = gw.post_with("/v1/chat/completions", &gw.key, &body, &bob).await;
     assert_eq!((r.status, r.body["error"]["code"].as_str()), (429, Some("rate_limited")), "{}", r.text);
     assert_eq!(gw.mock.calls(), 2);
+}
+
+#[tokio::test]
+async fn a_sentinel_block_on_the_client_address_refuses_before_the_upstream() {
+    let gw = common::start().await;
+    // The calls come from 127.0.0.1; first one passes and is recorded with its address.
+    let r = gw.post("/v1/chat/completions", &chat("What is the capital of France?")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(gw.telemetry(1).await[0]["metadata"]["ip"], "127.0.0.1");
+    let now = now_millis();
+    let block = |id: &str, ip: &str| Enforcement {
+        id: id.into(),
+        tenant: "default".into(),
+        entity_kind: "ip".into(),
+        entity_id: ip.into(),
+        action: "block".into(),
+        rate_limit: None,
+        window_ms: None,
+        reason: "credential stuffing from this address".into(),
+        anomaly_id: None,
+        created_at: now,
+        expires_at: now + 3_600_000,
+    };
+    // A block on another address, or on this address in another tenant, changes nothing.
+    let mut elsewhere = block("enf-other-tenant", "127.0.0.1");
+    elsewhere.tenant = "globex".into();
+    enforce(&gw, vec![block("enf-other-ip", "10.9.8.7"), elsewhere]).await;
+    assert_eq!(gw.post("/v1/chat/completions", &chat("Hello")).await.status, 200);
+    enforce(&gw, vec![block("enf-ip", "127.0.0.1")]).await;
+    let calls = gw.mock.calls();
+    let r = gw.post_with("/v1/chat/completions", &gw.key, &chat("Hello"), &[("x-llmsec-user", "alice")]).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(r.body["error"]["code"], "user_blocked");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("credential stuffing"), "{}", r.text);
+    assert_eq!(gw.mock.calls(), calls, "refused before the upstream");
+}
+
+#[tokio::test]
+async fn a_sentinel_rate_limit_on_the_client_address_holds_it_to_its_rate() {
+    let gw = common::start().await;
+    let now = now_millis();
+    let limit = Enforcement {
+        id: "enf-ip-rate".into(),
+        tenant: "default".into(),
+        entity_kind: "ip".into(),
+        entity_id: "127.0.0.1".into(),
+        action: "rate_limit".into(),
+        rate_limit: Some(2),
+        window_ms: Some(3_600_000),
+        reason: "too many calls".into(),
+        anomaly_id: None,
+        created_at: now,
+        expires_at: now + 3_600_000,
+    };
+    enforce(&gw, vec![limit]).await;
+    for _ in 0..2 {
+        assert_eq!(gw.post("/v1/chat/completions", &chat("Hello")).await.status, 200);
+    }
+    let r = gw.post("/v1/chat/completions", &chat("Hello")).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (429, Some("rate_limited")), "{}", r.text);
 }

@@ -61,11 +61,23 @@ pub async fn start() -> Gw {
 }
 
 pub async fn start_with(edit: impl FnOnce(&mut GatewayConfig)) -> Gw {
+    start_server_with(|_| {}, edit).await
+}
+
+/// A temporary directory of its own.
+pub fn temp_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("llmsec-gateway-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// [`start_with`], with the server's own config edited too.
+pub async fn start_server_with(server: impl FnOnce(&mut ServerConfig), edit: impl FnOnce(&mut GatewayConfig)) -> Gw {
     let mock = mock::start().await;
     let mut gateway = gateway_config(&mock.base_url());
     edit(&mut gateway);
-    let dir = std::env::temp_dir().join(format!("llmsec-gateway-{}", uuid::Uuid::new_v4()));
-    let config = ServerConfig { data_dir: dir, gateway: Some(gateway.clone()), ..ServerConfig::default() };
+    let mut config = ServerConfig { data_dir: temp_dir(), gateway: Some(gateway.clone()), ..ServerConfig::default() };
+    server(&mut config);
     let server = Server::start(config, Some(ADMIN.into())).await.unwrap();
     let env = |k: &str| (k == "MOCK_UPSTREAM_KEY").then(|| UPSTREAM_KEY.to_owned());
     let gw_routes = llmsec_gateway::router_with_env(server.state().clone(), gateway, &env).unwrap();
@@ -94,6 +106,26 @@ impl Gw {
         let r = self.post_with("/api/admin/keys", ADMIN, &json!({"name": "test", "scopes": scopes}), &[]).await;
         assert_eq!(r.status, 201, "{}", r.text);
         r.body["key"].as_str().unwrap().to_owned()
+    }
+
+    /// Makes a key through the admin API from a full request body; the
+    /// answer's body (with `key`).
+    pub async fn make_key_with(&self, body: &Value) -> Value {
+        let r = self.post_with("/api/admin/keys", ADMIN, body, &[]).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body
+    }
+
+    /// A request with any method, as `key`.
+    pub async fn send(&self, method: reqwest::Method, path: &str, key: &str, body: Option<&Value>) -> Resp {
+        let mut rb = self.http.request(method, self.url(path)).header("authorization", format!("Bearer {key}"));
+        if let Some(b) = body {
+            rb = rb.header("content-type", "application/json").body(serde_json::to_vec(b).unwrap());
+        }
+        let r = rb.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        Resp { status, body: serde_json::from_str(&text).unwrap_or(Value::Null), text }
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Resp {

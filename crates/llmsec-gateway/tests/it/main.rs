@@ -6,6 +6,10 @@
 mod anthropic;
 mod chat;
 mod common;
+mod keys;
+mod logprobs;
 mod mock;
+mod scan_errors;
 mod streaming;
 mod tools;
+mod usage;

@@ -5,7 +5,10 @@
 //! pieces (chat and completions), `x_echo_system_base64` answers with
 //! the system prompt in base64, `x_tool_calls` the tool calls (`x_tool_stream` their streamed
 //! fragments, one array per chunk), `x_slow` streams a piece every 50 ms until the client goes away,
-//! and the model `error-model` answers 500 in OpenAI's error shape.
+//! and the model `error-model` answers 500 in OpenAI's error shape. With
+//! `logprobs: true`, chat answers carry `logprobs.content`: one entry per
+//! word of the reply (per piece when streamed), their values from
+//! `x_logprobs` (cycled; default -0.1).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -63,6 +66,11 @@ pub async fn start() -> Mock {
         .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    // Without TCP_NODELAY a stream's later frames can wait for the
+    // gateway's delayed ACK (~40 ms), as no provider's server would make them.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
@@ -80,6 +88,23 @@ fn note(seen: &Seen, headers: &HeaderMap, body: &Bytes) -> Value {
     v
 }
 
+/// Chat logprobs for `tokens`, when the request asked for them.
+fn logprobs_for(req: &Value, tokens: &[String]) -> Value {
+    if req["logprobs"] != json!(true) {
+        return Value::Null;
+    }
+    let values = req["x_logprobs"].as_array().cloned().unwrap_or_else(|| vec![json!(-0.1)]);
+    let content: Vec<Value> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let lp = values[i % values.len()].clone();
+            json!({"token": t, "logprob": lp, "bytes": t.as_bytes(), "top_logprobs": [{"token": t, "logprob": lp, "bytes": t.as_bytes()}]})
+        })
+        .collect();
+    json!({"content": content, "refusal": null})
+}
+
 const USAGE: &str = r#"{"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}"#;
 
 fn error_500() -> Response {
@@ -95,11 +120,14 @@ async fn chat(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Bytes) ->
     }
     if req["stream"] == json!(true) {
         let m = model.clone();
+        let r = req.clone();
         let chunk = move |content: Value, finish: Value| {
+            let piece = content.as_str().filter(|t| !t.is_empty()).map(|t| vec![t.to_owned()]).unwrap_or_default();
+            let logprobs = if piece.is_empty() { Value::Null } else { logprobs_for(&r, &piece) };
             let c = json!({
                 "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": m,
                 "x_chunk_extra": {"kept": true},
-                "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish, "x_choice_extra": 1}]
+                "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish, "x_choice_extra": 1, "logprobs": logprobs}]
             });
             Bytes::from(format!("data: {c}\n\n"))
         };
@@ -149,10 +177,12 @@ async fn chat(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Bytes) ->
         req["x_reply"].as_str().unwrap_or("Paris is the capital of France.")
     };
     let usage: Value = serde_json::from_str(USAGE).unwrap();
+    let words: Vec<String> = reply.split_inclusive(' ').map(str::to_owned).collect();
+    let logprobs = logprobs_for(&req, &words);
     axum::Json(json!({
         "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
         "x_upstream_extra": {"nested": [1, 2, {"deep": "yes"}]},
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply, "x_message_extra": "kept"}, "finish_reason": "stop", "logprobs": null}],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply, "x_message_extra": "kept"}, "finish_reason": "stop", "logprobs": logprobs}],
         "usage": usage
     }))
     .into_response()

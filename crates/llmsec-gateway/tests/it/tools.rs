@@ -124,3 +124,51 @@ async fn streamed_tool_calls_are_checked_whole_when_the_choice_ends() {
     assert_eq!(last["choices"][0]["finish_reason"], "content_filter");
     assert!(assembled(&datas).is_empty(), "no fragment of the refused call was sent: {}", r.text);
 }
+
+#[tokio::test]
+async fn a_routes_own_allow_list_replaces_the_global_one_on_that_route_only() {
+    // As an operator writes it: the global list, and a table of messages' own.
+    let routes: llmsec_server::config::GatewayRoutes = toml::from_str(
+        r#"
+embeddings = "monitor"
+[messages]
+policy = "block"
+[messages.tools]
+allow = ["search"]
+on_violation = "remove"
+"#,
+    )
+    .unwrap();
+    let gw = common::start_with(move |g| {
+        with_tools(false)(g);
+        g.routes = routes;
+    })
+    .await;
+    // Chat keeps the global list: get_weather passes, anything else blocks.
+    let ok = json!([call("c1", "get_weather", r#"{"city":"Paris"}"#)]);
+    let r = gw.post("/v1/chat/completions", &body(("x_tool_calls", ok))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = gw.post("/v1/chat/completions", &body(("x_tool_calls", json!([call("c1", "rm", "{}")])))).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (422, Some("tool_call_blocked")), "{}", r.text);
+
+    // Messages has its own: only search, and violations are removed.
+    let msg = json!({"model": "claude-3-haiku", "max_tokens": 50,
+    "messages": [{"role": "user", "content": "Weather in Paris, and search for hotels"}],
+    "x_tool_use": [
+        {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {"city": "Paris"}},
+        {"type": "tool_use", "id": "t2", "name": "search", "input": {"q": "hotels"}}
+    ]});
+    let r = gw.post("/v1/messages", &msg).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let names: Vec<&str> = r.body["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == "tool_use")
+        .filter_map(|b| b["name"].as_str())
+        .collect();
+    assert_eq!(names, ["search"], "{}", r.text);
+    let events = gw.telemetry(3).await;
+    let removed = events.iter().find(|e| e["metadata"]["gateway_route"] == "messages").unwrap();
+    assert!(removed["metadata"]["tool_violations"][0].as_str().unwrap().contains("get_weather"), "{removed}");
+}

@@ -179,6 +179,9 @@ pub struct Subject {
     pub session_id: Option<String>,
     /// The application.
     pub application_id: Option<String>,
+    /// The client's address (the gateway's caller), for enforcements on
+    /// Sentinel's `ip` entities.
+    pub ip: Option<String>,
 }
 
 impl Subject {
@@ -201,9 +204,10 @@ impl Cleared {
     }
 }
 
-/// Refuses a subject Sentinel has blocked, and holds a rate-limited one to
-/// its enforcement's rate (each call takes one of its tokens); invalid ids
-/// are refused naming the field. A transport that analyses several texts
+/// Refuses a subject Sentinel has blocked (its tenant, user, session,
+/// application or client address), and holds a rate-limited one to its
+/// enforcement's rate (each call takes one of its tokens); invalid ids are
+/// refused naming the field. A transport that analyses several texts
 /// of one call about one subject (the gateway: the messages of a request,
 /// then the completion) checks once, here, and analyses with
 /// [`analyze_cleared`].
@@ -211,7 +215,7 @@ pub fn enforce(svc: &Services, caller: &Caller, subject: Subject) -> Result<Clea
     check_id("user_id", subject.user_id.as_deref())?;
     check_id("session_id", subject.session_id.as_deref())?;
     check_id("application_id", subject.application_id.as_deref())?;
-    enforce_ids(svc, caller, subject.ids())?;
+    enforce_ids(svc, caller, subject.ids(), subject.ip.as_deref())?;
     Ok(Cleared { subject })
 }
 
@@ -219,11 +223,13 @@ fn enforce_ids(
     svc: &Services,
     caller: &Caller,
     (user_id, session_id, application_id): (Option<&str>, Option<&str>, Option<&str>),
+    ip: Option<&str>,
 ) -> Result<(), ServiceError> {
     let mut entities: Vec<(&str, &str)> = vec![("tenant", caller.tenant.as_str())];
     entities.extend(user_id.map(|u| ("user", u)));
     entities.extend(session_id.map(|s| ("session", s)));
     entities.extend(application_id.map(|a| ("application", a)));
+    entities.extend(ip.map(|a| ("ip", a)));
     match svc.sentinel.enforcements.check(&caller.tenant, &entities, svc.sentinel.now()) {
         None => Ok(()),
         Some(Enforced::Block { reason, until }) => {
@@ -264,7 +270,7 @@ async fn evaluate(
     check_id(&format!("{prefix}session_id"), session_id)?;
     check_id(&format!("{prefix}application_id"), application_id)?;
     if enforce == Enforce::Each {
-        enforce_ids(svc, caller, job.ids())?;
+        enforce_ids(svc, caller, job.ids(), None)?;
     }
     deadline.check()?;
     let (job, analysis) = if job.text().len() > INLINE_BYTES {

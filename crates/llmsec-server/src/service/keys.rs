@@ -65,6 +65,8 @@ pub fn generate_key(tenant: &str, name: &str, scopes: Vec<Scope>, rate_per_sec: 
         rate_per_sec,
         created_at: now,
         revoked_at: None,
+        models: None,
+        budgets: Vec::new(),
     };
     NewKey { key, record }
 }
@@ -129,6 +131,12 @@ impl KeyCache {
         self.missing.lock().unwrap_or_else(|p| p.into_inner()).pop(id);
         // No receiver means no open WebSocket: nothing to tell.
         let _ = self.revoked.send(id.to_owned());
+    }
+
+    /// Drops a key from the cache after a change to it (its gateway limits),
+    /// so the next request reads it again; open WebSockets are not told.
+    pub fn refresh(&self, id: &str) {
+        self.found.write().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
 
     /// Ids of keys revoked through this server from now on.
@@ -197,6 +205,8 @@ impl KeyCache {
                 tenant: DEFAULT_TENANT.into(),
                 scopes: Scope::ALL.to_vec(),
                 rate_per_sec: None,
+                models: None,
+                budgets: Vec::new(),
             });
         }
         let id = key_id(presented).ok_or(ServiceError::Unauthenticated)?;
@@ -217,6 +227,8 @@ impl KeyCache {
             tenant: record.tenant,
             scopes: record.scopes,
             rate_per_sec: record.rate_per_sec,
+            models: record.models,
+            budgets: record.budgets,
         })
     }
 }

@@ -8,8 +8,10 @@
 //! audit log.
 
 use llm_security::WebhookConfig;
-use llmsec_store::{ApiKeyRecord, AuditEntry, Delivery, DeliveryStatus, NewAudit, Removed, Scope, Webhook, now_millis};
-use serde::Deserialize;
+use llmsec_store::{
+    ApiKeyRecord, AuditEntry, Budget, Delivery, DeliveryStatus, KeyUsage, NewAudit, Removed, Scope, Webhook, now_millis,
+};
+use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
 use super::keys::{generate_key, hash_key};
@@ -58,6 +60,71 @@ pub struct CreateKey {
     /// Its own request rate per second.
     #[serde(default)]
     pub rate_per_sec: Option<f64>,
+    /// The models it may call through the gateway (names, or prefixes
+    /// ending in `*`); absent: any model.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    /// Its gateway budgets, at most one per period.
+    #[serde(default)]
+    pub budgets: Vec<Budget>,
+}
+
+/// A change to a key's gateway limits: a field left out stays as it is.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKey {
+    /// The new model allow-list; `null`: any model.
+    #[serde(default, deserialize_with = "present")]
+    pub models: Option<Option<Vec<String>>>,
+    /// The new budgets (`[]`: none).
+    #[serde(default)]
+    pub budgets: Option<Vec<Budget>>,
+}
+
+/// A field that is present, possibly `null` (`Some(None)`), as opposed to
+/// left out (`None`, through `#[serde(default)]`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Most entries of a key's model allow-list.
+const MAX_MODELS: usize = 1000;
+
+/// Checks a key's gateway limits; errors name the field.
+fn check_limits(models: Option<&[String]>, budgets: &[Budget]) -> Result<(), ServiceError> {
+    if let Some(models) = models {
+        if models.is_empty() {
+            return Err(ServiceError::field("models", "must name at least one model (leave it out or null for any)"));
+        }
+        if models.len() > MAX_MODELS {
+            return Err(ServiceError::field("models", format!("must name at most {MAX_MODELS} models")));
+        }
+        for (i, m) in models.iter().enumerate() {
+            if m.trim().is_empty() || m.len() > 200 || m.trim() != m {
+                return Err(ServiceError::field(
+                    format!("models[{i}]"),
+                    "must be 1-200 characters without surrounding spaces",
+                ));
+            }
+        }
+    }
+    for (i, b) in budgets.iter().enumerate() {
+        if budgets[..i].iter().any(|o| o.period == b.period) {
+            return Err(ServiceError::field(format!("budgets[{i}].period"), "another budget has this period"));
+        }
+        if b.tokens.is_none() && b.cost.is_none() {
+            return Err(ServiceError::field(format!("budgets[{i}]"), "must set tokens, cost or both"));
+        }
+        if b.tokens == Some(0) {
+            return Err(ServiceError::field(format!("budgets[{i}].tokens"), "must be positive"));
+        }
+        if let Some(c) = b.cost
+            && !(c > 0.0 && c.is_finite())
+        {
+            return Err(ServiceError::field(format!("budgets[{i}].cost"), "must be a positive number"));
+        }
+    }
+    Ok(())
 }
 
 /// Makes a key; the answer holds the whole key, the only time it is seen.
@@ -82,11 +149,18 @@ pub async fn create_key(
     {
         return Err(ServiceError::field("rate_per_sec", "must be a positive number"));
     }
+    check_limits(req.models.as_deref(), &req.budgets)?;
     let mut scopes = req.scopes;
     scopes.sort();
     scopes.dedup();
-    let new = generate_key(&tenant, req.name.trim(), scopes, req.rate_per_sec, now_millis());
-    let details = json!({"tenant": tenant, "name": new.record.name, "scopes": new.record.scopes});
+    let mut new = generate_key(&tenant, req.name.trim(), scopes, req.rate_per_sec, now_millis());
+    new.record.models = req.models;
+    new.record.budgets = req.budgets;
+    let mut details = json!({"tenant": tenant, "name": new.record.name, "scopes": new.record.scopes});
+    if new.record.models.is_some() || !new.record.budgets.is_empty() {
+        details["models"] = json!(new.record.models);
+        details["budgets"] = json!(new.record.budgets);
+    }
     audit(svc, caller, "key.create", &new.record.id, details).await?;
     svc.store.insert_key(&new.record).await?;
     Ok((new.record, new.key))
@@ -112,6 +186,18 @@ pub async fn list_keys(
 /// Revokes a live key. Another tenant's key is not found (rather than
 /// forbidden) unless the caller is an operator: ids do not leak.
 pub async fn revoke_key(svc: &Services, caller: &Caller, id: &str) -> Result<(), ServiceError> {
+    let key = administered_key(svc, caller, id).await?;
+    audit(svc, caller, "key.revoke", id, json!({"tenant": key.tenant})).await?;
+    svc.store.revoke_key(id, now_millis()).await?;
+    svc.keys.invalidate(id);
+    svc.limiter.forget(id);
+    Ok(())
+}
+
+/// A live key the caller administers: another tenant's is not found
+/// (rather than forbidden) unless the caller is an operator, so ids do not
+/// leak; an `operator` key needs `operator`.
+async fn administered_key(svc: &Services, caller: &Caller, id: &str) -> Result<ApiKeyRecord, ServiceError> {
     caller.require(Scope::Admin)?;
     let key = svc
         .store
@@ -122,11 +208,35 @@ pub async fn revoke_key(svc: &Services, caller: &Caller, id: &str) -> Result<(),
     if key.scopes.contains(&Scope::Operator) {
         caller.require(Scope::Operator)?;
     }
-    audit(svc, caller, "key.revoke", id, json!({"tenant": key.tenant})).await?;
-    svc.store.revoke_key(id, now_millis()).await?;
-    svc.keys.invalidate(id);
-    svc.limiter.forget(id);
-    Ok(())
+    Ok(key)
+}
+
+/// Changes a live key's gateway limits (model allow-list, budgets). This
+/// server uses them from the next request; other replicas within the key
+/// cache's time to live (5 s). Usage already counted is kept.
+pub async fn update_key(
+    svc: &Services,
+    caller: &Caller,
+    id: &str,
+    req: UpdateKey,
+) -> Result<ApiKeyRecord, ServiceError> {
+    let key = administered_key(svc, caller, id).await?;
+    let models = req.models.unwrap_or_else(|| key.models.clone());
+    let budgets = req.budgets.unwrap_or_else(|| key.budgets.clone());
+    check_limits(models.as_deref(), &budgets)?;
+    let details = json!({"tenant": key.tenant, "models": models, "budgets": budgets});
+    audit(svc, caller, "key.update", id, details).await?;
+    if !svc.store.set_key_limits(id, models.as_deref(), &budgets).await? {
+        return Err(ServiceError::NotFound(format!("no live key {id:?}")));
+    }
+    svc.keys.refresh(id);
+    Ok(ApiKeyRecord { models, budgets, ..key })
+}
+
+/// What a key used through the gateway in the current day and month
+/// (zeros when it has no budgets: usage is counted only against budgets).
+pub async fn key_usage(svc: &Services, key: &ApiKeyRecord) -> Result<Vec<KeyUsage>, ServiceError> {
+    Ok(svc.store.key_usage(&key.tenant, &key.id, now_millis()).await?)
 }
 
 /// The server-wide audit log (every tenant's changes): `operator` only.

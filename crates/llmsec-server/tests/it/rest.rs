@@ -286,6 +286,20 @@ impl llmsec_store::Store for Poisoned {
     async fn revoke_key(&self, id: &str, at: i64) -> llmsec_store::Result<bool> {
         self.0.revoke_key(id, at).await
     }
+    async fn set_key_limits(
+        &self,
+        id: &str,
+        models: Option<&[String]>,
+        budgets: &[llmsec_store::Budget],
+    ) -> llmsec_store::Result<bool> {
+        self.0.set_key_limits(id, models, budgets).await
+    }
+    async fn add_key_usage(&self, t: &str, id: &str, at: i64, tokens: u64, cost: f64) -> llmsec_store::Result<()> {
+        self.0.add_key_usage(t, id, at, tokens, cost).await
+    }
+    async fn key_usage(&self, t: &str, id: &str, at: i64) -> llmsec_store::Result<Vec<llmsec_store::KeyUsage>> {
+        self.0.key_usage(t, id, at).await
+    }
     async fn record(&self, batch: &[llmsec_store::Record]) -> llmsec_store::Result<()> {
         if batch.iter().any(|r| r.event.session_id.as_deref() == Some("poison")) {
             return Err(llmsec_store::StoreError::Corrupt { table: "security_events", why: "poisoned".into() });

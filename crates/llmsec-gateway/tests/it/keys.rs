@@ -1,0 +1,192 @@
+//! Per-key gateway limits over real HTTP: the model allow-list (`403
+//! model_not_allowed`, `/v1/models` filtered) and token and cost budgets
+//! counted in the store from each call's usage (`429 budget_exceeded`
+//! before any upstream call), set when a key is made and changed with
+//! `PATCH /api/admin/keys/{id}`, shown in key listings, and confined to
+//! the key's tenant.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::{self, ADMIN, Gw};
+
+fn chat(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "What is the capital of France?"}]})
+}
+
+/// The listing entry of key `id`, as the admin API shows it.
+async fn listed(gw: &Gw, id: &str) -> Value {
+    let r = gw.send(Method::GET, "/api/admin/keys", ADMIN, None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["keys"].as_array().unwrap().iter().find(|k| k["id"] == id).cloned().unwrap()
+}
+
+/// Waits until the listing shows `tokens` used in the key's day budget
+/// (usage is counted off the request path).
+async fn day_usage_reaches(gw: &Gw, id: &str, tokens: u64) -> Value {
+    for _ in 0..100 {
+        let k = listed(gw, id).await;
+        if k["budgets"][0]["used_tokens"].as_u64() >= Some(tokens) {
+            return k;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the day budget never showed {tokens} tokens used: {}", listed(gw, id).await);
+}
+
+#[tokio::test]
+async fn a_model_outside_the_keys_list_is_refused_and_not_listed() {
+    let gw = common::start_with(|g| g.upstreams[0].models = vec!["gpt-4o-mini".into(), "gpt-4o".into()]).await;
+    let made = gw
+        .make_key_with(&json!({"name": "mini-only", "scopes": ["proxy"], "models": ["gpt-4o-mini", "claude-3*"]}))
+        .await;
+    let (key, id) = (made["key"].as_str().unwrap(), made["id"].as_str().unwrap());
+    assert_eq!(made["models"], json!(["gpt-4o-mini", "claude-3*"]));
+
+    let r = gw.post_with("/v1/chat/completions", key, &chat("gpt-4o"), &[]).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(
+        (r.body["error"]["code"].as_str(), r.body["error"]["param"].as_str()),
+        (Some("model_not_allowed"), Some("model"))
+    );
+    assert_eq!(r.body["error"]["type"], "permission_error");
+    assert_eq!(gw.mock.calls(), 0, "refused before the upstream");
+    let r = gw.post_with("/v1/chat/completions", key, &chat("gpt-4o-mini"), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // A prefix entry admits Anthropic models it starts, on /v1/messages too.
+    let msg = json!({"model": "claude-3-haiku", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(gw.post_with("/v1/messages", key, &msg, &[]).await.status, 200);
+    let msg = json!({"model": "claude-2", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+    let r = gw.post_with("/v1/messages", key, &msg, &[]).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (403, Some("model_not_allowed")), "{}", r.text);
+
+    let models = gw.send(Method::GET, "/v1/models", key, None).await;
+    let ids: Vec<&str> = models.body["data"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
+    assert_eq!(ids, ["gpt-4o-mini"]);
+    let all = gw.send(Method::GET, "/v1/models", &gw.key, None).await;
+    assert_eq!(all.body["data"].as_array().unwrap().len(), 2, "a key without a list sees every model");
+
+    // Shown in the listing; lifted with `null`, which the next call sees.
+    assert_eq!(listed(&gw, id).await["models"], json!(["gpt-4o-mini", "claude-3*"]));
+    let r = gw.send(Method::PATCH, &format!("/api/admin/keys/{id}"), ADMIN, Some(&json!({"models": null}))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["models"], Value::Null);
+    assert_eq!(gw.post_with("/v1/chat/completions", key, &chat("gpt-4o"), &[]).await.status, 200);
+    let events = gw.telemetry(5).await;
+    assert!(events.iter().any(|e| e["data"]["error"] == "model_not_allowed"), "refusals are recorded");
+}
+
+#[tokio::test]
+async fn a_used_up_token_budget_refuses_before_the_upstream_until_raised() {
+    let gw = common::start().await;
+    let made = gw
+        .make_key_with(&json!({"name": "budgeted", "scopes": ["proxy"], "budgets": [{"period": "day", "tokens": 30}]}))
+        .await;
+    let (key, id) = (made["key"].as_str().unwrap(), made["id"].as_str().unwrap());
+    assert_eq!(made["budgets"][0]["tokens"], 30);
+    assert_eq!(made["budgets"][0]["used_tokens"], 0);
+
+    // The mock answers with 18 tokens of usage: the first call leaves 12.
+    assert_eq!(gw.post_with("/v1/chat/completions", key, &chat("gpt-4o-mini"), &[]).await.status, 200);
+    day_usage_reaches(&gw, id, 18).await;
+    // A streamed call counts the usage of its final chunk.
+    let mut streamed = chat("gpt-4o-mini");
+    streamed["stream"] = json!(true);
+    streamed["x_chunks"] = json!(["Paris", " it is."]);
+    let r = gw.post_with("/v1/chat/completions", key, &streamed, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let k = day_usage_reaches(&gw, id, 36).await;
+    assert_eq!(k["budgets"][0]["used_tokens"], 36);
+    assert!(k["budgets"][0]["resets_at"].as_str().unwrap().ends_with("T00:00:00.000Z"), "{k}");
+
+    let calls = gw.mock.calls();
+    let r = gw.post_with("/v1/chat/completions", key, &chat("gpt-4o-mini"), &[]).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(r.body["error"]["code"], "budget_exceeded");
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("day budget of 30 tokens"), "{}", r.text);
+    assert_eq!(gw.mock.calls(), calls, "refused before the upstream");
+    let other = gw.post("/v1/chat/completions", &chat("gpt-4o-mini")).await;
+    assert_eq!(other.status, 200, "another key of the tenant has its own budget (none)");
+
+    // Raising the budget lets calls through again; the usage counted stays.
+    let patch = json!({"budgets": [{"period": "day", "tokens": 100}, {"period": "month", "cost": 5.0}]});
+    let r = gw.send(Method::PATCH, &format!("/api/admin/keys/{id}"), ADMIN, Some(&patch)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["budgets"][0]["used_tokens"], 36);
+    assert_eq!(r.body["budgets"][1]["cost"], 5.0);
+    assert_eq!(gw.post_with("/v1/chat/completions", key, &chat("gpt-4o-mini"), &[]).await.status, 200);
+    day_usage_reaches(&gw, id, 54).await;
+}
+
+#[tokio::test]
+async fn a_retry_after_header_comes_with_budget_exceeded() {
+    let gw = common::start().await;
+    let made = gw
+        .make_key_with(&json!({"name": "tiny", "scopes": ["proxy"], "budgets": [{"period": "month", "tokens": 1}]}))
+        .await;
+    let (key, id) = (made["key"].as_str().unwrap(), made["id"].as_str().unwrap());
+    assert_eq!(gw.post_with("/v1/chat/completions", key, &chat("gpt-4o-mini"), &[]).await.status, 200);
+    for _ in 0..100 {
+        if listed(&gw, id).await["budgets"][0]["used_tokens"].as_u64() >= Some(1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = gw
+        .http
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body(chat("gpt-4o-mini").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(wait > 0 && wait <= 31 * 86_400, "until the month ends: {wait}");
+}
+
+#[tokio::test]
+async fn key_limits_are_checked_named_and_confined_to_the_tenant() {
+    let gw = common::start().await;
+    for (body, field) in [
+        (json!({"models": []}), "models"),
+        (json!({"models": [" gpt"]}), "models[0]"),
+        (json!({"budgets": [{"period": "day"}]}), "budgets[0]"),
+        (json!({"budgets": [{"period": "day", "tokens": 0}]}), "budgets[0].tokens"),
+        (json!({"budgets": [{"period": "day", "cost": -1.0}]}), "budgets[0].cost"),
+        (json!({"budgets": [{"period": "day", "tokens": 5}, {"period": "day", "cost": 1.0}]}), "budgets[1].period"),
+        (json!({"budgets": [{"period": "week", "tokens": 5}]}), "budgets[0].period"),
+    ] {
+        let mut create = json!({"name": "x", "scopes": ["proxy"]});
+        for (k, v) in body.as_object().unwrap() {
+            create[k] = v.clone();
+        }
+        let r = gw.post_with("/api/admin/keys", ADMIN, &create, &[]).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.text);
+        assert_eq!(r.body["error"]["field"], field, "{body}: {}", r.text);
+    }
+
+    // A tenant's admin cannot see or change another tenant's key.
+    let other = gw.make_key_with(&json!({"tenant": "globex", "name": "g", "scopes": ["proxy"]})).await;
+    let globex_admin = gw.make_key_with(&json!({"tenant": "globex", "name": "ga", "scopes": ["admin"]})).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let acme_admin = gw.make_key_with(&json!({"tenant": "acme", "name": "aa", "scopes": ["admin"]})).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/admin/keys/{}", other["id"].as_str().unwrap());
+    let patch = json!({"models": ["gpt-4o-mini"]});
+    let r = gw.send(Method::PATCH, &path, &acme_admin, Some(&patch)).await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    let r = gw.send(Method::PATCH, &path, &globex_admin, Some(&patch)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = gw.send(Method::PATCH, &path, &globex_admin, Some(&json!({"name": "renamed"}))).await;
+    assert_eq!((r.status, r.body["error"]["field"].as_str()), (400, Some("name")), "{}", r.text);
+    let r = gw.send(Method::GET, "/api/admin/audit", ADMIN, None).await;
+    assert!(r.body["entries"].as_array().unwrap().iter().any(|e| e["action"] == "key.update"), "{}", r.text);
+}
