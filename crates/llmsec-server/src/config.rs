@@ -27,6 +27,10 @@
 //! [egress]                # internal targets webhooks and actions may reach (default: none)
 //! allow = ["10.1.2.0/24", "hooks.internal.example"]
 //!
+//! [dashboard]           # sign-in sessions of the web dashboard at /
+//! idle_timeout_ms = 1800000
+//! absolute_timeout_ms = 43200000
+//!
 //! [[webhooks]]
 //! tenant = "default"
 //! url = "https://siem.example/hook"
@@ -248,6 +252,26 @@ pub struct ServerConfig {
     pub egress: crate::egress::EgressConfig,
     /// The Shield gateway (OpenAI-compatible proxy routes); off when absent.
     pub gateway: Option<GatewayConfig>,
+    /// The web dashboard's sign-in sessions.
+    pub dashboard: DashboardConfig,
+}
+
+/// The web dashboard's sign-in sessions (`[dashboard]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardConfig {
+    /// A session unused for this long ends (default 30 minutes).
+    pub idle_timeout_ms: u64,
+    /// A session ends this long after sign-in, used or not (default 12 hours).
+    pub absolute_timeout_ms: u64,
+    /// Open sessions at most; past it, signing in ends the oldest.
+    pub max_sessions: usize,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig { idle_timeout_ms: 30 * 60 * 1000, absolute_timeout_ms: 12 * 3600 * 1000, max_sessions: 10_000 }
+    }
 }
 
 impl Default for ServerConfig {
@@ -265,6 +289,7 @@ impl Default for ServerConfig {
             sentinel: SentinelSettings::default(),
             egress: crate::egress::EgressConfig::default(),
             gateway: None,
+            dashboard: DashboardConfig::default(),
         }
     }
 }
@@ -424,6 +449,15 @@ impl ServerConfig {
         }
         if self.delivery.concurrency == 0 {
             return bad("delivery.concurrency", "must be positive");
+        }
+        if self.dashboard.idle_timeout_ms == 0 {
+            return bad("dashboard.idle_timeout_ms", "must be positive");
+        }
+        if self.dashboard.absolute_timeout_ms < self.dashboard.idle_timeout_ms {
+            return bad("dashboard.absolute_timeout_ms", "must be at least dashboard.idle_timeout_ms");
+        }
+        if self.dashboard.max_sessions == 0 {
+            return bad("dashboard.max_sessions", "must be positive");
         }
         if let Some(g) = &self.gateway {
             g.validate()?;

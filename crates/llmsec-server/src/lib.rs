@@ -18,6 +18,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod deliver;
 pub mod egress;
 pub mod error;
@@ -186,7 +187,9 @@ impl Server {
             sentinel: sentinel.clone(),
             egress: egress.clone(),
         });
-        let state = AppState { services, http: Arc::new(HttpParts { auth_failures: RateLimiter::default(), metrics }) };
+        let sessions = dashboard::session::Sessions::new(&config.dashboard, services.keys.revocations());
+        let http = HttpParts { auth_failures: RateLimiter::default(), metrics, sessions };
+        let state = AppState { services, http: Arc::new(http) };
         // Config webhooks have a stable id per (tenant, url), so a restart
         // replaces rather than duplicates them, and pending deliveries keep
         // their subscription; ones no longer in the file are removed.
@@ -457,6 +460,7 @@ pub fn app(state: AppState) -> Router {
     let limit = state.config.limits.body_bytes;
     let authenticated = Router::new()
         .merge(api::security::router())
+        .merge(api::replay::router())
         .merge(api::events::router())
         .merge(api::admin::router())
         .merge(api::webhooks::router())
@@ -471,8 +475,10 @@ pub fn app(state: AppState) -> Router {
         .merge(grpc::router(state.services.clone()).with_state(()))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
     // The WebSocket route authenticates itself: browsers send the key in
-    // the first message, not in a header.
+    // the first message, not in a header (or the dashboard's cookie). The
+    // dashboard's sign-in takes the key in its body.
     let mut public = Router::new()
+        .merge(dashboard::router())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/graphql/ws", get(ws::graphql_ws));
