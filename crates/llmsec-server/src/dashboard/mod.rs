@@ -96,8 +96,10 @@ async fn sign_out(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -
         && state.http.sessions.peek(id, Instant::now()).is_some()
     {
         match session_caller(&state, &Method::DELETE, &headers).await {
-            Some(Ok(_)) | None => state.http.sessions.remove(id),
-            Some(Err(refusal)) => return refusal,
+            // Only the CSRF refusal stops a sign-out: an ended session
+            // (its key revoked meanwhile) is cleared all the same.
+            Some(Err(refusal)) if refusal.status() == StatusCode::FORBIDDEN => return refusal,
+            _ => state.http.sessions.remove(id),
         }
     }
     let mut r = StatusCode::NO_CONTENT.into_response();

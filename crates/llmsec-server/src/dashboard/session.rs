@@ -363,6 +363,23 @@ mod tests {
     }
 
     #[test]
+    fn the_dashboard_section_is_validated() {
+        let mut c = crate::config::ServerConfig::default();
+        assert!(c.validate().is_ok());
+        c.dashboard.absolute_timeout_ms = c.dashboard.idle_timeout_ms - 1;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("dashboard.absolute_timeout_ms"), "{e}");
+        c.dashboard = DashboardConfig { idle_timeout_ms: 0, ..DashboardConfig::default() };
+        assert!(c.validate().unwrap_err().to_string().starts_with("dashboard.idle_timeout_ms"));
+        c.dashboard = DashboardConfig { max_sessions: 0, ..DashboardConfig::default() };
+        assert!(c.validate().unwrap_err().to_string().starts_with("dashboard.max_sessions"));
+        let parsed: crate::config::ServerConfig =
+            toml::from_str("[dashboard]\nidle_timeout_ms = 60000\nabsolute_timeout_ms = 120000\n").unwrap();
+        assert_eq!(parsed.dashboard.max_sessions, 10_000);
+        assert!(toml::from_str::<crate::config::ServerConfig>("[dashboard]\nidle = 1\n").is_err(), "unknown keys");
+    }
+
+    #[test]
     fn csrf_check() {
         let mut h = HeaderMap::new();
         assert!(!csrf_ok(&h, "t0k"));

@@ -60,7 +60,10 @@ async function render() {
     announce,
     onLeave: (f) => cleanups.push(f),
     go: (hash) => { location.hash = hash; },
-    can: (scope) => session.scopes.some((s) => s === scope || s === "operator" || (s === "admin" && scope === "triage")),
+    // As the server's Scope::grants: operator includes admin, which includes triage.
+    can: (scope) => session.scopes.some((s) => s === scope
+      || (s === "operator" && (scope === "admin" || scope === "triage"))
+      || (s === "admin" && scope === "triage")),
   };
   try {
     const node = await PAGES[page](ctx);
