@@ -3,7 +3,9 @@
 // and 390 px, sign in, see the empty state, see an anomaly arrive live
 // after a telemetry event is posted, acknowledge it and check the REST API
 // agrees, replay a stored blocked prompt, check the keyboard path and that
-// the page never scrolls sideways, and fail on any console error.
+// the page never scrolls sideways, and fail on any console error; then a
+// read-only key sees no triage or replay controls and is refused a
+// mutation by the server.
 //
 // Environment: E2E_BASE (http://127.0.0.1:PORT), E2E_KEY (an operator key),
 // E2E_SHOTS (directory for screenshots), E2E_NODE_MODULES (where
@@ -138,6 +140,14 @@ try {
     }
     await page.screenshot({ path: `${shots}/overview-${name}.png`, fullPage: true });
 
+    step("keyboard: a nav link is reached with Tab and followed with Enter");
+    await page.locator("a.brand").focus();
+    for (let i = 0; i < 3; i++) await page.keyboard.press("Tab");
+    assert.equal(await page.evaluate(() => document.activeElement.getAttribute("href")), "#/events");
+    await page.keyboard.press("Enter");
+    await page.locator("#view h1", { hasText: "Security events" }).waitFor();
+    assert.equal(await page.locator('nav a[aria-current="page"]').innerText(), "Events");
+
     step("sign out: the session is gone");
     await page.locator("#sign-out").click();
     await page.locator("#sign-in").waitFor({ state: "visible" });
@@ -145,6 +155,36 @@ try {
     assert.equal(after.signed_in, false);
 
     assert.deepEqual(problems, [], "no console errors or failed requests");
+    await context.close();
+  }
+  console.log("read-only key (1280 px)");
+  {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    const problems = [];
+    page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") problems.push(`console ${m.type()}: ${m.text()}`); });
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    const reader = (await rest("POST", "/api/admin/keys", { tenant: "default", name: "e2e reader", scopes: ["read"] })).key;
+    step("signs in; anomalies are readable, but no triage buttons and no replay");
+    await page.goto(`${base}/`);
+    await page.locator("#key").fill(reader);
+    await page.keyboard.press("Enter");
+    await page.locator("#who-text", { hasText: "read-only" }).waitFor();
+    await page.goto(`${base}/#/anomalies`);
+    await page.locator("tbody tr a").first().click();
+    await page.getByText("This key is read-only").waitFor();
+    assert.equal(await page.locator("#ack").count(), 0);
+    await page.goto(`${base}/#/replay`);
+    await page.getByText("needs a key with the analyze scope").waitFor();
+    step("and the server refuses its mutations even with the CSRF token");
+    const refused = await page.evaluate(async () => {
+      const s = await (await fetch("/dashboard/session")).json();
+      const r = await fetch("/api/v1/anomalies/any/resolve", { method: "POST", headers: { "X-CSRF-Token": s.csrf_token } });
+      return r.status;
+    });
+    assert.equal(refused, 403);
+    // That refusal is the one failed request this page is expected to log.
+    assert.deepEqual(problems.filter((p) => !p.includes("403")), [], "no other console errors");
     await context.close();
   }
   console.log("dashboard e2e: ok");
