@@ -82,6 +82,13 @@ export function lines(series, title, unit) {
       pen = true;
     }
     if (d) svg.appendChild(el("path", { class: `line ${s.cls || "s1"}`, d }));
+    // A point with no neighbour draws no line: mark it with a dot.
+    s.points.forEach((p, i) => {
+      const has = (q) => q && q.v !== null && q.v !== undefined;
+      if (has(p) && !has(s.points[i - 1]) && !has(s.points[i + 1])) {
+        svg.appendChild(el("circle", { class: `dot ${s.cls || "s1"}`, cx: x(p.t).toFixed(1), cy: y(p.v).toFixed(1), r: 3 }));
+      }
+    });
   }
   return svg;
 }
