@@ -15,8 +15,8 @@
 //! A session ends on `DELETE /dashboard/session`, after
 //! `dashboard.idle_timeout_ms` without use, `dashboard.absolute_timeout_ms`
 //! after sign-in, and when its key is revoked: at once through this server,
-//! otherwise at the next look-up of the key (every
-//! [`CACHE_TTL`](crate::service::keys::CACHE_TTL)). Sessions live in this
+//! otherwise at the next look-up of the key (every 5 s while in use, the
+//! key cache's time to live). Sessions live in this
 //! process's memory: a restart signs everyone out, and replicas behind a
 //! load balancer need sticky sessions.
 

@@ -340,6 +340,14 @@ async fn the_dry_run_answers_without_storing_anything() {
     assert!(!v["threats"].as_array().unwrap().is_empty());
     let (_, v) = d.admin(reqwest::Method::GET, "/api/security/events", None).await;
     assert_eq!(v["total_count"], 0, "nothing stored: {v}");
+    let anonymous = d
+        .client
+        .post(format!("{}/api/security/analyze/dry-run", d.base))
+        .json(&json!({"input": ATTACK}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED, "the dry run needs a key like every API route");
     let (s, v) = d
         .admin(reqwest::Method::POST, "/api/security/analyze/dry-run", Some(json!({"input": "x", "user_id": "\u{0}"})))
         .await;
