@@ -89,6 +89,9 @@ try {
     step("anomalies page is live; an event raises an anomaly that appears without reload");
     await page.goto(`${base}/#/anomalies`);
     await page.locator('#live-status[data-state="live"]').waitFor({ timeout: 10000 });
+    // The subscribe message has no answer of its own: give the server a
+    // moment to register it before the event is posted.
+    await page.waitForTimeout(300);
     const user = `mallory-${name}`;
     await rest("POST", "/api/v1/telemetry/events", {
       event_id: `e2e-${name}-${Date.now()}`,
@@ -102,7 +105,7 @@ try {
     await row.waitFor({ timeout: 15000 });
     await page.screenshot({ path: `${shots}/anomalies-live-${name}.png`, fullPage: true });
 
-    step("open it, acknowledge it, and the REST API says acknowledged");
+    step("open it (its sample event shown), acknowledge it, and the REST API says acknowledged");
     await row.locator("a").click();
     await page.locator("#ack").waitFor();
     const id = decodeURIComponent(new URL(page.url()).hash.split("/")[2].split("?")[0]);
@@ -113,6 +116,7 @@ try {
     assert.equal(a.status, "acknowledged");
     assert.equal(a.note, "looking into it");
     assert.ok(String(a.acknowledged_by).startsWith("dashboard:"));
+    assert.ok((await page.locator(".samples").innerText()).includes(user), "the sample event is shown");
     await page.screenshot({ path: `${shots}/anomaly-detail-${name}.png`, fullPage: true });
 
     step("events show the redacted text with threat spans marked");

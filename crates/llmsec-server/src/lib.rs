@@ -467,6 +467,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::telemetry::router())
         .merge(api::otlp::router())
         .merge(api::anomalies::router())
+        .merge(api::samples::router())
         .merge(api::detectors::router())
         .merge(api::series::router())
         .route("/graphql", post(graphql::graphql_post))

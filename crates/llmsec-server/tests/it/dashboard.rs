@@ -353,3 +353,50 @@ async fn the_dry_run_answers_without_storing_anything() {
         .await;
     assert_eq!((s, v["error"]["field"].clone()), (StatusCode::BAD_REQUEST, json!("user_id")));
 }
+
+#[tokio::test]
+async fn an_anomalys_sample_events_are_read_back_for_its_tenant_only() {
+    let dir = temp_dir();
+    let detectors = dir.join("detectors.yaml");
+    std::fs::write(
+        &detectors,
+        "detectors:\n  - id: pi\n    type: ml\n    model: prompt-injection-v2\n    threshold: 0.5\n",
+    )
+    .unwrap();
+    let d = serve_with(|c| c.sentinel.detectors = Some(detectors.clone())).await;
+    let acme = d.key("acme", &["ingest", "read"]).await;
+    let globex = d.key("globex", &["read"]).await;
+    let event = json!({
+        "event_id": "sample-1", "timestamp": chrono::Utc::now().to_rfc3339(), "event_type": "llm.request",
+        "application_id": "chatbot", "data": {"model": "gpt-4o", "prompt": ATTACK, "latency_ms": 300.0},
+        "metadata": {"user_id": "mallory"}
+    });
+    let r = d
+        .client
+        .post(format!("{}/api/v1/telemetry/events", d.base))
+        .bearer_auth(&acme)
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let get = |key: &str, path: String| {
+        let req = d.client.get(format!("{}{path}", d.base)).bearer_auth(key);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let id = eventually(15, || async {
+        let (_, v) = get(&acme, "/api/v1/anomalies".into()).await;
+        v["anomalies"][0]["id"].as_str().map(str::to_owned)
+    })
+    .await;
+    let (s, v) = get(&acme, format!("/api/v1/anomalies/{id}/events")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["events"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["events"][0]["event_id"], "sample-1");
+    assert_eq!(v["events"][0]["metadata"]["user_id"], "mallory");
+    let (s, _) = get(&globex, format!("/api/v1/anomalies/{id}/events")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "another tenant's anomaly is not found");
+}

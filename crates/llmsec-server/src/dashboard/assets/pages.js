@@ -195,7 +195,8 @@ async function anomalies(ctx) {
 }
 
 async function anomalyDetail(ctx) {
-  const a = await api("GET", `/api/v1/anomalies/${encodeURIComponent(ctx.arg)}`);
+  const path = `/api/v1/anomalies/${encodeURIComponent(ctx.arg)}`;
+  const [a, samples] = await Promise.all([api("GET", path), api("GET", `${path}/events`)]);
   const m = a.metrics || {}, c = a.context || {};
   const kv = (pairs) => h("dl", { class: "kv" }, pairs.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v === null || v === undefined || v === "" ? "–" : v)]));
   const msg = h("p", { class: "error", role: "alert" });
@@ -230,7 +231,16 @@ async function anomalyDetail(ctx) {
         h("p", {}, a.description), actions),
       card("Metrics", kv([["Observed", fmt(m.observed)], ["Baseline", fmt(m.baseline)], ["Deviation", fmt(m.deviation)], ["Threshold", fmt(m.threshold)]])),
       card("Context", kv([["Window", `${when(c.window_start ? new Date(c.window_start).toISOString() : null)} – ${when(c.window_end ? new Date(c.window_end).toISOString() : null)}`],
-        ["Application", c.application_id], ["Sample events", (c.sample_events || []).join(", ")]])),
+        ["Application", c.application_id]])),
+      card("Sample events", samples.events.length
+        ? h("ul", { class: "samples" }, samples.events.map((e) => {
+          const d = e.data || {}, md = e.metadata || {};
+          const text = d.prompt || d.completion;
+          return h("li", {}, h("div", {}, h("strong", {}, e.event_id), ` · ${when(e.timestamp)} · ${e.event_type}`),
+            h("div", { class: "muted" }, [md.user_id && `user ${md.user_id}`, d.model, d.latency_ms !== undefined && d.latency_ms !== null && `${fmt(d.latency_ms)} ms`, d.status].filter(Boolean).join(" · ")),
+            text ? h("div", { class: "text" }, text) : null);
+        }))
+        : h("p", { class: "muted" }, (c.sample_events || []).length ? `No longer stored: ${c.sample_events.join(", ")}` : "None.")),
       card("Actions taken", (a.actions_taken || []).length
         ? h("ul", {}, a.actions_taken.map((x) => h("li", {}, `${x.type}: ${x.status}${x.message ? ` — ${x.message}` : ""}`)))
         : h("p", { class: "muted" }, "None."))));
