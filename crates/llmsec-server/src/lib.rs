@@ -1,7 +1,7 @@
 //! The llm-security service: the engine behind REST and GraphQL, with API
 //! keys and tenants, a SQLite or PostgreSQL store, signed durable webhooks
-//! and Prometheus metrics. `llmsec serve` is a thin wrapper around
-//! [`Server`].
+//! and Prometheus metrics, and the web [`dashboard`] at `/`. `llmsec serve`
+//! is a thin wrapper around [`Server`].
 //!
 //! The request path: the connection caps and idle deadlines ([`listener`]),
 //! HTTP metrics, the request timeout ([`deadline`]), the body limit,
