@@ -80,6 +80,11 @@ LLMSEC_WHEEL_PROFILE=dev scripts/python.sh
 section "gateway end to end: scripts/gateway-e2e.sh (llmsec gateway, openai client, curl -N)"
 scripts/gateway-e2e.sh
 
+# The web dashboard in a real browser: Debian's Chromium driven by
+# playwright-core against `llmsec serve`.
+section "dashboard end to end: scripts/dashboard-e2e.sh (llmsec serve, Chromium via playwright-core)"
+scripts/dashboard-e2e.sh
+
 # The committed classifier must be what `llmsec train` builds from the
 # datasets. `train --check` first compares the SHA-256 of each training file
 # with the ones recorded in the model (naming any file that changed), then

@@ -1,6 +1,7 @@
 //! The middleware that authenticates every route but health: it resolves
-//! the presented key (see [`crate::service::keys`]), applies the key's rate
-//! limit, and hands the [`Caller`] to the route.
+//! the presented key (see [`crate::service::keys`]) or, without one, the
+//! dashboard's session cookie (see [`crate::dashboard::session`]), applies
+//! the key's rate limit, and hands the [`Caller`] to the route.
 //!
 //! Failed authentications are counted per client address: once an address
 //! has spent its burst, it is answered 429 without a store lookup, except
@@ -78,9 +79,20 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         status.into_http()
     };
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let caller = match authenticate_key(&state, peer, presented_key(req.headers())).await {
-        Ok(c) => c,
-        Err(e) => return refuse(e),
+    let key = presented_key(req.headers());
+    // Without a key, the dashboard's session cookie (and, on a mutating
+    // request, its CSRF token) stands for the key it was signed in with.
+    let session = match key {
+        Some(_) => None,
+        None => crate::dashboard::session_caller(&state, req.method(), req.headers()).await,
+    };
+    let caller = match session {
+        Some(Ok(s)) => s.caller,
+        Some(Err(refusal)) => return refusal,
+        None => match authenticate_key(&state, peer, key).await {
+            Ok(c) => c,
+            Err(e) => return refuse(e),
+        },
     };
     if let Err(e) = crate::service::keys::take_token(&state.services, &caller) {
         return refuse(e);

@@ -27,6 +27,10 @@
 //! [egress]                # internal targets webhooks and actions may reach (default: none)
 //! allow = ["10.1.2.0/24", "hooks.internal.example"]
 //!
+//! [dashboard]           # sign-in sessions of the web dashboard at /
+//! idle_timeout_ms = 1800000
+//! absolute_timeout_ms = 43200000
+//!
 //! [[webhooks]]
 //! tenant = "default"
 //! url = "https://siem.example/hook"
@@ -250,6 +254,8 @@ pub struct ServerConfig {
     pub gateway: Option<GatewayConfig>,
     /// Rego policies that decide each analysis's verdict; off when absent.
     pub policy: Option<RegoPolicyConfig>,
+    /// The web dashboard's sign-in sessions.
+    pub dashboard: DashboardConfig,
 }
 
 /// The `[policy]` section: Rego policies (policy as code).
@@ -269,6 +275,24 @@ fn default_reload_secs() -> u64 {
     2
 }
 
+/// The web dashboard's sign-in sessions (`[dashboard]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardConfig {
+    /// A session unused for this long ends (default 30 minutes).
+    pub idle_timeout_ms: u64,
+    /// A session ends this long after sign-in, used or not (default 12 hours).
+    pub absolute_timeout_ms: u64,
+    /// Open sessions at most; past it, signing in ends the oldest.
+    pub max_sessions: usize,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig { idle_timeout_ms: 30 * 60 * 1000, absolute_timeout_ms: 12 * 3600 * 1000, max_sessions: 10_000 }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -285,6 +309,7 @@ impl Default for ServerConfig {
             egress: crate::egress::EgressConfig::default(),
             gateway: None,
             policy: None,
+            dashboard: DashboardConfig::default(),
         }
     }
 }
@@ -444,6 +469,15 @@ impl ServerConfig {
         }
         if self.delivery.concurrency == 0 {
             return bad("delivery.concurrency", "must be positive");
+        }
+        if self.dashboard.idle_timeout_ms == 0 {
+            return bad("dashboard.idle_timeout_ms", "must be positive");
+        }
+        if self.dashboard.absolute_timeout_ms < self.dashboard.idle_timeout_ms {
+            return bad("dashboard.absolute_timeout_ms", "must be at least dashboard.idle_timeout_ms");
+        }
+        if self.dashboard.max_sessions == 0 {
+            return bad("dashboard.max_sessions", "must be positive");
         }
         if let Some(g) = &self.gateway {
             g.validate()?;

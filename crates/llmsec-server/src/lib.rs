@@ -1,7 +1,7 @@
 //! The llm-security service: the engine behind REST and GraphQL, with API
 //! keys and tenants, a SQLite or PostgreSQL store, signed durable webhooks
-//! and Prometheus metrics. `llmsec serve` is a thin wrapper around
-//! [`Server`].
+//! and Prometheus metrics, and the web [`dashboard`] at `/`. `llmsec serve`
+//! is a thin wrapper around [`Server`].
 //!
 //! The request path: the connection caps and idle deadlines ([`listener`]),
 //! HTTP metrics, the request timeout ([`deadline`]), the body limit,
@@ -18,6 +18,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod deliver;
 pub mod egress;
 pub mod error;
@@ -195,7 +196,9 @@ impl Server {
             egress: egress.clone(),
             policy: policy.clone(),
         });
-        let state = AppState { services, http: Arc::new(HttpParts { auth_failures: RateLimiter::default(), metrics }) };
+        let sessions = dashboard::session::Sessions::new(&config.dashboard, services.keys.revocations());
+        let http = HttpParts { auth_failures: RateLimiter::default(), metrics, sessions };
+        let state = AppState { services, http: Arc::new(http) };
         // Config webhooks have a stable id per (tenant, url), so a restart
         // replaces rather than duplicates them, and pending deliveries keep
         // their subscription; ones no longer in the file are removed.
@@ -471,12 +474,14 @@ pub fn app(state: AppState) -> Router {
     let limit = state.config.limits.body_bytes;
     let authenticated = Router::new()
         .merge(api::security::router())
+        .merge(api::replay::router())
         .merge(api::events::router())
         .merge(api::admin::router())
         .merge(api::webhooks::router())
         .merge(api::telemetry::router())
         .merge(api::otlp::router())
         .merge(api::anomalies::router())
+        .merge(api::samples::router())
         .merge(api::detectors::router())
         .merge(api::series::router())
         .route("/graphql", post(graphql::graphql_post))
@@ -485,8 +490,10 @@ pub fn app(state: AppState) -> Router {
         .merge(grpc::router(state.services.clone()).with_state(()))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
     // The WebSocket route authenticates itself: browsers send the key in
-    // the first message, not in a header.
+    // the first message, not in a header (or the dashboard's cookie). The
+    // dashboard's sign-in takes the key in its body.
     let mut public = Router::new()
+        .merge(dashboard::router())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/graphql/ws", get(ws::graphql_ws));

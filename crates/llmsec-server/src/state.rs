@@ -1,5 +1,6 @@
 //! The router's state: the [`Services`] and what only the HTTP front needs
-//! (failed-authentication counts per address, the metrics renderer).
+//! (failed-authentication counts per address, the metrics renderer, the
+//! dashboard's sessions).
 //! Handlers that need only the services extract `State<Services>`
 //! ([`FromRef`]); the middleware takes the whole [`AppState`].
 
@@ -28,6 +29,8 @@ pub struct HttpParts {
     pub auth_failures: RateLimiter,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// The dashboard's sign-in sessions.
+    pub sessions: crate::dashboard::session::Sessions,
 }
 
 impl std::ops::Deref for AppState {

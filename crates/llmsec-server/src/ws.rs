@@ -45,6 +45,9 @@ pub struct Session {
     pub peer: Option<IpAddr>,
     /// The caller and key from the upgrade request's header, when it had one.
     pub from_header: Option<(Caller, String)>,
+    /// The caller and session id from the dashboard's session cookie, when
+    /// the upgrade request had no key but an open session.
+    pub from_cookie: Option<(Caller, String)>,
     /// Revocations, subscribed to before the key was checked.
     pub revocations: broadcast::Receiver<String>,
 }
@@ -54,7 +57,7 @@ impl std::fmt::Debug for Session {
         f.debug_struct("Session")
             .field("protocol", &self.protocol)
             .field("peer", &self.peer)
-            .field("caller", &self.from_header.as_ref().map(|(c, _)| c))
+            .field("caller", &self.from_header.as_ref().or(self.from_cookie.as_ref()).map(|(c, _)| c))
             .finish_non_exhaustive()
     }
 }
@@ -71,7 +74,7 @@ pub fn protocol(headers: &axum::http::HeaderMap) -> Option<WebSocketProtocols> {
 
 /// Runs one session to its end.
 pub async fn session(socket: WebSocket, s: Session) {
-    let Session { state, schema, protocol, peer, from_header, mut revocations } = s;
+    let Session { state, schema, protocol, peer, from_header, from_cookie, mut revocations } = s;
     let limits = &state.config.limits;
     let idle = Duration::from_millis(limits.idle_timeout_ms);
     let (mut sink, mut stream) = socket.split();
@@ -85,12 +88,13 @@ pub async fn session(socket: WebSocket, s: Session) {
     let Some(payload) = init_payload(&first) else {
         return close(&mut sink, 4400, "the first message must be connection_init").await;
     };
-    let authed: Result<(Caller, String), String> = match from_header {
-        Some(c) => Ok(c),
-        None => match payload_key(&payload) {
+    let authed: Result<(Caller, Credential), String> = match (from_header, from_cookie) {
+        (Some((c, key)), _) => Ok((c, Credential::Key(key))),
+        (None, Some((c, id))) => Ok((c, Credential::Session(id))),
+        (None, None) => match payload_key(&payload) {
             None => Err("missing API key".into()),
             Some(key) => match crate::auth::authenticate_key(&state, peer, Some(&key)).await {
-                Ok(c) => Ok((c, key)),
+                Ok(c) => Ok((c, Credential::Key(key))),
                 Err(ServiceError::Unauthenticated) => Err("invalid API key".into()),
                 Err(e) => Err(e.to_string()),
             },
@@ -122,9 +126,14 @@ pub async fn session(socket: WebSocket, s: Session) {
 
     let revoked = async {
         match &authed {
-            Ok((caller, key)) => until_revoked(&state, &mut revocations, &caller.key_id, key).await,
+            Ok((caller, Credential::Key(key))) => until_revoked(&state, &mut revocations, &caller.key_id, key).await,
+            Ok((_, Credential::Session(id))) => until_session_ends(&state, id).await,
             Err(_) => std::future::pending().await,
         }
+    };
+    let ended = match &authed {
+        Ok((_, Credential::Session(_))) => "dashboard session ended",
+        _ => "API key revoked",
     };
     let mut revoked = std::pin::pin!(revoked);
     let mut ping = tokio::time::interval(idle / 2);
@@ -137,7 +146,7 @@ pub async fn session(socket: WebSocket, s: Session) {
                     return;
                 }
             }
-            () = &mut revoked => return close(&mut sink, 4403, "API key revoked").await,
+            () = &mut revoked => return close(&mut sink, 4403, ended).await,
             _ = ping.tick() => {
                 if heard.lock().unwrap_or_else(|p| p.into_inner()).elapsed() >= idle {
                     return close(&mut sink, 1001, "idle").await;
@@ -184,6 +193,29 @@ fn payload_key(payload: &serde_json::Value) -> Option<String> {
         return Some(v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).unwrap_or(v).trim().to_owned());
     }
     get("apiKey").or_else(|| get("x-api-key")).map(|v| v.trim().to_owned())
+}
+
+/// What a session authenticated with.
+enum Credential {
+    /// An API key.
+    Key(String),
+    /// A dashboard session (its cookie value).
+    Session(String),
+}
+
+/// How often a WebSocket opened with a dashboard session checks that the
+/// session is still open (signed out, expired, or its key revoked).
+const SESSION_CHECK: Duration = Duration::from_secs(1);
+
+/// Completes when the dashboard session `id` has ended.
+async fn until_session_ends(state: &AppState, id: &str) {
+    let mut tick = tokio::time::interval(SESSION_CHECK);
+    loop {
+        tick.tick().await;
+        if !crate::dashboard::session_alive(state, id).await {
+            return;
+        }
+    }
 }
 
 /// Completes when `key` (of the key id `key_id`) no longer authenticates:
@@ -234,7 +266,8 @@ fn to_axum(msg: WsMessage) -> Message {
 /// The key comes in the upgrade request's `Authorization` / `X-API-Key`
 /// header (checked before upgrading: a bad one is a 401), or, for browsers,
 /// which cannot set headers on a WebSocket, in the `connection_init`
-/// payload as `{"Authorization": "Bearer lsk_…"}` or `{"apiKey": "lsk_…"}`.
+/// payload as `{"Authorization": "Bearer lsk_…"}` or `{"apiKey": "lsk_…"}`,
+/// or, from the dashboard's own pages, with its session cookie.
 /// Frames and messages are capped at `limits.ws_max_message_bytes`; the
 /// session itself is [`session`].
 pub async fn graphql_ws(
@@ -251,6 +284,17 @@ pub async fn graphql_ws(
     let peer = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
     // Before the key is checked, so that a revocation in between is seen.
     let revocations = state.keys.revocations();
+    let from_cookie = match crate::auth::presented_key(&headers) {
+        Some(_) => None,
+        // Browsers send cookies on a WebSocket upgrade from any page: only
+        // one of this server's own pages may use the session.
+        None if !crate::dashboard::same_origin(&headers) => None,
+        None => match crate::dashboard::session_caller(&state, &axum::http::Method::GET, &headers).await {
+            Some(Ok(s)) => Some((s.caller, s.id)),
+            // An ended session: the key may still come in connection_init.
+            Some(Err(_)) | None => None,
+        },
+    };
     let from_header = match crate::auth::presented_key(&headers) {
         Some(k) => match crate::auth::authenticate_key(&state, peer, Some(k)).await {
             Ok(c) => Some((c, k.to_owned())),
@@ -259,7 +303,7 @@ pub async fn graphql_ws(
         None => None,
     };
     let max = state.config.limits.ws_max_message_bytes;
-    let session = Session { state, schema, protocol, peer, from_header, revocations };
+    let session = Session { state, schema, protocol, peer, from_header, from_cookie, revocations };
     ws.max_message_size(max)
         .max_frame_size(max)
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)

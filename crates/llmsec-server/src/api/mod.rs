@@ -5,6 +5,8 @@ pub mod anomalies;
 pub mod detectors;
 pub mod events;
 pub mod otlp;
+pub mod replay;
+pub mod samples;
 pub mod security;
 pub mod series;
 pub mod telemetry;

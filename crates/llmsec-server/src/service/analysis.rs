@@ -169,6 +169,46 @@ pub async fn analyze(
     answers.pop().ok_or_else(|| ServiceError::Internal("a committed analysis has no answer".into()))
 }
 
+/// A dry run's answer: what [`analyze`] would answer, with nothing stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRunResponse {
+    /// True when the policy lets the text through unchanged.
+    pub is_secure: bool,
+    /// Every threat found, with spans into the submitted text.
+    pub threats: Vec<Threat>,
+    /// How likely the text is an attack or a leak, in `[0, 1]`.
+    pub confidence: f64,
+    /// Engine time in microseconds.
+    pub analysis_time_us: u64,
+    /// `allow`, `sanitize` or `block`.
+    pub verdict: llm_security::Verdict,
+    /// The text to pass on when the verdict is `sanitize`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sanitized: Option<String>,
+}
+
+/// Runs the current engine and policy on one prompt and answers, storing
+/// nothing: no event, no webhook delivery, no subscriber notice, no
+/// analysis metrics, and no Sentinel enforcement (a replay of a stored
+/// prompt is a test of the policy, not traffic from its user). The ids are
+/// still checked, as for [`analyze`].
+pub async fn dry_run(
+    svc: &Services,
+    caller: &Caller,
+    req: AnalyzeRequest,
+    deadline: &Deadline,
+) -> Result<DryRunResponse, ServiceError> {
+    let (_, a) = evaluate(svc, caller, Job::Input(req), "input".into(), deadline, Enforce::Done).await?;
+    Ok(DryRunResponse {
+        is_secure: a.is_secure(),
+        threats: a.threats().to_vec(),
+        confidence: a.confidence(),
+        analysis_time_us: a.analysis_time().as_micros() as u64,
+        verdict: a.verdict(),
+        sanitized: a.sanitized().map(str::to_owned),
+    })
+}
+
 /// Who the texts of one request are about: the ids Sentinel's
 /// enforcements target.
 #[derive(Debug, Clone, Default)]

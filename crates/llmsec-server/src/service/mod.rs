@@ -19,6 +19,7 @@ pub mod deadline;
 mod error;
 pub mod events;
 pub mod keys;
+pub mod samples;
 pub mod series;
 pub mod telemetry;
 pub mod tenants;

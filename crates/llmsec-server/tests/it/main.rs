@@ -7,6 +7,7 @@
 mod auth;
 mod commit_order;
 mod common;
+mod dashboard;
 mod egress;
 mod graphql;
 mod grpc;
