@@ -93,11 +93,16 @@ struct Target {
     key: String,
 }
 
+/// The bench server's data directory (its SQLite files grow by hundreds
+/// of megabytes in a run), removed before the process exits.
+static DATA_DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
 async fn start_gateway(mock_url: &str) -> (Target, Server) {
     let cfg = format!("[gateway]\n[[gateway.upstreams]]\nname = \"mock\"\nbase_url = \"{mock_url}\"\n");
     let c: ServerConfig = toml::from_str(&cfg).unwrap();
     let gateway: GatewayConfig = c.gateway.unwrap();
     let dir = std::env::temp_dir().join(format!("llmsec-gateway-bench-{}", uuid::Uuid::new_v4()));
+    let _ = DATA_DIR.set(dir.clone());
     let config = ServerConfig { data_dir: dir, gateway: Some(gateway.clone()), ..ServerConfig::default() };
     let server = Server::start(config, Some(ADMIN.into())).await.unwrap();
     let routes = llmsec_gateway::router_with_env(server.state().clone(), gateway, &|_| None).unwrap();
@@ -219,6 +224,9 @@ fn main() {
     let a = args();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(run(a));
+    if let Some(dir) = DATA_DIR.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     // The server's background tasks and the mock's slow streams would keep
     // the runtime's shutdown waiting: the figures are out, end here.
     std::process::exit(0);

@@ -281,7 +281,14 @@ mod tests {
     use llmsec_store::Scope;
 
     fn caller(key: &str) -> Caller {
-        Caller { key_id: key.into(), tenant: "acme".into(), scopes: vec![Scope::Read], rate_per_sec: None }
+        Caller {
+            key_id: key.into(),
+            tenant: "acme".into(),
+            scopes: vec![Scope::Read],
+            rate_per_sec: None,
+            models: None,
+            budgets: Vec::new(),
+        }
     }
 
     fn sessions(idle_ms: u64, absolute_ms: u64, max: usize) -> (Sessions, broadcast::Sender<String>) {
