@@ -483,11 +483,6 @@ def test_keys_without_the_proxy_scope_or_unknown_keys_are_refused(gateway: Gatew
     assert gateway.mock.seen.calls == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="docs/GATEWAY.md promises code invalid_api_key for an unknown key; the server's authentication "
-    "layer answers before the gateway with code unauthorized",
-)
 def test_an_unknown_key_gets_the_documented_code(gateway: Gateway) -> None:
     with pytest.raises(openai.AuthenticationError) as unknown:
         gateway.client("lsk_not_a_real_key_0000000000000000").chat.completions.create(

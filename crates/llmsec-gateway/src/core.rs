@@ -117,7 +117,12 @@ async fn shape_errors(req: Request, next: Next) -> Response {
     };
     let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     let e = &v["error"];
-    let code = e["code"].as_str().unwrap_or("error");
+    // The server's authentication layer answers `unauthorized`; OpenAI's
+    // clients know a bad key as `invalid_api_key`.
+    let code = match e["code"].as_str().unwrap_or("error") {
+        "unauthorized" => "invalid_api_key",
+        c => c,
+    };
     let message = e["message"].as_str().map_or_else(|| String::from_utf8_lossy(&bytes).into_owned(), str::to_owned);
     let mut err = OpenAiError::new(status, code, message);
     err.param = e["field"].as_str().or(e["param"].as_str()).map(str::to_owned);

@@ -228,6 +228,7 @@ async fn keys_need_the_proxy_scope_and_refusals_have_openai_shape() {
     let r = gw.post_with("/v1/chat/completions", "lsk_000000000000_nope", &chat("Hello"), &[]).await;
     assert_eq!(r.status, 401, "{}", r.text);
     assert_eq!(r.body["error"]["type"], "authentication_error");
+    assert_eq!(r.body["error"]["code"], "invalid_api_key", "the code docs/GATEWAY.md promises");
     assert!(r.body["error"]["message"].is_string());
     let r = gw.post("/v1/chat/completions", &json!({"messages": []})).await;
     assert_eq!((r.status, r.body["error"]["param"].as_str()), (400, Some("model")), "{}", r.text);
