@@ -38,6 +38,8 @@
 
 #![deny(missing_docs)]
 
+pub mod init;
+
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};

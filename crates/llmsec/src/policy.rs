@@ -23,6 +23,23 @@ pub enum PolicyCommand {
     ///
     /// Exit status: 0 the decision is allow, 1 sanitize or block, 2 error.
     Eval(EvalArgs),
+    /// Write a starter policy from a code base: the models it uses and the
+    /// tools it defines become the allow-lists.
+    Init(InitArgs),
+}
+
+/// `llmsec policy init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The code base (Python, TypeScript/JavaScript and Rust sources).
+    #[arg(long = "from", value_name = "DIR")]
+    pub from: PathBuf,
+    /// Write the policy here (default: standard output).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `llmsec policy test`.
@@ -64,7 +81,37 @@ pub fn run(cmd: &PolicyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PolicyCommand::Test(args) => test(args),
         PolicyCommand::Eval(args) => eval(args),
+        PolicyCommand::Init(args) => init(args),
     }
+}
+
+fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
+    if !args.from.is_dir() {
+        anyhow::bail!("--from {}: not a directory", args.from.display());
+    }
+    let inventory = llmsec_policy::init::Inventory::scan(&args.from)
+        .with_context(|| format!("cannot read {}", args.from.display()))?;
+    let rego = inventory.to_rego(&args.from.display().to_string());
+    // What is written must load: a starter that does not compile is a bug here.
+    RegoPolicy::from_sources([("starter.rego".to_owned(), rego.clone())])?;
+    match &args.out {
+        Some(path) => {
+            if path.exists() && !args.force {
+                anyhow::bail!("{} exists: pass --force to replace it", path.display());
+            }
+            std::fs::write(path, &rego).with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!(
+                "llmsec: wrote {} ({} source files; {} models, {} tools, {} SDKs found)",
+                path.display(),
+                inventory.files,
+                inventory.models.len(),
+                inventory.tools.len(),
+                inventory.sdks.len()
+            );
+        }
+        None => common::ignore_broken_pipe(std::io::stdout().write_all(rego.as_bytes()))?,
+    }
+    Ok(ExitCode::from(EXIT_CLEAN))
 }
 
 fn test(args: &TestArgs) -> anyhow::Result<ExitCode> {

@@ -918,3 +918,29 @@ fn policy_test_and_eval_exit_codes() {
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("bad.rego"), "{}", stderr(&out));
 }
+
+#[test]
+fn policy_init_writes_a_starter_policy_that_loads_and_gates_models_and_tools() {
+    let dir = temp_dir("policy-init");
+    std::fs::create_dir_all(dir.join("src/node_modules/x")).expect("dirs");
+    write(
+        &dir.join("src/app.py"),
+        "from openai import OpenAI\nTOOLS = [{\"type\": \"function\", \"function\": {\"name\": \"get_weather\"}}]\nclient.chat.completions.create(model=\"gpt-4o-mini\", tools=TOOLS)\n",
+    );
+    // Vendored code is not the application's.
+    write(&dir.join("src/node_modules/x/index.js"), "const m = 'gpt-3.5-turbo';\n");
+    let out = llmsec_in(&dir, &["policy", "init", "--from", "src", "-o", "starter.rego"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let rego = std::fs::read_to_string(dir.join("starter.rego")).expect("written");
+    assert!(rego.contains("\"gpt-4o-mini\", # app.py:3") && rego.contains("\"get_weather\""), "{rego}");
+    assert!(!rego.contains("gpt-3.5-turbo"), "{rego}");
+    let input =
+        |model: &str| format!("{{\"analysis\": {{\"verdict\": \"allow\"}}, \"request\": {{\"model\": \"{model}\"}}}}");
+    write(&dir.join("ok.json"), input("gpt-4o-mini"));
+    write(&dir.join("other.json"), input("gpt-5"));
+    assert_eq!(code(&llmsec_in(&dir, &["policy", "eval", "--policy", "starter.rego", "--input", "ok.json"])), 0);
+    assert_eq!(code(&llmsec_in(&dir, &["policy", "eval", "--policy", "starter.rego", "--input", "other.json"])), 1);
+    let again = llmsec_in(&dir, &["policy", "init", "--from", "src", "-o", "starter.rego"]);
+    assert_eq!(code(&again), 2);
+    assert!(stderr(&again).contains("--force"), "{}", stderr(&again));
+}
