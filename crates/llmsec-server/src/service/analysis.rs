@@ -185,6 +185,9 @@ pub struct DryRunResponse {
     /// The text to pass on when the verdict is `sanitize`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sanitized: Option<String>,
+    /// The Rego policy's reasons and obligations, when `[policy]` decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyOutcome>,
 }
 
 /// Runs the current engine and policy on one prompt and answers, storing
@@ -198,14 +201,16 @@ pub async fn dry_run(
     req: AnalyzeRequest,
     deadline: &Deadline,
 ) -> Result<DryRunResponse, ServiceError> {
-    let (_, a) = evaluate(svc, caller, Job::Input(req), "input".into(), deadline, Enforce::Done).await?;
+    let (job, a) = evaluate(svc, caller, Job::Input(req), "input".into(), deadline, Enforce::Done).await?;
+    let decided = decide(svc, caller, &job, &a, "analyze")?;
     Ok(DryRunResponse {
-        is_secure: a.is_secure(),
+        is_secure: decided.verdict == llm_security::Verdict::Allow,
         threats: a.threats().to_vec(),
         confidence: a.confidence(),
         analysis_time_us: a.analysis_time().as_micros() as u64,
-        verdict: a.verdict(),
-        sanitized: a.sanitized().map(str::to_owned),
+        verdict: decided.verdict,
+        sanitized: decided.sanitized,
+        policy: decided.decision.map(|d| PolicyOutcome { reasons: d.reasons, obligations: d.obligations }),
     })
 }
 
@@ -347,20 +352,28 @@ struct Finished {
     answer: SecurityResponse,
 }
 
-/// Builds the event and its deliveries.
-fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Result<Finished, ServiceError> {
-    let endpoint = match job {
-        Job::Input(_) => "analyze",
-        Job::Output(_) => "validate",
-    };
-    crate::metrics::record_analysis(endpoint, analysis);
+/// The verdict after the Rego policy (when `[policy]` is set), the text to
+/// pass on under `sanitize`, and the policy's decision.
+struct Decided {
+    verdict: llm_security::Verdict,
+    sanitized: Option<String>,
+    decision: Option<llmsec_policy::Decision>,
+}
+
+fn decide(
+    svc: &Services,
+    caller: &Caller,
+    job: &Job,
+    analysis: &Analysis,
+    route: &str,
+) -> Result<Decided, ServiceError> {
     let decision = svc.policy.as_ref().map(|p| {
         let (user, _, application) = job.ids();
         let request = llmsec_policy::RequestContext {
             tenant: Some(caller.tenant.clone()),
             user: user.map(str::to_owned),
             application: application.map(str::to_owned),
-            route: Some(endpoint.to_owned()),
+            route: Some(route.to_owned()),
             ..Default::default()
         };
         p.decide(analysis, &request)
@@ -383,6 +396,18 @@ fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Re
         }
         _ => None,
     };
+    Ok(Decided { verdict, sanitized, decision })
+}
+
+/// Builds the event and its deliveries.
+fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Result<Finished, ServiceError> {
+    let endpoint = match job {
+        Job::Input(_) => "analyze",
+        Job::Output(_) => "validate",
+    };
+    crate::metrics::record_analysis(endpoint, analysis);
+    let decided = decide(svc, caller, job, analysis, endpoint)?;
+    let (verdict, sanitized, decision) = (decided.verdict, decided.sanitized, decided.decision);
 
     let text = job.text();
     let stored_input = match svc.config.storage.input {
@@ -413,7 +438,7 @@ fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Re
         .then(|| super::ThreatNotice { event: event.clone(), threats: analysis.threats().to_vec() });
     let t = analysis.analysis_time();
     let answer = SecurityResponse {
-        is_secure: if decision.is_some() { verdict == llm_security::Verdict::Allow } else { analysis.is_secure() },
+        is_secure: verdict == llm_security::Verdict::Allow,
         threats: analysis.threats().to_vec(),
         confidence: analysis.confidence(),
         analysis_time: t.as_millis() as u64,

@@ -72,6 +72,13 @@ async fn the_policy_decides_with_the_request_context_and_reloads() {
     let events = http.get("/api/security/events", &eu).await;
     assert_eq!(events.body["events"][0]["verdict"], "sanitize", "{}", events.text);
 
+    // The replay's dry run follows the policy too, and stores nothing.
+    let dry =
+        http.post("/api/security/analyze/dry-run", ADMIN, json!({"input": text, "application_id": "kids-tutor"})).await;
+    assert_eq!(dry.status, StatusCode::OK, "{}", dry.text);
+    assert_eq!(dry.body["verdict"], "block", "{}", dry.text);
+    assert_eq!(dry.body["policy"]["reasons"], json!(["strict application kids-tutor"]));
+
     // A change that does not compile leaves the policy in force…
     std::fs::write(dir.join("llmsec.rego"), "package llmsec\ndecision := {\n").unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
