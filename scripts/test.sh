@@ -32,7 +32,7 @@ rustc --version
 section "format: cargo fmt --all -- --check"
 cargo fmt --all -- --check
 # The fuzz crates are outside the workspace; check their sources directly.
-rustfmt --edition 2024 --check crates/llm-security/fuzz/src/*.rs crates/llm-security/fuzz/fuzz_targets/*.rs crates/llm-sentinel/fuzz/fuzz_targets/*.rs
+rustfmt --edition 2024 --check crates/llm-security/fuzz/src/*.rs crates/llm-security/fuzz/fuzz_targets/*.rs crates/llm-sentinel/fuzz/fuzz_targets/*.rs crates/llmsec-lint/fuzz/fuzz_targets/*.rs
 
 section "lint: cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings

@@ -207,6 +207,19 @@ pub struct ParseError {
 
 /// Reads a file's text as templates (a YAML file may hold several).
 pub fn parse(text: &str, format: Format) -> Result<Vec<Template>, ParseError> {
+    parse_any(text, format).map_err(|mut e| {
+        // Parsers report an error at the end of input one line past the
+        // last (YAML's `{` at end of file): keep positions in the file.
+        let lines = text.split('\n').count().max(1);
+        if e.position.line > lines {
+            e.position =
+                Position { line: lines, column: text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1 };
+        }
+        e
+    })
+}
+
+fn parse_any(text: &str, format: Format) -> Result<Vec<Template>, ParseError> {
     match format {
         Format::Text => Ok(vec![parse_text(text)]),
         Format::Json => {
@@ -580,6 +593,13 @@ mod tests {
         assert!(e.message.contains("messages[0].role"), "{}", e.message);
         let e = parse("{\"a\": 1}", Format::Json).expect_err("shape");
         assert!(e.message.contains("not a prompt config"), "{}", e.message);
+    }
+
+    #[test]
+    fn an_error_at_the_end_of_input_is_on_the_last_line() {
+        // Found by the fuzz target: YAML reported `{` at end of file on line 2.
+        let e = parse("{", Format::Yaml).expect_err("unclosed");
+        assert_eq!(e.position.line, 1, "{e:?}");
     }
 
     #[test]
