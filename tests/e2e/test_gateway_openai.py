@@ -329,7 +329,10 @@ connect_timeout_ms = 2000
 def ask(gw: Gateway, text: str, **kwargs: Any) -> Any:
     return gw.client().chat.completions.create(
         model=MODEL,
-        messages=[{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": text}],
+        messages=[
+            {"role": "system", "content": "You answer travellers' questions about trains in two sentences."},
+            {"role": "user", "content": text},
+        ],
         **kwargs,
     )
 

@@ -235,8 +235,8 @@ fn bar(r: &Rate) -> String {
 /// bars, and the successful attacks. No scripts, no external resources.
 pub fn html(s: &Summary, results: &[TrialResult]) -> String {
     let mut out = String::from(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>llmsec redteam report</title><style>\
+        "<!doctype html>\n<html lang=\"en\"><head><title>llmsec redteam report</title>\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta charset=\"utf-8\"><style>\
          body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#222;max-width:70rem}\
          table{border-collapse:collapse;margin:.5rem 0 1.5rem}th,td{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}\
          td.n{text-align:right;font-variant-numeric:tabular-nums}.few{color:#a15c00}code,pre{font:12px ui-monospace,monospace}\
