@@ -242,11 +242,7 @@ impl RegoPolicy {
     /// Reads `.rego` files: each path a file, or a directory searched
     /// recursively.
     pub fn from_paths(paths: &[PathBuf]) -> Result<RegoPolicy, PolicyError> {
-        let mut files = Vec::new();
-        for p in paths {
-            collect(p, &mut files)?;
-        }
-        files.sort();
+        let files = rego_files(paths)?;
         if files.is_empty() {
             let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
             return Err(PolicyError::Empty(names.join(", ")));
@@ -335,6 +331,17 @@ pub struct TestOutcome {
     pub rule: String,
     /// Pass, or why it failed.
     pub result: Result<(), String>,
+}
+
+/// The policy files `paths` name, sorted: each path a file, or a directory
+/// searched recursively for `.rego` files.
+pub fn rego_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, PolicyError> {
+    let mut files = Vec::new();
+    for p in paths {
+        collect(p, &mut files)?;
+    }
+    files.sort();
+    Ok(files)
 }
 
 fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), PolicyError> {

@@ -75,20 +75,23 @@ fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
+/// An interval as `[lo%, hi%]`.
+fn interval((lo, hi): (f64, f64)) -> String {
+    format!("[{}, {}]", pct(lo), pct(hi))
+}
+
 /// A table per grouping for people.
 pub fn human(s: &Summary) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "target: {}", s.target);
     let _ = writeln!(
         out,
-        "attack success rate: {} ({} of {}), Wilson 95% [{}, {}], bootstrap 95% [{}, {}]{}",
+        "attack success rate: {} ({} of {}), Wilson 95% {}, bootstrap 95% {}{}",
         pct(s.overall.rate),
         s.overall.successes,
         s.overall.trials,
-        pct(s.overall.wilson.0),
-        pct(s.overall.wilson.1),
-        pct(s.overall.bootstrap.0),
-        pct(s.overall.bootstrap.1),
+        interval(s.overall.wilson),
+        interval(s.overall.bootstrap),
         if s.errors > 0 { format!("; {} trials failed at the target", s.errors) } else { String::new() }
     );
     if let Some(c) = s.corrected {
@@ -108,8 +111,8 @@ pub fn human(s: &Summary) -> String {
                 r.trials,
                 r.successes,
                 pct(r.rate),
-                format!("[{}, {}]", pct(r.wilson.0), pct(r.wilson.1)),
-                format!("[{}, {}]", pct(r.bootstrap.0), pct(r.bootstrap.1)),
+                interval(r.wilson),
+                interval(r.bootstrap),
                 if r.few_trials { "  (< 30 trials)" } else { "" }
             );
         }
@@ -245,14 +248,12 @@ pub fn html(s: &Summary, results: &[TrialResult]) -> String {
     let _ = writeln!(out, "<h1>Red-team report</h1>\n<p>Target: <code>{}</code></p>", html_escape(&s.target));
     let _ = writeln!(
         out,
-        "<p><strong>Attack success rate: {}</strong> ({} of {} judged trials), Wilson 95% [{}, {}], bootstrap 95% [{}, {}]. {} trials failed at the target.{}</p>",
+        "<p><strong>Attack success rate: {}</strong> ({} of {} judged trials), Wilson 95% {}, bootstrap 95% {}. {} trials failed at the target.{}</p>",
         pct(s.overall.rate),
         s.overall.successes,
         s.overall.trials,
-        pct(s.overall.wilson.0),
-        pct(s.overall.wilson.1),
-        pct(s.overall.bootstrap.0),
-        pct(s.overall.bootstrap.1),
+        interval(s.overall.wilson),
+        interval(s.overall.bootstrap),
         s.errors,
         s.corrected.map_or(String::new(), |c| format!(" Corrected for the judge's error rates: {}.", pct(c)))
     );
@@ -266,16 +267,14 @@ pub fn html(s: &Summary, results: &[TrialResult]) -> String {
         for (k, r) in rates {
             let _ = writeln!(
                 out,
-                "<tr{}><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>[{}, {}]</td><td>[{}, {}]</td><td>{}{}</td></tr>",
+                "<tr{}><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
                 if r.few_trials { " class=\"few\"" } else { "" },
                 html_escape(k),
                 r.trials,
                 r.successes,
                 pct(r.rate),
-                pct(r.wilson.0),
-                pct(r.wilson.1),
-                pct(r.bootstrap.0),
-                pct(r.bootstrap.1),
+                interval(r.wilson),
+                interval(r.bootstrap),
                 bar(r),
                 if r.few_trials { " fewer than 30 trials" } else { "" }
             );

@@ -91,13 +91,11 @@ impl PolicyHandle {
     }
 }
 
+/// Each policy file's path, length and modification time; a path that
+/// cannot be read leaves the stamp empty, so it changes when it can again.
 fn stamp(paths: &[PathBuf]) -> Stamp {
-    let mut files = Vec::new();
-    for p in paths {
-        walk(p, &mut files);
-    }
-    files.sort();
-    files
+    llmsec_policy::rego_files(paths)
+        .unwrap_or_default()
         .into_iter()
         .map(|f| {
             let meta = std::fs::metadata(&f).ok();
@@ -106,22 +104,6 @@ fn stamp(paths: &[PathBuf]) -> Stamp {
             (f, len, modified)
         })
         .collect()
-}
-
-fn walk(path: &std::path::Path, out: &mut Vec<PathBuf>) {
-    if path.is_file() {
-        out.push(path.to_owned());
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(path) else { return };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            walk(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rego") {
-            out.push(p);
-        }
-    }
 }
 
 /// Checks the files every `every` until `stop`.
