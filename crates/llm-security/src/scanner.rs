@@ -89,7 +89,7 @@ impl<'a> ScanContext<'a> {
     pub fn lowercase(&self, view: &View<'a>) -> Cow<'a, str> {
         match view.encoding {
             None => Cow::Borrowed(self.normalized.lowercase()),
-            Some(_) => Cow::Owned(view.text.to_ascii_lowercase()),
+            Some(_) => Cow::Owned(crate::normalize::fold_case(view.text)),
         }
     }
 }

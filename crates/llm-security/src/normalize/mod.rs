@@ -321,7 +321,7 @@ impl<'a> Normalized<'a> {
     /// The primary text with ASCII letters lowercased, byte for byte (keyword
     /// gates match on it without case folding).
     pub fn lowercase(&self) -> &str {
-        self.lower.get_or_init(|| self.text.to_ascii_lowercase())
+        self.lower.get_or_init(|| fold_case(&self.text))
     }
 
     /// Decoded segments and re-readings.
@@ -366,6 +366,31 @@ pub(crate) fn normalize_chars(s: String, opts: &NormalizeOptions) -> String {
     let mut p = Pass::new(&s, opts);
     p.run();
     p.out
+}
+
+/// The text lowercased without moving a byte: ASCII letters, and every
+/// other letter whose lowercase form is one character of the same UTF-8
+/// length (Cyrillic, Greek, Armenian, accented Latin), so offsets into the
+/// result are offsets into `text`. Random capitalisation (`ИгНоРиРуЙ`)
+/// then reads as the lexicons' lowercase entries. The few letters whose
+/// lowercase differs in length (`İ`, `ẞ`) stay as they are.
+pub fn fold_case(text: &str) -> String {
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+            continue;
+        }
+        let mut lower = c.to_lowercase();
+        match (lower.next(), lower.next()) {
+            (Some(l), None) if l.len_utf8() == c.len_utf8() => out.push(l),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// Widens `[start, end)` to character boundaries of `text` (and clamps it).
@@ -670,22 +695,41 @@ impl<'a, 'o> Pass<'a, 'o> {
 
     /// A run of tag characters: decoded in place, flagged unless it is an
     /// emoji flag's subdivision tag (🏴 + tags + CANCEL TAG).
+    ///
+    /// Tag characters only encode ASCII, so a smuggler who wants a
+    /// look-alike letter, a zero-width character or a currency sign in the
+    /// hidden text has to leave it visible between two tag runs
+    /// (`ignor` + Cyrillic `е` + ` all`). Up to [`TAG_GAP`] such characters
+    /// between tag characters are read as part of the hidden text (a
+    /// look-alike as its Latin letter), so the hidden words stay whole.
     fn tag_run(&mut self, start: usize) -> usize {
         let src = self.src;
-        let mut end = start;
-        let mut decoded = String::new();
-        for c in src[start..].chars() {
-            if invisible(c) != Some(Invisible::Tag) {
-                break;
+        // (source span, what it reads as) for every character of the run.
+        let mut pieces: Vec<(Span, Option<char>)> = Vec::new();
+        let mut at = start;
+        while let Some(c) = src[at..].chars().next() {
+            if invisible(c) == Some(Invisible::Tag) {
+                let v = c as u32 - 0xE0000;
+                // Printable ASCII as itself; tag tab, line feed and carriage
+                // return as a space, so the hidden lines do not run together.
+                let b = match v {
+                    0x20..0x7f => Some(char::from(v as u8)),
+                    0x09 | 0x0A | 0x0D => Some(' '),
+                    _ => None,
+                };
+                pieces.push((Span::new(at, at + c.len_utf8()), b));
+                at += c.len_utf8();
+                continue;
             }
-            let v = c as u32 - 0xE0000;
-            if (0x20..0x7f).contains(&v) {
-                decoded.push(char::from(v as u8));
-            } else if matches!(v, 0x09 | 0x0A | 0x0D) {
-                decoded.push(' ');
+            let after_letter = pieces.last().and_then(|&(_, c)| c).is_some_and(|c| c.is_ascii_alphanumeric());
+            let Some(gap_end) = tag_gap_end(src, at, after_letter) else { break };
+            for (i, g) in src[at..gap_end].char_indices() {
+                pieces.push((Span::new(at + i, at + i + g.len_utf8()), gap_letter(g)));
             }
-            end += c.len_utf8();
+            at = gap_end;
         }
+        let end = at;
+        let decoded: String = pieces.iter().filter_map(|&(_, c)| c).collect();
         let is_flag = src[..start].ends_with('\u{1F3F4}')
             && src[..end].ends_with('\u{E007F}')
             && (2..=7).contains(&decoded.len())
@@ -695,26 +739,24 @@ impl<'a, 'o> Pass<'a, 'o> {
         }
         let span = Span::new(start, end);
         self.finding(FindingKind::TagSmuggling, span);
-        // Surround the hidden text with spaces so it reads as its own words,
-        // each decoded byte mapped to its own tag character.
-        self.emit_str(" ", Span::new(start, start));
-        let mut at = start;
-        for c in src[start..end].chars() {
-            let v = c as u32 - 0xE0000;
-            // Printable ASCII as itself; tag tab, line feed and carriage
-            // return as a space, so the hidden lines do not run together.
-            let b = match v {
-                0x20..0x7f => Some(v as u8),
-                0x09 | 0x0A | 0x0D => Some(b' '),
-                _ => None,
-            };
-            if let Some(b) = b {
-                self.out.push(char::from(b));
-                self.map.push_mapped(Span::new(at, at + c.len_utf8()), 1);
-            }
-            at += c.len_utf8();
+        // A space between the hidden text and a visible word it touches, so
+        // each reads as its own words (`Hello` + hidden `ignore`); hidden
+        // spaces and punctuation between visible words need none.
+        let word_at = |s: &str, first: bool| {
+            let c = if first { s.chars().next() } else { s.chars().next_back() };
+            c.is_some_and(char::is_alphanumeric)
+        };
+        if word_at(&decoded, true) && word_at(&src[..start], false) {
+            self.emit_str(" ", Span::new(start, start));
         }
-        self.emit_str(" ", Span::new(end, end));
+        for (span, c) in pieces {
+            if let Some(c) = c {
+                self.emit_str(c.encode_utf8(&mut [0u8; 4]), span);
+            }
+        }
+        if word_at(&decoded, false) && word_at(&src[end..], true) {
+            self.emit_str(" ", Span::new(end, end));
+        }
         if !self.hidden.is_empty() {
             self.hidden.push(' ');
         }
@@ -951,6 +993,59 @@ fn in_spelled_word(b: &[u8], start: usize, end: usize) -> bool {
         |i: usize| b.get(i).is_some_and(u8::is_ascii_alphabetic) && !alnum(i.wrapping_sub(1)) && !alnum(i + 1);
     let sep = |i: usize| b.get(i).is_some_and(|&s| s == b' ' || decode::is_letter_sep(s));
     (start >= 2 && sep(start - 1) && lone_letter(start - 2)) || (sep(end) && lone_letter(end + 1))
+}
+
+/// The most visible characters read as part of hidden tag text when they
+/// sit between two tag characters (see `tag_run`).
+const TAG_GAP: usize = 3;
+
+/// Where a short gap inside a tag run ends (at the next tag character), or
+/// `None` when the text at `at` is not such a gap: more than [`TAG_GAP`]
+/// characters, whitespace, ASCII, or no tag character after it. The gap
+/// must touch a hidden letter or digit (`after_letter`: the hidden text
+/// before it ends with one; else the tag character after it must be one),
+/// so a short visible word between hidden spaces (Cyrillic `Не`) stays
+/// what it is.
+fn tag_gap_end(src: &str, at: usize, after_letter: bool) -> Option<usize> {
+    for (n, (i, c)) in src[at..].char_indices().enumerate() {
+        if invisible(c) == Some(Invisible::Tag) {
+            let next_letter = char::from_u32(c as u32 - 0xE0000).is_some_and(|a| a.is_ascii_alphanumeric());
+            return (n > 0 && (after_letter || next_letter)).then_some(at + i);
+        }
+        if n == TAG_GAP || c.is_whitespace() || c.is_ascii() {
+            return None;
+        }
+    }
+    None
+}
+
+/// What a visible character inside hidden tag text reads as: a look-alike
+/// letter as its Latin letter, a currency sign as the letter it stands
+/// for, an invisible character as nothing. Tag text is ASCII by
+/// construction, so anything else in it is a disguise.
+fn gap_letter(c: char) -> Option<char> {
+    if invisible(c).is_some() {
+        return None;
+    }
+    match c {
+        '€' => return Some('e'),
+        '¢' => return Some('c'),
+        '§' => return Some('s'),
+        '¥' => return Some('y'),
+        _ => {}
+    }
+    if let Some(b) = strip_diacritics(c) {
+        return Some(b);
+    }
+    // Styled letters (`ⓑ`, `𝕖`, superscript `ᵁ`) are ASCII after NFKC.
+    let mut buf = [0u8; 4];
+    let mut nf = c.encode_utf8(&mut buf).nfkc();
+    if let (Some(a), None) = (nf.next(), nf.next())
+        && a.is_ascii_alphanumeric()
+    {
+        return Some(a);
+    }
+    Some(ascii_skeleton(c).unwrap_or(c))
 }
 
 fn word_end(src: &str, start: usize) -> usize {

@@ -31,13 +31,24 @@ static VOCABULARY: LazyLock<Vocabulary> = LazyLock::new(|| {
         WORDS_TXT.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
     words.sort_unstable();
     words.dedup();
+    // The segmenter also knows the words of the intent grammar's lexicons
+    // (Latin-script languages, diacritics stripped as the normalizer
+    // strips them), so a spaced-out `i g n o r e z l a c o m m a n d e`
+    // is cut at the words an override is made of, in every language the
+    // grammar reads. `is_word` stays English: other detectors use it to
+    // tell words from gibberish.
+    let mut seg: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+    seg.extend(lexicon_words(INTENT_TOML));
+    seg.extend(SHORT_WORDS.iter().map(|w| (*w).to_owned()));
+    seg.sort_unstable();
+    seg.dedup();
     let ac = AhoCorasick::builder()
         .ascii_case_insensitive(true)
         // An NFA: a DFA over 1,600 words takes ~5 ms to build, paid on the
         // first spaced-out text; the NFA builds in a fraction of that and
         // only ever runs over rare, short runs.
         .kind(Some(AhoCorasickKind::ContiguousNFA))
-        .build(&words)
+        .build(&seg)
         .ok();
     Vocabulary { words, ac }
 });
@@ -58,6 +69,49 @@ pub(crate) fn all() -> &'static [&'static str] {
 pub(crate) fn is_prefix(w: &[u8]) -> bool {
     let w = w.to_ascii_lowercase();
     VOCABULARY.words.iter().any(|v| v.as_bytes().starts_with(&w))
+}
+
+/// English endings a listed word may take and still count as one word.
+const INFLECTIONS: [&str; 10] = ["s", "es", "ed", "d", "ing", "ment", "ments", "er", "ers", "ly"];
+
+/// The intent grammar's lexicons, read for their words.
+const INTENT_TOML: &str = include_str!("../../patterns/intent.toml");
+
+/// Two-letter function words of the languages the intent grammar reads
+/// with Latin letters (articles, pronouns, prepositions: `la`, `tu`, `de`),
+/// which English lacks: two spaced-out letters spelling one of them are a
+/// word (`l.a`, `t u`), as two spelling an English word are.
+const SHORT_WORDS: [&str; 34] = [
+    "al", "au", "ce", "ci", "da", "de", "di", "du", "el", "em", "en", "er", "es", "et", "il", "im", "ja", "je", "la",
+    "le", "lo", "mi", "na", "ne", "os", "ou", "se", "si", "su", "ta", "te", "tu", "un", "zu",
+];
+
+/// A word of the segmenter's vocabulary or one of [`SHORT_WORDS`]: what two
+/// spaced-out letters must spell to be read as a word.
+pub(crate) fn is_short_word(w: &[u8]) -> bool {
+    is_word(w) || SHORT_WORDS.iter().any(|s| s.as_bytes().eq_ignore_ascii_case(w))
+}
+
+/// The words in the quoted strings of a lexicon file, diacritics stripped
+/// and lowercased: those made of ASCII letters only, three or more (two-letter
+/// words come from [`SHORT_WORDS`] alone).
+fn lexicon_words(toml: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in toml.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        for (k, quoted) in line.split('"').enumerate() {
+            if k % 2 == 0 {
+                continue;
+            }
+            for w in quoted.split(|c: char| !c.is_alphabetic()) {
+                let folded: Option<String> =
+                    w.chars().map(|c| super::strip_diacritics(c).or(Some(c)).map(|c| c.to_ascii_lowercase())).collect();
+                if let Some(f) = folded.filter(|f| f.len() >= 3 && f.bytes().all(|b| b.is_ascii_lowercase())) {
+                    out.push(f);
+                }
+            }
+        }
+    }
+    out
 }
 
 fn cmp_ignore_case(word: &[u8], w: &[u8]) -> std::cmp::Ordering {
@@ -81,7 +135,21 @@ pub(crate) fn segment(letters: &[u8]) -> Vec<usize> {
     const UNCOVERED: u32 = 10;
     let mut ends: Vec<(usize, usize)> =
         ac.try_find_overlapping_iter(letters).map(|it| it.map(|m| (m.end(), m.start())).collect()).unwrap_or_default();
+    // A word with an inflection the list leaves out (`appear` + `s`,
+    // `develop` + `ment`) is one word, not a word and a stray piece.
+    let inflected: Vec<(usize, usize)> = ends
+        .iter()
+        .filter(|&&(end, start)| end - start >= 3)
+        .flat_map(|&(end, start)| {
+            INFLECTIONS.iter().filter_map(move |suf| {
+                let to = end + suf.len();
+                letters.get(end..to).filter(|l| l.eq_ignore_ascii_case(suf.as_bytes())).map(|_| (to, start))
+            })
+        })
+        .collect();
+    ends.extend(inflected);
     ends.sort_unstable();
+    ends.dedup();
     // best[i]: cost of reading letters[..i]; from[i]: where its last piece
     // starts, and whether that piece is a word.
     let mut best = vec![u32::MAX; n + 1];
@@ -140,6 +208,15 @@ mod tests {
         assert!(words.len() > 1000);
         assert!(words.windows(2).all(|w| w[0] < w[1]), "words.txt must stay sorted and unique");
         assert!(words.iter().all(|w| w.bytes().all(|b| b.is_ascii_lowercase())), "lowercase letters only");
+    }
+
+    #[test]
+    fn inflections_and_other_languages_are_cut_as_words() {
+        assert_eq!(spaced("appearsbefore"), "appears before");
+        assert_eq!(spaced("yourdevelopment"), "your development");
+        assert_eq!(spaced("ignorezlacommande"), "ignorez la commande");
+        assert!(is_short_word(b"la") && is_short_word(b"TU") && is_short_word(b"is"));
+        assert!(!is_short_word(b"ab") && !is_short_word(b"eg") && !is_short_word(b"ie"));
     }
 
     #[test]

@@ -759,7 +759,10 @@ impl Scanner for SuffixScanner {
         // decoded or re-read view (a suffix smuggled in base64 or tags).
         let text = cx.original();
         let mut best = find(text).map(|f| (f.score, f.span, f.span.slice(text), None));
-        for view in cx.normalized.views().filter(|v| v.encoding.is_some()) {
+        // Tag characters are decoded in place, into the primary view: read
+        // it too when the text hid something there.
+        let tags_decoded = !cx.normalized.hidden_text().is_empty();
+        for view in cx.normalized.views().filter(|v| v.encoding.is_some() || tags_decoded) {
             if let Some(f) = find(view.text)
                 && best.as_ref().is_none_or(|b| f.score > b.0)
             {
