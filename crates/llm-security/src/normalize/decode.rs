@@ -1027,16 +1027,3 @@ mod tests {
         assert_eq!(views("53nd it 70 m3")[0].text, "send it to me");
     }
 }
-#[cfg(test)]
-mod scratch {
-    #[test]
-    fn scratch_views() {
-        let Ok(t) = std::env::var("SCRATCH") else { return };
-        let v = super::decode_views(&t, &crate::normalize::NormalizeOptions::default(), |s| s, |_| true, 0);
-        for d in v {
-            println!("{:?}: {}", d.encoding, d.text);
-        }
-        let n = crate::normalize::Normalized::new(&t, &crate::normalize::NormalizeOptions::default());
-        println!("PRIMARY: {}", n.text());
-    }
-}
