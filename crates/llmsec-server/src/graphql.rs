@@ -200,6 +200,10 @@ pub struct GqlEvent {
     pub user_id: Option<String>,
     /// The session.
     pub session_id: Option<String>,
+    /// For content analysed as untrusted (`context`): its kind.
+    pub context_kind: Option<String>,
+    /// The engine's time on the analysis, in microseconds.
+    pub analysis_micros: Option<i64>,
 }
 
 fn threats_of(v: &serde_json::Value) -> Vec<GqlThreat> {
@@ -218,6 +222,8 @@ impl From<llmsec_store::SecurityEvent> for GqlEvent {
             timestamp: rfc3339(e.timestamp),
             user_id: e.user_id,
             session_id: e.session_id,
+            context_kind: e.context_kind,
+            analysis_micros: e.analysis_us,
         }
     }
 }

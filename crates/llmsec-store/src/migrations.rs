@@ -168,4 +168,15 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
         )",
         ],
     ),
+    (
+        6,
+        &[
+            // What an event was analysed as, for content analysed with
+            // `analyze_context` (`email`, `webpage`, `tool_output` …; NULL for
+            // prompts and completions), and the engine's time on it in
+            // microseconds (NULL for rows stored before this step).
+            "ALTER TABLE security_events ADD COLUMN context_kind TEXT",
+            "ALTER TABLE security_events ADD COLUMN analysis_us BIGINT",
+        ],
+    ),
 ];

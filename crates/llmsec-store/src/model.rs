@@ -199,6 +199,14 @@ pub struct SecurityEvent {
     pub user_id: Option<String>,
     /// The caller's session id, if given.
     pub session_id: Option<String>,
+    /// For untrusted content analysed as such: its kind (`email`,
+    /// `webpage`, `tool_output` …); `None` for prompts and completions.
+    #[serde(default)]
+    pub context_kind: Option<String>,
+    /// The engine's time on the analysis, in microseconds (`None` for
+    /// events stored before it was recorded).
+    #[serde(default)]
+    pub analysis_us: Option<i64>,
 }
 
 /// Which events to read: always one tenant; newest first; cursor-paginated.

@@ -321,6 +321,8 @@ fn event_from_row(r: &AnyRow) -> Result<SecurityEvent> {
         timestamp: r.try_get("ts")?,
         user_id: r.try_get("user_id")?,
         session_id: r.try_get("session_id")?,
+        context_kind: r.try_get("context_kind")?,
+        analysis_us: r.try_get("analysis_us")?,
     })
 }
 
@@ -414,7 +416,8 @@ fn enforcement_from_row(r: &AnyRow) -> Result<Enforcement> {
     })
 }
 
-const EVENT_COLS: &str = "id, tenant, event_type, input, threats, confidence, verdict, ts, user_id, session_id";
+const EVENT_COLS: &str =
+    "id, tenant, event_type, input, threats, confidence, verdict, ts, user_id, session_id, context_kind, analysis_us";
 const DELIVERY_COLS: &str = "id, webhook_id, tenant, event, payload, status, attempts, next_attempt_at, last_error, last_status, created_at, updated_at";
 
 /// The WHERE clause of an event query (without cursor) and its parameters.
@@ -603,8 +606,8 @@ impl Store for SqlStore {
         let mut tx = self.pool.begin().await?;
         for chunk in batch.chunks(ROWS_PER_INSERT) {
             let sql = multi_insert(
-                "INSERT INTO security_events (id, tenant, event_type, input, threats, confidence, verdict, ts, user_id, session_id) VALUES ",
-                10,
+                "INSERT INTO security_events (id, tenant, event_type, input, threats, confidence, verdict, ts, user_id, session_id, context_kind, analysis_us) VALUES ",
+                12,
                 chunk.len(),
                 anon,
             );
@@ -621,7 +624,9 @@ impl Store for SqlStore {
                     .bind(&e.verdict)
                     .bind(e.timestamp)
                     .bind(e.user_id.as_deref())
-                    .bind(e.session_id.as_deref());
+                    .bind(e.session_id.as_deref())
+                    .bind(e.context_kind.as_deref())
+                    .bind(e.analysis_us);
             }
             q.execute(&mut *tx).await?;
         }

@@ -47,6 +47,8 @@ fn event(tenant: &str, id: &str, ts: Millis, user: Option<&str>) -> SecurityEven
         timestamp: ts,
         user_id: user.map(str::to_owned),
         session_id: Some("s1".into()),
+        context_kind: Some("email".into()),
+        analysis_us: Some(42),
     }
 }
 

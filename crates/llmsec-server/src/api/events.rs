@@ -37,6 +37,10 @@ pub struct EventView {
     pub user_id: Option<String>,
     /// The caller's session id.
     pub session_id: Option<String>,
+    /// For content analysed as untrusted (`context`): its kind.
+    pub context_kind: Option<String>,
+    /// The engine's time on the analysis, in microseconds.
+    pub analysis_us: Option<i64>,
 }
 
 impl From<SecurityEvent> for EventView {
@@ -51,6 +55,8 @@ impl From<SecurityEvent> for EventView {
             timestamp: rfc3339(e.timestamp),
             user_id: e.user_id,
             session_id: e.session_id,
+            context_kind: e.context_kind,
+            analysis_us: e.analysis_us,
         }
     }
 }

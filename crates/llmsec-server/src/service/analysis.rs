@@ -432,6 +432,8 @@ fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Re
         timestamp: now,
         user_id,
         session_id,
+        context_kind: analysis.context().map(|k| k.as_str().to_owned()),
+        analysis_us: Some(i64::try_from(analysis.analysis_time().as_micros()).unwrap_or(i64::MAX)),
     };
     let deliveries = crate::deliver::deliveries_for(&svc.webhooks.for_tenant(&caller.tenant), &event, analysis, now);
     let notice = (!analysis.threats().is_empty())

@@ -169,6 +169,8 @@ mod tests {
             timestamp: 1_700_000_000_123,
             user_id: None,
             session_id: None,
+            context_kind: None,
+            analysis_us: None,
         };
         assert_eq!(parse_cursor(&cursor_of(&e)), Some((1_700_000_000_123, "0190-abc".into())));
         assert_eq!(parse_cursor("!!"), None);

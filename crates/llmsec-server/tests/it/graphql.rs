@@ -177,7 +177,10 @@ async fn analyze_input_takes_a_context_kind() {
     let r = gql(&t.router, &key, q, json!({"i": text, "c": "FAX"})).await;
     assert!(r["errors"][0]["message"].as_str().is_some_and(|m| m.contains("ContextKind")), "{r}");
     let r =
-        gql(&t.router, &key, "{ securityEvents(filter: {eventType: \"context_analysis\"}) { totalCount } }", json!({}))
+        gql(&t.router, &key, "{ securityEvents(filter: {eventType: \"context_analysis\"}) { totalCount edges { node { contextKind analysisMicros } } } }", json!({}))
             .await;
     assert_eq!(r["data"]["securityEvents"]["totalCount"], 1, "{r}");
+    let node = &r["data"]["securityEvents"]["edges"][0]["node"];
+    assert_eq!(node["contextKind"], "document", "{r}");
+    assert!(node["analysisMicros"].as_i64().is_some_and(|us| us > 0), "{r}");
 }

@@ -469,6 +469,8 @@ async fn retention_purges_events_past_their_days() {
             timestamp: ts,
             user_id: None,
             session_id: None,
+            context_kind: None,
+            analysis_us: None,
         },
         deliveries: vec![],
     };
@@ -518,9 +520,17 @@ async fn analyze_with_context_judges_content_and_stores_the_stage() {
     let ev = get(&t.router, "/api/security/events?event_type=context_analysis", &key).await;
     assert_eq!(ev.status, StatusCode::OK, "{}", ev.text);
     assert_eq!(ev.body["total_count"], 2, "{}", ev.text);
-    assert!(ev.body["events"].as_array().unwrap().iter().any(|e| e["id"] == content.body["event_id"]));
+    let events = ev.body["events"].as_array().unwrap();
+    let stored = events.iter().find(|e| e["id"] == content.body["event_id"]).unwrap_or_else(|| panic!("{}", ev.text));
+    // The kind the content was analysed as, and the engine's time on it.
+    assert_eq!(stored["context_kind"], "document", "{stored}");
+    assert!(stored["analysis_us"].as_i64().is_some_and(|us| us > 0), "{stored}");
+    assert!(events.iter().any(|e| e["context_kind"] == "webpage"), "{}", ev.text);
     let inputs = get(&t.router, "/api/security/events?event_type=input_analysis", &key).await;
     assert_eq!(inputs.body["total_count"], 1);
+    let prompt_event = &inputs.body["events"][0];
+    assert!(prompt_event["context_kind"].is_null(), "{prompt_event}");
+    assert!(prompt_event["analysis_us"].as_i64().is_some(), "{prompt_event}");
 }
 
 #[tokio::test]
