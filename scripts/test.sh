@@ -85,6 +85,9 @@ scripts/gateway-e2e.sh
 section "dashboard end to end: scripts/dashboard-e2e.sh (llmsec serve, Chromium via playwright-core)"
 scripts/dashboard-e2e.sh
 
+section "prometheus end to end: scripts/prometheus-e2e.sh (promtool, a real Prometheus scraping llmsec serve, every dashboard query)"
+scripts/prometheus-e2e.sh
+
 # The committed classifier must be what `llmsec train` builds from the
 # datasets. `train --check` first compares the SHA-256 of each training file
 # with the ones recorded in the model (naming any file that changed), then

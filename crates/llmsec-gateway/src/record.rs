@@ -156,6 +156,7 @@ impl Call {
             return;
         }
         self.recorded = true;
+        llmsec_server::metrics::record_gateway(self.route, self.model.as_deref(), outcome.status);
         core::record(&gw.state, gw.recorder.as_ref(), caller, self.event(outcome));
     }
 

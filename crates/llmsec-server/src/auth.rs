@@ -48,7 +48,7 @@ pub(crate) async fn authenticate_key(
         && let Err(wait) = state.http.auth_failures.ready(ip, rate, burst, Instant::now())
         && !presented.is_some_and(|k| state.keys.knows(k))
     {
-        metrics::counter!("llm_security_auth_throttled_total").increment(1);
+        metrics::counter!(crate::metrics::AUTH_THROTTLED).increment(1);
         return Err(ServiceError::retry_after(wait));
     }
     let result = match presented {

@@ -201,6 +201,7 @@ impl DeliveryWorker {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let poll = Duration::from_millis(self.config.poll_ms.max(10));
         let mut since_reload = tokio::time::Instant::now();
+        self.count_outbox().await;
         loop {
             if *shutdown.borrow() {
                 return;
@@ -209,6 +210,7 @@ impl DeliveryWorker {
                 if let Err(e) = self.webhooks.reload(self.store.as_ref()).await {
                     tracing::warn!(error = %e, "reloading webhooks failed");
                 }
+                self.count_outbox().await;
                 since_reload = tokio::time::Instant::now();
             }
             let busy = match self.tick(now_millis()).await {
@@ -226,6 +228,16 @@ impl DeliveryWorker {
                 _ = tokio::time::sleep(poll) => {}
                 _ = shutdown.changed() => {}
             }
+        }
+    }
+
+    /// Sets the outbox gauges (backlog and dead letters) from the store.
+    async fn count_outbox(&self) {
+        let pending = self.store.count_deliveries(DeliveryStatus::Pending).await;
+        let dead = self.store.count_deliveries(DeliveryStatus::Dead).await;
+        match (pending, dead) {
+            (Ok(p), Ok(d)) => crate::metrics::outbox(p, d),
+            (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "counting the outbox failed"),
         }
     }
 
@@ -250,7 +262,7 @@ impl DeliveryWorker {
             Attempt::Failed { retry_at: Some(_), .. } => "retry",
             Attempt::Failed { retry_at: None, .. } => "dead",
         };
-        metrics::counter!("llm_security_webhook_deliveries_total", "outcome" => label).increment(1);
+        metrics::counter!(crate::metrics::WEBHOOK_DELIVERIES, "outcome" => label).increment(1);
         if let Attempt::Failed { error, retry_at: None, .. } = &outcome {
             tracing::warn!(delivery = %d.id, webhook = %d.webhook_id, %error, "webhook delivery dead-lettered");
         }

@@ -114,7 +114,7 @@ impl CappedListener {
                 Ok((io, addr)) => {
                     let Some(slot) = self.per_ip.enter(addr.ip()) else {
                         // Dropping the socket closes it; the permit stays for the next accept.
-                        metrics::counter!("llm_security_connections_refused_total", "reason" => "per_ip").increment(1);
+                        metrics::counter!(crate::metrics::CONNECTIONS_REFUSED, "reason" => "per_ip").increment(1);
                         tracing::debug!(peer = %addr, "connection refused: too many from this address");
                         continue;
                     };

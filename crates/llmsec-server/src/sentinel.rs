@@ -515,6 +515,7 @@ impl SentinelService {
 
     /// Hands stored events to the processor.
     pub async fn submit(&self, tenant: &str, events: Vec<TelemetryEvent>) {
+        crate::metrics::sentinel_queued(events.len() as i64);
         for e in events {
             // The processor only stops at shutdown; events not processed
             // then are replayed from the store at the next start.
@@ -602,6 +603,7 @@ impl SentinelService {
             tokio::select! {
                 n = rx.recv_many(&mut batch, 512) => {
                     if n == 0 { return; }
+                    crate::metrics::sentinel_queued(-(n as i64));
                     self.process(std::mem::take(&mut batch)).await;
                 }
                 _ = tick.tick() => self.tick().await,
@@ -675,6 +677,7 @@ impl SentinelService {
                 // A tenant whose detectors failed to build leaves its events
                 // pending: replayed at the next start, never run without detectors.
                 let Some(out) = this.detect(&tenant, &e) else { continue };
+                crate::metrics::sentinel_processed(this.now() - e.millis());
                 outcomes.extend(out.into_iter().map(|o| (tenant.clone(), o)));
                 keys.push((tenant, e.event_id));
             }
@@ -722,6 +725,7 @@ impl SentinelService {
         for (tenant, o) in outcomes {
             let mut anomaly = o.anomaly;
             if o.change == Change::Created {
+                crate::metrics::anomaly_raised(&anomaly);
                 for action in &o.actions {
                     let taken = self.run_action(&tenant, &anomaly, action).await;
                     if let Some(a) = self.with_tenant(&tenant, |s| s.record_action(&anomaly.id, taken.clone())) {

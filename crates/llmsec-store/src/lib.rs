@@ -143,6 +143,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn finish_attempt(&self, id: &str, attempt: &Attempt, now: Millis) -> Result<()>;
     /// Lists a tenant's deliveries, newest first, optionally of one status.
     async fn deliveries(&self, tenant: &str, status: Option<DeliveryStatus>, limit: u32) -> Result<Vec<Delivery>>;
+    /// Counts the deliveries of every tenant in one status (the outbox
+    /// backlog when `Pending`, the dead letters when `Dead`).
+    async fn count_deliveries(&self, status: DeliveryStatus) -> Result<u64>;
     /// Puts a dead delivery back in the queue; false when the tenant has no such dead delivery.
     async fn redeliver(&self, tenant: &str, id: &str, now: Millis) -> Result<bool>;
 

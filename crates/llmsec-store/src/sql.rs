@@ -850,6 +850,15 @@ impl Store for SqlStore {
         rows.iter().map(delivery_from_row).collect()
     }
 
+    async fn count_deliveries(&self, status: DeliveryStatus) -> Result<u64> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM deliveries WHERE status = $1")
+            .bind(status.as_str())
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        Ok(n.max(0) as u64)
+    }
+
     async fn redeliver(&self, tenant: &str, id: &str, now: Millis) -> Result<bool> {
         let r = sqlx::query(
             "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $2 \

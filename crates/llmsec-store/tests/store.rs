@@ -194,6 +194,8 @@ async fn outbox(s: &dyn Store) {
         deliveries: vec![delivery("d1", "a", 10), delivery("d2", "b", 10)],
     };
     s.record(&[rec]).await.unwrap();
+    // The backlog counts every tenant's deliveries.
+    assert_eq!(s.count_deliveries(DeliveryStatus::Pending).await.unwrap(), 2);
     // Not yet due.
     assert!(s.claim_deliveries(9, 100, 10).await.unwrap().is_empty());
     let claimed = s.claim_deliveries(10, 100, 10).await.unwrap();
@@ -216,6 +218,14 @@ async fn outbox(s: &dyn Store) {
     assert!(s.claim_deliveries(10_000, 10_100, 10).await.unwrap().is_empty());
     let dead = s.deliveries("b", Some(DeliveryStatus::Dead), 10).await.unwrap();
     assert_eq!(dead.len(), 1);
+    let counts =
+        [DeliveryStatus::Pending, DeliveryStatus::Delivered, DeliveryStatus::Dead].map(|st| s.count_deliveries(st));
+    let [pending, delivered, dead_letters] = counts;
+    assert_eq!(
+        (pending.await.unwrap(), delivered.await.unwrap(), dead_letters.await.unwrap()),
+        (0, 1, 1),
+        "d1 delivered, d2 dead"
+    );
     assert!(s.deliveries("a", Some(DeliveryStatus::Dead), 10).await.unwrap().is_empty(), "tenant a cannot see b's");
     assert!(!s.redeliver("a", "d2", 140).await.unwrap(), "only the owner tenant may redeliver");
     assert!(s.redeliver("b", "d2", 140).await.unwrap());

@@ -203,6 +203,7 @@ pub async fn dry_run(
 ) -> Result<DryRunResponse, ServiceError> {
     let (job, a) = evaluate(svc, caller, Job::Input(req), "input".into(), deadline, Enforce::Done).await?;
     let decided = decide(svc, caller, &job, &a, "analyze")?;
+    crate::metrics::record_replay(decided.verdict);
     Ok(DryRunResponse {
         is_secure: decided.verdict == llm_security::Verdict::Allow,
         threats: a.threats().to_vec(),
@@ -278,14 +279,14 @@ fn enforce_ids(
     match svc.sentinel.enforcements.check(&caller.tenant, &entities, svc.sentinel.now()) {
         None => Ok(()),
         Some(Enforced::Block { reason, until }) => {
-            metrics::counter!("llm_security_enforced_total", "action" => "block").increment(1);
+            metrics::counter!(crate::metrics::ENFORCED, "action" => "block").increment(1);
             Err(ServiceError::Blocked { reason, until: crate::time::rfc3339(until).unwrap_or_default() })
         }
         Some(Enforced::RateLimit { id, limit, window_ms }) => {
             let per_sec = limit as f64 / (window_ms.max(1) as f64 / 1000.0);
             let key = format!("enforcement:{id}");
             svc.limiter.check(&key, per_sec, limit as f64, std::time::Instant::now()).map_err(|wait| {
-                metrics::counter!("llm_security_enforced_total", "action" => "rate_limit").increment(1);
+                metrics::counter!(crate::metrics::ENFORCED, "action" => "rate_limit").increment(1);
                 ServiceError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 }
             })
         }

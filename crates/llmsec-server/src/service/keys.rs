@@ -249,7 +249,7 @@ pub fn take_tokens(svc: &Services, caller: &Caller, n: u32) -> Result<(), Servic
     let rate = caller.rate_per_sec.unwrap_or(limits.rate_per_sec);
     let burst = limits.burst.max(rate);
     svc.limiter.check_n(&caller.key_id, n, rate, burst, Instant::now()).map_err(|wait| {
-        metrics::counter!("llm_security_rate_limited_total").increment(1);
+        metrics::counter!(crate::metrics::RATE_LIMITED).increment(1);
         ServiceError::retry_after(wait)
     })
 }

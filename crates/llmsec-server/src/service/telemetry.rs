@@ -74,9 +74,10 @@ pub async fn accept(svc: &Services, caller: &Caller, events: Vec<TelemetryEvent>
     let rows = events.iter().map(|e| row(svc, caller, e, now)).collect::<Result<Vec<_>, _>>()?;
     let fresh = svc.store.ingest(&rows).await?;
     let new: Vec<TelemetryEvent> = events.into_iter().zip(&fresh).filter(|(_, f)| **f).map(|(e, _)| e).collect();
-    metrics::counter!("llm_security_telemetry_events_total", "outcome" => "accepted").increment(new.len() as u64);
-    metrics::counter!("llm_security_telemetry_events_total", "outcome" => "duplicate")
+    metrics::counter!(crate::metrics::TELEMETRY_EVENTS, "outcome" => "accepted").increment(new.len() as u64);
+    metrics::counter!(crate::metrics::TELEMETRY_EVENTS, "outcome" => "duplicate")
         .increment((fresh.len() - new.len()) as u64);
+    new.iter().for_each(crate::metrics::record_telemetry);
     svc.sentinel.submit(&caller.tenant, new).await;
     Ok(fresh)
 }

@@ -69,7 +69,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
         if spans.is_empty() {
             continue;
         }
-        metrics::histogram!("llm_security_events_write_batch_size").record(records.len() as f64);
+        metrics::histogram!(crate::metrics::WRITE_BATCH).record(records.len() as f64);
         match store.record(&records).await {
             Ok(()) => {
                 for (_, done) in spans {

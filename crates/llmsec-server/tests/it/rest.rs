@@ -346,6 +346,9 @@ impl llmsec_store::Store for Poisoned {
     ) -> llmsec_store::Result<Vec<llmsec_store::Delivery>> {
         self.0.deliveries(t, s, n).await
     }
+    async fn count_deliveries(&self, s: llmsec_store::DeliveryStatus) -> llmsec_store::Result<u64> {
+        self.0.count_deliveries(s).await
+    }
     async fn redeliver(&self, t: &str, id: &str, now: i64) -> llmsec_store::Result<bool> {
         self.0.redeliver(t, id, now).await
     }

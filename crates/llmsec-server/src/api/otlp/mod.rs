@@ -157,7 +157,7 @@ async fn traces(State(svc): State<Services>, caller: Caller, req: Request) -> Re
         events = rest;
     }
     let spans = |outcome: &'static str, n: usize| {
-        metrics::counter!("llm_security_otlp_spans_total", "outcome" => outcome).increment(n as u64);
+        metrics::counter!(crate::metrics::OTLP_SPANS, "outcome" => outcome).increment(n as u64);
     };
     spans("accepted", taken);
     spans("skipped", skipped);
