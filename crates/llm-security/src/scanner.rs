@@ -109,11 +109,41 @@ pub trait Scanner: Send + Sync + Debug {
     fn scan(&self, cx: &ScanContext<'_>, out: &mut Vec<crate::types::Threat>);
 }
 
-/// Keeps the first threat per `(scanner, rule, category)` and drops exact
-/// duplicates found again in another view of the same text.
+/// Drops the duplicates of a threat found again in another view of the
+/// same text (same span, scanner, category and rule), keeping the
+/// strongest: a clause read weakly as written and fully once decoded
+/// (`d.e t.u` → `de tu`) counts as read.
 pub(crate) fn dedup(threats: &mut Vec<Threat>) {
     threats.sort_by(|a, b| {
-        (a.span.start, a.span.end, &a.scanner, &a.category).cmp(&(b.span.start, b.span.end, &b.scanner, &b.category))
+        (a.span.start, a.span.end, &a.scanner, &a.category, &a.rule)
+            .cmp(&(b.span.start, b.span.end, &b.scanner, &b.category, &b.rule))
+            .then(b.severity.cmp(&a.severity))
+            .then(b.confidence.total_cmp(&a.confidence))
     });
     threats.dedup_by(|b, a| a.span == b.span && a.scanner == b.scanner && a.category == b.category && a.rule == b.rule);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Encoding, Severity, Span, ThreatType};
+
+    fn threat(confidence: f64, severity: Severity, from: Option<Encoding>) -> Threat {
+        Threat::new(ThreatType::PromptInjection, "prompt_extraction", severity, confidence, Span::new(0, 6), "", "intent")
+            .with_rule("intent.extraction.es")
+            .with_decoded_from(from)
+    }
+
+    #[test]
+    fn dedup_keeps_the_strongest_reading_of_a_clause() {
+        // Read weakly as written, fully once the separators are removed.
+        let mut t = vec![threat(0.4, Severity::Low, None), threat(0.9, Severity::High, Some(Encoding::Spaced))];
+        dedup(&mut t);
+        assert_eq!(t.len(), 1);
+        assert_eq!((t[0].severity, t[0].decoded_from), (Severity::High, Some(Encoding::Spaced)));
+        // Another rule on the same span is another finding.
+        let mut t = vec![threat(0.4, Severity::Low, None), threat(0.4, Severity::Low, None).with_rule("other")];
+        dedup(&mut t);
+        assert_eq!(t.len(), 2);
+    }
 }
