@@ -34,7 +34,7 @@ use crate::error::{ApiError, Json};
 use crate::gql::{caller, gql_error};
 use crate::graphql_limits::{Budget, RequestLimits, start_analysis};
 use crate::service::Caller;
-use crate::service::analysis::{AnalyzeRequest, Job, SecurityResponse, ValidateRequest, analyze};
+use crate::service::analysis::{AnalyzeRequest, DryRunResponse, Job, SecurityResponse, ValidateRequest, analyze, dry_run};
 use crate::service::deadline::Deadline;
 use crate::service::events::{Filters, cursor_of, parse_cursor};
 use crate::service::parse_time;
@@ -145,6 +145,48 @@ impl From<SecurityResponse> for SecurityAnalysis {
             verdict: r.verdict.as_str().to_owned(),
             sanitized: r.sanitized,
             event_id: r.event_id,
+        }
+    }
+}
+
+/// A prompt run through the current engine and policy with nothing stored
+/// (`dryRun`, the REST `POST /api/security/analyze/dry-run`).
+#[derive(SimpleObject, Debug, Clone)]
+pub struct DryRunResult {
+    /// True when the text may pass unchanged.
+    pub is_secure: bool,
+    /// The threats.
+    pub threats: Vec<GqlThreat>,
+    /// In `[0, 1]`.
+    pub confidence: f64,
+    /// Microseconds.
+    pub analysis_time_us: u64,
+    /// `allow`, `sanitize` or `block`.
+    pub verdict: String,
+    /// The text to pass on when the verdict is `sanitize`.
+    pub sanitized: Option<String>,
+    /// The Rego policy's reasons, when `[policy]` decided (else empty).
+    pub policy_reasons: Vec<String>,
+    /// The Rego policy's obligations (`redact`, `max_tokens`, …) as JSON,
+    /// when `[policy]` decided.
+    pub policy_obligations: Option<async_graphql::Json<serde_json::Value>>,
+}
+
+impl From<DryRunResponse> for DryRunResult {
+    fn from(r: DryRunResponse) -> Self {
+        let (policy_reasons, policy_obligations) = match r.policy {
+            Some(p) => (p.reasons, serde_json::to_value(&p.obligations).ok().map(async_graphql::Json)),
+            None => (Vec::new(), None),
+        };
+        DryRunResult {
+            is_secure: r.is_secure,
+            threats: r.threats.iter().map(Into::into).collect(),
+            confidence: r.confidence,
+            analysis_time_us: r.analysis_time_us,
+            verdict: r.verdict.as_str().to_owned(),
+            sanitized: r.sanitized,
+            policy_reasons,
+            policy_obligations,
         }
     }
 }
@@ -321,6 +363,26 @@ impl SecurityQuery {
         let deadline = start_analysis(ctx, state, c, input.len())?;
         let req = AnalyzeRequest { input, user_id, session_id, application_id: None, context: context.map(Into::into) };
         let r = analyze(&state.services, c, Job::Input(req), "input".into(), &deadline).await.map_err(gql_error)?;
+        Ok(r.into())
+    }
+
+    /// Runs a prompt through the current engine and policy and answers
+    /// without storing anything: no event, webhook, subscriber notice,
+    /// metrics or enforcement (scope `analyze`). The replay page uses it
+    /// to show what a policy change does to stored prompts.
+    async fn dry_run(
+        &self,
+        ctx: &Context<'_>,
+        input: String,
+        user_id: Option<String>,
+        session_id: Option<String>,
+        context: Option<GqlContextKind>,
+    ) -> async_graphql::Result<DryRunResult> {
+        let c = caller(ctx, Scope::Analyze)?;
+        let state = ctx.data::<AppState>()?;
+        let deadline = start_analysis(ctx, state, c, input.len())?;
+        let req = AnalyzeRequest { input, user_id, session_id, application_id: None, context: context.map(Into::into) };
+        let r = dry_run(&state.services, c, req, &deadline).await.map_err(gql_error)?;
         Ok(r.into())
     }
 

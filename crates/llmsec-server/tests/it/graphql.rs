@@ -40,6 +40,26 @@ async fn analyze_and_validate_queries() {
 }
 
 #[tokio::test]
+async fn dry_run_answers_like_an_analysis_and_stores_nothing() {
+    let t = app().await;
+    let key = make_key(&t.router, "acme", &["analyze", "read"]).await;
+    let q = "query($i: String!) { dryRun(input: $i, userId: \"u1\") { isSecure verdict confidence analysisTimeUs threats { type } policyReasons policyObligations } }";
+    let r = gql(&t.router, &key, q, json!({"i": ATTACK})).await;
+    let d = &r["data"]["dryRun"];
+    assert_eq!((d["isSecure"].as_bool(), d["verdict"].as_str()), (Some(false), Some("block")), "{r}");
+    assert_eq!(d["threats"][0]["type"], "prompt_injection", "{r}");
+    // No policy file configured: the engine decided, no reasons.
+    assert_eq!(d["policyReasons"], json!([]), "{r}");
+    assert!(d["policyObligations"].is_null(), "{r}");
+    let r = gql(&t.router, &key, "{ securityEvents { totalCount } }", json!({})).await;
+    assert_eq!(r["data"]["securityEvents"]["totalCount"], 0, "a dry run stores nothing: {r}");
+    // The scope is analyze, as for the REST twin.
+    let reader = make_key(&t.router, "acme", &["read"]).await;
+    let r = post(&t.router, "/graphql", &reader, json!({"query": q, "variables": {"i": "hi"}})).await;
+    assert!(r.body["errors"][0]["message"].as_str().is_some_and(|m| m.contains("analyze")), "{}", r.text);
+}
+
+#[tokio::test]
 async fn errors_carry_code_and_field() {
     let t = app().await;
     let reader = make_key(&t.router, "acme", &["read"]).await;
