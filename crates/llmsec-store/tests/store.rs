@@ -530,6 +530,8 @@ async fn bootstrap_key_upgrade(url: &str) {
         "DROP TABLE key_usage",
         "ALTER TABLE api_keys DROP COLUMN models",
         "ALTER TABLE api_keys DROP COLUMN budgets",
+        "ALTER TABLE security_events DROP COLUMN context_kind",
+        "ALTER TABLE security_events DROP COLUMN analysis_us",
         "DELETE FROM schema_migrations WHERE version >= 3",
     ] {
         s.pool().execute(undo).await.unwrap();
@@ -568,6 +570,10 @@ async fn bootstrap_key_upgrade(url: &str) {
     let boot = s.key("boot").await.unwrap().unwrap();
     assert_eq!((boot.models, boot.budgets), (None, vec![]), "older keys have no gateway limits");
     assert!(s.key_usage("default", "boot", 1).await.unwrap().iter().all(|u| u.tokens == 0));
+    // Events gained their context kind and analysis time.
+    s.record(&[Record { event: event("default", "e1", 5, None), deliveries: vec![] }]).await.unwrap();
+    let got = s.events(&EventQuery { tenant: "default".into(), limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!((got[0].context_kind.as_deref(), got[0].analysis_us), (Some("email"), Some(42)));
 }
 
 #[tokio::test]
