@@ -129,9 +129,17 @@ mod tests {
     use crate::types::{Encoding, Severity, Span, ThreatType};
 
     fn threat(confidence: f64, severity: Severity, from: Option<Encoding>) -> Threat {
-        Threat::new(ThreatType::PromptInjection, "prompt_extraction", severity, confidence, Span::new(0, 6), "", "intent")
-            .with_rule("intent.extraction.es")
-            .with_decoded_from(from)
+        Threat::new(
+            ThreatType::PromptInjection,
+            "prompt_extraction",
+            severity,
+            confidence,
+            Span::new(0, 6),
+            "",
+            "intent",
+        )
+        .with_rule("intent.extraction.es")
+        .with_decoded_from(from)
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! max_connections_per_ip = 128
 //! header_read_timeout_ms = 10000
 //! idle_timeout_ms = 60000
+//! trusted_proxies = []    # load balancers whose X-Forwarded-For names the client
 //!
 //! [delivery]
 //! max_attempts = 10
@@ -138,6 +139,13 @@ pub struct LimitsConfig {
     pub ws_init_timeout_ms: u64,
     /// Largest WebSocket frame or message; larger closes the connection.
     pub ws_max_message_bytes: usize,
+    /// Load balancers and reverse proxies (addresses or CIDR blocks) whose
+    /// `X-Forwarded-For` names the client: a request from one of them is
+    /// treated as coming from the last address in that header that is not
+    /// itself a trusted proxy (sign-in throttling, Sentinel's address
+    /// blocks, the gateway's enforcement). Empty (the default): the header is ignored
+    /// and the connection's address is the client's.
+    pub trusted_proxies: Vec<String>,
     /// A page of events stops early, with a cursor, before it passes this
     /// many bytes; in GraphQL, the budget of all event pages of one request.
     pub page_bytes: usize,
@@ -169,6 +177,7 @@ impl Default for LimitsConfig {
             auth_failure_burst: 20.0,
             ws_init_timeout_ms: 10_000,
             ws_max_message_bytes: 64 * 1024,
+            trusted_proxies: Vec::new(),
             page_bytes: 4 << 20,
             graphql_aliases: 100,
             graphql_depth: 12,
@@ -437,6 +446,9 @@ impl ServerConfig {
         }
         if self.limits.batch_items == 0 {
             return bad("limits.batch_items", "must be positive");
+        }
+        if let Err((i, why)) = crate::listener::TrustedProxies::parse(&self.limits.trusted_proxies) {
+            return bad(&format!("limits.trusted_proxies[{i}]"), &why);
         }
         if self.limits.request_timeout_ms == 0 {
             return bad("limits.request_timeout_ms", "must be positive");
@@ -1146,6 +1158,10 @@ mod tests {
         let mut c = ServerConfig::default();
         c.limits.rate_per_sec = 0.0;
         assert!(c.validate().unwrap_err().to_string().starts_with("limits.rate_per_sec"));
+        let mut c = ServerConfig::default();
+        c.limits.trusted_proxies = vec!["10.0.0.0/8".into(), "lb.internal".into()];
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("limits.trusted_proxies[1]") && e.contains("lb.internal"), "{e}");
         let mut c = ServerConfig::default();
         c.limits.max_connections_per_ip = 0;
         assert!(c.validate().unwrap_err().to_string().starts_with("limits.max_connections_per_ip"));

@@ -34,7 +34,9 @@ use crate::error::{ApiError, Json};
 use crate::gql::{caller, gql_error};
 use crate::graphql_limits::{Budget, RequestLimits, start_analysis};
 use crate::service::Caller;
-use crate::service::analysis::{AnalyzeRequest, DryRunResponse, Job, SecurityResponse, ValidateRequest, analyze, dry_run};
+use crate::service::analysis::{
+    AnalyzeRequest, DryRunResponse, Job, SecurityResponse, ValidateRequest, analyze, dry_run,
+};
 use crate::service::deadline::Deadline;
 use crate::service::events::{Filters, cursor_of, parse_cursor};
 use crate::service::parse_time;

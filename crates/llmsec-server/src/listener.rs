@@ -9,6 +9,13 @@
 //! `idle_timeout_ms` is closed; hyper closes an HTTP/1 connection whose
 //! request head (the first, or the next on a kept-alive connection) takes
 //! longer than `header_read_timeout_ms`.
+//!
+//! Behind a load balancer every connection comes from the balancer: with
+//! `trusted_proxies` set, a request from one of them carries the client
+//! address its `X-Forwarded-For` names ([`TrustedProxies::client`]) as its
+//! [`ConnectInfo`], so per-address limits, throttles and blocks apply to
+//! the client, not to the balancer. Connection caps stay per connection
+//! peer: they protect sockets, which the balancer holds.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,10 +28,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+use axum::http::HeaderMap;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use ipnet::IpNet;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -90,6 +99,79 @@ pub struct CappedListener {
     permits: Arc<Semaphore>,
     per_ip: Arc<PerIp>,
     idle: Duration,
+    trusted: Arc<TrustedProxies>,
+}
+
+/// The proxies whose `X-Forwarded-For` is believed (`[limits]
+/// trusted_proxies`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<IpNet>);
+
+/// Entries of `X-Forwarded-For` read at most, from the right: a chain of
+/// proxies is short, and a client can pad the header.
+const MAX_HOPS: usize = 16;
+
+impl TrustedProxies {
+    /// Reads addresses (`10.0.0.7`, `::1`) and CIDR blocks (`10.0.0.0/8`);
+    /// the error is the index of the first bad entry and why.
+    pub fn parse(entries: &[String]) -> Result<TrustedProxies, (usize, String)> {
+        let mut nets = Vec::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            let e = e.trim();
+            let net = match e.parse::<IpNet>() {
+                Ok(n) => n.trunc(),
+                Err(_) => match e.parse::<IpAddr>() {
+                    Ok(ip) => IpNet::from(ip),
+                    Err(_) => return Err((i, format!("{e:?} is not an IP address or CIDR block"))),
+                },
+            };
+            nets.push(net);
+        }
+        Ok(TrustedProxies(nets))
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The client of a request that came over a connection from `peer`:
+    /// `peer` itself unless it is a trusted proxy; then the rightmost
+    /// address of `X-Forwarded-For` (all such headers, in order) that is
+    /// not a trusted proxy, read right to left so that a client cannot
+    /// choose it by writing its own header. An entry that is not an address
+    /// ends the walk at the last proxy seen. The port stays the peer's.
+    pub fn client(&self, peer: SocketAddr, headers: &HeaderMap) -> SocketAddr {
+        if self.0.is_empty() || !self.trusts(peer.ip()) {
+            return peer;
+        }
+        let mut hops: Vec<&str> = Vec::new();
+        for v in headers.get_all("x-forwarded-for") {
+            let Ok(v) = v.to_str() else { return peer };
+            hops.extend(v.split(','));
+        }
+        let mut client = peer.ip();
+        for hop in hops.iter().rev().take(MAX_HOPS) {
+            let Some(ip) = parse_hop(hop.trim()) else { break };
+            client = ip;
+            if !self.trusts(ip) {
+                break;
+            }
+        }
+        SocketAddr::new(client.to_canonical(), peer.port())
+    }
+}
+
+/// One `X-Forwarded-For` entry: an address, with a port or in brackets as
+/// some proxies write them (`203.0.113.9:4711`, `[2001:db8::1]:443`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(sa) = hop.parse::<SocketAddr>() {
+        return Some(sa.ip());
+    }
+    hop.strip_prefix('[').and_then(|h| h.strip_suffix(']')).and_then(|h| h.parse().ok())
 }
 
 impl CappedListener {
@@ -102,6 +184,8 @@ impl CappedListener {
             permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             per_ip: Arc::new(PerIp { max: limits.max_connections_per_ip.max(1), open: Mutex::default() }),
             idle: Duration::from_millis(limits.idle_timeout_ms),
+            // `ServerConfig::validate` names a bad entry before a listener is made.
+            trusted: Arc::new(TrustedProxies::parse(&limits.trusted_proxies).unwrap_or_default()),
         }
     }
 
@@ -167,14 +251,17 @@ pub async fn serve(
     // The extended CONNECT protocol carries WebSockets over HTTP/2.
     builder.http2().timer(TokioTimer::new()).enable_connect_protocol();
     let graceful = GracefulShutdown::new();
+    let trusted = listener.trusted.clone();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (io, peer) = tokio::select! {
             conn = listener.accept() => conn,
             () = &mut shutdown => break,
         };
+        let trusted = trusted.clone();
         let service = app.clone().map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
+            let client = trusted.client(peer, req.headers());
+            req.extensions_mut().insert(ConnectInfo(client));
             req
         });
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
@@ -282,6 +369,45 @@ impl AsyncWrite for CappedStream {
 
 #[cfg(test)]
 mod tests {
+    use super::TrustedProxies;
+
+    fn xff(values: &[&str]) -> axum::http::HeaderMap {
+        let mut h = axum::http::HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", v.parse().unwrap_or_else(|_| panic!("{v}")));
+        }
+        h
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_from_trusted_proxies_only() {
+        let t = TrustedProxies::parse(&["10.0.0.0/8".into(), "192.0.2.7".into(), "::1".into()]).unwrap_or_default();
+        let lb: std::net::SocketAddr = "10.1.2.3:5000".parse().unwrap_or_else(|_| unreachable!());
+        let ip = |h: &axum::http::HeaderMap, peer| t.client(peer, h).ip().to_string();
+        // The rightmost untrusted hop, whatever the client wrote before it.
+        assert_eq!(ip(&xff(&["6.6.6.6, 203.0.113.9, 10.9.9.9"]), lb), "203.0.113.9");
+        assert_eq!(ip(&xff(&["6.6.6.6", "203.0.113.9:4711"]), lb), "203.0.113.9");
+        assert_eq!(ip(&xff(&["[2001:db8::1]:443"]), lb), "2001:db8::1");
+        // A peer that is not a proxy is the client; its header is ignored.
+        let direct: std::net::SocketAddr = "198.51.100.4:1".parse().unwrap_or_else(|_| unreachable!());
+        assert_eq!(ip(&xff(&["203.0.113.9"]), direct), "198.51.100.4");
+        // No header, only proxies, or garbage: the last proxy seen.
+        assert_eq!(ip(&xff(&[]), lb), "10.1.2.3");
+        assert_eq!(ip(&xff(&["10.2.2.2"]), lb), "10.2.2.2");
+        assert_eq!(ip(&xff(&["203.0.113.9, unknown"]), lb), "10.1.2.3");
+        // An IPv4 proxy seen over an IPv6 socket.
+        let mapped: std::net::SocketAddr = "[::ffff:10.1.2.3]:5000".parse().unwrap_or_else(|_| unreachable!());
+        assert_eq!(ip(&xff(&["203.0.113.9"]), mapped), "203.0.113.9");
+        // Nothing trusted: nothing believed.
+        assert_eq!(TrustedProxies::default().client(lb, &xff(&["203.0.113.9"])), lb);
+    }
+
+    #[test]
+    fn bad_entries_are_named_by_index() {
+        assert_eq!(TrustedProxies::parse(&["10.0.0.0/8".into(), "proxy.local".into()]).map(|_| ()).unwrap_err().0, 1);
+        assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -620,7 +620,8 @@ fn dense_leet(o: &mut [u8]) {
         for k in start..i {
             let b = o[k];
             let Some(l) = leet_char(b) else { continue };
-            let inner = k > start && k + 1 < i && letter(o[k - 1]) && (letter(o[k + 1]) || leet_char(o[k + 1]).is_some());
+            let inner =
+                k > start && k + 1 < i && letter(o[k - 1]) && (letter(o[k + 1]) || leet_char(o[k + 1]).is_some());
             if b.is_ascii_digit() || inner {
                 o[k] = l;
             }
@@ -651,7 +652,8 @@ fn despaced_view(b: &[u8]) -> Option<(String, super::SpanMap)> {
         // but `x y` needs a space two bytes after the space, which few have.
         let cs: Vec<(usize, char)> = Vec::new();
         let t = Letters { b, cs: &cs };
-        let spaced = memchr::memchr_iter(b' ', b).any(|p| p >= 1 && b.get(p + 2) == Some(&b' ') && t.run_at(p - 1).is_some());
+        let spaced =
+            memchr::memchr_iter(b' ', b).any(|p| p >= 1 && b.get(p + 2) == Some(&b' ') && t.run_at(p - 1).is_some());
         let sep_run = || {
             memchr::memchr3_iter(b'.', b'-', b'_', b)
                 .chain(memchr::memchr3_iter(b'*', b'|', b'/', b))

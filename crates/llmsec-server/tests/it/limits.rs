@@ -47,9 +47,16 @@ async fn connect_from(from: [u8; 4], addr: SocketAddr) -> TcpStream {
 
 /// One HTTP/1.1 GET from `from`: the status and the raw answer.
 async fn get_from(from: [u8; 4], addr: SocketAddr, path: &str, key: Option<&str>) -> (u16, String) {
+    get_from_with(from, addr, path, key, "").await
+}
+
+/// [`get_from`] with extra header lines (each ending in `\r\n`).
+async fn get_from_with(from: [u8; 4], addr: SocketAddr, path: &str, key: Option<&str>, extra: &str) -> (u16, String) {
     let mut c = connect_from(from, addr).await;
     let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
-    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes()).await.unwrap();
+    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}{extra}Connection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut out = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut out)).await.unwrap().unwrap();
     let text = String::from_utf8_lossy(&out).into_owned();
@@ -151,6 +158,41 @@ async fn failed_authentication_is_throttled_per_address() {
     assert_eq!(get_from([127, 0, 0, 1], s.addr, path, Some(&good)).await.0, 200);
     // …and other addresses are not held to its failures.
     assert_eq!(get_from([127, 0, 0, 2], s.addr, path, Some(&made_up(4))).await.0, 401);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_throttled_not_the_proxy() {
+    let s = serve_with(|c| {
+        c.limits.auth_failure_burst = 2.0;
+        c.limits.auth_failures_per_sec = 0.01;
+        c.limits.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let path = "/api/security/events?limit=1";
+    let made_up = |i: u32| format!("lsk_{i:012x}_{}", "cd".repeat(32));
+    let via_proxy = |client: &str| format!("X-Forwarded-For: 198.51.100.77, {client}\r\n");
+    // One client behind the proxy spends its burst…
+    for i in 0..2 {
+        let (status, text) =
+            get_from_with([127, 0, 0, 1], s.addr, path, Some(&made_up(i)), &via_proxy("203.0.113.1")).await;
+        assert_eq!(status, 401, "{text}");
+    }
+    let (status, text) =
+        get_from_with([127, 0, 0, 1], s.addr, path, Some(&made_up(2)), &via_proxy("203.0.113.1")).await;
+    assert_eq!(status, 429, "{text}");
+    // …another client behind the same proxy is not held to it…
+    let (status, text) =
+        get_from_with([127, 0, 0, 1], s.addr, path, Some(&made_up(3)), &via_proxy("203.0.113.2")).await;
+    assert_eq!(status, 401, "{text}");
+    // …and a peer that is not a trusted proxy cannot borrow an address:
+    // 127.0.0.2 is throttled as itself, whatever it writes.
+    for i in 4..6 {
+        let (status, text) =
+            get_from_with([127, 0, 0, 2], s.addr, path, Some(&made_up(i)), &via_proxy("203.0.113.3")).await;
+        assert_eq!(status, 401, "{text}");
+    }
+    let (status, _) = get_from_with([127, 0, 0, 2], s.addr, path, Some(&made_up(6)), &via_proxy("203.0.113.4")).await;
+    assert_eq!(status, 429, "127.0.0.2 spent its own burst");
 }
 
 fn ws_request(addr: SocketAddr, key: Option<&str>) -> tokio_tungstenite::tungstenite::handshake::client::Request {
