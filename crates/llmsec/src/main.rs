@@ -20,6 +20,7 @@ mod eval;
 mod evasions;
 mod input;
 mod lint;
+mod logs;
 mod metrics;
 mod ops;
 mod policy;
@@ -74,6 +75,10 @@ enum Command {
     /// Rego policies (policy as code): run their tests, evaluate them.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Logs of LLM traffic: scan JSON-lines or OTLP-JSON logs of prompts
+    /// and completions after the fact.
+    #[command(subcommand)]
+    Logs(logs::LogsCommand),
     /// Audit log tools.
     #[command(subcommand)]
     Audit(ops::AuditCommand),
@@ -93,6 +98,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => lint::run(&args),
         Command::Redteam(args) => redteam::run(&args),
         Command::Policy(cmd) => policy::run(&cmd),
+        Command::Logs(cmd) => logs::run(&cmd),
         Command::Audit(cmd) => ops::audit(&cmd),
         Command::Webhook(cmd) => ops::webhook(&cmd),
     };

@@ -944,3 +944,63 @@ fn policy_init_writes_a_starter_policy_that_loads_and_gates_models_and_tools() {
     assert_eq!(code(&again), 2);
     assert!(stderr(&again).contains("--force"), "{}", stderr(&again));
 }
+
+#[test]
+fn logs_scan_reports_findings_and_anomalies_and_names_bad_lines() {
+    let dir = temp_dir("logs");
+    let mut log = String::new();
+    // Ordinary traffic, one prompt asked over and over by one user.
+    for i in 0..20 {
+        log.push_str(
+            &serde_json::json!({"user_id": format!("u{i}"), "prompt": BENIGN, "completion": "Paris."}).to_string(),
+        );
+        log.push('\n');
+    }
+    for _ in 0..3 {
+        let rec = serde_json::json!({
+            "user_id": "mallory",
+            "request": {"messages": [{"role": "system", "content": "You are a travel assistant."}, {"role": "user", "content": ATTACK}]},
+            "response": {"choices": [{"message": {"role": "assistant", "content": "Mail jane.doe@example.com for the code."}}]}
+        });
+        log.push_str(&rec.to_string());
+        log.push('\n');
+    }
+    log.push_str("{not json\n");
+    log.push_str("{\"level\": \"info\"}\n");
+    let path = write(&dir.join("traffic.jsonl"), &log);
+    let o = llmsec(&["logs", "scan", "--format", "json", &path], b"");
+    // Unreadable lines make the exit status 2, after everything else was scanned.
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let r = json(&stdout(&o));
+    assert_eq!(r["records"], 23, "{r}");
+    assert_eq!(r["scanned"]["user"], 23, "{r}");
+    assert_eq!(r["flagged"]["user"], 3, "{r}");
+    assert_eq!(r["flagged"]["assistant"], 3, "the completions carry an e-mail address: {r}");
+    assert!(r["by_category"].as_object().is_some_and(|m| m.keys().any(|k| k.starts_with("prompt_injection/"))), "{r}");
+    let anomalies = r["anomalies"].as_array().cloned().unwrap_or_default();
+    assert!(
+        anomalies
+            .iter()
+            .any(|a| a["kind"] == "repeated_prompt" && a["lines"].as_array().is_some_and(|l| l.len() == 20)),
+        "{r}"
+    );
+    assert!(
+        anomalies
+            .iter()
+            .any(|a| a["kind"] == "repeat_offender" && a["detail"].as_str().is_some_and(|d| d.contains("mallory"))),
+        "{r}"
+    );
+    let errors: Vec<String> =
+        r["errors"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect();
+    assert_eq!(errors.len(), 2, "{r}");
+    assert!(errors[0].starts_with("line 24: not JSON"), "{errors:?}");
+    assert!(errors[1].starts_with("line 25: no prompt"), "{errors:?}");
+    // The human report lists the same, and a clean log exits 0.
+    let o = llmsec(&["logs", "scan", &path], b"");
+    assert!(stdout(&o).contains("repeat_offender") && stdout(&o).contains("line    21"), "{}", stdout(&o));
+    let clean =
+        write(&dir.join("clean.jsonl"), format!("{}\n", serde_json::json!({"prompt": BENIGN, "completion": "Paris."})));
+    let o = llmsec(&["logs", "scan", &clean], b"");
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(stdout(&o).contains("Nothing flagged."), "{}", stdout(&o));
+}
