@@ -100,7 +100,8 @@ impl Rules {
         let mut words = Vec::new();
         let mut keyword_rule = Vec::new();
         for (i, d) in parsed.rules.into_iter().enumerate() {
-            let compile = |p: &str| Regex::new(p).map_err(|e| err(&d.id, e.to_string()));
+            let compile =
+                |p: &str| Regex::new(&super::harmful::ascii_boundaries(p)).map_err(|e| err(&d.id, e.to_string()));
             if d.keywords.is_empty() {
                 return Err(err(&d.id, "a rule needs at least one keyword".into()));
             }
