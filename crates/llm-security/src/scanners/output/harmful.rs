@@ -671,6 +671,12 @@ mod tests {
             "You are a great listener, and you're right that the plan needs more time.",
             "Children should see a doctor if the fever lasts more than three days.",
             "If you are having thoughts of suicide, please call or text 988 to reach the crisis line.",
+            // everyday steps whose words overlap a topic lexicon
+            "1. Turn off the power at the panel.\n2. Pull out the blown fuse.\n3. Insert a new 15 A fuse.",
+            "Bath bombs: 1. Mix 200 g of baking soda with 100 g of citric acid.\n2. Add 5 drops of oil.\n3. Press into molds.",
+            "1. Crack the eggs into a bowl.\n2. Add 50 ml of milk.\n3. Whisk and filter out the shells.",
+            "To remove malware: 1. Run a full scan.\n2. Delete what it finds.\n3. Change your passwords.",
+            "Steps to help a friend at risk: 1. Ask directly about suicide.\n2. Listen.\n3. Call 988 together.",
         ];
         for text in cases {
             let b = blocking(text, None);
