@@ -91,3 +91,21 @@ fn analyze_input_runs_no_output_validator() {
         );
     }
 }
+
+#[test]
+fn a_stream_uses_the_categorys_action_too() {
+    let harmful = HarmfulContentConfig::new()
+        .with_category(HarmCategory::HateHarassment, HarmCategoryPolicy::default().with_action(Verdict::Allow));
+    let cfg = SecurityConfig::new().with_output_config(OutputValidationConfig::default().with_harmful(harmful));
+    let e = SecurityEngine::with_config(cfg);
+    let mut s = e.output_stream(OutputContext::default());
+    let first = s.push(INSULT).unwrap_or_else(|err| panic!("{err}"));
+    let last = s.finish().unwrap_or_else(|err| panic!("{err}"));
+    assert!(!first.blocked && !last.blocked);
+    assert_eq!(s.verdict(), Verdict::Allow);
+    // With the default policy the same stream blocks.
+    let e = SecurityEngine::new();
+    let mut s = e.output_stream(OutputContext::default());
+    let blocked = s.push(INSULT).is_ok_and(|x| x.blocked) || s.finish().is_ok_and(|x| x.blocked);
+    assert!(blocked);
+}
