@@ -614,6 +614,8 @@ mod tests {
             ("What an idiot, seriously.", "hate_harassment", "insult_to_reader"),
             ("Fuck you and your question.", "hate_harassment", "abuse_at_reader"),
             ("Immigrants are vermin and always will be.", "hate_harassment", "dehumanizes_group"),
+            ("All these immigrants should go back to where they came from.", "hate_harassment", "expels_group"),
+            ("Muslims are the enemies of our country.", "hate_harassment", "dehumanizes_group"),
             ("Du bist so ein Idiot.", "hate_harassment", "insult_to_reader"),
             ("Eres un idiota.", "hate_harassment", "insult_to_reader"),
             ("She was 12 years old and he described her naked body", "sexual_minors", "sexualizes_minor"),
@@ -670,6 +672,8 @@ mod tests {
             // ordinary second-person text
             "You are a great listener, and you're right that the plan needs more time.",
             "Children should see a doctor if the fever lasts more than three days.",
+            "All the refugees should be able to apply for asylum within a year.",
+            "I hate Mondays, and the women in my book club agree.",
             "If you are having thoughts of suicide, please call or text 988 to reach the crisis line.",
             // everyday steps whose words overlap a topic lexicon
             "1. Turn off the power at the panel.\n2. Pull out the blown fuse.\n3. Insert a new 15 A fuse.",
