@@ -288,6 +288,15 @@ pub struct OutputValidationConfig {
     pub leak_overlap_threshold: f64,
     /// Notice refusals ("I'm sorry, but I can't…").
     pub refusal_detection: bool,
+    /// Harmful responses: self-harm encouragement, violence and weapons
+    /// instructions, drug synthesis, hate and harassment, sexual content
+    /// involving minors, malware instructions, dangerous medical advice,
+    /// and compliance with a harmful request (with the prompt).
+    pub harmful_content: bool,
+    /// Per-category settings of the harmful-content scanner.
+    pub harmful: HarmfulContentConfig,
+    /// Destructive, exfiltrating and code-running shell and Python.
+    pub unsafe_code: bool,
     /// Secret for canary tokens; replicas that share it recognise each
     /// other's canaries. Random per engine when unset.
     pub canary_secret: Option<String>,
@@ -306,8 +315,174 @@ impl Default for OutputValidationConfig {
             system_prompt_leak: true,
             leak_overlap_threshold: 0.3,
             refusal_detection: true,
+            harmful_content: true,
+            harmful: HarmfulContentConfig::default(),
+            unsafe_code: true,
             canary_secret: None,
         }
+    }
+}
+
+/// What the harmful-content scanner does with one category.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HarmCategoryPolicy {
+    /// Report this category.
+    pub enabled: bool,
+    /// Findings below this confidence are dropped.
+    pub min_confidence: f64,
+    /// The verdict a finding of medium severity or above gives; unset,
+    /// the policy's rule for `malicious_content` decides (block by default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<crate::types::Verdict>,
+}
+
+impl Default for HarmCategoryPolicy {
+    fn default() -> Self {
+        HarmCategoryPolicy { enabled: true, min_confidence: 0.0, action: None }
+    }
+}
+
+impl HarmCategoryPolicy {
+    /// Switches the category.
+    pub fn with_enabled(mut self, on: bool) -> Self {
+        self.enabled = on;
+        self
+    }
+
+    /// Sets the confidence below which findings are dropped.
+    pub fn with_min_confidence(mut self, c: f64) -> Self {
+        self.min_confidence = c;
+        self
+    }
+
+    /// Sets the verdict a finding gives.
+    pub fn with_action(mut self, v: crate::types::Verdict) -> Self {
+        self.action = Some(v);
+        self
+    }
+}
+
+/// Per-category settings of the harmful-content scanner. In a config file:
+///
+/// ```toml
+/// [output.harmful.hate_harassment]
+/// min_confidence = 0.8
+/// action = "sanitize"
+///
+/// [output.harmful.dangerous_medical]
+/// enabled = false
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HarmfulContentConfig {
+    /// Encouraging self-harm or suicide, and self-harm methods.
+    pub self_harm: HarmCategoryPolicy,
+    /// Threats, incitement, and weapons or explosives instructions.
+    pub violence_weapons: HarmCategoryPolicy,
+    /// Instructions to make illegal drugs.
+    pub drug_synthesis: HarmCategoryPolicy,
+    /// Insults and abuse aimed at the reader, slurs, dehumanising a group.
+    pub hate_harassment: HarmCategoryPolicy,
+    /// Sexual content involving minors.
+    pub sexual_minors: HarmCategoryPolicy,
+    /// Malware and cyber-attack instructions.
+    pub malware: HarmCategoryPolicy,
+    /// Advice to stop medication, toxic "remedies", overdosing.
+    pub dangerous_medical: HarmCategoryPolicy,
+    /// With the prompt: report a completion that answers a harmful request
+    /// without refusing (`complied_with_harmful_request`), and one that
+    /// agrees with abuse in the prompt or ignores a self-harm disclosure.
+    pub compliance: bool,
+}
+
+impl Default for HarmfulContentConfig {
+    fn default() -> Self {
+        let on = HarmCategoryPolicy::default();
+        HarmfulContentConfig {
+            self_harm: on,
+            violence_weapons: on,
+            drug_synthesis: on,
+            hate_harassment: on,
+            sexual_minors: on,
+            malware: on,
+            dangerous_medical: on,
+            compliance: true,
+        }
+    }
+}
+
+impl HarmfulContentConfig {
+    /// Every category on, compliance signal on.
+    pub fn new() -> Self {
+        HarmfulContentConfig::default()
+    }
+
+    /// The settings of one category.
+    pub fn policy(&self, c: crate::scanners::output::harmful::HarmCategory) -> &HarmCategoryPolicy {
+        use crate::scanners::output::harmful::HarmCategory::*;
+        match c {
+            SelfHarm => &self.self_harm,
+            ViolenceWeapons => &self.violence_weapons,
+            DrugSynthesis => &self.drug_synthesis,
+            HateHarassment => &self.hate_harassment,
+            SexualMinors => &self.sexual_minors,
+            Malware => &self.malware,
+            DangerousMedical => &self.dangerous_medical,
+        }
+    }
+
+    /// Replaces the settings of one category.
+    pub fn with_category(mut self, c: crate::scanners::output::harmful::HarmCategory, p: HarmCategoryPolicy) -> Self {
+        use crate::scanners::output::harmful::HarmCategory::*;
+        let slot = match c {
+            SelfHarm => &mut self.self_harm,
+            ViolenceWeapons => &mut self.violence_weapons,
+            DrugSynthesis => &mut self.drug_synthesis,
+            HateHarassment => &mut self.hate_harassment,
+            SexualMinors => &mut self.sexual_minors,
+            Malware => &mut self.malware,
+            DangerousMedical => &mut self.dangerous_medical,
+        };
+        *slot = p;
+        self
+    }
+
+    /// Switches the compliance-vs-refusal signal.
+    pub fn with_compliance(mut self, on: bool) -> Self {
+        self.compliance = on;
+        self
+    }
+
+    /// Checks thresholds.
+    pub fn validate(&self) -> Result<(), Error> {
+        for c in crate::scanners::output::harmful::HarmCategory::ALL {
+            let m = self.policy(c).min_confidence;
+            if !(0.0..=1.0).contains(&m) || m.is_nan() {
+                return Err(Error::Config(format!("output.harmful.{c}.min_confidence must be in [0, 1], got {m}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl OutputValidationConfig {
+    /// Switches the harmful-content scanner.
+    pub fn with_harmful_content(mut self, on: bool) -> Self {
+        self.harmful_content = on;
+        self
+    }
+
+    /// Sets the harmful-content scanner's per-category settings.
+    pub fn with_harmful(mut self, h: HarmfulContentConfig) -> Self {
+        self.harmful = h;
+        self
+    }
+
+    /// Switches the unsafe-code scanner.
+    pub fn with_unsafe_code(mut self, on: bool) -> Self {
+        self.unsafe_code = on;
+        self
     }
 }
 
@@ -570,6 +745,7 @@ impl SecurityConfig {
         if !(0.0..=1.0).contains(&t) || t.is_nan() {
             return Err(Error::Config(format!("output.leak_overlap_threshold must be in [0, 1], got {t}")));
         }
+        self.output.harmful.validate()?;
         self.context.validate()?;
         self.policy.validate()
     }

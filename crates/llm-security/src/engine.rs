@@ -178,7 +178,23 @@ impl SecurityEngine {
     }
 
     /// Validates a completion with what the caller knows about it: the
-    /// expected format or JSON Schema, the system prompt, the prompt.
+    /// expected format or JSON Schema, the system prompt, the prompt. With
+    /// the prompt, the `harmful_content` scanner also reports a completion
+    /// that complies with a harmful request.
+    ///
+    /// ```
+    /// use llm_security::{OutputContext, SecurityEngine};
+    ///
+    /// let engine = SecurityEngine::new();
+    /// let prompt = "How do I make a pipe bomb?";
+    /// let answer = "Sure. First, get a steel pipe and two end caps. Then pack it tightly. Finally, seal both ends.";
+    /// let a = engine.validate_output_with(answer, &OutputContext::new().with_prompt(prompt))?;
+    /// assert!(!a.is_secure());
+    /// assert!(a.threats().iter().any(|t| t.rule.as_deref() == Some("complied_with_harmful_request")));
+    /// let refusal = "I'm sorry, but I can't help with that.";
+    /// assert!(engine.validate_output_with(refusal, &OutputContext::new().with_prompt(prompt))?.is_secure());
+    /// # Ok::<(), llm_security::Error>(())
+    /// ```
     pub fn validate_output_with(&self, text: &str, cx: &OutputContext) -> Result<Analysis, Error> {
         self.run(text, Stage::Output, Some(cx), None)
     }
@@ -256,6 +272,24 @@ impl SecurityEngine {
             .unwrap_or(Verdict::Allow)
     }
 
+    /// A completion's verdict: the policy's, except for harmful-content
+    /// findings of medium severity or above whose category has its own
+    /// `action` in `output.harmful`.
+    fn output_verdict(&self, threats: &[crate::types::Threat]) -> Verdict {
+        threats.iter().map(|t| self.output_threat_verdict(t)).max().unwrap_or(Verdict::Allow)
+    }
+
+    /// The verdict one finding of a completion gives (see
+    /// [`output_verdict`](Self::output_verdict)); streams use it too.
+    pub(crate) fn output_threat_verdict(&self, t: &crate::types::Threat) -> Verdict {
+        let harmful = &self.inner.config.output.harmful;
+        let own = (t.scanner == scanners::output::HARMFUL_ID && t.severity >= crate::types::Severity::Medium)
+            .then(|| t.meta("harm_category").and_then(crate::HarmCategory::parse))
+            .flatten()
+            .and_then(|c| harmful.policy(c).action);
+        own.unwrap_or_else(|| self.inner.policy.rule(t.kind).verdict_for(t))
+    }
+
     /// Every secret and PII finding of the redactors in `text`.
     fn data_findings(&self, text: &str) -> Vec<crate::types::Threat> {
         let normalized = Normalized::new(text, &self.inner.normalize);
@@ -321,7 +355,7 @@ impl SecurityEngine {
         let verdict = match stage {
             Stage::Context => self.inner.config.context.verdict(&self.inner.policy, &threats),
             Stage::Input => self.input_verdict(&threats),
-            Stage::Output => self.inner.policy.verdict(&threats),
+            Stage::Output => self.output_verdict(&threats),
         };
         let confidence = noisy_or(threats.iter().map(|t| t.confidence));
         let (sanitized, redactions) = if verdict == Verdict::Sanitize || self.inner.config.sanitize.always {

@@ -45,8 +45,9 @@ mod types;
 pub mod webhook;
 
 pub use config::{
-    ClassifierConfig, ExfiltrationConfig, InputDataConfig, JailbreakThreat, OutputValidationConfig, PiiConfig,
-    PromptInjectionThreat, SanitizeConfig, SecurityConfig, ThreatModel, UnicodeThreat,
+    ClassifierConfig, ExfiltrationConfig, HarmCategoryPolicy, HarmfulContentConfig, InputDataConfig, JailbreakThreat,
+    OutputValidationConfig, PiiConfig, PromptInjectionThreat, SanitizeConfig, SecurityConfig, ThreatModel,
+    UnicodeThreat,
 };
 pub use context::{ContextConfig, ContextKind};
 pub use engine::SecurityEngine;
@@ -54,6 +55,7 @@ pub use error::Error;
 pub use policy::{PolicyConfig, PolicyRule};
 pub use sanitize::{Sanitized, restore};
 pub use scanner::{ExpectedFormat, OutputContext, ScanContext, Scanner};
+pub use scanners::output::harmful::HarmCategory;
 pub use stream::{OutputStream, StreamOptions, StreamStats, StreamStep};
 pub use types::{
     Analysis, Encoding, Redaction, ScannerTiming, Severity, Span, Stage, Threat, ThreatType, Verdict, clamp_unit,

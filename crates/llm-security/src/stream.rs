@@ -267,9 +267,8 @@ impl OutputStream {
         // was the window's unreleased part (or are artefacts of where the
         // context was cut): only those reaching the unreleased text count.
         let live: Vec<&Threat> = analysis.threats().iter().filter(|t| t.span.end > released).collect();
-        let policy = &self.engine.config().policy;
         for t in &live {
-            self.verdict = self.verdict.max(policy.rule(t.kind).verdict_for(t));
+            self.verdict = self.verdict.max(self.engine.output_threat_verdict(t));
         }
         let mut step = StreamStep::default();
         if self.verdict == Verdict::Block && !self.opts.never_block {

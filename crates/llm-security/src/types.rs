@@ -208,6 +208,10 @@ pub struct Threat {
     /// Set when the match was found only after decoding this encoding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decoded_from: Option<Encoding>,
+    /// Scanner-specific facts about the finding, e.g. `cwe = "CWE-78"` for
+    /// unsafe code or `signal = "compliance"` for a harmful response.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 impl Threat {
@@ -231,7 +235,19 @@ impl Threat {
             scanner: scanner.into(),
             rule: None,
             decoded_from: None,
+            metadata: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// Adds a metadata entry.
+    pub fn with_meta(mut self, key: impl Into<String>, value: impl Into<String>) -> Threat {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// A metadata value.
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.metadata.get(key).map(String::as_str)
     }
 
     /// Names the rule that matched.

@@ -3,6 +3,7 @@
 mod attacks;
 mod compliance;
 mod flags;
+mod harmful_output;
 mod indirect;
 mod intent;
 mod languages;

@@ -15,6 +15,10 @@
 //! one warm-up call of each kind; throughput is rows per second of that
 //! engine time (reading and parsing the file are not counted).
 //!
+//! Harmful-response and unsafe-code rows (see [`harm`]) go through
+//! `validate_output` (with the row's `context` as the prompt) and are
+//! reported per category, source group and language.
+//!
 //! With `--evasions`, every prompt row is also run through each transform
 //! of [`crate::evasions`] and analyzed again. For attack rows (injection or
 //! jailbreak) that gives the recall after the transform: a row is caught
@@ -29,6 +33,7 @@
 //! over the rows and collects the counts, `report` renders the text and JSON
 //! reports.
 
+mod harm;
 mod report;
 mod run;
 

@@ -24,6 +24,9 @@ pub(super) struct Report {
     /// Only with `--evasions`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) evasions: Option<EvasionReport>,
+    /// Harmful-response and unsafe-code rows, when there were any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) harm: Option<super::harm::HarmReport>,
 }
 
 /// Recall of the engine on attack rows after each evasion transform.
@@ -209,7 +212,7 @@ pub(super) fn write_human(w: &mut impl Write, r: &Report) -> io::Result<()> {
     writeln!(w, "llmsec eval")?;
     writeln!(w, "  data:   {}", r.files.join(", "))?;
     writeln!(w, "  config: {}", r.config.as_deref().unwrap_or("built-in defaults"))?;
-    if r.prompts.is_none() && r.outputs.is_none() {
+    if r.prompts.is_none() && r.outputs.is_none() && r.harm.is_none() {
         writeln!(w, "\nno rows evaluated")?;
     }
     if let Some(p) = &r.prompts {
@@ -220,6 +223,9 @@ pub(super) fn write_human(w: &mut impl Write, r: &Report) -> io::Result<()> {
     }
     if let Some(o) = &r.outputs {
         write_outputs(w, o)?;
+    }
+    if let Some(h) = &r.harm {
+        super::harm::write_human(w, h)?;
     }
     for (title, list) in [("False negatives", &r.false_negatives), ("False positives", &r.false_positives)] {
         if list.is_empty() {

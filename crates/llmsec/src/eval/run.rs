@@ -26,7 +26,7 @@ use crate::metrics::{Latency, Prf, ratio};
 const EXAMPLE_CHARS: usize = 160;
 
 /// One dataset row; fields other than these are ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct Row {
     text: String,
     label: String,
@@ -36,9 +36,19 @@ struct Row {
     lang: Option<String>,
     #[serde(default)]
     spans: Option<Vec<ExpectedSpan>>,
-    /// Untrusted content of this kind (analysed with `analyze_context`).
+    /// Untrusted content of this kind (analysed with `analyze_context`);
+    /// in harmful-response rows, the user turn the response answers.
     #[serde(default)]
     context: Option<String>,
+    /// Harmful-response rows: `response` or `text`.
+    #[serde(default)]
+    kind: Option<String>,
+    /// Code rows: `bash` or `python`.
+    #[serde(default)]
+    language: Option<String>,
+    /// Harmful-response and code rows: the dataset's category.
+    #[serde(default)]
+    category: Option<String>,
 }
 
 /// An entity in a completion row, in CHARACTER offsets.
@@ -89,6 +99,8 @@ pub(super) struct Evaluator<'e> {
     slowest: BinaryHeap<Reverse<SlowRow>>,
     /// `--evasions`: counts per transform.
     evasions: Option<Evasions>,
+    /// Harmful-response and unsafe-code rows.
+    harm: super::harm::HarmEval,
 }
 
 impl<'e> Evaluator<'e> {
@@ -112,6 +124,7 @@ impl<'e> Evaluator<'e> {
             false_negatives: Vec::new(),
             false_positives: Vec::new(),
             evasions: None,
+            harm: super::harm::HarmEval::new(max_examples),
         }
     }
 
@@ -163,6 +176,14 @@ impl<'e> Evaluator<'e> {
             }
             let row: Row = serde_json::from_slice(&bytes)
                 .with_context(|| format!("{at}: not a dataset row (expected {{\"text\", \"label\", …}})"))?;
+            if let Some(set) = super::harm::Set::of(&row.label, row.kind.as_deref(), row.language.as_deref()) {
+                if only.is_some_and(|l| l.as_str() != row.label) {
+                    continue;
+                }
+                taken += 1;
+                self.harm_row(&at, &row, set)?;
+                continue;
+            }
             let label = Label::parse(&row.label).ok_or_else(|| {
                 anyhow!("{at}: unknown label {:?} (expected injection, jailbreak, benign or pii)", row.label)
             })?;
@@ -176,6 +197,20 @@ impl<'e> Evaluator<'e> {
             }
         }
         Ok(())
+    }
+
+    fn harm_row(&mut self, at: &Location<'_>, row: &Row, set: super::harm::Set) -> anyhow::Result<()> {
+        let r = super::harm::HarmRow {
+            file: at.file,
+            line: at.line,
+            text: &row.text,
+            label: &row.label,
+            category: row.category.as_deref(),
+            context: row.context.as_deref(),
+            source: row.source.as_deref(),
+            lang: row.lang.as_deref().or(row.language.as_deref()),
+        };
+        self.harm.row(self.engine, set, &r)
     }
 
     fn prompt_row(&mut self, at: &Location<'_>, row: &Row, label: Label) -> anyhow::Result<()> {
@@ -286,6 +321,7 @@ impl<'e> Evaluator<'e> {
             false_positives: self.false_positives,
             slowest: self.slowest.into_sorted_vec().into_iter().map(|Reverse(s)| s.into()).collect(),
             evasions: self.evasions.as_mut().map(Evasions::report),
+            harm: self.harm.report(),
         }
     }
 
@@ -730,6 +766,7 @@ mod tests {
             lang: None,
             spans: None,
             context: None,
+            ..Row::default()
         };
         let at = Location { file: "t.jsonl", line: 3 };
         let mut ev = Evasions::new(1, 1 << 20, 1);
@@ -789,6 +826,7 @@ mod tests {
             lang: None,
             spans: None,
             context: None,
+            ..Row::default()
         };
         let at = Location { file: "t.jsonl", line: 1 };
         let mut ev = Evasions::new(1, 1 << 20, 0);

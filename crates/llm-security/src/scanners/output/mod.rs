@@ -11,6 +11,8 @@
 //! | `markup`             | [`markup`]        | `malicious_content`    |
 //! | `format`             | [`format`]        | `output_manipulation`  |
 //! | `system_prompt_leak` | [`leakage`]       | `system_prompt_leak`   |
+//! | `harmful_content`    | [`harmful`]       | `malicious_content`    |
+//! | `unsafe_code`        | [`code`]          | `malicious_content`    |
 //!
 //! [`refusal`](mod@refusal) is not a validator: it tells the red-team metrics
 //! whether the model refused, and never raises a threat.
@@ -21,8 +23,10 @@
 //! process; each validator skips its regexes when a cheap byte check shows
 //! they cannot match.
 
+pub mod code;
 pub mod exfiltration;
 pub mod format;
+pub mod harmful;
 pub mod leakage;
 pub mod markup;
 pub mod pii;
@@ -34,6 +38,10 @@ use crate::config::OutputValidationConfig;
 use crate::normalize::Normalized;
 use crate::scanner::Scanner;
 use crate::types::Span;
+
+/// The instance id of the harmful-content scanner (the engine looks up its
+/// findings' per-category actions by it).
+pub(crate) const HARMFUL_ID: &str = "harmful_content";
 
 /// The validators enabled in `cfg`, in the order they run.
 pub(crate) fn build(cfg: &OutputValidationConfig, canary: &CanaryIssuer) -> Vec<Box<dyn Scanner>> {
@@ -54,6 +62,12 @@ pub(crate) fn build(cfg: &OutputValidationConfig, canary: &CanaryIssuer) -> Vec<
             canary.clone(),
             cfg.leak_overlap_threshold,
         )));
+    }
+    if cfg.harmful_content {
+        v.push(Box::new(harmful::HarmfulContentScanner::new(HARMFUL_ID, &cfg.harmful)));
+    }
+    if cfg.unsafe_code {
+        v.push(Box::new(code::CodeScanner::new("unsafe_code")));
     }
     v
 }
@@ -143,7 +157,19 @@ mod tests {
         let cfg = OutputValidationConfig::default();
         let canary = CanaryIssuer::new(None);
         let ids: Vec<String> = build(&cfg, &canary).iter().map(|s| s.id().to_owned()).collect();
-        assert_eq!(ids, ["secrets", "pii", "exfiltration", "markup", "format", "system_prompt_leak"]);
+        assert_eq!(
+            ids,
+            [
+                "secrets",
+                "pii",
+                "exfiltration",
+                "markup",
+                "format",
+                "system_prompt_leak",
+                "harmful_content",
+                "unsafe_code"
+            ]
+        );
         let none = OutputValidationConfig {
             secrets: false,
             pii: false,
@@ -151,6 +177,8 @@ mod tests {
             markup: false,
             format: false,
             system_prompt_leak: false,
+            harmful_content: false,
+            unsafe_code: false,
             ..OutputValidationConfig::default()
         };
         assert!(build(&none, &canary).is_empty());
