@@ -85,6 +85,9 @@ scripts/gateway-e2e.sh
 section "dashboard end to end: scripts/dashboard-e2e.sh (llmsec serve, Chromium via playwright-core)"
 scripts/dashboard-e2e.sh
 
+section "llmsecops demo: examples/llmsecops_demo/run.sh (lint, policy tests, serve + gateway + stand-in model, red team, logs scan)"
+examples/llmsecops_demo/run.sh
+
 section "prometheus end to end: scripts/prometheus-e2e.sh (promtool, a real Prometheus scraping llmsec serve, every dashboard query)"
 scripts/prometheus-e2e.sh
 
