@@ -2,7 +2,8 @@
 //!
 //! `analyze_input` on benign prompts of 50 B, 1 KiB and 32 KiB and on a
 //! 1 KiB prompt carrying an injection; `validate_output` on a 1 KiB
-//! completion with an email address and a markdown link. The engine is
+//! completion with an email address and a markdown link, and on one with
+//! names, a postal address, a date of birth and an employer. The engine is
 //! built once, outside the measured loop, as a server would hold it.
 //!
 //! Run: `cargo bench -p llm-security --bench engine`
@@ -16,7 +17,7 @@ use llm_security::{SecurityConfig, SecurityEngine};
 
 #[path = "support/corpus.rs"]
 mod corpus;
-use corpus::{attack_prompt, completion, prose};
+use corpus::{attack_prompt, completion, completion_with_names, prose};
 
 fn warn_if(unexpected: bool, what: &str) {
     if unexpected {
@@ -53,6 +54,15 @@ fn validate_output(c: &mut Criterion) {
     let mut g = c.benchmark_group("validate_output");
     g.throughput(Throughput::Bytes(text.len() as u64));
     g.bench_with_input(BenchmarkId::new("email_and_link", "1KiB"), &text, |b, t| {
+        b.iter(|| engine.validate_output_sync(black_box(t)))
+    });
+    let names = completion_with_names();
+    warn_if(
+        engine.validate_output_sync(&names).is_ok_and(|a| !a.threats().iter().any(|t| t.category == "person")),
+        "the names-and-address completion has no person finding",
+    );
+    g.throughput(Throughput::Bytes(names.len() as u64));
+    g.bench_with_input(BenchmarkId::new("names_and_address", "1KiB"), &names, |b, t| {
         b.iter(|| engine.validate_output_sync(black_box(t)))
     });
     g.finish();

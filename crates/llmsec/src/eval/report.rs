@@ -177,6 +177,9 @@ pub(super) struct OutputReport {
     pub(super) benign_flagged: u64,
     pub(super) benign_flagged_rate: Option<f64>,
     pub(super) entities: Vec<EntityReport>,
+    /// Span precision and recall per entity type and language (exact and
+    /// overlapping match), for the types each file annotates.
+    pub(super) spans: Vec<crate::spans::SpanLine>,
     pub(super) latency: Latency,
 }
 
@@ -439,6 +442,10 @@ fn write_outputs(w: &mut impl Write, o: &OutputReport) -> io::Result<()> {
     writeln!(w, "\n  {:<width$} {:>8} {:>6} {:>7}", "entity", "expected", "found", "recall")?;
     for e in &o.entities {
         writeln!(w, "  {:<width$} {:>8} {:>6} {:>7}", printable(&e.entity), e.expected, e.found, fig(e.recall))?;
+    }
+    if !o.spans.is_empty() {
+        writeln!(w, "\n  Entity spans by type and language (a prediction must have the gold span's type):")?;
+        crate::spans::write_table(w, &o.spans)?;
     }
     write_latency(w, &o.latency, "validate_output")
 }

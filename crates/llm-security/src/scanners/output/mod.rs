@@ -7,6 +7,7 @@
 //! |----------------------|-------------------|------------------------|
 //! | `secrets`            | [`secrets`]       | `secret_leak`          |
 //! | `pii`                | [`pii`]           | `sensitive_data`       |
+//! | `entities`           | [`entities`]      | `sensitive_data`       |
 //! | `exfiltration`       | [`exfiltration`]  | `data_exfiltration`    |
 //! | `markup`             | [`markup`]        | `malicious_content`    |
 //! | `format`             | [`format`]        | `output_manipulation`  |
@@ -21,6 +22,7 @@
 //! process; each validator skips its regexes when a cheap byte check shows
 //! they cannot match.
 
+pub mod entities;
 pub mod exfiltration;
 pub mod format;
 pub mod leakage;
@@ -39,6 +41,12 @@ use crate::types::Span;
 pub(crate) fn build(cfg: &OutputValidationConfig, canary: &CanaryIssuer) -> Vec<Box<dyn Scanner>> {
     let mut v: Vec<Box<dyn Scanner>> = Vec::new();
     v.extend(super::data_scanners(&cfg.pii_types, cfg.secrets, cfg.pii));
+    // Names, places, addresses: completions only (prompts go through
+    // `data_scanners` alone, so the input classifier's inputs stay as
+    // they are).
+    if cfg.pii && cfg.pii_types.any_entity() {
+        v.push(Box::new(entities::EntityScanner::new("entities", &cfg.pii_types, cfg.entity_min_confidence)));
+    }
     if cfg.exfiltration {
         v.push(Box::new(exfiltration::ExfiltrationScanner::new("exfiltration", &cfg.exfiltration_rules)));
     }
@@ -143,7 +151,7 @@ mod tests {
         let cfg = OutputValidationConfig::default();
         let canary = CanaryIssuer::new(None);
         let ids: Vec<String> = build(&cfg, &canary).iter().map(|s| s.id().to_owned()).collect();
-        assert_eq!(ids, ["secrets", "pii", "exfiltration", "markup", "format", "system_prompt_leak"]);
+        assert_eq!(ids, ["secrets", "pii", "entities", "exfiltration", "markup", "format", "system_prompt_leak"]);
         let none = OutputValidationConfig {
             secrets: false,
             pii: false,
