@@ -14,6 +14,11 @@
 //! `Frau` + `Xx`, `in` + `Xx`). A transition weight per tag pair couples
 //! neighbouring tags.
 //!
+//! **Name rules** run beside the tagger and win where they overlap it:
+//! capitalised words after a title or a naming phrase (`Mr.`, `Frau`,
+//! `Sra.`, `Dear`, `my name is`, `je m'appelle`, `меня зовут`), and a
+//! gazetteer given name followed by a gazetteer surname.
+//!
 //! **Speed.** Only tokens that can begin or continue a name are tagged:
 //! words that start with a capital letter, words in the gazetteer, and
 //! short lowercase connectors between capitalised words (`de`, `von`,
@@ -323,6 +328,108 @@ pub(crate) fn tokenize(text: &str, gaz: &Gazetteer) -> Vec<Token> {
     out
 }
 
+/// Titles and phrases after which capitalised words are a person's name
+/// (`Mr`, `Frau`, `Sra`, `my name is`, `je m'appelle`, `меня зовут`), as
+/// lowercased word hashes; the second list must follow `name`/`nome`/`naam`.
+static NAME_CUES: LazyLock<(Vec<u64>, Vec<u64>)> = LazyLock::new(|| {
+    let titles = [
+        "mr",
+        "mrs",
+        "ms",
+        "miss",
+        "dr",
+        "prof",
+        "sir",
+        "madam",
+        "frau",
+        "herr",
+        "sr",
+        "sra",
+        "srta",
+        "señor",
+        "señora",
+        "senhor",
+        "senhora",
+        "dona",
+        "mme",
+        "mlle",
+        "monsieur",
+        "madame",
+        "signor",
+        "signora",
+        "sig",
+        "dott",
+        "dhr",
+        "mevrouw",
+        "mevr",
+        "господин",
+        "госпожа",
+        "dear",
+        "querido",
+        "querida",
+        "cher",
+        "chère",
+        "caro",
+        "cara",
+        "heiße",
+        "heisse",
+        "appelle",
+        "m'appelle",
+        "m’appelle",
+        "llamo",
+        "chiamo",
+        "зовут",
+        "chamo",
+    ];
+    let after_name = ["is", "é", "ist", "est", "es", "è", "was"];
+    (titles.iter().map(|w| word_hash(w)).collect(), after_name.iter().map(|w| word_hash(w)).collect())
+});
+
+/// Person names from cues: capitalised words after a title or a naming
+/// phrase, and a gazetteer given name followed by a gazetteer surname.
+fn name_rules(text: &str, toks: &[Token]) -> Vec<Entity> {
+    let (titles, after_name) = &*NAME_CUES;
+    let name_h = [word_hash("name"), word_hash("nome"), word_hash("naam"), word_hash("nom"), word_hash("nombre")];
+    let cap = |k: usize| toks.get(k).is_some_and(|t| t.upper && t.word && !t.cjk);
+    let mut out: Vec<Entity> = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        let t = &toks[i];
+        let cue = titles.contains(&t.lw) || (after_name.contains(&t.lw) && i > 0 && name_h.contains(&toks[i - 1].lw));
+        if cue && t.word {
+            let mut k = i + 1;
+            if toks.get(k).is_some_and(|n| &text[n.start..n.end] == ".") {
+                k += 1;
+            }
+            let first = k;
+            while cap(k) && k - first < 3 {
+                k += 1;
+            }
+            if k > first {
+                out.push(Entity {
+                    kind: EntityKind::Person,
+                    start: toks[first].start,
+                    end: toks[k - 1].end,
+                    confidence: 0.9,
+                });
+                i = k;
+                continue;
+            }
+        }
+        if cap(i) && t.gaz & gazetteer::GIVEN != 0 && cap(i + 1) && toks[i + 1].gaz & gazetteer::SURNAME != 0 {
+            let mut k = i + 2;
+            while cap(k) && toks[k].gaz & gazetteer::SURNAME != 0 && k - i < 3 {
+                k += 1;
+            }
+            out.push(Entity { kind: EntityKind::Person, start: t.start, end: toks[k - 1].end, confidence: 0.8 });
+            i = k;
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
 /// Whether token `i` may carry a non-`O` tag (see the module docs).
 pub(crate) fn candidate(toks: &[Token], i: usize) -> bool {
     let t = &toks[i];
@@ -484,6 +591,13 @@ impl Tagger {
             let confidence = 1.0 / (1.0 + f64::from(-margin / self.conf_scale.max(1e-6)).exp());
             out.push(Entity { kind, start: toks[i].start, end: toks[j - 1].end, confidence });
             i = j;
+        }
+        // Name rules win over the tagger's overlapping spans.
+        let named = name_rules(text, &toks);
+        if !named.is_empty() {
+            out.retain(|e| !named.iter().any(|n| e.start < n.end && n.start < e.end));
+            out.extend(named);
+            out.sort_by_key(|e| (e.start, e.end));
         }
         out
     }
@@ -731,6 +845,20 @@ mod tests {
         assert!(kinds.contains(&(EntityKind::Person, "Maria Schmidt")), "{kinds:?}");
         assert!(kinds.contains(&(EntityKind::Location, "Berlin")), "{kinds:?}");
         assert!(found.iter().all(|e| (0.0..=1.0).contains(&e.confidence)));
+    }
+
+    #[test]
+    fn names_after_titles_and_naming_phrases() {
+        let Ok(t) = Tagger::builtin() else { return };
+        for (text, name) in [
+            ("Please ask Mrs. Okonkwo about the invoice.", "Okonkwo"),
+            ("Hi, my name is Tamsin and I need help.", "Tamsin"),
+            ("Bitte rufen Sie Frau Brandtner an.", "Brandtner"),
+            ("Bonjour, je m'appelle Elodie.", "Elodie"),
+        ] {
+            let found: Vec<(EntityKind, &str)> = t.tag(text).iter().map(|e| (e.kind, &text[e.start..e.end])).collect();
+            assert!(found.contains(&(EntityKind::Person, name)), "{text}: {found:?}");
+        }
     }
 
     #[test]
