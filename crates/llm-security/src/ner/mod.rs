@@ -263,38 +263,46 @@ fn is_title(w: &str) -> bool {
 /// Splits `text` into tokens with their feature inputs.
 pub(crate) fn tokenize(text: &str, gaz: &Gazetteer) -> Vec<Token> {
     let mut out: Vec<Token> = Vec::with_capacity(text.len() / 5);
-    let mut chars = text.char_indices().peekable();
+    let b = text.as_bytes();
     let mut newline = true;
-    while let Some((i, c)) = chars.next() {
+    let mut next = 0;
+    while next < b.len() {
+        let i = next;
+        // ASCII bytes are read as bytes; anything else as a char.
+        let c = if b[i] < 0x80 { char::from(b[i]) } else { text[i..].chars().next().unwrap_or(' ') };
+        next = i + c.len_utf8();
         if c.is_whitespace() {
             if c == '\n' {
                 newline = true;
             }
             continue;
         }
-        let mut end = i + c.len_utf8();
+        let mut end = next;
         let cjk = gazetteer::is_cjk_char(c);
         let word = is_word_char(c);
         if cjk {
-            while let Some(&(j, d)) = chars.peek() {
-                if !gazetteer::is_cjk_char(d) {
-                    break;
-                }
-                end = j + d.len_utf8();
-                chars.next();
+            while let Some(d) = text[end..].chars().next().filter(|&d| gazetteer::is_cjk_char(d)) {
+                end += d.len_utf8();
             }
         } else if word {
-            while let Some(&(j, d)) = chars.peek() {
+            loop {
+                while end < b.len() && b[end].is_ascii_alphanumeric() {
+                    end += 1;
+                }
+                let Some(d) = text[end..].chars().next() else { break };
+                if d.is_ascii() && d != '\'' {
+                    break;
+                }
                 // An apostrophe joins letters on both sides (`O'Brien`).
-                let joins =
-                    matches!(d, '\'' | '’') && text[j + d.len_utf8()..].chars().next().is_some_and(char::is_alphabetic);
+                let joins = matches!(d, '\'' | '’')
+                    && text[end + d.len_utf8()..].chars().next().is_some_and(char::is_alphabetic);
                 if !(is_word_char(d) || joins) {
                     break;
                 }
-                end = j + d.len_utf8();
-                chars.next();
+                end += d.len_utf8();
             }
         }
+        next = end;
         let w = &text[i..end];
         // A full stop after a title (`Mr.`, `Dr.`, `Sr.`) is an
         // abbreviation's, not a sentence's end.
@@ -308,15 +316,15 @@ pub(crate) fn tokenize(text: &str, gaz: &Gazetteer) -> Vec<Token> {
         newline = false;
         let lw = word_hash(w);
         let upper = c.is_uppercase();
-        let (pre, suf) = if word { affix_hashes(w) } else { (0, 0) };
         let short_lower = word && c.is_lowercase() && w.chars().count() <= 3;
+        // Affixes and shape are filled in below, only where features read them.
         out.push(Token {
             start: i,
             end,
             lw,
-            pre,
-            suf,
-            shape: if cjk { 0xC1 } else { shape_hash(w) },
+            pre: 0,
+            suf: 0,
+            shape: 0,
             gaz: if word { gaz.kinds(lw) } else { 0 },
             upper,
             word,
@@ -324,6 +332,20 @@ pub(crate) fn tokenize(text: &str, gaz: &Gazetteer) -> Vec<Token> {
             sent_start,
             cjk,
         });
+    }
+    // Features of a candidate read its affixes and the shapes of it and its
+    // two neighbours; other tokens never need them.
+    let cand: Vec<bool> = (0..out.len()).map(|k| candidate(&out, k)).collect();
+    for k in 0..out.len() {
+        let near = cand[k] || (k > 0 && cand[k - 1]) || cand.get(k + 1).copied().unwrap_or(false);
+        if !near {
+            continue;
+        }
+        let w = &text[out[k].start..out[k].end];
+        out[k].shape = if out[k].cjk { 0xC1 } else { shape_hash(w) };
+        if cand[k] && out[k].word {
+            (out[k].pre, out[k].suf) = affix_hashes(w);
+        }
     }
     out
 }
@@ -382,7 +404,11 @@ static NAME_CUES: LazyLock<(Vec<u64>, Vec<u64>)> = LazyLock::new(|| {
         "chamo",
     ];
     let after_name = ["is", "é", "ist", "est", "es", "è", "was"];
-    (titles.iter().map(|w| word_hash(w)).collect(), after_name.iter().map(|w| word_hash(w)).collect())
+    let mut titles: Vec<u64> = titles.iter().map(|w| word_hash(w)).collect();
+    titles.sort_unstable();
+    let mut after_name: Vec<u64> = after_name.iter().map(|w| word_hash(w)).collect();
+    after_name.sort_unstable();
+    (titles, after_name)
 });
 
 /// Person names from cues: capitalised words after a title or a naming
@@ -395,7 +421,9 @@ fn name_rules(text: &str, toks: &[Token]) -> Vec<Entity> {
     let mut i = 0;
     while i < toks.len() {
         let t = &toks[i];
-        let cue = titles.contains(&t.lw) || (after_name.contains(&t.lw) && i > 0 && name_h.contains(&toks[i - 1].lw));
+        // Sorted lists: a binary search per token, most tokens are no cue.
+        let cue = titles.binary_search(&t.lw).is_ok()
+            || (after_name.binary_search(&t.lw).is_ok() && i > 0 && name_h.contains(&toks[i - 1].lw));
         if cue && t.word {
             let mut k = i + 1;
             if toks.get(k).is_some_and(|n| &text[n.start..n.end] == ".") {
@@ -606,6 +634,7 @@ impl Tagger {
     pub(crate) fn tag_tokens(&self, toks: &[Token]) -> Vec<(usize, f32)> {
         let mut tags = vec![(0usize, 0f32); toks.len()];
         let mut fs = Vec::with_capacity(32);
+        let mut em: Vec<[f32; TAGS]> = Vec::with_capacity(8);
         let mut i = 0;
         while i < toks.len() {
             if !candidate(toks, i) {
@@ -616,15 +645,24 @@ impl Tagger {
             while j < toks.len() && candidate(toks, j) {
                 j += 1;
             }
-            let em: Vec<[f32; TAGS]> = (i..j)
-                .map(|k| {
-                    features(toks, k, &mut fs);
-                    self.emission(&fs)
-                })
-                .collect();
-            let path = viterbi(&em, &self.trans, &self.end);
-            for (k, &t) in path.iter().enumerate() {
-                tags[i + k] = (t, em[k][t] - em[k][0]);
+            em.clear();
+            for k in i..j {
+                features(toks, k, &mut fs);
+                em.push(self.emission(&fs));
+            }
+            if em.len() == 1 {
+                // One token: the best single tag that may start and end a run.
+                let e = &em[0];
+                let score = |t: usize| self.trans[TAGS][t] + e[t] + self.end[t];
+                let best = (0..TAGS)
+                    .filter(|&t| valid_transition(TAGS, t))
+                    .fold(0, |b, t| if score(t) > score(b) { t } else { b });
+                tags[i] = (best, e[best] - e[0]);
+            } else {
+                let path = viterbi(&em, &self.trans, &self.end);
+                for (k, &t) in path.iter().enumerate() {
+                    tags[i + k] = (t, em[k][t] - em[k][0]);
+                }
             }
             i = j;
         }

@@ -51,19 +51,20 @@ const CUES: &str = r"(?i:address(?:\s+is)?|live[sd]? (?:at|on)|located (?:at|on)
 /// Street lines: the main alternation, one pass over the text.
 static STREET: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r"\b(?:\d{{1,6}}[A-Za-z]?(?:-\d{{1,4}})?\s+(?:\d{{1,4}}\s+)?(?:[NSEW]\.?\s+)?(?:\p{{Lu}}[\p{{L}}'.-]*\s+){{1,4}}{EN_TYPES}\b\.?|(?:\d{{1,6}}(?:\s?(?:bis|ter))?,?\s+)?{PREFIX_TYPES}\s+(?:(?:de|du|des|la|le|del|della|di|da|do|dos|das|d'|l')\s*){{0,2}}[\p{{Lu}}\d][\p{{L}}'.-]*(?:\s+\p{{Lu}}[\p{{L}}'.-]*){{0,3}},?\s*(?:n[º°o.]\s*)?\d{{1,4}}[a-zA-Z]?\b|(?:\d{{1,6}}\s+)?\p{{Lu}}[\p{{L}}-]*{SUFFIX_TYPES}\s+\d{{1,5}}[a-zA-Z]?\b|\d{{1,5}}(?:\s?(?:bis|ter))?,?\s+{PREFIX_TYPES}\s+(?:(?:de|du|des|la|le|del|della|di|da|do|dos|das|d'|l')\s*){{0,2}}\p{{L}}[\p{{L}}'.-]*(?:\s+\p{{L}}[\p{{L}}'.-]*){{0,3}}|\b(?:PSC|Unit)\s+\d{{3,5}},?\s+Box\s+\d{{3,5}}(?:\s+[AFD]PO\s+A[AEP]\s+\d{{5}})?|\b(?:USNS|USNV|USS|USCGC)\s+\p{{Lu}}[a-z]+\s+FPO\s+A[AEP]\s+\d{{5}}|\bP\.?\s?O\.?\s+Box\s+\d{{1,6}}|\b(?:Apt\.?|Apartment|Suite)\s*#?\d{{1,5}}[A-Za-z]?\b)"
+        r"(?-u:\b)(?:\d{{1,6}}[A-Za-z]?(?:-\d{{1,4}})?\s+(?:\d{{1,4}}\s+)?(?:[NSEW]\.?\s+)?(?:\p{{Lu}}[\p{{L}}'.-]*\s+){{1,4}}{EN_TYPES}(?-u:\b)\.?|(?:\d{{1,6}}(?:\s?(?:bis|ter))?,?\s+)?{PREFIX_TYPES}\s+(?:(?:de|du|des|la|le|del|della|di|da|do|dos|das|d'|l')\s*){{0,2}}[\p{{Lu}}\d][\p{{L}}'.-]*(?:\s+\p{{Lu}}[\p{{L}}'.-]*){{0,3}},?\s*(?:n[º°o.]\s*)?\d{{1,4}}[a-zA-Z]?(?-u:\b)|(?:\d{{1,6}}\s+)?\p{{Lu}}[\p{{L}}-]*{SUFFIX_TYPES}\s+\d{{1,5}}[a-zA-Z]?(?-u:\b)|\d{{1,5}}(?:\s?(?:bis|ter))?,?\s+{PREFIX_TYPES}\s+(?:(?:de|du|des|la|le|del|della|di|da|do|dos|das|d'|l')\s*){{0,2}}\p{{L}}[\p{{L}}'.-]*(?:\s+\p{{L}}[\p{{L}}'.-]*){{0,3}}|(?-u:\b)(?:PSC|Unit)\s+\d{{3,5}},?\s+Box\s+\d{{3,5}}(?:\s+[AFD]PO\s+A[AEP]\s+\d{{5}})?|(?-u:\b)(?:USNS|USNV|USS|USCGC)\s+\p{{Lu}}[a-z]+\s+FPO\s+A[AEP]\s+\d{{5}}|(?-u:\b)P\.?\s?O\.?\s+Box\s+\d{{1,6}}|(?-u:\b)(?:Apt\.?|Apartment|Suite)\s*#?\d{{1,5}}[A-Za-z]?(?-u:\b))"
     ))
 });
 
 /// A street line after an address cue ("my address is Beiteveien 2").
-static CUED: LazyLock<Regex> =
-    LazyLock::new(|| re(&format!(r"{CUES}((?:\d{{1,6}}\s+)?(?:\p{{Lu}}[\p{{L}}.'-]*\s+){{1,3}}\d{{1,5}}[a-zA-Z]?\b)")));
+static CUED: LazyLock<Regex> = LazyLock::new(|| {
+    re(&format!(r"{CUES}((?:\d{{1,6}}\s+)?(?:\p{{Lu}}[\p{{L}}.'-]*\s+){{1,3}}\d{{1,5}}[a-zA-Z]?(?-u:\b))"))
+});
 
 /// What may follow a street line: units, then a locality with a postal
 /// code in one of the shapes below, or a line of its own.
 static TAIL: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(?:[,\s]*(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Flat|Wohnung|Whg\.)\s*#?\d{1,5}[A-Za-z]?\b)*(?:[,\s]*(?:(?:\d{4,5}|\d{4}\s?[A-Z]{2}|\d{3}-\d{4})\s+\p{Lu}[\p{L}'-]+(?:[ -]\p{Lu}[\p{L}'-]+){0,2}|\p{Lu}[\p{L}'-]+(?:[ -]\p{Lu}[\p{L}'-]+){0,2},?\s+(?:[A-Z]{2}\s+)?(?:\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|\d{4}\s?[A-Z]{2})))?",
+        r"^(?:[,\s]*(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Flat|Wohnung|Whg\.)\s*#?\d{1,5}[A-Za-z]?(?-u:\b))*(?:[,\s]*(?:(?:\d{4,5}|\d{4}\s?[A-Z]{2}|\d{3}-\d{4})\s+\p{Lu}[\p{L}'-]+(?:[ -]\p{Lu}[\p{L}'-]+){0,2}|\p{Lu}[\p{L}'-]+(?:[ -]\p{Lu}[\p{L}'-]+){0,2},?\s+(?:[A-Z]{2}\s+)?(?:\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|\d{4}\s?[A-Z]{2})))?",
     )
 });
 
@@ -79,7 +80,7 @@ const MONTHS: &str = r"(?i:jan(?:uary|\.)?|feb(?:ruary|\.)?|mar(?:ch|\.)?|apr(?:
 /// A date right after a birth cue.
 static DOB_DATE: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r"^(?:[\s:,：は\-–]|\b(?:on|am|le|el|il|em|op|is|was|den|der|:)\b)*((?:\d{{1,2}}[./-]\d{{1,2}}[./-](?:\d{{4}}|\d{{2}})|\d{{4}}-\d{{1,2}}-\d{{1,2}}|\d{{1,2}}(?:st|nd|rd|th|er|º)?\.?\s+(?:of\s+|de\s+)?{MONTHS}\.?,?\s+(?:de\s+)?\d{{4}}|{MONTHS}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{4}}\s?年\s?\d{{1,2}}\s?月\s?\d{{1,2}}\s?日))"
+        r"^(?:[\s:,：は\-–]|(?-u:\b)(?:on|am|le|el|il|em|op|is|was|den|der|:)(?-u:\b))*((?:\d{{1,2}}[./-]\d{{1,2}}[./-](?:\d{{4}}|\d{{2}})|\d{{4}}-\d{{1,2}}-\d{{1,2}}|\d{{1,2}}(?:st|nd|rd|th|er|º)?\.?\s+(?:of\s+|de\s+)?{MONTHS}\.?,?\s+(?:de\s+)?\d{{4}}|{MONTHS}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{4}}\s?年\s?\d{{1,2}}\s?月\s?\d{{1,2}}\s?日))"
     ))
 });
 
@@ -150,33 +151,123 @@ pub fn find(text: &str) -> Vec<RuleMatch> {
     out
 }
 
-fn addresses(text: &str, out: &mut Vec<RuleMatch>) {
-    let mut last_end = 0;
-    for m in STREET.find_iter(text) {
-        let mut end = m.end();
-        if let Some(t) = TAIL.find(&text[end..]) {
-            end += t.end();
+/// Every street pattern needs a digit: the patterns run only over windows
+/// of text around digit runs (from the start of a line or after a space up
+/// to `REACH` bytes before the run, to the same distance after it), merged.
+const REACH: usize = 90;
+
+fn digit_windows(text: &str) -> Vec<(usize, usize)> {
+    let b = text.as_bytes();
+    let mut windows: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() {
+            i += 1;
+            continue;
         }
-        push(out, RuleKind::Address, m.start(), end, 0.85);
-        last_end = end;
+        let s = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let mut ws = s.saturating_sub(REACH);
+        // Start at a word boundary, so that no match begins inside a word.
+        while ws > 0 && !(b[ws - 1].is_ascii_whitespace()) && ws < s {
+            ws += 1;
+        }
+        while !text.is_char_boundary(ws) {
+            ws += 1;
+        }
+        let mut we = (i + REACH).min(b.len());
+        while !text.is_char_boundary(we) {
+            we += 1;
+        }
+        match windows.last_mut() {
+            Some(w) if ws <= w.1 => w.1 = w.1.max(we),
+            _ => windows.push((ws, we)),
+        }
     }
-    let _ = last_end;
-    for c in CUED.captures_iter(text) {
-        if let Some(g) = c.get(1)
-            && !out.iter().any(|o| o.start < g.end() && g.start() < o.end)
-        {
-            let mut end = g.end();
+    windows
+}
+
+fn addresses(text: &str, out: &mut Vec<RuleMatch>) {
+    for (ws, we) in digit_windows(text) {
+        let window = &text[ws..we];
+        for m in STREET.find_iter(window) {
+            let mut end = ws + m.end();
             if let Some(t) = TAIL.find(&text[end..]) {
                 end += t.end();
             }
-            push(out, RuleKind::Address, g.start(), end, 0.75);
+            if !out.iter().any(|o| o.start < end && ws + m.start() < o.end) {
+                push(out, RuleKind::Address, ws + m.start(), end, 0.85);
+            }
+        }
+        for c in CUED.captures_iter(window) {
+            if let Some(g) = c.get(1) {
+                let (gs, ge) = (ws + g.start(), ws + g.end());
+                if out.iter().any(|o| o.start < ge && gs < o.end) {
+                    continue;
+                }
+                let mut end = ge;
+                if let Some(t) = TAIL.find(&text[end..]) {
+                    end += t.end();
+                }
+                push(out, RuleKind::Address, gs, end, 0.75);
+            }
         }
     }
 }
 
+/// Where the dates of `text` may end: after a year (`19xx`, `20xx`), the
+/// two-digit year of `dd/mm/yy`, or `日`. Birth cues are looked for only
+/// shortly before one, so prose without dates costs one byte scan.
+fn date_ends(text: &str) -> Vec<usize> {
+    let b = text.as_bytes();
+    let mut ends = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let s = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let run = &b[s..i];
+        let year = run.len() == 4 && (run.starts_with(b"19") || run.starts_with(b"20"));
+        let short_year =
+            run.len() == 2 && s >= 2 && matches!(b[s - 1], b'/' | b'.' | b'-') && b[s - 2].is_ascii_digit();
+        if year || short_year {
+            ends.push(i);
+        }
+    }
+    ends.extend(text.match_indices('日').map(|(at, _)| at));
+    ends.sort_unstable();
+    ends
+}
+
 fn dates_of_birth(text: &str, out: &mut Vec<RuleMatch>) {
     let Some(ac) = DOB_AC.as_ref() else { return };
-    for m in ac.find_iter(text) {
+    // Windows of up to 100 bytes before each possible date, merged.
+    let mut windows: Vec<(usize, usize)> = Vec::new();
+    for e in date_ends(text) {
+        let mut s = e.saturating_sub(100);
+        while !text.is_char_boundary(s) {
+            s += 1;
+        }
+        match windows.last_mut() {
+            Some(w) if s <= w.1 => w.1 = e,
+            _ => windows.push((s, e)),
+        }
+    }
+    for (ws, we) in windows {
+        dob_window(text, ws, we, ac, out);
+    }
+}
+
+fn dob_window(text: &str, ws: usize, we: usize, ac: &AhoCorasick, out: &mut Vec<RuleMatch>) {
+    for m in ac.find_iter(&text[ws..we]) {
+        let m = aho_corasick::Match::must(0, ws + m.start()..ws + m.end());
         // A cue must start a word ("born", not "reborn" or "stubborn").
         if text[..m.start()].chars().next_back().is_some_and(char::is_alphanumeric) {
             continue;

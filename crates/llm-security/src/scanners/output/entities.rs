@@ -154,10 +154,11 @@ mod tests {
         let v = engine.validate_output_sync(text).map_err(|e| e.to_string());
         let Ok(v) = v else { panic!("{v:?}") };
         let red = v.sanitized().unwrap_or_default().to_owned();
-        assert!(red.contains("[REDACTED_PERSON_1]"), "{red}");
-        assert!(red.contains("[REDACTED_ADDRESS_1]"), "{red}");
-        assert!(red.contains("[REDACTED_PHONE_NUMBER_1]"), "{red}");
-        assert!(!red.contains("Maria") && !red.contains("Evergreen") && !red.contains("555"), "{red}");
+        // The crate README shows this example.
+        assert_eq!(
+            red,
+            "Please call [REDACTED_PERSON_1] at [REDACTED_PHONE_NUMBER_1] or visit her at [REDACTED_ADDRESS_1]."
+        );
         assert_eq!(sanitize::restore(&red, v.redactions()), text);
     }
 
