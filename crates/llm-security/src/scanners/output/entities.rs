@@ -163,6 +163,19 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_output_example_redacts_a_name_an_address_and_an_email() {
+        let engine = SecurityEngine::new();
+        let v = engine.validate_output_sync(
+            "Sure: Maria Garcia lives at 742 Evergreen Terrace, Springfield, OR 97403; mail jane.doe@example.com",
+        );
+        let Ok(v) = v else { panic!("{v:?}") };
+        assert_eq!(
+            v.sanitized(),
+            Some("Sure: [REDACTED_PERSON_1] lives at [REDACTED_ADDRESS_1]; mail [REDACTED_EMAIL_1]")
+        );
+    }
+
+    #[test]
     fn prompts_are_not_scanned_for_names() {
         let engine = SecurityEngine::new();
         let a = engine.analyze_input_sync("Maria Garcia lives at 742 Evergreen Terrace, Springfield.");
