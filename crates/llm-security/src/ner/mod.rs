@@ -899,6 +899,34 @@ mod tests {
         }
     }
 
+    fn spans_are_sound(text: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+        let Ok(t) = Tagger::builtin() else { return Ok(()) };
+        for e in t.tag(text) {
+            proptest::prop_assert!(e.start < e.end && e.end <= text.len(), "{e:?}");
+            proptest::prop_assert!(text.is_char_boundary(e.start) && text.is_char_boundary(e.end));
+            proptest::prop_assert!((0.0..=1.0).contains(&e.confidence));
+        }
+        for m in rules::find(text) {
+            proptest::prop_assert!(m.start < m.end && m.end <= text.len(), "{m:?}");
+            proptest::prop_assert!(text.is_char_boundary(m.start) && text.is_char_boundary(m.end));
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_gives_spans_inside_it(text in "\\PC{0,300}") {
+            spans_are_sound(&text)?;
+        }
+
+        #[test]
+        fn name_and_address_shaped_text_gives_spans_inside_it(
+            text in "((Mr\\.|Frau|born on|[A-ZÄÖÜ][a-zäöüß]{1,8}|[0-9]{1,5}|Street|straße|rue|Via|Apt\\.|さん|王|東京都|[,.\\n'’ -]) ?){0,40}"
+        ) {
+            spans_are_sound(&text)?;
+        }
+    }
+
     #[test]
     fn corrupt_models_are_errors_not_panics() {
         let Ok(t) = Tagger::builtin() else { return };
