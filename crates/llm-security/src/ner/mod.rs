@@ -426,7 +426,8 @@ fn name_rules(text: &str, toks: &[Token]) -> Vec<Entity> {
             || (after_name.binary_search(&t.lw).is_ok() && i > 0 && name_h.contains(&toks[i - 1].lw));
         if cue && t.word {
             let mut k = i + 1;
-            if toks.get(k).is_some_and(|n| &text[n.start..n.end] == ".") {
+            // Skip the cue's full stop and any further titles ("Dear Mr. X").
+            while toks.get(k).is_some_and(|n| &text[n.start..n.end] == "." || titles.binary_search(&n.lw).is_ok()) {
                 k += 1;
             }
             let first = k;
@@ -890,6 +891,7 @@ mod tests {
         let Ok(t) = Tagger::builtin() else { return };
         for (text, name) in [
             ("Please ask Mrs. Okonkwo about the invoice.", "Okonkwo"),
+            ("Dear Dr. Abernathy, thank you.", "Abernathy"),
             ("Hi, my name is Tamsin and I need help.", "Tamsin"),
             ("Bitte rufen Sie Frau Brandtner an.", "Brandtner"),
             ("Bonjour, je m'appelle Elodie.", "Elodie"),
