@@ -104,6 +104,8 @@ if [ -f "$datasets/prompts-dev-benign.jsonl" ]; then
         --data "$datasets/prompts-dev-benign.jsonl" \
         --data crates/llm-security/training/extra.jsonl \
         --check crates/llm-security/model/classifier.bin
+    section "model: llmsec train ner --check crates/llm-security/model/ner.bin"
+    cargo run --quiet -p llmsec -- train ner --data "$datasets/outputs-dev-ner.jsonl" --check crates/llm-security/model/ner.bin
 else
     section "model reproduction skipped: $datasets not found (the check needs the training data beside the checkout)"
 fi

@@ -5,9 +5,10 @@
 //! completion with an email address and a markdown link (alone and with
 //! its prompt, which wakes the harmful-content scanner's compliance check),
 //! on a 1 KiB answer with shell and Python code blocks (the unsafe-code
-//! rules' keywords all fire, nothing is unsafe), and on a 1 KiB answer that
-//! complies with a harmful request (flagged). The engine is built once,
-//! outside the measured loop, as a server would hold it.
+//! rules' keywords all fire, nothing is unsafe), on a 1 KiB answer that
+//! complies with a harmful request (flagged), and on one with names, a
+//! postal address, a date of birth and an employer. The engine is built
+//! once, outside the measured loop, as a server would hold it.
 //!
 //! Run: `cargo bench -p llm-security --bench engine`
 //! (quick: `-- --warm-up-time 1 --measurement-time 3`). Figures and the
@@ -20,7 +21,7 @@ use llm_security::{OutputContext, SecurityConfig, SecurityEngine};
 
 #[path = "support/corpus.rs"]
 mod corpus;
-use corpus::{attack_prompt, completion, prose};
+use corpus::{attack_prompt, completion, completion_with_names, prose};
 
 fn warn_if(unexpected: bool, what: &str) {
     if unexpected {
@@ -109,6 +110,15 @@ fn validate_output(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(harmful.len() as u64));
     g.bench_with_input(BenchmarkId::new("harmful_compliance_with_prompt", "1KiB"), &harmful, |b, t| {
         b.iter(|| engine.validate_output_with(black_box(t), &hcx))
+    });
+    let names = completion_with_names();
+    warn_if(
+        engine.validate_output_sync(&names).is_ok_and(|a| !a.threats().iter().any(|t| t.category == "person")),
+        "the names-and-address completion has no person finding",
+    );
+    g.throughput(Throughput::Bytes(names.len() as u64));
+    g.bench_with_input(BenchmarkId::new("names_and_address", "1KiB"), &names, |b, t| {
+        b.iter(|| engine.validate_output_sync(black_box(t)))
     });
     g.finish();
 }

@@ -1,7 +1,9 @@
 //! Latency percentiles of `analyze_input` / `analyze_context` /
 //! `validate_output` on the bench texts (criterion reports means; the targets are p50 and p99).
 //! `+classifier` rows turn the classifier on; the `-input_data` row turns
-//! off the secret and PII findings on prompts.
+//! off the secret and PII findings on prompts; `~` rows turn off the
+//! free-text entity types of `validate_output` (names, addresses, dates of
+//! birth), to show what they cost.
 //!
 //! ```text
 //! cargo run --release -p llm-security --example latency
@@ -9,6 +11,7 @@
 
 use std::time::Instant;
 
+use llm_security::config::{OutputValidationConfig, PiiConfig};
 use llm_security::{ClassifierConfig, ContextKind, InputDataConfig, SecurityConfig, SecurityEngine};
 
 #[path = "../benches/support/corpus.rs"]
@@ -26,6 +29,17 @@ fn main() -> Result<(), llm_security::Error> {
         SecurityConfig::new().with_classifier(ClassifierConfig { enabled: true, threshold: None }),
     );
     let without_data = SecurityEngine::with_config(SecurityConfig::new().with_input_data(InputDataConfig::none()));
+    let no_entities = PiiConfig {
+        person: false,
+        location: false,
+        organization: false,
+        street_address: false,
+        date_of_birth: false,
+        ..PiiConfig::default()
+    };
+    let mut without_entities = SecurityConfig::new();
+    without_entities.output = OutputValidationConfig { pii_types: no_entities, ..OutputValidationConfig::default() };
+    let without_entities = SecurityEngine::with_config(without_entities);
     /// Which engine call a case times.
     #[derive(Clone, Copy)]
     enum Call {
@@ -43,12 +57,16 @@ fn main() -> Result<(), llm_security::Error> {
         ("+classifier benign 1 KiB", corpus::prose(1024), Call::Input, 20_000),
         ("+classifier benign 32 KiB", corpus::prose(32 * 1024), Call::Input, 1_000),
         ("validate_output 1 KiB", corpus::completion(), Call::Output, 20_000),
+        ("~validate_output 1 KiB", corpus::completion(), Call::Output, 20_000),
+        ("validate_output names 1 KiB", corpus::completion_with_names(), Call::Output, 20_000),
+        ("~validate_output names 1 KiB", corpus::completion_with_names(), Call::Output, 20_000),
     ];
     println!("{:32} {:>10} {:>10} {:>10}", "call", "p50 µs", "p99 µs", "max µs");
     for (name, text, call, n) in cases {
         let e = match name.as_bytes()[0] {
             b'+' => &with_classifier,
             b'-' => &without_data,
+            b'~' => &without_entities,
             _ => &engine,
         };
         let run = |t: &str| match call {

@@ -239,11 +239,45 @@ pub struct PiiConfig {
     pub iban: bool,
     /// IPv4 and IPv6 addresses.
     pub ip_address: bool,
+    /// Person names (the entity tagger; completions only, see below).
+    pub person: bool,
+    /// Places: cities, regions, countries (the entity tagger). Off by
+    /// default: a place alone is not personal data, and held-out precision
+    /// is below 0.9.
+    pub location: bool,
+    /// Organisations: companies, institutions (the entity tagger). Off by
+    /// default, as for places.
+    pub organization: bool,
+    /// Street addresses, postal boxes, postal codes in an address.
+    pub street_address: bool,
+    /// Dates of birth (a date after a birth cue).
+    pub date_of_birth: bool,
+}
+
+impl PiiConfig {
+    /// True when any of the free-text entity types (names, places,
+    /// organisations, addresses, dates of birth) is on. They are found in
+    /// completions only (`validate_output`), never in prompts.
+    pub fn any_entity(&self) -> bool {
+        self.person || self.location || self.organization || self.street_address || self.date_of_birth
+    }
 }
 
 impl Default for PiiConfig {
     fn default() -> Self {
-        PiiConfig { email: true, phone: true, credit_card: true, us_ssn: true, iban: true, ip_address: true }
+        PiiConfig {
+            email: true,
+            phone: true,
+            credit_card: true,
+            us_ssn: true,
+            iban: true,
+            ip_address: true,
+            person: true,
+            location: false,
+            organization: false,
+            street_address: true,
+            date_of_birth: true,
+        }
     }
 }
 
@@ -274,6 +308,10 @@ pub struct OutputValidationConfig {
     pub pii: bool,
     /// Which PII types.
     pub pii_types: PiiConfig,
+    /// A name, place or organisation from the entity tagger is reported
+    /// when its confidence reaches this (0..=1). The default, 0.7, is where
+    /// held-out precision of person names reaches 0.9 (docs/PERFORMANCE.md).
+    pub entity_min_confidence: f64,
     /// Links and images that carry data out.
     pub exfiltration: bool,
     /// Settings of the exfiltration check.
@@ -308,6 +346,7 @@ impl Default for OutputValidationConfig {
             secrets: true,
             pii: true,
             pii_types: PiiConfig::default(),
+            entity_min_confidence: 0.7,
             exfiltration: true,
             exfiltration_rules: ExfiltrationConfig::default(),
             markup: true,
@@ -746,6 +785,10 @@ impl SecurityConfig {
             return Err(Error::Config(format!("output.leak_overlap_threshold must be in [0, 1], got {t}")));
         }
         self.output.harmful.validate()?;
+        let t = self.output.entity_min_confidence;
+        if !(0.0..=1.0).contains(&t) || t.is_nan() {
+            return Err(Error::Config(format!("output.entity_min_confidence must be in [0, 1], got {t}")));
+        }
         self.context.validate()?;
         self.policy.validate()
     }

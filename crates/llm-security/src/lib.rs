@@ -35,6 +35,7 @@ pub mod config;
 pub mod context;
 mod engine;
 mod error;
+pub mod ner;
 pub mod normalize;
 pub mod policy;
 pub mod sanitize;

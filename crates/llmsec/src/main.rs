@@ -27,7 +27,9 @@ mod policy;
 mod redteam;
 mod scan;
 mod serve;
+mod spans;
 mod train;
+mod train_ner;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -143,6 +145,18 @@ mod tests {
         assert!(r.is_err());
         let r = Cli::try_parse_from(["llmsec", "scan", "--output", "--system-prompt", "be nice", "hi"]);
         assert!(r.is_ok());
+    }
+
+    #[test]
+    fn train_takes_the_classifier_flags_or_the_ner_subcommand() {
+        assert!(Cli::try_parse_from(["llmsec", "train", "--data", "a", "--out", "m.bin"]).is_ok());
+        assert!(Cli::try_parse_from(["llmsec", "train", "ner", "--data", "a", "--out", "m.bin"]).is_ok());
+        assert!(Cli::try_parse_from(["llmsec", "train", "ner", "--data", "a", "--cross-source"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["llmsec", "train", "ner", "--data", "a"]).is_err(),
+            "needs --out, --check or --cross-source"
+        );
+        assert!(Cli::try_parse_from(["llmsec", "train", "ner", "--data", "a", "--out", "m", "--check", "m"]).is_err());
     }
 
     #[test]

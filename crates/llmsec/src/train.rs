@@ -16,7 +16,11 @@ use crate::dataset;
 
 /// Arguments of `llmsec train`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct TrainArgs {
+    /// Another model to train instead of the prompt-attack classifier.
+    #[command(subcommand)]
+    pub model: Option<TrainModel>,
     /// Labelled JSON lines (`text`, `label` = benign | injection | jailbreak); repeat for several files.
     #[arg(long = "data", required = true, value_name = "FILE")]
     pub data: Vec<PathBuf>,
@@ -98,7 +102,18 @@ pub fn input_mismatch(recorded: &[TrainingInput], now: &[TrainingInput]) -> Opti
     (!problems.is_empty()).then(|| problems.join("; "))
 }
 
+/// Models `llmsec train` builds besides the classifier.
+#[derive(Debug, clap::Subcommand)]
+pub enum TrainModel {
+    /// Train the entity tagger (names, places, organisations) on span data
+    /// such as outputs-dev-ner.jsonl and write model/ner.bin.
+    Ner(crate::train_ner::NerArgs),
+}
+
 pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    if let Some(TrainModel::Ner(ner)) = &args.model {
+        return crate::train_ner::run(ner);
+    }
     let inputs = training_inputs(&args.data)?;
     if let Some(committed) = &args.check {
         return check(committed, args, &inputs);

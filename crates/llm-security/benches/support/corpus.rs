@@ -66,3 +66,17 @@ pub fn completion() -> String {
     );
     cut(body, 1024)
 }
+
+/// A 1 KiB completion that repeats a customer's name, postal address,
+/// date of birth and employer (made-up details), then ordinary prose.
+pub fn completion_with_names() -> String {
+    let body = format!(
+        "I have updated the record for Margaret Lindqvist as you asked. Her new \
+         address is 1187 Harbor View Drive, Portland, OR 97205, and she was born \
+         on 14 March 1979. She works at Northwind Logistics in Seattle, and her \
+         manager, Tomás Herrera, will confirm the change with the Berlin office. \
+         {}",
+        prose(1024)
+    );
+    cut(body, 1024)
+}

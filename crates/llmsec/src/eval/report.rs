@@ -180,6 +180,9 @@ pub(super) struct OutputReport {
     pub(super) benign_flagged: u64,
     pub(super) benign_flagged_rate: Option<f64>,
     pub(super) entities: Vec<EntityReport>,
+    /// Span precision and recall per entity type and language (exact and
+    /// overlapping match), for the types each file annotates.
+    pub(super) spans: Vec<crate::spans::SpanLine>,
     pub(super) latency: Latency,
 }
 
@@ -446,6 +449,10 @@ fn write_outputs(w: &mut impl Write, o: &OutputReport) -> io::Result<()> {
     for e in &o.entities {
         writeln!(w, "  {:<width$} {:>8} {:>6} {:>7}", printable(&e.entity), e.expected, e.found, fig(e.recall))?;
     }
+    if !o.spans.is_empty() {
+        writeln!(w, "\n  Entity spans by type and language (a prediction must have the gold span's type):")?;
+        crate::spans::write_table(w, &o.spans)?;
+    }
     write_latency(w, &o.latency, "validate_output")
 }
 
@@ -454,6 +461,40 @@ mod tests {
     use super::*;
     use crate::eval::run::Evaluator;
     use crate::eval::tests::{args, dataset, engine};
+
+    #[test]
+    fn span_figures_are_reported_per_type_and_language_for_annotated_types() {
+        let e = engine();
+        // Made-up sentences: one name the engine finds, one place it does not
+        // report (places are off by default), and an address on a file that
+        // does not annotate addresses (not scored).
+        let path = dataset(
+            "spans",
+            concat!(
+                r#"{"text": "Dear Mr. Okonkwo, thanks for writing.", "label": "pii", "lang": "en", "spans": [{"type": "PERSON", "start": 9, "end": 16}]}"#,
+                "\n",
+                r#"{"text": "We met in Lisbon.", "label": "pii", "lang": "pt", "spans": [{"type": "LOCATION", "start": 10, "end": 16}]}"#,
+                "\n",
+                r#"{"text": "Ship it to 742 Evergreen Terrace, Springfield, OR 97403.", "label": "benign", "lang": "en", "spans": []}"#,
+                "\n",
+            ),
+        );
+        let mut ev = Evaluator::new(&e, 0, 0);
+        assert!(ev.file(&path, None, None).is_ok());
+        let r = ev.finish(&args(vec![path.clone()]));
+        let spans = r.outputs.as_ref().map(|o| o.spans.clone()).unwrap_or_default();
+        let get = |entity: &str, lang: &str| spans.iter().find(|l| l.entity == entity && l.lang == lang);
+        let person = get("PERSON", "all").map(|l| (l.counts.gold, l.counts.predicted, l.counts.exact));
+        assert_eq!(person, Some((1, 1, 1)), "{spans:?}");
+        assert_eq!(get("PERSON", "en").map(|l| l.figures.overlap_recall), Some(Some(1.0)));
+        assert_eq!(get("LOCATION", "pt").map(|l| (l.counts.gold, l.counts.predicted)), Some((1, 0)));
+        assert!(get("STREET_ADDRESS", "all").is_none(), "{spans:?}");
+        let mut buf = Vec::new();
+        assert!(write_human(&mut buf, &r).is_ok());
+        let s = String::from_utf8_lossy(&buf);
+        assert!(s.contains("Entity spans by type and language") && s.contains("overlap R"), "{s}");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap_or(&path));
+    }
 
     #[test]
     fn human_report_renders_every_section() {

@@ -101,7 +101,14 @@ pub(super) struct Evaluator<'e> {
     evasions: Option<Evasions>,
     /// Harmful-response and unsafe-code rows.
     harm: super::harm::HarmEval,
+    /// Span precision and recall per entity type and language.
+    spans: crate::spans::SpanTally,
+    /// The current file's rows (language, gold, predicted), tallied when
+    /// the file ends against the types the file annotates.
+    file_spans: Vec<FileSpans>,
 }
+
+type FileSpans = (String, Vec<crate::spans::TypedSpan>, Vec<crate::spans::TypedSpan>);
 
 impl<'e> Evaluator<'e> {
     pub(super) fn new(engine: &'e SecurityEngine, max_examples: usize, max_slowest: usize) -> Evaluator<'e> {
@@ -125,6 +132,8 @@ impl<'e> Evaluator<'e> {
             false_positives: Vec::new(),
             evasions: None,
             harm: super::harm::HarmEval::new(max_examples),
+            spans: crate::spans::SpanTally::default(),
+            file_spans: Vec::new(),
         }
     }
 
@@ -196,6 +205,7 @@ impl<'e> Evaluator<'e> {
                 None => self.prompt_row(&at, &row, label)?,
             }
         }
+        self.tally_file_spans();
         Ok(())
     }
 
@@ -211,6 +221,17 @@ impl<'e> Evaluator<'e> {
             lang: row.lang.as_deref().or(row.language.as_deref()),
         };
         self.harm.row(self.engine, set, &r)
+    }
+
+    /// Scores the current file's span rows for the types it annotates.
+    fn tally_file_spans(&mut self) {
+        let mut scored: Vec<&'static str> =
+            self.file_spans.iter().flat_map(|(_, gold, _)| gold.iter().map(|s| s.0)).collect();
+        scored.sort_unstable();
+        scored.dedup();
+        for (lang, gold, predicted) in std::mem::take(&mut self.file_spans) {
+            self.spans.row(&lang, &gold, &predicted, &scored);
+        }
     }
 
     fn prompt_row(&mut self, at: &Location<'_>, row: &Row, label: Label) -> anyhow::Result<()> {
@@ -282,6 +303,17 @@ impl<'e> Evaluator<'e> {
         self.output_nanos.push(nanos);
         self.time_row(at, row, "validate_output", nanos);
         let flagged = !a.is_secure();
+        let gold: Vec<crate::spans::TypedSpan> = expected
+            .iter()
+            .filter_map(|&(kind, start, end)| crate::spans::canonical_type(kind).map(|k| (k, start, end)))
+            .collect();
+        let predicted: Vec<crate::spans::TypedSpan> = a
+            .threats()
+            .iter()
+            .filter(|t| t.kind == ThreatType::SensitiveData)
+            .filter_map(|t| crate::spans::canonical_type(&t.category).map(|k| (k, t.span.start, t.span.end)))
+            .collect();
+        self.file_spans.push((row.lang.clone().unwrap_or_else(|| "?".to_owned()), gold, predicted));
         for (kind, start, end) in expected {
             let found = a
                 .threats()
@@ -384,6 +416,7 @@ impl<'e> Evaluator<'e> {
             pii_rows: self.pii_rows,
             pii_flagged: self.pii_flagged,
             pii_row_recall: ratio(self.pii_flagged, self.pii_rows),
+            spans: self.spans.lines(),
             benign_rows: self.clean_outputs,
             benign_flagged: self.clean_outputs_flagged,
             benign_flagged_rate: ratio(self.clean_outputs_flagged, self.clean_outputs),

@@ -7,6 +7,7 @@
 //! |----------------------|-------------------|------------------------|
 //! | `secrets`            | [`secrets`]       | `secret_leak`          |
 //! | `pii`                | [`pii`]           | `sensitive_data`       |
+//! | `entities`           | [`entities`]      | `sensitive_data`       |
 //! | `exfiltration`       | [`exfiltration`]  | `data_exfiltration`    |
 //! | `markup`             | [`markup`]        | `malicious_content`    |
 //! | `format`             | [`format`]        | `output_manipulation`  |
@@ -24,6 +25,7 @@
 //! they cannot match.
 
 pub mod code;
+pub mod entities;
 pub mod exfiltration;
 pub mod format;
 pub mod harmful;
@@ -47,6 +49,12 @@ pub(crate) const HARMFUL_ID: &str = "harmful_content";
 pub(crate) fn build(cfg: &OutputValidationConfig, canary: &CanaryIssuer) -> Vec<Box<dyn Scanner>> {
     let mut v: Vec<Box<dyn Scanner>> = Vec::new();
     v.extend(super::data_scanners(&cfg.pii_types, cfg.secrets, cfg.pii));
+    // Names, places, addresses: completions only (prompts go through
+    // `data_scanners` alone, so the input classifier's inputs stay as
+    // they are).
+    if cfg.pii && cfg.pii_types.any_entity() {
+        v.push(Box::new(entities::EntityScanner::new("entities", &cfg.pii_types, cfg.entity_min_confidence)));
+    }
     if cfg.exfiltration {
         v.push(Box::new(exfiltration::ExfiltrationScanner::new("exfiltration", &cfg.exfiltration_rules)));
     }
@@ -162,6 +170,7 @@ mod tests {
             [
                 "secrets",
                 "pii",
+                "entities",
                 "exfiltration",
                 "markup",
                 "format",
