@@ -347,6 +347,22 @@ impl From<GqlContextKind> for llm_security::ContextKind {
 #[derive(Debug, Default)]
 pub struct SecurityQuery;
 
+/// What `analyzeInput` and `dryRun` start with: the caller (scope
+/// `analyze`), the server, the analysis deadline and the request.
+fn prompt_request<'c>(
+    ctx: &'c Context<'_>,
+    input: String,
+    user_id: Option<String>,
+    session_id: Option<String>,
+    context: Option<GqlContextKind>,
+) -> async_graphql::Result<(&'c Caller, &'c AppState, Deadline, AnalyzeRequest)> {
+    let c = caller(ctx, Scope::Analyze)?;
+    let state = ctx.data::<AppState>()?;
+    let deadline = start_analysis(ctx, state, c, input.len())?;
+    let req = AnalyzeRequest { input, user_id, session_id, application_id: None, context: context.map(Into::into) };
+    Ok((c, state, deadline, req))
+}
+
 #[Object]
 impl SecurityQuery {
     /// Analyses a prompt (scope `analyze`); stores the event. With
@@ -360,10 +376,7 @@ impl SecurityQuery {
         session_id: Option<String>,
         context: Option<GqlContextKind>,
     ) -> async_graphql::Result<SecurityAnalysis> {
-        let c = caller(ctx, Scope::Analyze)?;
-        let state = ctx.data::<AppState>()?;
-        let deadline = start_analysis(ctx, state, c, input.len())?;
-        let req = AnalyzeRequest { input, user_id, session_id, application_id: None, context: context.map(Into::into) };
+        let (c, state, deadline, req) = prompt_request(ctx, input, user_id, session_id, context)?;
         let r = analyze(&state.services, c, Job::Input(req), "input".into(), &deadline).await.map_err(gql_error)?;
         Ok(r.into())
     }
@@ -380,10 +393,7 @@ impl SecurityQuery {
         session_id: Option<String>,
         context: Option<GqlContextKind>,
     ) -> async_graphql::Result<DryRunResult> {
-        let c = caller(ctx, Scope::Analyze)?;
-        let state = ctx.data::<AppState>()?;
-        let deadline = start_analysis(ctx, state, c, input.len())?;
-        let req = AnalyzeRequest { input, user_id, session_id, application_id: None, context: context.map(Into::into) };
+        let (c, state, deadline, req) = prompt_request(ctx, input, user_id, session_id, context)?;
         let r = dry_run(&state.services, c, req, &deadline).await.map_err(gql_error)?;
         Ok(r.into())
     }

@@ -48,6 +48,11 @@ pub struct ScanArgs {
     #[arg(long, value_name = "TEXT", requires = "output")]
     pub system_prompt: Option<String>,
 
+    /// With --output: the user prompt the completion answers, so that a
+    /// completion that complies with a harmful request is reported as such.
+    #[arg(long, value_name = "TEXT", requires = "output")]
+    pub prompt: Option<String>,
+
     /// With --output: the format the completion must be in.
     #[arg(long, value_enum, value_name = "FORMAT", requires = "output")]
     pub expect: Option<Expect>,
@@ -110,6 +115,9 @@ impl Mode {
         let mut cx = OutputContext::new();
         if let Some(p) = &args.system_prompt {
             cx = cx.with_system_prompt(p.clone());
+        }
+        if let Some(p) = &args.prompt {
+            cx = cx.with_prompt(p.clone());
         }
         if let Some(path) = &args.json_schema {
             if args.expect == Some(Expect::Xml) {
