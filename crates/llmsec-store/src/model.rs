@@ -414,12 +414,15 @@ pub struct Removed {
     pub deliveries: u64,
     /// Enforcements.
     pub enforcements: u64,
+    /// Gateway budget usage of periods that had ended before the cutoff.
+    #[serde(default)]
+    pub key_usage: u64,
 }
 
 impl Removed {
     /// Rows removed in all.
     pub fn total(&self) -> u64 {
-        self.events + self.telemetry + self.anomalies + self.deliveries + self.enforcements
+        self.events + self.telemetry + self.anomalies + self.deliveries + self.enforcements + self.key_usage
     }
 }
 

@@ -656,13 +656,26 @@ impl Store for SqlStore {
         let mut run = async |sql: &str| -> Result<u64> {
             Ok(sqlx::query(sql).bind(before).execute(&mut *tx).await?.rows_affected())
         };
-        let removed = Removed {
+        let mut removed = Removed {
             events: run("DELETE FROM security_events WHERE ts < $1").await?,
             telemetry: run("DELETE FROM telemetry_events WHERE received_at < $1 AND processed = 1").await?,
             anomalies: run("DELETE FROM anomalies WHERE status = 'resolved' AND resolved_at < $1").await?,
             deliveries: run("DELETE FROM deliveries WHERE status IN ('delivered', 'dead') AND updated_at < $1").await?,
             enforcements: run("DELETE FROM enforcements WHERE expires_at < $1").await?,
+            key_usage: 0,
         };
+        // Budget usage only counts in its own period: a day that started a
+        // day before the cutoff, or a month 31 days before it, has ended.
+        const DAY: Millis = 86_400_000;
+        removed.key_usage = sqlx::query(
+            "DELETE FROM key_usage WHERE (period = 'day' AND period_start < $1) \
+             OR (period = 'month' AND period_start < $2)",
+        )
+        .bind(before.saturating_sub(DAY))
+        .bind(before.saturating_sub(31 * DAY))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         tx.commit().await?;
         Ok(removed)
     }

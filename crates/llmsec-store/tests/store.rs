@@ -418,7 +418,7 @@ async fn erasure_and_retention(s: &dyn Store) {
     let removed = s.erase_user("t", user).await.unwrap();
     assert_eq!(
         removed,
-        Removed { events: 1, telemetry: 2, anomalies: 1, deliveries: 1, enforcements: 1 },
+        Removed { events: 1, telemetry: 2, anomalies: 1, deliveries: 1, enforcements: 1, key_usage: 0 },
         "LIKE wildcards in the id match nothing else"
     );
     let q = EventQuery { tenant: "t".into(), limit: 10, ..Default::default() };
@@ -446,6 +446,16 @@ async fn erasure_and_retention(s: &dyn Store) {
     assert!(s.anomaly("t", "an-old").await.unwrap().is_none());
     assert!(s.anomaly("t", "an-bob").await.unwrap().is_some(), "still open");
     assert!(s.active_enforcements("t", &[("user", "ada_")], 20).await.unwrap().is_empty(), "expired ones go");
+    // Budget usage: the period holding the cutoff stays, ended ones go.
+    const DAY: i64 = 86_400_000;
+    let cutoff = 40 * DAY + 5;
+    s.add_key_usage("t", "k-budget", DAY + 1, 10, 0.5).await.unwrap(); // day 1 and month 1: ended
+    s.add_key_usage("t", "k-budget", 40 * DAY + 1, 7, 0.1).await.unwrap(); // day 40, month 2: current
+    assert_eq!(s.key_usage("t", "k-budget", 40 * DAY + 1).await.unwrap().iter().map(|u| u.tokens).max(), Some(7));
+    let purged_usage = s.purge_expired(cutoff).await.unwrap().key_usage;
+    assert!(purged_usage >= 2, "the ended day and month rows: {purged_usage}");
+    let left = s.key_usage("t", "k-budget", 40 * DAY + 1).await.unwrap();
+    assert!(!left.is_empty() && left.iter().all(|u| u.tokens == 7), "{left:?}");
 }
 
 async fn detector_overrides(s: &dyn Store) {
