@@ -47,6 +47,10 @@ pub(crate) struct PyThreat {
     /// The encoding the match was found under (e.g. "base64"), if any.
     #[pyo3(get)]
     decoded_from: Option<&'static str>,
+    /// Scanner-specific facts, e.g. {"cwe": "CWE-78"} for unsafe code or
+    /// {"signal": "compliance"} for a harmful response; empty when none.
+    #[pyo3(get)]
+    metadata: std::collections::BTreeMap<String, String>,
 }
 
 impl PyThreat {
@@ -72,6 +76,7 @@ impl PyThreat {
             scanner: t.scanner.clone(),
             rule: t.rule.clone(),
             decoded_from: t.decoded_from.map(|e| e.as_str()),
+            metadata: t.metadata.clone(),
         }
     }
 }
@@ -91,6 +96,7 @@ impl PyThreat {
         d.set_item("scanner", &self.scanner)?;
         d.set_item("rule", &self.rule)?;
         d.set_item("decoded_from", self.decoded_from)?;
+        d.set_item("metadata", self.metadata.clone())?;
         Ok(d)
     }
 

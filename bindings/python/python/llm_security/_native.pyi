@@ -142,6 +142,11 @@ class Threat:
     def decoded_from(self) -> Optional[str]:
         """Set when the match was found only after decoding ("base64",
         "hex", "url", "rot13", ...)."""
+    @property
+    def metadata(self) -> dict[str, str]:
+        """Scanner-specific facts, e.g. ``{"cwe": "CWE-78"}`` for unsafe
+        code or ``{"signal": "compliance"}`` for a harmful response; empty
+        when the scanner adds none."""
     def to_dict(self) -> dict[str, Any]:
         """The threat as a dict of JSON types (spans as lists)."""
 
