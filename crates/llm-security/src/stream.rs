@@ -638,9 +638,11 @@ mod tests {
             let start = before.len() + 1;
             let (x, y) = (start + a.min(b), start + a.max(b).min(KEY.len() - 1));
             let opts = StreamOptions { hold_back_bytes: 64, min_scan_bytes: 1, max_held_bytes: 4096, ..StreamOptions::default() };
-            let (out, _, _, _) = run(&engine, &[&text[..x], &text[x..y], &text[y..]], opts);
+            let (out, _, blocked, _) = run(&engine, &[&text[..x], &text[x..y], &text[y..]], opts);
             prop_assert!(!out.contains(&KEY[8..20]) && !out.contains(&KEY[20..]), "{}", out);
-            prop_assert!(out.contains("[REDACTED_"), "{}", out);
+            // The random words around it may themselves block the stream
+            // (a slur among them); otherwise the key is replaced.
+            prop_assert!(blocked || out.contains("[REDACTED_"), "{}", out);
         }
     }
 }

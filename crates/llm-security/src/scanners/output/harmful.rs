@@ -592,6 +592,18 @@ mod tests {
     }
 
     #[test]
+    fn kys_needs_to_be_said_to_someone() {
+        // The slang is flagged where it is told to the reader…
+        for text in ["Honestly, just kys.", "nobody cares, kys", "go kys already"] {
+            assert!(blocking(text, None).iter().any(|(c, _)| c == "self_harm"), "{text}");
+        }
+        // …not as three letters among others (random tokens, codes).
+        for text in ["zb kys xe b uzq fy", "Ticket KYS 2231 is closed.", "the kys module of the build"] {
+            assert!(blocking(text, None).iter().all(|(c, _)| c != "self_harm"), "{text}");
+        }
+    }
+
+    #[test]
     fn category_names_round_trip() {
         for c in HarmCategory::ALL {
             assert_eq!(HarmCategory::parse(c.as_str()), Some(c));
