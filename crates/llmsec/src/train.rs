@@ -177,24 +177,73 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
 /// `llmsec train --check`: the committed model's recorded inputs must be
 /// the given files, and retraining on them must reproduce it exactly.
 fn check(committed: &std::path::Path, args: &TrainArgs, inputs: &[TrainingInput]) -> anyhow::Result<ExitCode> {
+    let words = CheckWords {
+        kind: "model",
+        a_kind: "a model",
+        retrain: "`llmsec train` on the current data",
+        docs: "train",
+        changed: "the training code or rules",
+    };
+    check_reproduces(
+        committed,
+        inputs,
+        &words,
+        |bytes| Ok(Model::from_bytes(bytes)?.training_inputs().to_vec()),
+        || {
+            let rows = dataset::load(&args.data)?;
+            let (fresh, _) = train(&dataset::examples(&rows), &args.config())?;
+            Ok(fresh.with_training_inputs(inputs.to_vec()).to_bytes())
+        },
+    )
+}
+
+/// How `--check` names a committed file and what to do about it.
+pub(crate) struct CheckWords {
+    /// What the file is ("model", "tagger").
+    pub kind: &'static str,
+    /// The same with its article, for a file this build cannot read.
+    pub a_kind: &'static str,
+    /// The command that rebuilds it.
+    pub retrain: &'static str,
+    /// Its section in docs/CLI.md.
+    pub docs: &'static str,
+    /// What changed when the data did not.
+    pub changed: &'static str,
+}
+
+/// `--check` for any committed model: the training files must be the ones
+/// the file records (each change named), and training again on them must
+/// give the file byte for byte. `recorded` reads the file's training
+/// inputs; `retrain` builds it anew. Exit 1 with the reason on stderr when
+/// either fails.
+pub(crate) fn check_reproduces(
+    committed: &std::path::Path,
+    inputs: &[TrainingInput],
+    words: &CheckWords,
+    recorded: impl FnOnce(&[u8]) -> anyhow::Result<Vec<TrainingInput>>,
+    retrain: impl FnOnce() -> anyhow::Result<Vec<u8>>,
+) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(committed).with_context(|| format!("cannot read {}", committed.display()))?;
-    let model = Model::from_bytes(&bytes)
-        .with_context(|| format!("{} is not a model this build reads", committed.display()))?;
-    if let Some(why) = input_mismatch(model.training_inputs(), inputs) {
+    let recorded = recorded(&bytes)
+        .with_context(|| format!("{} is not {} this build reads", committed.display(), words.a_kind))?;
+    if let Some(why) = input_mismatch(&recorded, inputs) {
         eprintln!(
-            "{}: the training data differ from the data the model was built from: {why}. \
-             Retrain with `llmsec train` on the current data and commit the model (docs/CLI.md, \"train\").",
-            committed.display()
+            "{}: the training data differ from the data the {} was built from: {why}. \
+             Retrain with {} and commit the model (docs/CLI.md, \"{}\").",
+            committed.display(),
+            words.kind,
+            words.retrain,
+            words.docs
         );
         return Ok(ExitCode::from(1));
     }
-    let rows = dataset::load(&args.data)?;
-    let (fresh, _) = train(&dataset::examples(&rows), &args.config())?;
-    if fresh.with_training_inputs(inputs.to_vec()).to_bytes() != bytes {
+    if retrain()? != bytes {
         eprintln!(
-            "{}: the data match the recorded SHA-256s, but retraining gives a different model: \
-             the training code or rules changed since it was built. Retrain and commit it.",
-            committed.display()
+            "{}: the data match the recorded SHA-256s, but retraining gives a different {}: \
+             {} changed since it was built. Retrain and commit it.",
+            committed.display(),
+            words.kind,
+            words.changed
         );
         return Ok(ExitCode::from(1));
     }

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use crate::common::Format;
 use crate::spans::{SpanTally, TypedSpan, canonical_type, write_table};
-use crate::train::{input_mismatch, training_inputs};
+use crate::train::{CheckWords, check_reproduces, training_inputs};
 
 /// Arguments of `llmsec train ner`.
 #[derive(Debug, Args)]
@@ -148,28 +148,23 @@ pub fn run(args: &NerArgs) -> anyhow::Result<ExitCode> {
         return cross_source(args, &rows);
     }
     if let Some(committed) = &args.check {
-        let bytes = std::fs::read(committed).with_context(|| format!("cannot read {}", committed.display()))?;
-        let model = Tagger::from_bytes(&bytes)
-            .with_context(|| format!("{} is not an entity tagger this build reads", committed.display()))?;
-        if let Some(why) = input_mismatch(model.training_inputs(), &inputs) {
-            eprintln!(
-                "{}: the training data differ from the data the tagger was built from: {why}. \
-                 Retrain with `llmsec train ner` and commit the model (docs/CLI.md, \"train ner\").",
-                committed.display()
-            );
-            return Ok(ExitCode::from(1));
-        }
-        let (fresh, _) = train(&sentences, &args.config())?;
-        if fresh.with_training_inputs(inputs.clone()).to_bytes() != bytes {
-            eprintln!(
-                "{}: the data match the recorded SHA-256s, but retraining gives a different tagger: \
-                 the training code, features or gazetteer changed since it was built. Retrain and commit it.",
-                committed.display()
-            );
-            return Ok(ExitCode::from(1));
-        }
-        println!("{}: reproduced byte for byte from {} training files", committed.display(), inputs.len());
-        return Ok(ExitCode::SUCCESS);
+        let words = CheckWords {
+            kind: "tagger",
+            a_kind: "an entity tagger",
+            retrain: "`llmsec train ner`",
+            docs: "train ner",
+            changed: "the training code, features or gazetteer",
+        };
+        return check_reproduces(
+            committed,
+            &inputs,
+            &words,
+            |bytes| Ok(Tagger::from_bytes(bytes)?.training_inputs().to_vec()),
+            || {
+                let (fresh, _) = train(&sentences, &args.config())?;
+                Ok(fresh.with_training_inputs(inputs.clone()).to_bytes())
+            },
+        );
     }
     let started = Instant::now();
     let (tagger, report) = train(&sentences, &args.config())?;
