@@ -134,10 +134,12 @@ fn push(out: &mut Vec<RuleMatch>, kind: RuleKind, start: usize, end: usize, conf
 /// Street addresses, dates of birth and CJK names and places in `text`.
 pub fn find(text: &str) -> Vec<RuleMatch> {
     let mut out = Vec::new();
-    let has_digit = text.bytes().any(|b| b.is_ascii_digit());
+    // Street and birth-date rules both start from the digits: found once.
+    let runs = digit_runs(text.as_bytes());
+    let has_digit = !runs.is_empty();
     if has_digit {
-        addresses(text, &mut out);
-        dates_of_birth(text, &mut out);
+        addresses(text, &runs, &mut out);
+        dates_of_birth(text, &runs, &mut out);
     }
     if !text.is_ascii() && text.chars().any(is_cjk_char) {
         if has_digit {
@@ -156,9 +158,9 @@ pub fn find(text: &str) -> Vec<RuleMatch> {
 /// to `REACH` bytes before the run, to the same distance after it), merged.
 const REACH: usize = 90;
 
-fn digit_windows(text: &str) -> Vec<(usize, usize)> {
-    let b = text.as_bytes();
-    let mut windows: Vec<(usize, usize)> = Vec::new();
+/// The `(start, end)` byte ranges of the runs of ASCII digits in `b`.
+fn digit_runs(b: &[u8]) -> Vec<(usize, usize)> {
+    let mut runs = Vec::new();
     let mut i = 0;
     while i < b.len() {
         if !b[i].is_ascii_digit() {
@@ -169,6 +171,15 @@ fn digit_windows(text: &str) -> Vec<(usize, usize)> {
         while i < b.len() && b[i].is_ascii_digit() {
             i += 1;
         }
+        runs.push((s, i));
+    }
+    runs
+}
+
+fn digit_windows(text: &str, runs: &[(usize, usize)]) -> Vec<(usize, usize)> {
+    let b = text.as_bytes();
+    let mut windows: Vec<(usize, usize)> = Vec::new();
+    for &(s, i) in runs {
         let mut ws = s.saturating_sub(REACH);
         // Start at a word boundary, so that no match begins inside a word.
         while ws > 0 && !(b[ws - 1].is_ascii_whitespace()) && ws < s {
@@ -189,8 +200,8 @@ fn digit_windows(text: &str) -> Vec<(usize, usize)> {
     windows
 }
 
-fn addresses(text: &str, out: &mut Vec<RuleMatch>) {
-    for (ws, we) in digit_windows(text) {
+fn addresses(text: &str, runs: &[(usize, usize)], out: &mut Vec<RuleMatch>) {
+    for (ws, we) in digit_windows(text, runs) {
         let window = &text[ws..we];
         for m in STREET.find_iter(window) {
             let mut end = ws + m.end();
@@ -220,19 +231,10 @@ fn addresses(text: &str, out: &mut Vec<RuleMatch>) {
 /// Where the dates of `text` may end: after a year (`19xx`, `20xx`), the
 /// two-digit year of `dd/mm/yy`, or `日`. Birth cues are looked for only
 /// shortly before one, so prose without dates costs one byte scan.
-fn date_ends(text: &str) -> Vec<usize> {
+fn date_ends(text: &str, runs: &[(usize, usize)]) -> Vec<usize> {
     let b = text.as_bytes();
     let mut ends = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if !b[i].is_ascii_digit() {
-            i += 1;
-            continue;
-        }
-        let s = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
+    for &(s, i) in runs {
         let run = &b[s..i];
         let year = run.len() == 4 && (run.starts_with(b"19") || run.starts_with(b"20"));
         let short_year =
@@ -246,11 +248,11 @@ fn date_ends(text: &str) -> Vec<usize> {
     ends
 }
 
-fn dates_of_birth(text: &str, out: &mut Vec<RuleMatch>) {
+fn dates_of_birth(text: &str, runs: &[(usize, usize)], out: &mut Vec<RuleMatch>) {
     let Some(ac) = DOB_AC.as_ref() else { return };
     // Windows of up to 100 bytes before each possible date, merged.
     let mut windows: Vec<(usize, usize)> = Vec::new();
-    for e in date_ends(text) {
+    for e in date_ends(text, runs) {
         let mut s = e.saturating_sub(100);
         while !text.is_char_boundary(s) {
             s += 1;
