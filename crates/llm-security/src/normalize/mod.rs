@@ -681,13 +681,7 @@ impl<'a, 'o> Pass<'a, 'o> {
     /// The letter a currency or section sign stands for when it sits inside
     /// a Latin word (`s€cret`, `c¢de`): leetspeak with non-ASCII symbols.
     fn symbol_in_word(&self, c: char, at: usize) -> Option<char> {
-        let letter = match c {
-            '€' => 'e',
-            '¢' => 'c',
-            '§' => 's',
-            '¥' => 'y',
-            _ => return None,
-        };
+        let letter = symbol_letter(c)?;
         let prev = self.src[..at].chars().next_back();
         let next = self.src[at + c.len_utf8()..].chars().next();
         (prev.is_some_and(|p| p.is_alphabetic()) || next.is_some_and(|n| n.is_alphabetic())).then_some(letter)
@@ -1019,6 +1013,18 @@ fn tag_gap_end(src: &str, at: usize, after_letter: bool) -> Option<usize> {
     None
 }
 
+/// The letter a currency or section sign stands for in leetspeak written
+/// with non-ASCII symbols (`s€cret`, `c¢de`).
+fn symbol_letter(c: char) -> Option<char> {
+    Some(match c {
+        '€' => 'e',
+        '¢' => 'c',
+        '§' => 's',
+        '¥' => 'y',
+        _ => return None,
+    })
+}
+
 /// What a visible character inside hidden tag text reads as: a look-alike
 /// letter as its Latin letter, a currency sign as the letter it stands
 /// for, an invisible character as nothing. Tag text is ASCII by
@@ -1027,12 +1033,8 @@ fn gap_letter(c: char) -> Option<char> {
     if invisible(c).is_some() {
         return None;
     }
-    match c {
-        '€' => return Some('e'),
-        '¢' => return Some('c'),
-        '§' => return Some('s'),
-        '¥' => return Some('y'),
-        _ => {}
+    if let Some(l) = symbol_letter(c) {
+        return Some(l);
     }
     if let Some(b) = strip_diacritics(c) {
         return Some(b);
