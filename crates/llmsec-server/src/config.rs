@@ -265,6 +265,8 @@ pub struct ServerConfig {
     pub policy: Option<RegoPolicyConfig>,
     /// The web dashboard's sign-in sessions.
     pub dashboard: DashboardConfig,
+    /// OpenTelemetry export (traces and metrics over OTLP/HTTP); off when absent.
+    pub otel: Option<crate::otel::OtelConfig>,
 }
 
 /// The `[policy]` section: Rego policies (policy as code).
@@ -319,6 +321,7 @@ impl Default for ServerConfig {
             gateway: None,
             policy: None,
             dashboard: DashboardConfig::default(),
+            otel: None,
         }
     }
 }
@@ -498,6 +501,9 @@ impl ServerConfig {
             && p.rego.is_empty()
         {
             return bad("policy.rego", "must name at least one .rego file or directory");
+        }
+        if let Some(o) = &self.otel {
+            o.validate().map_err(|(field, message)| ConfigError::Invalid { field, message })?;
         }
         let egress = self.egress_policy()?;
         for (i, w) in self.webhooks.iter().enumerate() {

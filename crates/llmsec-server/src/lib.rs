@@ -28,6 +28,7 @@ pub mod graphql_limits;
 pub mod grpc;
 pub mod listener;
 pub mod metrics;
+pub mod otel;
 pub mod policy;
 pub mod ratelimit;
 pub mod redact;
@@ -101,6 +102,9 @@ pub enum StartError {
     /// The Rego policy does not load.
     #[error("policy: {0}")]
     Policy(#[from] llmsec_policy::PolicyError),
+    /// The OpenTelemetry exporters could not be built.
+    #[error(transparent)]
+    Otel(#[from] otel::OtelError),
 }
 
 /// A built server: state, background tasks, and the way to stop them.
@@ -182,6 +186,10 @@ impl Server {
             Some(p) => Some(Arc::new(crate::policy::PolicyHandle::load(p)?)),
             None => None,
         };
+        let otel = match &config.otel {
+            Some(o) => Some(Arc::new(otel::Otel::start_blocking(o.clone()).await?)),
+            None => None,
+        };
         let services = Services::new(ServicesInner {
             engine,
             store: store.clone(),
@@ -195,6 +203,7 @@ impl Server {
             sentinel: sentinel.clone(),
             egress: egress.clone(),
             policy: policy.clone(),
+            otel,
         });
         let sessions = dashboard::session::Sessions::new(&config.dashboard, services.keys.revocations());
         let http = HttpParts { auth_failures: RateLimiter::default(), metrics, sessions };
@@ -273,6 +282,7 @@ impl Server {
     pub async fn shutdown(self) {
         let Server { state, writer_task, worker_task, sentinel_task, retention_task, stop, .. } = self;
         let _ = stop.send(true);
+        let otel = state.services.otel.clone();
         drop(state);
         // The writer ends once every handle is gone, after its last commit.
         // Handles live in routers a caller may still hold: give it a bound.
@@ -280,6 +290,10 @@ impl Server {
         let _ = tokio::time::timeout(Duration::from_secs(30), worker_task).await;
         let _ = tokio::time::timeout(Duration::from_secs(10), sentinel_task).await;
         retention_task.abort();
+        // Sends the spans of the last requests; the SDK blocks while it does.
+        if let Some(o) = otel {
+            let _ = tokio::task::spawn_blocking(move || o.shutdown()).await;
+        }
     }
 }
 
@@ -511,5 +525,6 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), request_timeout))
         .layer(middleware::from_fn_with_state(state.clone(), head_limits))
         .layer(middleware::from_fn(crate::metrics::track))
+        .layer(middleware::from_fn_with_state(state.clone(), otel::propagate))
         .with_state(state)
 }

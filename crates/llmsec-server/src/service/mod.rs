@@ -97,6 +97,8 @@ pub struct ServicesInner {
     pub egress: Arc<EgressPolicy>,
     /// The Rego policy deciding verdicts (`[policy]`), when configured.
     pub policy: Option<Arc<crate::policy::PolicyHandle>>,
+    /// OpenTelemetry export (`[otel]`), when configured.
+    pub otel: Option<Arc<crate::otel::Otel>>,
 }
 
 impl std::fmt::Debug for ServicesInner {
