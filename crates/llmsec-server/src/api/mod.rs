@@ -4,6 +4,7 @@ pub mod admin;
 pub mod anomalies;
 pub mod detectors;
 pub mod events;
+pub mod insights;
 pub mod otlp;
 pub mod replay;
 pub mod samples;

@@ -8,6 +8,7 @@
 //! - [`tenants`]: keys, the audit log, user erasure, webhook subscriptions;
 //! - [`events`]: stored security events, filtered and paged;
 //! - [`series`]: time series of telemetry metrics;
+//! - [`insights`]: the dashboard's security charts (attack success, entropy drift, tool use, abuse);
 //! - [`anomalies`]: anomaly queries, their lifecycle, enforcements, statistics;
 //! - [`keys`]: the key format and the key cache, and the per-key rate;
 //! - [`writer`] and [`deadline`]: the group commit and the request deadline it honours.
@@ -18,6 +19,7 @@ pub mod caller;
 pub mod deadline;
 mod error;
 pub mod events;
+pub mod insights;
 pub mod keys;
 pub mod samples;
 pub mod series;
