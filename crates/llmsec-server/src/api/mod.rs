@@ -6,6 +6,7 @@ pub mod detectors;
 pub mod events;
 pub mod otlp;
 pub mod replay;
+pub mod reports;
 pub mod samples;
 pub mod security;
 pub mod series;

@@ -9,6 +9,7 @@
 //! - [`events`]: stored security events, filtered and paged;
 //! - [`series`]: time series of telemetry metrics;
 //! - [`anomalies`]: anomaly queries, their lifecycle, enforcements, statistics;
+//! - [`reports`]: the compliance posture and report of a tenant;
 //! - [`keys`]: the key format and the key cache, and the per-key rate;
 //! - [`writer`] and [`deadline`]: the group commit and the request deadline it honours.
 
@@ -19,6 +20,7 @@ pub mod deadline;
 mod error;
 pub mod events;
 pub mod keys;
+pub mod reports;
 pub mod samples;
 pub mod series;
 pub mod telemetry;
