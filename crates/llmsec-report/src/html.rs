@@ -253,6 +253,20 @@ pub fn report(r: &Report) -> String {
 mod tests {
     use super::*;
 
+    fn unescape(s: &str) -> String {
+        s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
+    }
+
+    proptest::proptest! {
+        /// Escaped text holds no markup character and reads back as given.
+        #[test]
+        fn escaped_text_has_no_markup_and_round_trips(s in "\\PC*") {
+            let e = escape(&s);
+            proptest::prop_assert!(!e.contains(['<', '>', '"', '\'']));
+            proptest::prop_assert_eq!(unescape(&e), s);
+        }
+    }
+
     #[test]
     fn escapes_markup_and_quotes() {
         assert_eq!(

@@ -85,6 +85,17 @@ mod tests {
         assert!(!serde_json::to_string(&r).expect("serializes").contains("never copied"));
     }
 
+    proptest::proptest! {
+        /// Any text, and any JSON with a `summary`, is read or refused with an error: never a panic.
+        #[test]
+        fn any_input_is_read_or_refused(s in "\\PC{0,200}", n in proptest::num::i64::ANY, r in proptest::num::f64::ANY) {
+            let _ = RedTeam::from_json(&s);
+            let doc = serde_json::json!({"summary": {"trials": n, "overall": {"trials": n, "successes": n, "rate": r},
+                "groups": {"category": {"x": {"trials": n}}}}});
+            let _ = RedTeam::from_json(&doc.to_string());
+        }
+    }
+
     #[test]
     fn refuses_what_is_not_a_redteam_report() {
         assert!(matches!(RedTeam::from_json("[]"), Err(ReportError::RedTeam(m)) if m.contains("summary")));

@@ -2,12 +2,13 @@
 //! `GET /api/v1/reports/posture` (the posture alone), as JSON or as one
 //! self-contained HTML page, over [`crate::service::reports`].
 
+use std::collections::HashMap;
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use std::collections::HashMap;
 
 use crate::error::{ApiError, Json, Params, only_params};
 use crate::service::{Caller, Services, parse_time, reports};
