@@ -101,6 +101,11 @@ async fn the_report_of_a_default_server_counts_its_traffic_and_lists_what_is_not
     assert_eq!(p.body["frameworks"][0]["id"], "pci_dss");
     assert_eq!(p.body["evidence"]["keys"]["read_only"], 1);
 
+    // Both routes are in the served OpenAPI document.
+    let doc = http.get("/openapi.json", ADMIN).await;
+    for p in ["/api/v1/reports", "/api/v1/reports/posture"] {
+        assert!(doc.body["paths"][p]["get"].is_object(), "{p} undocumented");
+    }
     // No valid key: 401, on both routes.
     assert_eq!(http.get(&path, "not-a-key").await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(http.get("/api/v1/reports/posture", "not-a-key").await.status, StatusCode::UNAUTHORIZED);
