@@ -21,6 +21,39 @@
 //!
 //! The crate knows nothing of HTTP or of the server's configuration type:
 //! `llmsec-server` and the `llmsec` binary build the [`Configuration`].
+//!
+//! ```
+//! use llmsec_report::{Configuration, Evidence, Status, posture};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = std::env::temp_dir().join(format!("llmsec-report-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! runtime.block_on(async {
+//!     let store = llmsec_store::SqlStore::connect(&format!("sqlite://{}", dir.join("doc.db").display())).await?;
+//!     let config = Configuration {
+//!         listen: "127.0.0.1:8080".into(),
+//!         tls: false,
+//!         encryption_at_rest: false,
+//!         storage_input: "redacted".into(),
+//!         retention_days: 30,
+//!         retention_purge_running: true,
+//!         rate_limit_per_sec: 20.0,
+//!         egress_allow: vec![],
+//!         detectors_enabled: 0,
+//!         database: "sqlite".into(),
+//!     };
+//!     let evidence = Evidence::gather(&store, "acme", config, None, llmsec_store::now_millis()).await?;
+//!     let p = posture::evaluate(evidence, Some(&["hipaa".to_owned()]))?;
+//!     let transmission = p.frameworks[0].controls.iter().find(|c| c.id == "164.312(e)(1)");
+//!     assert_eq!(transmission.map(|c| c.status), Some(Status::NotMet));
+//!     let page = llmsec_report::html::posture(&p);
+//!     assert!(page.contains("HIPAA") && !page.contains("<script"));
+//!     Ok::<_, Box<dyn std::error::Error>>(())
+//! })?;
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
 
 pub mod evidence;
