@@ -499,6 +499,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::detectors::router())
         .merge(api::series::router())
         .merge(api::insights::router())
+        .merge(api::reports::router())
         .route("/graphql", post(graphql::graphql_post))
         .route("/metrics", get(metrics_handler))
         .route("/openapi.json", get(openapi))

@@ -7,6 +7,7 @@ pub mod events;
 pub mod insights;
 pub mod otlp;
 pub mod replay;
+pub mod reports;
 pub mod samples;
 pub mod security;
 pub mod series;

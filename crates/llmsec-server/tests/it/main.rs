@@ -22,6 +22,7 @@ mod policy;
 mod postgres;
 mod privacy;
 mod redact;
+mod reports;
 mod rest;
 mod sentinel;
 mod tenants;
