@@ -449,6 +449,24 @@ fn event_filter(q: &EventQuery, with_cursor: bool) -> (String, Vec<Param>) {
     if let Some(v) = q.until {
         add(" AND ts < ?", Param::Int(v), &mut sql);
     }
+    if let Some(v) = &q.threat {
+        // The threats column is the engine's compact JSON: a threat's type
+        // or category is the exact text `"type":"…"` / `"category":"…"`
+        // (quotes inside other strings are escaped, so evidence text cannot
+        // match). LIKE's wildcards in the value are escaped.
+        let mut escaped = String::with_capacity(v.len() + 4);
+        for c in v.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                escaped.push('\\');
+            }
+            escaped.push(c);
+        }
+        let v = escaped;
+        let n = params.len();
+        sql.push_str(&format!(" AND (threats LIKE ${} ESCAPE '\\' OR threats LIKE ${} ESCAPE '\\')", n + 1, n + 2));
+        params.push(Param::Text(format!("%\"type\":\"{v}\"%")));
+        params.push(Param::Text(format!("%\"category\":\"{v}\"%")));
+    }
     if with_cursor && let Some((ts, id)) = &q.before {
         // (ts, id) < (cursor_ts, cursor_id), spelled out for SQLite.
         let n = params.len();
