@@ -35,6 +35,7 @@ pub mod redact;
 pub mod sentinel;
 pub mod sentinel_graphql;
 pub mod service;
+pub mod shield_grpc;
 pub mod state;
 pub mod time;
 pub mod ws;

@@ -1212,6 +1212,26 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn enforcement(&self, tenant: &str, id: &str) -> Result<Option<Enforcement>> {
+        let row = sqlx::query("SELECT * FROM enforcements WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(enforcement_from_row).transpose()
+    }
+
+    async fn end_enforcement(&self, tenant: &str, id: &str, at: Millis) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE enforcements SET expires_at = $3 WHERE tenant = $1 AND id = $2 AND expires_at > $3")
+                .bind(tenant)
+                .bind(id)
+                .bind(at)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn enforcements_in_force(&self, now: Millis) -> Result<Vec<Enforcement>> {
         let rows = sqlx::query("SELECT * FROM enforcements WHERE expires_at > $1 ORDER BY created_at LIMIT 100000")
             .bind(now)

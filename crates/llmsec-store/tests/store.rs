@@ -375,6 +375,14 @@ async fn sentinel_tables(s: &dyn Store) {
     assert!(s.active_enforcements("a", &[("user", "u2")], 500).await.unwrap().is_empty());
     assert_eq!(s.enforcements_in_force(500).await.unwrap().len(), 1);
     assert!(s.enforcements_in_force(1000).await.unwrap().is_empty());
+    // Read back by id in its tenant only, and ended early.
+    assert_eq!(s.enforcement("a", "en1").await.unwrap(), Some(e.clone()));
+    assert_eq!(s.enforcement("b", "en1").await.unwrap(), None);
+    assert!(!s.end_enforcement("b", "en1", 600).await.unwrap(), "other tenant");
+    assert!(s.end_enforcement("a", "en1", 600).await.unwrap());
+    assert!(!s.end_enforcement("a", "en1", 700).await.unwrap(), "already ended");
+    assert_eq!(s.enforcement("a", "en1").await.unwrap().unwrap().expires_at, 600);
+    assert!(s.active_enforcements("a", &[("user", "u1")], 650).await.unwrap().is_empty());
 }
 
 /// Erasure reaches every table that holds a user's content, and only that

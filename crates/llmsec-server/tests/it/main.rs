@@ -25,5 +25,6 @@ mod redact;
 mod reports;
 mod rest;
 mod sentinel;
+mod shield;
 mod tenants;
 mod webhooks;

@@ -436,6 +436,12 @@ impl llmsec_store::Store for Poisoned {
     async fn insert_enforcement(&self, e: &llmsec_store::Enforcement) -> llmsec_store::Result<()> {
         self.0.insert_enforcement(e).await
     }
+    async fn enforcement(&self, tenant: &str, id: &str) -> llmsec_store::Result<Option<llmsec_store::Enforcement>> {
+        self.0.enforcement(tenant, id).await
+    }
+    async fn end_enforcement(&self, tenant: &str, id: &str, at: i64) -> llmsec_store::Result<bool> {
+        self.0.end_enforcement(tenant, id, at).await
+    }
     async fn enforcements_in_force(&self, now: i64) -> llmsec_store::Result<Vec<llmsec_store::Enforcement>> {
         self.0.enforcements_in_force(now).await
     }
