@@ -7,5 +7,6 @@ mod harmful_output;
 mod indirect;
 mod intent;
 mod languages;
+mod model_wiring;
 mod sanitize;
 mod suffix_persuasion;
