@@ -7,6 +7,7 @@ mod harmful_output;
 mod indirect;
 mod intent;
 mod languages;
+mod model_refusals;
 mod model_wiring;
 mod sanitize;
 mod suffix_persuasion;
