@@ -8,6 +8,7 @@ mod indirect;
 mod intent;
 mod languages;
 mod model_refusals;
+mod model_threat;
 mod model_wiring;
 mod sanitize;
 mod suffix_persuasion;
