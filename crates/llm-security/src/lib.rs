@@ -74,3 +74,9 @@ pub use types::{
     noisy_or,
 };
 pub use webhook::WebhookConfig;
+
+/// The walk through the security model in docs/SECURITY_MODEL.md: each
+/// block compiles and runs as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/SECURITY_MODEL.md")]
+struct SecurityModelDoc;

@@ -201,8 +201,6 @@ pub enum ServerRequirement {
     Webhooks,
     /// Stored prompts deleted after the retention period.
     Retention,
-    /// Deletion of a user's stored data by user id.
-    Erasure,
     /// Prompts stored redacted or not at all.
     RedactedStorage,
 }
@@ -255,6 +253,7 @@ const ML_ANOMALY: &str = "Sentinel's anomaly detectors are statistical; no learn
 const FORMAT_IN: &str = "prompts have no expected format; format validation applies to completions";
 const TEXT_POLICY: &str = "plain text has no format to validate";
 const INTERMEDIATE: &str = "the engine sees the prompt and the completion, no step between them";
+const INFRA: &str = "network and endpoint security sit outside this software (firewall, TLS proxy, host agent)";
 const MTTR: &str = "no incident timing (MTTA/MTTR) in this build";
 
 /// The detectors of the engine's three input scanners.
@@ -491,7 +490,7 @@ pub fn disposition(path: &str) -> Option<Disposition> {
         // Security architecture.
         "security_architecture.layered_security.application_security" => E(DETECT),
         "security_architecture.layered_security.data_security" => E(&[SanitizeData]),
-        p if p.starts_with("security_architecture.layered_security.") => R(ENCRYPTION),
+        p if p.starts_with("security_architecture.layered_security.") => R(INFRA),
         "security_architecture.defense_in_depth.multiple_layers" => E(&[OutputValidation]),
         "security_architecture.defense_in_depth.redundant_controls" => E(&[FinalRecheck, RecheckInput, RecheckOutput]),
         "security_architecture.defense_in_depth.diverse_controls" => E(&[Classifier]),

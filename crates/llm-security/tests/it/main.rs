@@ -7,6 +7,7 @@ mod harmful_output;
 mod indirect;
 mod intent;
 mod languages;
+mod model_docs;
 mod model_refusals;
 mod model_threat;
 mod model_wiring;

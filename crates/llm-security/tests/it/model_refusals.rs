@@ -82,7 +82,7 @@ fn server_switches_are_requirements() {
         assert!(profile.check().is_ok(), "{path}");
         let reqs = profile.server_requirements();
         assert_eq!(reqs.keys().copied().collect::<Vec<_>>(), [req], "{path}");
-        assert_eq!(reqs[&req], [path.clone()]);
+        assert_eq!(reqs[&req], std::slice::from_ref(&path));
         seen.insert(req);
         let e = base.try_with_profile(alone(&path)).expect("a server switch is no refusal");
         assert!(e.analyze_input_sync("What is the capital of France?").is_ok());
