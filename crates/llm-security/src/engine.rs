@@ -97,10 +97,14 @@ impl SecurityEngine {
         SecurityEngine::build(config)
     }
 
-    /// Builds an engine after validating the config.
+    /// Builds an engine after validating the config, the threat model's
+    /// severity levels and categories included ([`Error::Profile`] names
+    /// what is wrong with those).
     pub fn try_with_config(config: SecurityConfig) -> Result<SecurityEngine, Error> {
         config.validate()?;
-        Ok(SecurityEngine::build(config))
+        let engine = SecurityEngine::build(config);
+        engine.profile_check()?;
+        Ok(engine)
     }
 
     /// This engine's config with a security-model profile. Switches the

@@ -146,6 +146,8 @@ fn unknown_vectors_and_mismatched_types_are_named() {
     let e = engine(ThreatModel::new().with_threat_categories(vec![category_pi(vec!["Telepathic injection"])]));
     let err = e.profile_check().expect_err("unknown vector");
     assert!(err.to_string().contains("Telepathic injection"), "{err}");
+    let c = SecurityConfig::new().with_threat_model(e.config().threat_model.clone());
+    assert!(matches!(SecurityEngine::try_with_config(c), Err(Error::Profile(_))));
     let e = engine(ThreatModel::new().with_threat_categories(vec![ThreatCategory::Jailbreak {
         threat_type: ThreatType::UnicodeAttack,
         attack_vectors: vec![],
