@@ -8,6 +8,7 @@ use crate::canary::CanaryIssuer;
 use crate::config::SecurityConfig;
 use crate::context::ContextKind;
 use crate::error::Error;
+use crate::intel::{OutputIntel, PromptIntel, ThreatIntel};
 use crate::model::{ProfileError, Runtime, SecurityProfile};
 use crate::normalize::{NormalizeOptions, Normalized};
 use crate::policy::PolicyConfig;
@@ -51,6 +52,11 @@ struct Inner {
     runtime: Runtime,
     /// Why the profile cannot run; every analysis fails with it while set.
     profile_error: Option<ProfileError>,
+    /// Loaded threat-intelligence feeds.
+    intel: Option<Arc<ThreatIntel>>,
+    /// Near duplicates of known attacks, run after the learned layer (whose
+    /// inputs its findings are not).
+    intel_input: Option<Box<dyn Scanner>>,
     /// The config in force: `base` with the threat model's classification
     /// and the profile applied.
     config: SecurityConfig,
@@ -111,7 +117,19 @@ impl SecurityEngine {
     /// build cannot honour do not stop the build: the engine fails closed
     /// (see [`profile_check`](Self::profile_check)).
     pub fn with_profile(&self, profile: SecurityProfile) -> SecurityEngine {
-        SecurityEngine::build_with(self.inner.base.clone(), profile)
+        SecurityEngine::build_with(self.inner.base.clone(), profile, self.inner.intel.clone())
+    }
+
+    /// This engine with threat-intelligence feeds: prompts that nearly
+    /// duplicate a known attack, completions with a canary string or a link
+    /// to an exfiltration domain are reported (see [`crate::intel`]).
+    pub fn with_threat_intel(&self, intel: ThreatIntel) -> SecurityEngine {
+        SecurityEngine::build_with(self.inner.base.clone(), self.inner.profile.clone(), Some(Arc::new(intel)))
+    }
+
+    /// The loaded threat-intelligence feeds, if any.
+    pub fn threat_intel(&self) -> Option<&ThreatIntel> {
+        self.inner.intel.as_deref()
     }
 
     /// Like [`with_profile`](Self::with_profile), but a profile that cannot
@@ -149,11 +167,11 @@ impl SecurityEngine {
     }
 
     fn build(config: SecurityConfig) -> SecurityEngine {
-        SecurityEngine::build_with(config, SecurityProfile::default())
+        SecurityEngine::build_with(config, SecurityProfile::default(), None)
     }
 
-    fn build_with(base: SecurityConfig, profile: SecurityProfile) -> SecurityEngine {
-        let evaluated = profile.evaluate(&base);
+    fn build_with(base: SecurityConfig, profile: SecurityProfile, intel: Option<Arc<ThreatIntel>>) -> SecurityEngine {
+        let evaluated = profile.evaluate(&base, intel.is_some());
         let profile_error = (!evaluated.issues.is_empty()).then(|| ProfileError { issues: evaluated.issues.clone() });
         let config = evaluated.config;
         let canary = CanaryIssuer::new(config.output.canary_secret.as_deref());
@@ -161,7 +179,16 @@ impl SecurityEngine {
         let learned = scanners::learned_scanner(&config);
         let context =
             [Provenance::Code, Provenance::Own, Provenance::Foreign].map(|p| scanners::context_scanners(&config, p));
-        let output = scanners::output_scanners(&config, &canary);
+        let mut output = scanners::output_scanners(&config, &canary);
+        let intel_on = evaluated.runtime.intel;
+        let clock: crate::intel::Clock = chrono::Utc::now;
+        let intel_input = intel
+            .as_ref()
+            .filter(|_| intel_on && config.prompt_injection_detection)
+            .map(|i| Box::new(PromptIntel::new(Arc::clone(i), clock)) as Box<dyn Scanner>);
+        if let Some(i) = intel.as_ref().filter(|_| intel_on && config.output_validation) {
+            output.push(Box::new(OutputIntel::new(Arc::clone(i), clock)));
+        }
         let input_data =
             scanners::data_scanners(&config.output.pii_types, config.input_data.secrets, config.input_data.pii);
         let redactors = scanners::data_scanners(&config.output.pii_types, true, true);
@@ -175,6 +202,8 @@ impl SecurityEngine {
                 profile,
                 runtime: evaluated.runtime,
                 profile_error,
+                intel,
+                intel_input,
                 normalize: config.threat_model.unicode.normalize_options(),
                 policy: config.policy.clone(),
                 config,
@@ -503,6 +532,9 @@ impl SecurityEngine {
         // inputs they are not, and judged by their own action.
         if stage == Stage::Input {
             for s in &self.inner.input_data {
+                time(s.as_ref(), &mut threats, &mut timings);
+            }
+            if let Some(s) = &self.inner.intel_input {
                 time(s.as_ref(), &mut threats, &mut timings);
             }
         }

@@ -96,7 +96,7 @@ switches! {
         threat_detection => with_threat_detection,
         /// Sentinel's incident action (server).
         incident_response => with_incident_response,
-        /// Refused: no threat-intelligence feeds in this build.
+        /// The threat-intelligence scanners (needs `SecurityEngine::with_threat_intel`).
         threat_intelligence => with_threat_intelligence,
         /// `/metrics` (server).
         security_metrics => with_security_metrics,

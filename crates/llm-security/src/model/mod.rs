@@ -377,7 +377,7 @@ impl SecurityProfile {
 
     /// The config the engine runs with this profile, and what it does
     /// beyond the config.
-    pub(crate) fn evaluate(&self, base: &SecurityConfig) -> Evaluated {
+    pub(crate) fn evaluate(&self, base: &SecurityConfig, intel_loaded: bool) -> Evaluated {
         let mut config = base.clone();
         let mut issues = Vec::new();
         threat::apply(&mut config, &mut issues);
@@ -386,6 +386,12 @@ impl SecurityProfile {
             wiring::apply(knob, on, &mut config, &mut runtime);
         }
         issues.extend(self.issues());
+        if runtime.intel && !intel_loaded && self.knobs().get(&Knob::ThreatIntel) == Some(&true) {
+            issues.push(ProfileIssue::Incomplete {
+                flag: "threat intelligence (threat_feeds / threat_intelligence)".to_owned(),
+                needs: "a loaded feed: SecurityEngine::with_threat_intel".to_owned(),
+            });
+        }
         Evaluated { config, runtime, issues }
     }
 

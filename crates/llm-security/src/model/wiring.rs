@@ -87,6 +87,8 @@ pub enum Knob {
     Consistency,
     /// `Analysis::timings`: time per scanner.
     Timings,
+    /// The threat-intelligence scanners (needs a loaded feed).
+    ThreatIntel,
 }
 
 impl Knob {
@@ -126,11 +128,12 @@ impl Knob {
             FinalRecheck => "re-scan of the sanitized text",
             Consistency => "two scanner passes compared",
             Timings => "`Analysis::timings`",
+            ThreatIntel => "threat-intelligence scanners (`SecurityEngine::with_threat_intel`)",
         }
     }
 
     /// Every knob.
-    pub const ALL: [Knob; 32] = {
+    pub const ALL: [Knob; 33] = {
         use Knob::*;
         [
             PromptInjection,
@@ -165,6 +168,7 @@ impl Knob {
             FinalRecheck,
             Consistency,
             Timings,
+            ThreatIntel,
         ]
     };
 }
@@ -237,7 +241,8 @@ impl fmt::Display for Disposition {
 }
 
 const RISK: &str = "risk scoring per user, session and application is not built";
-const INTEL: &str = "no threat-intelligence feeds in this build";
+const INTEL: &str = "feeds are matched (threat_feeds), but no threat analysis, modeling or hunting is built on them";
+const INTEL_MODELS: &str = "no learned model over threat intelligence";
 const COMPLIANCE: &str = "no posture report evaluates a deployment against this control list";
 const INCIDENT: &str = "no quarantine, session termination, lockdown or escalation chains in this build";
 const NOTIFY: &str = "no e-mail or SMS sender in this build (webhooks and alerts only)";
@@ -297,7 +302,7 @@ pub fn disposition(path: &str) -> Option<Disposition> {
             E(&[OutMarkup, OutUnsafeCode, OutExfiltration])
         }
         "multi_layer_security.monitoring_layer.real_time_monitoring" => S(Q::Metrics),
-        "multi_layer_security.monitoring_layer.threat_intelligence" => R(INTEL),
+        "multi_layer_security.monitoring_layer.threat_intelligence" => E(&[ThreatIntel]),
         "multi_layer_security.monitoring_layer.behavioral_monitoring" => S(Q::BehavioralDetection),
         "multi_layer_security.monitoring_layer.performance_monitoring" => E(&[Timings]),
         "multi_layer_security.monitoring_layer.security_metrics" => S(Q::Metrics),
@@ -320,7 +325,7 @@ pub fn disposition(path: &str) -> Option<Disposition> {
         "continuous_monitoring.anomaly_detection" => S(Q::AnomalyDetection),
         "continuous_monitoring.threat_detection" => E(DETECT),
         "continuous_monitoring.incident_response" => S(Q::IncidentActions),
-        "continuous_monitoring.threat_intelligence" => R(INTEL),
+        "continuous_monitoring.threat_intelligence" => E(&[ThreatIntel]),
         "continuous_monitoring.security_metrics" => S(Q::Metrics),
         // Input validation.
         "input_validation.pattern_validation.regex_patterns" => E(RULES),
@@ -368,9 +373,9 @@ pub fn disposition(path: &str) -> Option<Disposition> {
         "threat_detection.machine_learning.classification_models" => E(&[Classifier]),
         "threat_detection.machine_learning.anomaly_detection_models" => R(ML_ANOMALY),
         "threat_detection.machine_learning.behavioral_models" => S(Q::BehavioralDetection),
-        "threat_detection.machine_learning.threat_intelligence_models" => R(INTEL),
-        "threat_detection.threat_intelligence.threat_feeds"
-        | "threat_detection.threat_intelligence.threat_analysis"
+        "threat_detection.machine_learning.threat_intelligence_models" => R(INTEL_MODELS),
+        "threat_detection.threat_intelligence.threat_feeds" => E(&[ThreatIntel]),
+        "threat_detection.threat_intelligence.threat_analysis"
         | "threat_detection.threat_intelligence.threat_modeling"
         | "threat_detection.threat_intelligence.threat_hunting" => R(INTEL),
         // Behavioral analysis.
@@ -453,6 +458,7 @@ pub fn disposition(path: &str) -> Option<Disposition> {
         "threat_monitoring.real_time_monitoring.anomaly_detection" => S(Q::AnomalyDetection),
         "threat_monitoring.real_time_monitoring.behavioral_analysis" => S(Q::BehavioralDetection),
         "threat_monitoring.real_time_monitoring.risk_assessment" => R(RISK),
+        "threat_monitoring.threat_intelligence.threat_feeds" => E(&[ThreatIntel]),
         p if p.starts_with("threat_monitoring.threat_intelligence.") => R(INTEL),
         "threat_monitoring.security_metrics.threat_metrics" => S(Q::Metrics),
         "threat_monitoring.security_metrics.risk_metrics" => R(RISK),
@@ -506,6 +512,7 @@ pub fn disposition(path: &str) -> Option<Disposition> {
         // Security operations center.
         "security_operations_center.threat_hunting.behavioral_analysis" => S(Q::BehavioralDetection),
         "security_operations_center.threat_hunting.anomaly_detection" => S(Q::AnomalyDetection),
+        "security_operations_center.threat_hunting.threat_intelligence" => E(&[ThreatIntel]),
         p if p.starts_with("security_operations_center.threat_hunting.") => R(INTEL),
         "security_operations_center.incident_response.incident_detection" => S(Q::AnomalyDetection),
         "security_operations_center.incident_response.incident_analysis" => S(Q::AnomalyTriage),
@@ -538,11 +545,13 @@ pub(crate) struct Runtime {
     pub consistency: bool,
     /// Fill `Analysis::timings`.
     pub timings: bool,
+    /// Run the threat-intelligence scanners when feeds are loaded.
+    pub intel: bool,
 }
 
 impl Default for Runtime {
     fn default() -> Self {
-        Runtime { recheck: [false, false], final_recheck: false, consistency: false, timings: true }
+        Runtime { recheck: [false, false], final_recheck: false, consistency: false, timings: true, intel: true }
     }
 }
 
@@ -606,5 +615,6 @@ pub(crate) fn apply(knob: Knob, on: bool, cfg: &mut SecurityConfig, rt: &mut Run
         FinalRecheck => rt.final_recheck = on,
         Consistency => rt.consistency = on,
         Timings => rt.timings = on,
+        ThreatIntel => rt.intel = on,
     }
 }

@@ -5,6 +5,7 @@ mod compliance;
 mod flags;
 mod harmful_output;
 mod indirect;
+mod intel;
 mod intent;
 mod languages;
 mod model_docs;
