@@ -184,7 +184,7 @@ impl SecurityEngine {
         let clock: crate::intel::Clock = chrono::Utc::now;
         let intel_input = intel
             .as_ref()
-            .filter(|_| intel_on && config.prompt_injection_detection)
+            .filter(|_| intel_on && (config.prompt_injection_detection || config.jailbreak_detection))
             .map(|i| Box::new(PromptIntel::new(Arc::clone(i), clock)) as Box<dyn Scanner>);
         if let Some(i) = intel.as_ref().filter(|_| intel_on && config.output_validation) {
             output.push(Box::new(OutputIntel::new(Arc::clone(i), clock)));

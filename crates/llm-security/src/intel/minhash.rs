@@ -65,14 +65,21 @@ pub(crate) fn shingles(text: &str) -> Vec<u64> {
 
 /// The MinHash signature of a shingle set: per hash function, the least
 /// value over the shingles.
+///
+/// The hash functions are `a + i·b` for two mixes `a`, `b` of the shingle
+/// (double hashing, as in Kirsch and Mitzenmacher): one multiply-add per
+/// function instead of a full mix, close enough to independent for MinHash.
 pub(crate) fn signature(shingles: &[u64]) -> [u64; HASHES] {
     let mut sig = [u64::MAX; HASHES];
     for &s in shingles {
-        for (i, slot) in sig.iter_mut().enumerate() {
-            let h = mix(s ^ mix(i as u64 + 1));
+        let a = mix(s);
+        let b = mix(s ^ 0x9e37_79b9_7f4a_7c15) | 1;
+        let mut h = a;
+        for slot in sig.iter_mut() {
             if h < *slot {
                 *slot = h;
             }
+            h = h.wrapping_add(b);
         }
     }
     sig

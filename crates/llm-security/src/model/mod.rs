@@ -16,8 +16,10 @@
 //! keeps the profile and fails closed: while any issue stands,
 //! [`SecurityEngine::profile_check`](crate::SecurityEngine::profile_check)
 //! returns it and every analysis (`analyze_input`, `analyze_context`,
-//! `validate_output`) returns [`Error::Profile`](crate::Error::Profile)
-//! naming each refused switch. [`SecurityEngine::try_with_profile`](crate::SecurityEngine::try_with_profile)
+//! `validate_output`) returns [`Error::Profile`]
+//! naming each refused switch (`sanitize` and `redact_for_storage` keep
+//! working: they only redact).
+//! [`SecurityEngine::try_with_profile`](crate::SecurityEngine::try_with_profile)
 //! returns the same error at once. Nothing is accepted and ignored.
 
 #[macro_use]
