@@ -158,6 +158,24 @@ mod tests {
         assert!(jaccard(&a, &b) > 0.6, "{}", jaccard(&a, &b));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn jaccard_is_a_similarity(a in "[a-e ]{0,60}", b in "[a-e ]{0,60}") {
+            let (x, y) = (shingles(&a), shingles(&b));
+            proptest::prop_assert!(x.windows(2).all(|w| w[0] < w[1]));
+            let j = jaccard(&x, &y);
+            proptest::prop_assert!((0.0..=1.0).contains(&j));
+            proptest::prop_assert_eq!(j, jaccard(&y, &x));
+            if !x.is_empty() {
+                proptest::prop_assert_eq!(jaccard(&x, &x), 1.0);
+                // Identical texts always share their bands.
+                let mut idx = Index::default();
+                idx.insert(7, &signature(&x));
+                proptest::prop_assert_eq!(idx.candidates(&signature(&x)), vec![7]);
+            }
+        }
+    }
+
     #[test]
     fn short_texts_are_one_shingle() {
         assert_eq!(shingles("hi").len(), 1);
