@@ -1,6 +1,8 @@
-//! Security compliance: regulations and industry standards. This build has
-//! no posture report that evaluates a deployment against their control
-//! lists, so every switch here is refused when on (see the flag table).
+//! Security compliance: regulations and industry standards. Their controls
+//! are not ones the engine can enforce, so every switch here is refused when
+//! on (see the flag table); the server's posture report (`llmsec report
+//! --posture-only`, `GET /api/v1/reports/posture`) says which of each
+//! framework's controls a deployment meets.
 
 control_enum! {
     /// One regulation of [`RegulatoryCompliance`].

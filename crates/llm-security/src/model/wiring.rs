@@ -243,7 +243,7 @@ impl fmt::Display for Disposition {
 const RISK: &str = "risk scoring per user, session and application is not built";
 const INTEL: &str = "feeds are matched (threat_feeds), but no threat analysis, modeling or hunting is built on them";
 const INTEL_MODELS: &str = "no learned model over threat intelligence";
-const COMPLIANCE: &str = "no posture report evaluates a deployment against this control list";
+const COMPLIANCE: &str = "a control of the framework, not one the engine can enforce; the server's posture report (`llmsec report --posture-only`, `GET /api/v1/reports/posture`) says which of the framework's controls a deployment meets";
 const INCIDENT: &str = "no quarantine, session termination, lockdown or escalation chains in this build";
 const NOTIFY: &str = "no e-mail or SMS sender in this build (webhooks and alerts only)";
 const ENCRYPTION: &str = "no encryption at rest for stored prompts; TLS is left to a proxy";
@@ -252,7 +252,7 @@ const PURPOSE: &str = "stored data carries no purpose tag";
 const ACCURACY: &str = "the engine keeps no personal data whose accuracy it could maintain";
 const PRACTICE: &str = "a practice of the team, not a control the software can run";
 const HOST: &str = "no host metrics; use a node exporter";
-const REPORTS: &str = "no security reports in this build";
+const REPORTS: &str = "reports are the server's (`llmsec report`, `GET /api/v1/reports`: volumes, blocks, threats, MTTA/MTTR, posture), not an engine control";
 const ANALYTICS: &str = "no threat correlation, attribution or trend analytics in this build";
 const ML_ANOMALY: &str = "Sentinel's anomaly detectors are statistical; no learned anomaly model";
 const FORMAT_IN: &str = "prompts have no expected format; format validation applies to completions";
