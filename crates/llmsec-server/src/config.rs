@@ -248,6 +248,10 @@ pub struct ServerConfig {
     pub dev_mode: bool,
     /// The engine's configuration file (TOML/YAML/JSON); default: the engine defaults.
     pub engine_config: Option<PathBuf>,
+    /// A security-model profile (TOML/YAML/JSON, docs/SECURITY_MODEL.md):
+    /// its engine switches applied, its server switches checked against
+    /// this configuration at start.
+    pub security_profile: Option<PathBuf>,
     /// Storage and retention.
     pub storage: StorageConfig,
     /// Request limits.
@@ -313,6 +317,7 @@ impl Default for ServerConfig {
             database_url: None,
             dev_mode: false,
             engine_config: None,
+            security_profile: None,
             storage: StorageConfig::default(),
             limits: LimitsConfig::default(),
             delivery: DeliveryConfig::default(),
@@ -383,7 +388,7 @@ impl ServerConfig {
 
     /// Applies `LLMSEC_LISTEN`, `LLMSEC_DATA_DIR`, `LLMSEC_DATABASE_URL`,
     /// `LLMSEC_STORE_INPUT`, `LLMSEC_RETENTION_DAYS`, `LLMSEC_DEV_MODE`,
-    /// `LLMSEC_ENGINE_CONFIG` and `LLMSEC_SENTINEL_DETECTORS` from `env`.
+    /// `LLMSEC_ENGINE_CONFIG`, `LLMSEC_SECURITY_PROFILE` and `LLMSEC_SENTINEL_DETECTORS` from `env`.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = env("LLMSEC_LISTEN") {
             self.listen =
@@ -411,6 +416,9 @@ impl ServerConfig {
         }
         if let Some(v) = env("LLMSEC_ENGINE_CONFIG") {
             self.engine_config = Some(v.into());
+        }
+        if let Some(v) = env("LLMSEC_SECURITY_PROFILE") {
+            self.security_profile = Some(v.into());
         }
         if let Some(v) = env("LLMSEC_SENTINEL_DETECTORS") {
             self.sentinel.detectors = Some(v.into());

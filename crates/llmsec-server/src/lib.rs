@@ -30,6 +30,7 @@ pub mod listener;
 pub mod metrics;
 pub mod otel;
 pub mod policy;
+pub mod profile;
 pub mod ratelimit;
 pub mod redact;
 pub mod sentinel;
@@ -164,6 +165,7 @@ impl Server {
         clock: Arc<dyn llm_sentinel::Clock>,
     ) -> Result<Server, StartError> {
         let sentinel_config = config.sentinel.load().map_err(StartError::Sentinel)?;
+        let engine = profile::apply(&config, &sentinel_config, engine)?;
         let egress = Arc::new(config.egress_policy()?);
         for (field, url) in config.sentinel.targets(&sentinel_config) {
             egress.check_url(&url).map_err(|e| StartError::Sentinel(format!("{field}: {e}")))?;

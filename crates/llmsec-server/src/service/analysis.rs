@@ -397,6 +397,10 @@ fn decide(
         (llm_security::Verdict::Sanitize, None) => {
             Some(svc.engine.sanitize(job.text()).map_err(|e| ServiceError::Internal(e.to_string()))?.text)
         }
+        // An engine set to sanitize always (`[sanitize] always`, a profile's
+        // `never_trust`) gives the sanitized text with every verdict it lets
+        // through.
+        (llm_security::Verdict::Allow, Some(s)) => Some(s.to_owned()),
         _ => None,
     };
     Ok(Decided { verdict, sanitized, decision })

@@ -21,6 +21,7 @@ mod policy;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod privacy;
+mod profile;
 mod redact;
 mod reports;
 mod rest;
