@@ -101,11 +101,15 @@ step "4. red-team the model through the gateway: llmsec redteam --target openai 
 set +e
 "$llmsec" redteam --target openai --base-url "http://127.0.0.1:$port/v1" --model demo-model \
     --api-key-env LLMSEC_DEMO_KEY --concurrency 4 \
-    --json "$out/redteam.json" --junit "$out/redteam.junit.xml" --html "$out/redteam.html"
+    --json "$out/redteam.json" --junit "$out/redteam.junit.xml" --html "$out/redteam.html" \
+    --upload "http://127.0.0.1:$port" --upload-key-env LLMSEC_DEMO_KEY
 redteam_status=$?
 set -e
 [ "$redteam_status" -le 1 ] || fail "llmsec redteam failed (exit $redteam_status)"
 for f in redteam.json redteam.junit.xml redteam.html; do [ -s "$out/$f" ] || fail "no $f written"; done
+runs=$(curl -fsS -H "Authorization: Bearer $LLMSEC_DEMO_KEY" "http://127.0.0.1:$port/api/v1/redteam/runs" |
+    "$python" -c 'import json, sys; print(len(json.load(sys.stdin)["runs"]))')
+[ "$runs" -eq 1 ] || fail "the red-team run was not stored in the server ($runs runs)"
 
 step "5. scan production logs after the fact: llmsec logs scan examples/llmsecops_demo/sample-logs.jsonl"
 set +e
@@ -125,7 +129,8 @@ cat <<TOUR
   dashboard        http://127.0.0.1:$port/  (sign in with the key in $out/data/admin-key)
   security events  $events stored by the gateway's scans (Events page, or GET /api/security/events)
   lint (SARIF)     $out/lint.sarif  (upload with github/codeql-action/upload-sarif)
-  red team         $out/redteam.html, redteam.json, redteam.junit.xml
+  red team         $out/redteam.html, redteam.json, redteam.junit.xml; the run's figures
+                   in the server (GET /api/v1/redteam/runs, the dashboard's Insights page)
   log scan         $out/logs-scan.json
   Grafana          deploy/grafana/*.json and deploy/prometheus/ (see deploy/README.md)
   metrics          http://127.0.0.1:$port/metrics (with the key)

@@ -32,6 +32,7 @@ pub mod run;
 pub mod stats;
 pub mod suite;
 pub mod target;
+pub mod upload;
 
 /// What can go wrong before a run starts.
 #[derive(Debug, thiserror::Error)]

@@ -17,6 +17,9 @@ pub const DAY_MS: Millis = 86_400_000;
 pub const KEY_ROTATION_DAYS: i64 = 365;
 /// How far back the posture looks at anomalies (incident handling).
 pub const INCIDENT_WINDOW_DAYS: i64 = 30;
+/// A red-team run stored this recently (days) stands for the tenant when
+/// none is given.
+pub const REDTEAM_WINDOW_DAYS: i64 = 90;
 
 /// The running configuration, as far as the controls care. The server
 /// and the CLI fill it from their own configuration type.
@@ -160,7 +163,8 @@ pub struct Evidence {
     pub webhooks: WebhookEvidence,
     /// Anomalies of the last [`INCIDENT_WINDOW_DAYS`] days.
     pub incidents: AnomalyStats,
-    /// A red-team run, when one was given.
+    /// A red-team run: the one given, else the tenant's latest stored one
+    /// of the last [`REDTEAM_WINDOW_DAYS`] days.
     pub redteam: Option<RedTeam>,
 }
 
@@ -189,6 +193,15 @@ impl Evidence {
             webhooks.plain_http += u64::from(w.url.to_ascii_lowercase().starts_with("http://"));
         }
         let incidents = anomaly_stats(store, tenant, now - INCIDENT_WINDOW_DAYS * DAY_MS, now, now).await?;
+        let redteam = match redteam {
+            Some(r) => Some(r),
+            None => store
+                .redteam_runs(tenant, now - REDTEAM_WINDOW_DAYS * DAY_MS, now + 1, 1)
+                .await?
+                .into_iter()
+                .next()
+                .and_then(|run| serde_json::from_value::<RedTeam>(run.summary).ok()),
+        };
         Ok(Evidence {
             tenant: tenant.to_owned(),
             gathered_at: now,

@@ -309,7 +309,11 @@ fn outcome(id: &str, e: &Evidence) -> (Status, String) {
             }
         }
         "security_testing" => match &e.redteam {
-            None => (NotMet, "no red-team results given (llmsec report --redteam REPORT.json)".into()),
+            None => (
+                NotMet,
+                "no red-team run in the last 90 days (llmsec redteam --upload, or llmsec report --redteam REPORT.json)"
+                    .into(),
+            ),
             Some(r) if r.overall.trials == 0 => (NotMet, format!("red-team run against {} judged no trial", r.target)),
             Some(r) => {
                 let figures = format!(

@@ -7,6 +7,7 @@
 //!   analyzeInput(input: String!, userId: String, sessionId: String, context: ContextKind): SecurityAnalysis!
 //!   validateOutput(output: String!, userId: String, sessionId: String, systemPrompt: String, prompt: String): ValidationResult!
 //!   securityEvents(filter: SecurityEventFilter, first: Int = 50, after: String): SecurityEventConnection!
+//!   redteamRuns(first: Int = 50, since: String): [RedteamRun!]!
 //! }
 //! type Subscription { threatDetected(minSeverity: String): ThreatDetected! }
 //! enum ContextKind { DOCUMENT EMAIL WEB_PAGE TOOL_OUTPUT CODE CHAT CALENDAR SEARCH_RESULT OTHER }
@@ -224,6 +225,28 @@ pub struct SecurityEventFilter {
     pub threat: Option<String>,
 }
 
+/// A red-team run's figures.
+#[derive(SimpleObject, Debug, Clone)]
+#[graphql(name = "RedteamRun")]
+pub struct GqlRedteamRun {
+    /// Its id.
+    pub id: String,
+    /// When it ran (RFC 3339).
+    pub timestamp: Option<String>,
+    /// What was attacked.
+    pub target: String,
+    /// Trials run, errors included.
+    pub trials: u64,
+    /// Trials the target failed on.
+    pub errors: u64,
+    /// Successful attacks.
+    pub successes: u64,
+    /// Attack success rate of the judged trials.
+    pub attack_success_rate: f64,
+    /// The figures per category.
+    pub summary: async_graphql::Json<serde_json::Value>,
+}
+
 /// A stored analysis.
 #[derive(SimpleObject, Debug, Clone)]
 #[graphql(name = "SecurityEvent")]
@@ -428,6 +451,38 @@ impl SecurityQuery {
         let r: SecurityAnalysis =
             analyze(&state.services, c, Job::Output(req), "output".into(), &deadline).await.map_err(gql_error)?.into();
         Ok(ValidationResult { is_valid: r.is_secure, analysis: r })
+    }
+
+    /// The tenant's red-team runs, newest first (scope `read`): the figures
+    /// `llmsec redteam --upload` stored.
+    async fn redteam_runs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+        since: Option<String>,
+    ) -> async_graphql::Result<Vec<GqlRedteamRun>> {
+        let c = caller(ctx, Scope::Read)?;
+        let state = ctx.data::<AppState>()?;
+        if !(1..=1000).contains(&first) {
+            return Err(gql_error(ApiError::field("first", "must be 1-1000")));
+        }
+        let since = since.as_deref().map(|v| parse_time("since", v)).transpose().map_err(gql_error)?.unwrap_or(0);
+        let runs = crate::service::redteam::list(&state.services, c, since, i64::MAX, first as u32)
+            .await
+            .map_err(gql_error)?;
+        Ok(runs
+            .into_iter()
+            .map(|r| GqlRedteamRun {
+                id: r.id,
+                timestamp: crate::time::rfc3339(r.timestamp),
+                target: r.target,
+                trials: r.trials,
+                errors: r.errors,
+                successes: r.successes,
+                attack_success_rate: r.asr,
+                summary: async_graphql::Json(r.summary),
+            })
+            .collect())
     }
 
     /// The tenant's stored events, newest first (scope `read`). A page stops

@@ -503,6 +503,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::series::router())
         .merge(api::insights::router())
         .merge(api::reports::router())
+        .merge(api::redteam::router())
         .route("/graphql", post(graphql::graphql_post))
         .route("/metrics", get(metrics_handler))
         .route("/openapi.json", get(openapi))

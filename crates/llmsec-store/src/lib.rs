@@ -185,6 +185,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Stores an enforcement.
     async fn insert_enforcement(&self, e: &Enforcement) -> Result<()>;
+    /// Stores a red-team run.
+    async fn insert_redteam_run(&self, run: &RedteamRun) -> Result<()>;
+    /// The tenant's red-team runs in `[since, until)`, newest first.
+    async fn redteam_runs(&self, tenant: &str, since: Millis, until: Millis, limit: u32) -> Result<Vec<RedteamRun>>;
+    /// One of the tenant's red-team runs.
+    async fn redteam_run(&self, tenant: &str, id: &str) -> Result<Option<RedteamRun>>;
     /// One of the tenant's enforcements, in force or not.
     async fn enforcement(&self, tenant: &str, id: &str) -> Result<Option<Enforcement>>;
     /// Ends one of the tenant's enforcements at `at`; false when it was not

@@ -179,4 +179,23 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
             "ALTER TABLE security_events ADD COLUMN analysis_us BIGINT",
         ],
     ),
+    (
+        7,
+        &[
+            // Red-team runs, their figures only (never the attack prompts or
+            // the target's answers): attack success over time.
+            "CREATE TABLE redteam_runs (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            ts BIGINT NOT NULL,
+            target TEXT NOT NULL,
+            trials BIGINT NOT NULL,
+            errors BIGINT NOT NULL,
+            successes BIGINT NOT NULL,
+            asr DOUBLE PRECISION NOT NULL,
+            summary TEXT NOT NULL
+        )",
+            "CREATE INDEX redteam_runs_tenant_ts ON redteam_runs (tenant, ts)",
+        ],
+    ),
 ];

@@ -481,6 +481,30 @@ pub struct AnomalyQuery {
     pub offset: u32,
 }
 
+/// A red-team run's figures (`llmsec redteam` uploads them): never its
+/// prompts or the target's answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RedteamRun {
+    /// Its id.
+    pub id: String,
+    /// The tenant.
+    pub tenant: String,
+    /// When it ran.
+    pub timestamp: Millis,
+    /// What was attacked.
+    pub target: String,
+    /// Trials run, errors included.
+    pub trials: u64,
+    /// Trials the target failed on.
+    pub errors: u64,
+    /// Successful attacks among the judged trials.
+    pub successes: u64,
+    /// Attack success rate of the judged trials.
+    pub asr: f64,
+    /// The figures per category (JSON).
+    pub summary: serde_json::Value,
+}
+
 /// A shield enforcement: block or rate-limit an entity until a time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Enforcement {

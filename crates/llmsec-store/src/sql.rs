@@ -416,6 +416,22 @@ fn enforcement_from_row(r: &AnyRow) -> Result<Enforcement> {
     })
 }
 
+fn redteam_from_row(r: &AnyRow) -> Result<RedteamRun> {
+    let n = |c: &str| -> Result<u64> { Ok(r.try_get::<i64, _>(c)?.max(0) as u64) };
+    let summary: String = r.try_get("summary")?;
+    Ok(RedteamRun {
+        id: r.try_get("id")?,
+        tenant: r.try_get("tenant")?,
+        timestamp: r.try_get("ts")?,
+        target: r.try_get("target")?,
+        trials: n("trials")?,
+        errors: n("errors")?,
+        successes: n("successes")?,
+        asr: r.try_get("asr")?,
+        summary: serde_json::from_str(&summary).map_err(|e| corrupt("redteam_runs", format!("summary: {e}")))?,
+    })
+}
+
 const EVENT_COLS: &str =
     "id, tenant, event_type, input, threats, confidence, verdict, ts, user_id, session_id, context_kind, analysis_us";
 const DELIVERY_COLS: &str = "id, webhook_id, tenant, event, payload, status, attempts, next_attempt_at, last_error, last_status, created_at, updated_at";
@@ -1210,6 +1226,44 @@ impl Store for SqlStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn insert_redteam_run(&self, run: &RedteamRun) -> Result<()> {
+        let clamp = |n: u64| n.min(i64::MAX as u64) as i64;
+        sqlx::query(
+            "INSERT INTO redteam_runs (id, tenant, ts, target, trials, errors, successes, asr, summary) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&run.id)
+        .bind(&run.tenant)
+        .bind(run.timestamp)
+        .bind(no_nul(&run.target).into_owned())
+        .bind(clamp(run.trials))
+        .bind(clamp(run.errors))
+        .bind(clamp(run.successes))
+        .bind(run.asr)
+        .bind(no_nul(&run.summary.to_string()).into_owned())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn redteam_runs(&self, tenant: &str, since: Millis, until: Millis, limit: u32) -> Result<Vec<RedteamRun>> {
+        let sql = format!(
+            "SELECT * FROM redteam_runs WHERE tenant = $1 AND ts >= $2 AND ts < $3 ORDER BY ts DESC, id DESC LIMIT {}",
+            limit.clamp(1, MAX_LIMIT)
+        );
+        let rows = sqlx::query(&sql).bind(tenant).bind(since).bind(until).fetch_all(&self.pool).await?;
+        rows.iter().map(redteam_from_row).collect()
+    }
+
+    async fn redteam_run(&self, tenant: &str, id: &str) -> Result<Option<RedteamRun>> {
+        let row = sqlx::query("SELECT * FROM redteam_runs WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(redteam_from_row).transpose()
     }
 
     async fn enforcement(&self, tenant: &str, id: &str) -> Result<Option<Enforcement>> {

@@ -383,6 +383,28 @@ async fn sentinel_tables(s: &dyn Store) {
     assert!(!s.end_enforcement("a", "en1", 700).await.unwrap(), "already ended");
     assert_eq!(s.enforcement("a", "en1").await.unwrap().unwrap().expires_at, 600);
     assert!(s.active_enforcements("a", &[("user", "u1")], 650).await.unwrap().is_empty());
+
+    // Red-team runs: by tenant and time, newest first, figures as stored.
+    let run = |id: &str, tenant: &str, ts: i64, asr: f64| RedteamRun {
+        id: id.into(),
+        tenant: tenant.into(),
+        timestamp: ts,
+        target: "engine".into(),
+        trials: 100,
+        errors: 2,
+        successes: (asr * 98.0) as u64,
+        asr,
+        summary: json!({"by_category": {"jailbreak": {"trials": 50, "successes": 5, "rate": 0.1}}}),
+    };
+    for r in [run("r1", "a", 100, 0.2), run("r2", "a", 200, 0.1), run("r3", "b", 150, 0.5)] {
+        s.insert_redteam_run(&r).await.unwrap();
+    }
+    let got = s.redteam_runs("a", 0, 1000, 10).await.unwrap();
+    assert_eq!(got.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r2", "r1"]);
+    assert_eq!(got[1], run("r1", "a", 100, 0.2));
+    assert_eq!(s.redteam_runs("a", 150, 1000, 10).await.unwrap().len(), 1);
+    assert_eq!(s.redteam_run("a", "r3").await.unwrap(), None, "other tenant");
+    assert_eq!(s.redteam_run("b", "r3").await.unwrap().unwrap().asr, 0.5);
 }
 
 /// Erasure reaches every table that holds a user's content, and only that
@@ -558,6 +580,7 @@ async fn bootstrap_key_upgrade(url: &str) {
         "ALTER TABLE api_keys DROP COLUMN budgets",
         "ALTER TABLE security_events DROP COLUMN context_kind",
         "ALTER TABLE security_events DROP COLUMN analysis_us",
+        "DROP TABLE redteam_runs",
         "DELETE FROM schema_migrations WHERE version >= 3",
     ] {
         s.pool().execute(undo).await.unwrap();
@@ -600,6 +623,7 @@ async fn bootstrap_key_upgrade(url: &str) {
     s.record(&[Record { event: event("default", "e1", 5, None), deliveries: vec![] }]).await.unwrap();
     let got = s.events(&EventQuery { tenant: "default".into(), limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!((got[0].context_kind.as_deref(), got[0].analysis_us), (Some("email"), Some(42)));
+    assert!(s.redteam_runs("default", 0, i64::MAX, 10).await.unwrap().is_empty(), "the red-team table exists");
 }
 
 #[tokio::test]

@@ -97,6 +97,14 @@ pub struct RedteamArgs {
     /// Write a self-contained HTML report.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Store the run's summary (never its prompts or answers) in an llmsec
+    /// server: its base URL, e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL")]
+    pub upload: Option<String>,
+    /// The environment variable holding a key of that server with the
+    /// `ingest` scope.
+    #[arg(long, value_name = "VAR", default_value = "LLMSEC_API_KEY", requires = "upload")]
+    pub upload_key_env: String,
     /// Exit 1 when the attack success rate is above this (0..1).
     #[arg(long, value_name = "RATE")]
     pub fail_above: Option<f64>,
@@ -122,6 +130,13 @@ pub fn run(args: &RedteamArgs) -> anyhow::Result<ExitCode> {
         common::ignore_broken_pipe(writeln!(out, "{}", names.join("\n")))?;
         return Ok(ExitCode::from(EXIT_CLEAN));
     }
+    // Checked before the run, not after it.
+    let upload_key = match &args.upload {
+        Some(_) => Some(std::env::var(&args.upload_key_env).with_context(|| {
+            format!("--upload-key-env: the environment variable {} is not set", args.upload_key_env)
+        })?),
+        None => None,
+    };
     for (name, v) in [
         ("--fail-above", args.fail_above),
         ("--judge-sensitivity", args.judge_sensitivity),
@@ -282,6 +297,10 @@ pub fn run(args: &RedteamArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     common::ignore_broken_pipe(out.write_all(report::human(&summary).as_bytes()))?;
+    if let (Some(server), Some(key)) = (&args.upload, &upload_key) {
+        let id = runtime.block_on(llmsec_redteam::upload::upload(server, key, &summary))?;
+        eprintln!("stored as {id} at {server}");
+    }
     if summary.overall.trials == 0 && summary.errors > 0 {
         let first = results.iter().find(|r| r.success.is_none()).map_or(String::new(), |r| r.reason.clone());
         bail!("every trial failed at the target (first error: {first})");

@@ -9,6 +9,7 @@
 //!   logprobs) and its drift: the Population Stability Index of the
 //!   bucket's entropies against the first quarter of the range's, binned as
 //!   Sentinel's `entropy` detector bins them;
+//! - the attack success rate of the red-team runs stored in the range;
 //! - a users × tools matrix of tool calls (the most active users and tools);
 //! - access and abuse by client address and by role: requests, errors,
 //!   gateway refusals, and calls that carried threats.
@@ -111,6 +112,19 @@ pub struct AccessRow {
     pub threats: u64,
 }
 
+/// One stored red-team run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RedteamPoint {
+    /// When it ran.
+    pub timestamp: Option<String>,
+    /// What was attacked.
+    pub target: String,
+    /// Judged trials (errors excluded).
+    pub trials: u64,
+    /// Its attack success rate.
+    pub attack_success_rate: f64,
+}
+
 /// The answer.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Insights {
@@ -124,6 +138,8 @@ pub struct Insights {
     pub security: Vec<SecurityPoint>,
     /// Completion entropy per bucket.
     pub entropy: Vec<EntropyPoint>,
+    /// Red-team runs in the range, oldest first (at most 1,000).
+    pub redteam: Vec<RedteamPoint>,
     /// Tool calls by user and tool.
     pub tool_heatmap: Heatmap,
     /// Calls by client address, most abused first.
@@ -226,6 +242,17 @@ pub async fn compute(svc: &Services, caller: &Caller, q: &InsightsQuery) -> Resu
         })
         .collect();
 
+    let mut runs = svc.store.redteam_runs(&caller.tenant, start, end, 1000).await?;
+    runs.reverse();
+    let redteam = runs
+        .into_iter()
+        .map(|r| RedteamPoint {
+            timestamp: rfc3339(r.timestamp),
+            target: r.target,
+            trials: r.trials.saturating_sub(r.errors),
+            attack_success_rate: r.asr,
+        })
+        .collect();
     let rows = svc.store.telemetry(&caller.tenant, start, end, MAX_ROWS).await?;
     truncated |= rows.len() as u32 >= MAX_ROWS;
     let events: Vec<TelemetryEvent> = rows.iter().filter_map(|r| serde_json::from_str(&r.body).ok()).collect();
@@ -235,6 +262,7 @@ pub async fn compute(svc: &Services, caller: &Caller, q: &InsightsQuery) -> Resu
         granularity: q.granularity.clone(),
         security,
         entropy: entropy(&events, buckets, &bucket_of, &stamp),
+        redteam,
         tool_heatmap: heatmap(&events),
         by_ip: access(&events, |e| e.metadata.ip.clone()),
         by_role: access(&events, |e| e.metadata.role.clone()),

@@ -23,6 +23,7 @@ mod postgres;
 mod privacy;
 mod profile;
 mod redact;
+mod redteam;
 mod reports;
 mod rest;
 mod sentinel;

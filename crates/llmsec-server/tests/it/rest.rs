@@ -436,6 +436,21 @@ impl llmsec_store::Store for Poisoned {
     async fn insert_enforcement(&self, e: &llmsec_store::Enforcement) -> llmsec_store::Result<()> {
         self.0.insert_enforcement(e).await
     }
+    async fn insert_redteam_run(&self, run: &llmsec_store::RedteamRun) -> llmsec_store::Result<()> {
+        self.0.insert_redteam_run(run).await
+    }
+    async fn redteam_runs(
+        &self,
+        tenant: &str,
+        since: i64,
+        until: i64,
+        limit: u32,
+    ) -> llmsec_store::Result<Vec<llmsec_store::RedteamRun>> {
+        self.0.redteam_runs(tenant, since, until, limit).await
+    }
+    async fn redteam_run(&self, tenant: &str, id: &str) -> llmsec_store::Result<Option<llmsec_store::RedteamRun>> {
+        self.0.redteam_run(tenant, id).await
+    }
     async fn enforcement(&self, tenant: &str, id: &str) -> llmsec_store::Result<Option<llmsec_store::Enforcement>> {
         self.0.enforcement(tenant, id).await
     }

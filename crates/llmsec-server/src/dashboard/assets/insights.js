@@ -49,6 +49,12 @@ export async function insights(ctx) {
           : "No prompt-injection or jailbreak attempt in this range."),
         lines([{ name: "success", cls: "s2", points: points(s, (b) => (b.attack_success_rate === null ? null : 100 * b.attack_success_rate)) }],
           "Share of attacks not blocked, percent, over time", "%")),
+      card("Red-team attack success",
+        h("p", { class: "muted" }, r.redteam.length
+          ? `${r.redteam.length} red-team run${r.redteam.length === 1 ? "" : "s"} in this range; latest against ${r.redteam[r.redteam.length - 1].target}: ${fmt(100 * r.redteam[r.redteam.length - 1].attack_success_rate)} %.`
+          : "No red-team run stored in this range: run llmsec redteam with --upload."),
+        lines([{ name: "asr", cls: "s2", points: r.redteam.map((x) => ({ t: Date.parse(x.timestamp), v: 100 * x.attack_success_rate })) }],
+          "Attack success rate of red-team runs, percent, over time", "%")),
       card("Attacks: blocked and passed",
         h("div", { class: "legend" }, h("span", {}, "blocked"), h("span", { class: "c2" }, "passed")),
         lines([{ name: "blocked", cls: "s1", points: points(s, (b) => b.attacks - b.attacks_passed) },
