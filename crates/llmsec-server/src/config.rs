@@ -265,6 +265,8 @@ pub struct ServerConfig {
     pub policy: Option<RegoPolicyConfig>,
     /// The web dashboard's sign-in sessions.
     pub dashboard: DashboardConfig,
+    /// Kafka: a telemetry source and topics the outbox publishes to; off when absent.
+    pub kafka: Option<llmsec_connect::kafka::KafkaConfig>,
 }
 
 /// The `[policy]` section: Rego policies (policy as code).
@@ -319,6 +321,7 @@ impl Default for ServerConfig {
             gateway: None,
             policy: None,
             dashboard: DashboardConfig::default(),
+            kafka: None,
         }
     }
 }
@@ -490,6 +493,13 @@ impl ServerConfig {
         }
         if self.dashboard.max_sessions == 0 {
             return bad("dashboard.max_sessions", "must be positive");
+        }
+        if let Some(k) = &self.kafka {
+            k.validate()
+                .map_err(|e| ConfigError::Invalid { field: format!("kafka.{}", e.field), message: e.message })?;
+            if !cfg!(feature = "kafka") {
+                return bad("kafka", "this build has no Kafka support (build llmsec with --features kafka)");
+            }
         }
         if let Some(g) = &self.gateway {
             g.validate()?;

@@ -26,11 +26,11 @@ pub use config::{ConfigError, KafkaConfig, SinkConfig, SourceConfig};
 
 /// Gauge: messages of the source topic not yet committed by the group, per
 /// `topic` and `partition` (high watermark minus committed offset).
-pub const CONSUMER_LAG: &str = "llmsec_kafka_consumer_lag";
+pub const CONSUMER_LAG: &str = "llm_security_kafka_consumer_lag";
 /// Counter: source messages by `outcome`: `stored`, `duplicate`, `dead_letter`.
-pub const MESSAGES: &str = "llmsec_kafka_messages_total";
+pub const MESSAGES: &str = "llm_security_kafka_messages_total";
 /// Counter: source batches whose write failed and were retried.
-pub const INGEST_RETRIES: &str = "llmsec_kafka_ingest_retries_total";
+pub const INGEST_RETRIES: &str = "llm_security_kafka_ingest_retries_total";
 
 /// The header naming why a message was dead-lettered.
 pub const REASON_HEADER: &str = "llmsec-dead-letter-reason";
