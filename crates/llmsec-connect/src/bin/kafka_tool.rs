@@ -3,12 +3,12 @@
 //! events, reads a topic back as JSON lines, and times raw consumption.
 //!
 //! ```text
-//! kafka_tool create BROKERS TOPIC PARTITIONS
-//! kafka_tool produce BROKERS TOPIC COUNT [PREFIX] [APPS]   # PREFIX names the event ids
-//! kafka_tool poison BROKERS TOPIC                           # one message that is not JSON
-//! kafka_tool send BROKERS TOPIC KEY VALUE                   # one message as given
-//! kafka_tool read BROKERS TOPIC COUNT TIMEOUT_S             # JSON lines: key, headers, value
-//! kafka_tool drain BROKERS TOPIC COUNT                      # consume in a fresh group, print the rate
+//! llmsec-kafka-tool create BROKERS TOPIC PARTITIONS
+//! llmsec-kafka-tool produce BROKERS TOPIC COUNT [PREFIX] [APPS]   # PREFIX names the event ids
+//! llmsec-kafka-tool poison BROKERS TOPIC                           # one message that is not JSON
+//! llmsec-kafka-tool send BROKERS TOPIC KEY VALUE                   # one message as given
+//! llmsec-kafka-tool read BROKERS TOPIC COUNT TIMEOUT_S             # JSON lines: key, headers, value
+//! llmsec-kafka-tool drain BROKERS TOPIC COUNT                      # consume in a fresh group, print the rate
 //! ```
 
 use std::time::{Duration, Instant};
