@@ -63,14 +63,14 @@ impl TelemetryIngest for Ingest {
     }
 }
 
+/// What [`start`] started: the sink's publisher and the source's task, each when configured.
+#[cfg(feature = "kafka")]
+pub type Started = (Option<std::sync::Arc<dyn llmsec_connect::OutboxPublisher>>, Option<tokio::task::JoinHandle<()>>);
+
 /// Starts the `[kafka]` source (if configured) and builds the sink's
 /// publisher (if configured); the source runs until `stop`.
 #[cfg(feature = "kafka")]
-pub fn start(
-    svc: &Services,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<(Option<std::sync::Arc<dyn llmsec_connect::OutboxPublisher>>, Option<tokio::task::JoinHandle<()>>), String>
-{
+pub fn start(svc: &Services, stop: tokio::sync::watch::Receiver<bool>) -> Result<Started, String> {
     use std::sync::Arc;
 
     use llmsec_connect::kafka::{sink::KafkaSink, source::KafkaSource};
