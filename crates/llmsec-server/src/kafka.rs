@@ -51,7 +51,7 @@ impl TelemetryIngest for Ingest {
                     admitted.push(e);
                     at.push(i);
                 }
-                Err(err) => out[i] = Admission::Rejected(err.to_string()),
+                Err(err) => out[i] = Admission::Rejected(reason(err)),
             }
         }
         let fresh =
@@ -60,6 +60,14 @@ impl TelemetryIngest for Ingest {
             out[i] = if new { Admission::New } else { Admission::Duplicate };
         }
         Ok(out)
+    }
+}
+
+/// A dead-letter reason: the field and what is wrong with it.
+fn reason(err: service::ServiceError) -> String {
+    match err {
+        service::ServiceError::Invalid { field: Some(field), message } => format!("{field}: {message}"),
+        other => other.to_string(),
     }
 }
 

@@ -13,6 +13,7 @@ mod egress;
 mod exported_metrics;
 mod graphql;
 mod grpc;
+mod kafka;
 mod limits;
 mod otlp;
 mod plugins;
