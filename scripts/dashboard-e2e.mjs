@@ -134,8 +134,29 @@ try {
     const events = await rest("GET", "/api/security/events?limit=1000");
     assert.equal(events.total_count, 1, "the replay stored nothing");
 
-    step("detectors and overview render; no page scrolls sideways");
-    for (const hash of ["#/detectors", "#/overview"]) {
+    step("insights: attack success, the users x tools heatmap and abuse by address");
+    for (const [i, tools] of [["search", "shell"], ["shell"], ["search"]].entries()) {
+      await rest("POST", "/api/v1/telemetry/events", {
+        event_id: `e2e-tools-${name}-${i}-${Date.now()}`,
+        timestamp: new Date().toISOString(),
+        event_type: i === 2 ? "llm.error" : "llm.response",
+        application_id: "agent",
+        data: { model: "gpt-4o", status: i === 2 ? "blocked" : "success", logprobs: [-0.2, -0.4] },
+        metadata: { user_id: i === 2 ? "bob" : "alice", ip: i === 2 ? "198.51.100.9" : "203.0.113.7", role: "agent", tool_calls: tools },
+      });
+    }
+    await page.goto(`${base}/#/insights`);
+    await page.locator("#view h1", { hasText: "Insights" }).waitFor();
+    const cells = page.locator('section[aria-label="Tool calls by user"] svg rect.cell');
+    await cells.first().waitFor();
+    assert.ok(await cells.count() >= 4, "a 2 x 2 heatmap at least");
+    const success = await page.locator('section[aria-label="Attack success rate"] p').innerText();
+    assert.match(success, /attempts were not blocked/);
+    assert.ok((await page.locator('section[aria-label="Abuse by client address"]').innerText()).includes("198.51.100.9"));
+    await page.screenshot({ path: `${shots}/insights-${name}.png`, fullPage: true });
+
+    step("detectors, insights and overview render; no page scrolls sideways");
+    for (const hash of ["#/detectors", "#/insights", "#/overview"]) {
       await page.goto(`${base}/${hash}`);
       await page.locator("#view h1").first().waitFor();
       await page.waitForLoadState("networkidle");
@@ -146,7 +167,7 @@ try {
 
     step("keyboard: a nav link is reached with Tab and followed with Enter");
     await page.locator("a.brand").focus();
-    for (let i = 0; i < 3; i++) await page.keyboard.press("Tab");
+    for (let i = 0; i < 4; i++) await page.keyboard.press("Tab");
     assert.equal(await page.evaluate(() => document.activeElement.getAttribute("href")), "#/events");
     await page.keyboard.press("Enter");
     await page.locator("#view h1", { hasText: "Security events" }).waitFor();

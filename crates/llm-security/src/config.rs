@@ -189,6 +189,14 @@ pub struct ThreatModel {
     pub jailbreak: JailbreakThreat,
     /// Unicode handling.
     pub unicode: UnicodeThreat,
+    /// What each severity level means; the lowest level given becomes every
+    /// policy rule's `min_severity` (see [`ThreatSeverity`](crate::ThreatSeverity)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<crate::model::ThreatSeverity>,
+    /// The threat categories to look for; a category left out switches its
+    /// detectors off (see [`ThreatCategory`](crate::ThreatCategory)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub categories: Option<Vec<crate::model::ThreatCategory>>,
 }
 
 impl ThreatModel {
@@ -212,6 +220,18 @@ impl ThreatModel {
     /// Sets the Unicode model.
     pub fn with_unicode_threat(mut self, t: UnicodeThreat) -> ThreatModel {
         self.unicode = t;
+        self
+    }
+
+    /// Sets what each severity level means (and which levels the policy acts on).
+    pub fn with_threat_severity(mut self, s: crate::model::ThreatSeverity) -> ThreatModel {
+        self.severity = Some(s);
+        self
+    }
+
+    /// Sets the threat categories to look for.
+    pub fn with_threat_categories(mut self, c: Vec<crate::model::ThreatCategory>) -> ThreatModel {
+        self.categories = Some(c);
         self
     }
 

@@ -8,6 +8,8 @@ use crate::canary::CanaryIssuer;
 use crate::config::SecurityConfig;
 use crate::context::ContextKind;
 use crate::error::Error;
+use crate::intel::{OutputIntel, PromptIntel, ThreatIntel};
+use crate::model::{ProfileError, Runtime, SecurityProfile};
 use crate::normalize::{NormalizeOptions, Normalized};
 use crate::policy::PolicyConfig;
 use crate::sanitize::{Sanitized, sanitize};
@@ -42,6 +44,21 @@ pub struct SecurityEngine {
 
 #[derive(Debug)]
 struct Inner {
+    /// The config as given, before the profile.
+    base: SecurityConfig,
+    /// The security-model profile (empty unless a `with_…` section was set).
+    profile: SecurityProfile,
+    /// What the profile adds beyond the config.
+    runtime: Runtime,
+    /// Why the profile cannot run; every analysis fails with it while set.
+    profile_error: Option<ProfileError>,
+    /// Loaded threat-intelligence feeds.
+    intel: Option<Arc<ThreatIntel>>,
+    /// Near duplicates of known attacks, run after the learned layer (whose
+    /// inputs its findings are not).
+    intel_input: Option<Box<dyn Scanner>>,
+    /// The config in force: `base` with the threat model's classification
+    /// and the profile applied.
     config: SecurityConfig,
     normalize: NormalizeOptions,
     input: Vec<Box<dyn Scanner>>,
@@ -86,19 +103,92 @@ impl SecurityEngine {
         SecurityEngine::build(config)
     }
 
-    /// Builds an engine after validating the config.
+    /// Builds an engine after validating the config, the threat model's
+    /// severity levels and categories included ([`Error::Profile`] names
+    /// what is wrong with those).
     pub fn try_with_config(config: SecurityConfig) -> Result<SecurityEngine, Error> {
         config.validate()?;
-        Ok(SecurityEngine::build(config))
+        let engine = SecurityEngine::build(config);
+        engine.profile_check()?;
+        Ok(engine)
+    }
+
+    /// This engine's config with a security-model profile. Switches the
+    /// build cannot honour do not stop the build: the engine fails closed
+    /// (see [`profile_check`](Self::profile_check)).
+    pub fn with_profile(&self, profile: SecurityProfile) -> SecurityEngine {
+        SecurityEngine::build_with(self.inner.base.clone(), profile, self.inner.intel.clone())
+    }
+
+    /// This engine with threat-intelligence feeds: prompts that nearly
+    /// duplicate a known attack, completions with a canary string or a link
+    /// to an exfiltration domain are reported (see [`crate::intel`]).
+    pub fn with_threat_intel(&self, intel: ThreatIntel) -> SecurityEngine {
+        SecurityEngine::build_with(self.inner.base.clone(), self.inner.profile.clone(), Some(Arc::new(intel)))
+    }
+
+    /// The loaded threat-intelligence feeds, if any.
+    pub fn threat_intel(&self) -> Option<&ThreatIntel> {
+        self.inner.intel.as_deref()
+    }
+
+    /// Like [`with_profile`](Self::with_profile), but a profile that cannot
+    /// run as written is returned as [`Error::Profile`] at once.
+    pub fn try_with_profile(&self, profile: SecurityProfile) -> Result<SecurityEngine, Error> {
+        let engine = self.with_profile(profile);
+        engine.profile_check()?;
+        Ok(engine)
+    }
+
+    /// The security-model profile the engine was built with.
+    pub fn profile(&self) -> &SecurityProfile {
+        &self.inner.profile
+    }
+
+    /// Every refused switch, wrong variant, unknown attack vector and
+    /// incomplete switch of the profile and the threat model. While this is
+    /// an error, every analysis returns it ([`Error::Profile`]).
+    ///
+    /// ```
+    /// use llm_security::{SecurityEngine, ZeroTrustConfig};
+    ///
+    /// let engine = SecurityEngine::new()
+    ///     .with_zero_trust_config(ZeroTrustConfig::new().with_encryption_everywhere(true));
+    /// let e = engine.profile_check().unwrap_err();
+    /// assert_eq!(e.refused(), ["zero_trust_config.encryption_everywhere"]);
+    /// assert!(engine.analyze_input_sync("hello").is_err());
+    /// # Ok::<(), llm_security::Error>(())
+    /// ```
+    pub fn profile_check(&self) -> Result<(), ProfileError> {
+        match &self.inner.profile_error {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
     }
 
     fn build(config: SecurityConfig) -> SecurityEngine {
+        SecurityEngine::build_with(config, SecurityProfile::default(), None)
+    }
+
+    fn build_with(base: SecurityConfig, profile: SecurityProfile, intel: Option<Arc<ThreatIntel>>) -> SecurityEngine {
+        let evaluated = profile.evaluate(&base, intel.is_some());
+        let profile_error = (!evaluated.issues.is_empty()).then(|| ProfileError { issues: evaluated.issues.clone() });
+        let config = evaluated.config;
         let canary = CanaryIssuer::new(config.output.canary_secret.as_deref());
         let input = scanners::input_scanners(&config);
         let learned = scanners::learned_scanner(&config);
         let context =
             [Provenance::Code, Provenance::Own, Provenance::Foreign].map(|p| scanners::context_scanners(&config, p));
-        let output = scanners::output_scanners(&config, &canary);
+        let mut output = scanners::output_scanners(&config, &canary);
+        let intel_on = evaluated.runtime.intel;
+        let clock: crate::intel::Clock = chrono::Utc::now;
+        let intel_input = intel
+            .as_ref()
+            .filter(|_| intel_on && (config.prompt_injection_detection || config.jailbreak_detection))
+            .map(|i| Box::new(PromptIntel::new(Arc::clone(i), clock)) as Box<dyn Scanner>);
+        if let Some(i) = intel.as_ref().filter(|_| intel_on && config.output_validation) {
+            output.push(Box::new(OutputIntel::new(Arc::clone(i), clock)));
+        }
         let input_data =
             scanners::data_scanners(&config.output.pii_types, config.input_data.secrets, config.input_data.pii);
         let redactors = scanners::data_scanners(&config.output.pii_types, true, true);
@@ -108,6 +198,12 @@ impl SecurityEngine {
         ];
         SecurityEngine {
             inner: Arc::new(Inner {
+                base,
+                profile,
+                runtime: evaluated.runtime,
+                profile_error,
+                intel,
+                intel_input,
                 normalize: config.threat_model.unicode.normalize_options(),
                 policy: config.policy.clone(),
                 config,
@@ -311,12 +407,100 @@ impl SecurityEngine {
         kind: Option<ContextKind>,
     ) -> Result<Analysis, Error> {
         let started = Instant::now();
+        if let Some(e) = &self.inner.profile_error {
+            return Err(Error::Profile(e.clone()));
+        }
         let max = self.inner.config.max_input_bytes;
         if text.len() > max {
             return Err(Error::InputTooLarge { len: text.len(), max });
         }
         let normalized = Normalized::new(text, &self.inner.normalize);
-        let scan_cx = ScanContext { normalized: &normalized, output: cx };
+        let (mut threats, mut timings) = self.scan(text, &normalized, stage, cx, kind);
+        // Redundant validation (security profile): off unless asked for.
+        let rt = &self.inner.runtime;
+        let redundant = rt.recheck[usize::from(stage == Stage::Output)];
+        let mut inconsistent = false;
+        if redundant && rt.consistency {
+            let (again, more) = self.scan(text, &normalized, stage, cx, kind);
+            timings.extend(more);
+            if again != threats {
+                inconsistent = true;
+                threats.extend(again.into_iter().map(|t| t.with_meta("validation", "second_pass")));
+                dedup(&mut threats);
+            }
+        }
+        if let Some(levels) = &self.inner.config.threat_model.severity {
+            levels.annotate(&mut threats);
+        }
+        let mut verdict = if inconsistent { Verdict::Block } else { self.verdict(stage, &threats) };
+        let confidence = noisy_or(threats.iter().map(|t| t.confidence));
+        let (mut sanitized, mut redactions) = if verdict == Verdict::Sanitize || self.inner.config.sanitize.always {
+            let s = sanitize(text, &threats, &self.inner.config.sanitize);
+            (Some(s.text), s.redactions)
+        } else {
+            (None, Vec::new())
+        };
+        if redundant
+            && rt.final_recheck
+            && verdict == Verdict::Sanitize
+            && let Some(clean) = sanitized.as_deref()
+        {
+            let n = Normalized::new(clean, &self.inner.normalize);
+            let (left, more) = self.scan(clean, &n, stage, cx, kind);
+            timings.extend(more);
+            if self.verdict(stage, &left) != Verdict::Allow {
+                verdict = Verdict::Block;
+                for t in &mut threats {
+                    if left.iter().any(|l| l.kind == t.kind && l.rule == t.rule) {
+                        t.metadata.insert("survived_sanitize".to_owned(), "true".to_owned());
+                    }
+                }
+                if !self.inner.config.sanitize.always {
+                    sanitized = None;
+                    redactions = Vec::new();
+                }
+            }
+        }
+        if !rt.timings {
+            timings.clear();
+        }
+        let refusal = match stage {
+            Stage::Output if self.inner.config.output.refusal_detection => scanners::output::refusal(&normalized),
+            _ => None,
+        };
+        Ok(Analysis {
+            stage,
+            threats,
+            confidence,
+            verdict,
+            analysis_time: started.elapsed(),
+            timings,
+            sanitized,
+            redactions,
+            refusal,
+            context: kind,
+        })
+    }
+
+    /// The verdict of a stage's findings.
+    fn verdict(&self, stage: Stage, threats: &[crate::types::Threat]) -> Verdict {
+        match stage {
+            Stage::Context => self.inner.config.context.verdict(&self.inner.policy, threats),
+            Stage::Input => self.input_verdict(threats),
+            Stage::Output => self.output_verdict(threats),
+        }
+    }
+
+    /// Runs a stage's scanners over `text`, timing each.
+    fn scan(
+        &self,
+        text: &str,
+        normalized: &Normalized<'_>,
+        stage: Stage,
+        cx: Option<&OutputContext>,
+        kind: Option<ContextKind>,
+    ) -> (Vec<crate::types::Threat>, Vec<ScannerTiming>) {
+        let scan_cx = ScanContext { normalized, output: cx };
         let scanners = match stage {
             Stage::Input => &self.inner.input,
             Stage::Output => &self.inner.output,
@@ -350,35 +534,11 @@ impl SecurityEngine {
             for s in &self.inner.input_data {
                 time(s.as_ref(), &mut threats, &mut timings);
             }
+            if let Some(s) = &self.inner.intel_input {
+                time(s.as_ref(), &mut threats, &mut timings);
+            }
         }
         dedup(&mut threats);
-        let verdict = match stage {
-            Stage::Context => self.inner.config.context.verdict(&self.inner.policy, &threats),
-            Stage::Input => self.input_verdict(&threats),
-            Stage::Output => self.output_verdict(&threats),
-        };
-        let confidence = noisy_or(threats.iter().map(|t| t.confidence));
-        let (sanitized, redactions) = if verdict == Verdict::Sanitize || self.inner.config.sanitize.always {
-            let s = sanitize(text, &threats, &self.inner.config.sanitize);
-            (Some(s.text), s.redactions)
-        } else {
-            (None, Vec::new())
-        };
-        let refusal = match stage {
-            Stage::Output if self.inner.config.output.refusal_detection => scanners::output::refusal(&normalized),
-            _ => None,
-        };
-        Ok(Analysis {
-            stage,
-            threats,
-            confidence,
-            verdict,
-            analysis_time: started.elapsed(),
-            timings,
-            sanitized,
-            redactions,
-            refusal,
-            context: kind,
-        })
+        (threats, timings)
     }
 }

@@ -31,4 +31,8 @@ pub enum Error {
     /// A JSON Schema supplied for output validation is invalid.
     #[error("invalid JSON Schema: {0}")]
     Schema(String),
+    /// The security-model profile has switches the build cannot honour
+    /// (or that contradict each other); the engine fails closed.
+    #[error(transparent)]
+    Profile(#[from] crate::model::ProfileError),
 }

@@ -35,6 +35,8 @@ pub mod config;
 pub mod context;
 mod engine;
 mod error;
+pub mod intel;
+pub mod model;
 pub mod ner;
 pub mod normalize;
 pub mod policy;
@@ -53,6 +55,16 @@ pub use config::{
 pub use context::{ContextConfig, ContextKind};
 pub use engine::SecurityEngine;
 pub use error::Error;
+pub use model::{
+    AnalysisControl, AnalyticsControl, ArchitecturePrinciple, BehavioralAnalysis, ComplianceControl, ContentPolicy,
+    ContentSecurityPolicy, ContinuousMonitoring, DesignPrinciple, DetectionControl, GovernanceControl,
+    IncidentResponse, IndustryStandards, InputValidation, MitigationControl, MonitoringControl, MultiLayerSecurity,
+    OutputValidation, PerformanceMonitoring, PrivacyControl, PrivacyPolicy, ProfileError, ProfileIssue,
+    RedundantValidation, RegulatoryCompliance, ReportingControl, ResponseControl, SOCControl, SecurityArchitecture,
+    SecurityByDesign, SecurityGovernance, SecurityLayer, SecurityOperationsCenter, SecurityProfile, SecurityReporting,
+    ServerRequirement, StandardsControl, ThreatAnalytics, ThreatCategory, ThreatClassification, ThreatDetection,
+    ThreatMitigation, ThreatMonitoring, ThreatSeverity, ValidationControl, ZeroTrustConfig,
+};
 pub use policy::{PolicyConfig, PolicyRule};
 pub use sanitize::{Sanitized, restore};
 pub use scanner::{ExpectedFormat, OutputContext, ScanContext, Scanner};
@@ -63,3 +75,9 @@ pub use types::{
     noisy_or,
 };
 pub use webhook::WebhookConfig;
+
+/// The walk through the security model in docs/SECURITY_MODEL.md: each
+/// block compiles and runs as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/SECURITY_MODEL.md")]
+struct SecurityModelDoc;

@@ -111,6 +111,20 @@ impl Route {
         if self == Route::Messages { UpstreamFormat::Anthropic } else { UpstreamFormat::Openai }
     }
 
+    /// `gen_ai.operation.name` of the route's calls.
+    fn operation(self) -> &'static str {
+        match self {
+            Route::Chat | Route::Messages => "chat",
+            Route::Completions => "text_completion",
+            Route::Embeddings => "embeddings",
+        }
+    }
+
+    /// `gen_ai.provider.name`: whose API the route speaks.
+    fn provider(self) -> &'static str {
+        if self == Route::Messages { "anthropic" } else { "openai" }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Route::Chat => "chat.completions",
@@ -452,7 +466,24 @@ pub(crate) async fn models(State(gw): State<Arc<Gateway>>, Proxy(caller): Proxy)
 
 async fn forward(gw: Arc<Gateway>, caller: Arc<Caller>, route: Route, req: Request) -> Response {
     let mut call = Call::new(route.name(), Subject::default());
-    match run(&gw, &caller, route, req, &mut call).await {
+    // The call's inference span (`[otel]`), a child of the client's
+    // `traceparent` when it sent one; the scans' guardrail spans hang under it.
+    call.trace = gw.state.services.otel.as_ref().map(|o| {
+        let parent = if req.headers().contains_key("traceparent") {
+            llmsec_server::otel::extract(req.headers())
+        } else {
+            opentelemetry::Context::current()
+        };
+        o.start_call(&parent, route.operation(), route.provider())
+    });
+    let ran = match call.trace.clone() {
+        Some(cx) => {
+            use opentelemetry::context::FutureExt as _;
+            run(&gw, &caller, route, req, &mut call).with_context(cx).await
+        }
+        None => run(&gw, &caller, route, req, &mut call).await,
+    };
+    match ran {
         Ok(resp) => resp,
         Err(e) => {
             let status = if matches!(

@@ -65,6 +65,8 @@ pub(crate) struct Call {
     pub logprobs: Vec<f64>,
     /// Scan errors a `fail_open` route let texts through despite.
     pub scan_errors: Vec<String>,
+    /// The call's inference span, when `[otel]` exports traces.
+    pub trace: Option<opentelemetry::Context>,
     recorded: bool,
 }
 
@@ -104,6 +106,7 @@ impl Call {
             price: None,
             logprobs: Vec::new(),
             scan_errors: Vec::new(),
+            trace: None,
             recorded: false,
         }
     }
@@ -157,7 +160,22 @@ impl Call {
         }
         self.recorded = true;
         llmsec_server::metrics::record_gateway(self.route, self.model.as_deref(), outcome.status);
-        core::record(&gw.state, gw.recorder.as_ref(), caller, self.event(outcome));
+        let status = outcome.status;
+        let event = self.event(outcome);
+        if let (Some(cx), Some(otel)) = (&self.trace, gw.state.services.otel.as_ref()) {
+            let facts = llmsec_server::otel::CallFacts {
+                model: self.model.as_deref(),
+                status,
+                error: event.data.error.as_deref(),
+                finish_reason: event.data.finish_reason.as_deref(),
+                input_tokens: event.data.prompt_tokens,
+                output_tokens: event.data.completion_tokens,
+                user_id: self.subject.user_id.as_deref(),
+                session_id: self.subject.session_id.as_deref(),
+            };
+            otel.finish_call(cx, &facts, self.started.elapsed());
+        }
+        core::record(&gw.state, gw.recorder.as_ref(), caller, event);
     }
 
     /// The telemetry event.

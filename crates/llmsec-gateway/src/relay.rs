@@ -149,6 +149,7 @@ impl Relay {
 
     /// The SSE response whose body drives the relay.
     pub fn into_response(self) -> Response {
+        let trace = self.call.trace.clone();
         let body = futures_util::stream::unfold(self, |mut r| async move {
             loop {
                 if let Some(b) = r.out.pop_front() {
@@ -168,7 +169,15 @@ impl Relay {
                 r.pump().await;
             }
         });
-        let mut resp = Body::from_stream(body).into_response();
+        // The relay runs in the call's trace context, as the call did.
+        let body = match trace {
+            Some(cx) => {
+                use opentelemetry::context::FutureExt as _;
+                Body::from_stream(body.with_context(cx))
+            }
+            None => Body::from_stream(body),
+        };
+        let mut resp = body.into_response();
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/event-stream"));
         h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-cache"));

@@ -39,6 +39,7 @@
 //! events = ["threat.detected"]
 //! ```
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -265,6 +266,8 @@ pub struct ServerConfig {
     pub policy: Option<RegoPolicyConfig>,
     /// The web dashboard's sign-in sessions.
     pub dashboard: DashboardConfig,
+    /// OpenTelemetry export (traces and metrics over OTLP/HTTP); off when absent.
+    pub otel: Option<crate::otel::OtelConfig>,
     /// Kafka: a telemetry source and topics the outbox publishes to; off when absent.
     pub kafka: Option<llmsec_connect::kafka::KafkaConfig>,
 }
@@ -321,6 +324,7 @@ impl Default for ServerConfig {
             gateway: None,
             policy: None,
             dashboard: DashboardConfig::default(),
+            otel: None,
             kafka: None,
         }
     }
@@ -508,6 +512,9 @@ impl ServerConfig {
             && p.rego.is_empty()
         {
             return bad("policy.rego", "must name at least one .rego file or directory");
+        }
+        if let Some(o) = &self.otel {
+            o.validate().map_err(|(field, message)| ConfigError::Invalid { field, message })?;
         }
         let egress = self.egress_policy()?;
         for (i, w) in self.webhooks.iter().enumerate() {
@@ -1013,11 +1020,50 @@ pub struct SentinelSettings {
     pub receivers: Vec<Receiver>,
     /// The incident manager's base URL (`incident` actions POST to `<url>/api/v1/incidents`).
     pub incidents_url: Option<String>,
+    /// Remote Shield gateways a `shield` action may name as `endpoint`
+    /// (`host:port` or `http://host:port`), each with where a `triage` key
+    /// of that gateway is read from. An endpoint not listed is refused, so
+    /// a detector change cannot send a key, or an action, anywhere the
+    /// operator did not name.
+    pub shield_endpoints: BTreeMap<String, ShieldEndpoint>,
+}
+
+/// Where the key for one remote Shield gateway is read from, when an
+/// action runs: an environment variable or a file (a mounted secret);
+/// exactly one of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShieldEndpoint {
+    /// The environment variable holding the key.
+    #[serde(default)]
+    pub key_env: Option<String>,
+    /// The file holding the key (surrounding whitespace is ignored).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+impl ShieldEndpoint {
+    /// The key, read now.
+    pub fn key(&self) -> Result<String, String> {
+        match (&self.key_env, &self.key_file) {
+            (Some(var), None) => std::env::var(var).map_err(|_| format!("the environment variable {var} is not set")),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(|k| k.trim().to_owned())
+                .map_err(|e| format!("{}: {e}", path.display())),
+            _ => Err("set exactly one of key_env and key_file".into()),
+        }
+    }
 }
 
 impl Default for SentinelSettings {
     fn default() -> Self {
-        SentinelSettings { detectors: None, tick_ms: 1000, receivers: Vec::new(), incidents_url: None }
+        SentinelSettings {
+            detectors: None,
+            tick_ms: 1000,
+            receivers: Vec::new(),
+            incidents_url: None,
+            shield_endpoints: BTreeMap::new(),
+        }
     }
 }
 
@@ -1046,6 +1092,11 @@ impl SentinelSettings {
                 return Err(format!("sentinel.receivers ({}): routing_key is required for pagerduty", r.name));
             }
         }
+        for (endpoint, e) in &self.shield_endpoints {
+            if e.key_env.is_some() == e.key_file.is_some() {
+                return Err(format!("sentinel.shield_endpoints.{endpoint:?}: set exactly one of key_env and key_file"));
+            }
+        }
         for d in &config.detectors {
             for (i, a) in d.actions.iter().enumerate() {
                 match a {
@@ -1057,6 +1108,15 @@ impl SentinelSettings {
                                 d.id
                             ));
                         }
+                    }
+                    llm_sentinel::action::ActionSpec::Shield(s)
+                        if s.endpoint.as_ref().is_some_and(|e| !self.shield_endpoints.contains_key(e)) =>
+                    {
+                        return Err(format!(
+                            "detectors ({}).actions[{i}].config.endpoint: {:?} is not one of [sentinel] shield_endpoints",
+                            d.id,
+                            s.endpoint.as_deref().unwrap_or_default()
+                        ));
                     }
                     llm_sentinel::action::ActionSpec::Incident(inc)
                         if inc.url.is_none() && self.incidents_url.is_none() =>

@@ -220,6 +220,8 @@ pub struct SecurityEventFilter {
     pub since: Option<String>,
     /// To (RFC 3339, exclusive).
     pub until: Option<String>,
+    /// A threat type (`jailbreak`) or category (`direct_injection`) the event carries.
+    pub threat: Option<String>,
 }
 
 /// A stored analysis.
@@ -452,6 +454,7 @@ impl SecurityQuery {
             min_confidence: f.min_confidence,
             since: f.since.as_deref().map(|v| parse_time("filter.since", v)).transpose().map_err(gql_error)?,
             until: f.until.as_deref().map(|v| parse_time("filter.until", v)).transpose().map_err(gql_error)?,
+            threat: f.threat,
         };
         filters.validate("filter.").map_err(gql_error)?;
         crate::service::check_id("filter.userId", filters.user_id.as_deref()).map_err(gql_error)?;

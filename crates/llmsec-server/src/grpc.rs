@@ -32,11 +32,13 @@ pub struct Ingestion {
     services: Services,
 }
 
-/// The gRPC routes, as an axum router to merge into the app.
+/// The gRPC routes — telemetry ingestion and the Shield action service
+/// ([`crate::shield_grpc`]) — as one axum router to merge into the app.
 pub fn router(services: Services) -> axum::Router {
     tonic::service::Routes::new(
-        TelemetryIngestionServer::new(Ingestion { services }).max_decoding_message_size(4 << 20),
+        TelemetryIngestionServer::new(Ingestion { services: services.clone() }).max_decoding_message_size(4 << 20),
     )
+    .add_service(crate::shield_grpc::service(services))
     .into_axum_router()
 }
 

@@ -30,12 +30,14 @@ pub mod grpc;
 pub mod kafka;
 pub mod listener;
 pub mod metrics;
+pub mod otel;
 pub mod policy;
 pub mod ratelimit;
 pub mod redact;
 pub mod sentinel;
 pub mod sentinel_graphql;
 pub mod service;
+pub mod shield_grpc;
 pub mod state;
 pub mod time;
 pub mod ws;
@@ -106,6 +108,9 @@ pub enum StartError {
     /// The Rego policy does not load.
     #[error("policy: {0}")]
     Policy(#[from] llmsec_policy::PolicyError),
+    /// The OpenTelemetry exporters could not be built.
+    #[error(transparent)]
+    Otel(#[from] otel::OtelError),
 }
 
 /// A built server: state, background tasks, and the way to stop them.
@@ -189,6 +194,10 @@ impl Server {
             Some(p) => Some(Arc::new(crate::policy::PolicyHandle::load(p)?)),
             None => None,
         };
+        let otel = match &config.otel {
+            Some(o) => Some(Arc::new(otel::Otel::start_blocking(o.clone()).await?)),
+            None => None,
+        };
         let services = Services::new(ServicesInner {
             engine,
             store: store.clone(),
@@ -202,6 +211,7 @@ impl Server {
             sentinel: sentinel.clone(),
             egress: egress.clone(),
             policy: policy.clone(),
+            otel,
         });
         let sessions = dashboard::session::Sessions::new(&config.dashboard, services.keys.revocations());
         let http = HttpParts { auth_failures: RateLimiter::default(), metrics, sessions };
@@ -285,6 +295,7 @@ impl Server {
     pub async fn shutdown(self) {
         let Server { state, writer_task, worker_task, sentinel_task, retention_task, kafka_task, stop, .. } = self;
         let _ = stop.send(true);
+        let otel = state.services.otel.clone();
         // The source finishes the batch it is writing (stored, committed) before the state goes.
         if let Some(t) = kafka_task {
             let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
@@ -296,6 +307,10 @@ impl Server {
         let _ = tokio::time::timeout(Duration::from_secs(30), worker_task).await;
         let _ = tokio::time::timeout(Duration::from_secs(10), sentinel_task).await;
         retention_task.abort();
+        // Sends the spans of the last requests; the SDK blocks while it does.
+        if let Some(o) = otel {
+            let _ = tokio::task::spawn_blocking(move || o.shutdown()).await;
+        }
     }
 }
 
@@ -500,6 +515,8 @@ pub fn app(state: AppState) -> Router {
         .merge(api::samples::router())
         .merge(api::detectors::router())
         .merge(api::series::router())
+        .merge(api::insights::router())
+        .merge(api::reports::router())
         .route("/graphql", post(graphql::graphql_post))
         .route("/metrics", get(metrics_handler))
         .route("/openapi.json", get(openapi))
@@ -527,5 +544,6 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), request_timeout))
         .layer(middleware::from_fn_with_state(state.clone(), head_limits))
         .layer(middleware::from_fn(crate::metrics::track))
+        .layer(middleware::from_fn_with_state(state.clone(), otel::propagate))
         .with_state(state)
 }

@@ -78,6 +78,8 @@ pub const HTTP_DURATION: &str = "llm_security_http_request_duration_seconds";
 pub const RATE_LIMITED: &str = "llm_security_rate_limited_total";
 /// Requests refused by a Sentinel enforcement (`action`).
 pub const ENFORCED: &str = "llm_security_enforced_total";
+/// Shield actions enforced through `shield.v1.ShieldAction` (`action`).
+pub const SHIELD_ACTIONS: &str = "llm_security_shield_actions_total";
 /// Requests refused after too many failed authentications.
 pub const AUTH_THROTTLED: &str = "llm_security_auth_throttled_total";
 /// Connections closed on accept (`reason`).
@@ -155,6 +157,12 @@ pub const FAMILIES: &[Family] = &[
         kind: Kind::Counter,
         labels: &["action"],
         help: "Requests refused by a Sentinel enforcement",
+    },
+    Family {
+        name: SHIELD_ACTIONS,
+        kind: Kind::Counter,
+        labels: &["action"],
+        help: "Shield actions enforced through the gRPC ShieldAction service",
     },
     Family {
         name: AUTH_THROTTLED,

@@ -88,7 +88,8 @@ impl EnforcementCache {
         *self.list.write().unwrap_or_else(|p| p.into_inner()) = list;
     }
 
-    fn add(&self, e: Enforcement) {
+    /// Adds one (stored already), in force at once on this replica.
+    pub fn add(&self, e: Enforcement) {
         self.list.write().unwrap_or_else(|p| p.into_inner()).push(e);
     }
 
@@ -750,8 +751,8 @@ impl SentinelService {
             let mut anomaly = o.anomaly;
             if o.change == Change::Created {
                 crate::metrics::anomaly_raised(&anomaly);
-                for action in &o.actions {
-                    let taken = self.run_action(&tenant, &anomaly, action).await;
+                for (index, action) in o.actions.iter().enumerate() {
+                    let taken = self.run_action(&tenant, &anomaly, index, action).await;
                     if let Some(a) = self.with_tenant(&tenant, |s| s.record_action(&anomaly.id, taken.clone())) {
                         anomaly = a;
                     } else {
@@ -986,7 +987,8 @@ impl SentinelService {
         }
     }
 
-    async fn run_action(&self, tenant: &str, a: &Anomaly, action: &ActionSpec) -> ActionTaken {
+    /// Runs the anomaly's `index`th action.
+    async fn run_action(&self, tenant: &str, a: &Anomaly, index: usize, action: &ActionSpec) -> ActionTaken {
         let now = self.now();
         let taken = |id: String, status: &str, message: String| ActionTaken {
             id,
@@ -1020,6 +1022,42 @@ impl SentinelService {
                         Err(e) => return taken(String::new(), "failed", e),
                     },
                 };
+                // A remote Shield: it enforces, and says so in its answer.
+                if let Some(endpoint) = &s.endpoint {
+                    let Some(remote) = self.settings.shield_endpoints.get(endpoint) else {
+                        return taken(
+                            String::new(),
+                            "failed",
+                            format!("{endpoint:?} is not in [sentinel] shield_endpoints"),
+                        );
+                    };
+                    let key = match remote.key() {
+                        Ok(k) => k,
+                        Err(e) => return taken(String::new(), "failed", format!("the key for {endpoint}: {e}")),
+                    };
+                    let mut parameters: std::collections::HashMap<String, String> = s
+                        .parameters
+                        .iter()
+                        .filter(|(k, _)| !matches!(k.as_str(), "limit" | "window"))
+                        .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+                        .collect();
+                    parameters.insert("anomaly_id".into(), a.id.clone());
+                    parameters.insert("source".into(), "sentinel".into());
+                    parameters.insert("severity".into(), a.severity.as_str().to_owned());
+                    let remote = crate::shield_grpc::RemoteAction {
+                        action_id: format!("{}:{index}", a.id),
+                        rate: rate_limit.zip(window_ms),
+                        target: format!("{}:{entity_id}", kind.as_str()),
+                        reason: s.reason.clone().unwrap_or_else(|| a.title.clone()),
+                        duration_ms: s.duration,
+                        parameters,
+                    };
+                    let egress = self.egress.read().unwrap_or_else(|p| p.into_inner()).clone();
+                    return match crate::shield_grpc::enforce_remote(endpoint, &key, remote, &egress).await {
+                        Ok((id, message)) => taken(id, "succeeded", message),
+                        Err(e) => taken(String::new(), "failed", e),
+                    };
+                }
                 let e = Enforcement {
                     id: format!("enf_{}", uuid::Uuid::now_v7().simple()),
                     tenant: tenant.to_owned(),

@@ -185,6 +185,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Stores an enforcement.
     async fn insert_enforcement(&self, e: &Enforcement) -> Result<()>;
+    /// One of the tenant's enforcements, in force or not.
+    async fn enforcement(&self, tenant: &str, id: &str) -> Result<Option<Enforcement>>;
+    /// Ends one of the tenant's enforcements at `at`; false when it was not
+    /// in force then.
+    async fn end_enforcement(&self, tenant: &str, id: &str, at: Millis) -> Result<bool>;
     /// Every enforcement in force at `now`, of all tenants (for caches).
     async fn enforcements_in_force(&self, now: Millis) -> Result<Vec<Enforcement>>;
     /// The tenant's enforcements in force at `now` on any of these entities.

@@ -228,6 +228,9 @@ pub struct EventQuery {
     pub since: Option<Millis>,
     /// Only events before this time.
     pub until: Option<Millis>,
+    /// Only events with a threat whose type (`jailbreak`) or category
+    /// (`direct_injection`) is exactly this.
+    pub threat: Option<String>,
     /// Continue after this event (`(timestamp, id)` of the last one seen).
     pub before: Option<(Millis, String)>,
     /// At most this many (the store caps it at 1000).

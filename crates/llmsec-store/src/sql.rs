@@ -449,6 +449,24 @@ fn event_filter(q: &EventQuery, with_cursor: bool) -> (String, Vec<Param>) {
     if let Some(v) = q.until {
         add(" AND ts < ?", Param::Int(v), &mut sql);
     }
+    if let Some(v) = &q.threat {
+        // The threats column is the engine's compact JSON: a threat's type
+        // or category is the exact text `"type":"…"` / `"category":"…"`
+        // (quotes inside other strings are escaped, so evidence text cannot
+        // match). LIKE's wildcards in the value are escaped.
+        let mut escaped = String::with_capacity(v.len() + 4);
+        for c in v.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                escaped.push('\\');
+            }
+            escaped.push(c);
+        }
+        let v = escaped;
+        let n = params.len();
+        sql.push_str(&format!(" AND (threats LIKE ${} ESCAPE '\\' OR threats LIKE ${} ESCAPE '\\')", n + 1, n + 2));
+        params.push(Param::Text(format!("%\"type\":\"{v}\"%")));
+        params.push(Param::Text(format!("%\"category\":\"{v}\"%")));
+    }
     if with_cursor && let Some((ts, id)) = &q.before {
         // (ts, id) < (cursor_ts, cursor_id), spelled out for SQLite.
         let n = params.len();
@@ -1192,6 +1210,26 @@ impl Store for SqlStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn enforcement(&self, tenant: &str, id: &str) -> Result<Option<Enforcement>> {
+        let row = sqlx::query("SELECT * FROM enforcements WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(enforcement_from_row).transpose()
+    }
+
+    async fn end_enforcement(&self, tenant: &str, id: &str, at: Millis) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE enforcements SET expires_at = $3 WHERE tenant = $1 AND id = $2 AND expires_at > $3")
+                .bind(tenant)
+                .bind(id)
+                .bind(at)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn enforcements_in_force(&self, now: Millis) -> Result<Vec<Enforcement>> {

@@ -41,7 +41,8 @@ fn event(tenant: &str, id: &str, ts: Millis, user: Option<&str>) -> SecurityEven
         tenant: tenant.into(),
         event_type: "input_analysis".into(),
         input: Some("[REDACTED_EMAIL] hello".into()),
-        threats: json!([{"type": "prompt_injection", "severity": "high"}]),
+        threats: json!([{"type": "prompt_injection", "category": "direct_injection", "severity": "high",
+            "evidence": "said \"type\":\"jailbreak\""}]),
         confidence: 0.9,
         verdict: "block".into(),
         timestamp: ts,
@@ -180,6 +181,13 @@ async fn events_and_isolation(s: &dyn Store) {
     let window =
         EventQuery { tenant: "a".into(), since: Some(1010), until: Some(1015), limit: 100, ..Default::default() };
     assert_eq!(s.events(&window).await.unwrap().len(), 4, "1011..1014 in tenant a (1010 is tenant b)");
+    // By threat type or category, exactly: no prefix, no LIKE wildcard, not in other strings.
+    let threat = |t: &str| EventQuery { tenant: "a".into(), threat: Some(t.into()), limit: 100, ..Default::default() };
+    assert_eq!(s.count_events(&threat("prompt_injection")).await.unwrap(), 20);
+    assert_eq!(s.count_events(&threat("direct_injection")).await.unwrap(), 20);
+    for miss in ["prompt", "prompt_injectio", "prompt%", "prompt_injectio_", "jailbreak", "high"] {
+        assert_eq!(s.count_events(&threat(miss)).await.unwrap(), 0, "{miss}");
+    }
     // Erase by user stays in the tenant.
     assert_eq!(s.erase_user("a", "u1").await.unwrap().events, 10);
     assert_eq!(s.count_events(&EventQuery { tenant: "b".into(), ..Default::default() }).await.unwrap(), 5);
@@ -367,6 +375,14 @@ async fn sentinel_tables(s: &dyn Store) {
     assert!(s.active_enforcements("a", &[("user", "u2")], 500).await.unwrap().is_empty());
     assert_eq!(s.enforcements_in_force(500).await.unwrap().len(), 1);
     assert!(s.enforcements_in_force(1000).await.unwrap().is_empty());
+    // Read back by id in its tenant only, and ended early.
+    assert_eq!(s.enforcement("a", "en1").await.unwrap(), Some(e.clone()));
+    assert_eq!(s.enforcement("b", "en1").await.unwrap(), None);
+    assert!(!s.end_enforcement("b", "en1", 600).await.unwrap(), "other tenant");
+    assert!(s.end_enforcement("a", "en1", 600).await.unwrap());
+    assert!(!s.end_enforcement("a", "en1", 700).await.unwrap(), "already ended");
+    assert_eq!(s.enforcement("a", "en1").await.unwrap().unwrap().expires_at, 600);
+    assert!(s.active_enforcements("a", &[("user", "u1")], 650).await.unwrap().is_empty());
 }
 
 /// Erasure reaches every table that holds a user's content, and only that

@@ -6,6 +6,7 @@
 //! `llmsec serve` runs the REST/GraphQL service (`llmsec_server`), with the
 //! Shield gateway (`llmsec_gateway`) when configured; `llmsec gateway` runs
 //! the gateway alone;
+//! `llmsec report` writes the compliance report or posture;
 //! `llmsec audit verify` checks the admin audit chain and `llmsec webhook
 //! verify` a webhook delivery's signature.
 //!
@@ -25,6 +26,7 @@ mod metrics;
 mod ops;
 mod policy;
 mod redteam;
+mod report;
 mod scan;
 mod serve;
 mod spans;
@@ -81,6 +83,10 @@ enum Command {
     /// and completions after the fact.
     #[command(subcommand)]
     Logs(logs::LogsCommand),
+    /// Compliance report of a time range (summary, appendix, posture
+    /// against GDPR, CCPA, HIPAA, SOX, PCI DSS, ISO 27001, NIST CSF, SOC 2),
+    /// or with --posture-only the posture alone; JSON or HTML.
+    Report(report::ReportArgs),
     /// Audit log tools.
     #[command(subcommand)]
     Audit(ops::AuditCommand),
@@ -101,6 +107,7 @@ fn main() -> ExitCode {
         Command::Redteam(args) => redteam::run(&args),
         Command::Policy(cmd) => policy::run(&cmd),
         Command::Logs(cmd) => logs::run(&cmd),
+        Command::Report(args) => report::run(&args),
         Command::Audit(cmd) => ops::audit(&cmd),
         Command::Webhook(cmd) => ops::webhook(&cmd),
     };

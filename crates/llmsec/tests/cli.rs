@@ -1023,3 +1023,83 @@ fn scan_output_with_its_prompt_reports_a_complied_with_harmful_request() {
     let o = llmsec(&["scan", "--prompt", prompt, answer], b"");
     assert_eq!(code(&o), 2, "{}", stdout(&o));
 }
+
+/// A store with one blocked and one allowed analysis of tenant `acme`
+/// on 2026-01-01, in `dir/llmsec.db` as `llmsec serve --data-dir dir` keeps it.
+fn report_store(dir: &std::path::Path) {
+    use llmsec_store::{Record, SecurityEvent, SqlStore, Store};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let store = SqlStore::connect(&format!("sqlite://{}", dir.join("llmsec.db").display())).await.expect("store");
+        let event = |id: &str, verdict: &str, threats: Value| Record {
+            event: SecurityEvent {
+                id: id.into(),
+                tenant: "acme".into(),
+                event_type: "input_analysis".into(),
+                input: Some("<script>x</script> [REDACTED_EMAIL]".into()),
+                threats,
+                confidence: 0.9,
+                verdict: verdict.into(),
+                timestamp: 1_767_225_600_000 + 3_600_000,
+                user_id: None,
+                session_id: None,
+                context_kind: None,
+                analysis_us: None,
+            },
+            deliveries: vec![],
+        };
+        let inj = serde_json::json!([{"type": "prompt_injection", "severity": "high", "scanner": "injection"}]);
+        store.record(&[event("e1", "block", inj), event("e2", "allow", serde_json::json!([]))]).await.expect("record");
+    });
+}
+
+#[test]
+fn report_reads_the_serve_store_and_names_bad_flags() {
+    let dir = temp_dir("report");
+    report_store(&dir);
+    let data = dir.display().to_string();
+    let range = ["--from", "2026-01-01T00:00:00Z", "--to", "2026-01-02T00:00:00Z"];
+    let o = llmsec(&[&["report", "--data-dir", &data, "--tenant", "acme"][..], &range].concat(), b"");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let r = json(&stdout(&o));
+    assert_eq!((r["summary"]["analyses"].as_u64(), r["summary"]["blocked"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(r["summary"]["top_categories"][0]["name"], "prompt_injection");
+    let tls = r["posture"]["checks"].as_array().and_then(|c| c.iter().find(|c| c["id"] == "transport_tls")).cloned();
+    assert_eq!(tls.map(|c| c["status"].clone()), Some(Value::from("not_met")));
+
+    // HTML to a file, with a red-team report; only the frameworks asked for.
+    let redteam = write(
+        &dir.join("rt.json"),
+        r#"{"summary": {"target": "engine", "trials": 20, "errors": 0,
+            "overall": {"trials": 20, "successes": 1, "rate": 0.05}, "groups": {}}, "results": []}"#,
+    );
+    let out = dir.join("report.html").display().to_string();
+    let args = ["report", "--data-dir", &data, "--tenant", "acme", "--format", "html", "--out", &out];
+    let o = llmsec(&[&args[..], &range, &["--framework", "gdpr,soc2", "--redteam", &redteam]].concat(), b"");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let page = std::fs::read_to_string(&out).expect("the report file");
+    assert!(page.starts_with("<!DOCTYPE html>") && page.contains("SOC 2") && !page.contains("HIPAA"));
+    assert!(!page.contains("<script") && page.contains("&lt;script&gt;x&lt;/script&gt;"));
+    assert!(page.contains("1 of 20 judged attacks succeeded"));
+
+    // The posture alone.
+    let o = llmsec(&["report", "--posture-only", "--data-dir", &data, "--tenant", "acme"], b"");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(json(&stdout(&o))["frameworks"].as_array().map(Vec::len), Some(8));
+
+    // Bad input: exit 2 and a message naming the flag.
+    for (args, needle) in [
+        (vec!["--from", "yesterday", "--to", "2026-01-02T00:00:00Z"], "--from: \"yesterday\" is not an RFC 3339 time"),
+        (vec!["--from", "2026-01-02T00:00:00Z", "--to", "2026-01-01T00:00:00Z"], "--to must be after --from"),
+        (vec!["--posture-only", "--framework", "gpdr"], "--framework: unknown framework \"gpdr\""),
+        (vec!["--posture-only", "--tenant", "a b"], "--tenant"),
+        (vec!["--posture-only", "--redteam", "/nonexistent/rt.json"], "--redteam /nonexistent/rt.json"),
+    ] {
+        let o = llmsec(&[&["report", "--data-dir", &data][..], &args].concat(), b"");
+        assert_eq!(code(&o), 2, "{args:?}: {}", stdout(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+    let empty = temp_dir("report-none").display().to_string();
+    let o = llmsec(&["report", "--posture-only", "--data-dir", &empty], b"");
+    assert!(code(&o) == 2 && stderr(&o).contains("no database at"), "{}", stderr(&o));
+}

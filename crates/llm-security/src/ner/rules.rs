@@ -274,12 +274,13 @@ fn dob_window(text: &str, ws: usize, we: usize, ac: &AhoCorasick, out: &mut Vec<
         if text[..m.start()].chars().next_back().is_some_and(char::is_alphanumeric) {
             continue;
         }
-        let rest = &text[m.end()..text.len().min(m.end() + 60)];
-        let mut cut = rest.len();
-        while !rest.is_char_boundary(cut) {
-            cut -= 1;
+        // The 60 bytes after the cue, cut back to a character boundary.
+        let mut end = text.len().min(m.end() + 60);
+        while !text.is_char_boundary(end) {
+            end -= 1;
         }
-        if let Some(d) = DOB_DATE.captures(&rest[..cut]).and_then(|c| c.get(1)) {
+        let rest = &text[m.end()..end];
+        if let Some(d) = DOB_DATE.captures(rest).and_then(|c| c.get(1)) {
             push(out, RuleKind::DateOfBirth, m.end() + d.start(), m.end() + d.end(), 0.9);
         }
     }
@@ -394,6 +395,17 @@ mod tests {
         }
         assert!(kinds("The release on 12 March 1985 was late.").is_empty());
         assert!(kinds("A stubborn 12/03/1985 bug.").is_empty());
+    }
+
+    #[test]
+    fn a_cue_followed_by_wide_characters_does_not_cut_one() {
+        // 60 bytes after "born on" end inside a three-byte character.
+        let text = "born onÄääöüa Aöß東京都1900 Frauさん 000Street Streetさん";
+        let _ = find(text);
+        for pad in 0..4 {
+            let t = format!("born on {}{}", "x".repeat(pad), "東".repeat(30));
+            let _ = find(&t);
+        }
     }
 
     #[test]

@@ -290,6 +290,23 @@ impl EntropyDetector {
     }
 }
 
+/// The Population Stability Index of `recent` against `baseline`, binned
+/// and smoothed as the detector does (`bins` equal-width bins over the
+/// baseline's range, half a count added to every bin); `None` when either
+/// is empty or `bins` is outside 2..=1000. Dashboards chart drift with it.
+pub fn population_stability(baseline: &[f64], recent: &[f64], bins: usize) -> Option<f64> {
+    if baseline.is_empty() || recent.is_empty() || !(2..=MAX_BINS).contains(&bins) {
+        return None;
+    }
+    let mut d = Drift::new(baseline, bins);
+    for &x in recent {
+        let i = d.bin(x);
+        d.counts[i] += 1;
+        d.n += 1;
+    }
+    Some(d.psi())
+}
+
 /// The mean token entropy (surprisal) of a completion, in nats.
 pub fn mean_token_entropy(logprobs: &[f64]) -> Option<f64> {
     if logprobs.is_empty() {
@@ -478,6 +495,16 @@ mod tests {
         d.counts[9] = 10;
         d.n = 10;
         assert!(d.psi().is_finite() && d.psi() > 1.0);
+    }
+
+    #[test]
+    fn population_stability_matches_the_detectors_psi() {
+        let base: Vec<f64> = (0..500).map(|i| spread(i, 1.0, 1.0)).collect();
+        let shifted: Vec<f64> = base.iter().map(|x| x + 0.5).collect();
+        assert!(population_stability(&base, &base, 10).unwrap().abs() < 1e-12);
+        assert!(population_stability(&base, &shifted, 10).unwrap() > 1.0);
+        assert_eq!(population_stability(&[], &base, 10), None);
+        assert_eq!(population_stability(&base, &base, 1), None);
     }
 
     #[test]

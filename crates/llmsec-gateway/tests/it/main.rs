@@ -9,6 +9,7 @@ mod common;
 mod keys;
 mod logprobs;
 mod mock;
+mod otel;
 mod scan_errors;
 mod streaming;
 mod tools;

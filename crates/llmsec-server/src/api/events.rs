@@ -61,8 +61,18 @@ impl From<SecurityEvent> for EventView {
     }
 }
 
-const KNOWN: &[&str] =
-    &["event_type", "user_id", "session_id", "verdict", "min_confidence", "since", "until", "cursor", "limit"];
+const KNOWN: &[&str] = &[
+    "event_type",
+    "user_id",
+    "session_id",
+    "verdict",
+    "min_confidence",
+    "since",
+    "until",
+    "threat",
+    "cursor",
+    "limit",
+];
 
 async fn list(
     State(svc): State<Services>,
@@ -82,6 +92,7 @@ async fn list(
             .transpose()?,
         since: q.get("since").map(|v| parse_time("since", v)).transpose()?,
         until: q.get("until").map(|v| parse_time("until", v)).transpose()?,
+        threat: q.get("threat").cloned(),
     };
     filters.validate("")?;
     crate::service::check_id("user_id", filters.user_id.as_deref())?;

@@ -31,6 +31,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("api.js", "text/javascript; charset=utf-8", include_bytes!("assets/api.js")),
     ("charts.js", "text/javascript; charset=utf-8", include_bytes!("assets/charts.js")),
     ("pages.js", "text/javascript; charset=utf-8", include_bytes!("assets/pages.js")),
+    ("insights.js", "text/javascript; charset=utf-8", include_bytes!("assets/insights.js")),
     ("icon.svg", "image/svg+xml", include_bytes!("assets/icon.svg")),
 ];
 

@@ -351,6 +351,8 @@ struct Finished {
     record: Record,
     notice: Option<super::ThreatNotice>,
     answer: SecurityResponse,
+    /// The guardrail span, sent once the event is stored (`[otel]`).
+    span: Option<crate::otel::PendingSpan>,
 }
 
 /// The verdict after the Rego policy (when `[policy]` is set), the text to
@@ -409,6 +411,7 @@ fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Re
     crate::metrics::record_analysis(endpoint, analysis);
     let decided = decide(svc, caller, job, analysis, endpoint)?;
     let (verdict, sanitized, decision) = (decided.verdict, decided.sanitized, decided.decision);
+    let policy_decided = decision.is_some();
 
     let text = job.text();
     let stored_input = match svc.config.storage.input {
@@ -443,6 +446,29 @@ fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Re
     {
         deliveries.push(crate::broker::security_event(topic, &event, now));
     }
+    let reasons = decision.as_ref().map(|d| d.reasons.as_slice()).unwrap_or_default();
+    let span = svc.otel.as_ref().map(|o| {
+        o.guardrail(&crate::otel::GuardrailFacts {
+            target: match (job, analysis.context()) {
+                (Job::Output(_), _) => crate::otel::Target::Output,
+                (Job::Input(_), Some(kind)) => crate::otel::Target::Context(kind),
+                (Job::Input(_), None) => crate::otel::Target::Input,
+            },
+            verdict,
+            threats: analysis.threats(),
+            confidence: analysis.confidence(),
+            took: analysis.analysis_time(),
+            policy: if policy_decided { "rego" } else { "engine" },
+            reasons,
+            tenant: &caller.tenant,
+            user_id: event.user_id.as_deref(),
+            session_id: event.session_id.as_deref(),
+            application_id: job.ids().2,
+            event_id: &event.id,
+            text,
+            stored: event.input.as_deref(),
+        })
+    });
     let notice = (!analysis.threats().is_empty())
         .then(|| super::ThreatNotice { event: event.clone(), threats: analysis.threats().to_vec() });
     let t = analysis.analysis_time();
@@ -457,7 +483,7 @@ fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Re
         event_id: event.id.clone(),
         policy: decision.map(|d| PolicyOutcome { reasons: d.reasons, obligations: d.obligations }),
     };
-    Ok(Finished { record: Record { event, deliveries }, notice, answer })
+    Ok(Finished { record: Record { event, deliveries }, notice, answer, span })
 }
 
 /// Stores one request's analyses in one transaction (none once `deadline`
@@ -471,12 +497,19 @@ async fn commit(
     let mut records = Vec::with_capacity(done.len());
     let mut notices = Vec::new();
     let mut answers = Vec::with_capacity(done.len());
+    let mut spans = Vec::new();
     for d in done {
         records.push(d.record);
         notices.extend(d.notice);
         answers.push(d.answer);
+        spans.extend(d.span);
     }
     svc.writer.write(records, Some(deadline)).await?;
+    if let Some(o) = &svc.otel {
+        for s in spans {
+            o.emit(s);
+        }
+    }
     if has_deliveries {
         svc.delivery_notify.notify_one();
     }

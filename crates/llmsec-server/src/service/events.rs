@@ -39,6 +39,8 @@ pub struct Filters {
     pub since: Option<Millis>,
     /// To (exclusive).
     pub until: Option<Millis>,
+    /// A threat type or category the event must carry.
+    pub threat: Option<String>,
 }
 
 impl Filters {
@@ -56,6 +58,16 @@ impl Filters {
             && !matches!(v.as_str(), "allow" | "sanitize" | "block")
         {
             return Err(ServiceError::field(format!("{prefix}verdict"), "must be allow, sanitize or block"));
+        }
+        if let Some(t) = &self.threat
+            && (t.is_empty()
+                || t.len() > 64
+                || !t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
+        {
+            return Err(ServiceError::field(
+                format!("{prefix}threat"),
+                "must be a threat type or category: 1-64 of a-z, 0-9 and _",
+            ));
         }
         if let Some(c) = self.min_confidence
             && !(0.0..=1.0).contains(&c)
@@ -76,6 +88,7 @@ impl Filters {
             min_confidence: self.min_confidence,
             since: self.since,
             until: self.until,
+            threat: self.threat,
             before,
             limit,
         }

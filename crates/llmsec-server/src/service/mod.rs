@@ -8,7 +8,9 @@
 //! - [`tenants`]: keys, the audit log, user erasure, webhook subscriptions;
 //! - [`events`]: stored security events, filtered and paged;
 //! - [`series`]: time series of telemetry metrics;
+//! - [`insights`]: the dashboard's security charts (attack success, entropy drift, tool use, abuse);
 //! - [`anomalies`]: anomaly queries, their lifecycle, enforcements, statistics;
+//! - [`reports`]: the compliance posture and report of a tenant;
 //! - [`keys`]: the key format and the key cache, and the per-key rate;
 //! - [`writer`] and [`deadline`]: the group commit and the request deadline it honours.
 
@@ -18,7 +20,9 @@ pub mod caller;
 pub mod deadline;
 mod error;
 pub mod events;
+pub mod insights;
 pub mod keys;
+pub mod reports;
 pub mod samples;
 pub mod series;
 pub mod telemetry;
@@ -97,6 +101,8 @@ pub struct ServicesInner {
     pub egress: Arc<EgressPolicy>,
     /// The Rego policy deciding verdicts (`[policy]`), when configured.
     pub policy: Option<Arc<crate::policy::PolicyHandle>>,
+    /// OpenTelemetry export (`[otel]`), when configured.
+    pub otel: Option<Arc<crate::otel::Otel>>,
 }
 
 impl std::fmt::Debug for ServicesInner {

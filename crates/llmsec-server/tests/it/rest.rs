@@ -45,6 +45,30 @@ async fn analyze_answers_the_documented_shape_and_stores_the_event() {
     assert_eq!(first["verdict"], "block");
     let only_blocked = get(&t.router, "/api/security/events?verdict=block&user_id=u1", &key).await;
     assert_eq!(only_blocked.body["total_count"], 1);
+    // The threat filter, by type and by category, in the server.
+    let category = threats[0]["category"].as_str().unwrap();
+    for t_or_c in ["prompt_injection", category] {
+        let r = get(&t.router, &format!("/api/security/events?threat={t_or_c}"), &key).await;
+        assert_eq!((r.status, r.body["total_count"].as_u64()), (StatusCode::OK, Some(1)), "{t_or_c}: {}", r.text);
+        assert_eq!(r.body["events"][0]["id"], b["event_id"]);
+    }
+    let none = get(&t.router, "/api/security/events?threat=jailbreak_x", &key).await;
+    assert_eq!(none.body["total_count"], 0);
+    let bad = get(&t.router, "/api/security/events?threat=Prompt%25", &key).await;
+    assert_eq!(
+        (bad.status, bad.body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("threat")),
+        "{}",
+        bad.text
+    );
+    let gql = post(
+        &t.router,
+        "/graphql",
+        &key,
+        json!({"query": "{ securityEvents(filter: {threat: \"prompt_injection\"}) { totalCount } }"}),
+    )
+    .await;
+    assert_eq!(gql.body["data"]["securityEvents"]["totalCount"], 1, "{}", gql.text);
 }
 
 #[tokio::test]
@@ -411,6 +435,12 @@ impl llmsec_store::Store for Poisoned {
     }
     async fn insert_enforcement(&self, e: &llmsec_store::Enforcement) -> llmsec_store::Result<()> {
         self.0.insert_enforcement(e).await
+    }
+    async fn enforcement(&self, tenant: &str, id: &str) -> llmsec_store::Result<Option<llmsec_store::Enforcement>> {
+        self.0.enforcement(tenant, id).await
+    }
+    async fn end_enforcement(&self, tenant: &str, id: &str, at: i64) -> llmsec_store::Result<bool> {
+        self.0.end_enforcement(tenant, id, at).await
     }
     async fn enforcements_in_force(&self, now: i64) -> llmsec_store::Result<Vec<llmsec_store::Enforcement>> {
         self.0.enforcements_in_force(now).await

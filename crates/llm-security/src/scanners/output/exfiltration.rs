@@ -119,6 +119,31 @@ const FETCHING_TAGS: &[&str] = &[
     "input", "body", "table", "td", "th", "svg", "use", "picture", "meta",
 ];
 
+/// The host of every http(s), ftp and ws link, image and bare URL in
+/// `text` with the span of its construct (normalized-text coordinates), as
+/// this validator finds them: the threat-intelligence scanner matches them
+/// against exfiltration domains.
+pub(crate) fn link_hosts(text: &str) -> Vec<((usize, usize), String)> {
+    if !text.contains(':') && !text.contains("//") {
+        return Vec::new();
+    }
+    collect(text)
+        .into_iter()
+        .filter_map(|o| {
+            let raw = o.url.trim();
+            let parsed = if raw.starts_with("//") { Url::parse(&format!("https:{raw}")) } else { Url::parse(raw) };
+            let url = parsed.ok()?;
+            if !matches!(url.scheme(), "http" | "https" | "ftp" | "ws" | "wss") {
+                return None;
+            }
+            match url.host()? {
+                Host::Domain(d) => Some((o.span, d.to_ascii_lowercase())),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 fn collect(text: &str) -> Vec<Occurrence> {
     let mut occ = Vec::new();
     if text.contains("](") {

@@ -79,10 +79,17 @@ fn source_of(field: &str) -> Option<&'static str> {
     })
 }
 
-/// Whether the span reports a GenAI call.
+/// Whether the span reports a GenAI call. A guardrail's span
+/// (`gen_ai.operation.name = apply_guardrail`, as `[otel]` exports them)
+/// reports a check, not a model call: it is skipped, as other spans are.
 fn is_genai(span: &Span) -> bool {
-    span.attributes.iter().any(|kv| kv.key.starts_with("gen_ai."))
-        || span.events.iter().any(|e| e.name.starts_with("gen_ai."))
+    let guardrail = matches!(
+        Attrs(&span.attributes).get("gen_ai.operation.name"),
+        Some(AnyValue { value: Some(Value::StringValue(op)) }) if op == "apply_guardrail"
+    );
+    !guardrail
+        && (span.attributes.iter().any(|kv| kv.key.starts_with("gen_ai."))
+            || span.events.iter().any(|e| e.name.starts_with("gen_ai.")))
 }
 
 /// A list of attributes.
@@ -414,6 +421,20 @@ mod tests {
             }
             e => panic!("{e:?}"),
         }
+    }
+
+    #[test]
+    fn guardrail_spans_are_checks_not_model_calls() {
+        let span = |op: &str| Span {
+            attributes: vec![
+                KeyValue { key: "gen_ai.operation.name".into(), value: s(op) },
+                KeyValue { key: "gen_ai.guardrail.verdict.type".into(), value: s("deny") },
+            ],
+            ..Span::default()
+        };
+        assert!(!is_genai(&span("apply_guardrail")));
+        assert!(is_genai(&span("chat")));
+        assert!(!is_genai(&Span::default()));
     }
 
     #[test]

@@ -92,3 +92,39 @@ export function lines(series, title, unit) {
   }
   return svg;
 }
+
+/**
+ * A heatmap: `rows` × `cols` labels, `counts[row][col]`. The shade of a
+ * cell grows with its count and the count is written in it, so the numbers
+ * read without colour.
+ */
+export function heatmap(rows, cols, counts, title) {
+  const cell = 34, left = 96, top = 70, width = left + Math.max(cols.length, 1) * cell + 4;
+  const height = top + Math.max(rows.length, 1) * cell + 4;
+  const svg = frame(width, height, title);
+  if (!rows.length || !cols.length) {
+    svg.appendChild(el("text", { x: 0, y: 16 }, "no tool calls in this range"));
+    return svg;
+  }
+  const max = Math.max(1, ...counts.flat());
+  const clip = (s, n) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+  cols.forEach((c, j) => {
+    const x = left + j * cell + cell / 2;
+    svg.appendChild(el("text", { x, y: top - 6, transform: `rotate(-45 ${x} ${top - 6})` }, clip(c, 12)));
+  });
+  rows.forEach((r, i) => {
+    const y = top + i * cell;
+    svg.appendChild(el("text", { x: 0, y: y + cell / 2 + 4 }, clip(r, 14)));
+    cols.forEach((c, j) => {
+      const n = (counts[i] && counts[i][j]) || 0;
+      // Opacity from 0.08 (none) to 1 (the most), on a square-root scale so small counts show.
+      const o = n ? 0.2 + 0.8 * Math.sqrt(n / max) : 0.06;
+      const g = el("g", {});
+      g.appendChild(el("title", {}, `${r} · ${c}: ${n}`));
+      g.appendChild(el("rect", { class: "cell", x: left + j * cell + 1, y: y + 1, width: cell - 2, height: cell - 2, rx: 3, "fill-opacity": o.toFixed(2) }));
+      g.appendChild(el("text", { class: o > 0.6 ? "on-dark" : "", x: left + j * cell + cell / 2, y: y + cell / 2 + 4, "text-anchor": "middle" }, n ? fmt(n) : ""));
+      svg.appendChild(g);
+    });
+  });
+  return svg;
+}

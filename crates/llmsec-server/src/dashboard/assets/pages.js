@@ -4,6 +4,7 @@
 
 import { api, gql, subscribe } from "./api.js";
 import { bars, fmt, lines } from "./charts.js";
+import { insights } from "./insights.js";
 
 /** Builds an element: attributes, `on<event>` listeners, then children. */
 export function h(tag, attrs, ...children) {
@@ -21,11 +22,11 @@ export function h(tag, attrs, ...children) {
   return e;
 }
 
-const RANGES = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
-const STEP = { "1h": "5m", "24h": "1h", "7d": "6h", "30d": "1d" };
+export const RANGES = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
+export const STEP = { "1h": "5m", "24h": "1h", "7d": "6h", "30d": "1d" };
 let uid = 0;
 
-function rangeSelect(current, onChange) {
+export function rangeSelect(current, onChange) {
   const id = `range-${++uid}`;
   const sel = h("select", { id, name: "range", onchange: (e) => onChange(e.target.value) },
     Object.keys(RANGES).map((r) => h("option", { value: r, selected: r === current }, `last ${r}`)));
@@ -64,7 +65,7 @@ function countBy(items, key) {
   return [...m.entries()].map(([label, value]) => ({ label, value })).sort((a, b) => b.value - a.value);
 }
 
-function card(title, ...body) {
+export function card(title, ...body) {
   return h("section", { class: "card", "aria-label": title }, h("h2", {}, title), ...body);
 }
 
@@ -85,7 +86,8 @@ async function overview(ctx) {
   const since = start.toISOString();
   const series = (metrics, aggregation, group_by) =>
     api("POST", "/api/v1/metrics/query", { metrics, aggregation, granularity: group_by ? range : STEP[range], start: since, end: end.toISOString(), group_by });
-  const [events, blocks, stats, requests, p50, p99, apps] = await Promise.all([
+  const iq = new URLSearchParams({ start: since, end: end.toISOString(), granularity: STEP[range] });
+  const [events, blocks, stats, requests, p50, p99, apps, ins] = await Promise.all([
     api("GET", `/api/security/events${query({ since, limit: 1000 })}`),
     api("GET", `/api/security/events${query({ since, verdict: "block", limit: 1 })}`),
     api("GET", `/api/v1/statistics${query({ start: since, end: end.toISOString() })}`),
@@ -93,6 +95,7 @@ async function overview(ctx) {
     series(["latency_ms"], "p50"),
     series(["latency_ms"], "p99"),
     series(["request_count"], "sum", "application"),
+    api("GET", `/api/v1/insights?${iq}`),
   ]);
   const head = h("div", { class: "filters" },
     h("h1", {}, "Overview"),
@@ -126,6 +129,10 @@ async function overview(ctx) {
       card("LLM requests", lines([{ name: "requests", cls: "s1", points: points(requests) }], "LLM requests over time", "")),
       card("LLM latency p50 / p99", h("div", { class: "legend" }, h("span", {}, "p50"), h("span", { class: "c2" }, "p99")),
         lines([{ name: "p50", cls: "s1", points: points(p50) }, { name: "p99", cls: "s2", points: points(p99) }], "LLM call latency, p50 and p99", "ms")),
+      card("Analysis time p50 / p99", h("div", { class: "legend" }, h("span", {}, "p50"), h("span", { class: "c2" }, "p99")),
+        lines([{ name: "p50", cls: "s1", points: ins.security.map((b) => ({ t: Date.parse(b.timestamp), v: b.analysis_us_p50 })) },
+          { name: "p99", cls: "s2", points: ins.security.map((b) => ({ t: Date.parse(b.timestamp), v: b.analysis_us_p99 })) }],
+        "Engine time per analysis, p50 and p99, microseconds", "µs")),
       card("Threat rate by category", h("p", { class: "muted" }, `% of the latest ${sample.length} analyses in range`), bars(rates, "Threat rate by category, percent of analyses")),
       card("Top users with threats", bars(users, "Users whose prompts carried threats")),
       card("Top applications by requests", bars(appRows, "Applications by LLM requests"))));
@@ -323,8 +330,10 @@ function eventCard(e) {
 
 async function events(ctx) {
   const p = ctx.params;
-  const category = p.get("category") || "";
-  const r = await api("GET", `/api/security/events${query({ user_id: p.get("user_id"), session_id: p.get("session_id"), verdict: p.get("verdict"), limit: 100 })}`);
+  // The threat filter runs in the server, over every stored event.
+  const threat = (p.get("category") || "").trim().toLowerCase();
+  const filters = { user_id: p.get("user_id"), session_id: p.get("session_id"), verdict: p.get("verdict"), threat, limit: 100 };
+  const r = await api("GET", `/api/security/events${query(filters)}`);
   const input = (name, label) => field(label, h("input", { name, value: p.get(name) || "", autocomplete: "off" }));
   const verdict = h("select", { name: "verdict" }, h("option", { value: "" }, "any"),
     ["block", "sanitize", "allow"].map((v) => h("option", { value: v, selected: v === p.get("verdict") }, v)));
@@ -335,20 +344,18 @@ async function events(ctx) {
     e.preventDefault();
     ctx.go(`#/events${query(Object.fromEntries(new FormData(form).entries()))}`);
   });
-  const want = category.toLowerCase();
-  const shown = r.events.filter((e) => !want || (e.threats || []).some((t) => t.type === want || String(t.category).toLowerCase() === want));
-  const list = h("div", {}, shown.map(eventCard));
+  const list = h("div", {}, r.events.map(eventCard));
   const more = h("button", { type: "button", class: "secondary", hidden: !r.next_cursor }, "Load more");
   let cursor = r.next_cursor;
   more.addEventListener("click", async () => {
-    const next = await api("GET", `/api/security/events${query({ user_id: p.get("user_id"), session_id: p.get("session_id"), verdict: p.get("verdict"), limit: 100, cursor })}`);
-    list.append(...next.events.filter((e) => !want || (e.threats || []).some((t) => t.type === want || String(t.category).toLowerCase() === want)).map(eventCard));
+    const next = await api("GET", `/api/security/events${query({ ...filters, cursor })}`);
+    list.append(...next.events.map(eventCard));
     cursor = next.next_cursor;
     more.hidden = !cursor;
   });
   return h("div", {}, h("h1", {}, "Security events"), form,
-    h("p", { class: "muted" }, `${r.total_count} events match${want ? `; the threat filter applies to the ${r.events.length} loaded` : ""}.`),
-    shown.length ? list : h("p", { class: "muted" }, "No events match."), more);
+    h("p", { class: "muted" }, `${r.total_count} events match.`),
+    r.events.length ? list : h("p", { class: "muted" }, "No events match."), more);
 }
 
 // ------------------------------------------------------------------ Replay
@@ -453,4 +460,4 @@ async function detectors(ctx) {
     card("Dry run", dry));
 }
 
-export const PAGES = { overview, anomalies, events, replay, detectors };
+export const PAGES = { overview, insights, anomalies, events, replay, detectors };

@@ -1,0 +1,190 @@
+//! The Shield action service (`shield.v1.ShieldAction`) over a real socket:
+//! an action blocks or rate-limits an entity for the analysis API, its
+//! state reads back, it is idempotent on its id, it lifts, it stays in its
+//! tenant, and each change is audited.
+
+use std::str::FromStr;
+
+use axum::http::StatusCode;
+use llmsec_server::shield_grpc::pb;
+use llmsec_server::shield_grpc::pb::shield_action_client::ShieldActionClient;
+use serde_json::json;
+use tonic::metadata::MetadataValue;
+
+use crate::common::*;
+use crate::grpc::serve;
+
+async fn client(
+    addr: std::net::SocketAddr,
+    key: &str,
+) -> ShieldActionClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + use<>,
+    >,
+> {
+    let channel = tonic::transport::Endpoint::from_str(&format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let auth = MetadataValue::try_from(format!("Bearer {key}")).unwrap();
+    ShieldActionClient::with_interceptor(channel, move |mut req: tonic::Request<()>| {
+        req.metadata_mut().insert("authorization", auth.clone());
+        Ok(req)
+    })
+}
+
+fn block(action_id: &str, target: &str) -> pb::ActionRequest {
+    pb::ActionRequest {
+        action_id: action_id.into(),
+        r#type: pb::ActionType::Block as i32,
+        target_entity: target.into(),
+        reason: "prompt injection campaign".into(),
+        duration: Some(prost_types::Duration { seconds: 3600, nanos: 0 }),
+        parameters: [("source".to_owned(), "sentinel".to_owned())].into(),
+    }
+}
+
+#[tokio::test]
+async fn a_block_action_refuses_the_user_until_revoked() {
+    let t = app().await;
+    let addr = serve(t.router.clone()).await;
+    let triage = make_key(&t.router, "default", &["triage"]).await;
+    let mut c = client(addr, &triage).await;
+
+    let ok = post(&t.router, "/api/security/analyze", ADMIN, json!({"input": BENIGN, "user_id": "mallory"})).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    let r = c.enforce_action(block("an_42", "user:mallory")).await.unwrap().into_inner();
+    assert!(r.success, "{}", r.message);
+    assert!(r.enforcement_id.starts_with("shd_"));
+    let refused = post(&t.router, "/api/security/analyze", ADMIN, json!({"input": BENIGN, "user_id": "mallory"})).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    assert!(refused.text.contains("prompt injection campaign"), "{}", refused.text);
+    let other = post(&t.router, "/api/security/analyze", ADMIN, json!({"input": BENIGN, "user_id": "alice"})).await;
+    assert_eq!(other.status, StatusCode::OK);
+
+    // The same action again: the same enforcement, nothing new.
+    let again = c.enforce_action(block("an_42", "user:mallory")).await.unwrap().into_inner();
+    assert_eq!(again.enforcement_id, r.enforcement_id);
+    assert!(again.message.starts_with("already in force"), "{}", again.message);
+    let s = c.get_action_status(pb::ActionStatusRequest { action_id: "an_42".into() }).await.unwrap().into_inner();
+    assert!(s.active);
+    assert_eq!((s.target_entity.as_str(), s.r#type), ("user:mallory", pb::ActionType::Block as i32));
+    let enforcements = get(&t.router, "/api/v1/enforcements", ADMIN).await;
+    assert_eq!(enforcements.text.matches(&r.enforcement_id).count(), 1, "{}", enforcements.text);
+
+    let lifted = c.revoke_action(pb::ActionStatusRequest { action_id: "an_42".into() }).await.unwrap().into_inner();
+    assert_eq!(lifted.message, "revoked");
+    let s = c.get_action_status(pb::ActionStatusRequest { action_id: "an_42".into() }).await.unwrap().into_inner();
+    assert!(!s.active);
+    let ok = post(&t.router, "/api/security/analyze", ADMIN, json!({"input": BENIGN, "user_id": "mallory"})).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    // An ended action's id is not reused.
+    let reused = c.enforce_action(block("an_42", "user:mallory")).await.unwrap_err();
+    assert_eq!(reused.code(), tonic::Code::AlreadyExists);
+
+    // Both changes are in the audit log, by the triage key.
+    let audit = get(&t.router, "/api/admin/audit", ADMIN).await;
+    for action in ["shield.enforce", "shield.revoke"] {
+        assert!(audit.text.contains(action), "{action}: {}", audit.text);
+    }
+}
+
+#[tokio::test]
+async fn rate_limits_keys_and_bad_actions() {
+    let t = app().await;
+    let addr = serve(t.router.clone()).await;
+    let triage = make_key(&t.router, "default", &["triage"]).await;
+    let mut c = client(addr, &triage).await;
+    let mut r = block("an_rl", "session:s-9");
+    r.r#type = pb::ActionType::RateLimit as i32;
+    r.parameters.insert("limit".into(), "2".into());
+    r.parameters.insert("window".into(), "1m0s".into());
+    assert!(c.enforce_action(r).await.unwrap().into_inner().success);
+    let ask = || post(&t.router, "/api/security/analyze", ADMIN, json!({"input": BENIGN, "session_id": "s-9"}));
+    assert_eq!(ask().await.status, StatusCode::OK);
+    assert_eq!(ask().await.status, StatusCode::OK);
+    assert_eq!(ask().await.status, StatusCode::TOO_MANY_REQUESTS);
+
+    // Invalid requests name the field.
+    let mut bad = block("an_bad", "planet:mars");
+    let e = c.enforce_action(bad.clone()).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("target_entity"), "{}", e.message());
+    bad.target_entity = "user:u1".into();
+    bad.duration = None;
+    assert!(c.enforce_action(bad).await.unwrap_err().message().contains("duration"));
+    let e = c.get_action_status(pb::ActionStatusRequest { action_id: "nope".into() }).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+
+    // A key without triage is refused; another tenant's action stays there.
+    let reader = make_key(&t.router, "default", &["read"]).await;
+    let e = client(addr, &reader).await.enforce_action(block("an_x", "user:u1")).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    let acme = make_key(&t.router, "acme", &["triage"]).await;
+    let mut ca = client(addr, &acme).await;
+    assert!(ca.enforce_action(block("an_acme", "user:bob")).await.unwrap().into_inner().success);
+    let bob = post(&t.router, "/api/security/analyze", ADMIN, json!({"input": BENIGN, "user_id": "bob"})).await;
+    assert_eq!(bob.status, StatusCode::OK, "the default tenant's bob is not acme's");
+    let e = c.get_action_status(pb::ActionStatusRequest { action_id: "an_acme".into() }).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound, "acme's action is not visible to the default tenant");
+}
+
+#[tokio::test]
+async fn a_sentinel_drives_a_remote_shield_named_by_endpoint() {
+    // The gateway side: its own server, with a triage key for the Sentinel.
+    let shield = app().await;
+    let shield_addr = serve(shield.router.clone()).await;
+    let shield_key = make_key(&shield.router, "default", &["triage"]).await;
+    let dir = temp_dir();
+    let key_file = dir.join("shield.key");
+    std::fs::write(&key_file, format!("{shield_key}\n")).unwrap();
+
+    // The Sentinel side: a detector whose shield action names that gateway.
+    let endpoint = format!("127.0.0.1:{}", shield_addr.port());
+    let detectors = dir.join("detectors.yaml");
+    std::fs::write(
+        &detectors,
+        format!(
+            "detectors:\n  - id: pi\n    type: ml\n    threshold: 0.5\n    actions:\n      - type: shield\n        config: {{endpoint: \"{endpoint}\", action: block, duration: 1h, reason: \"Prompt injection attack detected\", parameters: {{notify_user: true}}}}\n"
+        ),
+    )
+    .unwrap();
+    let sentinel = app_with(|c| {
+        c.sentinel.detectors = Some(detectors.clone());
+        c.sentinel.shield_endpoints.insert(
+            endpoint.clone(),
+            llmsec_server::config::ShieldEndpoint { key_env: None, key_file: Some(key_file.clone()) },
+        );
+    })
+    .await;
+    let event = json!({
+        "event_id": "e-remote-1", "timestamp": chrono::Utc::now().to_rfc3339(), "event_type": "llm.request",
+        "application_id": "chatbot", "data": {"model": "gpt-4o", "prompt": ATTACK}, "metadata": {"user_id": "mallory"}
+    });
+    let r = post(&sentinel.router, "/api/v1/telemetry/events", ADMIN, event).await;
+    assert!(r.status.is_success(), "{}", r.text);
+
+    // The anomaly records the remote gateway's answer, and the gateway blocks.
+    let anomaly = eventually(10, || async {
+        let r = get(&sentinel.router, "/api/v1/anomalies", ADMIN).await;
+        r.body["anomalies"].as_array().and_then(|a| a.first().cloned())
+    })
+    .await;
+    let action = &anomaly["actions_taken"][0];
+    assert_eq!(action["status"], "succeeded", "{anomaly}");
+    assert!(action["id"].as_str().unwrap().starts_with("shd_"), "{action}");
+    assert!(action["message"].as_str().unwrap().contains(&endpoint), "{action}");
+    let refused =
+        post(&shield.router, "/api/security/analyze", ADMIN, json!({"input": BENIGN, "user_id": "mallory"})).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    // Nothing was enforced locally on the Sentinel's side.
+    let local =
+        post(&sentinel.router, "/api/security/analyze", ADMIN, json!({"input": BENIGN, "user_id": "mallory"})).await;
+    assert_eq!(local.status, StatusCode::OK, "{}", local.text);
+
+    // An endpoint the operator did not list is refused when the detectors load.
+    let other = dir.join("other.yaml");
+    std::fs::write(&other, "detectors:\n  - id: pi\n    type: ml\n    actions:\n      - type: shield\n        config: {endpoint: \"evil.example:9090\", action: block}\n").unwrap();
+    let mut c = config();
+    c.sentinel.detectors = Some(other);
+    let e = llmsec_server::Server::start(c, Some(ADMIN.into())).await.unwrap_err().to_string();
+    assert!(e.contains("shield_endpoints") && e.contains("evil.example:9090"), "{e}");
+}

@@ -1,0 +1,157 @@
+//! `llmsec report`: the compliance report of a time range, or the posture
+//! alone, from the same configuration and store as `llmsec serve`, as JSON
+//! or one self-contained HTML page (docs/REPORTS.md).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use llmsec_report::{Evidence, RedTeam, ReportRequest, html};
+use llmsec_store::{Millis, SqlStore, now_millis};
+
+use crate::common::{EXIT_CLEAN, ignore_broken_pipe};
+use crate::serve::{ServeArgs, load_config};
+
+/// Output format of `llmsec report`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// The documented JSON shape.
+    #[default]
+    Json,
+    /// One self-contained HTML page.
+    Html,
+}
+
+/// Arguments of `llmsec report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Start of the range (inclusive), RFC 3339: 2026-01-01T00:00:00Z.
+    #[arg(long, value_name = "TIME", required_unless_present = "posture_only")]
+    pub from: Option<String>,
+    /// End of the range (exclusive), RFC 3339.
+    #[arg(long, value_name = "TIME", required_unless_present = "posture_only")]
+    pub to: Option<String>,
+    /// Only the posture: no range, no summary or appendix.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub posture_only: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ReportFormat,
+    /// Write to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Only these frameworks (comma-separated): gdpr, ccpa, hipaa, sox,
+    /// pci_dss, iso27001, nist_csf, soc2.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub framework: Option<Vec<String>>,
+    /// A red-team JSON report (`llmsec redteam --format json`) to include
+    /// and to judge the security-testing controls by.
+    #[arg(long, value_name = "REPORT.json")]
+    pub redteam: Option<PathBuf>,
+    /// The tenant reported on.
+    #[arg(long, value_name = "TENANT", default_value = llmsec_server::config::DEFAULT_TENANT)]
+    pub tenant: String,
+    /// Server configuration file, as `llmsec serve` takes it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory of the SQLite database [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+/// Parses an RFC 3339 time given to `flag`.
+fn parse_time(flag: &str, v: &str) -> anyhow::Result<Millis> {
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| anyhow::anyhow!("{flag}: {v:?} is not an RFC 3339 time such as 2026-01-31T00:00:00Z ({e})"))
+}
+
+/// Runs `llmsec report`.
+pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    // Check every argument before opening anything.
+    let range = match (&args.from, &args.to) {
+        (Some(from), Some(to)) => {
+            let (from, to) = (parse_time("--from", from)?, parse_time("--to", to)?);
+            anyhow::ensure!(to > from, "--to must be after --from");
+            Some((from, to))
+        }
+        _ => None,
+    };
+    let frameworks: Option<Vec<String>> =
+        args.framework.as_ref().map(|l| l.iter().map(|f| f.trim().to_ascii_lowercase()).collect());
+    if let Some(list) = &frameworks {
+        let known = llmsec_report::posture::framework_ids();
+        if let Some(bad) = list.iter().find(|f| !known.contains(&f.as_str())) {
+            anyhow::bail!("--framework: unknown framework {bad:?}; known: {}", known.join(", "));
+        }
+    }
+    let redteam = match &args.redteam {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("--redteam {}", p.display()))?;
+            Some(RedTeam::from_json(&text).with_context(|| format!("--redteam {}", p.display()))?)
+        }
+        None => None,
+    };
+    llmsec_server::service::check_tenant("--tenant", &args.tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+    let serve = ServeArgs {
+        config: args.config.clone(),
+        listen: None,
+        data_dir: args.data_dir.clone(),
+        database_url: args.database_url.clone(),
+        dev: false,
+    };
+    let config = load_config(&serve)?;
+    let detectors = config.sentinel.load().map_err(anyhow::Error::msg)?.detectors.iter().filter(|d| d.enabled).count();
+    let url = config.database_url();
+    if let Some(path) = url.strip_prefix("sqlite://")
+        && !std::path::Path::new(path.split('?').next().unwrap_or(path)).exists()
+    {
+        anyhow::bail!("no database at {path} (use --data-dir or --database-url)");
+    }
+    let description = llmsec_server::service::reports::configuration(&config, detectors);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let text = runtime.block_on(async {
+        let store = SqlStore::connect(&url).await.context("cannot open the database")?;
+        let evidence = Evidence::gather(&store, &args.tenant, description, redteam, now_millis()).await?;
+        let text = match range {
+            None => {
+                let p = llmsec_report::posture::evaluate(evidence, frameworks.as_deref())?;
+                match args.format {
+                    ReportFormat::Json => serde_json::to_string_pretty(&p)? + "\n",
+                    ReportFormat::Html => html::posture(&p),
+                }
+            }
+            Some((from, to)) => {
+                let req = ReportRequest { from, to, frameworks };
+                let r = llmsec_report::report::build(&store, evidence, &req).await?;
+                match args.format {
+                    ReportFormat::Json => serde_json::to_string_pretty(&r)? + "\n",
+                    ReportFormat::Html => html::report(&r),
+                }
+            }
+        };
+        anyhow::Ok(text)
+    })?;
+    match &args.out {
+        Some(p) => std::fs::write(p, text).with_context(|| format!("--out {}", p.display()))?,
+        None => ignore_broken_pipe(std::io::stdout().lock().write_all(text.as_bytes()))?,
+    }
+    Ok(ExitCode::from(EXIT_CLEAN))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_name_their_flag() {
+        assert_eq!(parse_time("--from", "2026-01-01T00:00:00Z").ok(), Some(1_767_225_600_000));
+        let e = parse_time("--to", "yesterday").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.starts_with("--to: \"yesterday\" is not an RFC 3339 time"), "{e}");
+    }
+}
