@@ -11,8 +11,9 @@
 #  3. the sink publishes an anomaly (a rule detector on latency) to its topic;
 #  4. rebalance: two `llmsec serve` replicas in one consumer group on one
 #     PostgreSQL ($LLMSEC_TEST_POSTGRES_URL, or one started here with
-#     scripts/postgres.sh); the second joins mid-stream, the first is
-#     killed with SIGKILL: every event is stored, none lost.
+#     scripts/postgres.sh); the second joins mid-stream and consumes, the
+#     first is killed with SIGKILL, more events follow on its partitions:
+#     every event is stored, none lost.
 #
 # Needs the Rust toolchain, python3 (pip, sqlite3) and what
 # scripts/build-deps.sh installs. Builds with `--all-features`, like
@@ -230,7 +231,11 @@ db_url=${pg_url%/*}/$db
 stored_pg() {
     psql -qtA "$db_url" -c "SELECT count(*) || ' ' || count(DISTINCT event_id) FROM telemetry_events WHERE event_id LIKE 'reb-%'" 2>/dev/null || echo "0 0"
 }
-"$tool" produce "$brokers" telemetry-2 "$rebalance_events" reb || fail "producing failed"
+# Three waves: one for b alone, one once c has joined (the group splits
+# the partitions between them), one after b is killed (c must take b's
+# partitions over to consume it).
+wave=$((rebalance_events / 4))
+"$tool" produce "$brokers" telemetry-2 "$wave" reb-1 || fail "producing failed"
 bport=$(free_port)
 cport=$(free_port)
 config b "$bport" "$db_url" telemetry-2 e2e-rebalance
@@ -245,15 +250,18 @@ for _ in $(seq 1 600); do
 done
 serve c
 wait_port "$cport" || fail "replica c does not listen"
-# Both consume once the group has rebalanced; then b dies.
-for _ in $(seq 1 300); do
+"$tool" produce "$brokers" telemetry-2 $((2 * wave)) reb-2 || fail "producing failed"
+for _ in $(seq 1 600); do
     [ "$(metric "$cport" 'llm_security_kafka_messages_total{outcome="stored"}')" != 0 ] && break
     sleep 0.1
 done
+[ "$(metric "$cport" 'llm_security_kafka_messages_total{outcome="stored"}')" != 0 ] ||
+    fail "replica c stored nothing in 60 s: it got no partition"
 read -r n _ < <(stored_pg)
 kill -9 "$replica_b"
 wait "$replica_b" 2>/dev/null || true
-echo "replica b killed with SIGKILL at $n of $rebalance_events stored"
+echo "replica b killed with SIGKILL at $n stored"
+"$tool" produce "$brokers" telemetry-2 $((rebalance_events - 3 * wave)) reb-3 || fail "producing failed"
 for _ in $(seq 1 1200); do
     read -r n d < <(stored_pg)
     [ "$n" -ge "$rebalance_events" ] && break
@@ -261,7 +269,6 @@ for _ in $(seq 1 1200); do
 done
 [ "$n" = "$rebalance_events" ] && [ "$d" = "$rebalance_events" ] || fail "stored $n rows ($d distinct) of $rebalance_events"
 by_c=$(metric "$cport" 'llm_security_kafka_messages_total{outcome="stored"}')
-[ "$by_c" != 0 ] || fail "replica c stored nothing: no rebalance happened"
-echo "ok: $n of $rebalance_events stored once; replica c stored $by_c of them after joining and taking over"
+echo "ok: $n of $rebalance_events stored once; replica c stored $by_c of them, before and after taking b's partitions over"
 
 section "kafka end to end passed in $((SECONDS - started)) s"
