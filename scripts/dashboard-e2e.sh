@@ -53,8 +53,10 @@ if [ "$(node -e "try{console.log(require('$tools/node_modules/playwright-core/pa
         fail "npm install playwright-core failed"
 fi
 
-printf '\n==> build: cargo build -p llmsec\n'
-cargo build -p llmsec || fail "cargo build -p llmsec failed"
+# --all-features, as scripts/test.sh builds: one shared build.
+scripts/build-deps.sh || fail "cmake/libcurl for librdkafka could not be installed"
+printf '\n==> build: cargo build -p llmsec --all-features\n'
+cargo build -p llmsec --all-features || fail "cargo build -p llmsec failed"
 
 data=$(mktemp -d)
 pid=

@@ -44,8 +44,10 @@ if ! command -v curl >/dev/null; then
     fi
 fi
 
-printf '\n==> build: cargo build -p llmsec\n'
-cargo build -p llmsec || fail "cargo build -p llmsec failed"
+# --all-features, as scripts/test.sh builds: one shared build.
+scripts/build-deps.sh || fail "cmake/libcurl for librdkafka could not be installed"
+printf '\n==> build: cargo build -p llmsec --all-features\n'
+cargo build -p llmsec --all-features || fail "cargo build -p llmsec failed"
 
 # A kept venv made by another interpreter version is made again.
 version_of() {

@@ -57,8 +57,10 @@ promtool check rules deploy/prometheus/rules/*.yml || fail "promtool check rules
 promtool test rules deploy/prometheus/tests/*.yml || fail "promtool test rules"
 
 if [ -z "${LLMSEC_BIN:-}" ]; then
-    section "build: cargo build -p llmsec"
-    cargo build -p llmsec || fail "cargo build -p llmsec failed"
+    # --all-features, as scripts/test.sh builds: one shared build.
+    scripts/build-deps.sh || fail "cmake/libcurl for librdkafka could not be installed"
+    section "build: cargo build -p llmsec --all-features"
+    cargo build -p llmsec --all-features || fail "cargo build -p llmsec failed"
 fi
 llmsec=${LLMSEC_BIN:-$CARGO_TARGET_DIR/debug/llmsec}
 [ -x "$llmsec" ] || fail "$llmsec is not an executable (set LLMSEC_BIN)"

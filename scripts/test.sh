@@ -29,13 +29,20 @@ section "toolchain"
 cargo --version
 rustc --version
 
+# One feature set for every cargo command here and in the scripts it runs
+# (--all-features: PostgreSQL and Kafka), so they all share one build. The
+# Kafka client builds librdkafka with cmake: scripts/build-deps.sh installs
+# cmake and libcurl's headers when missing.
+section "build dependencies: scripts/build-deps.sh (cmake for librdkafka)"
+scripts/build-deps.sh
+
 section "format: cargo fmt --all -- --check"
 cargo fmt --all -- --check
 # The fuzz crates are outside the workspace; check their sources directly.
 rustfmt --edition 2024 --check crates/llm-security/fuzz/src/*.rs crates/llm-security/fuzz/fuzz_targets/*.rs crates/llm-sentinel/fuzz/fuzz_targets/*.rs crates/llmsec-lint/fuzz/fuzz_targets/*.rs
 
-section "lint: cargo clippy --workspace --all-targets -- -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
+section "lint: cargo clippy --workspace --all-targets --all-features -- -D warnings"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 section "services: PostgreSQL for the store and server tests"
 pg_dir=$(mktemp -d /tmp/llmsec-pg.XXXXXX)
@@ -54,18 +61,18 @@ export LLMSEC_SARIF_SCHEMA
 echo "SARIF schema at $LLMSEC_SARIF_SCHEMA"
 
 if cargo nextest --version >/dev/null 2>&1; then
-    section "test: cargo nextest run --workspace"
-    cargo nextest run --workspace
+    section "test: cargo nextest run --workspace --all-features"
+    cargo nextest run --workspace --all-features
 else
-    section "test: cargo test --workspace (cargo-nextest not installed)"
-    cargo test --workspace
+    section "test: cargo test --workspace --all-features (cargo-nextest not installed)"
+    cargo test --workspace --all-features
 fi
 
-section "doc tests: cargo test --workspace --doc"
-cargo test --workspace --doc
+section "doc tests: cargo test --workspace --doc --all-features"
+cargo test --workspace --doc --all-features
 
-section "benches compile: cargo bench -p llm-security -p llmsec-lint -p llmsec-redteam --no-run"
-cargo bench -p llm-security -p llmsec-lint -p llmsec-redteam --no-run
+section "benches compile: cargo bench -p llm-security -p llmsec-lint -p llmsec-redteam --all-features --no-run"
+cargo bench -p llm-security -p llmsec-lint -p llmsec-redteam --all-features --no-run
 
 # The Python package (bindings/python, its own Cargo workspace): maturin
 # develop, its pytest suite, then the abi3 wheel installed into a fresh venv
@@ -91,6 +98,9 @@ examples/llmsecops_demo/run.sh
 section "prometheus end to end: scripts/prometheus-e2e.sh (promtool, a real Prometheus scraping llmsec serve, every dashboard query)"
 scripts/prometheus-e2e.sh
 
+section "kafka end to end: scripts/kafka-e2e.sh (Tansu broker, SIGKILL mid-stream, dead letters, sink, rebalance on PostgreSQL)"
+scripts/kafka-e2e.sh
+
 # The committed classifier must be what `llmsec train` builds from the
 # datasets. `train --check` first compares the SHA-256 of each training file
 # with the ones recorded in the model (naming any file that changed), then
@@ -98,14 +108,14 @@ scripts/prometheus-e2e.sh
 datasets=../shared/datasets
 if [ -f "$datasets/prompts-dev-benign.jsonl" ]; then
     section "model: llmsec train --check crates/llm-security/model/classifier.bin"
-    cargo run --quiet -p llmsec -- train \
+    cargo run --quiet -p llmsec --all-features -- train \
         --data "$datasets/prompts-dev-injection.jsonl" \
         --data "$datasets/prompts-dev-jailbreak.jsonl" \
         --data "$datasets/prompts-dev-benign.jsonl" \
         --data crates/llm-security/training/extra.jsonl \
         --check crates/llm-security/model/classifier.bin
     section "model: llmsec train ner --check crates/llm-security/model/ner.bin"
-    cargo run --quiet -p llmsec -- train ner --data "$datasets/outputs-dev-ner.jsonl" --check crates/llm-security/model/ner.bin
+    cargo run --quiet -p llmsec --all-features -- train ner --data "$datasets/outputs-dev-ner.jsonl" --check crates/llm-security/model/ner.bin
 else
     section "model reproduction skipped: $datasets not found (the check needs the training data beside the checkout)"
 fi

@@ -35,8 +35,10 @@ step() {
 }
 
 if [ -z "${LLMSEC_BIN:-}" ]; then
-    step "build: cargo build -p llmsec"
-    cargo build -q -p llmsec || fail "cargo build -p llmsec failed"
+    # --all-features, as scripts/test.sh builds: one shared build.
+    "$root/scripts/build-deps.sh" || fail "cmake/libcurl for librdkafka could not be installed"
+    step "build: cargo build -p llmsec --all-features"
+    cargo build -q -p llmsec --all-features || fail "cargo build -p llmsec failed"
     LLMSEC_BIN="$CARGO_TARGET_DIR/debug/llmsec"
 fi
 llmsec=$LLMSEC_BIN

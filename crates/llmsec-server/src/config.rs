@@ -272,6 +272,8 @@ pub struct ServerConfig {
     pub dashboard: DashboardConfig,
     /// OpenTelemetry export (traces and metrics over OTLP/HTTP); off when absent.
     pub otel: Option<crate::otel::OtelConfig>,
+    /// Kafka: a telemetry source and topics the outbox publishes to; off when absent.
+    pub kafka: Option<llmsec_connect::kafka::KafkaConfig>,
 }
 
 /// The `[policy]` section: Rego policies (policy as code).
@@ -328,6 +330,7 @@ impl Default for ServerConfig {
             policy: None,
             dashboard: DashboardConfig::default(),
             otel: None,
+            kafka: None,
         }
     }
 }
@@ -502,6 +505,13 @@ impl ServerConfig {
         }
         if self.dashboard.max_sessions == 0 {
             return bad("dashboard.max_sessions", "must be positive");
+        }
+        if let Some(k) = &self.kafka {
+            k.validate()
+                .map_err(|e| ConfigError::Invalid { field: format!("kafka.{}", e.field), message: e.message })?;
+            if !cfg!(feature = "kafka") {
+                return bad("kafka", "this build has no Kafka support (build llmsec with --features kafka)");
+            }
         }
         if let Some(g) = &self.gateway {
             g.validate()?;

@@ -155,6 +155,7 @@ pub struct DeliveryWorker {
     client: reqwest::Client,
     egress: Arc<EgressPolicy>,
     incidents: Option<Arc<dyn IncidentSink>>,
+    publisher: Option<Arc<dyn llmsec_connect::OutboxPublisher>>,
 }
 
 /// Who hears of delivered incident creations: the incident manager answers
@@ -188,12 +189,19 @@ impl DeliveryWorker {
             .timeout(Duration::from_millis(config.timeout_ms))
             .user_agent(concat!("llmsec-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(DeliveryWorker { store, webhooks, config, notify, client, egress, incidents: None })
+        Ok(DeliveryWorker { store, webhooks, config, notify, client, egress, incidents: None, publisher: None })
     }
 
     /// Reports delivered incident creations to `sink` (incident ids come back in answers).
     pub fn with_incidents(mut self, sink: Arc<dyn IncidentSink>) -> DeliveryWorker {
         self.incidents = Some(sink);
+        self
+    }
+
+    /// Publishes broker deliveries ([`crate::broker`]) through `publisher`;
+    /// without one they are retried, then dead-lettered.
+    pub fn with_publisher(mut self, publisher: Option<Arc<dyn llmsec_connect::OutboxPublisher>>) -> DeliveryWorker {
+        self.publisher = publisher;
         self
     }
 
@@ -253,9 +261,13 @@ impl DeliveryWorker {
     }
 
     async fn attempt(&self, d: Delivery) {
-        let outcome = match self.webhooks.find(&d.tenant, &d.webhook_id) {
-            None => Attempt::Failed { status: None, error: "webhook deleted".into(), retry_at: None },
-            Some(w) => self.send(&w, &d).await,
+        let outcome = if let Some(topic) = crate::broker::topic_of(&d) {
+            self.publish(topic, &d).await
+        } else {
+            match self.webhooks.find(&d.tenant, &d.webhook_id) {
+                None => Attempt::Failed { status: None, error: "webhook deleted".into(), retry_at: None },
+                Some(w) => self.send(&w, &d).await,
+            }
         };
         let label = match &outcome {
             Attempt::Delivered { .. } => "delivered",
@@ -269,6 +281,38 @@ impl DeliveryWorker {
         if let Err(e) = self.store.finish_attempt(&d.id, &outcome, now_millis()).await {
             // The lease will expire and the delivery be retried: at-least-once.
             tracing::warn!(delivery = %d.id, error = %e, "recording a delivery attempt failed");
+        }
+    }
+
+    /// Publishes a broker delivery and waits for the broker's acknowledgement.
+    /// A delivered record records status 0 (no HTTP status).
+    async fn publish(&self, topic: &str, d: &Delivery) -> Attempt {
+        let result = match &self.publisher {
+            None => Err(NO_PUBLISHER.to_owned()),
+            Some(p) => {
+                let key = crate::broker::key_of(d);
+                let record = llmsec_connect::OutboxRecord {
+                    topic,
+                    key: &key,
+                    idempotency_key: &d.id,
+                    event: &d.event,
+                    tenant: &d.tenant,
+                    payload: d.payload.as_bytes(),
+                };
+                p.publish(record).await.map_err(|e| {
+                    tracing::warn!(delivery = %d.id, %topic, error = %e, "broker publish failed");
+                    PUBLISH_FAILED.to_owned()
+                })
+            }
+        };
+        match result {
+            Ok(()) => Attempt::Delivered { status: 0 },
+            Err(error) => {
+                let attempts = d.attempts + 1;
+                let retry_at = (attempts < self.config.max_attempts)
+                    .then(|| now_millis() + backoff(&self.config, d.attempts, jitter_unit()).as_millis() as i64);
+                Attempt::Failed { status: None, error, retry_at }
+            }
         }
     }
 
@@ -332,8 +376,14 @@ impl DeliveryWorker {
 /// The category of a delivery refused by the egress policy.
 pub const EGRESS_REFUSED: &str = "egress refused";
 
+/// A broker delivery found no publisher (`[kafka.sink]` was removed).
+const NO_PUBLISHER: &str = "no broker sink configured";
+/// A broker did not acknowledge a record.
+const PUBLISH_FAILED: &str = "publish failed";
+
 /// The categories a failed attempt records besides `HTTP <status>`.
-const CATEGORIES: &[&str] = &[EGRESS_REFUSED, "connect failed", "timeout", "request failed", "webhook deleted"];
+const CATEGORIES: &[&str] =
+    &[EGRESS_REFUSED, "connect failed", "timeout", "request failed", "webhook deleted", NO_PUBLISHER, PUBLISH_FAILED];
 
 /// What a tenant is told of a failed attempt: a category, never the
 /// connection error (it can name internal hosts and addresses).

@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod broker;
 pub mod config;
 pub mod dashboard;
 pub mod deliver;
@@ -26,6 +27,7 @@ pub mod gql;
 pub mod graphql;
 pub mod graphql_limits;
 pub mod grpc;
+pub mod kafka;
 pub mod listener;
 pub mod metrics;
 pub mod otel;
@@ -101,6 +103,9 @@ pub enum StartError {
     /// The Sentinel configuration is refused.
     #[error("sentinel: {0}")]
     Sentinel(String),
+    /// The Kafka source or sink could not be set up.
+    #[error("kafka: {0}")]
+    Kafka(String),
     /// The Rego policy does not load.
     #[error("policy: {0}")]
     Policy(#[from] llmsec_policy::PolicyError),
@@ -117,6 +122,7 @@ pub struct Server {
     worker_task: tokio::task::JoinHandle<()>,
     sentinel_task: tokio::task::JoinHandle<()>,
     retention_task: tokio::task::JoinHandle<()>,
+    kafka_task: Option<tokio::task::JoinHandle<()>>,
     stop: watch::Sender<bool>,
     bootstrap_key: Option<String>,
 }
@@ -185,6 +191,7 @@ impl Server {
             delivery_notify.clone(),
         ));
         sentinel.set_egress(egress.clone());
+        sentinel.set_kafka_sink(config.kafka.as_ref().and_then(|k| k.sink.clone()));
         let policy = match &config.policy {
             Some(p) => Some(Arc::new(crate::policy::PolicyHandle::load(p)?)),
             None => None,
@@ -234,8 +241,13 @@ impl Server {
         let bootstrap_key = if env_admin_key.is_none() { bootstrap_admin(store.as_ref()).await? } else { None };
 
         let (stop, stop_rx) = watch::channel(false);
+        #[cfg(feature = "kafka")]
+        let (publisher, kafka_task) = kafka::start(&state.services, stop_rx.clone()).map_err(StartError::Kafka)?;
+        #[cfg(not(feature = "kafka"))]
+        let (publisher, kafka_task) = (None, None);
         let worker = DeliveryWorker::new(store.clone(), webhooks, config.delivery.clone(), delivery_notify, egress)?
-            .with_incidents(sentinel.clone());
+            .with_incidents(sentinel.clone())
+            .with_publisher(publisher);
         let worker_task = tokio::spawn(worker.run(stop_rx.clone()));
         sentinel.restore().await?;
         let sentinel_task = tokio::spawn(sentinel.run(stop_rx.clone()));
@@ -245,7 +257,7 @@ impl Server {
             tokio::spawn(crate::policy::watch_files(handle, Duration::from_secs(p.reload_secs), stop_rx.clone()));
         }
         let retention_task = tokio::spawn(retention(store, config.storage.retention_days, stop_rx));
-        Ok(Server { state, writer_task, worker_task, sentinel_task, retention_task, stop, bootstrap_key })
+        Ok(Server { state, writer_task, worker_task, sentinel_task, retention_task, kafka_task, stop, bootstrap_key })
     }
 
     /// The operator key made on this start, when the store had none: shown once.
@@ -283,9 +295,13 @@ impl Server {
 
     /// Stops the background tasks after committing queued events.
     pub async fn shutdown(self) {
-        let Server { state, writer_task, worker_task, sentinel_task, retention_task, stop, .. } = self;
+        let Server { state, writer_task, worker_task, sentinel_task, retention_task, kafka_task, stop, .. } = self;
         let _ = stop.send(true);
         let otel = state.services.otel.clone();
+        // The source finishes the batch it is writing (stored, committed) before the state goes.
+        if let Some(t) = kafka_task {
+            let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
+        }
         drop(state);
         // The writer ends once every handle is gone, after its last commit.
         // Handles live in routers a caller may still hold: give it a bound.

@@ -190,6 +190,24 @@ pub const FAMILIES: &[Family] = &[
         help: "Deliveries in the outbox by status (pending: backlog, dead: dead letters)",
     },
     Family {
+        name: llmsec_connect::kafka::CONSUMER_LAG,
+        kind: Kind::Gauge,
+        labels: &["topic", "partition"],
+        help: "Kafka source: messages not yet committed by the consumer group, per partition",
+    },
+    Family {
+        name: llmsec_connect::kafka::MESSAGES,
+        kind: Kind::Counter,
+        labels: &["outcome"],
+        help: "Kafka source messages by outcome (stored, duplicate, dead_letter)",
+    },
+    Family {
+        name: llmsec_connect::kafka::INGEST_RETRIES,
+        kind: Kind::Counter,
+        labels: &[],
+        help: "Kafka source batches whose write failed and was retried",
+    },
+    Family {
         name: TELEMETRY_EVENTS,
         kind: Kind::Counter,
         labels: &["outcome"],

@@ -193,6 +193,8 @@ pub struct SentinelService {
     pub feed: broadcast::Sender<AnomalyNotice>,
     /// Which addresses actions may be sent to.
     egress: RwLock<Arc<crate::egress::EgressPolicy>>,
+    /// The Kafka topics anomalies and their changes are published to.
+    kafka_sink: RwLock<Option<llmsec_connect::kafka::SinkConfig>>,
 }
 
 /// Events queued for the processor at most; ingestion waits beyond that.
@@ -238,6 +240,7 @@ impl SentinelService {
             enforcements: EnforcementCache::default(),
             feed,
             egress: RwLock::default(),
+            kafka_sink: RwLock::default(),
         }
     }
 
@@ -245,6 +248,27 @@ impl SentinelService {
     /// internal address refused).
     pub fn set_egress(&self, policy: Arc<crate::egress::EgressPolicy>) {
         *self.egress.write().unwrap_or_else(|p| p.into_inner()) = policy;
+    }
+
+    /// Publishes anomalies and their status changes to these topics from now on.
+    pub fn set_kafka_sink(&self, sink: Option<llmsec_connect::kafka::SinkConfig>) {
+        *self.kafka_sink.write().unwrap_or_else(|p| p.into_inner()) = sink;
+    }
+
+    /// Queues an anomaly change for the Kafka sink's topic, if one is configured for it.
+    async fn publish(&self, tenant: &str, change: Change, a: &Anomaly) {
+        let Some(event) = crate::broker::anomaly_event(change) else { return };
+        let topic = {
+            let sink = self.kafka_sink.read().unwrap_or_else(|p| p.into_inner());
+            let Some(sink) = sink.as_ref() else { return };
+            if change == Change::Created { sink.anomalies.clone() } else { sink.anomaly_changes.clone() }
+        };
+        let Some(topic) = topic else { return };
+        let d = crate::broker::anomaly(&topic, tenant, event, a, llmsec_store::now_millis());
+        match self.store.enqueue(&[d]).await {
+            Ok(()) => self.delivery_notify.notify_one(),
+            Err(e) => tracing::error!(error = %e, anomaly = %a.id, "sentinel: queueing a kafka record failed"),
+        }
     }
 
     /// The clock.
@@ -741,6 +765,7 @@ impl SentinelService {
             }
             // Subscribers hear only of what the store holds.
             if self.persist(&tenant, &anomaly).await.is_ok() {
+                self.publish(&tenant, o.change, &anomaly).await;
                 let _ = self.feed.send(AnomalyNotice { tenant, change: o.change, anomaly });
             }
         }
@@ -879,6 +904,7 @@ impl SentinelService {
             AnomalyStatus::Resolved => Change::Resolved,
             _ => Change::Suppressed,
         };
+        self.publish(tenant, change, &a).await;
         let _ = self.feed.send(AnomalyNotice { tenant: tenant.to_owned(), change, anomaly: a.clone() });
         Ok(a)
     }

@@ -443,7 +443,13 @@ fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Re
         context_kind: analysis.context().map(|k| k.as_str().to_owned()),
         analysis_us: Some(i64::try_from(analysis.analysis_time().as_micros()).unwrap_or(i64::MAX)),
     };
-    let deliveries = crate::deliver::deliveries_for(&svc.webhooks.for_tenant(&caller.tenant), &event, analysis, now);
+    let mut deliveries =
+        crate::deliver::deliveries_for(&svc.webhooks.for_tenant(&caller.tenant), &event, analysis, now);
+    if let Some(topic) =
+        svc.config.kafka.as_ref().and_then(|k| k.sink.as_ref()).and_then(|s| s.security_events.as_ref())
+    {
+        deliveries.push(crate::broker::security_event(topic, &event, now));
+    }
     let reasons = decision.as_ref().map(|d| d.reasons.as_slice()).unwrap_or_default();
     let span = svc.otel.as_ref().map(|o| {
         o.guardrail(&crate::otel::GuardrailFacts {

@@ -14,6 +14,7 @@ mod exported_metrics;
 mod graphql;
 mod grpc;
 mod insights;
+mod kafka;
 mod limits;
 mod otlp;
 mod plugins;

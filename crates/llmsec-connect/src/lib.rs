@@ -1,0 +1,21 @@
+//! The edges of llm-security to other systems.
+//!
+//! Each edge is a small module behind a cargo feature, and none of them
+//! knows the server: what an edge needs from it is a trait defined here
+//! ([`TelemetryIngest`] for sources, [`OutboxPublisher`] for what the
+//! server's outbox worker hands to a broker), which `llmsec-server`
+//! implements or calls. So the arrows point from the server to this crate,
+//! never back.
+//!
+//! - [`kafka`]: the configuration, the message decoding and the batch
+//!   logic are always built (the server parses `[kafka]` and names what is
+//!   wrong with it in any build); the consumer and producer over librdkafka
+//!   need the `kafka` feature (`kafka::source`, `kafka::sink`).
+#![deny(missing_docs)]
+
+pub mod ingest;
+pub mod kafka;
+pub mod publish;
+
+pub use ingest::{Admission, IngestError, TelemetryIngest};
+pub use publish::{OutboxPublisher, OutboxRecord, PublishError};
