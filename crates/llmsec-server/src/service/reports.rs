@@ -3,10 +3,10 @@
 //! the store. `admin` reads its own tenant's; `operator` any tenant's.
 
 use llmsec_report::{Configuration, Evidence, Posture, Report, ReportError, ReportRequest};
-use llmsec_store::{Millis, Scope, now_millis};
+use llmsec_store::{Millis, now_millis};
 
 use crate::config::{InputRetention, ServerConfig};
-use crate::service::{Caller, ServiceError, Services, check_tenant};
+use crate::service::{Caller, ServiceError, Services};
 
 /// The running configuration as the posture checks read it. This build
 /// has no TLS listener and no encryption of stored text: both are `false`.
@@ -33,17 +33,9 @@ pub fn configuration(config: &ServerConfig, detectors_enabled: usize) -> Configu
 }
 
 /// The tenant a report is for: the caller's own, or (for `operator`) the
-/// one named. Needs `admin` on it.
+/// one named. Needs `admin` on it, as every administrative request does.
 pub fn tenant_for(caller: &Caller, requested: Option<&str>) -> Result<String, ServiceError> {
-    let tenant = match requested {
-        Some(t) => {
-            check_tenant("tenant", t)?;
-            t.to_owned()
-        }
-        None => caller.tenant.clone(),
-    };
-    caller.require_in(Scope::Admin, &tenant)?;
-    Ok(tenant)
+    super::tenants::administered_tenant(caller, requested)
 }
 
 fn map(e: ReportError) -> ServiceError {
@@ -90,6 +82,8 @@ pub async fn report(
 
 #[cfg(test)]
 mod tests {
+    use llmsec_store::Scope;
+
     use super::*;
 
     #[test]
