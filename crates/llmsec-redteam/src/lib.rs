@@ -29,6 +29,7 @@ pub mod converters;
 pub mod judge;
 pub mod report;
 pub mod run;
+pub mod sarif;
 pub mod stats;
 pub mod suite;
 pub mod target;

@@ -97,6 +97,10 @@ pub struct RedteamArgs {
     /// Write a self-contained HTML report.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Write SARIF 2.1.0: a rule per attack category, an error per
+    /// successful attack (for code-scanning dashboards).
+    #[arg(long, value_name = "FILE")]
+    pub sarif: Option<PathBuf>,
     /// Store the run's summary (never its prompts or answers) in an llmsec
     /// server: its base URL, e.g. http://127.0.0.1:8080.
     #[arg(long, value_name = "URL")]
@@ -295,6 +299,10 @@ pub fn run(args: &RedteamArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.html {
         std::fs::write(path, report::html(&summary, &results))
             .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &args.sarif {
+        let log = llmsec_redteam::sarif::sarif(&summary, &results, env!("CARGO_PKG_VERSION"));
+        std::fs::write(path, format!("{log:#}\n")).with_context(|| format!("cannot write {}", path.display()))?;
     }
     common::ignore_broken_pipe(out.write_all(report::human(&summary).as_bytes()))?;
     if let (Some(server), Some(key)) = (&args.upload, &upload_key) {
