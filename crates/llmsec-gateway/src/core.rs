@@ -37,6 +37,33 @@ pub(crate) struct Subject {
     pub session_id: Option<String>,
     pub application_id: Option<String>,
     pub ip: Option<String>,
+    /// The end user's role (`X-Llmsec-Role`), for the Rego policy.
+    pub role: Option<String>,
+}
+
+/// What the Rego policy (`[policy]`) is told of a gateway call besides each
+/// text: the end user's role, the model, the tools the request offers, and
+/// the route.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PolicyFacts {
+    pub role: Option<String>,
+    pub model: Option<String>,
+    pub tools: Vec<String>,
+    pub route: Option<String>,
+}
+
+impl PolicyFacts {
+    /// A cache scope that tells calls with other facts apart: a policy may
+    /// decide differently on the same text for another role, model or tool set.
+    fn scope(&self, base: &str) -> String {
+        format!(
+            "{base}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            self.role.as_deref().unwrap_or(""),
+            self.model.as_deref().unwrap_or(""),
+            self.tools.join("\u{1e}"),
+            self.route.as_deref().unwrap_or("")
+        )
+    }
 }
 
 /// What the engine made of one text.
@@ -298,12 +325,24 @@ pub(crate) async fn scan_inputs(
     caller: &Caller,
     cleared: &Cleared,
     texts: &[ScanText],
+    facts: &PolicyFacts,
 ) -> Result<Vec<Scanned>, ScanError> {
     let subject = cleared.subject();
     let scope = subject.session_id.as_deref().or(subject.user_id.as_deref()).unwrap_or("");
+    // Under a Rego policy the verdict may depend on the call's facts (and
+    // on the application), so they are part of what a cached answer is for.
+    let policy = state.services.policy.is_some();
+    let app = subject.application_id.as_deref().unwrap_or("");
     let keys: Vec<CacheKey> = texts
         .iter()
-        .map(|t| ScanCache::key(&caller.tenant, if t.shared { "" } else { scope }, t.kind, &t.text))
+        .map(|t| {
+            let base = if t.shared { "" } else { scope };
+            if policy {
+                ScanCache::key(&caller.tenant, &facts.scope(&format!("{base}\u{1f}{app}")), t.kind, &t.text)
+            } else {
+                ScanCache::key(&caller.tenant, base, t.kind, &t.text)
+            }
+        })
         .collect();
     let mut found: Vec<Option<Scanned>> = keys.iter().map(|k| cache.and_then(|c| c.get(k))).collect();
     let missing: Vec<usize> = (0..texts.len()).filter(|&i| found[i].is_none()).collect();
@@ -317,6 +356,10 @@ pub(crate) async fn scan_inputs(
                     session_id: subject.session_id.clone(),
                     application_id: subject.application_id.clone(),
                     context: texts[i].kind,
+                    role: facts.role.clone(),
+                    model: facts.model.clone(),
+                    tools: facts.tools.clone(),
+                    route: facts.route.clone(),
                 })
             })
             .collect();
@@ -348,6 +391,7 @@ pub(crate) async fn validate_outputs(
     outputs: Vec<String>,
     system_prompt: Option<&str>,
     prompt: Option<&str>,
+    facts: &PolicyFacts,
 ) -> Result<Vec<Scanned>, ScanError> {
     if outputs.is_empty() {
         return Ok(Vec::new());
@@ -366,6 +410,10 @@ pub(crate) async fn validate_outputs(
                 prompt: prompt.map(str::to_owned),
                 expected_format: None,
                 json_schema: None,
+                role: facts.role.clone(),
+                model: facts.model.clone(),
+                tools: facts.tools.clone(),
+                route: facts.route.clone(),
             })
         })
         .collect();

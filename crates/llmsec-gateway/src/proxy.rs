@@ -381,8 +381,9 @@ fn apply(state: &AppState, policy: GatewayPolicy, text: &str, s: &Scanned) -> Re
     })
 }
 
-/// The end user, conversation and application: `X-Llmsec-User`,
-/// `X-Llmsec-Session`, `X-Llmsec-Application`, else OpenAI's `user` field.
+/// The end user, conversation, application and role: `X-Llmsec-User`
+/// (else OpenAI's `user` field), `X-Llmsec-Session`, `X-Llmsec-Application`,
+/// `X-Llmsec-Role`.
 fn subject(headers: &HeaderMap, body: &Value, peer: Option<SocketAddr>) -> Result<Subject, OpenAiError> {
     let header = |name: &str| -> Result<Option<String>, OpenAiError> {
         match headers.get(name) {
@@ -406,7 +407,23 @@ fn subject(headers: &HeaderMap, body: &Value, peer: Option<SocketAddr>) -> Resul
         session_id: header("x-llmsec-session")?.filter(|s| !s.is_empty()),
         application_id: header("x-llmsec-application")?.filter(|s| !s.is_empty()),
         ip: peer.map(|p| p.ip().to_string()),
+        role: header("x-llmsec-role")?.filter(|s| !s.is_empty()),
     })
+}
+
+/// The names of the tools a request offers: OpenAI's
+/// `tools[].function.name`, Anthropic's `tools[].name`.
+fn offered_tools(body: &Value) -> Vec<String> {
+    body.get("tools")
+        .and_then(Value::as_array)
+        .map(|tools| {
+            tools
+                .iter()
+                .filter_map(|t| t.pointer("/function/name").or_else(|| t.get("name")).and_then(Value::as_str))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Reads the body as a JSON object, within the server's body limit.
@@ -517,6 +534,7 @@ async fn run(
         .ok_or_else(|| OpenAiError::invalid("model", "must be a non-empty string"))?
         .to_owned();
     call.model = Some(model.clone());
+    call.offered_tools = offered_tools(&body);
     let stream = match body.get("stream") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b && route != Route::Embeddings,
@@ -547,18 +565,19 @@ async fn run(
         })
         .collect();
     let fail_open = route.scan_errors(&gw.config) == ScanErrors::FailOpen;
-    let scanned = match core::scan_inputs(state, gw.cache.as_ref(), caller, &cleared, &texts).await {
-        Ok(s) => s,
-        Err(e) if fail_open => {
-            // Forwarded unscanned; the event says so.
-            call.scan_errors.push(format!("prompt: {}", e.cause));
-            Vec::new()
-        }
-        Err(e) => {
-            let param = e.text.and_then(|i| found.get(i)).map(|f| f.slot.param());
-            return Err(e.refusal("the request", param));
-        }
-    };
+    let scanned =
+        match core::scan_inputs(state, gw.cache.as_ref(), caller, &cleared, &texts, &call.policy_facts()).await {
+            Ok(s) => s,
+            Err(e) if fail_open => {
+                // Forwarded unscanned; the event says so.
+                call.scan_errors.push(format!("prompt: {}", e.cause));
+                Vec::new()
+            }
+            Err(e) => {
+                let param = e.text.and_then(|i| found.get(i)).map(|f| f.slot.param());
+                return Err(e.refusal("the request", param));
+            }
+        };
     let policy = route.policy(&gw.config);
     for (f, s) in found.iter().zip(&scanned) {
         call.saw(&s.threats);
@@ -809,17 +828,24 @@ async fn validate_choices(
             at.push(p);
         }
     }
-    let scanned =
-        match core::validate_outputs(&gw.state, caller, cleared, texts.clone(), system_prompt, call.prompt.as_deref())
-            .await
-        {
-            Ok(s) => s,
-            Err(e) if fail_open => {
-                call.scan_errors.push(format!("completion: {}", e.cause));
-                return Ok(());
-            }
-            Err(e) => return Err(e.refusal("the completion", None)),
-        };
+    let scanned = match core::validate_outputs(
+        &gw.state,
+        caller,
+        cleared,
+        texts.clone(),
+        system_prompt,
+        call.prompt.as_deref(),
+        &call.policy_facts(),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) if fail_open => {
+            call.scan_errors.push(format!("completion: {}", e.cause));
+            return Ok(());
+        }
+        Err(e) => return Err(e.refusal("the completion", None)),
+    };
     for ((p, text), s) in at.into_iter().zip(&texts).zip(&scanned) {
         call.saw(&s.threats);
         match apply(&gw.state, policy, text, s)? {

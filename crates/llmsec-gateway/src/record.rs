@@ -47,6 +47,8 @@ pub(crate) struct Call {
     pub threats: Vec<String>,
     /// The tools the completion called.
     pub tool_calls: Vec<String>,
+    /// The tools the request offered.
+    pub offered_tools: Vec<String>,
     /// Why tool calls broke the allow-list.
     pub tool_violations: Vec<String>,
     /// The upstream's `usage` (in OpenAI's terms) once its answer was read,
@@ -98,6 +100,7 @@ impl Call {
             prompt: None,
             threats: Vec::new(),
             tool_calls: Vec::new(),
+            offered_tools: Vec::new(),
             tool_violations: Vec::new(),
             usage: None,
             answered: false,
@@ -141,6 +144,16 @@ impl Call {
             _ => total,
         };
         Tokens { prompt, completion, total, estimated }
+    }
+
+    /// What the Rego policy is told of this call.
+    pub fn policy_facts(&self) -> core::PolicyFacts {
+        core::PolicyFacts {
+            role: self.subject.role.clone(),
+            model: self.model.clone(),
+            tools: self.offered_tools.clone(),
+            route: Some(self.route.to_owned()),
+        }
     }
 
     /// Notes the threats of one analysis.

@@ -384,7 +384,17 @@ fn prompt_request<'c>(
     let c = caller(ctx, Scope::Analyze)?;
     let state = ctx.data::<AppState>()?;
     let deadline = start_analysis(ctx, state, c, input.len())?;
-    let req = AnalyzeRequest { input, user_id, session_id, application_id: None, context: context.map(Into::into) };
+    let req = AnalyzeRequest {
+        input,
+        user_id,
+        session_id,
+        application_id: None,
+        context: context.map(Into::into),
+        role: None,
+        model: None,
+        tools: Vec::new(),
+        route: None,
+    };
     Ok((c, state, deadline, req))
 }
 
@@ -447,6 +457,10 @@ impl SecurityQuery {
             prompt,
             expected_format: None,
             json_schema: None,
+            role: None,
+            model: None,
+            tools: Vec::new(),
+            route: None,
         };
         let r: SecurityAnalysis =
             analyze(&state.services, c, Job::Output(req), "output".into(), &deadline).await.map_err(gql_error)?.into();

@@ -172,3 +172,42 @@ on_violation = "remove"
     let removed = events.iter().find(|e| e["metadata"]["gateway_route"] == "messages").unwrap();
     assert!(removed["metadata"]["tool_violations"][0].as_str().unwrap().contains("get_weather"), "{removed}");
 }
+
+#[tokio::test]
+async fn the_rego_policy_sees_the_role_model_and_offered_tools_of_a_call() {
+    let dir = common::temp_dir();
+    let rego = dir.join("llmsec.rego");
+    std::fs::write(
+        &rego,
+        r#"package llmsec
+
+default decision := {"action": "allow"}
+
+decision := {"action": "block", "reasons": ["only admins may offer the shell tool"]} if {
+    "shell" in input.request.tools
+    input.request.role != "admin"
+    input.request.route == "chat.completions"
+    input.request.model == "gpt-4o-mini"
+}
+"#,
+    )
+    .unwrap();
+    let gw = common::start_server_with(
+        |c| c.policy = Some(llmsec_server::config::RegoPolicyConfig { rego: vec![rego.clone()], reload_secs: 0 }),
+        |_| {},
+    )
+    .await;
+    let body = serde_json::json!({
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "List the files in my home directory."}],
+        "tools": [{"type": "function", "function": {"name": "shell", "parameters": {"type": "object"}}}]
+    });
+    let guest = gw.post_with("/v1/chat/completions", &gw.key, &body, &[("x-llmsec-role", "guest")]).await;
+    assert_eq!(guest.status, 400, "{}", guest.text);
+    assert_eq!(guest.body["error"]["code"], "prompt_blocked", "{}", guest.text);
+    let calls = gw.mock.calls();
+    // The same text for an admin: not the cached refusal, and forwarded.
+    let admin = gw.post_with("/v1/chat/completions", &gw.key, &body, &[("x-llmsec-role", "admin")]).await;
+    assert_eq!(admin.status, 200, "{}", admin.text);
+    assert_eq!(gw.mock.calls(), calls + 1);
+}

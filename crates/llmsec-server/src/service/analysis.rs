@@ -17,7 +17,7 @@ use crate::sentinel::Enforced;
 /// prompt does not hold up the async workers.
 const INLINE_BYTES: usize = 4 * 1024;
 
-/// An analysis request: `{input, user_id?, session_id?, application_id?, context?}`.
+/// An analysis request: `{input, user_id?, session_id?, application_id?, context?, role?, model?, tools?}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnalyzeRequest {
@@ -37,6 +37,36 @@ pub struct AnalyzeRequest {
     /// `analyze_context` at the content operating point.
     #[serde(default)]
     pub context: Option<ContextKind>,
+    /// The end user's role, for the Rego policy (`input.request.role`).
+    #[serde(default)]
+    pub role: Option<String>,
+    /// The model the text goes to or came from, for the Rego policy.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The tools the request offers or calls, for the Rego policy.
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// The gateway route the text came through (not read from a body).
+    #[serde(skip)]
+    pub route: Option<String>,
+}
+
+/// Checks what a request tells the Rego policy about itself; errors name
+/// `{prefix}role`, `{prefix}model`, `{prefix}tools[i]`.
+fn check_facts(prefix: &str, role: Option<&str>, model: Option<&str>, tools: &[String]) -> Result<(), ServiceError> {
+    check_id(&format!("{prefix}role"), role)?;
+    if model.is_some_and(|m| m.is_empty() || m.len() > 256) {
+        return Err(ServiceError::field(format!("{prefix}model"), "1-256 bytes"));
+    }
+    if tools.len() > 128 {
+        return Err(ServiceError::field(format!("{prefix}tools"), "at most 128 tools"));
+    }
+    for (i, t) in tools.iter().enumerate() {
+        if t.is_empty() || t.len() > 256 {
+            return Err(ServiceError::field(format!("{prefix}tools[{i}]"), "1-256 bytes"));
+        }
+    }
+    Ok(())
 }
 
 /// A completion to validate.
@@ -66,6 +96,18 @@ pub struct ValidateRequest {
     /// A JSON Schema the completion must satisfy.
     #[serde(default)]
     pub json_schema: Option<serde_json::Value>,
+    /// The end user's role, for the Rego policy (`input.request.role`).
+    #[serde(default)]
+    pub role: Option<String>,
+    /// The model the text goes to or came from, for the Rego policy.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The tools the request offers or calls, for the Rego policy.
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// The gateway route the text came through (not read from a body).
+    #[serde(skip)]
+    pub route: Option<String>,
 }
 
 /// An analysis answer: the threats, the verdict, the sanitized text and the stored event's id.
@@ -124,6 +166,14 @@ impl Job {
         match self {
             Job::Input(r) => (r.user_id.as_deref(), r.session_id.as_deref(), r.application_id.as_deref()),
             Job::Output(r) => (r.user_id.as_deref(), r.session_id.as_deref(), r.application_id.as_deref()),
+        }
+    }
+
+    /// `(role, model, tools, route)` for the Rego policy.
+    fn facts(&self) -> (Option<&str>, Option<&str>, &[String], Option<&str>) {
+        match self {
+            Job::Input(r) => (r.role.as_deref(), r.model.as_deref(), &r.tools, r.route.as_deref()),
+            Job::Output(r) => (r.role.as_deref(), r.model.as_deref(), &r.tools, r.route.as_deref()),
         }
     }
 
@@ -315,6 +365,8 @@ async fn evaluate(
     check_id(&format!("{prefix}user_id"), user_id)?;
     check_id(&format!("{prefix}session_id"), session_id)?;
     check_id(&format!("{prefix}application_id"), application_id)?;
+    let (role, model, tools, _) = job.facts();
+    check_facts(prefix, role, model, tools)?;
     if enforce == Enforce::Each {
         enforce_ids(svc, caller, job.ids(), None)?;
     }
@@ -372,12 +424,15 @@ fn decide(
 ) -> Result<Decided, ServiceError> {
     let decision = svc.policy.as_ref().map(|p| {
         let (user, _, application) = job.ids();
+        let (role, model, tools, via) = job.facts();
         let request = llmsec_policy::RequestContext {
             tenant: Some(caller.tenant.clone()),
             user: user.map(str::to_owned),
+            role: role.map(str::to_owned),
             application: application.map(str::to_owned),
-            route: Some(route.to_owned()),
-            ..Default::default()
+            model: model.map(str::to_owned),
+            tools: tools.to_vec(),
+            route: Some(via.unwrap_or(route).to_owned()),
         };
         p.decide(analysis, &request)
     });

@@ -110,3 +110,47 @@ async fn a_policy_that_does_not_load_stops_the_start_naming_the_file() {
     let e = llmsec_server::Server::start(c, Some(ADMIN.into())).await.expect_err("empty");
     assert!(e.to_string().contains("policy.rego"), "{e}");
 }
+
+const TOOLS_POLICY: &str = r#"package llmsec
+
+default decision := {"action": "allow"}
+
+# Only admins may hand a model the shell tool, and only on gpt-4o.
+decision := {"action": "block", "reasons": [sprintf("%v may not offer the shell tool", [input.request.role])]} if {
+    "shell" in input.request.tools
+    input.request.role != "admin"
+}
+
+decision := {"action": "block", "reasons": ["shell only on gpt-4o"]} if {
+    "shell" in input.request.tools
+    input.request.role == "admin"
+    input.request.model != "gpt-4o"
+}
+"#;
+
+#[tokio::test]
+async fn the_policy_sees_the_role_model_and_tools_a_request_names() {
+    let dir = temp_dir();
+    std::fs::write(dir.join("llmsec.rego"), TOOLS_POLICY).unwrap();
+    let (_t, http) = served(&dir).await;
+    let ask = |role: &str, model: &str, tools: Vec<&str>| json!({"input": BENIGN, "user_id": "u1", "role": role, "model": model, "tools": tools});
+    let r = http.post("/api/security/analyze", ADMIN, ask("guest", "gpt-4o", vec!["search", "shell"])).await;
+    assert_eq!((r.status, r.body["verdict"].as_str()), (StatusCode::OK, Some("block")), "{}", r.text);
+    assert_eq!(r.body["policy"]["reasons"], json!(["guest may not offer the shell tool"]));
+    let r = http.post("/api/security/analyze", ADMIN, ask("admin", "gpt-4o", vec!["shell"])).await;
+    assert_eq!(r.body["verdict"], "allow", "{}", r.text);
+    let r = http.post("/api/security/analyze", ADMIN, ask("admin", "gpt-3.5", vec!["shell"])).await;
+    assert_eq!(r.body["verdict"], "block", "{}", r.text);
+    let r = http.post("/api/security/analyze", ADMIN, ask("guest", "gpt-4o", vec!["search"])).await;
+    assert_eq!(r.body["verdict"], "allow", "{}", r.text);
+    // Bad facts are named.
+    let r = http.post("/api/security/analyze", ADMIN, ask("guest", "gpt-4o", vec![""])).await;
+    assert_eq!(
+        (r.status, r.body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("tools[0]")),
+        "{}",
+        r.text
+    );
+    let r = http.post("/api/security/analyze", ADMIN, ask("line\nbreak", "gpt-4o", vec![])).await;
+    assert_eq!(r.body["error"]["field"], "role", "{}", r.text);
+}
