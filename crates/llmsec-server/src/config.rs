@@ -248,6 +248,8 @@ pub struct ServerConfig {
     pub dev_mode: bool,
     /// The engine's configuration file (TOML/YAML/JSON); default: the engine defaults.
     pub engine_config: Option<PathBuf>,
+    /// Threat-intelligence feeds loaded at start (`[threat_intel]`).
+    pub threat_intel: ThreatIntelConfig,
     /// A security-model profile (TOML/YAML/JSON, docs/SECURITY_MODEL.md):
     /// its engine switches applied, its server switches checked against
     /// this configuration at start.
@@ -274,6 +276,43 @@ pub struct ServerConfig {
     pub otel: Option<crate::otel::OtelConfig>,
     /// Kafka: a telemetry source and topics the outbox publishes to; off when absent.
     pub kafka: Option<llmsec_connect::kafka::KafkaConfig>,
+}
+
+/// The `[threat_intel]` section: JSON Lines feeds of known attack prompts
+/// (found again after small edits), canary strings and exfiltration
+/// domains, each entry with its source, confidence and expiry (see the
+/// engine's `intel` module).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThreatIntelConfig {
+    /// The feed files, loaded at start.
+    pub feeds: Vec<PathBuf>,
+    /// The similarity (Jaccard of 5-gram shingles, in (0, 1]) from which a
+    /// prompt counts as a known attack; default the engine's (0.5).
+    pub threshold: Option<f64>,
+}
+
+impl ThreatIntelConfig {
+    /// The feeds, read now; errors name `threat_intel.feeds[i]` or
+    /// `threat_intel.threshold`.
+    pub fn load(&self) -> Result<Option<llm_security::intel::ThreatIntel>, ConfigError> {
+        if self.feeds.is_empty() {
+            return Ok(None);
+        }
+        let mut intel = llm_security::intel::ThreatIntel::new();
+        for (i, path) in self.feeds.iter().enumerate() {
+            intel.add_path(path).map_err(|e| ConfigError::Invalid {
+                field: format!("threat_intel.feeds[{i}]"),
+                message: e.to_string(),
+            })?;
+        }
+        if let Some(t) = self.threshold {
+            intel = intel
+                .with_threshold(t)
+                .map_err(|e| ConfigError::Invalid { field: "threat_intel.threshold".into(), message: e.to_string() })?;
+        }
+        Ok(Some(intel))
+    }
 }
 
 /// The `[policy]` section: Rego policies (policy as code).
@@ -320,6 +359,7 @@ impl Default for ServerConfig {
             dev_mode: false,
             engine_config: None,
             security_profile: None,
+            threat_intel: ThreatIntelConfig::default(),
             storage: StorageConfig::default(),
             limits: LimitsConfig::default(),
             delivery: DeliveryConfig::default(),

@@ -171,6 +171,10 @@ impl Server {
         clock: Arc<dyn llm_sentinel::Clock>,
     ) -> Result<Server, StartError> {
         let sentinel_config = config.sentinel.load().map_err(StartError::Sentinel)?;
+        let engine = match config.threat_intel.load()? {
+            Some(intel) => engine.with_threat_intel(intel),
+            None => engine,
+        };
         let engine = profile::apply(&config, &sentinel_config, engine)?;
         let egress = Arc::new(config.egress_policy()?);
         for (field, url) in config.sentinel.targets(&sentinel_config) {
