@@ -195,68 +195,54 @@ pub async fn build(store: &dyn Store, evidence: Evidence, req: &ReportRequest) -
     let mut categories: BTreeMap<String, CategoryRow> = BTreeMap::new();
     let mut detectors: BTreeMap<String, u64> = BTreeMap::new();
     let mut samples = Vec::new();
-    let mut before = None;
-    loop {
-        let q = EventQuery {
-            tenant: tenant.clone(),
-            since: Some(req.from),
-            until: Some(req.to),
-            before: before.take(),
-            limit: 1000,
-            ..EventQuery::default()
-        };
-        let page = store.events(&q).await?;
-        for ev in &page {
-            analyses += 1;
-            let day = daily.entry(ev.timestamp.div_euclid(DAY_MS) * DAY_MS).or_default();
-            day.analyses += 1;
-            match ev.verdict.as_str() {
-                "block" => {
-                    blocked += 1;
-                    day.blocked += 1;
-                }
-                "sanitize" => sanitized += 1,
-                _ => allowed += 1,
+    let q = EventQuery { tenant: tenant.clone(), since: Some(req.from), until: Some(req.to), ..EventQuery::default() };
+    llmsec_store::for_each_event(store, &q, None, |ev| {
+        analyses += 1;
+        let day = daily.entry(ev.timestamp.div_euclid(DAY_MS) * DAY_MS).or_default();
+        day.analyses += 1;
+        match ev.verdict.as_str() {
+            "block" => {
+                blocked += 1;
+                day.blocked += 1;
             }
-            let list = ev.threats.as_array().map(Vec::as_slice).unwrap_or_default();
-            day.threats += list.len() as u64;
-            threats += list.len() as u64;
-            let mut cats = Vec::new();
-            for t in list {
-                let cat = t.get("type").and_then(Value::as_str).unwrap_or("unknown").to_owned();
-                let row = categories
-                    .entry(cat.clone())
-                    .or_insert_with(|| CategoryRow { category: cat.clone(), ..CategoryRow::default() });
-                row.total += 1;
-                match t.get("severity").and_then(Value::as_str) {
-                    Some("critical") => row.critical += 1,
-                    Some("high") => row.high += 1,
-                    Some("medium") => row.medium += 1,
-                    _ => row.low += 1,
-                }
-                let scanner = t.get("scanner").and_then(Value::as_str).unwrap_or("unknown");
-                *detectors.entry(scanner.to_owned()).or_default() += 1;
-                if !cats.contains(&cat) {
-                    cats.push(cat);
-                }
+            "sanitize" => sanitized += 1,
+            _ => allowed += 1,
+        }
+        let list = ev.threats.as_array().map(Vec::as_slice).unwrap_or_default();
+        day.threats += list.len() as u64;
+        threats += list.len() as u64;
+        let mut cats = Vec::new();
+        for t in list {
+            let cat = t.get("type").and_then(Value::as_str).unwrap_or("unknown").to_owned();
+            let row = categories
+                .entry(cat.clone())
+                .or_insert_with(|| CategoryRow { category: cat.clone(), ..CategoryRow::default() });
+            row.total += 1;
+            match t.get("severity").and_then(Value::as_str) {
+                Some("critical") => row.critical += 1,
+                Some("high") => row.high += 1,
+                Some("medium") => row.medium += 1,
+                _ => row.low += 1,
             }
-            if ev.verdict == "block" && samples.len() < BLOCKED_SAMPLES {
-                samples.push(BlockedSample {
-                    id: ev.id.clone(),
-                    timestamp: rfc3339(ev.timestamp),
-                    event_type: ev.event_type.clone(),
-                    categories: cats,
-                    // Only text the store keeps redacted is shown; with
-                    // `full` storage it would be the raw prompt.
-                    redacted_input: if redacted { ev.input.as_deref().map(|s| cut(s, SAMPLE_CHARS)) } else { None },
-                });
+            let scanner = t.get("scanner").and_then(Value::as_str).unwrap_or("unknown");
+            *detectors.entry(scanner.to_owned()).or_default() += 1;
+            if !cats.contains(&cat) {
+                cats.push(cat);
             }
         }
-        match page.last() {
-            Some(last) if page.len() == 1000 => before = Some((last.timestamp, last.id.clone())),
-            _ => break,
+        if ev.verdict == "block" && samples.len() < BLOCKED_SAMPLES {
+            samples.push(BlockedSample {
+                id: ev.id.clone(),
+                timestamp: rfc3339(ev.timestamp),
+                event_type: ev.event_type.clone(),
+                categories: cats,
+                // Only text the store keeps redacted is shown; with
+                // `full` storage it would be the raw prompt.
+                redacted_input: if redacted { ev.input.as_deref().map(|s| cut(s, SAMPLE_CHARS)) } else { None },
+            });
         }
-    }
+    })
+    .await?;
     let samples_note = match evidence.config.storage_input.as_str() {
         "redacted" => None,
         "none" => Some("storage.input = none: no text is stored".to_owned()),

@@ -24,6 +24,39 @@ mod sql;
 pub use model::*;
 pub use sql::{SqlStore, redact_url};
 
+/// Events a page of [`for_each_event`] reads (the store's largest page).
+const SCAN_PAGE: u32 = 1000;
+
+/// Calls `f` on every event `query` selects (newest first), reading a
+/// page at a time with the cursor, and stops after `max` events when given.
+/// `query.before` and `query.limit` are ignored. Answers how many events
+/// were read and whether more were left unread.
+pub async fn for_each_event(
+    store: &dyn Store,
+    query: &EventQuery,
+    max: Option<usize>,
+    mut f: impl FnMut(&SecurityEvent),
+) -> Result<(usize, bool)> {
+    let mut q = EventQuery { before: None, limit: SCAN_PAGE, ..query.clone() };
+    let mut read = 0usize;
+    loop {
+        let page = store.events(&q).await?;
+        for e in &page {
+            f(e);
+        }
+        read += page.len();
+        match page.last() {
+            Some(last) if page.len() == SCAN_PAGE as usize => {
+                if max.is_some_and(|m| read >= m) {
+                    return Ok((read, true));
+                }
+                q.before = Some((last.timestamp, last.id.clone()));
+            }
+            _ => return Ok((read, false)),
+        }
+    }
+}
+
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

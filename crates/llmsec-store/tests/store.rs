@@ -529,6 +529,23 @@ async fn detector_overrides(s: &dyn Store) {
     assert_eq!(s.detector_overrides(Some("b")).await.unwrap().len(), 1);
 }
 
+/// `for_each_event` walks every page of a range, or stops at its bound.
+async fn event_scan(s: &dyn Store) {
+    let batch: Vec<Record> = (0..1500)
+        .map(|i| Record { event: event("scan", &format!("s{i:04}"), 5000 + i, None), deliveries: vec![] })
+        .collect();
+    s.record(&batch).await.unwrap();
+    let q = EventQuery { tenant: "scan".into(), since: Some(5100), until: Some(7000), ..Default::default() };
+    let mut seen = Vec::new();
+    let (read, more) = for_each_event(s, &q, None, |e| seen.push(e.timestamp)).await.unwrap();
+    assert_eq!((read, more, seen.len()), (1400, false, 1400));
+    assert!(seen.windows(2).all(|w| w[0] > w[1]), "newest first, no repeats across pages");
+    let (read, more) = for_each_event(s, &q, Some(1000), |_| {}).await.unwrap();
+    assert_eq!((read, more), (1000, true));
+    let other = EventQuery { tenant: "nobody".into(), ..Default::default() };
+    assert_eq!(for_each_event(s, &other, Some(10), |_| {}).await.unwrap(), (0, false));
+}
+
 async fn all(s: &dyn Store) {
     s.ping().await.unwrap();
     keys(s).await;
@@ -540,6 +557,7 @@ async fn all(s: &dyn Store) {
     sentinel_tables(s).await;
     erasure_and_retention(s).await;
     detector_overrides(s).await;
+    event_scan(s).await;
 }
 
 #[tokio::test]

@@ -195,21 +195,10 @@ pub async fn compute(svc: &Services, caller: &Caller, q: &InsightsQuery) -> Resu
             (p, Vec::new())
         })
         .collect();
-    let mut before = None;
-    let mut events_read = 0usize;
-    let mut truncated = false;
-    loop {
-        let query = EventQuery {
-            tenant: caller.tenant.clone(),
-            since: Some(start),
-            until: Some(end),
-            before: before.take(),
-            limit: 1000,
-            ..EventQuery::default()
-        };
-        let page = svc.store.events(&query).await?;
-        let full = page.len() == 1000;
-        for e in &page {
+    let query =
+        EventQuery { tenant: caller.tenant.clone(), since: Some(start), until: Some(end), ..EventQuery::default() };
+    let (events_read, mut truncated) =
+        llmsec_store::for_each_event(svc.store.as_ref(), &query, Some(MAX_ROWS as usize), |e| {
             let (p, times) = &mut per_bucket[bucket_of(e.timestamp)];
             p.analyses += 1;
             let blocked = e.verdict == "block";
@@ -221,17 +210,8 @@ pub async fn compute(svc: &Services, caller: &Caller, q: &InsightsQuery) -> Resu
             if let Some(us) = e.analysis_us {
                 times.push(us as f64);
             }
-        }
-        events_read += page.len();
-        before = page.last().map(|e| (e.timestamp, e.id.clone()));
-        if !full {
-            break;
-        }
-        if events_read >= MAX_ROWS as usize {
-            truncated = true;
-            break;
-        }
-    }
+        })
+        .await?;
     let security = per_bucket
         .into_iter()
         .map(|(mut p, mut times)| {
