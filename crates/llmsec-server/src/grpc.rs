@@ -118,14 +118,30 @@ pub fn convert(m: pb::TelemetryEvent) -> Result<TelemetryEvent, ServiceError> {
     })
 }
 
-fn status_of(e: ServiceError) -> Status {
+/// A service error as a gRPC status; an invalid value names its field.
+pub(crate) fn status_of(e: ServiceError) -> Status {
     match e {
         ServiceError::Unauthenticated => Status::unauthenticated(e.to_string()),
         ServiceError::Forbidden(_) => Status::permission_denied(e.to_string()),
         ServiceError::Unavailable(_) => Status::unavailable(e.to_string()),
+        ServiceError::Invalid { field: Some(field), message } => {
+            Status::invalid_argument(format!("{field}: {message}"))
+        }
         ServiceError::Invalid { .. } => Status::invalid_argument(e.to_string()),
         e => Status::internal(e.to_string()),
     }
+}
+
+/// The caller the authentication middleware found for a gRPC request,
+/// holding `scope`.
+pub(crate) fn caller_of<T>(request: &Request<T>, scope: Scope) -> Result<Caller, Status> {
+    let caller = request
+        .extensions()
+        .get::<Arc<Caller>>()
+        .map(|c| (**c).clone())
+        .ok_or_else(|| Status::unauthenticated("missing or invalid API key"))?;
+    caller.require(scope).map_err(status_of)?;
+    Ok(caller)
 }
 
 #[tonic::async_trait]
@@ -134,12 +150,7 @@ impl TelemetryIngestion for Ingestion {
         &self,
         request: Request<Streaming<pb::TelemetryEvent>>,
     ) -> Result<Response<pb::StreamSummary>, Status> {
-        let caller = request
-            .extensions()
-            .get::<Arc<Caller>>()
-            .map(|c| (**c).clone())
-            .ok_or_else(|| Status::unauthenticated("missing or invalid API key"))?;
-        caller.require(Scope::Ingest).map_err(status_of)?;
+        let caller = caller_of(&request, Scope::Ingest)?;
         let mut stream = request.into_inner();
         let mut summary = pb::StreamSummary::default();
         let mut chunk: Vec<TelemetryEvent> = Vec::with_capacity(CHUNK);

@@ -11,12 +11,11 @@
 //! from the tenant and the action id, so a retried call finds the
 //! enforcement it made and answers with it.
 
-use std::sync::Arc;
-
 use llmsec_store::{Enforcement, Millis, Scope};
 use sha2::Digest;
 use tonic::{Request, Response, Status};
 
+use crate::grpc::{caller_of, status_of};
 use crate::service::{Caller, ServiceError, Services, check_id};
 
 /// The generated messages, service and client.
@@ -43,27 +42,8 @@ pub fn service(services: Services) -> ShieldActionServer<Shield> {
     ShieldActionServer::new(Shield { services })
 }
 
-fn status_of(e: ServiceError) -> Status {
-    match e {
-        ServiceError::Unauthenticated => Status::unauthenticated(e.to_string()),
-        ServiceError::Forbidden(_) => Status::permission_denied(e.to_string()),
-        ServiceError::Invalid { field: Some(field), message } => {
-            Status::invalid_argument(format!("{field}: {message}"))
-        }
-        ServiceError::Invalid { .. } => Status::invalid_argument(e.to_string()),
-        ServiceError::Unavailable(_) => Status::unavailable(e.to_string()),
-        e => Status::internal(e.to_string()),
-    }
-}
-
 fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
-    let c = request
-        .extensions()
-        .get::<Arc<Caller>>()
-        .map(|c| (**c).clone())
-        .ok_or_else(|| Status::unauthenticated("missing or invalid API key"))?;
-    c.require(Scope::Triage).map_err(status_of)?;
-    Ok(c)
+    caller_of(request, Scope::Triage)
 }
 
 /// The enforcement id of an action: stable per tenant and action id.
