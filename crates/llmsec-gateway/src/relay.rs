@@ -8,7 +8,12 @@
 //! On a block the relay stops reading upstream (dropping the upstream
 //! response closes that connection), sends a final chunk with
 //! `finish_reason: "content_filter"`, an error event (`code:
-//! "output_blocked"`) and `data: [DONE]`. The relay lives inside the
+//! "output_blocked"`) and `data: [DONE]`. When Sentinel blocks the call's
+//! subject while it streams (its session, user, application, address, or
+//! the whole tenant in a lockdown), the relay hears of it from the
+//! enforcement cache's watch channel, stops reading upstream, drops the
+//! text it held unreleased and ends with an error event (`code:
+//! "session_terminated"`) and `data: [DONE]`. The relay lives inside the
 //! response body: when the client disconnects, the body is dropped, and the
 //! upstream request with it. The call's telemetry event is recorded when the
 //! stream ends, or when it is dropped.
@@ -99,6 +104,15 @@ pub(crate) struct Relay {
     first_text: Option<Duration>,
     /// Counters of finished choices' streams.
     stats: StreamStats,
+    /// Changes of Sentinel's enforcements; `None` once the cache is gone.
+    enforcements: Option<tokio::sync::watch::Receiver<u64>>,
+}
+
+/// What the relay waited for: a read from upstream, or a change of the
+/// enforcements (`false`: the cache is gone).
+enum Wake {
+    Read(reqwest::Result<Option<Bytes>>),
+    Enforcements(bool),
 }
 
 impl std::fmt::Debug for Relay {
@@ -119,7 +133,6 @@ impl Relay {
     ) -> Relay {
         Relay {
             fail_open: route.scan_errors(&gw.config) == ScanErrors::FailOpen,
-            gw,
             caller,
             call,
             route,
@@ -144,6 +157,8 @@ impl Relay {
             completion: String::new(),
             first_text: None,
             stats: StreamStats::default(),
+            enforcements: Some(gw.state.services.sentinel.enforcements.subscribe()),
+            gw,
         }
     }
 
@@ -197,7 +212,27 @@ impl Relay {
             self.done();
             return;
         };
-        match up.chunk().await {
+        let watch = self.enforcements.as_mut();
+        let wake = tokio::select! {
+            read = up.chunk() => Wake::Read(read),
+            alive = async move {
+                match watch {
+                    Some(w) => w.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            } => Wake::Enforcements(alive),
+        };
+        let read = match wake {
+            Wake::Read(read) => read,
+            Wake::Enforcements(alive) => {
+                if !alive {
+                    self.enforcements = None;
+                }
+                self.recheck();
+                return;
+            }
+        };
+        match read {
             Ok(Some(bytes)) => match self.parser.push(&bytes) {
                 Ok(events) => self.queued.extend(events),
                 Err(e) => self.fail("upstream_error", e.to_string()),
@@ -651,6 +686,48 @@ impl Relay {
         self.status = if code == "scan_failed" { "error" } else { "blocked" };
         self.error = Some(err.code);
         self.finish_reason = Some("content_filter".into());
+        self.done();
+    }
+
+    /// Ends the stream when Sentinel now blocks the call's subject (a rate
+    /// limit lets a call in flight finish).
+    fn recheck(&mut self) {
+        let blocked = {
+            let s = &self.call.subject;
+            let mut entities: Vec<(&str, &str)> = vec![("tenant", self.caller.tenant.as_str())];
+            entities.extend(s.user_id.as_deref().map(|u| ("user", u)));
+            entities.extend(s.session_id.as_deref().map(|id| ("session", id)));
+            entities.extend(s.application_id.as_deref().map(|a| ("application", a)));
+            entities.extend(s.ip.as_deref().map(|a| ("ip", a)));
+            let sentinel = &self.gw.state.services.sentinel;
+            match sentinel.enforcements.check(&self.caller.tenant, &entities, sentinel.now()) {
+                Some(llmsec_server::sentinel::Enforced::Block { reason, .. }) => Some(reason),
+                _ => None,
+            }
+        };
+        if let Some(reason) = blocked {
+            self.terminate(reason);
+        }
+    }
+
+    /// Ends the stream for a block of its subject: what was held back
+    /// unreleased is dropped, the upstream let go, an error event sent.
+    fn terminate(&mut self, reason: String) {
+        if self.ended {
+            return;
+        }
+        self.upstream = None;
+        self.queued.clear();
+        llmsec_server::metrics::stream_terminated();
+        let err = OpenAiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "session_terminated",
+            format!("terminated by Sentinel: {reason}"),
+        );
+        let body = if self.route == Route::Messages { err.anthropic_body() } else { err.body() };
+        self.emit(&body);
+        self.status = "blocked";
+        self.error = Some(err.code);
         self.done();
     }
 

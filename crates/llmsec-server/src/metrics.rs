@@ -455,6 +455,12 @@ pub fn outbox(pending: u64, dead: u64) {
     metrics::gauge!(OUTBOX_DELIVERIES, "status" => "dead").set(dead as f64);
 }
 
+/// Counts a gateway stream ended because Sentinel blocked its subject
+/// while it ran (`llm_security_enforced_total{action="terminate"}`).
+pub fn stream_terminated() {
+    metrics::counter!(ENFORCED, "action" => "terminate").increment(1);
+}
+
 /// Records one gateway call.
 pub fn record_gateway(route: &'static str, model: Option<&str>, status: &'static str) {
     metrics::counter!(GATEWAY_REQUESTS, "route" => route, "model" => MODELS.value(model), "status" => status)

@@ -29,6 +29,8 @@ fn unmet(r: ServerRequirement, config: &ServerConfig, sentinel: &SentinelConfig)
         | ServerRequirement::AuditLog
         | ServerRequirement::Metrics
         | ServerRequirement::AnomalyTriage
+        | ServerRequirement::SessionTermination
+        | ServerRequirement::Lockdown
         | ServerRequirement::Webhooks => None,
         ServerRequirement::AnomalyDetection => (!has_type(&["statistical", "entropy"]))
             .then(|| "no enabled statistical or entropy detector in [sentinel] detectors".to_owned()),

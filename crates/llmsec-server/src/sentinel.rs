@@ -76,21 +76,37 @@ pub enum Enforced {
 
 /// The enforcements in force, cached: every analysis consults them, so
 /// they are read from memory, refreshed from the store on each tick (other
-/// replicas' enforcements) and at once when this server adds one.
-#[derive(Debug, Default)]
+/// replicas' enforcements) and at once when this server adds one. Each
+/// change is announced on a watch channel ([`EnforcementCache::subscribe`]):
+/// the gateway's streams in flight re-check their subject on it, so a
+/// block ends a session's streams as well as refusing its next calls.
+#[derive(Debug)]
 pub struct EnforcementCache {
     list: RwLock<Vec<Enforcement>>,
+    changes: watch::Sender<u64>,
+}
+
+impl Default for EnforcementCache {
+    fn default() -> EnforcementCache {
+        EnforcementCache { list: RwLock::default(), changes: watch::Sender::new(0) }
+    }
 }
 
 impl EnforcementCache {
-    /// Replaces the cache.
+    /// Replaces the cache; subscribers hear of it when the list changed.
     pub fn set(&self, list: Vec<Enforcement>) {
-        *self.list.write().unwrap_or_else(|p| p.into_inner()) = list;
+        let mut held = self.list.write().unwrap_or_else(|p| p.into_inner());
+        if *held != list {
+            *held = list;
+            drop(held);
+            self.changed();
+        }
     }
 
     /// Adds one (stored already), in force at once on this replica.
     pub fn add(&self, e: Enforcement) {
         self.list.write().unwrap_or_else(|p| p.into_inner()).push(e);
+        self.changed();
     }
 
     fn forget(&self, tenant: &str, kind: &str, id: &str) {
@@ -98,6 +114,23 @@ impl EnforcementCache {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|e| !(e.tenant == tenant && e.entity_kind == kind && e.entity_id == id));
+        self.changed();
+    }
+
+    /// Ends the cached enforcements of `tenant` with these ids at once
+    /// (the store has ended them); the other replicas follow at their next reload.
+    pub fn end(&self, tenant: &str, ids: &[String]) {
+        self.list.write().unwrap_or_else(|p| p.into_inner()).retain(|e| !(e.tenant == tenant && ids.contains(&e.id)));
+        self.changed();
+    }
+
+    /// A receiver that sees a new value each time the enforcements change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The strictest enforcement in force on any of `entities` (kind, id) of

@@ -197,6 +197,11 @@ pub enum ServerRequirement {
     AnomalyTriage,
     /// Sentinel's shield action: block an entity for a duration.
     ShieldActions,
+    /// Ending a blocked subject's gateway streams in flight and refusing
+    /// its next calls (every server: enforcements reach the gateway's relays).
+    SessionTermination,
+    /// A tenant-wide block switch (`/api/v1/lockdown`, GraphQL `lockdown`), audited.
+    Lockdown,
     /// Sentinel's alert action to receivers.
     Alerts,
     /// Sentinel's incident action (an incident manager over HTTP).
@@ -244,7 +249,7 @@ const RISK: &str = "risk scoring per user, session and application is not built"
 const INTEL: &str = "feeds are matched (threat_feeds), but no threat analysis, modeling or hunting is built on them";
 const INTEL_MODELS: &str = "no learned model over threat intelligence";
 const COMPLIANCE: &str = "a control of the framework, not one the engine can enforce; the server's posture report (`llmsec report --posture-only`, `GET /api/v1/reports/posture`) says which of the framework's controls a deployment meets";
-const INCIDENT: &str = "no quarantine, session termination, lockdown or escalation chains in this build";
+const INCIDENT: &str = "no quarantine or escalation chains in this build";
 const NOTIFY: &str = "no e-mail or SMS sender in this build (webhooks and alerts only)";
 const ENCRYPTION: &str = "no encryption at rest for stored prompts; TLS is left to a proxy";
 const CONVERSATION: &str = "the engine judges one text at a time; no multi-turn conversation analysis";
@@ -412,6 +417,8 @@ pub fn disposition(path: &str) -> Option<Disposition> {
         "threat_mitigation.incident_response.notification" => S(Q::Webhooks),
         // Incident response.
         "incident_response.automatic_response.user_blocking" => S(Q::ShieldActions),
+        "incident_response.automatic_response.session_termination" => S(Q::SessionTermination),
+        "incident_response.automatic_response.system_lockdown" => S(Q::Lockdown),
         p if p.starts_with("incident_response.automatic_response.") => R(INCIDENT),
         "incident_response.manual_response.incident_investigation" => S(Q::AnomalyTriage),
         p if p.starts_with("incident_response.manual_response.") => R(INCIDENT),

@@ -156,3 +156,119 @@ async fn the_monitor_policy_streams_text_as_it_came_and_records_the_findings() {
     let events = gw.telemetry(1).await;
     assert_eq!(events[0]["metadata"]["threats"], json!(["secret_leak"]));
 }
+
+/// Opens a slow stream for `session` and reads until text was released.
+async fn open_slow_stream(gw: &common::Gw, session: &str) -> (reqwest::Response, String) {
+    let mut body = stream_body(&[]);
+    body["x_slow"] = json!(true);
+    let mut r = gw
+        .http
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(&gw.key)
+        .header("content-type", "application/json")
+        .header("x-llmsec-session", session)
+        .body(serde_json::to_vec(&body).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut got = String::new();
+    while !got.contains("word") {
+        let c = tokio::time::timeout(Duration::from_secs(10), r.chunk()).await.unwrap().unwrap().unwrap();
+        got.push_str(&String::from_utf8_lossy(&c));
+    }
+    (r, got)
+}
+
+/// Reads a stream to its end (at most 5 s).
+async fn read_to_end(r: &mut reqwest::Response, got: &mut String) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(c) = r.chunk().await.unwrap() {
+            got.push_str(&String::from_utf8_lossy(&c));
+        }
+    })
+    .await
+    .expect("the stream did not end within 5 s of the block");
+}
+
+#[tokio::test]
+async fn blocking_a_session_ends_its_stream_in_flight_and_leaves_other_sessions_streaming() {
+    let gw = common::start().await;
+    let (mut bad, mut bad_text) = open_slow_stream(&gw, "sess-attacker").await;
+    let (mut good, _) = open_slow_stream(&gw, "sess-other").await;
+    // What Sentinel's shield action (or the Shield gRPC service) stores and caches.
+    let now = llmsec_store::now_millis();
+    let e = llmsec_store::Enforcement {
+        id: "enf_session_test".into(),
+        tenant: "default".into(),
+        entity_kind: "session".into(),
+        entity_id: "sess-attacker".into(),
+        action: "block".into(),
+        rate_limit: None,
+        window_ms: None,
+        reason: "jailbreak campaign".into(),
+        anomaly_id: None,
+        created_at: now,
+        expires_at: now + 60_000,
+    };
+    let services = &gw.server.state().services;
+    services.store.insert_enforcement(&e).await.unwrap();
+    services.sentinel.enforcements.add(e);
+
+    read_to_end(&mut bad, &mut bad_text).await;
+    let datas = sse_data(&bad_text);
+    assert_eq!(datas.last().map(String::as_str), Some("[DONE]"), "{bad_text}");
+    let err: Value = serde_json::from_str(&datas[datas.len() - 2]).unwrap();
+    assert_eq!(err["error"]["code"], "session_terminated", "{bad_text}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("jailbreak campaign"));
+
+    // The other session's stream goes on releasing words.
+    let mut more = String::new();
+    while more.matches("word").count() < 3 {
+        let c = tokio::time::timeout(Duration::from_secs(10), good.chunk()).await.unwrap().unwrap().unwrap();
+        more.push_str(&String::from_utf8_lossy(&c));
+    }
+    assert!(!more.contains("session_terminated"));
+    drop(good);
+
+    // The session's next call is refused before the upstream.
+    let calls = gw.mock.calls();
+    let r = gw
+        .post_with("/v1/chat/completions", &gw.key, &stream_body(&["hi"]), &[("x-llmsec-session", "sess-attacker")])
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(gw.mock.calls(), calls);
+    let events = gw.telemetry(2).await;
+    let ended = events.iter().find(|e| e["data"]["error"] == "session_terminated").expect("the ended call is recorded");
+    assert_eq!(ended["data"]["status"], "blocked");
+}
+
+#[tokio::test]
+async fn a_lockdown_ends_the_tenants_streams_and_refuses_calls_until_it_is_lifted() {
+    let gw = common::start().await;
+    let triage = gw.make_key(&["triage", "read"]).await;
+    let (mut s, mut text) = open_slow_stream(&gw, "sess-1").await;
+    let r = gw
+        .post_with(
+            "/api/v1/lockdown",
+            &triage,
+            &json!({"reason": "prompt-injection outbreak", "duration_secs": 600}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    read_to_end(&mut s, &mut text).await;
+    assert!(
+        text.contains("session_terminated") && text.contains("system lockdown: prompt-injection outbreak"),
+        "{text}"
+    );
+
+    let r = gw.post("/v1/chat/completions", &stream_body(&["hi"])).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("lockdown"), "{}", r.text);
+
+    let r = gw.send(reqwest::Method::DELETE, "/api/v1/lockdown", &triage, None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = gw.post("/v1/chat/completions", &stream_body(&["hi"])).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}

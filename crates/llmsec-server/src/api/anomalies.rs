@@ -4,10 +4,10 @@
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use llm_sentinel::Anomaly;
 use llm_sentinel::action::anomaly_view;
-use llmsec_store::{AnomalyQuery, Scope};
+use llmsec_store::{AnomalyQuery, Enforcement, Scope};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -143,19 +143,65 @@ async fn suppress(
     Ok(Json(view(&anomalies::suppress(&svc, &caller, &id).await?)))
 }
 
+/// An enforcement as answered.
+fn enforcement_view(e: &Enforcement) -> serde_json::Value {
+    json!({
+        "id": e.id, "entity": {"type": e.entity_kind, "id": e.entity_id}, "action": e.action,
+        "rate_limit": e.rate_limit, "window_ms": e.window_ms, "reason": e.reason, "anomaly_id": e.anomaly_id,
+        "created_at": rfc3339(e.created_at), "expires_at": rfc3339(e.expires_at),
+    })
+}
+
 async fn enforcements(State(svc): State<Services>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
-    let list: Vec<serde_json::Value> = anomalies::enforcements(&svc, &caller)
-        .await?
-        .into_iter()
-        .map(|e| {
-            json!({
-                "id": e.id, "entity": {"type": e.entity_kind, "id": e.entity_id}, "action": e.action,
-                "rate_limit": e.rate_limit, "window_ms": e.window_ms, "reason": e.reason, "anomaly_id": e.anomaly_id,
-                "created_at": rfc3339(e.created_at), "expires_at": rfc3339(e.expires_at),
-            })
-        })
-        .collect();
+    let list: Vec<serde_json::Value> =
+        anomalies::enforcements(&svc, &caller).await?.iter().map(enforcement_view).collect();
     Ok(Json(json!({ "enforcements": list })))
+}
+
+/// `DELETE /api/v1/enforcements/{id}`: ends one now (scope `triage`).
+async fn end_enforcement(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let ended = anomalies::end_enforcement(&svc, &caller, &id).await?;
+    Ok(Json(json!({ "id": id, "ended": ended })))
+}
+
+/// The body of `POST /api/v1/lockdown`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockdownBody {
+    /// Why (shown to refused callers).
+    #[serde(default)]
+    reason: Option<String>,
+    /// How long, in seconds (default one hour, at most 30 days).
+    #[serde(default)]
+    duration_secs: Option<u64>,
+}
+
+/// `GET /api/v1/lockdown`: whether the caller's tenant is locked down.
+async fn lockdown_state(State(svc): State<Services>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+    let e = anomalies::lockdown_state(&svc, &caller).await?;
+    Ok(Json(json!({ "locked_down": e.is_some(), "enforcement": e.as_ref().map(enforcement_view) })))
+}
+
+/// `POST /api/v1/lockdown`: locks the caller's tenant down (scope
+/// `triage`); 201 when it starts one, 200 with the one in force.
+async fn lockdown(
+    State(svc): State<Services>,
+    caller: Caller,
+    Json(body): Json<LockdownBody>,
+) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), ApiError> {
+    let (e, new) = anomalies::lockdown(&svc, &caller, body.reason.as_deref(), body.duration_secs).await?;
+    let status = if new { axum::http::StatusCode::CREATED } else { axum::http::StatusCode::OK };
+    Ok((status, Json(json!({ "locked_down": true, "enforcement": enforcement_view(&e) }))))
+}
+
+/// `DELETE /api/v1/lockdown`: lifts it (scope `triage`).
+async fn lift_lockdown(State(svc): State<Services>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+    let ended = anomalies::lift_lockdown(&svc, &caller).await?;
+    Ok(Json(json!({ "locked_down": false, "ended": ended })))
 }
 
 async fn shield_callback(
@@ -217,6 +263,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/anomalies/{id}/resolve", post(resolve))
         .route("/api/v1/anomalies/{id}/suppress", post(suppress))
         .route("/api/v1/enforcements", get(enforcements))
+        .route("/api/v1/enforcements/{id}", delete(end_enforcement))
+        .route("/api/v1/lockdown", get(lockdown_state).post(lockdown).delete(lift_lockdown))
         .route("/api/v1/statistics", get(statistics))
         .route("/api/v1/shield/callback", post(shield_callback))
 }

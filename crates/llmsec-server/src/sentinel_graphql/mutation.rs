@@ -6,13 +6,14 @@ use async_graphql::{Context, ID, Object};
 use llm_sentinel::event::TelemetryEvent;
 use llmsec_store::Scope;
 
-use super::types::{Anomaly, Detector, DetectorConfigInput, DetectorTestResult, Entity, TestFinding};
+use super::types::{Anomaly, Detector, DetectorConfigInput, DetectorTestResult, Enforcement, Entity, TestFinding};
 use crate::error::ApiError;
 use crate::gql::{caller, gql_error};
 use crate::service::anomalies;
 use crate::state::AppState;
 
-/// Sentinel mutations (`acknowledgeAnomaly`: scope `triage`; the others: `admin`).
+/// Sentinel mutations (`acknowledgeAnomaly`, `lockdown`, `liftLockdown`,
+/// `endEnforcement`: scope `triage`; the others: `admin`).
 #[derive(Debug, Default)]
 pub struct SentinelMutation;
 
@@ -30,6 +31,38 @@ impl SentinelMutation {
         let state = ctx.data::<AppState>()?;
         let a = anomalies::acknowledge(&state.services, c, &id, &acknowledged_by, note).await.map_err(gql_error)?;
         Ok(Anomaly::new(&c.tenant, &a))
+    }
+
+    /// System lockdown: blocks every analysis and gateway call of the
+    /// caller's tenant (and ends its gateway streams) for `durationSecs`
+    /// (default 3600, at most 30 days). Answers the lockdown in force when
+    /// there is one already.
+    async fn lockdown(
+        &self,
+        ctx: &Context<'_>,
+        reason: Option<String>,
+        duration_secs: Option<u64>,
+    ) -> async_graphql::Result<Enforcement> {
+        let c = caller(ctx, Scope::Triage)?;
+        let state = ctx.data::<AppState>()?;
+        let (e, _) =
+            anomalies::lockdown(&state.services, c, reason.as_deref(), duration_secs).await.map_err(gql_error)?;
+        Ok(Enforcement::from(&e))
+    }
+
+    /// Lifts the caller's tenant's lockdown; the ids of the blocks ended.
+    async fn lift_lockdown(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ID>> {
+        let c = caller(ctx, Scope::Triage)?;
+        let state = ctx.data::<AppState>()?;
+        let ids = anomalies::lift_lockdown(&state.services, c).await.map_err(gql_error)?;
+        Ok(ids.into_iter().map(ID).collect())
+    }
+
+    /// Ends one of the caller's tenant's enforcements now; false when it had ended.
+    async fn end_enforcement(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
+        let c = caller(ctx, Scope::Triage)?;
+        let state = ctx.data::<AppState>()?;
+        anomalies::end_enforcement(&state.services, c, &id).await.map_err(gql_error)
     }
 
     /// Changes the caller's tenant's detector live (validated first; the

@@ -7,8 +7,8 @@ use llmsec_store::{AnomalyQuery, Scope};
 
 use super::types::{
     Aggregation, Alert, AlertConnection, AlertFilter, Anomaly, AnomalyConnection, AnomalyEdge, AnomalyFilter,
-    Datapoint, Detector, DetectorFilter, DimensionInput, GqlDimension, Granularity, KeyCount, MetricSeries, PageInfo,
-    Pagination, Severity, Statistics, TimeRange,
+    Datapoint, Detector, DetectorFilter, DimensionInput, Enforcement, GqlDimension, Granularity, KeyCount,
+    MetricSeries, PageInfo, Pagination, Severity, Statistics, TimeRange,
 };
 use crate::error::ApiError;
 use crate::gql::caller;
@@ -194,6 +194,22 @@ impl SentinelQuery {
             average_score: s.average_score,
             mttr: s.mttr,
         })
+    }
+
+    /// The caller's tenant's enforcements in force now.
+    async fn enforcements(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Enforcement>> {
+        let c = caller(ctx, Scope::Read)?;
+        let state = ctx.data::<AppState>()?;
+        let list = crate::service::anomalies::enforcements(&state.services, c).await.map_err(gql_error)?;
+        Ok(list.iter().map(Enforcement::from).collect())
+    }
+
+    /// The caller's tenant's lockdown in force, or null.
+    async fn lockdown(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Enforcement>> {
+        let c = caller(ctx, Scope::Read)?;
+        let state = ctx.data::<AppState>()?;
+        let e = crate::service::anomalies::lockdown_state(&state.services, c).await.map_err(gql_error)?;
+        Ok(e.as_ref().map(Enforcement::from))
     }
 
     /// The detectors and their state for the caller's tenant.

@@ -119,6 +119,46 @@ pub struct Entity {
     pub name: String,
 }
 
+/// A block or rate limit in force on an entity of the tenant (set by a
+/// detector's shield action, a Shield gRPC action, or a lockdown).
+#[derive(SimpleObject, Debug, Clone)]
+pub struct Enforcement {
+    /// Its id.
+    pub id: ID,
+    /// What it holds.
+    pub entity: Entity,
+    /// `block` or `rate_limit`.
+    pub action: String,
+    /// Requests per window, for a rate limit.
+    pub rate_limit: Option<u64>,
+    /// The window in milliseconds, for a rate limit.
+    pub window_ms: Option<i64>,
+    /// Why (shown to refused callers).
+    pub reason: String,
+    /// The anomaly that caused it.
+    pub anomaly_id: Option<String>,
+    /// When it started (RFC 3339).
+    pub created_at: Option<String>,
+    /// When it ends (RFC 3339).
+    pub expires_at: Option<String>,
+}
+
+impl From<&llmsec_store::Enforcement> for Enforcement {
+    fn from(e: &llmsec_store::Enforcement) -> Enforcement {
+        Enforcement {
+            id: ID(e.id.clone()),
+            entity: Entity { kind: e.entity_kind.clone(), id: e.entity_id.clone(), name: e.entity_id.clone() },
+            action: e.action.clone(),
+            rate_limit: e.rate_limit,
+            window_ms: e.window_ms,
+            reason: e.reason.clone(),
+            anomaly_id: e.anomaly_id.clone(),
+            created_at: crate::time::rfc3339(e.created_at),
+            expires_at: crate::time::rfc3339(e.expires_at),
+        }
+    }
+}
+
 /// The numbers behind an anomaly.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct AnomalyMetrics {

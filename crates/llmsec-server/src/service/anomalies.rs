@@ -92,6 +92,116 @@ pub async fn enforcements(svc: &Services, caller: &Caller) -> Result<Vec<Enforce
     Ok(all.into_iter().filter(|e| e.tenant == caller.tenant).collect())
 }
 
+/// The longest lockdown or enforcement set by hand: 30 days.
+pub const MAX_ENFORCEMENT_SECS: u64 = 30 * 86_400;
+/// A lockdown's length when the caller names none: one hour.
+pub const DEFAULT_LOCKDOWN_SECS: u64 = 3_600;
+
+/// The caller's tenant's lockdown in force now, if any: a block of the
+/// `tenant` entity (set here, by a Shield action or by a detector).
+pub async fn lockdown_state(svc: &Services, caller: &Caller) -> Result<Option<Enforcement>, ServiceError> {
+    caller.require(Scope::Read)?;
+    Ok(lockdown_in_force(svc, caller).await?.into_iter().next())
+}
+
+async fn lockdown_in_force(svc: &Services, caller: &Caller) -> Result<Vec<Enforcement>, ServiceError> {
+    let now = svc.sentinel.now();
+    let all = svc.store.enforcements_in_force(now).await?;
+    Ok(all
+        .into_iter()
+        .filter(|e| {
+            e.tenant == caller.tenant
+                && e.entity_kind == "tenant"
+                && e.entity_id == caller.tenant
+                && e.action == "block"
+        })
+        .collect())
+}
+
+/// System lockdown: a tenant-wide block. Until it ends or is lifted, every
+/// analysis of the tenant (REST, GraphQL, gRPC) and every gateway call is
+/// refused, and the gateway ends the tenant's streams in flight; telemetry
+/// is still accepted, so monitoring goes on. Scope `triage`; audited. A
+/// tenant already locked down gets the lockdown in force back (`false`):
+/// lockdowns do not stack.
+pub async fn lockdown(
+    svc: &Services,
+    caller: &Caller,
+    reason: Option<&str>,
+    duration_secs: Option<u64>,
+) -> Result<(Enforcement, bool), ServiceError> {
+    caller.require(Scope::Triage)?;
+    let secs = duration_secs.unwrap_or(DEFAULT_LOCKDOWN_SECS);
+    if !(1..=MAX_ENFORCEMENT_SECS).contains(&secs) {
+        return Err(ServiceError::field("duration_secs", format!("must be between 1 and {MAX_ENFORCEMENT_SECS}")));
+    }
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty()).unwrap_or("system lockdown");
+    if reason.len() > 1024 {
+        return Err(ServiceError::field("reason", "at most 1024 bytes"));
+    }
+    if let Some(e) = lockdown_in_force(svc, caller).await?.into_iter().next() {
+        return Ok((e, false));
+    }
+    let now = svc.sentinel.now();
+    let e = Enforcement {
+        id: format!("lck_{}", uuid::Uuid::now_v7().simple()),
+        tenant: caller.tenant.clone(),
+        entity_kind: "tenant".into(),
+        entity_id: caller.tenant.clone(),
+        action: "block".into(),
+        rate_limit: None,
+        window_ms: None,
+        reason: format!("system lockdown: {reason}"),
+        anomaly_id: None,
+        created_at: now,
+        expires_at: now.saturating_add(secs as i64 * 1000),
+    };
+    svc.store.insert_enforcement(&e).await?;
+    svc.sentinel.enforcements.add(e.clone());
+    let details = json!({"reason": reason, "expires_at": crate::time::rfc3339(e.expires_at)});
+    audit(svc, caller, "lockdown.start", &e.id, details).await?;
+    Ok((e, true))
+}
+
+/// Lifts the caller's tenant's lockdown; answers the ids of the blocks
+/// ended (none when it was not locked down). Scope `triage`; audited.
+pub async fn lift_lockdown(svc: &Services, caller: &Caller) -> Result<Vec<String>, ServiceError> {
+    caller.require(Scope::Triage)?;
+    let ids: Vec<String> = lockdown_in_force(svc, caller).await?.into_iter().map(|e| e.id).collect();
+    end_all(svc, caller, &ids).await?;
+    if !ids.is_empty() {
+        audit(svc, caller, "lockdown.lift", &caller.tenant, json!({"enforcements": ids})).await?;
+    }
+    Ok(ids)
+}
+
+/// Ends one of the caller's tenant's enforcements now (a block, a rate
+/// limit, a lockdown), whoever set it. Scope `triage`; audited. False when
+/// it had already ended; not found when the tenant has no such enforcement.
+pub async fn end_enforcement(svc: &Services, caller: &Caller, id: &str) -> Result<bool, ServiceError> {
+    caller.require(Scope::Triage)?;
+    if svc.store.enforcement(&caller.tenant, id).await?.is_none() {
+        return Err(ServiceError::NotFound(format!("no enforcement {id:?}")));
+    }
+    let ended = end_all(svc, caller, &[id.to_owned()]).await? > 0;
+    if ended {
+        audit(svc, caller, "enforcement.end", id, json!({})).await?;
+    }
+    Ok(ended)
+}
+
+/// Ends these enforcements in the store and in this replica's cache (the
+/// other replicas at their next reload); answers how many were in force.
+async fn end_all(svc: &Services, caller: &Caller, ids: &[String]) -> Result<usize, ServiceError> {
+    let now = svc.sentinel.now();
+    let mut ended = 0;
+    for id in ids {
+        ended += usize::from(svc.store.end_enforcement(&caller.tenant, id, now).await?);
+    }
+    svc.sentinel.enforcements.end(&caller.tenant, ids);
+    Ok(ended)
+}
+
 /// What the Shield gateway reports after it enforced an action.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -266,6 +266,8 @@ async fn openapi_document_is_served_and_matches_docs() {
         "/api/v1/detectors",
         "/api/v1/detectors/{id}",
         "/api/v1/detectors/{id}/override",
+        "/api/v1/enforcements/{id}",
+        "/api/v1/lockdown",
         "/v1/traces",
     ] {
         assert!(r.body["paths"][path].is_object(), "{path} undocumented");

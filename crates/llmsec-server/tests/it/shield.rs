@@ -8,7 +8,7 @@ use std::str::FromStr;
 use axum::http::StatusCode;
 use llmsec_server::shield_grpc::pb;
 use llmsec_server::shield_grpc::pb::shield_action_client::ShieldActionClient;
-use serde_json::json;
+use serde_json::{Value, json};
 use tonic::metadata::MetadataValue;
 
 use crate::common::*;
@@ -187,4 +187,117 @@ async fn a_sentinel_drives_a_remote_shield_named_by_endpoint() {
     c.sentinel.detectors = Some(other);
     let e = llmsec_server::Server::start(c, Some(ADMIN.into())).await.unwrap_err().to_string();
     assert!(e.contains("shield_endpoints") && e.contains("evil.example:9090"), "{e}");
+}
+
+#[tokio::test]
+async fn a_lockdown_refuses_every_analysis_of_the_tenant_until_lifted_and_is_audited() {
+    let t = app().await;
+    let triage = make_key(&t.router, "default", &["triage", "read"]).await;
+    let reader = make_key(&t.router, "default", &["read"]).await;
+    let other = make_key(&t.router, "acme", &["analyze"]).await;
+
+    let state = get(&t.router, "/api/v1/lockdown", &reader).await;
+    assert_eq!((state.status, &state.body["locked_down"]), (StatusCode::OK, &json!(false)), "{}", state.text);
+    let refused = post(&t.router, "/api/v1/lockdown", &reader, json!({})).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "a read key cannot lock down: {}", refused.text);
+    let bad = post(&t.router, "/api/v1/lockdown", &triage, json!({"duration_secs": 0})).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    assert!(bad.text.contains("duration_secs"), "{}", bad.text);
+    let unknown = post(&t.router, "/api/v1/lockdown", &triage, json!({"reasn": "typo"})).await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "{}", unknown.text);
+    assert!(unknown.text.contains("reasn"), "{}", unknown.text);
+
+    let on =
+        post(&t.router, "/api/v1/lockdown", &triage, json!({"reason": "breach drill", "duration_secs": 600})).await;
+    assert_eq!(on.status, StatusCode::CREATED, "{}", on.text);
+    let id = on.body["enforcement"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(on.body["enforcement"]["entity"], json!({"type": "tenant", "id": "default"}));
+    // Lockdowns do not stack: the one in force comes back.
+    let again = post(&t.router, "/api/v1/lockdown", &triage, json!({})).await;
+    assert_eq!((again.status, again.body["enforcement"]["id"].as_str()), (StatusCode::OK, Some(id.as_str())));
+
+    for user in [None, Some("alice")] {
+        let mut body = json!({"input": BENIGN});
+        if let Some(u) = user {
+            body["user_id"] = json!(u);
+        }
+        let r = post(&t.router, "/api/security/analyze", ADMIN, body).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+        assert!(r.text.contains("system lockdown: breach drill"), "{}", r.text);
+    }
+    // Another tenant is not locked down.
+    let theirs = post(&t.router, "/api/security/analyze", &other, json!({"input": BENIGN})).await;
+    assert_eq!(theirs.status, StatusCode::OK, "{}", theirs.text);
+    let state = get(&t.router, "/api/v1/lockdown", &reader).await;
+    assert_eq!(state.body["locked_down"], true);
+
+    let off = send(&t.router, axum::http::Method::DELETE, "/api/v1/lockdown", Some(&triage), None).await;
+    assert_eq!(off.status, StatusCode::OK, "{}", off.text);
+    assert_eq!(off.body["ended"], json!([id]));
+    let ok = post(&t.router, "/api/security/analyze", ADMIN, json!({"input": BENIGN})).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    let off = send(&t.router, axum::http::Method::DELETE, "/api/v1/lockdown", Some(&triage), None).await;
+    assert_eq!(off.body["ended"], json!([]), "lifting twice ends nothing");
+
+    let log = get(&t.router, "/api/admin/audit", ADMIN).await;
+    assert!(log.text.contains("lockdown.start") && log.text.contains("lockdown.lift"), "{}", log.text);
+}
+
+#[tokio::test]
+async fn an_enforcement_ends_over_rest_and_another_tenants_id_is_not_found() {
+    let t = app().await;
+    let addr = serve(t.router.clone()).await;
+    let triage = make_key(&t.router, "default", &["triage"]).await;
+    let theirs = make_key(&t.router, "acme", &["triage"]).await;
+    let mut c = client(addr, &triage).await;
+    let r = c.enforce_action(block("an_rest", "session:s-9")).await.unwrap().into_inner();
+    let path = format!("/api/v1/enforcements/{}", r.enforcement_id);
+
+    let foreign = send(&t.router, axum::http::Method::DELETE, &path, Some(&theirs), None).await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{}", foreign.text);
+    let refused = post(&t.router, "/api/security/analyze", ADMIN, json!({"input": BENIGN, "session_id": "s-9"})).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    let ended = send(&t.router, axum::http::Method::DELETE, &path, Some(&triage), None).await;
+    assert_eq!((ended.status, &ended.body["ended"]), (StatusCode::OK, &json!(true)), "{}", ended.text);
+    let ok = post(&t.router, "/api/security/analyze", ADMIN, json!({"input": BENIGN, "session_id": "s-9"})).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    let twice = send(&t.router, axum::http::Method::DELETE, &path, Some(&triage), None).await;
+    assert_eq!(twice.body["ended"], json!(false));
+    let log = get(&t.router, "/api/admin/audit", ADMIN).await;
+    assert!(log.text.contains("enforcement.end"), "{}", log.text);
+}
+
+#[tokio::test]
+async fn lockdown_and_enforcements_over_graphql() {
+    let t = app().await;
+    let triage = make_key(&t.router, "default", &["triage", "read"]).await;
+    let reader = make_key(&t.router, "default", &["read"]).await;
+    let gql = |key: &str, query: &str| {
+        let (router, key, query) = (t.router.clone(), key.to_owned(), query.to_owned());
+        async move { post(&router, "/graphql", &key, json!({"query": query})).await.body }
+    };
+    let denied = gql(&reader, "mutation { lockdown(reason: \"x\") { id } }").await;
+    assert!(denied["errors"][0]["message"].as_str().unwrap().contains("triage"), "{denied}");
+    let on = gql(
+        &triage,
+        "mutation { lockdown(reason: \"drill\", durationSecs: 120) { id action reason entity { type id } } }",
+    )
+    .await;
+    let id = on["data"]["lockdown"]["id"].as_str().expect("a lockdown id").to_owned();
+    assert_eq!(on["data"]["lockdown"]["entity"], json!({"type": "tenant", "id": "default"}));
+    assert_eq!(on["data"]["lockdown"]["reason"], "system lockdown: drill");
+    let q = gql(&reader, "{ lockdown { id } enforcements { id action } }").await;
+    assert_eq!(q["data"]["lockdown"]["id"], id.as_str(), "{q}");
+    assert_eq!(q["data"]["enforcements"], json!([{"id": id, "action": "block"}]));
+    let refused = post(&t.router, "/api/security/analyze", ADMIN, json!({"input": BENIGN})).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let bad = gql(&triage, "mutation { lockdown(durationSecs: 99999999) { id } }").await;
+    assert_eq!(bad["errors"][0]["extensions"]["field"], "durationSecs", "{bad}");
+    let ended = gql(&triage, &format!("mutation {{ endEnforcement(id: \"{id}\") }}")).await;
+    assert_eq!(ended["data"]["endEnforcement"], true, "{ended}");
+    let lifted = gql(&triage, "mutation { liftLockdown }").await;
+    assert_eq!(lifted["data"]["liftLockdown"], json!([]), "already ended: {lifted}");
+    let q = gql(&reader, "{ lockdown { id } }").await;
+    assert_eq!(q["data"]["lockdown"], Value::Null);
 }
