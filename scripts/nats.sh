@@ -2,17 +2,19 @@
 # Starts a throwaway NATS server with JetStream on 127.0.0.1 for the test
 # suite and prints its URL. Installs the server from Debian's packages when it
 # is missing.
-#   scripts/nats.sh start DIR   -> prints nats://llmsec:PASSWORD@127.0.0.1:PORT
+#   scripts/nats.sh start DIR   -> prints nats://127.0.0.1:PORT
 #   scripts/nats.sh stop DIR
 #
 # JetStream's store, the log and the pid file stay under DIR. The server
-# requires the user `llmsec` with a password made up at start (in the URL),
-# so the tests go through authentication as a real deployment does.
-# LLMSEC_NATS_PORT picks the first port tried (default 54222).
+# requires the user `llmsec` with a password made up at the first start and
+# kept in DIR/password (readable by the caller only), so the tests go
+# through authentication as a real deployment does. LLMSEC_NATS_PORT picks
+# the first port tried (default 54222); started again with the same DIR,
+# the server takes its previous port when free, and its password and store.
 set -euo pipefail
 cmd=${1:?usage: nats.sh start|stop DIR}
 dir=$(realpath -m -- "${2:?usage: nats.sh start|stop DIR}")
-port=${LLMSEC_NATS_PORT:-54222}
+port=${LLMSEC_NATS_PORT:-$(cat "$dir/port" 2>/dev/null || echo 54222)}
 
 case "$cmd" in
   start)
@@ -27,7 +29,11 @@ case "$cmd" in
       if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then port=$((port + 1)); else break; fi
     done
     mkdir -p "$dir"
-    password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+    echo "$port" >"$dir/port"
+    if [ ! -s "$dir/password" ]; then
+      (umask 077 && od -An -N12 -tx1 /dev/urandom | tr -d ' \n' >"$dir/password")
+    fi
+    password=$(cat "$dir/password")
     : >"$dir/nats.log"
     # The password in a file only the caller reads, not on the command line.
     (umask 077 && printf 'authorization {\n  user: llmsec\n  password: "%s"\n}\n' "$password" >"$dir/nats.conf")
@@ -50,7 +56,7 @@ case "$cmd" in
       kill -TERM "$pid" 2>/dev/null || true
       exit 1
     fi
-    echo "nats://llmsec:$password@127.0.0.1:$port"
+    echo "nats://127.0.0.1:$port"
     ;;
   stop)
     [ -f "$dir/server.pid" ] || exit 0

@@ -8,7 +8,9 @@
 # stays under DIR. It runs as the calling user with its own epmd on a private
 # port, so stopping it kills only this node and its epmd, never another
 # RabbitMQ or Erlang node on the machine. LLMSEC_AMQP_PORT picks the first
-# port tried (default 56720).
+# port tried (default 56720). Started again after a stop, with the same DIR,
+# the node takes its previous port when free, and so its name and database:
+# durable exchanges, queues and persistent messages survive the restart.
 set -euo pipefail
 cmd=${1:?usage: rabbitmq.sh start|stop DIR}
 dir=$(realpath -m -- "${2:?usage: rabbitmq.sh start|stop DIR}")
@@ -62,10 +64,12 @@ case "$cmd" in
       (apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=300 rabbitmq-server) >&2
       [ -x "$rmq/rabbitmq-server" ] || { echo "rabbitmq.sh: no $rmq/rabbitmq-server after install" >&2; exit 1; }
     fi
-    RABBITMQ_NODE_PORT=$(free_port "${LLMSEC_AMQP_PORT:-56720}")
+    previous=$(cat "$dir/port" 2>/dev/null || true)
+    RABBITMQ_NODE_PORT=$(free_port "${LLMSEC_AMQP_PORT:-${previous:-56720}}")
     RABBITMQ_DIST_PORT=$(free_port 45672 "$RABBITMQ_NODE_PORT")
     ERL_EPMD_PORT=$(free_port 44369 "$RABBITMQ_NODE_PORT" "$RABBITMQ_DIST_PORT")
     mkdir -p "$dir/log" "$dir/mnesia" "$dir/plugins"
+    echo "$RABBITMQ_NODE_PORT" >"$dir/port"
     node_env
     printf 'RABBITMQ_NODE_PORT=%s\nRABBITMQ_DIST_PORT=%s\nERL_EPMD_PORT=%s\n' \
       "$RABBITMQ_NODE_PORT" "$RABBITMQ_DIST_PORT" "$ERL_EPMD_PORT" >"$dir/env"

@@ -59,11 +59,19 @@ impl AmqpSink {
     /// A sink for `cfg`: checks it, reads the URL from the environment
     /// variable `url_env` names and parses it. Opens no connection.
     pub fn new(cfg: &AmqpSinkConfig) -> Result<AmqpSink, SinkConfigError> {
-        let routing_key = cfg.routing_key_template()?;
+        cfg.routing_key_template()?;
         let url = secret_from_env("url_env", &cfg.url_env)?;
+        AmqpSink::with_url(cfg, &url)
+    }
+
+    /// A sink for `cfg` publishing to `url`, for a caller that holds the URL
+    /// itself (from a secret store, or a test's own broker) rather than in
+    /// the environment; `cfg.url_env` is not read. Opens no connection.
+    pub fn with_url(cfg: &AmqpSinkConfig, url: &str) -> Result<AmqpSink, SinkConfigError> {
+        let routing_key = cfg.routing_key_template()?;
         let uri: AMQPUri = url.parse().map_err(|e: String| {
             // The parser may quote the URL, password and all.
-            let why = if e.contains(&url) { "not a URL".to_owned() } else { e };
+            let why = if e.contains(url) { "not a URL".to_owned() } else { e };
             SinkConfigError::new("url_env", format!("{} does not hold an amqp:// or amqps:// URL: {why}", cfg.url_env))
         })?;
         let exchange = ShortString::try_new(cfg.exchange.clone())
@@ -143,9 +151,9 @@ impl AmqpSink {
         }
     }
 
-    /// `host:port/vhost`, without the credentials.
+    /// `host:port (vhost …)`, without the credentials.
     fn server(&self) -> String {
-        format!("{}:{}/{}", self.uri.authority.host, self.uri.authority.port, self.uri.vhost)
+        format!("{}:{} (vhost {})", self.uri.authority.host, self.uri.authority.port, self.uri.vhost)
     }
 
     fn properties(&self, r: &OutboxRecord<'_>, message_id: ShortString) -> BasicProperties {
