@@ -246,3 +246,43 @@ async fn a_stopped_broker_fails_the_publish_and_the_next_publish_after_its_resta
     let ids: Vec<_> = got.iter().map(|d| d.properties.message_id().as_ref().map(ShortString::to_string)).collect();
     assert_eq!(ids, [Some(before.id.clone()), Some(during.id.clone())]);
 }
+
+#[tokio::test]
+async fn a_channel_the_broker_closed_is_reopened_by_the_next_publish() {
+    let Some(url) = env_or_skip(URL_ENV, "a_channel_the_broker_closed_is_reopened_by_the_next_publish") else {
+        return;
+    };
+    let exchange = unique("llmsec-test-x-");
+    let sink = AmqpSink::new(&config(&exchange)).unwrap();
+    let (_conn, ch) = channel(&url).await;
+    sink.connect().await.unwrap();
+    let queue = bound_queue(&ch, &exchange, "llmsec.#").await;
+    sink.publish(Rec::new(0, "anomaly.detected", "acme").record()).await.unwrap();
+
+    // Someone deletes the exchange: the broker closes the sink's channel
+    // (404) on its next publish, which fails.
+    ch.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()).await.unwrap();
+    let lost = Rec::new(1, "anomaly.detected", "acme");
+    let err = sink.publish(lost.record()).await.unwrap_err();
+    assert!(err.0.contains("NOT_FOUND"), "{err}");
+    // The outbox's retry: a new connection and channel, the exchange declared
+    // again; its bindings went with the old one, so the record comes back
+    // unroutable rather than being dropped.
+    let err = sink.publish(lost.record()).await.unwrap_err();
+    assert!(err.0.contains("NO_ROUTE"), "{err}");
+    ch.queue_bind(
+        queue.as_str().into(),
+        exchange.as_str().into(),
+        "llmsec.#".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    sink.publish(lost.record()).await.unwrap();
+    let got = drain(&ch, &queue).await;
+    let ids: Vec<_> = got.iter().map(|d| d.properties.message_id().as_ref().map(ShortString::to_string)).collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[1].as_deref(), Some(lost.id.as_str()));
+    clean(&ch, &queue, &exchange).await;
+}
