@@ -227,3 +227,38 @@ impl OutboxPublisher for AmqpSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> AmqpSinkConfig {
+        toml::from_str("url_env = \"LLMSEC_UNSET_AMQP_URL_FOR_TEST\"\nexchange = \"llmsec\"\n").expect("parses")
+    }
+
+    #[test]
+    fn an_unset_url_variable_is_named() {
+        let e = AmqpSink::new(&config()).expect_err("unset");
+        assert_eq!(e.field, "url_env");
+        assert!(e.message.contains("LLMSEC_UNSET_AMQP_URL_FOR_TEST is not set"), "{e}");
+    }
+
+    #[test]
+    fn a_url_that_does_not_parse_is_refused_without_repeating_it() {
+        for url in ["http://u:s3cret@host/", "amqp://u:s3cret@host:notaport/", "not a url s3cret"] {
+            let e = AmqpSink::with_url(&config(), url).expect_err(url);
+            assert_eq!(e.field, "url_env", "{url}");
+            assert!(!e.message.contains("s3cret"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_sink_shows_where_it_publishes_but_not_the_password() {
+        let sink = AmqpSink::with_url(&config(), "amqp://llmsec:s3cret@rabbit:5673/prod").expect("builds");
+        let shown = format!("{sink:?}");
+        assert!(shown.contains("rabbit") && shown.contains("5673") && shown.contains("prod"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert_eq!(sink.routing_key("anomaly.detected", "acme"), "llmsec.anomaly.detected.acme");
+        assert_eq!(sink.server(), "rabbit:5673 (vhost prod)");
+    }
+}

@@ -198,3 +198,48 @@ impl OutboxPublisher for NatsSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> NatsSinkConfig {
+        toml::from_str(&format!("url = \"nats://127.0.0.1:4222\"\n{extra}")).expect("parses")
+    }
+
+    fn field_of(r: Result<NatsSink, SinkConfigError>) -> (String, String) {
+        let e = r.expect_err("refused");
+        (e.field, e.message)
+    }
+
+    #[test]
+    fn secrets_missing_from_the_environment_are_named_by_variable() {
+        let (field, message) = field_of(NatsSink::new(&config("token_env = \"LLMSEC_UNSET_TOKEN_FOR_TEST\"\n")));
+        assert_eq!(field, "token_env");
+        assert!(message.contains("LLMSEC_UNSET_TOKEN_FOR_TEST is not set"), "{message}");
+        let cfg = config("user = \"u\"\npassword_env = \"LLMSEC_UNSET_PASSWORD_FOR_TEST\"\n");
+        assert_eq!(field_of(NatsSink::new(&cfg)).0, "password_env");
+    }
+
+    #[test]
+    fn a_creds_file_that_is_missing_or_does_not_parse_is_refused_when_the_sink_is_built() {
+        let path = std::env::temp_dir().join(format!("llmsec-test-{}.creds", uuid::Uuid::new_v4().simple()));
+        let cfg = config(&format!("creds_file = {:?}\n", path.display().to_string()));
+        assert_eq!(field_of(NatsSink::new(&cfg)).0, "creds_file");
+        std::fs::write(&path, "not a creds file").expect("write");
+        let (field, message) = field_of(NatsSink::new(&cfg));
+        std::fs::remove_file(&path).expect("remove");
+        assert_eq!(field, "creds_file");
+        assert!(message.contains(&path.display().to_string()), "{message}");
+    }
+
+    #[test]
+    fn a_bad_server_address_is_named() {
+        let mut cfg = config("");
+        cfg.url = "nats://host:notaport".into();
+        assert_eq!(field_of(NatsSink::new(&cfg)).0, "url");
+        let sink = NatsSink::new(&config("subject = \"a.{tenant}.{event}\"\n")).expect("builds");
+        assert_eq!(sink.subject("anomaly.detected", "big corp"), "a.big_corp.anomaly.detected");
+        assert!(format!("{sink:?}").contains("a.{tenant}.{event}"));
+    }
+}
