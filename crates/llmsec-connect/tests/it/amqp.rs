@@ -217,6 +217,13 @@ async fn a_stopped_broker_fails_the_publish_and_the_next_publish_after_its_resta
     {
         return;
     }
+    // The shared broker may be elsewhere; this test stops and starts one of its own.
+    if !std::path::Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server").exists() {
+        eprintln!(
+            "skipped a_stopped_broker_…: rabbitmq-server is not installed here (scripts/rabbitmq.sh installs it)"
+        );
+        return;
+    }
     let dir = std::env::temp_dir().join(unique("llmsec-rabbitmq-"));
     let url = OwnNode::start(&dir);
     let node = OwnNode { dir: dir.clone() };
