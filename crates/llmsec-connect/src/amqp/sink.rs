@@ -130,6 +130,23 @@ impl AmqpSink {
     async fn open(&self) -> lapin::Result<Link> {
         let props = ConnectionProperties::default().with_connection_name("llmsec outbox".into());
         let connection = Connection::connect_uri(self.uri.clone(), props).await?;
+        match self.channel(&connection).await {
+            Ok(channel) => {
+                tracing::info!(server = %self.server(), exchange = self.exchange.as_str(), "amqp sink: connected");
+                Ok(Link { connection, channel })
+            }
+            Err(e) => {
+                // A missing exchange fails every attempt: close each
+                // connection rather than leave them to the broker.
+                let closing = connection.close(200, "llmsec: setup failed".into());
+                let _ = tokio::time::timeout(Duration::from_secs(1), closing).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// A channel in confirm mode, with the exchange declared (or checked).
+    async fn channel(&self, connection: &Connection) -> lapin::Result<Channel> {
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
         // The default exchange ("") always exists and cannot be declared.
@@ -137,8 +154,7 @@ impl AmqpSink {
             let options = ExchangeDeclareOptions { passive: !self.declare, durable: true, ..Default::default() };
             channel.exchange_declare(self.exchange.clone(), self.kind.clone(), options, FieldTable::default()).await?;
         }
-        tracing::info!(server = %self.server(), exchange = self.exchange.as_str(), "amqp sink: connected");
-        Ok(Link { connection, channel })
+        Ok(channel)
     }
 
     /// Forgets `failed` (unless a reconnect replaced it already) and closes it.

@@ -148,8 +148,11 @@ async fn an_existing_exchange_is_used_with_declare_false_and_a_missing_one_is_an
     let missing = unique("llmsec-test-missing-");
     let mut cfg = config(&missing);
     cfg.declare = false;
-    let err = AmqpSink::new(&cfg).unwrap().connect().await.unwrap_err();
-    assert!(err.0.contains("NOT_FOUND") && err.0.contains(&missing), "{err}");
+    let sink = AmqpSink::new(&cfg).unwrap();
+    for _ in 0..20 {
+        let err = sink.connect().await.unwrap_err();
+        assert!(err.0.contains("NOT_FOUND") && err.0.contains(&missing), "{err}");
+    }
 
     // An exchange someone else declared (a direct one), used as it is.
     let (_conn, ch) = channel(&url).await;
