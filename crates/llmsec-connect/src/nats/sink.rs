@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, context::Context, message::PublishMessage, stream};
+use async_nats::jetstream::context::{Context, PublishErrorKind};
+use async_nats::jetstream::{self, message::PublishMessage, stream};
 use async_nats::{ConnectOptions, ServerAddr};
 use tokio::sync::Mutex;
 
@@ -24,7 +25,8 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// The client connects on the first publish (or [`connect`](Self::connect));
 /// after that, async-nats reconnects by itself whenever the connection
 /// drops, and a publish made meanwhile fails when its acknowledgement does
-/// not come in time.
+/// not come in time. With `create_stream`, a publish that finds no stream
+/// makes the next one connect afresh and create it again.
 pub struct NatsSink {
     servers: Vec<ServerAddr>,
     auth: Secret,
@@ -191,7 +193,14 @@ impl OutboxPublisher for NatsSink {
                 }
                 Ok(())
             }
-            Ok(Err(e)) => Err(PublishError(format!("nats: publishing to {subject}: {e}"))),
+            Ok(Err(e)) => {
+                if e.kind() == PublishErrorKind::StreamNotFound && self.create.is_some() {
+                    // The stream this sink creates is gone (deleted by
+                    // hand?): connect afresh next time, which creates it.
+                    self.context.lock().await.take();
+                }
+                Err(PublishError(format!("nats: publishing to {subject}: {e}")))
+            }
             Err(_) => {
                 Err(PublishError(format!("nats: publishing to {subject}: no acknowledgement within {TIMEOUT:?}")))
             }

@@ -100,6 +100,27 @@ async fn a_record_published_again_with_its_idempotency_key_is_stored_once() {
 }
 
 #[tokio::test]
+async fn a_stream_deleted_under_the_sink_is_created_again_by_the_next_publish() {
+    let Some(url) = env_or_skip(URL_ENV, "a_stream_deleted_under_the_sink_is_created_again_by_the_next_publish") else {
+        return;
+    };
+    let (prefix, stream_name) = (unique("t"), unique("LLMSEC_T_"));
+    let sink = NatsSink::new(&config(&url, &prefix, &stream_name)).unwrap();
+    sink.publish(Rec::new(0, "anomaly.detected", "acme").record()).await.unwrap();
+    let js = context(&url).await;
+    js.delete_stream(&stream_name).await.unwrap();
+    let r = Rec::new(1, "anomaly.detected", "acme");
+    let err = sink.publish(r.record()).await.unwrap_err();
+    assert!(err.0.contains("no stream found"), "{err}");
+    // The outbox's retry.
+    sink.publish(r.record()).await.unwrap();
+    let stream = js.get_stream(&stream_name).await.unwrap();
+    assert_eq!(stream.get_info().await.unwrap().state.messages, 1);
+    assert_eq!(stream.get_raw_message(1).await.unwrap().payload.as_ref(), r.body.as_slice());
+    js.delete_stream(&stream_name).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_subject_no_stream_takes_or_another_stream_takes_is_a_publish_error() {
     let Some(url) = env_or_skip(URL_ENV, "a_subject_no_stream_takes_or_another_stream_takes_is_a_publish_error") else {
         return;
