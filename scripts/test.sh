@@ -7,7 +7,9 @@
 # with venv and pip for the Python package (scripts/python.sh). The server and
 # store tests run against a real PostgreSQL: scripts/postgres.sh installs it
 # from Debian's packages when missing and starts a throwaway server on
-# 127.0.0.1:55432 for the run (LLMSEC_PG_PORT to change it).
+# 127.0.0.1:55432 for the run (LLMSEC_PG_PORT to change it); likewise
+# scripts/rabbitmq.sh and scripts/nats.sh start RabbitMQ and NATS for the
+# broker sink tests.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -30,9 +32,9 @@ cargo --version
 rustc --version
 
 # One feature set for every cargo command here and in the scripts it runs
-# (--all-features: PostgreSQL and Kafka), so they all share one build. The
-# Kafka client builds librdkafka with cmake: scripts/build-deps.sh installs
-# cmake and libcurl's headers when missing.
+# (--all-features: PostgreSQL, Kafka, RabbitMQ, NATS), so they all share one
+# build. The Kafka client builds librdkafka with cmake: scripts/build-deps.sh
+# installs cmake and libcurl's headers when missing.
 section "build dependencies: scripts/build-deps.sh (cmake for librdkafka)"
 scripts/build-deps.sh
 
@@ -46,14 +48,28 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 section "services: PostgreSQL for the store and server tests"
 pg_dir=$(mktemp -d /tmp/llmsec-pg.XXXXXX)
+amqp_dir=$(mktemp -d /tmp/llmsec-rabbitmq.XXXXXX)
+nats_dir=$(mktemp -d /tmp/llmsec-nats.XXXXXX)
 cleanup() {
     scripts/postgres.sh stop "$pg_dir" || true
-    rm -rf "$pg_dir"
+    scripts/rabbitmq.sh stop "$amqp_dir" || true
+    scripts/nats.sh stop "$nats_dir" || true
+    rm -rf "$pg_dir" "$amqp_dir" "$nats_dir"
 }
 trap cleanup EXIT
 LLMSEC_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pg_dir")
 export LLMSEC_TEST_POSTGRES_URL
 echo "PostgreSQL at $LLMSEC_TEST_POSTGRES_URL"
+
+# The broker sinks' tests in llmsec-connect (features amqp and nats) publish
+# to and read back from real servers, installed from Debian's packages when
+# missing (rabbitmq-server, nats-server).
+section "services: RabbitMQ and NATS (JetStream) for the broker sink tests"
+LLMSEC_TEST_AMQP_URL=$(scripts/rabbitmq.sh start "$amqp_dir")
+LLMSEC_TEST_NATS_URL=$(scripts/nats.sh start "$nats_dir")
+LLMSEC_TEST_NATS_PASSWORD=$(cat "$nats_dir/password")
+export LLMSEC_TEST_AMQP_URL LLMSEC_TEST_NATS_URL LLMSEC_TEST_NATS_PASSWORD
+echo "RabbitMQ at $LLMSEC_TEST_AMQP_URL, NATS at $LLMSEC_TEST_NATS_URL (user llmsec)"
 
 section "services: the SARIF 2.1.0 schema for the llmsec lint tests"
 LLMSEC_SARIF_SCHEMA=$(scripts/sarif-schema.sh)

@@ -11,11 +11,21 @@
 //!   logic are always built (the server parses `[kafka]` and names what is
 //!   wrong with it in any build); the consumer and producer over librdkafka
 //!   need the `kafka` feature (`kafka::source`, `kafka::sink`).
+//! - [`amqp`]: the RabbitMQ outbox sink (`amqp::AmqpSink`, feature `amqp`),
+//!   publisher confirms, reconnecting after a failure.
+//! - [`nats`]: the NATS JetStream outbox sink (`nats::NatsSink`, feature
+//!   `nats`), acknowledged once stored, deduplicated by `Nats-Msg-Id`.
+//!
+//! The broker sinks' configurations and their routing-key / subject
+//! [`template`]s are built without the features, like Kafka's.
 #![deny(missing_docs)]
 
+pub mod amqp;
 pub mod ingest;
 pub mod kafka;
+pub mod nats;
 pub mod publish;
+pub mod template;
 
 pub use ingest::{Admission, IngestError, TelemetryIngest};
-pub use publish::{OutboxPublisher, OutboxRecord, PublishError};
+pub use publish::{OutboxPublisher, OutboxRecord, PublishError, SinkConfigError};
