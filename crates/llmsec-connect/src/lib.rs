@@ -11,11 +11,16 @@
 //!   logic are always built (the server parses `[kafka]` and names what is
 //!   wrong with it in any build); the consumer and producer over librdkafka
 //!   need the `kafka` feature (`kafka::source`, `kafka::sink`).
+//! - [`sinks`]: operator sinks (`[[sinks]]`): Splunk HEC, Elastic bulk
+//!   with ECS documents, Splunk SOAR, Grafana annotations and RFC 5424
+//!   syslog, each an [`OutboxPublisher`] built from its config. The HTTP
+//!   ones send with a `reqwest` client the server hands in (no feature).
 #![deny(missing_docs)]
 
 pub mod ingest;
 pub mod kafka;
 pub mod publish;
+pub mod sinks;
 
 pub use ingest::{Admission, IngestError, TelemetryIngest};
 pub use publish::{OutboxPublisher, OutboxRecord, PublishError};
