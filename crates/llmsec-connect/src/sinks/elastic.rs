@@ -63,7 +63,7 @@ fn default_prefix() -> String {
 }
 
 impl ElasticConfig {
-    pub(crate) fn validate(&self) -> Result<(), FieldError> {
+    fn check(&self) -> Result<(), FieldError> {
         super::check_base_url(&self.url)?;
         let prefix_ok = !self.index_prefix.is_empty()
             && !self.index_prefix.starts_with(['-', '_', '+'])
@@ -90,6 +90,24 @@ impl ElasticConfig {
     }
 }
 
+impl super::KindConfig for ElasticConfig {
+    fn kind_name(&self) -> &'static str {
+        "elastic"
+    }
+
+    fn validate(&self) -> Result<(), FieldError> {
+        self.check()
+    }
+
+    fn url(&self) -> Option<&str> {
+        Some(&self.url)
+    }
+
+    fn build(&self, ctx: &BuildContext<'_>) -> Result<std::sync::Arc<dyn OutboxPublisher>, FieldError> {
+        Ok(std::sync::Arc::new(Elastic::new(self, ctx)?))
+    }
+}
+
 #[derive(Debug)]
 enum Auth {
     None,
@@ -109,7 +127,7 @@ pub struct Elastic {
 impl Elastic {
     /// A publisher for `config`, its secret read now.
     pub fn new(config: &ElasticConfig, ctx: &BuildContext<'_>) -> Result<Elastic, FieldError> {
-        config.validate()?;
+        super::KindConfig::validate(config)?;
         let auth = if config.api_key_env.is_some() || config.api_key_file.is_some() {
             Auth::ApiKey(super::secret("api_key", config.api_key_env.as_deref(), config.api_key_file.as_deref(), ctx)?)
         } else if let Some(user) = &config.username {
@@ -354,10 +372,10 @@ mod tests {
     fn auth_settings_are_checked() {
         let mut c = config("http://h");
         c.username = Some("u".into());
-        assert_eq!(c.validate().unwrap_err().field, "api_key_env");
+        assert_eq!(c.check().unwrap_err().field, "api_key_env");
         c.api_key_env = None;
-        assert_eq!(c.validate().unwrap_err().field, "password");
+        assert_eq!(c.check().unwrap_err().field, "password");
         c.index_prefix = "Bad".into();
-        assert_eq!(c.validate().unwrap_err().field, "index_prefix");
+        assert_eq!(c.check().unwrap_err().field, "index_prefix");
     }
 }

@@ -46,7 +46,7 @@ pub struct GrafanaConfig {
 }
 
 impl GrafanaConfig {
-    pub(crate) fn validate(&self) -> Result<(), FieldError> {
+    fn check(&self) -> Result<(), FieldError> {
         super::check_base_url(&self.url)?;
         super::check_secret("token", &self.token_env, &self.token_file)?;
         if self.dashboard_uid.as_deref().is_some_and(str::is_empty) {
@@ -56,6 +56,29 @@ impl GrafanaConfig {
             return Err(FieldError::new("panel_id", "needs dashboard_uid"));
         }
         Ok(())
+    }
+}
+
+impl super::KindConfig for GrafanaConfig {
+    fn kind_name(&self) -> &'static str {
+        "grafana"
+    }
+
+    fn validate(&self) -> Result<(), FieldError> {
+        self.check()
+    }
+
+    fn url(&self) -> Option<&str> {
+        Some(&self.url)
+    }
+
+    fn events(&self) -> &'static [super::EventName] {
+        // Annotations are regions of time: anomalies have one, analyses do not.
+        &super::EventName::ALL[1..]
+    }
+
+    fn build(&self, ctx: &BuildContext<'_>) -> Result<std::sync::Arc<dyn OutboxPublisher>, FieldError> {
+        Ok(std::sync::Arc::new(Grafana::new(self, ctx)?))
     }
 }
 
@@ -71,7 +94,7 @@ pub struct Grafana {
 impl Grafana {
     /// A publisher for `config`, its token read now.
     pub fn new(config: &GrafanaConfig, ctx: &BuildContext<'_>) -> Result<Grafana, FieldError> {
-        config.validate()?;
+        super::KindConfig::validate(config)?;
         let token = super::secret("token", config.token_env.as_deref(), config.token_file.as_deref(), ctx)?;
         Ok(Grafana {
             endpoint: super::join(&config.url, "/api/annotations"),
@@ -181,6 +204,6 @@ mod tests {
             dashboard_uid: None,
             panel_id: Some(1),
         };
-        assert_eq!(c.validate().unwrap_err().field, "panel_id");
+        assert_eq!(c.check().unwrap_err().field, "panel_id");
     }
 }

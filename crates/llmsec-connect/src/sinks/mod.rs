@@ -13,8 +13,9 @@
 //! - [`grafana`]: Grafana annotations;
 //! - [`syslog`]: RFC 5424 over TCP (RFC 6587 octet counting) or UDP.
 //!
-//! A kind is one variant of [`SinkKind`] holding its config, and one arm of
-//! [`SinkKind::build`] calling its constructor; nothing else names kinds.
+//! A kind is its config type implementing [`KindConfig`] (its checks, what
+//! it can take, its constructor), one variant of [`SinkKind`] and one arm of
+//! [`SinkKind::config`]; nothing else names kinds.
 //! The HTTP kinds send with the client they are given (the server's, whose
 //! resolver enforces its egress policy); syslog resolves its address and
 //! asks the given [`AddressPolicy`] which addresses it may connect to.
@@ -275,15 +276,48 @@ impl FieldError {
     }
 }
 
-impl SinkConfig {
-    /// The events its kind can take.
-    pub fn supported(&self) -> &'static [EventName] {
-        match &self.kind {
-            SinkKind::Grafana(_) => &EventName::ALL[1..],
-            _ => &EventName::ALL,
+/// What every kind's config provides: its checks, the events and verdicts
+/// it can take, and the constructor of its publisher.
+pub trait KindConfig: std::fmt::Debug {
+    /// The `kind` as configured.
+    fn kind_name(&self) -> &'static str;
+    /// Checks the settings (not the secrets: [`build`](Self::build) reads those).
+    fn validate(&self) -> Result<(), FieldError>;
+    /// The events the kind can take.
+    fn events(&self) -> &'static [EventName] {
+        &EventName::ALL
+    }
+    /// The verdicts of the security events the kind can take.
+    fn verdicts(&self) -> &'static [Verdict] {
+        &[Verdict::Allow, Verdict::Sanitize, Verdict::Block]
+    }
+    /// The URL it sends to, for the caller's egress check (none for kinds that open their own sockets).
+    fn url(&self) -> Option<&str> {
+        None
+    }
+    /// The publisher; secrets are read now.
+    fn build(&self, ctx: &BuildContext<'_>) -> Result<Arc<dyn OutboxPublisher>, FieldError>;
+}
+
+impl SinkKind {
+    /// The kind's config.
+    pub fn config(&self) -> &dyn KindConfig {
+        match self {
+            SinkKind::SplunkHec(c) => c,
+            SinkKind::Elastic(c) => c,
+            SinkKind::Soar(c) => c,
+            SinkKind::Grafana(c) => c,
+            SinkKind::Syslog(c) => c,
         }
     }
 
+    /// The publisher for this kind. Secrets are read now.
+    pub fn build(&self, ctx: &BuildContext<'_>) -> Result<Arc<dyn OutboxPublisher>, FieldError> {
+        self.config().build(ctx)
+    }
+}
+
+impl SinkConfig {
     /// Checks the settings (not the secrets: those are read by [`SinkKind::build`]).
     pub fn validate(&self) -> Result<(), FieldError> {
         let name_ok = !self.name.is_empty()
@@ -292,48 +326,40 @@ impl SinkConfig {
         if !name_ok {
             return Err(FieldError::new("name", "must be 1-64 letters, digits, '-', '_' or '.'"));
         }
+        let kind = self.kind.config();
         for (i, e) in self.events.iter().enumerate() {
-            if !self.supported().contains(e) {
+            if !kind.events().contains(e) {
+                let takes: Vec<_> = kind.events().iter().map(|e| e.as_str()).collect();
                 return Err(FieldError::new(
                     format!("events[{i}]"),
-                    format!("{} sinks do not take {} (they take anomaly changes only)", self.kind_name(), e.as_str()),
+                    format!("{} sinks do not take {} (they take {})", kind.kind_name(), e.as_str(), takes.join(", ")),
                 ));
             }
         }
         if let Some(i) = self.tenants.iter().position(|t| t.trim().is_empty()) {
             return Err(FieldError::new(format!("tenants[{i}]"), "must not be empty"));
         }
-        if matches!(self.kind, SinkKind::Soar(_))
-            && let Some(i) = self.verdicts.iter().position(|v| *v != Verdict::Block)
-        {
-            return Err(FieldError::new(
-                format!("verdicts[{i}]"),
-                "soar sinks receive blocked security events only (leave verdicts out, or [\"block\"])",
-            ));
+        for (i, v) in self.verdicts.iter().enumerate() {
+            if !kind.verdicts().contains(v) {
+                let takes: Vec<_> = kind.verdicts().iter().map(|v| v.as_str()).collect();
+                return Err(FieldError::new(
+                    format!("verdicts[{i}]"),
+                    format!("{} sinks take security events with verdict {} only", kind.kind_name(), takes.join(", ")),
+                ));
+            }
         }
-        match &self.kind {
-            SinkKind::SplunkHec(c) => c.validate(),
-            SinkKind::Elastic(c) => c.validate(),
-            SinkKind::Soar(c) => c.validate(),
-            SinkKind::Grafana(c) => c.validate(),
-            SinkKind::Syslog(c) => c.validate(),
-        }
+        kind.validate()
     }
 
     /// The kind's name as configured.
     pub fn kind_name(&self) -> &'static str {
-        match &self.kind {
-            SinkKind::SplunkHec(_) => "splunk_hec",
-            SinkKind::Elastic(_) => "elastic",
-            SinkKind::Soar(_) => "soar",
-            SinkKind::Grafana(_) => "grafana",
-            SinkKind::Syslog(_) => "syslog",
-        }
+        self.kind.config().kind_name()
     }
 
     /// Whether the sink receives an event with these facts.
     pub fn accepts(&self, f: &Facts<'_>) -> bool {
-        if !self.supported().contains(&f.event) || !(self.events.is_empty() || self.events.contains(&f.event)) {
+        let kind = self.kind.config();
+        if !kind.events().contains(&f.event) || !(self.events.is_empty() || self.events.contains(&f.event)) {
             return false;
         }
         if !self.tenants.is_empty() && !self.tenants.iter().any(|t| t == f.tenant) {
@@ -346,11 +372,8 @@ impl SinkConfig {
         }
         if f.event == EventName::SecurityEvent {
             let verdict = f.verdict.unwrap_or_default();
-            // SOAR opens a case per delivery: only refusals are cases.
-            if matches!(self.kind, SinkKind::Soar(_)) && verdict != Verdict::Block.as_str() {
-                return false;
-            }
-            if !self.verdicts.is_empty() && !self.verdicts.iter().any(|v| v.as_str() == verdict) {
+            let wanted = if self.verdicts.is_empty() { kind.verdicts() } else { &self.verdicts[..] };
+            if !wanted.iter().any(|v| v.as_str() == verdict) {
                 return false;
             }
         }
@@ -359,13 +382,7 @@ impl SinkConfig {
 
     /// The URL the sink sends to, for the caller's egress check (none for syslog).
     pub fn url(&self) -> Option<&str> {
-        match &self.kind {
-            SinkKind::SplunkHec(c) => Some(&c.url),
-            SinkKind::Elastic(c) => Some(&c.url),
-            SinkKind::Soar(c) => Some(&c.url),
-            SinkKind::Grafana(c) => Some(&c.url),
-            SinkKind::Syslog(_) => None,
-        }
+        self.kind.config().url()
     }
 }
 
@@ -389,19 +406,6 @@ pub struct BuildContext<'a> {
 impl std::fmt::Debug for BuildContext<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BuildContext").field("addresses", &self.addresses).finish_non_exhaustive()
-    }
-}
-
-impl SinkKind {
-    /// The publisher for this kind: one constructor per kind. Secrets are read now.
-    pub fn build(&self, ctx: &BuildContext<'_>) -> Result<Arc<dyn OutboxPublisher>, FieldError> {
-        Ok(match self {
-            SinkKind::SplunkHec(c) => Arc::new(splunk::SplunkHec::new(c, ctx)?),
-            SinkKind::Elastic(c) => Arc::new(elastic::Elastic::new(c, ctx)?),
-            SinkKind::Soar(c) => Arc::new(soar::Soar::new(c, ctx)?),
-            SinkKind::Grafana(c) => Arc::new(grafana::Grafana::new(c, ctx)?),
-            SinkKind::Syslog(c) => Arc::new(syslog::Syslog::new(c, ctx)?),
-        })
     }
 }
 

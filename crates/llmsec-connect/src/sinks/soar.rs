@@ -47,13 +47,36 @@ fn default_label() -> String {
 }
 
 impl SoarConfig {
-    pub(crate) fn validate(&self) -> Result<(), FieldError> {
+    fn check(&self) -> Result<(), FieldError> {
         super::check_base_url(&self.url)?;
         super::check_secret("token", &self.token_env, &self.token_file)?;
         if self.label.is_empty() || !self.label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(FieldError::new("label", "must be letters, digits or '_'"));
         }
         Ok(())
+    }
+}
+
+impl super::KindConfig for SoarConfig {
+    fn kind_name(&self) -> &'static str {
+        "soar"
+    }
+
+    fn validate(&self) -> Result<(), FieldError> {
+        self.check()
+    }
+
+    fn url(&self) -> Option<&str> {
+        Some(&self.url)
+    }
+
+    fn verdicts(&self) -> &'static [super::Verdict] {
+        // A SOAR container is a case: only refusals are cases.
+        &[super::Verdict::Block]
+    }
+
+    fn build(&self, ctx: &BuildContext<'_>) -> Result<std::sync::Arc<dyn OutboxPublisher>, FieldError> {
+        Ok(std::sync::Arc::new(Soar::new(self, ctx)?))
     }
 }
 
@@ -70,7 +93,7 @@ pub struct Soar {
 impl Soar {
     /// A publisher for `config`, its token read now.
     pub fn new(config: &SoarConfig, ctx: &BuildContext<'_>) -> Result<Soar, FieldError> {
-        config.validate()?;
+        super::KindConfig::validate(config)?;
         let token = super::secret("token", config.token_env.as_deref(), config.token_file.as_deref(), ctx)?;
         Ok(Soar {
             containers: super::join(&config.url, "/rest/container"),

@@ -53,7 +53,7 @@ pub(crate) fn default_host() -> String {
 }
 
 impl SplunkHecConfig {
-    pub(crate) fn validate(&self) -> Result<(), FieldError> {
+    fn check(&self) -> Result<(), FieldError> {
         super::check_base_url(&self.url)?;
         super::check_secret("token", &self.token_env, &self.token_file)?;
         if let Some(c) = &self.channel
@@ -71,6 +71,24 @@ impl SplunkHecConfig {
     }
 }
 
+impl super::KindConfig for SplunkHecConfig {
+    fn kind_name(&self) -> &'static str {
+        "splunk_hec"
+    }
+
+    fn validate(&self) -> Result<(), FieldError> {
+        self.check()
+    }
+
+    fn url(&self) -> Option<&str> {
+        Some(&self.url)
+    }
+
+    fn build(&self, ctx: &BuildContext<'_>) -> Result<std::sync::Arc<dyn OutboxPublisher>, FieldError> {
+        Ok(std::sync::Arc::new(SplunkHec::new(self, ctx)?))
+    }
+}
+
 /// Sends each delivery as one HEC event.
 #[derive(Debug)]
 pub struct SplunkHec {
@@ -83,7 +101,7 @@ pub struct SplunkHec {
 impl SplunkHec {
     /// A publisher for `config`, its token read now.
     pub fn new(config: &SplunkHecConfig, ctx: &BuildContext<'_>) -> Result<SplunkHec, FieldError> {
-        config.validate()?;
+        super::KindConfig::validate(config)?;
         let token = super::secret("token", config.token_env.as_deref(), config.token_file.as_deref(), ctx)?;
         Ok(SplunkHec {
             endpoint: super::join(&config.url, "/services/collector/event"),

@@ -106,7 +106,7 @@ fn default_timeout_ms() -> u64 {
 const MAX_DATAGRAM: usize = 65_507;
 
 impl SyslogConfig {
-    pub(crate) fn validate(&self) -> Result<(), FieldError> {
+    fn check(&self) -> Result<(), FieldError> {
         self.host_port()?;
         self.facility_code()?;
         if let Some(h) = &self.hostname
@@ -142,6 +142,20 @@ impl SyslogConfig {
         FACILITIES.iter().position(|f| *f == self.facility).map(|i| i as u8).ok_or_else(|| {
             FieldError::new("facility", format!("{:?}: expected one of {}", self.facility, FACILITIES.join(", ")))
         })
+    }
+}
+
+impl super::KindConfig for SyslogConfig {
+    fn kind_name(&self) -> &'static str {
+        "syslog"
+    }
+
+    fn validate(&self) -> Result<(), FieldError> {
+        self.check()
+    }
+
+    fn build(&self, ctx: &BuildContext<'_>) -> Result<std::sync::Arc<dyn OutboxPublisher>, FieldError> {
+        Ok(std::sync::Arc::new(Syslog::new(self, ctx)?))
     }
 }
 
@@ -306,7 +320,7 @@ pub struct Syslog {
 impl Syslog {
     /// A publisher for `config`; it connects on the first delivery.
     pub fn new(config: &SyslogConfig, ctx: &BuildContext<'_>) -> Result<Syslog, FieldError> {
-        config.validate()?;
+        super::KindConfig::validate(config)?;
         let (host, port) = config.host_port()?;
         let hostname = config.hostname.clone().unwrap_or_else(|| {
             std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -584,13 +598,13 @@ mod tests {
         assert!(e.0.contains("egress refused"), "{e}");
         let mut c = config("siem:514".into(), Transport::Tcp, Format::Json);
         c.facility = "local9".into();
-        assert_eq!(c.validate().unwrap_err().field, "facility");
+        assert_eq!(c.check().unwrap_err().field, "facility");
         c.facility = "auth".into();
         c.address = "siem".into();
-        assert_eq!(c.validate().unwrap_err().field, "address");
+        assert_eq!(c.check().unwrap_err().field, "address");
         c.address = "[::1]:514".into();
         assert_eq!(c.host_port().unwrap(), ("::1", 514));
         c.sd_id = "no-enterprise".into();
-        assert_eq!(c.validate().unwrap_err().field, "sd_id");
+        assert_eq!(c.check().unwrap_err().field, "sd_id");
     }
 }
