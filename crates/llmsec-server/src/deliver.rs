@@ -1,5 +1,7 @@
 //! Webhooks: which subscriptions want an analysis, the deliveries that go
-//! into the outbox with its event, and the worker that sends them.
+//! into the outbox with its event, and the worker that sends them (and
+//! hands broker deliveries, [`crate::broker`], and operator-sink
+//! deliveries, [`crate::sinks`], to their publishers).
 //!
 //! Delivery is at-least-once. A delivery is written in the same
 //! transaction as its event; the worker leases due deliveries, POSTs them

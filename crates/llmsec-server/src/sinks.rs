@@ -110,24 +110,9 @@ impl SinkRegistry {
         Ok(SinkRegistry { by_name })
     }
 
-    /// A registry of the given publishers (tests, and publishers built elsewhere).
-    pub fn from_publishers(publishers: impl IntoIterator<Item = (String, Arc<dyn OutboxPublisher>)>) -> SinkRegistry {
-        SinkRegistry { by_name: publishers.into_iter().collect() }
-    }
-
     /// The publisher of sink `name`.
     pub fn get(&self, name: &str) -> Option<&Arc<dyn OutboxPublisher>> {
         self.by_name.get(name)
-    }
-
-    /// How many sinks there are.
-    pub fn len(&self) -> usize {
-        self.by_name.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
     }
 }
 
