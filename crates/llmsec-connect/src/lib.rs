@@ -15,6 +15,10 @@
 //!   publisher confirms, reconnecting after a failure.
 //! - [`nats`]: the NATS JetStream outbox sink (`nats::NatsSink`, feature
 //!   `nats`), acknowledged once stored, deduplicated by `Nats-Msg-Id`.
+//! - [`sinks`]: operator sinks (`[[sinks]]`): Splunk HEC, Elastic bulk
+//!   with ECS documents, Splunk SOAR, Grafana annotations and RFC 5424
+//!   syslog, each an [`OutboxPublisher`] built from its config. The HTTP
+//!   ones send with a `reqwest` client the server hands in (no feature).
 //!
 //! The broker sinks' configurations and their routing-key / subject
 //! [`template`]s are built without the features, like Kafka's.
@@ -25,6 +29,7 @@ pub mod ingest;
 pub mod kafka;
 pub mod nats;
 pub mod publish;
+pub mod sinks;
 pub mod template;
 
 pub use ingest::{Admission, IngestError, TelemetryIngest};

@@ -38,6 +38,12 @@ pub fn key_of(d: &Delivery) -> String {
 
 /// A pending delivery of `data` to `topic`, keyed by `key`.
 pub fn delivery(topic: &str, tenant: &str, key: &str, event: &str, data: Value, now: Millis) -> Delivery {
+    envelope(format!("{KAFKA_TARGET}{topic}"), tenant, key, event, data, now)
+}
+
+/// A pending delivery to `target` (the `webhook_id` of a broker or sink
+/// delivery) whose body is the JSON envelope above, with a fresh id.
+pub fn envelope(target: String, tenant: &str, key: &str, event: &str, data: Value, now: Millis) -> Delivery {
     let id = uuid::Uuid::now_v7().to_string();
     let body = json!({
         "id": id,
@@ -49,7 +55,7 @@ pub fn delivery(topic: &str, tenant: &str, key: &str, event: &str, data: Value, 
     });
     Delivery {
         id,
-        webhook_id: format!("{KAFKA_TARGET}{topic}"),
+        webhook_id: target,
         tenant: tenant.to_owned(),
         event: event.to_owned(),
         payload: body.to_string(),
@@ -63,9 +69,9 @@ pub fn delivery(topic: &str, tenant: &str, key: &str, event: &str, data: Value, 
     }
 }
 
-/// The delivery of a stored security event to `topic` (`security_event`, keyed by tenant).
-pub fn security_event(topic: &str, ev: &SecurityEvent, now: Millis) -> Delivery {
-    let data = json!({
+/// The `data` of a security event's envelope.
+pub fn security_event_data(ev: &SecurityEvent) -> Value {
+    json!({
         "event_id": ev.id,
         "event_type": ev.event_type,
         "verdict": ev.verdict,
@@ -74,8 +80,12 @@ pub fn security_event(topic: &str, ev: &SecurityEvent, now: Millis) -> Delivery 
         "user_id": ev.user_id,
         "session_id": ev.session_id,
         "timestamp": crate::time::rfc3339(ev.timestamp),
-    });
-    delivery(topic, &ev.tenant, &ev.tenant, "security_event", data, now)
+    })
+}
+
+/// The delivery of a stored security event to `topic` (`security_event`, keyed by tenant).
+pub fn security_event(topic: &str, ev: &SecurityEvent, now: Millis) -> Delivery {
+    delivery(topic, &ev.tenant, &ev.tenant, "security_event", security_event_data(ev), now)
 }
 
 /// The event name of an anomaly change: `anomaly.detected`, `anomaly.acknowledged`,
@@ -93,9 +103,14 @@ pub fn anomaly_event(change: Change) -> Option<&'static str> {
 /// The delivery of an anomaly change, keyed by the anomaly's application
 /// (its tenant when it names none); the data is the anomaly as webhooks carry it.
 pub fn anomaly(topic: &str, tenant: &str, event: &str, a: &Anomaly, now: Millis) -> Delivery {
+    anomaly_to(format!("{KAFKA_TARGET}{topic}"), tenant, event, a, now)
+}
+
+/// The delivery of an anomaly change to `target` (see [`anomaly`]).
+pub fn anomaly_to(target: String, tenant: &str, event: &str, a: &Anomaly, now: Millis) -> Delivery {
     let key = a.context.application_id.clone().unwrap_or_else(|| tenant.to_owned());
     let data = serde_json::to_value(a).unwrap_or(Value::Null);
-    delivery(topic, tenant, &key, event, data, now)
+    envelope(target, tenant, &key, event, data, now)
 }
 
 #[cfg(test)]

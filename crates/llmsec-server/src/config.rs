@@ -37,6 +37,13 @@
 //! url = "https://siem.example/hook"
 //! secret = "at-least-16-bytes-of-secret"
 //! events = ["threat.detected"]
+//!
+//! [[sinks]]               # SIEM/SOAR/observability sinks fed from the outbox
+//! name = "splunk"
+//! kind = "splunk_hec"     # splunk_hec | elastic | soar | grafana | syslog
+//! url = "https://splunk.example:8088"
+//! token_env = "SPLUNK_HEC_TOKEN"
+//! verdicts = ["block", "sanitize"]
 //! ```
 
 use std::collections::BTreeMap;
@@ -276,6 +283,9 @@ pub struct ServerConfig {
     pub otel: Option<crate::otel::OtelConfig>,
     /// Kafka: a telemetry source and topics the outbox publishes to; off when absent.
     pub kafka: Option<llmsec_connect::kafka::KafkaConfig>,
+    /// Operator sinks (`[[sinks]]`): SIEM, SOAR and observability systems
+    /// the outbox delivers security events and anomaly changes to.
+    pub sinks: Vec<llmsec_connect::sinks::SinkConfig>,
 }
 
 /// The `[threat_intel]` section: JSON Lines feeds of known attack prompts
@@ -371,6 +381,7 @@ impl Default for ServerConfig {
             dashboard: DashboardConfig::default(),
             otel: None,
             kafka: None,
+            sinks: Vec::new(),
         }
     }
 }
@@ -572,6 +583,30 @@ impl ServerConfig {
             egress
                 .check_url(&w.webhook.url)
                 .map_err(|e| ConfigError::Invalid { field: format!("webhooks[{i}].url"), message: e.to_string() })?;
+        }
+        self.validate_sinks(&egress)
+    }
+
+    /// Checks `[[sinks]]`: each entry's settings, unique names, and the
+    /// egress policy for IP-literal targets (names are checked when resolved).
+    fn validate_sinks(&self, egress: &crate::egress::EgressPolicy) -> Result<(), ConfigError> {
+        use llmsec_connect::sinks::SinkKind;
+        for (i, s) in self.sinks.iter().enumerate() {
+            let invalid =
+                |field: &str, message: String| ConfigError::Invalid { field: format!("sinks[{i}].{field}"), message };
+            s.validate().map_err(|e| invalid(&e.field, e.message))?;
+            if self.sinks[..i].iter().any(|o| o.name == s.name) {
+                return Err(invalid("name", format!("{:?} is the name of an earlier sink", s.name)));
+            }
+            if let Some(url) = s.url() {
+                egress.check_url(url).map_err(|e| invalid("url", e.to_string()))?;
+            }
+            if let SinkKind::Syslog(c) = &s.kind
+                && let Ok((host, _)) = c.host_port()
+                && let Ok(ip) = host.parse::<std::net::IpAddr>()
+            {
+                egress.check_ip(ip).map_err(|e| invalid("address", e.to_string()))?;
+            }
         }
         Ok(())
     }
@@ -1451,6 +1486,53 @@ model_prefixes = ["claude-"]
             g.upstreams[1].models = vec!["m".into()];
         });
         assert!(e.starts_with("gateway.upstreams[1].models[0]"), "{e}");
+    }
+
+    #[test]
+    fn sinks_parse_round_trip_and_name_their_mistakes() {
+        let text = r#"
+[egress]
+allow = ["10.0.0.0/8"]
+
+[[sinks]]
+name = "splunk"
+kind = "splunk_hec"
+url = "https://10.1.2.3:8088"
+token_env = "HEC_TOKEN"
+events = ["security_event"]
+verdicts = ["block"]
+
+[[sinks]]
+name = "syslog"
+kind = "syslog"
+address = "10.1.2.4:6514"
+"#;
+        let c: ServerConfig = toml::from_str(text).unwrap();
+        c.validate().unwrap();
+        assert_eq!(toml::from_str::<ServerConfig>(&toml::to_string(&c).unwrap()).unwrap(), c);
+        assert_eq!(serde_norway::from_str::<ServerConfig>(&serde_norway::to_string(&c).unwrap()).unwrap(), c);
+        assert_eq!(serde_json::from_str::<ServerConfig>(&serde_json::to_string(&c).unwrap()).unwrap(), c);
+        let mut dup = c.clone();
+        dup.sinks[1].name = "splunk".into();
+        assert!(dup.validate().unwrap_err().to_string().starts_with("sinks[1].name"));
+        let mut internal = c.clone();
+        internal.egress.allow.clear();
+        let e = internal.validate().unwrap_err().to_string();
+        assert!(e.starts_with("sinks[0].url"), "{e}");
+        internal.sinks.remove(0);
+        assert!(internal.validate().unwrap_err().to_string().starts_with("sinks[0].address"));
+        let mut grafana = c.clone();
+        grafana.sinks[0] = toml::from_str::<ServerConfig>(
+            "[[sinks]]\nname='g'\nkind='grafana'\nurl='https://g.example'\ntoken_env='G'\nevents=['security_event']\n",
+        )
+        .unwrap()
+        .sinks
+        .remove(0);
+        assert!(grafana.validate().unwrap_err().to_string().starts_with("sinks[0].events[0]"));
+        let e = toml::from_str::<ServerConfig>("[[sinks]]\nname='x'\nkind='elastic'\nurl='http://h'\npassword='p'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `password`"), "inline secrets are refused: {e}");
     }
 
     #[test]

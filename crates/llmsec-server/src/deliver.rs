@@ -1,5 +1,7 @@
 //! Webhooks: which subscriptions want an analysis, the deliveries that go
-//! into the outbox with its event, and the worker that sends them.
+//! into the outbox with its event, and the worker that sends them (and
+//! hands broker deliveries, [`crate::broker`], and operator-sink
+//! deliveries, [`crate::sinks`], to their publishers).
 //!
 //! Delivery is at-least-once. A delivery is written in the same
 //! transaction as its event; the worker leases due deliveries, POSTs them
@@ -156,6 +158,7 @@ pub struct DeliveryWorker {
     egress: Arc<EgressPolicy>,
     incidents: Option<Arc<dyn IncidentSink>>,
     publisher: Option<Arc<dyn llmsec_connect::OutboxPublisher>>,
+    sinks: Arc<crate::sinks::SinkRegistry>,
 }
 
 /// Who hears of delivered incident creations: the incident manager answers
@@ -189,7 +192,17 @@ impl DeliveryWorker {
             .timeout(Duration::from_millis(config.timeout_ms))
             .user_agent(concat!("llmsec-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(DeliveryWorker { store, webhooks, config, notify, client, egress, incidents: None, publisher: None })
+        Ok(DeliveryWorker {
+            store,
+            webhooks,
+            config,
+            notify,
+            client,
+            egress,
+            incidents: None,
+            publisher: None,
+            sinks: Arc::default(),
+        })
     }
 
     /// Reports delivered incident creations to `sink` (incident ids come back in answers).
@@ -203,6 +216,19 @@ impl DeliveryWorker {
     pub fn with_publisher(mut self, publisher: Option<Arc<dyn llmsec_connect::OutboxPublisher>>) -> DeliveryWorker {
         self.publisher = publisher;
         self
+    }
+
+    /// Publishes sink deliveries ([`crate::sinks`]) through `sinks`; a
+    /// delivery for a sink it lacks is retried, then dead-lettered.
+    pub fn with_sinks(mut self, sinks: crate::sinks::SinkRegistry) -> DeliveryWorker {
+        self.sinks = Arc::new(sinks);
+        self
+    }
+
+    /// The worker's HTTP client: redirects off, no proxy, names resolved
+    /// under the egress policy. Sinks send with it.
+    pub fn client(&self) -> reqwest::Client {
+        self.client.clone()
     }
 
     /// Runs until `shutdown` turns true. In-flight attempts finish first.
@@ -262,7 +288,9 @@ impl DeliveryWorker {
 
     async fn attempt(&self, d: Delivery) {
         let outcome = if let Some(topic) = crate::broker::topic_of(&d) {
-            self.publish(topic, &d).await
+            self.publish(self.publisher.as_ref(), NO_PUBLISHER, topic, &d).await
+        } else if let Some(name) = crate::sinks::name_of(&d) {
+            self.publish(self.sinks.get(name), NO_SINK, name, &d).await
         } else {
             match self.webhooks.find(&d.tenant, &d.webhook_id) {
                 None => Attempt::Failed { status: None, error: "webhook deleted".into(), retry_at: None },
@@ -284,11 +312,19 @@ impl DeliveryWorker {
         }
     }
 
-    /// Publishes a broker delivery and waits for the broker's acknowledgement.
-    /// A delivered record records status 0 (no HTTP status).
-    async fn publish(&self, topic: &str, d: &Delivery) -> Attempt {
-        let result = match &self.publisher {
-            None => Err(NO_PUBLISHER.to_owned()),
+    /// Publishes a broker or sink delivery through `publisher` (`missing`
+    /// when there is none) and waits for its acknowledgement. A delivered
+    /// record records status 0 (no HTTP status); a failure records a
+    /// category, its detail (which can name hosts) goes to the log.
+    async fn publish(
+        &self,
+        publisher: Option<&Arc<dyn llmsec_connect::OutboxPublisher>>,
+        missing: &str,
+        topic: &str,
+        d: &Delivery,
+    ) -> Attempt {
+        let result = match publisher {
+            None => Err(missing.to_owned()),
             Some(p) => {
                 let key = crate::broker::key_of(d);
                 let record = llmsec_connect::OutboxRecord {
@@ -300,7 +336,7 @@ impl DeliveryWorker {
                     payload: d.payload.as_bytes(),
                 };
                 p.publish(record).await.map_err(|e| {
-                    tracing::warn!(delivery = %d.id, %topic, error = %e, "broker publish failed");
+                    tracing::warn!(delivery = %d.id, target = %d.webhook_id, error = %e, "broker or sink publish failed");
                     PUBLISH_FAILED.to_owned()
                 })
             }
@@ -378,12 +414,22 @@ pub const EGRESS_REFUSED: &str = "egress refused";
 
 /// A broker delivery found no publisher (`[kafka.sink]` was removed).
 const NO_PUBLISHER: &str = "no broker sink configured";
-/// A broker did not acknowledge a record.
+/// A sink delivery names a sink no longer in `[[sinks]]`.
+pub const NO_SINK: &str = "sink not configured";
+/// A broker or sink did not acknowledge a record.
 const PUBLISH_FAILED: &str = "publish failed";
 
 /// The categories a failed attempt records besides `HTTP <status>`.
-const CATEGORIES: &[&str] =
-    &[EGRESS_REFUSED, "connect failed", "timeout", "request failed", "webhook deleted", NO_PUBLISHER, PUBLISH_FAILED];
+const CATEGORIES: &[&str] = &[
+    EGRESS_REFUSED,
+    "connect failed",
+    "timeout",
+    "request failed",
+    "webhook deleted",
+    NO_PUBLISHER,
+    NO_SINK,
+    PUBLISH_FAILED,
+];
 
 /// What a tenant is told of a failed attempt: a category, never the
 /// connection error (it can name internal hosts and addresses).

@@ -39,6 +39,7 @@ pub mod sentinel;
 pub mod sentinel_graphql;
 pub mod service;
 pub mod shield_grpc;
+pub mod sinks;
 pub mod state;
 pub mod time;
 pub mod ws;
@@ -196,6 +197,7 @@ impl Server {
         ));
         sentinel.set_egress(egress.clone());
         sentinel.set_kafka_sink(config.kafka.as_ref().and_then(|k| k.sink.clone()));
+        sentinel.set_sinks(config.sinks.clone());
         let policy = match &config.policy {
             Some(p) => Some(Arc::new(crate::policy::PolicyHandle::load(p)?)),
             None => None,
@@ -249,9 +251,13 @@ impl Server {
         let (publisher, kafka_task) = kafka::start(&state.services, stop_rx.clone()).map_err(StartError::Kafka)?;
         #[cfg(not(feature = "kafka"))]
         let (publisher, kafka_task) = (None, None);
-        let worker = DeliveryWorker::new(store.clone(), webhooks, config.delivery.clone(), delivery_notify, egress)?
-            .with_incidents(sentinel.clone())
-            .with_publisher(publisher);
+        let worker =
+            DeliveryWorker::new(store.clone(), webhooks, config.delivery.clone(), delivery_notify, egress.clone())?
+                .with_incidents(sentinel.clone())
+                .with_publisher(publisher);
+        // Sinks send with the worker's client, so the egress policy holds for them too.
+        let sinks = sinks::SinkRegistry::build(&config.sinks, worker.client(), egress, &|k| std::env::var(k).ok())?;
+        let worker = worker.with_sinks(sinks);
         let worker_task = tokio::spawn(worker.run(stop_rx.clone()));
         sentinel.restore().await?;
         let sentinel_task = tokio::spawn(sentinel.run(stop_rx.clone()));

@@ -228,6 +228,8 @@ pub struct SentinelService {
     egress: RwLock<Arc<crate::egress::EgressPolicy>>,
     /// The Kafka topics anomalies and their changes are published to.
     kafka_sink: RwLock<Option<llmsec_connect::kafka::SinkConfig>>,
+    /// The operator sinks (`[[sinks]]`) anomaly changes are delivered to.
+    sinks: RwLock<Arc<[llmsec_connect::sinks::SinkConfig]>>,
 }
 
 /// Events queued for the processor at most; ingestion waits beyond that.
@@ -274,6 +276,7 @@ impl SentinelService {
             feed,
             egress: RwLock::default(),
             kafka_sink: RwLock::default(),
+            sinks: RwLock::new(Arc::new([])),
         }
     }
 
@@ -288,19 +291,32 @@ impl SentinelService {
         *self.kafka_sink.write().unwrap_or_else(|p| p.into_inner()) = sink;
     }
 
-    /// Queues an anomaly change for the Kafka sink's topic, if one is configured for it.
+    /// Delivers anomaly changes to these operator sinks from now on (each takes those its filters accept).
+    pub fn set_sinks(&self, sinks: Vec<llmsec_connect::sinks::SinkConfig>) {
+        *self.sinks.write().unwrap_or_else(|p| p.into_inner()) = sinks.into();
+    }
+
+    /// Queues an anomaly change, in one write, for the Kafka sink's topic
+    /// (if one is configured for it) and for the operator sinks that take it.
     async fn publish(&self, tenant: &str, change: Change, a: &Anomaly) {
         let Some(event) = crate::broker::anomaly_event(change) else { return };
+        let now = llmsec_store::now_millis();
         let topic = {
             let sink = self.kafka_sink.read().unwrap_or_else(|p| p.into_inner());
-            let Some(sink) = sink.as_ref() else { return };
-            if change == Change::Created { sink.anomalies.clone() } else { sink.anomaly_changes.clone() }
+            sink.as_ref().and_then(|sink| {
+                if change == Change::Created { sink.anomalies.clone() } else { sink.anomaly_changes.clone() }
+            })
         };
-        let Some(topic) = topic else { return };
-        let d = crate::broker::anomaly(&topic, tenant, event, a, llmsec_store::now_millis());
-        match self.store.enqueue(&[d]).await {
+        let mut deliveries: Vec<_> =
+            topic.map(|t| crate::broker::anomaly(&t, tenant, event, a, now)).into_iter().collect();
+        let sinks = self.sinks.read().unwrap_or_else(|p| p.into_inner()).clone();
+        deliveries.extend(crate::sinks::for_anomaly(&sinks, tenant, change, a, now));
+        if deliveries.is_empty() {
+            return;
+        }
+        match self.store.enqueue(&deliveries).await {
             Ok(()) => self.delivery_notify.notify_one(),
-            Err(e) => tracing::error!(error = %e, anomaly = %a.id, "sentinel: queueing a kafka record failed"),
+            Err(e) => tracing::error!(error = %e, anomaly = %a.id, "sentinel: queueing broker and sink records failed"),
         }
     }
 

@@ -505,6 +505,7 @@ fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Re
     {
         deliveries.push(crate::broker::security_event(topic, &event, now));
     }
+    deliveries.extend(crate::sinks::for_security_event(&svc.config.sinks, &event, now));
     let reasons = decision.as_ref().map(|d| d.reasons.as_slice()).unwrap_or_default();
     let span = svc.otel.as_ref().map(|o| {
         o.guardrail(&crate::otel::GuardrailFacts {

@@ -29,5 +29,6 @@ mod reports;
 mod rest;
 mod sentinel;
 mod shield;
+mod sinks;
 mod tenants;
 mod webhooks;
