@@ -11,7 +11,8 @@
 //! - [`elastic`]: Elasticsearch / OpenSearch `_bulk` with ECS documents;
 //! - [`soar`]: Splunk SOAR (Phantom) containers and artifacts;
 //! - [`grafana`]: Grafana annotations;
-//! - [`syslog`]: RFC 5424 over TCP (RFC 6587 octet counting) or UDP.
+//! - [`syslog`]: RFC 5424 over TCP (RFC 6587 octet counting) or UDP;
+//! - [`brokers`]: RabbitMQ and NATS JetStream (features `amqp`, `nats`).
 //!
 //! A kind is its config type implementing [`KindConfig`] (its checks, what
 //! it can take, its constructor), one variant of [`SinkKind`] and one arm of
@@ -28,6 +29,7 @@ use serde_json::Value;
 
 use crate::publish::OutboxPublisher;
 
+pub mod brokers;
 pub mod elastic;
 pub mod event;
 pub mod grafana;
@@ -220,6 +222,10 @@ pub enum SinkKind {
     Grafana(grafana::GrafanaConfig),
     /// RFC 5424 syslog over TCP or UDP.
     Syslog(syslog::SyslogConfig),
+    /// RabbitMQ (AMQP 0-9-1), publisher confirms (feature `amqp`).
+    Rabbitmq(crate::amqp::AmqpSinkConfig),
+    /// NATS JetStream, acknowledged once stored (feature `nats`).
+    Nats(crate::nats::NatsSinkConfig),
 }
 
 /// How `[[sinks]]` entries are read: the common keys, then the rest handed
@@ -308,6 +314,8 @@ impl SinkKind {
             SinkKind::Soar(c) => c,
             SinkKind::Grafana(c) => c,
             SinkKind::Syslog(c) => c,
+            SinkKind::Rabbitmq(c) => c,
+            SinkKind::Nats(c) => c,
         }
     }
 

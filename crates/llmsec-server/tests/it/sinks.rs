@@ -271,3 +271,125 @@ async fn a_sink_whose_secret_is_missing_stops_the_start_naming_it() {
         "{e}"
     );
 }
+
+/// The URL of a real broker the test script started, or `None` (the test
+/// then says it was skipped: `scripts/test.sh` always sets them).
+#[cfg(all(feature = "amqp", feature = "nats"))]
+fn broker_env(var: &str) -> Option<String> {
+    let v = std::env::var(var).ok().filter(|v| !v.is_empty());
+    if v.is_none() {
+        eprintln!("skipped: {var} is not set (scripts/test.sh starts RabbitMQ and NATS and sets it)");
+    }
+    v
+}
+
+#[cfg(all(feature = "amqp", feature = "nats"))]
+#[tokio::test]
+async fn a_block_reaches_rabbitmq_and_nats_through_the_outbox() {
+    use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+
+    let (Some(amqp_url), Some(nats_url)) = (broker_env("LLMSEC_TEST_AMQP_URL"), broker_env("LLMSEC_TEST_NATS_URL"))
+    else {
+        return;
+    };
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let exchange = format!("llmsec-srv-{tag}");
+    let stream = format!("LLMSEC_SRV_{tag}");
+    let nats_auth = match std::env::var("LLMSEC_TEST_NATS_PASSWORD") {
+        Ok(p) if !p.is_empty() => "user = 'llmsec'\npassword_env = 'LLMSEC_TEST_NATS_PASSWORD'\n",
+        _ => "",
+    };
+    // The exchange exists with a queue bound before the first publish, as a
+    // consumer service would have it (the sink publishes `mandatory`).
+    let conn = lapin::Connection::connect(&amqp_url, lapin::ConnectionProperties::default()).await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let durable = lapin::options::ExchangeDeclareOptions { durable: true, ..Default::default() };
+    ch.exchange_declare(exchange.as_str().into(), lapin::ExchangeKind::Topic, durable, FieldTable::default())
+        .await
+        .unwrap();
+    let queue = format!("llmsec-srv-q-{tag}");
+    ch.queue_declare(queue.as_str().into(), QueueDeclareOptions::default(), FieldTable::default()).await.unwrap();
+    ch.queue_bind(
+        queue.as_str().into(),
+        exchange.as_str().into(),
+        "llmsec.security_event.#".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+
+    let t = app_with(|c| {
+        c.sinks = vec![
+            sink(&format!(
+                "name='mq'\nkind='rabbitmq'\nurl_env='LLMSEC_TEST_AMQP_URL'\nexchange='{exchange}'\nevents=['security_event']\nverdicts=['block']"
+            )),
+            sink(&format!(
+                "name='js'\nkind='nats'\nurl='{nats_url}'\n{nats_auth}subject='srv{tag}.{{event}}.{{tenant}}'\nstream='{stream}'\ncreate_stream=true\nevents=['security_event']\nverdicts=['block']"
+            )),
+        ];
+    })
+    .await;
+    let attack = post(&t.router, "/api/security/analyze", ADMIN, json!({"input": ATTACK, "user_id": "mallory"})).await;
+    assert_eq!(attack.body["verdict"], "block", "{}", attack.text);
+    let event_id = attack.body["event_id"].as_str().unwrap().to_owned();
+    let benign = post(&t.router, "/api/security/analyze", ADMIN, json!({"input": BENIGN})).await;
+    assert_eq!(benign.body["verdict"], "allow");
+
+    // RabbitMQ: the block, once, with the delivery id as its message id.
+    let ch2 = ch.clone();
+    let q = queue.clone();
+    let got = eventually(15, move || {
+        let (ch, q) = (ch2.clone(), q.clone());
+        async move { ch.basic_get(q.as_str().into(), BasicGetOptions { no_ack: true }).await.unwrap() }
+    })
+    .await;
+    let body: Value = serde_json::from_slice(&got.delivery.data).unwrap();
+    assert_eq!((body["event"].as_str(), body["tenant"].as_str()), (Some("security_event"), Some("default")));
+    assert_eq!(body["data"]["event_id"], event_id.as_str());
+    assert_eq!(got.delivery.routing_key.as_str(), "llmsec.security_event.default");
+    assert_eq!(
+        got.delivery.properties.message_id().as_ref().map(|m| m.as_str()),
+        body["id"].as_str(),
+        "the delivery id is the message id"
+    );
+
+    // NATS: JetStream stored the same record.
+    let opts = match std::env::var("LLMSEC_TEST_NATS_PASSWORD") {
+        Ok(p) if !p.is_empty() => async_nats::ConnectOptions::with_user_and_password("llmsec".into(), p),
+        _ => async_nats::ConnectOptions::new(),
+    };
+    let js = async_nats::jetstream::new(opts.connect(nats_url.as_str()).await.unwrap());
+    let js2 = js.clone();
+    let name = stream.clone();
+    let m = eventually(15, move || {
+        let (js, name) = (js2.clone(), name.clone());
+        async move {
+            let s = js.get_stream(name.as_str()).await.ok()?;
+            s.get_raw_message(1).await.ok()
+        }
+    })
+    .await;
+    let stored: Value = serde_json::from_slice(&m.payload).unwrap();
+    assert_eq!(stored["data"]["event_id"], event_id.as_str());
+    assert_eq!(m.subject.as_str(), format!("srv{tag}.security_event.default"));
+    assert_eq!(m.headers.get("Nats-Msg-Id").map(|v| v.as_str()), stored["id"].as_str());
+
+    // The allowed analysis went to neither; both deliveries are done.
+    let store = t.server.state().services.store.clone();
+    let done = eventually(15, || {
+        let store = store.clone();
+        async move {
+            let rows = store.deliveries("default", None, 100).await.ok()?;
+            let sinks: Vec<_> = rows.into_iter().filter(|d| d.webhook_id.starts_with("sink:")).collect();
+            (sinks.len() == 2 && sinks.iter().all(|d| d.status == DeliveryStatus::Delivered)).then_some(sinks)
+        }
+    })
+    .await;
+    assert_eq!(done.len(), 2);
+    let js_stream = js.get_stream(stream.as_str()).await.unwrap();
+    assert_eq!(js_stream.cached_info().state.messages, 1);
+    ch.queue_delete(queue.as_str().into(), lapin::options::QueueDeleteOptions::default()).await.unwrap();
+    ch.exchange_delete(exchange.as_str().into(), lapin::options::ExchangeDeleteOptions::default()).await.unwrap();
+}
