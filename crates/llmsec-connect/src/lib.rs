@@ -11,11 +11,15 @@
 //!   logic are always built (the server parses `[kafka]` and names what is
 //!   wrong with it in any build); the consumer and producer over librdkafka
 //!   need the `kafka` feature (`kafka::source`, `kafka::sink`).
+//! - [`s3`]: S3-compatible object storage settings (always built, so the
+//!   server checks `[export.s3]` in any build) and, with the `s3` feature,
+//!   a client that signs with SigV4 and sends over reqwest.
 #![deny(missing_docs)]
 
 pub mod ingest;
 pub mod kafka;
 pub mod publish;
+pub mod s3;
 
 pub use ingest::{Admission, IngestError, TelemetryIngest};
 pub use publish::{OutboxPublisher, OutboxRecord, PublishError};
