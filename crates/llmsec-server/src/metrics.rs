@@ -57,6 +57,12 @@ pub struct Family {
     pub help: &'static str,
 }
 
+/// Export runs that failed, by stream (`events`, `anomalies`, `reports_day` …).
+pub const EXPORT_FAILURES: &str = "llm_security_export_failures_total";
+/// When each export stream last finished without error (Unix seconds).
+pub const EXPORT_LAST_SUCCESS: &str = "llm_security_export_last_success_timestamp_seconds";
+/// Objects written by exports, by stream.
+pub const EXPORT_OBJECTS: &str = "llm_security_export_objects_total";
 /// Analyses run (`endpoint`: `analyze`, `validate`; `verdict`).
 pub const REQUESTS: &str = "llm_security_requests_total";
 /// Threats found (`type`, `severity`).
@@ -257,6 +263,24 @@ pub const FAMILIES: &[Family] = &[
         labels: &["route", "model", "status"],
         help: "Shield gateway calls by route, model and outcome",
     },
+    Family {
+        name: EXPORT_FAILURES,
+        kind: Kind::Counter,
+        labels: &["stream"],
+        help: "Export runs that failed (retried next run), by stream",
+    },
+    Family {
+        name: EXPORT_LAST_SUCCESS,
+        kind: Kind::Gauge,
+        labels: &["stream"],
+        help: "When each export stream last finished without error, Unix seconds",
+    },
+    Family {
+        name: EXPORT_OBJECTS,
+        kind: Kind::Counter,
+        labels: &["stream"],
+        help: "Objects written by exports, by stream",
+    },
 ];
 
 /// Analysis and HTTP latency: 10 µs to 1 s (the engine answers in µs to ms).
@@ -453,6 +477,17 @@ pub fn anomaly_raised(a: &Anomaly) {
 pub fn outbox(pending: u64, dead: u64) {
     metrics::gauge!(OUTBOX_DELIVERIES, "status" => "pending").set(pending as f64);
     metrics::gauge!(OUTBOX_DELIVERIES, "status" => "dead").set(dead as f64);
+}
+
+/// Records an export stream that finished at `now` (Unix ms), writing `objects`.
+pub fn export_succeeded(stream: &str, objects: usize, now: i64) {
+    metrics::gauge!(EXPORT_LAST_SUCCESS, "stream" => stream.to_owned()).set(now as f64 / 1000.0);
+    metrics::counter!(EXPORT_OBJECTS, "stream" => stream.to_owned()).increment(objects as u64);
+}
+
+/// Records an export stream that failed.
+pub fn export_failed(stream: &str) {
+    metrics::counter!(EXPORT_FAILURES, "stream" => stream.to_owned()).increment(1);
 }
 
 /// Records one gateway call.
