@@ -176,6 +176,48 @@ fn path_style_ok(path_style: bool, host: &url::Host<&str>, bucket: &str) -> bool
     path_style || (matches!(host, url::Host::Domain(_)) && !bucket.contains('.'))
 }
 
+/// The keys of a ListObjectsV2 answer and its continuation token. Element
+/// names are matched without their namespace: stores differ in it.
+#[cfg(feature = "s3")]
+pub fn parse_list(xml: &str) -> Result<(Vec<String>, Option<String>), String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut path: Vec<Vec<u8>> = Vec::new();
+    let mut text = String::new();
+    let (mut keys, mut token) = (Vec::new(), None);
+    loop {
+        match reader.read_event().map_err(|e| e.to_string())? {
+            Event::Start(e) => {
+                path.push(e.local_name().as_ref().to_vec());
+                text.clear();
+            }
+            Event::Text(t) => text.push_str(&t.decode().map_err(|e| e.to_string())?),
+            Event::CData(t) => text.push_str(&t.decode().map_err(|e| e.to_string())?),
+            Event::GeneralRef(r) => match r.resolve_char_ref().map_err(|e| e.to_string())? {
+                Some(c) => text.push(c),
+                None => {
+                    let name = r.decode().map_err(|e| e.to_string())?;
+                    let value = quick_xml::escape::resolve_xml_entity(&name)
+                        .ok_or_else(|| format!("unknown entity &{name};"))?;
+                    text.push_str(value);
+                }
+            },
+            Event::End(_) => {
+                let name = path.pop().unwrap_or_default();
+                let parent = path.last().map(Vec::as_slice);
+                match (parent, name.as_slice()) {
+                    (Some(b"Contents"), b"Key") => keys.push(std::mem::take(&mut text)),
+                    (Some(b"ListBucketResult"), b"NextContinuationToken") => token = Some(std::mem::take(&mut text)),
+                    _ => text.clear(),
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if path.is_empty() { Ok((keys, token.filter(|t| !t.is_empty()))) } else { Err("truncated XML".into()) }
+}
+
 #[cfg(feature = "s3")]
 pub use client::{S3Client, SignedRequest};
 
@@ -334,27 +376,40 @@ mod client {
             Ok(Some(resp.bytes().await.map_err(|e| transport("GET", key, &e))?.to_vec()))
         }
 
-        /// Every key under `prefix`, in the store's (lexical) order.
+        /// Every key under `prefix`, in the store's (lexical) order
+        /// (ListObjectsV2, page by page).
         pub async fn list(&self, prefix: &str) -> Result<Vec<String>, S3Error> {
             let mut keys = Vec::new();
             let mut token: Option<String> = None;
             loop {
-                let mut action = self.bucket.list_objects_v2(Some(&self.credentials));
-                action.with_prefix(prefix);
+                // Sorted by name, as `sign` wants them.
+                let mut query: Vec<(&str, &str)> = Vec::with_capacity(3);
                 if let Some(t) = &token {
-                    action.with_continuation_token(t.clone());
+                    query.push(("continuation-token", t));
                 }
-                let url = action.sign(SIGNED_FOR);
+                query.extend([("list-type", "2"), ("prefix", prefix)]);
+                let url = rusty_s3::signing::sign(
+                    &jiff::Timestamp::now(),
+                    rusty_s3::Method::Get,
+                    self.bucket.base_url().clone(),
+                    self.credentials.key(),
+                    self.credentials.secret(),
+                    self.credentials.token(),
+                    self.bucket.region(),
+                    SIGNED_FOR.as_secs(),
+                    query.into_iter(),
+                    std::iter::empty(),
+                );
                 let resp = self.http.get(url).send().await.map_err(|e| transport("LIST", prefix, &e))?;
                 let text =
                     check("LIST", prefix, resp).await?.text().await.map_err(|e| transport("LIST", prefix, &e))?;
-                let page = rusty_s3::actions::ListObjectsV2::parse_response(&text).map_err(|e| S3Error::Response {
+                let (page, next) = super::parse_list(&text).map_err(|message| S3Error::Response {
                     op: "LIST",
                     key: prefix.to_owned(),
-                    message: e.to_string(),
+                    message,
                 })?;
-                keys.extend(page.contents.into_iter().map(|c| c.key));
-                match page.next_continuation_token {
+                keys.extend(page);
+                match next {
                     Some(t) => token = Some(t),
                     None => return Ok(keys),
                 }
@@ -454,6 +509,20 @@ mod tests {
         kms.sse = Some(Sse::Kms);
         kms.sse_kms_key_id = Some("arn:aws:kms:eu-west-1:1:key/abc".into());
         assert!(kms.validate().is_ok());
+    }
+
+    #[cfg(feature = "s3")]
+    #[test]
+    fn list_answers_are_read_whatever_their_namespace() {
+        let aws = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><IsTruncated>true</IsTruncated>
+<Contents><Key>p/a&amp;b.json</Key><Size>3</Size></Contents><Contents><Key>p/c&#x3D;d</Key></Contents>
+<NextContinuationToken>tok+1</NextContinuationToken></ListBucketResult>"#;
+        assert_eq!(parse_list(aws).unwrap(), (vec!["p/a&b.json".to_owned(), "p/c=d".to_owned()], Some("tok+1".into())));
+        let other = r#"<ListBucketResult xmlns="http://doc.s3.amazonaws.com/2006-03-01/"><IsTruncated>false</IsTruncated>
+<Contents><Key>k</Key><Owner><ID>x</ID></Owner></Contents></ListBucketResult>"#;
+        assert_eq!(parse_list(other).unwrap(), (vec!["k".to_owned()], None));
+        assert!(parse_list("<ListBucketResult><Contents><Key>k").is_err());
     }
 
     #[test]

@@ -98,6 +98,31 @@ impl ObjectSink for llmsec_connect::s3::S3Client {
     }
 }
 
+/// The S3 client of `[export.s3]` as a sink, its credentials read through
+/// `env`; an error names the setting (`access_key_id_env` …).
+#[cfg(feature = "s3")]
+pub fn s3_sink(
+    c: &S3ExportConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Arc<dyn ObjectSink>, (&'static str, String)> {
+    use llmsec_connect::s3::{S3Client, S3Error};
+    match S3Client::new(&c.settings(), env) {
+        Ok(client) => Ok(Arc::new(client)),
+        Err(S3Error::Invalid { field, message }) => Err((field, message)),
+        Err(e) => Err(("endpoint", e.to_string())),
+    }
+}
+
+/// Without the `s3` feature there is no client (the config check refuses
+/// `[export.s3]` first).
+#[cfg(not(feature = "s3"))]
+pub fn s3_sink(
+    _: &S3ExportConfig,
+    _: &dyn Fn(&str) -> Option<String>,
+) -> Result<Arc<dyn ObjectSink>, (&'static str, String)> {
+    Err(("endpoint", "this build has no S3 support (cargo feature `s3`)".into()))
+}
+
 /// What to export and how objects are cut, from `[export.s3]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportPlan {
@@ -617,10 +642,13 @@ mod tests {
 
     use super::*;
 
+    /// An object held in memory: body, content type, content encoding.
+    type Object = (Vec<u8>, String, Option<String>);
+
     /// Objects in memory; refuses every PUT while `down` is set.
     #[derive(Debug, Default)]
     struct Memory {
-        objects: StdMutex<BTreeMap<String, (Vec<u8>, String, Option<String>)>>,
+        objects: StdMutex<BTreeMap<String, Object>>,
         down: AtomicBool,
         puts: std::sync::atomic::AtomicUsize,
     }

@@ -376,34 +376,20 @@ impl Server {
 /// The exporter of `[export.s3]`: the S3 client (credentials read from the
 /// environment now), the plan, and the running configuration as each
 /// tenant's report shows it.
-#[cfg(feature = "s3")]
 fn s3_exporter(
     c: &config::S3ExportConfig,
     config: &Arc<ServerConfig>,
     store: Arc<dyn Store>,
     sentinel: Arc<sentinel::SentinelService>,
 ) -> Result<export::Exporter, StartError> {
-    let client = llmsec_connect::s3::S3Client::new(&c.settings(), &|k| std::env::var(k).ok()).map_err(|e| match e {
-        llmsec_connect::s3::S3Error::Invalid { field, message } => StartError::Export { field, message },
-        e => StartError::Export { field: "endpoint", message: e.to_string() },
-    })?;
+    let sink = export::s3_sink(c, &|k| std::env::var(k).ok())
+        .map_err(|(field, message)| StartError::Export { field, message })?;
     let config = config.clone();
     let describe: export::DescribeConfig = Arc::new(move |tenant| {
         let detectors = sentinel.config_for(tenant).detectors.iter().filter(|d| d.enabled).count();
         service::reports::configuration(&config, detectors)
     });
-    Ok(export::Exporter::new(store, Arc::new(client), export::ExportPlan::from_config(c), describe))
-}
-
-/// Without the `s3` feature `[export.s3]` is refused by the config check.
-#[cfg(not(feature = "s3"))]
-fn s3_exporter(
-    _: &config::S3ExportConfig,
-    _: &Arc<ServerConfig>,
-    _: Arc<dyn Store>,
-    _: Arc<sentinel::SentinelService>,
-) -> Result<export::Exporter, StartError> {
-    Err(StartError::Export { field: "endpoint", message: "this build has no S3 support".into() })
+    Ok(export::Exporter::new(store, sink, export::ExportPlan::from_config(c), describe))
 }
 
 /// Creates the data directory owner-only (0700, as are parents it creates):
