@@ -422,7 +422,7 @@ impl Exporter {
     /// after each window is written.
     async fn rows_tick(&self, source: ExportSource, now: Millis) -> Result<Written, ExportError> {
         let stream = source.as_str();
-        let watermark = now - self.plan.grace_ms;
+        let watermark = self.watermark(now);
         let mut written = Written::default();
         loop {
             let pos = self.store.export_position(stream).await?;
@@ -456,6 +456,13 @@ impl Exporter {
             written.add(self.export_window(source, from, to).await?);
             self.set_position(stream, to, None, now).await?;
         }
+    }
+
+    /// Rows up to here are exported at `now`: `now - grace`, down to a
+    /// whole minute, so that exporters ticking at the same moment (replicas
+    /// sharing a store) pick the same windows and write the same keys.
+    fn watermark(&self, now: Millis) -> Millis {
+        (now - self.plan.grace_ms).div_euclid(60_000) * 60_000
     }
 
     async fn set_position(
@@ -526,7 +533,7 @@ impl Exporter {
     async fn reports_tick(&self, now: Millis) -> Result<Written, ExportError> {
         let period = self.plan.report_period;
         let stream = stream_of(ExportWhat::Reports, period);
-        let watermark = now - self.plan.grace_ms;
+        let watermark = self.watermark(now);
         let (last_end, _) = period_bounds(period, watermark);
         let mut start = match self.store.export_position(&stream).await? {
             Some(p) => period_bounds(period, p.position).0.max(p.position),

@@ -152,7 +152,8 @@ async fn served_events_and_anomalies_go_to_s3_once_each_partitioned_by_date() {
     store.put_anomaly(&anomaly("globex", "an-2", now - 1000)).await.unwrap();
 
     let ex = server.exporter().unwrap();
-    let tick_at = now_millis() + 61_000;
+    // Past the grace (60 s), and the minute the watermark rounds down to.
+    let tick_at = now_millis() + 121_000;
     let results = ex.tick(tick_at).await;
     for (what, r) in &results {
         assert!(r.is_ok(), "{what:?}: {r:?}");
@@ -179,7 +180,8 @@ async fn served_events_and_anomalies_go_to_s3_once_each_partitioned_by_date() {
     let acme_objects = objs.keys().filter(|k| k.contains("/events/tenant=acme/")).count();
     assert!(acme_objects >= 2, "{:?}", objs.keys().collect::<Vec<_>>());
     // Yesterday's reports, per tenant, JSON and HTML.
-    let yesterday = chrono::DateTime::from_timestamp_millis(tick_at - 61_000 - DAY).unwrap().format("%Y-%m-%d");
+    let watermark = (tick_at - 60_000) / 60_000 * 60_000;
+    let yesterday = chrono::DateTime::from_timestamp_millis(watermark - DAY).unwrap().format("%Y-%m-%d");
     let report = &objs[&format!("{prefix}/reports/tenant=acme/day/{yesterday}.json")];
     let report: serde_json::Value = serde_json::from_slice(report).unwrap();
     assert!(report["posture"]["frameworks"].is_array(), "{report}");
