@@ -7,7 +7,9 @@
 # with venv and pip for the Python package (scripts/python.sh). The server and
 # store tests run against a real PostgreSQL: scripts/postgres.sh installs it
 # from Debian's packages when missing and starts a throwaway server on
-# 127.0.0.1:55432 for the run (LLMSEC_PG_PORT to change it).
+# 127.0.0.1:55432 for the run (LLMSEC_PG_PORT to change it). The S3 export
+# tests run against s3rver, which scripts/s3.sh installs from npm under
+# target/s3rver and starts on 127.0.0.1:54569 (LLMSEC_S3_PORT); needs npm.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -44,16 +46,22 @@ rustfmt --edition 2024 --check crates/llm-security/fuzz/src/*.rs crates/llm-secu
 section "lint: cargo clippy --workspace --all-targets --all-features -- -D warnings"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-section "services: PostgreSQL for the store and server tests"
+section "services: PostgreSQL for the store and server tests, s3rver for the S3 export tests"
 pg_dir=$(mktemp -d /tmp/llmsec-pg.XXXXXX)
+s3_dir=$(mktemp -d /tmp/llmsec-s3.XXXXXX)
 cleanup() {
     scripts/postgres.sh stop "$pg_dir" || true
-    rm -rf "$pg_dir"
+    scripts/s3.sh stop "$s3_dir" || true
+    rm -rf "$pg_dir" "$s3_dir"
 }
 trap cleanup EXIT
 LLMSEC_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pg_dir")
 export LLMSEC_TEST_POSTGRES_URL
 echo "PostgreSQL at $LLMSEC_TEST_POSTGRES_URL"
+# s3rver's one account (scripts/s3.sh); the server tests read it from these.
+LLMSEC_TEST_S3_URL=$(scripts/s3.sh start "$s3_dir")
+export LLMSEC_TEST_S3_URL LLMSEC_TEST_S3_ACCESS_KEY_ID=S3RVER LLMSEC_TEST_S3_SECRET_ACCESS_KEY=S3RVER
+echo "S3 (s3rver) at $LLMSEC_TEST_S3_URL"
 
 section "services: the SARIF 2.1.0 schema for the llmsec lint tests"
 LLMSEC_SARIF_SCHEMA=$(scripts/sarif-schema.sh)
