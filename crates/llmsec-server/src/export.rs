@@ -13,7 +13,8 @@
 //!
 //! No loss, no gaps: each stream has a position in the store (everything
 //! before it is exported). A tick picks the next window `[position, to)`
-//! (never past a UTC midnight, never past `now - grace`), records `to` as
+//! (never past a UTC midnight, never past `now - grace` rounded down to a
+//! whole minute), records `to` as
 //! pending, writes the window's objects, and only then moves the position
 //! to `to`. A failed PUT, or a crash before the position moved, leaves the
 //! window pending: the next tick writes the same window again, to the same
