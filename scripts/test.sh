@@ -9,7 +9,9 @@
 # from Debian's packages when missing and starts a throwaway server on
 # 127.0.0.1:55432 for the run (LLMSEC_PG_PORT to change it); likewise
 # scripts/rabbitmq.sh and scripts/nats.sh start RabbitMQ and NATS for the
-# broker sink tests.
+# broker sink tests. The S3 export tests run against s3rver, which
+# scripts/s3.sh installs from npm under target/s3rver and starts on
+# 127.0.0.1:54569 (LLMSEC_S3_PORT); needs npm.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -46,20 +48,26 @@ rustfmt --edition 2024 --check crates/llm-security/fuzz/src/*.rs crates/llm-secu
 section "lint: cargo clippy --workspace --all-targets --all-features -- -D warnings"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-section "services: PostgreSQL for the store and server tests"
+section "services: PostgreSQL for the store and server tests, s3rver for the S3 export tests"
 pg_dir=$(mktemp -d /tmp/llmsec-pg.XXXXXX)
 amqp_dir=$(mktemp -d /tmp/llmsec-rabbitmq.XXXXXX)
 nats_dir=$(mktemp -d /tmp/llmsec-nats.XXXXXX)
+s3_dir=$(mktemp -d /tmp/llmsec-s3.XXXXXX)
 cleanup() {
     scripts/postgres.sh stop "$pg_dir" || true
     scripts/rabbitmq.sh stop "$amqp_dir" || true
     scripts/nats.sh stop "$nats_dir" || true
-    rm -rf "$pg_dir" "$amqp_dir" "$nats_dir"
+    scripts/s3.sh stop "$s3_dir" || true
+    rm -rf "$pg_dir" "$amqp_dir" "$nats_dir" "$s3_dir"
 }
 trap cleanup EXIT
 LLMSEC_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pg_dir")
 export LLMSEC_TEST_POSTGRES_URL
 echo "PostgreSQL at $LLMSEC_TEST_POSTGRES_URL"
+# s3rver's one account (scripts/s3.sh); the server tests read it from these.
+LLMSEC_TEST_S3_URL=$(scripts/s3.sh start "$s3_dir")
+export LLMSEC_TEST_S3_URL LLMSEC_TEST_S3_ACCESS_KEY_ID=S3RVER LLMSEC_TEST_S3_SECRET_ACCESS_KEY=S3RVER
+echo "S3 (s3rver) at $LLMSEC_TEST_S3_URL"
 
 # The broker sinks' tests in llmsec-connect (features amqp and nats) publish
 # to and read back from real servers, installed from Debian's packages when

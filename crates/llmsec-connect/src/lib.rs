@@ -19,6 +19,9 @@
 //!   with ECS documents, Splunk SOAR, Grafana annotations and RFC 5424
 //!   syslog, each an [`OutboxPublisher`] built from its config. The HTTP
 //!   ones send with a `reqwest` client the server hands in (no feature).
+//! - [`s3`]: S3-compatible object storage settings (always built, so the
+//!   server checks `[export.s3]` in any build) and, with the `s3` feature,
+//!   a client that signs with SigV4 and sends over reqwest.
 //!
 //! The broker sinks' configurations and their routing-key / subject
 //! [`template`]s are built without the features, like Kafka's.
@@ -29,6 +32,7 @@ pub mod ingest;
 pub mod kafka;
 pub mod nats;
 pub mod publish;
+pub mod s3;
 pub mod sinks;
 pub mod template;
 

@@ -286,6 +286,210 @@ pub struct ServerConfig {
     /// Operator sinks (`[[sinks]]`): SIEM, SOAR and observability systems
     /// the outbox delivers security events and anomaly changes to.
     pub sinks: Vec<llmsec_connect::sinks::SinkConfig>,
+    /// Periodic exports to object storage (`[export.s3]`); off when absent.
+    pub export: ExportConfig,
+}
+
+/// The `[export]` section: where stored events, anomalies and reports are
+/// copied to, periodically (see [`crate::export`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportConfig {
+    /// An S3-compatible bucket; off when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3ExportConfig>,
+}
+
+/// What an export writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportWhat {
+    /// Security events, as stored (already redacted per `[storage]`).
+    Events,
+    /// Sentinel anomalies, as stored when exported.
+    Anomalies,
+    /// Each tenant's compliance report of the last complete period, JSON and HTML.
+    Reports,
+}
+
+/// The period a periodic report covers (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportPeriod {
+    /// A calendar day.
+    #[default]
+    Day,
+    /// An ISO week, Monday to Monday.
+    Week,
+    /// A calendar month.
+    Month,
+}
+
+/// The `[export.s3]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3ExportConfig {
+    /// The store's endpoint: `https://s3.eu-west-1.amazonaws.com`, `http://127.0.0.1:9000`.
+    pub endpoint: String,
+    /// The bucket (it must exist).
+    pub bucket: String,
+    /// The region signed for (default `us-east-1`).
+    #[serde(default = "default_s3_region")]
+    pub region: String,
+    /// Prepended to every key (`llmsec` gives `llmsec/events/…`); default none.
+    #[serde(default)]
+    pub prefix: String,
+    /// Path-style URLs (`endpoint/bucket/key`), needed by most
+    /// S3-compatible stores and by IP endpoints; default virtual-host style.
+    #[serde(default)]
+    pub path_style: bool,
+    /// The environment variable holding the access key id.
+    #[serde(default = "default_access_key_env")]
+    pub access_key_id_env: String,
+    /// The environment variable holding the secret access key.
+    #[serde(default = "default_secret_key_env")]
+    pub secret_access_key_env: String,
+    /// The environment variable holding a session token, for temporary credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token_env: Option<String>,
+    /// Server-side encryption: `AES256` or `aws:kms`; default none (the bucket's default applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse: Option<llmsec_connect::s3::Sse>,
+    /// The KMS key id, with `sse = "aws:kms"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse_kms_key_id: Option<String>,
+    /// Seconds between exports (default 3600).
+    #[serde(default = "default_export_interval")]
+    pub interval_secs: u64,
+    /// Rows are exported up to this many seconds before the export runs
+    /// (default 300): a row stored later with a time further back than
+    /// this is not exported by the periodic runs (`llmsec export s3` can).
+    #[serde(default = "default_export_grace")]
+    pub grace_secs: u64,
+    /// What is exported (default all three).
+    #[serde(default = "default_export_what")]
+    pub what: Vec<ExportWhat>,
+    /// The frameworks of the exported reports (default all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_frameworks: Option<Vec<String>>,
+    /// The period each exported report covers (default `day`).
+    #[serde(default)]
+    pub report_period: ReportPeriod,
+    /// Rows per object at most; a window with more rolls to the next part
+    /// (rows of one millisecond stay together). Default 100000.
+    #[serde(default = "default_export_rows")]
+    pub max_rows_per_object: usize,
+    /// Uncompressed bytes per object at most, as for rows. Default 64 MiB.
+    #[serde(default = "default_export_bytes")]
+    pub max_object_bytes: usize,
+    /// Whole-request limit of each PUT (default 60 s).
+    #[serde(default = "default_export_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_s3_region() -> String {
+    "us-east-1".into()
+}
+fn default_access_key_env() -> String {
+    "AWS_ACCESS_KEY_ID".into()
+}
+fn default_secret_key_env() -> String {
+    "AWS_SECRET_ACCESS_KEY".into()
+}
+fn default_export_interval() -> u64 {
+    3600
+}
+fn default_export_grace() -> u64 {
+    300
+}
+fn default_export_what() -> Vec<ExportWhat> {
+    vec![ExportWhat::Events, ExportWhat::Anomalies, ExportWhat::Reports]
+}
+fn default_export_rows() -> usize {
+    100_000
+}
+fn default_export_bytes() -> usize {
+    64 << 20
+}
+fn default_export_timeout() -> u64 {
+    60_000
+}
+
+impl S3ExportConfig {
+    /// The connection settings of the bucket.
+    pub fn settings(&self) -> llmsec_connect::s3::S3Settings {
+        llmsec_connect::s3::S3Settings {
+            endpoint: self.endpoint.clone(),
+            bucket: self.bucket.clone(),
+            region: self.region.clone(),
+            path_style: self.path_style,
+            access_key_id_env: self.access_key_id_env.clone(),
+            secret_access_key_env: self.secret_access_key_env.clone(),
+            session_token_env: self.session_token_env.clone(),
+            sse: self.sse,
+            sse_kms_key_id: self.sse_kms_key_id.clone(),
+            timeout: std::time::Duration::from_millis(self.timeout_ms),
+        }
+    }
+
+    /// The prefix without slashes at either end (`""` for none).
+    pub fn key_prefix(&self) -> &str {
+        self.prefix.trim_matches('/')
+    }
+
+    /// Checks the section; errors name `export.s3.<field>`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field: &str, message: &str| {
+            Err(ConfigError::Invalid { field: format!("export.s3.{field}"), message: message.into() })
+        };
+        if let Err(e) = self.settings().validate() {
+            return match e {
+                llmsec_connect::s3::S3Error::Invalid { field, message } => bad(field, &message),
+                e => bad("endpoint", &e.to_string()),
+            };
+        }
+        let prefix = self.key_prefix();
+        if prefix.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") && !prefix.is_empty() {
+            return bad("prefix", "must not have empty, '.' or '..' segments");
+        }
+        if !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_.=".contains(&b)) {
+            return bad("prefix", "may hold only letters, digits, '/', '-', '_', '.' and '='");
+        }
+        if self.interval_secs == 0 {
+            return bad("interval_secs", "must be positive");
+        }
+        if self.grace_secs > 7 * 86_400 {
+            return bad("grace_secs", "must be at most 604800 (a week)");
+        }
+        if self.what.is_empty() {
+            return bad("what", "must name at least one of events, anomalies, reports");
+        }
+        if let Some((i, _)) = self.what.iter().enumerate().find(|(i, w)| self.what[..*i].contains(w)) {
+            return bad(&format!("what[{i}]"), "is listed twice");
+        }
+        if let Some(list) = &self.report_frameworks {
+            let known = llmsec_report::posture::framework_ids();
+            if let Some((i, f)) = list.iter().enumerate().find(|(_, f)| !known.contains(&f.as_str())) {
+                return bad(
+                    &format!("report_frameworks[{i}]"),
+                    &format!("unknown framework {f:?}; known: {}", known.join(", ")),
+                );
+            }
+        }
+        if self.max_rows_per_object == 0 {
+            return bad("max_rows_per_object", "must be positive");
+        }
+        if self.max_object_bytes < 1024 {
+            return bad("max_object_bytes", "must be at least 1024");
+        }
+        if !cfg!(feature = "s3") {
+            return Err(ConfigError::Invalid {
+                field: "export.s3".into(),
+                message: "this build has no S3 support (build llmsec with --features s3)".into(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The `[threat_intel]` section: JSON Lines feeds of known attack prompts
@@ -382,6 +586,7 @@ impl Default for ServerConfig {
             otel: None,
             kafka: None,
             sinks: Vec::new(),
+            export: ExportConfig::default(),
         }
     }
 }
@@ -566,6 +771,9 @@ impl ServerConfig {
         }
         if let Some(g) = &self.gateway {
             g.validate()?;
+        }
+        if let Some(e) = &self.export.s3 {
+            e.validate()?;
         }
         if let Some(p) = &self.policy
             && p.rego.is_empty()
@@ -1277,6 +1485,63 @@ mod tests {
         assert_eq!(serde_norway::from_str::<ServerConfig>(&y).unwrap(), c);
         let j = serde_json::to_string(&c).unwrap();
         assert_eq!(serde_json::from_str::<ServerConfig>(&j).unwrap(), c);
+    }
+
+    const EXPORT: &str = r#"
+[export.s3]
+endpoint = "http://127.0.0.1:54569"
+bucket = "exports"
+prefix = "/llmsec/"
+path_style = true
+interval_secs = 600
+what = ["events", "reports"]
+report_frameworks = ["gdpr", "soc2"]
+report_period = "week"
+sse = "aws:kms"
+sse_kms_key_id = "key-1"
+"#;
+
+    #[test]
+    fn export_section_parses_round_trips_and_names_bad_fields() {
+        let c: ServerConfig = toml::from_str(EXPORT).unwrap();
+        let e = c.export.s3.clone().unwrap();
+        assert_eq!(
+            (e.region.as_str(), e.access_key_id_env.as_str(), e.grace_secs),
+            ("us-east-1", "AWS_ACCESS_KEY_ID", 300)
+        );
+        assert_eq!((e.key_prefix(), e.report_period, e.max_rows_per_object), ("llmsec", ReportPeriod::Week, 100_000));
+        assert_eq!(e.sse, Some(llmsec_connect::s3::Sse::Kms));
+        if cfg!(feature = "s3") {
+            c.validate().unwrap();
+        } else {
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.starts_with("export.s3: this build has no S3 support"), "{err}");
+        }
+        let t = toml::to_string(&c).unwrap();
+        assert_eq!(toml::from_str::<ServerConfig>(&t).unwrap(), c);
+        let y = serde_norway::to_string(&c).unwrap();
+        assert_eq!(serde_norway::from_str::<ServerConfig>(&y).unwrap(), c);
+        let j = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<ServerConfig>(&j).unwrap(), c);
+
+        let e = toml::from_str::<ServerConfig>(&EXPORT.replace("bucket =", "buckt =")).unwrap_err().to_string();
+        assert!(e.contains("buckt"), "{e}");
+        for (change, field) in [
+            (("path_style = true", "path_style = false"), "export.s3.path_style"),
+            (("bucket = \"exports\"", "bucket = \"Ex\""), "export.s3.bucket"),
+            (("interval_secs = 600", "interval_secs = 0"), "export.s3.interval_secs"),
+            (("what = [\"events\", \"reports\"]", "what = []"), "export.s3.what"),
+            (("what = [\"events\", \"reports\"]", "what = [\"events\", \"events\"]"), "export.s3.what[1]"),
+            (("\"soc2\"", "\"sox2\""), "export.s3.report_frameworks[1]"),
+            (("prefix = \"/llmsec/\"", "prefix = \"a/../b\""), "export.s3.prefix"),
+            (("sse = \"aws:kms\"", "sse = \"AES256\""), "export.s3.sse_kms_key_id"),
+        ] {
+            let c: ServerConfig = toml::from_str(&EXPORT.replace(change.0, change.1)).unwrap();
+            match c.validate() {
+                Err(ConfigError::Invalid { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
     }
 
     #[test]

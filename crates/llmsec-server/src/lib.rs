@@ -23,6 +23,7 @@ pub mod dashboard;
 pub mod deliver;
 pub mod egress;
 pub mod error;
+pub mod export;
 pub mod gql;
 pub mod graphql;
 pub mod graphql_limits;
@@ -113,6 +114,14 @@ pub enum StartError {
     /// The OpenTelemetry exporters could not be built.
     #[error(transparent)]
     Otel(#[from] otel::OtelError),
+    /// The `[export.s3]` client could not be built.
+    #[error("export.s3.{field}: {message}")]
+    Export {
+        /// The setting.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
 }
 
 /// A built server: state, background tasks, and the way to stop them.
@@ -124,6 +133,8 @@ pub struct Server {
     sentinel_task: tokio::task::JoinHandle<()>,
     retention_task: tokio::task::JoinHandle<()>,
     kafka_task: Option<tokio::task::JoinHandle<()>>,
+    export_task: Option<tokio::task::JoinHandle<()>>,
+    exporter: Option<Arc<export::Exporter>>,
     stop: watch::Sender<bool>,
     bootstrap_key: Option<String>,
 }
@@ -246,6 +257,11 @@ impl Server {
         webhooks.reload(store.as_ref()).await?;
         let bootstrap_key = if env_admin_key.is_none() { bootstrap_admin(store.as_ref()).await? } else { None };
 
+        // Built before any background task starts, so a missing credential stops the start cleanly.
+        let exporter = match &config.export.s3 {
+            Some(c) => Some(Arc::new(s3_exporter(c, &config, store.clone(), sentinel.clone())?)),
+            None => None,
+        };
         let (stop, stop_rx) = watch::channel(false);
         #[cfg(feature = "kafka")]
         let (publisher, kafka_task) = kafka::start(&state.services, stop_rx.clone()).map_err(StartError::Kafka)?;
@@ -266,8 +282,31 @@ impl Server {
         {
             tokio::spawn(crate::policy::watch_files(handle, Duration::from_secs(p.reload_secs), stop_rx.clone()));
         }
+        let export_task = match (&exporter, &config.export.s3) {
+            (Some(ex), Some(c)) => {
+                Some(tokio::spawn(ex.clone().run(Duration::from_secs(c.interval_secs), stop_rx.clone())))
+            }
+            _ => None,
+        };
         let retention_task = tokio::spawn(retention(store, config.storage.retention_days, stop_rx));
-        Ok(Server { state, writer_task, worker_task, sentinel_task, retention_task, kafka_task, stop, bootstrap_key })
+        Ok(Server {
+            state,
+            writer_task,
+            worker_task,
+            sentinel_task,
+            retention_task,
+            kafka_task,
+            export_task,
+            exporter,
+            stop,
+            bootstrap_key,
+        })
+    }
+
+    /// The `[export.s3]` exporter, when configured: its background task
+    /// runs it every `interval_secs`; tests and tools may run a tick now.
+    pub fn exporter(&self) -> Option<Arc<export::Exporter>> {
+        self.exporter.clone()
     }
 
     /// The operator key made on this start, when the store had none: shown once.
@@ -305,7 +344,17 @@ impl Server {
 
     /// Stops the background tasks after committing queued events.
     pub async fn shutdown(self) {
-        let Server { state, writer_task, worker_task, sentinel_task, retention_task, kafka_task, stop, .. } = self;
+        let Server {
+            state,
+            writer_task,
+            worker_task,
+            sentinel_task,
+            retention_task,
+            kafka_task,
+            export_task,
+            stop,
+            ..
+        } = self;
         let _ = stop.send(true);
         let otel = state.services.otel.clone();
         // The source finishes the batch it is writing (stored, committed) before the state goes.
@@ -319,11 +368,34 @@ impl Server {
         let _ = tokio::time::timeout(Duration::from_secs(30), worker_task).await;
         let _ = tokio::time::timeout(Duration::from_secs(10), sentinel_task).await;
         retention_task.abort();
+        // An export between PUTs leaves its window pending; the next start writes it again.
+        if let Some(t) = export_task {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
         // Sends the spans of the last requests; the SDK blocks while it does.
         if let Some(o) = otel {
             let _ = tokio::task::spawn_blocking(move || o.shutdown()).await;
         }
     }
+}
+
+/// The exporter of `[export.s3]`: the S3 client (credentials read from the
+/// environment now), the plan, and the running configuration as each
+/// tenant's report shows it.
+fn s3_exporter(
+    c: &config::S3ExportConfig,
+    config: &Arc<ServerConfig>,
+    store: Arc<dyn Store>,
+    sentinel: Arc<sentinel::SentinelService>,
+) -> Result<export::Exporter, StartError> {
+    let sink = export::s3_sink(c, &|k| std::env::var(k).ok())
+        .map_err(|(field, message)| StartError::Export { field, message })?;
+    let config = config.clone();
+    let describe: export::DescribeConfig = Arc::new(move |tenant| {
+        let detectors = sentinel.config_for(tenant).detectors.iter().filter(|d| d.enabled).count();
+        service::reports::configuration(&config, detectors)
+    });
+    Ok(export::Exporter::new(store, sink, export::ExportPlan::from_config(c), describe))
 }
 
 /// Creates the data directory owner-only (0700, as are parents it creates):

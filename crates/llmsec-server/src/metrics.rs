@@ -57,6 +57,12 @@ pub struct Family {
     pub help: &'static str,
 }
 
+/// Export runs that failed, by stream (`events`, `anomalies`, `reports_day` …).
+pub const EXPORT_FAILURES: &str = "llm_security_export_failures_total";
+/// When each export stream last finished without error (Unix seconds).
+pub const EXPORT_LAST_SUCCESS: &str = "llm_security_export_last_success_timestamp_seconds";
+/// Objects written by exports, by stream.
+pub const EXPORT_OBJECTS: &str = "llm_security_export_objects_total";
 /// Analyses run (`endpoint`: `analyze`, `validate`; `verdict`).
 pub const REQUESTS: &str = "llm_security_requests_total";
 /// Threats found (`type`, `severity`).
@@ -256,6 +262,24 @@ pub const FAMILIES: &[Family] = &[
         kind: Kind::Counter,
         labels: &["route", "model", "status"],
         help: "Shield gateway calls by route, model and outcome",
+    },
+    Family {
+        name: EXPORT_FAILURES,
+        kind: Kind::Counter,
+        labels: &["stream"],
+        help: "Export runs that failed (retried next run), by stream",
+    },
+    Family {
+        name: EXPORT_LAST_SUCCESS,
+        kind: Kind::Gauge,
+        labels: &["stream"],
+        help: "When each export stream last finished without error, Unix seconds",
+    },
+    Family {
+        name: EXPORT_OBJECTS,
+        kind: Kind::Counter,
+        labels: &["stream"],
+        help: "Objects written by exports, by stream",
     },
 ];
 
@@ -459,6 +483,17 @@ pub fn outbox(pending: u64, dead: u64) {
 /// while it ran (`llm_security_enforced_total{action="terminate"}`).
 pub fn stream_terminated() {
     metrics::counter!(ENFORCED, "action" => "terminate").increment(1);
+}
+
+/// Records an export stream that finished at `now` (Unix ms), writing `objects`.
+pub fn export_succeeded(stream: &str, objects: usize, now: i64) {
+    metrics::gauge!(EXPORT_LAST_SUCCESS, "stream" => stream.to_owned()).set(now as f64 / 1000.0);
+    metrics::counter!(EXPORT_OBJECTS, "stream" => stream.to_owned()).increment(objects as u64);
+}
+
+/// Records an export stream that failed.
+pub fn export_failed(stream: &str) {
+    metrics::counter!(EXPORT_FAILURES, "stream" => stream.to_owned()).increment(1);
 }
 
 /// Records one gateway call.

@@ -238,4 +238,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         entities: &[(&str, &str)],
         now: Millis,
     ) -> Result<Vec<Enforcement>>;
+
+    /// Where an export stream stands; `None` before its first export.
+    async fn export_position(&self, stream: &str) -> Result<Option<ExportPosition>>;
+    /// Stores where an export stream stands, replacing what it had.
+    async fn set_export_position(&self, p: &ExportPosition) -> Result<()>;
+    /// The earliest time at or after `from` of a row of `source`, of any
+    /// tenant; `None` when there is none.
+    async fn first_time_from(&self, source: ExportSource, from: Millis) -> Result<Option<Millis>>;
+    /// The tenants with rows of `source` in `[from, to)`, sorted.
+    async fn tenants_between(&self, source: ExportSource, from: Millis, to: Millis) -> Result<Vec<String>>;
 }

@@ -198,4 +198,22 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX redteam_runs_tenant_ts ON redteam_runs (tenant, ts)",
         ],
     ),
+    (
+        8,
+        &[
+            // How far each periodic export stream (events, anomalies,
+            // reports) has been written out: `position` is the end of the
+            // last exported window; `pending_to` the end of a window being
+            // written, so a retry writes the same window to the same keys.
+            "CREATE TABLE export_positions (
+            stream TEXT PRIMARY KEY,
+            position BIGINT NOT NULL,
+            pending_to BIGINT,
+            updated_at BIGINT NOT NULL
+        )",
+            // Exports find the earliest anomaly and the tenants of a window
+            // across tenants (events have `security_events_ts` since step 1).
+            "CREATE INDEX anomalies_ts ON anomalies (ts)",
+        ],
+    ),
 ];

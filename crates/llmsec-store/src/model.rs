@@ -547,6 +547,40 @@ pub struct DetectorOverride {
     pub updated_at: Millis,
 }
 
+/// Where one periodic export stream stands (see `Store::export_position`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportPosition {
+    /// The stream (`events`, `anomalies`, `reports`, or a name the exporter picks).
+    pub stream: String,
+    /// Everything before this time has been exported.
+    pub position: Millis,
+    /// The end of the window being exported, once chosen and until it is
+    /// done: a retry exports `[position, pending_to)` again, to the same keys.
+    pub pending_to: Option<Millis>,
+    /// When this row last changed.
+    pub updated_at: Millis,
+}
+
+/// A table an export reads by time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportSource {
+    /// Security events, by their analysis time.
+    Events,
+    /// Anomalies, by the time they opened.
+    Anomalies,
+}
+
+impl ExportSource {
+    /// The stream name: `events` or `anomalies`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportSource::Events => "events",
+            ExportSource::Anomalies => "anomalies",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1317,11 +1317,62 @@ impl Store for SqlStore {
         let rows = bind_all(sqlx::query(&sql), params).fetch_all(&self.pool).await?;
         rows.iter().map(enforcement_from_row).collect()
     }
+
+    async fn export_position(&self, stream: &str) -> Result<Option<ExportPosition>> {
+        let row = sqlx::query("SELECT * FROM export_positions WHERE stream = $1")
+            .bind(stream)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(ExportPosition {
+                stream: r.try_get("stream")?,
+                position: r.try_get("position")?,
+                pending_to: r.try_get("pending_to")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn set_export_position(&self, p: &ExportPosition) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO export_positions (stream, position, pending_to, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (stream) DO UPDATE SET position = excluded.position, pending_to = excluded.pending_to, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(&p.stream)
+        .bind(p.position)
+        .bind(p.pending_to)
+        .bind(p.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn first_time_from(&self, source: ExportSource, from: Millis) -> Result<Option<Millis>> {
+        let sql = format!("SELECT MIN(ts) AS t FROM {} WHERE ts >= $1", export_table(source));
+        Ok(sqlx::query(&sql).bind(from).fetch_one(&self.pool).await?.try_get("t")?)
+    }
+
+    async fn tenants_between(&self, source: ExportSource, from: Millis, to: Millis) -> Result<Vec<String>> {
+        let sql =
+            format!("SELECT DISTINCT tenant FROM {} WHERE ts >= $1 AND ts < $2 ORDER BY tenant", export_table(source));
+        let rows = sqlx::query(&sql).bind(from).bind(to).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok(r.try_get("tenant")?)).collect()
+    }
 }
 
 /// PostgreSQL's text types cannot hold U+0000 (SQLite can, but most tools
 /// reading it cannot): stored text gets U+FFFD in its place. Analysed input
 /// is untrusted, so a NUL must not be able to fail an insert.
+/// The table an export source reads (both have `tenant` and `ts`, indexed).
+fn export_table(source: ExportSource) -> &'static str {
+    match source {
+        ExportSource::Events => "security_events",
+        ExportSource::Anomalies => "anomalies",
+    }
+}
+
 fn no_nul(s: &str) -> std::borrow::Cow<'_, str> {
     if s.contains('\0') { s.replace('\0', "\u{FFFD}").into() } else { s.into() }
 }

@@ -546,6 +546,37 @@ async fn event_scan(s: &dyn Store) {
     assert_eq!(for_each_event(s, &other, Some(10), |_| {}).await.unwrap(), (0, false));
 }
 
+/// Export positions round-trip, a pending window clears, and the export
+/// scans find the first row and the tenants of a window across tenants.
+async fn export_positions(s: &dyn Store) {
+    assert_eq!(s.export_position("events").await.unwrap(), None);
+    let mut p = ExportPosition { stream: "events".into(), position: 1000, pending_to: Some(2000), updated_at: 5 };
+    s.set_export_position(&p).await.unwrap();
+    assert_eq!(s.export_position("events").await.unwrap().as_ref(), Some(&p));
+    p = ExportPosition { position: 2000, pending_to: None, updated_at: 6, ..p };
+    s.set_export_position(&p).await.unwrap();
+    assert_eq!(s.export_position("events").await.unwrap().as_ref(), Some(&p), "replaced, pending cleared");
+    assert_eq!(s.export_position("anomalies").await.unwrap(), None, "streams are separate");
+
+    let recs: Vec<Record> = [("xb", "e1", 90_000), ("xa", "e2", 90_500), ("xa", "e3", 95_000)]
+        .iter()
+        .map(|(t, id, ts)| Record { event: event(t, id, *ts, None), deliveries: vec![] })
+        .collect();
+    s.record(&recs).await.unwrap();
+    assert_eq!(s.first_time_from(ExportSource::Events, 89_000).await.unwrap(), Some(90_000));
+    assert_eq!(s.first_time_from(ExportSource::Events, 90_001).await.unwrap(), Some(90_500));
+    assert_eq!(s.first_time_from(ExportSource::Events, i64::MAX - 1).await.unwrap(), None);
+    assert_eq!(s.tenants_between(ExportSource::Events, 90_000, 95_000).await.unwrap(), ["xa", "xb"]);
+    assert_eq!(
+        s.tenants_between(ExportSource::Events, 90_001, 96_000).await.unwrap(),
+        ["xa"],
+        "to is exclusive, from inclusive"
+    );
+    s.put_anomaly(&anomaly("xc", "ax1", 91_000, "warning", "active", 0.5)).await.unwrap();
+    assert_eq!(s.first_time_from(ExportSource::Anomalies, 90_900).await.unwrap(), Some(91_000));
+    assert_eq!(s.tenants_between(ExportSource::Anomalies, 91_000, 91_001).await.unwrap(), ["xc"]);
+}
+
 async fn all(s: &dyn Store) {
     s.ping().await.unwrap();
     keys(s).await;
@@ -558,6 +589,7 @@ async fn all(s: &dyn Store) {
     erasure_and_retention(s).await;
     detector_overrides(s).await;
     event_scan(s).await;
+    export_positions(s).await;
 }
 
 #[tokio::test]
@@ -599,6 +631,8 @@ async fn bootstrap_key_upgrade(url: &str) {
         "ALTER TABLE security_events DROP COLUMN context_kind",
         "ALTER TABLE security_events DROP COLUMN analysis_us",
         "DROP TABLE redteam_runs",
+        "DROP INDEX anomalies_ts",
+        "DROP TABLE export_positions",
         "DELETE FROM schema_migrations WHERE version >= 3",
     ] {
         s.pool().execute(undo).await.unwrap();
@@ -642,6 +676,7 @@ async fn bootstrap_key_upgrade(url: &str) {
     let got = s.events(&EventQuery { tenant: "default".into(), limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!((got[0].context_kind.as_deref(), got[0].analysis_us), (Some("email"), Some(42)));
     assert!(s.redteam_runs("default", 0, i64::MAX, 10).await.unwrap().is_empty(), "the red-team table exists");
+    assert_eq!(s.export_position("events").await.unwrap(), None, "the export table exists");
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 //! Shield gateway (`llmsec_gateway`) when configured; `llmsec gateway` runs
 //! the gateway alone;
 //! `llmsec report` writes the compliance report or posture;
+//! `llmsec export s3` backfills a time range to the `[export.s3]` bucket;
 //! `llmsec audit verify` checks the admin audit chain and `llmsec webhook
 //! verify` a webhook delivery's signature.
 //!
@@ -19,6 +20,7 @@ mod crossval;
 mod dataset;
 mod eval;
 mod evasions;
+mod export;
 mod input;
 mod lint;
 mod logs;
@@ -87,6 +89,10 @@ enum Command {
     /// against GDPR, CCPA, HIPAA, SOX, PCI DSS, ISO 27001, NIST CSF, SOC 2),
     /// or with --posture-only the posture alone; JSON or HTML.
     Report(report::ReportArgs),
+    /// Exports to object storage: `llmsec export s3 --from … --to …`
+    /// backfills a range to the [export.s3] bucket.
+    #[command(subcommand)]
+    Export(export::ExportCommand),
     /// Audit log tools.
     #[command(subcommand)]
     Audit(ops::AuditCommand),
@@ -108,6 +114,7 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => policy::run(&cmd),
         Command::Logs(cmd) => logs::run(&cmd),
         Command::Report(args) => report::run(&args),
+        Command::Export(cmd) => export::run(&cmd),
         Command::Audit(cmd) => ops::audit(&cmd),
         Command::Webhook(cmd) => ops::webhook(&cmd),
     };
@@ -164,6 +171,14 @@ mod tests {
             "needs --out, --check or --cross-source"
         );
         assert!(Cli::try_parse_from(["llmsec", "train", "ner", "--data", "a", "--out", "m", "--check", "m"]).is_err());
+    }
+
+    #[test]
+    fn export_s3_needs_a_range_and_a_config() {
+        let ok = ["llmsec", "export", "s3", "--from", "2026-01-01T00:00:00Z", "--to", "2026-01-02T00:00:00Z"];
+        assert!(Cli::try_parse_from(ok.iter().chain(&["--config", "s.toml"])).is_ok());
+        assert!(Cli::try_parse_from(ok).is_err(), "needs --config");
+        assert!(Cli::try_parse_from(["llmsec", "export", "s3", "--config", "s.toml"]).is_err());
     }
 
     #[test]

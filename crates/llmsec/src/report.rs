@@ -65,7 +65,7 @@ pub struct ReportArgs {
 }
 
 /// Parses an RFC 3339 time given to `flag`.
-fn parse_time(flag: &str, v: &str) -> anyhow::Result<Millis> {
+pub(crate) fn parse_time(flag: &str, v: &str) -> anyhow::Result<Millis> {
     chrono::DateTime::parse_from_rfc3339(v)
         .map(|t| t.timestamp_millis())
         .map_err(|e| anyhow::anyhow!("{flag}: {v:?} is not an RFC 3339 time such as 2026-01-31T00:00:00Z ({e})"))

@@ -1103,3 +1103,94 @@ fn report_reads_the_serve_store_and_names_bad_flags() {
     let o = llmsec(&["report", "--posture-only", "--data-dir", &empty], b"");
     assert!(code(&o) == 2 && stderr(&o).contains("no database at"), "{}", stderr(&o));
 }
+
+/// `llmsec export s3 --config FILE` with the credentials in `env`.
+fn export_s3(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_llmsec"));
+    cmd.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap_or_else(|e| panic!("cannot run llmsec: {e}"))
+}
+
+#[test]
+fn export_s3_names_what_is_missing() {
+    let dir = temp_dir("export-bad");
+    report_store(&dir);
+    let data = dir.display().to_string();
+    let range = ["--from", "2026-01-01T00:00:00Z", "--to", "2026-01-02T00:00:00Z"];
+    let plain = dir.join("plain.toml");
+    std::fs::write(&plain, "").unwrap();
+    let o = export_s3(
+        &[&["export", "s3", "--config", &plain.display().to_string(), "--data-dir", &data][..], &range].concat(),
+        &[],
+    );
+    assert!(code(&o) == 2 && stderr(&o).contains("has no [export.s3] section"), "{}", stderr(&o));
+    let cfg = dir.join("s3.toml");
+    std::fs::write(
+        &cfg,
+        "[export.s3]\nendpoint = \"http://127.0.0.1:9\"\nbucket = \"exports\"\npath_style = true\n\
+         access_key_id_env = \"LLMSEC_CLI_TEST_NO_KEY\"\n",
+    )
+    .unwrap();
+    let cfg = cfg.display().to_string();
+    let o = export_s3(&[&["export", "s3", "--config", &cfg, "--data-dir", &data][..], &range].concat(), &[]);
+    assert!(code(&o) == 2 && stderr(&o).contains("export.s3.access_key_id_env"), "{}", stderr(&o));
+    let o = export_s3(
+        &["export", "s3", "--config", &cfg, "--from", "2026-01-02T00:00:00Z", "--to", "2026-01-01T00:00:00Z"],
+        &[],
+    );
+    assert!(code(&o) == 2 && stderr(&o).contains("--to must be after --from"), "{}", stderr(&o));
+}
+
+/// Against s3rver (`scripts/s3.sh start DIR`) when `LLMSEC_TEST_S3_URL` names it.
+#[test]
+fn export_s3_backfills_a_range_to_the_bucket() {
+    let Some(url) = std::env::var("LLMSEC_TEST_S3_URL").ok().filter(|u| !u.is_empty()) else {
+        eprintln!("skipped: LLMSEC_TEST_S3_URL is not set (scripts/s3.sh start DIR prints one)");
+        return;
+    };
+    let dir = temp_dir("export");
+    report_store(&dir);
+    let data = dir.display().to_string();
+    let prefix = format!("cli-{}-{}", std::process::id(), std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_nanos()));
+    let cfg = dir.join("s3.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[export.s3]\nendpoint = {url:?}\nbucket = \"exports\"\npath_style = true\nprefix = {prefix:?}\n\
+             access_key_id_env = \"T_S3_KEY\"\nsecret_access_key_env = \"T_S3_SECRET\"\nreport_frameworks = [\"gdpr\"]\n"
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.display().to_string();
+    let creds = [("T_S3_KEY", "S3RVER"), ("T_S3_SECRET", "S3RVER")];
+    let args = [
+        "export",
+        "s3",
+        "--config",
+        &cfg,
+        "--data-dir",
+        &data,
+        "--from",
+        "2026-01-01T00:00:00Z",
+        "--to",
+        "2026-01-02T00:00:00Z",
+    ];
+    let o = export_s3(&args, &creds);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = json(stdout(&o).trim());
+    assert_eq!(out["rows"], 3, "two events and one report: {out}");
+    let keys: Vec<&str> = out["keys"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            format!("{prefix}/events/tenant=acme/dt=2026-01-01/1767225600000-1767312000000.jsonl.gz"),
+            format!("{prefix}/reports/tenant=acme/day/2026-01-01.json"),
+            format!("{prefix}/reports/tenant=acme/day/2026-01-01.html"),
+        ]
+    );
+    let o = export_s3(&[&args[..], &["--what", "anomalies"]].concat(), &creds);
+    assert_eq!(json(stdout(&o).trim())["objects"], 0, "no anomalies in the range: {}", stderr(&o));
+}

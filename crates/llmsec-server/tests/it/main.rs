@@ -27,6 +27,8 @@ mod redact;
 mod redteam;
 mod reports;
 mod rest;
+#[cfg(feature = "s3")]
+mod s3;
 mod sentinel;
 mod shield;
 mod sinks;

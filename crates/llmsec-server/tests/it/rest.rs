@@ -470,6 +470,23 @@ impl llmsec_store::Store for Poisoned {
     ) -> llmsec_store::Result<Vec<llmsec_store::Enforcement>> {
         self.0.active_enforcements(t, entities, now).await
     }
+    async fn export_position(&self, stream: &str) -> llmsec_store::Result<Option<llmsec_store::ExportPosition>> {
+        self.0.export_position(stream).await
+    }
+    async fn set_export_position(&self, p: &llmsec_store::ExportPosition) -> llmsec_store::Result<()> {
+        self.0.set_export_position(p).await
+    }
+    async fn first_time_from(&self, s: llmsec_store::ExportSource, from: i64) -> llmsec_store::Result<Option<i64>> {
+        self.0.first_time_from(s, from).await
+    }
+    async fn tenants_between(
+        &self,
+        s: llmsec_store::ExportSource,
+        from: i64,
+        to: i64,
+    ) -> llmsec_store::Result<Vec<String>> {
+        self.0.tenants_between(s, from, to).await
+    }
 }
 
 #[tokio::test]
