@@ -99,12 +99,11 @@ section "benches compile: cargo bench -p llm-security -p llmsec-lint -p llmsec-r
 cargo bench -p llm-security -p llmsec-lint -p llmsec-redteam --all-features --no-run
 
 # The Python package (bindings/python, its own Cargo workspace): maturin
-# develop, its pytest suite, then the abi3 wheel installed into a fresh venv
-# running the package README's example. The wheel is built in the dev
-# profile here: a cold release build of the engine for it takes over six
-# minutes on two cores (`scripts/python.sh` alone builds it in release).
-section "python package: scripts/python.sh (maturin develop, pytest, dev-profile abi3 wheel in a fresh venv)"
-LLMSEC_WHEEL_PROFILE=dev scripts/python.sh
+# develop, its pytest suite, then the release abi3 wheel users get
+# (`maturin build --release`, three to six minutes cold on two cores)
+# installed into a fresh venv running the package README's example.
+section "python package: scripts/python.sh (maturin develop, pytest, release abi3 wheel in a fresh venv)"
+scripts/python.sh
 
 # The Shield gateway with real clients: `llmsec gateway` in front of a mock
 # upstream, driven by the official `openai` Python package and `curl -N`.
