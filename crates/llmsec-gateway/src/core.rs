@@ -218,13 +218,86 @@ pub(crate) fn check_model(caller: &Caller, model: &str) -> Result<(), OpenAiErro
     Err(OpenAiError::new(StatusCode::FORBIDDEN, "model_not_allowed", msg).with_param("model"))
 }
 
+/// Budget reservations of the calls in flight on this replica, by key. A
+/// call holds one from its budget check until its usage is written to the
+/// store (the recorder writes usage in batches after calls end), and every
+/// budget check counts them, so calls started together cannot each pass a
+/// budget that has room for one of them. Replicas do not see each other's
+/// reservations: across replicas, budgets can still be passed by the calls
+/// in flight on the others.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    by_key: std::sync::Mutex<std::collections::HashMap<String, Held>>,
+}
+
+/// What the calls in flight of one key hold.
+#[derive(Debug, Default, Clone, Copy)]
+struct Held {
+    tokens: u64,
+    cost: f64,
+    calls: u32,
+}
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Held>> {
+        self.by_key.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tokens and cost the calls in flight of `key_id` hold.
+    #[cfg(test)]
+    pub fn held(&self, key_id: &str) -> (u64, f64) {
+        self.lock().get(key_id).map(|h| (h.tokens, h.cost)).unwrap_or_default()
+    }
+}
+
+/// One call's hold on its key's budgets: released when dropped (once the
+/// call's usage is stored, or with the call if it is never recorded).
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    inflight: Arc<InFlight>,
+    key_id: String,
+    tokens: u64,
+    cost: f64,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut map = self.inflight.lock();
+        if let Some(h) = map.get_mut(&self.key_id) {
+            h.tokens = h.tokens.saturating_sub(self.tokens);
+            h.cost = (h.cost - self.cost).max(0.0);
+            h.calls = h.calls.saturating_sub(1);
+            if h.calls == 0 {
+                map.remove(&self.key_id);
+            }
+        }
+    }
+}
+
+/// What a call is expected to spend, held against its key's budgets while
+/// it runs: the prompt's estimated tokens plus the completion's cap
+/// (`max_tokens` and its kin, when the request sets one), and their cost
+/// at the model's price.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Expected {
+    pub tokens: u64,
+    pub cost: f64,
+}
+
 /// Refuses a call once a budget of the key is used up in its current
 /// period (`429 budget_exceeded`, with `Retry-After` until the period
-/// ends). Usage comes from the store, so replicas share it; calls in
-/// flight when the budget runs out can pass it by their own usage.
-pub(crate) async fn check_budget(state: &AppState, caller: &Caller) -> Result<(), OpenAiError> {
+/// ends), counting what the key's calls in flight on this replica hold
+/// (then `Retry-After: 1`: they end soon, and may use less). Usage comes
+/// from the store, so replicas share it. A call that passes holds its
+/// `expected` spend until its usage is stored.
+pub(crate) async fn check_budget(
+    state: &AppState,
+    inflight: &Arc<InFlight>,
+    caller: &Caller,
+    expected: Expected,
+) -> Result<Option<Reservation>, OpenAiError> {
     if caller.budgets.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let now = llmsec_store::now_millis();
     let usage = state
@@ -232,29 +305,61 @@ pub(crate) async fn check_budget(state: &AppState, caller: &Caller) -> Result<()
         .key_usage(&caller.tenant, &caller.key_id, now)
         .await
         .map_err(|e| map_error(ServiceError::from(e)))?;
+    // Checked and reserved under one lock: two checks of a key cannot both
+    // see the room only one of them may take.
+    let mut map = inflight.lock();
+    let held = map.get(&caller.key_id).copied().unwrap_or_default();
     for b in &caller.budgets {
-        let Some(u) = usage.iter().find(|u| u.period == b.period) else { continue };
+        let (used_tokens, used_cost) =
+            usage.iter().find(|u| u.period == b.period).map(|u| (u.tokens, u.cost)).unwrap_or((0, 0.0));
+        let in_flight = |held: String| if held.is_empty() { String::new() } else { format!(", {held} held by calls in flight") };
         let over = match (b.tokens, b.cost) {
-            (Some(t), _) if u.tokens >= t => Some(format!("{t} tokens ({} used)", u.tokens)),
-            (_, Some(c)) if u.cost >= c => Some(format!("a cost of {c} ({:.6} used)", u.cost)),
+            (Some(t), _) if used_tokens.saturating_add(held.tokens) >= t => Some((
+                format!(
+                    "{t} tokens ({used_tokens} used{})",
+                    in_flight(if held.tokens > 0 { format!("{}", held.tokens) } else { String::new() })
+                ),
+                used_tokens >= t,
+            )),
+            (_, Some(c)) if used_cost + held.cost >= c => Some((
+                format!(
+                    "a cost of {c} ({used_cost:.6} used{})",
+                    in_flight(if held.cost > 0.0 { format!("{:.6}", held.cost) } else { String::new() })
+                ),
+                used_cost >= c,
+            )),
             _ => None,
         };
-        if let Some(what) = over {
+        if let Some((what, spent)) = over {
             let end = b.period.end(now);
+            let until = if spent {
+                format!(
+                    "it resets at {}",
+                    chrono::DateTime::from_timestamp_millis(end).map(|t| t.to_rfc3339()).unwrap_or_default()
+                )
+            } else {
+                "retry when the calls in flight have ended".to_owned()
+            };
             let mut err = OpenAiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "budget_exceeded",
-                format!(
-                    "this key's {} budget of {what} is used up; it resets at {}",
-                    b.period.as_str(),
-                    chrono::DateTime::from_timestamp_millis(end).map(|t| t.to_rfc3339()).unwrap_or_default()
-                ),
+                format!("this key's {} budget of {what} is used up; {until}", b.period.as_str()),
             );
-            err.retry_after = Some(u64::try_from((end - now).max(0) / 1000 + 1).unwrap_or(1));
+            err.retry_after =
+                Some(if spent { u64::try_from((end - now).max(0) / 1000 + 1).unwrap_or(1) } else { 1 });
             return Err(err);
         }
     }
-    Ok(())
+    let h = map.entry(caller.key_id.clone()).or_default();
+    h.tokens = h.tokens.saturating_add(expected.tokens);
+    h.cost += expected.cost.max(0.0);
+    h.calls += 1;
+    Ok(Some(Reservation {
+        inflight: inflight.clone(),
+        key_id: caller.key_id.clone(),
+        tokens: expected.tokens,
+        cost: expected.cost.max(0.0),
+    }))
 }
 
 /// Why texts could not be scanned: the engine refused one (larger than
@@ -455,7 +560,10 @@ pub(crate) fn issue_canary(state: &AppState) -> String {
 }
 
 /// Calls' telemetry events on their way to the store, with their callers.
-pub(crate) type Recorder = tokio::sync::mpsc::Sender<(Arc<Caller>, TelemetryEvent)>;
+pub(crate) type Recorder = tokio::sync::mpsc::Sender<Recorded>;
+
+/// A call's event, with the budget reservation it holds until its usage is stored.
+pub(crate) type Recorded = (Arc<Caller>, TelemetryEvent, Option<Reservation>);
 
 /// Events waiting for the recorder at most; past this, a call stores its
 /// own event.
@@ -483,29 +591,38 @@ pub(crate) fn start_recorder(state: &AppState) -> Option<Recorder> {
 /// Stores the call's telemetry event through the durable ingestion path and
 /// hands it to Sentinel, off the request path (through `recorder` when it
 /// has room); a refusal is logged.
-pub(crate) fn record(state: &AppState, recorder: Option<&Recorder>, caller: &Arc<Caller>, event: TelemetryEvent) {
+pub(crate) fn record(
+    state: &AppState,
+    recorder: Option<&Recorder>,
+    caller: &Arc<Caller>,
+    event: TelemetryEvent,
+    reservation: Option<Reservation>,
+) {
     use tokio::sync::mpsc::error::TrySendError;
-    let event = match recorder {
-        Some(r) => match r.try_send((caller.clone(), event)) {
+    let (event, reservation) = match recorder {
+        Some(r) => match r.try_send((caller.clone(), event, reservation)) {
             Ok(()) => return,
-            Err(TrySendError::Full((_, e)) | TrySendError::Closed((_, e))) => e,
+            Err(TrySendError::Full((_, e, h)) | TrySendError::Closed((_, e, h))) => (e, h),
         },
-        None => event,
+        None => (event, reservation),
     };
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         tracing::warn!("gateway: no runtime to record telemetry on");
         return;
     };
     let (state, caller) = (state.clone(), caller.clone());
-    rt.spawn(async move { store_events(&state, vec![(caller, event)]).await });
+    rt.spawn(async move { store_events(&state, vec![(caller, event, reservation)]).await });
 }
 
-/// Counts usage against budgets (one update per key and day), then stores
-/// the events of each key in one transaction and hands them to Sentinel.
-async fn store_events(state: &AppState, batch: Vec<(Arc<Caller>, TelemetryEvent)>) {
+/// Counts usage against budgets (one update per key and day), releases the
+/// calls' budget reservations once it is counted, then stores the events of
+/// each key in one transaction and hands them to Sentinel.
+async fn store_events(state: &AppState, batch: Vec<Recorded>) {
     let mut usage: Vec<Usage> = Vec::new();
     let mut by_key: Vec<(Arc<Caller>, Vec<TelemetryEvent>)> = Vec::new();
-    for (caller, event) in batch {
+    let mut reservations = Vec::new();
+    for (caller, event, reservation) in batch {
+        reservations.extend(reservation);
         if !caller.budgets.is_empty() {
             add_usage(&mut usage, &caller, &event);
         }
@@ -526,6 +643,7 @@ async fn store_events(state: &AppState, batch: Vec<(Arc<Caller>, TelemetryEvent)
             tracing::warn!(error = %e, key = %u.caller.key_id, "gateway: usage not counted against the key's budgets");
         }
     }
+    drop(reservations);
     for (caller, events) in by_key {
         if let Err(e) = telemetry::accept(&state.services, &caller, events).await {
             tracing::warn!(error = %e, "gateway: telemetry events not stored");
@@ -565,6 +683,27 @@ fn add_usage(usage: &mut Vec<Usage>, caller: &Arc<Caller>, event: &TelemetryEven
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reservation_is_released_when_dropped_and_the_key_forgotten_with_its_last() {
+        let inflight = Arc::new(InFlight::default());
+        let hold = |tokens: u64, cost: f64| {
+            let mut map = inflight.lock();
+            let h = map.entry("k1".into()).or_default();
+            h.tokens += tokens;
+            h.cost += cost;
+            h.calls += 1;
+            Reservation { inflight: inflight.clone(), key_id: "k1".into(), tokens, cost }
+        };
+        let a = hold(100, 0.5);
+        let b = hold(40, 0.25);
+        assert_eq!(inflight.held("k1"), (140, 0.75));
+        drop(a);
+        assert_eq!(inflight.held("k1"), (40, 0.25));
+        drop(b);
+        assert_eq!(inflight.held("k1"), (0, 0.0));
+        assert!(inflight.lock().is_empty(), "no entry is left for a key with nothing in flight");
+    }
 
     #[test]
     fn usage_is_summed_per_key_and_day() {

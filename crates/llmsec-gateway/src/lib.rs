@@ -100,7 +100,8 @@ pub fn router_with_env(
     let cache =
         cache::ScanCache::new(config.scan_cache_entries, std::time::Duration::from_secs(config.scan_cache_ttl_secs));
     let recorder = core::start_recorder(&state);
-    let gw = Arc::new(proxy::Gateway { state: state.clone(), config, upstreams, tools, cache, recorder });
+    let inflight = Arc::default();
+    let gw = Arc::new(proxy::Gateway { state: state.clone(), config, upstreams, tools, cache, recorder, inflight });
     let routes = Router::new()
         .route("/v1/chat/completions", post(proxy::chat))
         .route("/v1/completions", post(proxy::completions))

@@ -48,6 +48,8 @@ pub(crate) struct Gateway {
     pub cache: Option<ScanCache>,
     /// Stores the calls' telemetry events in batches.
     pub recorder: Option<core::Recorder>,
+    /// Budget reservations of the calls in flight, by key.
+    pub inflight: Arc<core::InFlight>,
 }
 
 /// The compiled tool-call allow-list of each route that makes tool calls:
@@ -517,6 +519,18 @@ async fn forward(gw: Arc<Gateway>, caller: Arc<Caller>, route: Route, req: Reque
     }
 }
 
+/// The most completion tokens a request asks for: its cap (`max_tokens`,
+/// `max_completion_tokens`, `max_output_tokens`) times its choices (`n`);
+/// 0 when it sets no cap.
+fn completion_cap(body: &Value) -> u64 {
+    let cap = ["max_completion_tokens", "max_tokens", "max_output_tokens"]
+        .iter()
+        .find_map(|k| body.get(*k).and_then(Value::as_u64))
+        .unwrap_or(0);
+    let choices = body.get("n").and_then(Value::as_u64).unwrap_or(1).clamp(1, 128);
+    cap.saturating_mul(choices)
+}
+
 async fn run(
     gw: &Arc<Gateway>,
     caller: &Arc<Caller>,
@@ -555,7 +569,12 @@ async fn run(
     // and budgets, then the policy on every text.
     let cleared = core::clear(state, caller, &call.subject)?;
     core::check_model(caller, &model)?;
-    core::check_budget(state, caller).await?;
+    let cap = completion_cap(&body);
+    let expected = core::Expected {
+        tokens: call.prompt_estimate.saturating_add(cap),
+        cost: call.price.map(|p| p.cost(call.prompt_estimate, cap)).unwrap_or(0.0),
+    };
+    call.reservation = core::check_budget(state, &gw.inflight, caller, expected).await?;
     let texts: Vec<ScanText> = found
         .iter()
         .map(|f| ScanText {

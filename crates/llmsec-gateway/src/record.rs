@@ -70,6 +70,9 @@ pub(crate) struct Call {
     /// The call's inference span, when `[otel]` exports traces.
     pub trace: Option<opentelemetry::Context>,
     recorded: bool,
+    /// What the call holds against its key's budgets, handed to the
+    /// recorder with its event and released once its usage is stored.
+    pub reservation: Option<core::Reservation>,
 }
 
 /// A call's token counts and whether any of them is an estimate.
@@ -111,6 +114,7 @@ impl Call {
             scan_errors: Vec::new(),
             trace: None,
             recorded: false,
+            reservation: None,
         }
     }
 
@@ -188,7 +192,7 @@ impl Call {
             };
             otel.finish_call(cx, &facts, self.started.elapsed());
         }
-        core::record(&gw.state, gw.recorder.as_ref(), caller, event);
+        core::record(&gw.state, gw.recorder.as_ref(), caller, event, self.reservation.take());
     }
 
     /// The telemetry event.

@@ -190,3 +190,67 @@ async fn key_limits_are_checked_named_and_confined_to_the_tenant() {
     let r = gw.send(Method::GET, "/api/admin/audit", ADMIN, None).await;
     assert!(r.body["entries"].as_array().unwrap().iter().any(|e| e["action"] == "key.update"), "{}", r.text);
 }
+
+#[tokio::test]
+async fn calls_in_flight_hold_their_expected_tokens_so_concurrent_calls_cannot_overrun_a_budget() {
+    let gw = common::start().await;
+    let made = gw
+        .make_key_with(&json!({"name": "tight", "scopes": ["proxy"], "budgets": [{"period": "day", "tokens": 100}]}))
+        .await;
+    let (key, id) = (made["key"].as_str().unwrap().to_owned(), made["id"].as_str().unwrap().to_owned());
+    // A long streamed call that may write up to 90 tokens: it holds them
+    // (plus its prompt) while it runs.
+    let mut long = chat("gpt-4o-mini");
+    long["stream"] = json!(true);
+    long["x_slow"] = json!(true);
+    long["max_tokens"] = json!(90);
+    let mut running = gw
+        .http
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(long.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(running.status().as_u16(), 200);
+    let first = tokio::time::timeout(Duration::from_secs(10), running.chunk()).await.unwrap().unwrap();
+    assert!(first.is_some());
+
+    // Nothing is used yet, but what is held leaves no room: refused before the upstream.
+    assert_eq!(listed(&gw, &id).await["budgets"][0]["used_tokens"], 0);
+    let calls = gw.mock.calls();
+    let r = gw
+        .http
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(chat("gpt-4o-mini").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "1", "the calls in flight end soon");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "budget_exceeded");
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("0 used") && msg.contains("held by calls in flight"), "{msg}");
+    assert_eq!(gw.mock.calls(), calls, "refused before the upstream");
+
+    // The long call ends (its client goes away): what it used is counted,
+    // what it held is released, and the next call passes.
+    drop(running);
+    let mut passed = false;
+    for _ in 0..100 {
+        let r = gw.post_with("/v1/chat/completions", &key, &chat("gpt-4o-mini"), &[]).await;
+        if r.status == 200 {
+            passed = true;
+            break;
+        }
+        assert_eq!(r.status, 429, "{}", r.text);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(passed, "the hold was not released after the call ended");
+    let used = listed(&gw, &id).await["budgets"][0]["used_tokens"].as_u64().unwrap();
+    assert!(used > 0 && used < 100, "the ended call's own usage is counted: {used}");
+}
