@@ -312,7 +312,8 @@ pub(crate) async fn check_budget(
     for b in &caller.budgets {
         let (used_tokens, used_cost) =
             usage.iter().find(|u| u.period == b.period).map(|u| (u.tokens, u.cost)).unwrap_or((0, 0.0));
-        let in_flight = |held: String| if held.is_empty() { String::new() } else { format!(", {held} held by calls in flight") };
+        let in_flight =
+            |held: String| if held.is_empty() { String::new() } else { format!(", {held} held by calls in flight") };
         let over = match (b.tokens, b.cost) {
             (Some(t), _) if used_tokens.saturating_add(held.tokens) >= t => Some((
                 format!(
@@ -345,8 +346,7 @@ pub(crate) async fn check_budget(
                 "budget_exceeded",
                 format!("this key's {} budget of {what} is used up; {until}", b.period.as_str()),
             );
-            err.retry_after =
-                Some(if spent { u64::try_from((end - now).max(0) / 1000 + 1).unwrap_or(1) } else { 1 });
+            err.retry_after = Some(if spent { u64::try_from((end - now).max(0) / 1000 + 1).unwrap_or(1) } else { 1 });
             return Err(err);
         }
     }

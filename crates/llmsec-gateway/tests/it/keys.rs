@@ -231,7 +231,7 @@ async fn calls_in_flight_hold_their_expected_tokens_so_concurrent_calls_cannot_o
         .unwrap();
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "1", "the calls in flight end soon");
-    let body: Value = r.json().await.unwrap();
+    let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
     assert_eq!(body["error"]["code"], "budget_exceeded");
     let msg = body["error"]["message"].as_str().unwrap();
     assert!(msg.contains("0 used") && msg.contains("held by calls in flight"), "{msg}");
