@@ -1323,6 +1323,35 @@ pub struct SentinelSettings {
     /// a detector change cannot send a key, or an action, anywhere the
     /// operator did not name.
     pub shield_endpoints: BTreeMap<String, ShieldEndpoint>,
+    /// Escalation chains (`[[sentinel.escalations]]`): receivers alerted
+    /// when an anomaly stays unacknowledged.
+    pub escalations: Vec<Escalation>,
+}
+
+/// One step of an escalation chain: an anomaly at or above `min_severity`
+/// still ACTIVE (not acknowledged, resolved or suppressed) `after_minutes`
+/// after it opened alerts `receivers`, and again every `repeat_minutes`
+/// (0: once) while it stays so. Several steps make a chain (the team at 15
+/// minutes, its lead at 60, management at 240).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Escalation {
+    /// Unique among the steps; the anomaly's action records name it.
+    pub name: String,
+    /// The least severity escalated (default `warning`).
+    #[serde(default = "default_escalation_severity")]
+    pub min_severity: llm_sentinel::Severity,
+    /// Minutes unacknowledged before this step fires (1 to 10080).
+    pub after_minutes: u64,
+    /// Receivers (`[[sentinel.receivers]]`) alerted by this step.
+    pub receivers: Vec<String>,
+    /// Alert again this often while still unacknowledged; 0 (the default): once.
+    #[serde(default)]
+    pub repeat_minutes: u64,
+}
+
+fn default_escalation_severity() -> llm_sentinel::Severity {
+    llm_sentinel::Severity::Warning
 }
 
 /// Where the key for one remote Shield gateway is read from, when an
@@ -1360,6 +1389,7 @@ impl Default for SentinelSettings {
             receivers: Vec::new(),
             incidents_url: None,
             shield_endpoints: BTreeMap::new(),
+            escalations: Vec::new(),
         }
     }
 }
@@ -1387,6 +1417,27 @@ impl SentinelSettings {
             }
             if r.kind == ReceiverKind::Pagerduty && r.routing_key.is_none() {
                 return Err(format!("sentinel.receivers ({}): routing_key is required for pagerduty", r.name));
+            }
+        }
+        for (i, step) in self.escalations.iter().enumerate() {
+            let at = |field: &str| format!("sentinel.escalations[{i}].{field}");
+            if step.name.trim().is_empty() || self.escalations[..i].iter().any(|s| s.name == step.name) {
+                return Err(format!("{}: must be a name no other step has", at("name")));
+            }
+            if !(1..=10_080).contains(&step.after_minutes) {
+                return Err(format!("{}: must be between 1 and 10080 (a week)", at("after_minutes")));
+            }
+            if step.repeat_minutes > 10_080 {
+                return Err(format!("{}: must be at most 10080", at("repeat_minutes")));
+            }
+            if step.receivers.is_empty() {
+                return Err(format!("{}: name at least one receiver", at("receivers")));
+            }
+            if let Some(r) = step.receivers.iter().find(|r| !self.receivers.iter().any(|x| &x.name == *r)) {
+                return Err(format!(
+                    "{}: unknown receiver {r:?} (define it under [[sentinel.receivers]])",
+                    at("receivers")
+                ));
             }
         }
         for (endpoint, e) in &self.shield_endpoints {

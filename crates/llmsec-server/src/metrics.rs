@@ -82,6 +82,8 @@ pub const HTTP_REQUESTS: &str = "llm_security_http_requests_total";
 pub const HTTP_DURATION: &str = "llm_security_http_request_duration_seconds";
 /// Requests refused by the per-key rate limit.
 pub const RATE_LIMITED: &str = "llm_security_rate_limited_total";
+/// Escalation steps fired for unacknowledged anomalies (`step`).
+pub const ESCALATIONS: &str = "llm_security_escalations_total";
 /// Requests refused by a Sentinel enforcement (`action`).
 pub const ENFORCED: &str = "llm_security_enforced_total";
 /// Shield actions enforced through `shield.v1.ShieldAction` (`action`).
@@ -162,7 +164,13 @@ pub const FAMILIES: &[Family] = &[
         name: ENFORCED,
         kind: Kind::Counter,
         labels: &["action"],
-        help: "Requests refused by a Sentinel enforcement",
+        help: "Requests refused by a Sentinel enforcement or a risk limit, and gateway streams ended by a block",
+    },
+    Family {
+        name: ESCALATIONS,
+        kind: Kind::Counter,
+        labels: &["step"],
+        help: "Escalation steps fired for anomalies left unacknowledged",
     },
     Family {
         name: SHIELD_ACTIONS,
@@ -477,6 +485,11 @@ pub fn anomaly_raised(a: &Anomaly) {
 pub fn outbox(pending: u64, dead: u64) {
     metrics::gauge!(OUTBOX_DELIVERIES, "status" => "pending").set(pending as f64);
     metrics::gauge!(OUTBOX_DELIVERIES, "status" => "dead").set(dead as f64);
+}
+
+/// Counts an escalation step that fired (`llm_security_escalations_total{step}`).
+pub fn escalated(step: &str) {
+    metrics::counter!(ESCALATIONS, "step" => step.to_owned()).increment(1);
 }
 
 /// Counts a gateway stream ended because Sentinel blocked its subject

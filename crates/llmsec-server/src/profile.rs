@@ -33,6 +33,11 @@ fn unmet(r: ServerRequirement, config: &ServerConfig, sentinel: &SentinelConfig)
         | ServerRequirement::Lockdown
         | ServerRequirement::RiskScoring
         | ServerRequirement::Webhooks => None,
+        ServerRequirement::Escalation => config
+            .sentinel
+            .escalations
+            .is_empty()
+            .then(|| "no escalation chain ([[sentinel.escalations]] is empty)".to_owned()),
         ServerRequirement::RiskPolicy => config
             .risk
             .block_above
@@ -113,6 +118,7 @@ mod tests {
         c.storage.input = InputRetention::Full;
         assert!(unmet(ServerRequirement::RedactedStorage, &c, &none).unwrap().contains("full"));
         assert!(unmet(ServerRequirement::RiskScoring, &c, &none).is_none());
+        assert!(unmet(ServerRequirement::Escalation, &c, &none).unwrap().contains("escalations"));
         assert!(unmet(ServerRequirement::RiskPolicy, &c, &none).unwrap().contains("risk.block_above"));
         let mut limited = c.clone();
         limited.risk.block_above = Some(80.0);

@@ -160,6 +160,19 @@ impl EnforcementCache {
 
 type Job = (String, TelemetryEvent);
 
+/// Whether `step` fires for `a` at `now`: severe enough, unacknowledged
+/// long enough, and not fired yet (or last fired `repeat_minutes` ago).
+fn escalation_due(a: &Anomaly, step: &crate::config::Escalation, now: Millis) -> bool {
+    if a.severity < step.min_severity || now - a.timestamp < step.after_minutes as i64 * 60_000 {
+        return false;
+    }
+    let id = format!("escalation:{}", step.name);
+    match a.actions_taken.iter().filter(|t| t.kind == "escalation" && t.id == id).map(|t| t.at).max() {
+        None => true,
+        Some(last) => step.repeat_minutes > 0 && now - last >= step.repeat_minutes as i64 * 60_000,
+    }
+}
+
 /// The detector entry keys a tenant may set with
 /// [`SentinelService::update_detector`]. `plugin:` and its runner keys are
 /// not among them: which programs run on the server is the detectors
@@ -804,6 +817,7 @@ impl SentinelService {
             outcomes.extend(out.into_iter().map(|o| (t.clone(), o)));
         }
         self.handle(outcomes).await;
+        self.escalate().await;
         match self.store.enforcements_in_force(self.now()).await {
             Ok(list) => self.enforcements.set(list),
             Err(e) => tracing::warn!(error = %e, "sentinel: reloading enforcements failed"),
@@ -1060,6 +1074,53 @@ impl SentinelService {
             Err(e) => {
                 tracing::error!(error = %e, "sentinel: queueing an action failed");
                 None
+            }
+        }
+    }
+
+    /// Escalation chains (`[[sentinel.escalations]]`): each anomaly still
+    /// ACTIVE past a step's `after_minutes` alerts the step's receivers, and
+    /// again every `repeat_minutes` while it stays ACTIVE; acknowledging,
+    /// resolving or suppressing it stops the chain. Each firing is recorded
+    /// on the anomaly as an action (`type: escalation`, id
+    /// `escalation:<step>`) and stored, which is how a restart knows what
+    /// was already sent.
+    async fn escalate(&self) {
+        let steps = &self.settings.escalations;
+        if steps.is_empty() {
+            return;
+        }
+        let now = self.now();
+        let tenants: Vec<String> = self.tenants.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        for tenant in tenants {
+            let due: Vec<(Anomaly, usize)> = self.with_tenant(&tenant, |s| {
+                s.open_anomalies()
+                    .into_iter()
+                    .filter(|a| a.status == AnomalyStatus::Active)
+                    .flat_map(|a| {
+                        steps
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, st)| escalation_due(a, st, now))
+                            .map(|(i, _)| (a.clone(), i))
+                    })
+                    .collect()
+            });
+            for (a, i) in due {
+                let step = &steps[i];
+                let alert = ActionSpec::Alert(llm_sentinel::action::AlertAction {
+                    severity: None,
+                    receivers: step.receivers.clone(),
+                });
+                let mut taken = self.run_action(&tenant, &a, usize::MAX, &alert).await;
+                taken.kind = "escalation".into();
+                taken.id = format!("escalation:{}", step.name);
+                taken.message =
+                    format!("unacknowledged for {} min: {}", (now - a.timestamp).max(0) / 60_000, taken.message);
+                crate::metrics::escalated(&step.name);
+                if let Some(updated) = self.with_tenant(&tenant, |s| s.record_action(&a.id, taken)) {
+                    let _ = self.persist(&tenant, &updated).await;
+                }
             }
         }
     }

@@ -207,6 +207,8 @@ pub enum ServerRequirement {
     RiskScoring,
     /// Subjects refused at or above a risk score (`[risk] block_above`).
     RiskPolicy,
+    /// Escalation chains for unacknowledged anomalies (`[[sentinel.escalations]]`).
+    Escalation,
     /// Sentinel's alert action to receivers.
     Alerts,
     /// Sentinel's incident action (an incident manager over HTTP).
@@ -254,7 +256,7 @@ const RISK: &str = "risk is scored per user, session and application (server), n
 const INTEL: &str = "feeds are matched (threat_feeds), but no threat analysis, modeling or hunting is built on them";
 const INTEL_MODELS: &str = "no learned model over threat intelligence";
 const COMPLIANCE: &str = "a control of the framework, not one the engine can enforce; the server's posture report (`llmsec report --posture-only`, `GET /api/v1/reports/posture`) says which of the framework's controls a deployment meets";
-const INCIDENT: &str = "no quarantine or escalation chains in this build";
+const INCIDENT: &str = "no threat quarantine, investigation or recovery workflow in this build";
 const NOTIFY: &str = "no e-mail or SMS sender in this build (webhooks and alerts only)";
 const ENCRYPTION: &str = "no encryption at rest for stored prompts; TLS is left to a proxy";
 const CONVERSATION: &str = "the engine judges one text at a time; no multi-turn conversation analysis";
@@ -418,7 +420,7 @@ pub fn disposition(path: &str) -> Option<Disposition> {
         "threat_mitigation.response_blocking.policy_blocking" => E(&[BlockPolicy]),
         "threat_mitigation.incident_response.automatic_response" => S(Q::ShieldActions),
         "threat_mitigation.incident_response.manual_response" => S(Q::AnomalyTriage),
-        "threat_mitigation.incident_response.escalation" => R(INCIDENT),
+        "threat_mitigation.incident_response.escalation" => S(Q::Escalation),
         "threat_mitigation.incident_response.notification" => S(Q::Webhooks),
         // Incident response.
         "incident_response.automatic_response.user_blocking" => S(Q::ShieldActions),
@@ -427,7 +429,7 @@ pub fn disposition(path: &str) -> Option<Disposition> {
         p if p.starts_with("incident_response.automatic_response.") => R(INCIDENT),
         "incident_response.manual_response.incident_investigation" => S(Q::AnomalyTriage),
         p if p.starts_with("incident_response.manual_response.") => R(INCIDENT),
-        p if p.starts_with("incident_response.escalation.") => R(INCIDENT),
+        p if p.starts_with("incident_response.escalation.") => S(Q::Escalation),
         "incident_response.notification.alert_notification" => S(Q::Alerts),
         "incident_response.notification.webhook_notification" => S(Q::Webhooks),
         "incident_response.notification.email_notification" | "incident_response.notification.sms_notification" => {

@@ -693,3 +693,119 @@ async fn the_graphql_schema_over_sentinel() {
     .await;
     assert_eq!(r["errors"][0]["extensions"]["code"], "forbidden");
 }
+
+#[tokio::test]
+async fn an_unacknowledged_anomaly_escalates_step_by_step_and_acknowledging_stops_it() {
+    let dir = temp_dir();
+    let detectors = dir.join("detectors.yaml");
+    std::fs::write(
+        &detectors,
+        "detectors:\n  - id: slow-call\n    type: rule\n    severity: warning\n    config: {expression: \"data.latency_ms > 5000\", group_by: application}\nanomalies:\n  quiet_period: 24h\n",
+    )
+    .unwrap();
+    let log = |name: &str| llmsec_server::sentinel::Receiver {
+        tenants: vec![],
+        name: name.into(),
+        kind: llmsec_server::sentinel::ReceiverKind::Log,
+        url: None,
+        secret: None,
+        routing_key: None,
+    };
+    let step = |text: &str| toml::from_str::<llmsec_server::config::Escalation>(text).unwrap();
+    let mut c = config();
+    c.sentinel.detectors = Some(detectors);
+    c.sentinel.tick_ms = 3_600_000; // the test ticks by hand
+    c.sentinel.receivers = vec![log("team"), log("lead")];
+    c.sentinel.escalations = vec![
+        step("name = 'team'\nafter_minutes = 15\nreceivers = ['team']\nrepeat_minutes = 30\n"),
+        step("name = 'lead'\nafter_minutes = 60\nreceivers = ['lead']\n"),
+    ];
+    let t0 = 1_764_150_000_000_i64;
+    let clock = Arc::new(llm_sentinel::ManualClock::new(t0));
+    let store: Arc<dyn llmsec_store::Store> =
+        Arc::new(llmsec_store::SqlStore::connect(&c.database_url()).await.unwrap());
+    let engine = llm_security::SecurityEngine::with_config(c.security_config().unwrap());
+    let server = llmsec_server::Server::with_clock(c, engine, store, Some(ADMIN.into()), clock.clone()).await.unwrap();
+    let http = Http::new(crate::grpc::serve(server.router()).await);
+    let at = chrono::DateTime::from_timestamp_millis(t0).unwrap().to_rfc3339();
+    let slow = |id: &str, app: &str| {
+        let mut e = event(id, &at, json!({"event_type": "llm.request", "data": {"latency_ms": 9000.0}}));
+        e["application_id"] = json!(app);
+        e
+    };
+    let r = http
+        .post("/api/v1/telemetry/batch", ADMIN, json!({"events": [slow("a1", "app-a"), slow("b1", "app-b")]}))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let anomalies = eventually(15, || {
+        let http = http.clone();
+        async move {
+            let list = http.get("/api/v1/anomalies", ADMIN).await.body["anomalies"].as_array().cloned()?;
+            (list.len() == 2).then_some(list)
+        }
+    })
+    .await;
+    let id_of = |app: &str| {
+        anomalies.iter().find(|a| a["affected_entity"]["id"] == app).unwrap()["id"].as_str().unwrap().to_owned()
+    };
+    let (a, b) = (id_of("app-a"), id_of("app-b"));
+    let ack = |id: String| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .post(&format!("/api/v1/anomalies/{id}/acknowledge"), ADMIN, json!({"acknowledged_by": "ana"}))
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        }
+    };
+    ack(b.clone()).await;
+    let fired = |id: String| {
+        let http = http.clone();
+        async move {
+            let one = http.get(&format!("/api/v1/anomalies/{id}"), ADMIN).await;
+            let actions = one.body["actions_taken"].as_array().cloned().unwrap_or_default();
+            actions
+                .into_iter()
+                .filter(|x| x["type"] == "escalation")
+                .map(|x| x["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let tick = |minutes: i64| {
+        clock.advance(minutes * 60_000);
+        server.state().sentinel.tick_now()
+    };
+
+    tick(10).await;
+    assert!(fired(a.clone()).await.is_empty(), "10 minutes: too early");
+    tick(6).await;
+    assert_eq!(fired(a.clone()).await, ["escalation:team"], "16 minutes: the team");
+    assert!(fired(b.clone()).await.is_empty(), "an acknowledged anomaly does not escalate");
+    tick(10).await;
+    assert_eq!(fired(a.clone()).await.len(), 1, "26 minutes: no repeat yet");
+    tick(35).await;
+    let at_61 = fired(a.clone()).await;
+    assert_eq!(at_61.iter().filter(|x| *x == "escalation:team").count(), 2, "61 minutes: the team again");
+    assert_eq!(at_61.iter().filter(|x| *x == "escalation:lead").count(), 1, "61 minutes: the lead");
+    ack(a.clone()).await;
+    tick(120).await;
+    assert_eq!(fired(a.clone()).await.len(), 3, "acknowledged: the chain stops");
+    let one = http.get(&format!("/api/v1/anomalies/{a}"), ADMIN).await;
+    let step =
+        one.body["actions_taken"].as_array().unwrap().iter().find(|x| x["id"] == "escalation:lead").cloned().unwrap();
+    assert_eq!(step["status"], "succeeded", "{step}");
+    assert!(step["message"].as_str().unwrap().starts_with("unacknowledged for 61 min"), "{step}");
+}
+
+#[test]
+fn escalation_steps_are_checked_naming_the_field() {
+    let mut s = llmsec_server::config::SentinelSettings {
+        escalations: vec![toml::from_str("name = 'x'\nafter_minutes = 5\nreceivers = ['nobody']\n").unwrap()],
+        ..Default::default()
+    };
+    let e = s.check(&llm_sentinel::SentinelConfig::default()).unwrap_err();
+    assert!(e.contains("sentinel.escalations[0].receivers") && e.contains("nobody"), "{e}");
+    s.escalations = vec![toml::from_str("name = 'x'\nafter_minutes = 0\nreceivers = []\n").unwrap()];
+    let e = s.check(&llm_sentinel::SentinelConfig::default()).unwrap_err();
+    assert!(e.contains("sentinel.escalations[0].after_minutes"), "{e}");
+}
