@@ -146,28 +146,8 @@ impl Level {
     }
 }
 
-/// An analysis verdict, for [`SinkConfig::verdicts`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// Let through.
-    Allow,
-    /// Let through with secrets, PII or invisible characters removed.
-    Sanitize,
-    /// Refused.
-    Block,
-}
-
-impl Verdict {
-    /// The lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Allow => "allow",
-            Verdict::Sanitize => "sanitize",
-            Verdict::Block => "block",
-        }
-    }
-}
+/// An analysis verdict, for [`SinkConfig::verdicts`]: the engine's own.
+pub use llm_security::Verdict;
 
 /// What decides whether a sink receives an event: the facts the queueing
 /// side knows without building the delivery.
