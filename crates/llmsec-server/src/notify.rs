@@ -542,3 +542,164 @@ impl SmsReceiver {
         Err(Failure { status: Some(status.as_u16()), error: format!("HTTP {status}"), permanent })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use llm_sentinel::anomaly::sample;
+
+    use super::*;
+
+    fn receiver(toml_entry: &str) -> Receiver {
+        toml::from_str(toml_entry).unwrap()
+    }
+
+    fn email() -> Receiver {
+        receiver(
+            "name='oncall-mail'\ntype='email'\nsmtp_host='127.0.0.1'\nsmtp_port=2525\ntls='none'\nusername='alerts'\n\
+             password_env='SMTP_PW'\nfrom='Sentinel <sentinel@example.com>'\nto=['soc@example.com','Bob <bob@example.org>']\n\
+             subject_prefix='[llmsec]'",
+        )
+    }
+
+    fn sms() -> Receiver {
+        receiver(
+            "name='pager-sms'\ntype='sms'\nurl='https://api.example.com/'\naccount_sid='AC123'\ntoken_env='SMS_TOKEN'\n\
+             from='+15550000000'\nto=['+15551111111','+447700900123']",
+        )
+    }
+
+    fn env(k: &str) -> Option<String> {
+        matches!(k, "SMTP_PW" | "SMS_TOKEN").then(|| format!("{k}-value"))
+    }
+
+    fn field_of(e: ConfigError) -> String {
+        match e {
+            ConfigError::Invalid { field, .. } => field,
+            other => panic!("not an Invalid error: {other}"),
+        }
+    }
+
+    #[test]
+    fn mail_subject_and_body_carry_the_anomaly() {
+        let a = sample();
+        assert_eq!(
+            mail_subject(Some("[llmsec]"), Severity::Critical, &a),
+            "[llmsec] [CRITICAL] cost 4.2σ above baseline for application chatbot-prod"
+        );
+        assert_eq!(mail_subject(None, Severity::Warning, &a), format!("[WARNING] {}", a.title));
+        let body = mail_body(Severity::Warning, &a);
+        assert!(body.starts_with("cost 0.42 against a baseline of 0.05\n\n"), "{body}");
+        for part in [
+            "Anomaly      0193a5b0-0000-7000-8000-000000000000",
+            "Detector     cost-spike-detector (statistical)",
+            "Entity       application chatbot-prod",
+            "Score        0.800",
+            "Detected     2025-11-24T16:00:00",
+        ] {
+            assert!(body.contains(part), "{part:?} missing from\n{body}");
+        }
+    }
+
+    #[test]
+    fn a_title_cannot_add_header_lines() {
+        let mut a = sample();
+        a.title = "x\r\nBcc: eve@example.com".into();
+        assert_eq!(mail_subject(None, Severity::Critical, &a), "[CRITICAL] x  Bcc: eve@example.com");
+        let reg = NotifyRegistry::build(&[email()], &env).unwrap();
+        let d = &deliveries(&email(), "t", Severity::Critical, &a, 0)[0];
+        let raw = String::from_utf8(reg.mail("oncall-mail").unwrap().message(d).unwrap().formatted()).unwrap();
+        assert!(!raw.lines().any(|l| l.starts_with("Bcc:")), "{raw}");
+    }
+
+    #[test]
+    fn the_mail_has_its_envelope_message_id_and_delivery_header() {
+        let a = sample();
+        let ds = deliveries(&email(), "acme", Severity::Critical, &a, 5);
+        assert_eq!(ds.len(), 1, "one mail for every recipient");
+        let d = &ds[0];
+        assert_eq!(
+            (d.webhook_id.as_str(), d.event.as_str(), d.tenant.as_str()),
+            ("mail:oncall-mail", ALERT_EVENT, "acme")
+        );
+        assert_eq!(target_of(d), Some((Channel::Mail, "oncall-mail")));
+        let reg = NotifyRegistry::build(&[email()], &env).unwrap();
+        let m = reg.mail("oncall-mail").unwrap().message(d).unwrap();
+        let env_to: Vec<String> = m.envelope().to().iter().map(ToString::to_string).collect();
+        assert_eq!(env_to, ["soc@example.com", "bob@example.org"]);
+        assert_eq!(m.envelope().from().unwrap().to_string(), "sentinel@example.com");
+        let raw = String::from_utf8(m.formatted()).unwrap();
+        assert!(raw.contains(&format!("Message-ID: <{}@llmsec.alerts>\r\n", d.id)), "{raw}");
+        assert!(raw.contains(&format!("X-Llmsec-Delivery: {}\r\n", d.id)), "{raw}");
+        assert!(raw.contains("Content-Type: text/plain; charset=utf-8\r\n"), "{raw}");
+        assert!(!raw.contains("SMTP_PW-value"), "the password is never in the mail");
+        assert!(!format!("{reg:?}").contains("SMTP_PW-value"), "nor in Debug output");
+    }
+
+    #[test]
+    fn one_sms_per_recipient_cut_to_1600_characters() {
+        let mut a = sample();
+        a.description = "é".repeat(3000);
+        let ds = deliveries(&sms(), "acme", Severity::Critical, &a, 5);
+        let to: Vec<String> = ds.iter().map(|d| serde_json::from_str::<SmsPayload>(&d.payload).unwrap().to).collect();
+        assert_eq!(to, ["+15551111111", "+447700900123"]);
+        assert!(ds.iter().all(|d| target_of(d) == Some((Channel::Sms, "pager-sms"))));
+        let body = serde_json::from_str::<SmsPayload>(&ds[0].payload).unwrap().body;
+        assert_eq!(body.chars().count(), SMS_MAX_CHARS);
+        assert!(body.starts_with("[CRITICAL] cost 4.2σ above"), "{body}");
+        assert!(body.ends_with('…'));
+        let short = sms_body(Severity::Info, &sample());
+        assert_eq!(
+            short,
+            "[INFO] cost 4.2σ above baseline for application chatbot-prod: cost 0.42 against a baseline of 0.05 \
+             (anomaly 0193a5b0-0000-7000-8000-000000000000)"
+        );
+        let reg = NotifyRegistry::build(&[sms()], &env).unwrap();
+        assert_eq!(
+            reg.sms("pager-sms").unwrap().endpoint(),
+            "https://api.example.com/2010-04-01/Accounts/AC123/Messages.json"
+        );
+    }
+
+    #[test]
+    fn truncation_counts_characters() {
+        assert_eq!(truncate("abc", 3), "abc");
+        assert_eq!(truncate("abcd", 3), "ab…");
+        assert_eq!(truncate("ééééé", 4), "ééé…");
+        assert_eq!(truncate("", 0), "");
+    }
+
+    #[test]
+    fn bad_receivers_are_refused_naming_the_field() {
+        let cases: Vec<(Receiver, &str)> = vec![
+            (Receiver { smtp_host: None, ..email() }, "sentinel.receivers[0].smtp_host"),
+            (Receiver { smtp_host: Some("mail.example.com".into()), ..email() }, "sentinel.receivers[0].tls"),
+            (Receiver { password_env: Some("UNSET".into()), ..email() }, "sentinel.receivers[0].password_env"),
+            (Receiver { password_env: None, ..email() }, "sentinel.receivers[0].password_env"),
+            (Receiver { username: None, ..email() }, "sentinel.receivers[0].username"),
+            (Receiver { from: Some("not an address".into()), ..email() }, "sentinel.receivers[0].from"),
+            (Receiver { from: None, ..email() }, "sentinel.receivers[0].from"),
+            (Receiver { to: vec![], ..email() }, "sentinel.receivers[0].to"),
+            (Receiver { to: vec!["a@example.com".into(), "b@".into()], ..email() }, "sentinel.receivers[0].to[1]"),
+            (Receiver { url: Some("ftp://x".into()), ..sms() }, "sentinel.receivers[0].url"),
+            (Receiver { url: None, ..sms() }, "sentinel.receivers[0].url"),
+            (Receiver { account_sid: Some("AC/../x".into()), ..sms() }, "sentinel.receivers[0].account_sid"),
+            (Receiver { token_env: Some("UNSET".into()), ..sms() }, "sentinel.receivers[0].token_env"),
+            (Receiver { from: None, ..sms() }, "sentinel.receivers[0].from"),
+            (Receiver { to: vec!["5551111".into()], ..sms() }, "sentinel.receivers[0].to[0]"),
+        ];
+        for (r, field) in cases {
+            let e = NotifyRegistry::build(&[r.clone()], &env).unwrap_err();
+            assert_eq!(field_of(e), field, "{r:?}");
+        }
+        // STARTTLS to a remote host is fine; plain SMTP is for loopback only.
+        let remote = Receiver { smtp_host: Some("mail.example.com".into()), tls: None, ..email() };
+        assert!(NotifyRegistry::build(&[remote], &env).is_ok());
+        for h in ["localhost", "127.0.0.1", "::1", "[::1]"] {
+            assert!(is_loopback_host(h), "{h}");
+        }
+        for h in ["10.0.0.1", "mail.example.com", "localhost.example.com"] {
+            assert!(!is_loopback_host(h), "{h}");
+        }
+    }
+}
