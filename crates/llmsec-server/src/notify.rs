@@ -689,7 +689,7 @@ mod tests {
             (Receiver { to: vec!["5551111".into()], ..sms() }, "sentinel.receivers[0].to[0]"),
         ];
         for (r, field) in cases {
-            let e = NotifyRegistry::build(&[r.clone()], &env).unwrap_err();
+            let e = NotifyRegistry::build(std::slice::from_ref(&r), &env).unwrap_err();
             assert_eq!(field_of(e), field, "{r:?}");
         }
         // STARTTLS to a remote host is fine; plain SMTP is for loopback only.
