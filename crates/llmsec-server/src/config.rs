@@ -1586,6 +1586,32 @@ mod tests {
                 .with_secret("0123456789abcdef".into())
                 .with_events(vec!["threat.detected".into()]),
         });
+        c.sentinel.receivers = vec![
+            Receiver {
+                name: "soc-mail".into(),
+                kind: ReceiverKind::Email,
+                smtp_host: Some("127.0.0.1".into()),
+                smtp_port: Some(2525),
+                tls: Some(MailTls::None),
+                username: Some("alerts".into()),
+                password_env: Some("SMTP_PASSWORD".into()),
+                from: Some("Sentinel <s@example.com>".into()),
+                to: vec!["soc@example.com".into()],
+                subject_prefix: Some("[llmsec]".into()),
+                ..Default::default()
+            },
+            Receiver {
+                name: "oncall-sms".into(),
+                kind: ReceiverKind::Sms,
+                url: Some("https://api.example.com".into()),
+                account_sid: Some("AC1".into()),
+                token_env: Some("SMS_TOKEN".into()),
+                from: Some("+15550001111".into()),
+                to: vec!["+15552223333".into()],
+                tenants: vec!["acme".into()],
+                ..Default::default()
+            },
+        ];
         let t = toml::to_string(&c).unwrap();
         assert_eq!(toml::from_str::<ServerConfig>(&t).unwrap(), c);
         let y = serde_norway::to_string(&c).unwrap();

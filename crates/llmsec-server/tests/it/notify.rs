@@ -363,6 +363,32 @@ async fn a_451_is_retried_with_the_same_message_id_and_a_refused_sms_is_dead_let
 }
 
 #[tokio::test]
+async fn an_smtp_server_the_egress_policy_refuses_gets_nothing_and_the_mail_is_dead_at_once() {
+    let smtp = Smtp::start(false).await;
+    let path = detectors("soc-mail");
+    let t = app_with(|c| {
+        c.sentinel.detectors = Some(path.clone());
+        c.sentinel.receivers = vec![mail_receiver(&smtp)];
+        // The default policy: loopback and private addresses are refused.
+        c.egress.allow = vec![];
+    })
+    .await;
+    raise_anomaly(&t, "app-egress").await;
+    let store = t.server.state().services.store.clone();
+    let dead = eventually(15, || {
+        let store = store.clone();
+        async move {
+            let d = store.deliveries("default", Some(DeliveryStatus::Dead), 10).await.unwrap();
+            Some(d).filter(|d| !d.is_empty())
+        }
+    })
+    .await;
+    assert_eq!((dead[0].webhook_id.as_str(), dead[0].attempts), ("mail:soc-mail", 1));
+    assert_eq!(dead[0].last_error.as_deref(), Some("egress refused"));
+    assert!(smtp.all().is_empty(), "no connection was made");
+}
+
+#[tokio::test]
 async fn bad_receivers_stop_the_start_naming_the_field() {
     let smtp = Smtp::start(false).await;
     let api = SmsApi::start(|_| StatusCode::CREATED).await;
