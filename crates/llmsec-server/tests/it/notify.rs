@@ -27,7 +27,7 @@ struct Mail {
     to: Vec<String>,
     /// The message as sent (dot-unstuffed, CRLF line ends).
     data: String,
-    /// Whether it was answered 250 (else 451).
+    /// Whether it was answered 250.
     accepted: bool,
 }
 
@@ -58,8 +58,8 @@ impl Mail {
     }
 }
 
-/// The SMTP stand-in: records every DATA; with `fail_first`, the first
-/// DATA is answered `451` (try again later).
+/// The SMTP stand-in: records every DATA and answers it with
+/// `answer(index)` (`250 …` accepts it).
 #[derive(Clone)]
 struct Smtp {
     addr: SocketAddr,
@@ -67,7 +67,7 @@ struct Smtp {
 }
 
 impl Smtp {
-    async fn start(fail_first: bool) -> Smtp {
+    async fn start(answer: fn(usize) -> &'static str) -> Smtp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let got: Arc<Mutex<Vec<Mail>>> = Arc::default();
@@ -75,7 +75,7 @@ impl Smtp {
         tokio::spawn(async move {
             loop {
                 let Ok((sock, _)) = listener.accept().await else { return };
-                tokio::spawn(session(sock, g.clone(), fail_first));
+                tokio::spawn(session(sock, g.clone(), answer));
             }
         });
         Smtp { addr, got }
@@ -91,7 +91,7 @@ impl Smtp {
 }
 
 /// One SMTP session.
-async fn session(sock: tokio::net::TcpStream, got: Arc<Mutex<Vec<Mail>>>, fail_first: bool) {
+async fn session(sock: tokio::net::TcpStream, got: Arc<Mutex<Vec<Mail>>>, answer: fn(usize) -> &'static str) {
     let (r, mut w) = sock.into_split();
     let mut lines = BufReader::new(r).lines();
     let mut mail = Mail::default();
@@ -124,9 +124,9 @@ async fn session(sock: tokio::net::TcpStream, got: Arc<Mutex<Vec<Mail>>>, fail_f
                 data.push_str("\r\n");
             }
             let mut all = got.lock().unwrap();
-            let accepted = !(fail_first && all.is_empty());
-            all.push(Mail { data, accepted, ..mail.clone() });
-            if accepted { "250 2.0.0 queued\r\n".into() } else { "451 4.3.0 try again later\r\n".into() }
+            let reply = answer(all.len());
+            all.push(Mail { data, accepted: reply.starts_with("250"), ..mail.clone() });
+            format!("{reply}\r\n")
         } else if upper == "QUIT" {
             let _ = w.write_all(b"221 2.0.0 bye\r\n").await;
             return;
@@ -206,6 +206,15 @@ impl SmsApi {
     }
 }
 
+fn accept(_: usize) -> &'static str {
+    "250 2.0.0 queued"
+}
+
+/// The first DATA is answered 451 (try again later), the next accepted.
+fn busy_then_accept(i: usize) -> &'static str {
+    if i == 0 { "451 4.3.0 try again later" } else { accept(i) }
+}
+
 /// A receiver entry as the config file would hold it.
 fn receiver(toml_entry: &str) -> Receiver {
     toml::from_str(toml_entry).unwrap()
@@ -260,7 +269,7 @@ async fn raise_anomaly(t: &TestApp, app: &str) {
 
 #[tokio::test]
 async fn an_alert_reaches_the_smtp_server_and_the_sms_api() {
-    let smtp = Smtp::start(false).await;
+    let smtp = Smtp::start(accept).await;
     let api = SmsApi::start(|_| StatusCode::CREATED).await;
     let path = detectors("soc-mail, oncall-sms");
     let t = app_with(|c| {
@@ -319,7 +328,7 @@ async fn an_alert_reaches_the_smtp_server_and_the_sms_api() {
 
 #[tokio::test]
 async fn a_451_is_retried_with_the_same_message_id_and_a_refused_sms_is_dead_lettered() {
-    let smtp = Smtp::start(true).await;
+    let smtp = Smtp::start(busy_then_accept).await;
     // The SMS API refuses the number (400): retrying cannot help.
     let api = SmsApi::start(|_| StatusCode::BAD_REQUEST).await;
     let path = detectors("soc-mail, oncall-sms");
@@ -364,7 +373,7 @@ async fn a_451_is_retried_with_the_same_message_id_and_a_refused_sms_is_dead_let
 
 #[tokio::test]
 async fn an_smtp_server_the_egress_policy_refuses_gets_nothing_and_the_mail_is_dead_at_once() {
-    let smtp = Smtp::start(false).await;
+    let smtp = Smtp::start(accept).await;
     let path = detectors("soc-mail");
     let t = app_with(|c| {
         c.sentinel.detectors = Some(path.clone());
@@ -389,8 +398,67 @@ async fn an_smtp_server_the_egress_policy_refuses_gets_nothing_and_the_mail_is_d
 }
 
 #[tokio::test]
+async fn a_5xx_smtp_answer_is_permanent_and_dead_letters_the_mail_at_once() {
+    let smtp = Smtp::start(|_| "554 5.7.1 message refused").await;
+    let path = detectors("soc-mail");
+    let t = app_with(|c| {
+        c.sentinel.detectors = Some(path.clone());
+        c.sentinel.receivers = vec![mail_receiver(&smtp)];
+    })
+    .await;
+    raise_anomaly(&t, "app-refused").await;
+    let store = t.server.state().services.store.clone();
+    let dead = eventually(15, || {
+        let store = store.clone();
+        async move {
+            let d = store.deliveries("default", Some(DeliveryStatus::Dead), 10).await.unwrap();
+            Some(d).filter(|d| !d.is_empty())
+        }
+    })
+    .await;
+    assert_eq!((dead[0].webhook_id.as_str(), dead[0].attempts), ("mail:soc-mail", 1));
+    assert_eq!(dead[0].last_error.as_deref(), Some("SMTP permanent failure"));
+    assert_eq!(smtp.all().len(), 1, "not retried");
+}
+
+#[tokio::test]
+async fn the_security_profile_s_email_and_sms_switches_need_a_receiver_an_alert_names() {
+    use llm_security::{IncidentResponse, ResponseControl, SecurityEngine};
+    let engine = SecurityEngine::new().with_incident_response(IncidentResponse::new().with_notification(
+        ResponseControl::Notification {
+            alert_notification: false,
+            email_notification: true,
+            sms_notification: true,
+            webhook_notification: false,
+        },
+    ));
+    let profile = temp_dir().join("profile.toml");
+    std::fs::write(&profile, toml::to_string(engine.profile()).unwrap()).unwrap();
+    let smtp = Smtp::start(accept).await;
+    let api = SmsApi::start(|_| StatusCode::CREATED).await;
+
+    // Receivers configured, but no detector's alert names them.
+    let mut c = config();
+    c.security_profile = Some(profile.clone());
+    c.sentinel.receivers = vec![mail_receiver(&smtp), sms_receiver(&api)];
+    let e = llmsec_server::Server::start(c, Some(ADMIN.into())).await.err().expect("refused").to_string();
+    assert!(e.contains("incident_response.notification.email_notification"), "{e}");
+    assert!(e.contains("incident_response.notification.sms_notification"), "{e}");
+
+    // Named by an enabled detector's alert action: the profile is met.
+    let t = app_with(|c| {
+        c.security_profile = Some(profile.clone());
+        c.sentinel.detectors = Some(detectors("soc-mail, oncall-sms"));
+        c.sentinel.receivers = vec![mail_receiver(&smtp), sms_receiver(&api)];
+    })
+    .await;
+    let r = get(&t.router, "/api/v1/anomalies", ADMIN).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
 async fn bad_receivers_stop_the_start_naming_the_field() {
-    let smtp = Smtp::start(false).await;
+    let smtp = Smtp::start(accept).await;
     let api = SmsApi::start(|_| StatusCode::CREATED).await;
     let cases: Vec<(Receiver, &str)> = vec![
         (Receiver { smtp_host: Some("mail.example.com".into()), ..mail_receiver(&smtp) }, "sentinel.receivers[0].tls"),
