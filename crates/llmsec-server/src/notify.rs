@@ -436,9 +436,21 @@ impl MailReceiver {
         })
     }
 
-    /// Sends delivery `d`'s mail: resolves the host under `egress`, speaks
-    /// SMTP to the first allowed address, within `timeout` per step.
+    /// Sends delivery `d`'s mail: resolves the host under `egress` and
+    /// speaks SMTP to the first allowed address, all within `timeout` (the
+    /// worker's lease outlasts it, so a slow server cannot get the same
+    /// delivery attempted twice at once).
     pub async fn send(&self, d: &Delivery, egress: &EgressPolicy, timeout: Duration) -> Result<(), Failure> {
+        match tokio::time::timeout(timeout, self.send_within(d, egress, timeout)).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::warn!(delivery = %d.id, "SMTP delivery timed out");
+                Err(Failure::retry("timeout"))
+            }
+        }
+    }
+
+    async fn send_within(&self, d: &Delivery, egress: &EgressPolicy, timeout: Duration) -> Result<(), Failure> {
         let message = self.message(d)?;
         let addrs = match tokio::net::lookup_host((self.host.as_str(), self.port)).await {
             Ok(a) => a.collect::<Vec<_>>(),
