@@ -156,6 +156,10 @@ pub struct RequestContext {
     /// The route (`analyze`, `chat_completions` …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
+    /// Risk scores (0–100) of the call's subjects, by kind: `user`,
+    /// `session`, `application` (only those the call names).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub risk: std::collections::BTreeMap<String, f64>,
 }
 
 /// The policy input for an analysis and its request.

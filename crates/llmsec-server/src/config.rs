@@ -288,6 +288,8 @@ pub struct ServerConfig {
     pub sinks: Vec<llmsec_connect::sinks::SinkConfig>,
     /// Periodic exports to object storage (`[export.s3]`); off when absent.
     pub export: ExportConfig,
+    /// Risk scores per user, session and application (`[risk]`).
+    pub risk: crate::risk::RiskConfig,
 }
 
 /// The `[export]` section: where stored events, anomalies and reports are
@@ -587,6 +589,7 @@ impl Default for ServerConfig {
             kafka: None,
             sinks: Vec::new(),
             export: ExportConfig::default(),
+            risk: crate::risk::RiskConfig::default(),
         }
     }
 }
@@ -771,6 +774,9 @@ impl ServerConfig {
         }
         if let Some(g) = &self.gateway {
             g.validate()?;
+        }
+        if let Err((field, message)) = self.risk.validate() {
+            return Err(ConfigError::Invalid { field, message });
         }
         if let Some(e) = &self.export.s3 {
             e.validate()?;

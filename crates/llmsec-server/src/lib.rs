@@ -37,6 +37,7 @@ pub mod policy;
 pub mod profile;
 pub mod ratelimit;
 pub mod redact;
+pub mod risk;
 pub mod sentinel;
 pub mod sentinel_graphql;
 pub mod service;
@@ -210,6 +211,7 @@ impl Server {
         sentinel.set_egress(egress.clone());
         sentinel.set_kafka_sink(config.kafka.as_ref().and_then(|k| k.sink.clone()));
         sentinel.set_sinks(config.sinks.clone());
+        sentinel.set_risk(Arc::new(crate::risk::RiskBook::new(config.risk.clone())));
         let policy = match &config.policy {
             Some(p) => Some(Arc::new(crate::policy::PolicyHandle::load(p)?)),
             None => None,
@@ -279,6 +281,9 @@ impl Server {
         let worker = worker.with_sinks(sinks).with_notify(notify);
         let worker_task = tokio::spawn(worker.run(stop_rx.clone()));
         sentinel.restore().await?;
+        // Risk scores are rebuilt from what still weighs: recent events'
+        // threats, open anomalies, enforcements in force.
+        sentinel.risk().restore(store.as_ref(), sentinel.now(), 100_000).await?;
         let sentinel_task = tokio::spawn(sentinel.run(stop_rx.clone()));
         if let (Some(handle), Some(p)) = (policy, &config.policy)
             && p.reload_secs > 0

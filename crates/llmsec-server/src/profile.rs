@@ -31,7 +31,13 @@ fn unmet(r: ServerRequirement, config: &ServerConfig, sentinel: &SentinelConfig)
         | ServerRequirement::AnomalyTriage
         | ServerRequirement::SessionTermination
         | ServerRequirement::Lockdown
+        | ServerRequirement::RiskScoring
         | ServerRequirement::Webhooks => None,
+        ServerRequirement::RiskPolicy => config
+            .risk
+            .block_above
+            .is_none()
+            .then(|| "risk.block_above is not set (no subject is refused on its risk)".to_owned()),
         ServerRequirement::AnomalyDetection => (!has_type(&["statistical", "entropy"]))
             .then(|| "no enabled statistical or entropy detector in [sentinel] detectors".to_owned()),
         ServerRequirement::BehavioralDetection => {
@@ -132,5 +138,10 @@ mod tests {
         assert!(unmet(ServerRequirement::Retention, &c, &none).unwrap().contains("retention_days"));
         c.storage.input = InputRetention::Full;
         assert!(unmet(ServerRequirement::RedactedStorage, &c, &none).unwrap().contains("full"));
+        assert!(unmet(ServerRequirement::RiskScoring, &c, &none).is_none());
+        assert!(unmet(ServerRequirement::RiskPolicy, &c, &none).unwrap().contains("risk.block_above"));
+        let mut limited = c.clone();
+        limited.risk.block_above = Some(80.0);
+        assert!(unmet(ServerRequirement::RiskPolicy, &limited, &none).is_none());
     }
 }

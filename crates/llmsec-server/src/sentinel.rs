@@ -230,6 +230,8 @@ pub struct SentinelService {
     kafka_sink: RwLock<Option<llmsec_connect::kafka::SinkConfig>>,
     /// The operator sinks (`[[sinks]]`) anomaly changes are delivered to.
     sinks: RwLock<Arc<[llmsec_connect::sinks::SinkConfig]>>,
+    /// Risk scores per user, session and application.
+    risk: RwLock<Arc<crate::risk::RiskBook>>,
 }
 
 /// Events queued for the processor at most; ingestion waits beyond that.
@@ -277,7 +279,28 @@ impl SentinelService {
             egress: RwLock::default(),
             kafka_sink: RwLock::default(),
             sinks: RwLock::new(Arc::new([])),
+            risk: RwLock::new(Arc::new(crate::risk::RiskBook::new(crate::risk::RiskConfig::default()))),
         }
+    }
+
+    /// Keeps risk scores in `book` from now on.
+    pub fn set_risk(&self, book: Arc<crate::risk::RiskBook>) {
+        *self.risk.write().unwrap_or_else(|p| p.into_inner()) = book;
+    }
+
+    /// The risk scores.
+    pub fn risk(&self) -> Arc<crate::risk::RiskBook> {
+        self.risk.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// An enforcement stored just now: in force at once on this replica,
+    /// and counted in its entity's risk score.
+    pub fn enforcement_added(&self, e: Enforcement) {
+        if let Some(kind) = crate::risk::RiskKind::of_enforcement(&e.entity_kind) {
+            let points = crate::risk::enforcement_points(&e.action);
+            self.risk().add(&e.tenant, kind, &e.entity_id, points, crate::risk::Cause::Enforcement, e.created_at);
+        }
+        self.enforcements.add(e);
     }
 
     /// Checks action URLs against `policy` from now on (until set: every
@@ -800,6 +823,11 @@ impl SentinelService {
             let mut anomaly = o.anomaly;
             if o.change == Change::Created {
                 crate::metrics::anomaly_raised(&anomaly);
+                if let Some(kind) = crate::risk::RiskKind::of_entity(anomaly.affected_entity.kind) {
+                    let points = crate::risk::anomaly_points(anomaly.severity);
+                    let (id, at) = (&anomaly.affected_entity.id, anomaly.timestamp);
+                    self.risk().add(&tenant, kind, id, points, crate::risk::Cause::Anomaly, at);
+                }
                 for (index, action) in o.actions.iter().enumerate() {
                     let taken = self.run_action(&tenant, &anomaly, index, action).await;
                     if let Some(a) = self.with_tenant(&tenant, |s| s.record_action(&anomaly.id, taken.clone())) {
@@ -1128,7 +1156,7 @@ impl SentinelService {
                             llm_sentinel::detector::format_duration(s.duration)
                         );
                         let id = e.id.clone();
-                        self.enforcements.add(e);
+                        self.enforcement_added(e);
                         taken(id, "succeeded", msg)
                     }
                     Err(err) => taken(e.id, "failed", err.to_string()),

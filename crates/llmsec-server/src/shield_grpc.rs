@@ -202,7 +202,7 @@ impl ShieldAction for Shield {
             None => {}
         }
         svc.store.insert_enforcement(&e).await.map_err(|e| status_of(e.into()))?;
-        svc.sentinel.enforcements.add(e.clone());
+        svc.sentinel.enforcement_added(e.clone());
         let details = serde_json::json!({
             "action_id": r.action_id, "action": e.action, "entity": format!("{}:{}", e.entity_kind, e.entity_id),
             "expires_at": crate::time::rfc3339(e.expires_at), "reason": e.reason, "parameters": r.parameters,

@@ -202,6 +202,11 @@ pub enum ServerRequirement {
     SessionTermination,
     /// A tenant-wide block switch (`/api/v1/lockdown`, GraphQL `lockdown`), audited.
     Lockdown,
+    /// Decaying risk scores per user, session and application
+    /// (`/api/v1/risk`, GraphQL `riskScores`, the Rego input's `request.risk`).
+    RiskScoring,
+    /// Subjects refused at or above a risk score (`[risk] block_above`).
+    RiskPolicy,
     /// Sentinel's alert action to receivers.
     Alerts,
     /// Alerts sent as e-mail (an `email` receiver an alert action names).
@@ -249,7 +254,7 @@ impl fmt::Display for Disposition {
     }
 }
 
-const RISK: &str = "risk scoring per user, session and application is not built";
+const RISK: &str = "risk is scored per user, session and application (server), not per text, context or intent";
 const INTEL: &str = "feeds are matched (threat_feeds), but no threat analysis, modeling or hunting is built on them";
 const INTEL_MODELS: &str = "no learned model over threat intelligence";
 const COMPLIANCE: &str = "a control of the framework, not one the engine can enforce; the server's posture report (`llmsec report --posture-only`, `GET /api/v1/reports/posture`) says which of the framework's controls a deployment meets";
@@ -389,9 +394,9 @@ pub fn disposition(path: &str) -> Option<Disposition> {
         // Behavioral analysis.
         "behavioral_analysis.user_behavior_analysis.user_patterns" => S(Q::BehavioralDetection),
         "behavioral_analysis.user_behavior_analysis.user_anomalies" => S(Q::AnomalyDetection),
-        "behavioral_analysis.user_behavior_analysis.user_risk_scoring" => R(RISK),
+        "behavioral_analysis.user_behavior_analysis.user_risk_scoring" => S(Q::RiskScoring),
         "behavioral_analysis.user_behavior_analysis.user_profiling" => S(Q::BehavioralDetection),
-        "behavioral_analysis.conversation_analysis.conversation_risk_scoring" => R(RISK),
+        "behavioral_analysis.conversation_analysis.conversation_risk_scoring" => S(Q::RiskScoring),
         p if p.starts_with("behavioral_analysis.conversation_analysis.") => R(CONVERSATION),
         "behavioral_analysis.context_analysis.context_patterns" => E(&[Indirect]),
         "behavioral_analysis.context_analysis.context_anomalies" => R(ANALYTICS),
@@ -444,7 +449,7 @@ pub fn disposition(path: &str) -> Option<Disposition> {
         "content_security_policy.encoding_policy.character_policy" => E(&[StripInvisible]),
         "content_security_policy.encoding_policy.normalization_policy" => E(&[Normalize]),
         "content_security_policy.security_policy.threat_policy" => E(&[BlockThreats]),
-        "content_security_policy.security_policy.risk_policy" => R(RISK),
+        "content_security_policy.security_policy.risk_policy" => S(Q::RiskPolicy),
         "content_security_policy.security_policy.vulnerability_policy" => E(&[OutUnsafeCode]),
         "content_security_policy.security_policy.compliance_policy" => R(COMPLIANCE),
         // Privacy policy.

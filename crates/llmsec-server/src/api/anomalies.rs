@@ -168,6 +168,48 @@ async fn end_enforcement(
     Ok(Json(json!({ "id": id, "ended": ended })))
 }
 
+/// `GET /api/v1/risk?kind=user|session|application&limit=N`: the caller's
+/// tenant's riskiest subjects now, highest first (default 20, at most 1000).
+async fn risk_top(
+    State(svc): State<Services>,
+    caller: Caller,
+    Params(q): Params,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Read)?;
+    crate::error::only_params(&q, &["kind", "limit"])?;
+    let kind = match q.get("kind") {
+        None => None,
+        Some(k) => Some(crate::risk::RiskKind::parse(k).ok_or_else(|| {
+            ApiError::from(crate::service::ServiceError::field("kind", "must be user, session or application"))
+        })?),
+    };
+    let limit = match q.get("limit") {
+        None => 20,
+        Some(l) => l.parse::<usize>().ok().filter(|l| (1..=1000).contains(l)).ok_or_else(|| {
+            ApiError::from(crate::service::ServiceError::field("limit", "must be a whole number from 1 to 1000"))
+        })?,
+    };
+    let list = svc.sentinel.risk().top(&caller.tenant, kind, limit, svc.sentinel.now());
+    Ok(Json(
+        json!({ "scores": list, "half_life_secs": svc.config.risk.half_life_secs, "block_above": svc.config.risk.block_above }),
+    ))
+}
+
+/// `GET /api/v1/risk/{kind}/{id}`: one subject's score now (zero when
+/// nothing was counted).
+async fn risk_one(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path((kind, id)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Read)?;
+    let kind = crate::risk::RiskKind::parse(&kind).ok_or_else(|| {
+        ApiError::from(crate::service::ServiceError::field("kind", "must be user, session or application"))
+    })?;
+    let r = svc.sentinel.risk().get(&caller.tenant, kind, &id, svc.sentinel.now());
+    Ok(Json(serde_json::to_value(r).unwrap_or_default()))
+}
+
 /// The body of `POST /api/v1/lockdown`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -265,6 +307,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/enforcements", get(enforcements))
         .route("/api/v1/enforcements/{id}", delete(end_enforcement))
         .route("/api/v1/lockdown", get(lockdown_state).post(lockdown).delete(lift_lockdown))
+        .route("/api/v1/risk", get(risk_top))
+        .route("/api/v1/risk/{kind}/{id}", get(risk_one))
         .route("/api/v1/statistics", get(statistics))
         .route("/api/v1/shield/callback", post(shield_callback))
 }

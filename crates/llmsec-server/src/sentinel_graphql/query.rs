@@ -8,7 +8,7 @@ use llmsec_store::{AnomalyQuery, Scope};
 use super::types::{
     Aggregation, Alert, AlertConnection, AlertFilter, Anomaly, AnomalyConnection, AnomalyEdge, AnomalyFilter,
     Datapoint, Detector, DetectorFilter, DimensionInput, Enforcement, GqlDimension, Granularity, KeyCount,
-    MetricSeries, PageInfo, Pagination, Severity, Statistics, TimeRange,
+    MetricSeries, PageInfo, Pagination, RiskScore, Severity, Statistics, TimeRange,
 };
 use crate::error::ApiError;
 use crate::gql::caller;
@@ -202,6 +202,34 @@ impl SentinelQuery {
         let state = ctx.data::<AppState>()?;
         let list = crate::service::anomalies::enforcements(&state.services, c).await.map_err(gql_error)?;
         Ok(list.iter().map(Enforcement::from).collect())
+    }
+
+    /// The caller's tenant's riskiest subjects now (of `kind`: `user`,
+    /// `session` or `application`; all by default), highest first.
+    async fn risk_scores(
+        &self,
+        ctx: &Context<'_>,
+        kind: Option<String>,
+        #[graphql(default = 20)] limit: u32,
+    ) -> async_graphql::Result<Vec<RiskScore>> {
+        let c = caller(ctx, Scope::Read)?;
+        let state = ctx.data::<AppState>()?;
+        let kind = match kind.as_deref() {
+            None => None,
+            Some(k) => Some(crate::risk::RiskKind::parse(k).ok_or_else(|| {
+                gql_error(crate::service::ServiceError::field("kind", "must be user, session or application"))
+            })?),
+        };
+        if !(1..=1000).contains(&limit) {
+            return Err(gql_error(crate::service::ServiceError::field("limit", "must be 1-1000")));
+        }
+        let sentinel = &state.services.sentinel;
+        Ok(sentinel
+            .risk()
+            .top(&c.tenant, kind, limit as usize, sentinel.now())
+            .into_iter()
+            .map(RiskScore::from)
+            .collect())
     }
 
     /// The caller's tenant's lockdown in force, or null.

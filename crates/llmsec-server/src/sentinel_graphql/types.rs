@@ -159,6 +159,43 @@ impl From<&llmsec_store::Enforcement> for Enforcement {
     }
 }
 
+/// A subject's risk score: a decaying sum of its threats, anomalies and
+/// enforcements on 0–100.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct RiskScore {
+    /// `user`, `session` or `application`.
+    pub kind: String,
+    /// Its id.
+    pub id: String,
+    /// 0–100.
+    pub score: f64,
+    /// The decayed points behind the score.
+    pub points: f64,
+    /// Analyses with threats counted.
+    pub threats: u32,
+    /// Anomalies counted.
+    pub anomalies: u32,
+    /// Enforcements counted.
+    pub enforcements: u32,
+    /// When it last changed (RFC 3339).
+    pub updated_at: Option<String>,
+}
+
+impl From<crate::risk::Risk> for RiskScore {
+    fn from(r: crate::risk::Risk) -> RiskScore {
+        RiskScore {
+            kind: r.kind.as_str().to_owned(),
+            id: r.id,
+            score: r.score,
+            points: r.points,
+            threats: r.threats,
+            anomalies: r.anomalies,
+            enforcements: r.enforcements,
+            updated_at: (r.updated_at > 0).then(|| crate::time::rfc3339(r.updated_at)).flatten(),
+        }
+    }
+}
+
 /// The numbers behind an anomaly.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct AnomalyMetrics {

@@ -326,7 +326,22 @@ fn enforce_ids(
     entities.extend(session_id.map(|s| ("session", s)));
     entities.extend(application_id.map(|a| ("application", a)));
     entities.extend(ip.map(|a| ("ip", a)));
-    match svc.sentinel.enforcements.check(&caller.tenant, &entities, svc.sentinel.now()) {
+    let now = svc.sentinel.now();
+    let risk = svc.sentinel.risk();
+    if let Some((kind, id, score)) =
+        risk.over_limit(&caller.tenant, &risk_subjects((user_id, session_id, application_id)), now)
+    {
+        metrics::counter!(crate::metrics::ENFORCED, "action" => "risk").increment(1);
+        let limit = risk.config().block_above.unwrap_or_default();
+        return Err(ServiceError::Blocked {
+            reason: format!(
+                "the risk score of {} {id} is {score:.0}, at or above risk.block_above ({limit})",
+                kind.as_str()
+            ),
+            until: String::new(),
+        });
+    }
+    match svc.sentinel.enforcements.check(&caller.tenant, &entities, now) {
         None => Ok(()),
         Some(Enforced::Block { reason, until }) => {
             metrics::counter!(crate::metrics::ENFORCED, "action" => "block").increment(1);
@@ -341,6 +356,18 @@ fn enforce_ids(
             })
         }
     }
+}
+
+/// The subjects of a call that have risk scores: its user, session and application.
+fn risk_subjects<'a>(
+    (user_id, session_id, application_id): (Option<&'a str>, Option<&'a str>, Option<&'a str>),
+) -> Vec<(crate::risk::RiskKind, &'a str)> {
+    use crate::risk::RiskKind;
+    let mut out = Vec::with_capacity(3);
+    out.extend(user_id.map(|u| (RiskKind::User, u)));
+    out.extend(session_id.map(|s| (RiskKind::Session, s)));
+    out.extend(application_id.map(|a| (RiskKind::Application, a)));
+    out
 }
 
 /// Whether an analysis checks Sentinel's enforcements itself, or its
@@ -425,7 +452,14 @@ fn decide(
     let decision = svc.policy.as_ref().map(|p| {
         let (user, _, application) = job.ids();
         let (role, model, tools, via) = job.facts();
+        let risk = svc.sentinel.risk();
+        let now = svc.sentinel.now();
+        let scores = risk_subjects(job.ids())
+            .into_iter()
+            .map(|(kind, id)| (kind.as_str().to_owned(), risk.score(&caller.tenant, kind, id, now)))
+            .collect();
         let request = llmsec_policy::RequestContext {
+            risk: scores,
             tenant: Some(caller.tenant.clone()),
             user: user.map(str::to_owned),
             role: role.map(str::to_owned),
@@ -483,6 +517,9 @@ fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Re
         Job::Output(r) => (r.user_id.clone(), r.session_id.clone()),
     };
     let now = now_millis();
+    if !analysis.threats().is_empty() {
+        svc.sentinel.risk().threats(&caller.tenant, &risk_subjects(job.ids()), analysis.threats(), now);
+    }
     let threats = serde_json::to_value(analysis.threats()).map_err(|e| ServiceError::Internal(e.to_string()))?;
     let event = SecurityEvent {
         id: uuid::Uuid::now_v7().to_string(),

@@ -28,6 +28,7 @@ mod redact;
 mod redteam;
 mod reports;
 mod rest;
+mod risk;
 #[cfg(feature = "s3")]
 mod s3;
 mod sentinel;

@@ -268,6 +268,7 @@ async fn openapi_document_is_served_and_matches_docs() {
         "/api/v1/detectors/{id}/override",
         "/api/v1/enforcements/{id}",
         "/api/v1/lockdown",
+        "/api/v1/risk",
         "/v1/traces",
     ] {
         assert!(r.body["paths"][path].is_object(), "{path} undocumented");
