@@ -1484,7 +1484,7 @@ impl SentinelSettings {
         for (i, r) in self.receivers.iter().enumerate() {
             if let Some(key) = r.keys_set().into_iter().find(|k| !r.kind.keys().contains(k)) {
                 return Err(format!(
-                    "sentinel.receivers[{i}].{key}: not a key of a {} receiver ({})",
+                    "sentinel.receivers[{i}].{key}: not a key of receivers of type \"{}\" ({})",
                     r.kind.as_str(),
                     r.name
                 ));
