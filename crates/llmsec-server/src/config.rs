@@ -1255,7 +1255,7 @@ impl GatewayConfig {
 }
 
 /// An alert receiver.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Receiver {
     /// The name alert actions use.
@@ -1278,9 +1278,76 @@ pub struct Receiver {
     /// a tenant admin cannot send its anomalies to the operator's pager.
     #[serde(default)]
     pub tenants: Vec<String>,
+    /// The SMTP server's host name or address (email).
+    #[serde(default)]
+    pub smtp_host: Option<String>,
+    /// The SMTP server's port (email; default 587).
+    #[serde(default)]
+    pub smtp_port: Option<u16>,
+    /// How the SMTP connection is secured (email; default `starttls`).
+    #[serde(default)]
+    pub tls: Option<MailTls>,
+    /// The SMTP user name (email; with `password_env`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The environment variable holding the SMTP password (email); the
+    /// password itself is never written in the config.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// The sender: a mail address (email) or a phone number (sms).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// The recipients: mail addresses (email) or phone numbers (sms).
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// Put before every subject (email).
+    #[serde(default)]
+    pub subject_prefix: Option<String>,
+    /// The SMS API's account id (sms; the user of its basic auth).
+    #[serde(default)]
+    pub account_sid: Option<String>,
+    /// The environment variable holding the SMS API's token (sms).
+    #[serde(default)]
+    pub token_env: Option<String>,
+}
+
+/// How an e-mail receiver's SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailTls {
+    /// Plain connection upgraded with STARTTLS, which is required.
+    Starttls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Tls,
+    /// No TLS: allowed for loopback hosts only.
+    None,
 }
 
 impl Receiver {
+    /// The keys set on this receiver besides `name`, `type` and `tenants`.
+    pub fn keys_set(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        let mut set = |on: bool, key: &'static str| {
+            if on {
+                keys.push(key);
+            }
+        };
+        set(self.url.is_some(), "url");
+        set(self.secret.is_some(), "secret");
+        set(self.routing_key.is_some(), "routing_key");
+        set(self.smtp_host.is_some(), "smtp_host");
+        set(self.smtp_port.is_some(), "smtp_port");
+        set(self.tls.is_some(), "tls");
+        set(self.username.is_some(), "username");
+        set(self.password_env.is_some(), "password_env");
+        set(self.from.is_some(), "from");
+        set(!self.to.is_empty(), "to");
+        set(self.subject_prefix.is_some(), "subject_prefix");
+        set(self.account_sid.is_some(), "account_sid");
+        set(self.token_env.is_some(), "token_env");
+        keys
+    }
+
     /// Whether `tenant`'s own detector changes may name this receiver.
     pub fn open_to(&self, tenant: &str) -> bool {
         self.tenants.iter().any(|t| t == "*" || t == tenant)
@@ -1288,10 +1355,11 @@ impl Receiver {
 }
 
 /// Receiver kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReceiverKind {
     /// The server's log (stderr).
+    #[default]
     Log,
     /// A signed JSON POST of the anomaly.
     Webhook,
@@ -1299,6 +1367,38 @@ pub enum ReceiverKind {
     Slack,
     /// PagerDuty Events API v2.
     Pagerduty,
+    /// E-mail over SMTP.
+    Email,
+    /// SMS through a Twilio-style HTTP API.
+    Sms,
+}
+
+impl ReceiverKind {
+    /// The keys (besides `name`, `type` and `tenants`) a receiver of this kind may set.
+    pub fn keys(self) -> &'static [&'static str] {
+        match self {
+            ReceiverKind::Log => &[],
+            ReceiverKind::Webhook => &["url", "secret"],
+            ReceiverKind::Slack => &["url"],
+            ReceiverKind::Pagerduty => &["url", "routing_key"],
+            ReceiverKind::Email => {
+                &["smtp_host", "smtp_port", "tls", "username", "password_env", "from", "to", "subject_prefix"]
+            }
+            ReceiverKind::Sms => &["url", "account_sid", "token_env", "from", "to"],
+        }
+    }
+
+    /// The name used in the config (`type = "…"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReceiverKind::Log => "log",
+            ReceiverKind::Webhook => "webhook",
+            ReceiverKind::Slack => "slack",
+            ReceiverKind::Pagerduty => "pagerduty",
+            ReceiverKind::Email => "email",
+            ReceiverKind::Sms => "sms",
+        }
+    }
 }
 
 /// PagerDuty's Events v2 endpoint.
@@ -1411,8 +1511,15 @@ impl SentinelSettings {
     /// Checks that every action of `config` can run with these settings
     /// (receivers exist, incidents have a URL).
     pub fn check(&self, config: &llm_sentinel::SentinelConfig) -> Result<(), String> {
-        for r in &self.receivers {
-            if r.kind != ReceiverKind::Log && r.kind != ReceiverKind::Pagerduty && r.url.is_none() {
+        for (i, r) in self.receivers.iter().enumerate() {
+            if let Some(key) = r.keys_set().into_iter().find(|k| !r.kind.keys().contains(k)) {
+                return Err(format!(
+                    "sentinel.receivers[{i}].{key}: not a key of receivers of type \"{}\" ({})",
+                    r.kind.as_str(),
+                    r.name
+                ));
+            }
+            if matches!(r.kind, ReceiverKind::Webhook | ReceiverKind::Slack) && r.url.is_none() {
                 return Err(format!("sentinel.receivers ({}): url is required", r.name));
             }
             if r.kind == ReceiverKind::Pagerduty && r.routing_key.is_none() {
@@ -1536,6 +1643,32 @@ mod tests {
                 .with_secret("0123456789abcdef".into())
                 .with_events(vec!["threat.detected".into()]),
         });
+        c.sentinel.receivers = vec![
+            Receiver {
+                name: "soc-mail".into(),
+                kind: ReceiverKind::Email,
+                smtp_host: Some("127.0.0.1".into()),
+                smtp_port: Some(2525),
+                tls: Some(MailTls::None),
+                username: Some("alerts".into()),
+                password_env: Some("SMTP_PASSWORD".into()),
+                from: Some("Sentinel <s@example.com>".into()),
+                to: vec!["soc@example.com".into()],
+                subject_prefix: Some("[llmsec]".into()),
+                ..Default::default()
+            },
+            Receiver {
+                name: "oncall-sms".into(),
+                kind: ReceiverKind::Sms,
+                url: Some("https://api.example.com".into()),
+                account_sid: Some("AC1".into()),
+                token_env: Some("SMS_TOKEN".into()),
+                from: Some("+15550001111".into()),
+                to: vec!["+15552223333".into()],
+                tenants: vec!["acme".into()],
+                ..Default::default()
+            },
+        ];
         let t = toml::to_string(&c).unwrap();
         assert_eq!(toml::from_str::<ServerConfig>(&t).unwrap(), c);
         let y = serde_norway::to_string(&c).unwrap();

@@ -159,6 +159,7 @@ pub struct DeliveryWorker {
     incidents: Option<Arc<dyn IncidentSink>>,
     publisher: Option<Arc<dyn llmsec_connect::OutboxPublisher>>,
     sinks: Arc<crate::sinks::SinkRegistry>,
+    receivers: Arc<crate::notify::NotifyRegistry>,
 }
 
 /// Who hears of delivered incident creations: the incident manager answers
@@ -202,6 +203,7 @@ impl DeliveryWorker {
             incidents: None,
             publisher: None,
             sinks: Arc::default(),
+            receivers: Arc::default(),
         })
     }
 
@@ -222,6 +224,14 @@ impl DeliveryWorker {
     /// delivery for a sink it lacks is retried, then dead-lettered.
     pub fn with_sinks(mut self, sinks: crate::sinks::SinkRegistry) -> DeliveryWorker {
         self.sinks = Arc::new(sinks);
+        self
+    }
+
+    /// Sends e-mail and SMS alert deliveries ([`crate::notify`]) through
+    /// `notify`; a delivery for a receiver it lacks is retried, then
+    /// dead-lettered.
+    pub fn with_notify(mut self, receivers: crate::notify::NotifyRegistry) -> DeliveryWorker {
+        self.receivers = Arc::new(receivers);
         self
     }
 
@@ -291,6 +301,8 @@ impl DeliveryWorker {
             self.publish(self.publisher.as_ref(), NO_PUBLISHER, topic, &d).await
         } else if let Some(name) = crate::sinks::name_of(&d) {
             self.publish(self.sinks.get(name), NO_SINK, name, &d).await
+        } else if let Some((channel, name)) = crate::notify::target_of(&d) {
+            self.notify(channel, name, &d).await
         } else {
             match self.webhooks.find(&d.tenant, &d.webhook_id) {
                 None => Attempt::Failed { status: None, error: "webhook deleted".into(), retry_at: None },
@@ -348,6 +360,33 @@ impl DeliveryWorker {
                 let retry_at = (attempts < self.config.max_attempts)
                     .then(|| now_millis() + backoff(&self.config, d.attempts, jitter_unit()).as_millis() as i64);
                 Attempt::Failed { status: None, error, retry_at }
+            }
+        }
+    }
+
+    /// Sends an e-mail or SMS delivery to receiver `name`. A permanent
+    /// failure dead-letters it at once; others are retried with backoff.
+    async fn notify(&self, channel: crate::notify::Channel, name: &str, d: &Delivery) -> Attempt {
+        use crate::notify::{Channel, Failure, NO_RECEIVER};
+        let timeout = Duration::from_millis(self.config.timeout_ms);
+        let missing = || Failure { status: None, error: NO_RECEIVER.to_owned(), permanent: false };
+        let result = match channel {
+            Channel::Mail => match self.receivers.mail(name) {
+                Some(r) => r.send(d, &self.egress, timeout).await.map(|()| 0),
+                None => Err(missing()),
+            },
+            Channel::Sms => match self.receivers.sms(name) {
+                Some(r) => r.send(d, &self.client, &self.egress).await,
+                None => Err(missing()),
+            },
+        };
+        match result {
+            Ok(status) => Attempt::Delivered { status },
+            Err(f) => {
+                let attempts = d.attempts + 1;
+                let retry_at = (!f.permanent && attempts < self.config.max_attempts)
+                    .then(|| now_millis() + backoff(&self.config, d.attempts, jitter_unit()).as_millis() as i64);
+                Attempt::Failed { status: f.status, error: f.error, retry_at }
             }
         }
     }
@@ -453,7 +492,11 @@ pub fn public_error(stored: &str) -> &str {
             && rest.as_bytes()[..3].iter().all(u8::is_ascii_digit)
             && rest[3..].chars().all(|c| c.is_ascii_alphabetic() || matches!(c, ' ' | '\'' | '-'))
     });
-    if http || CATEGORIES.contains(&stored) { stored } else { "request failed" }
+    if http || CATEGORIES.contains(&stored) || crate::notify::CATEGORIES.contains(&stored) {
+        stored
+    } else {
+        "request failed"
+    }
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -31,6 +31,7 @@ pub mod grpc;
 pub mod kafka;
 pub mod listener;
 pub mod metrics;
+pub mod notify;
 pub mod otel;
 pub mod policy;
 pub mod profile;
@@ -275,7 +276,9 @@ impl Server {
                 .with_publisher(publisher);
         // Sinks send with the worker's client, so the egress policy holds for them too.
         let sinks = sinks::SinkRegistry::build(&config.sinks, worker.client(), egress, &|k| std::env::var(k).ok())?;
-        let worker = worker.with_sinks(sinks);
+        // E-mail and SMS receivers read their secrets now, so a missing one stops the start.
+        let notify = notify::NotifyRegistry::build(&config.sentinel.receivers, &|k| std::env::var(k).ok())?;
+        let worker = worker.with_sinks(sinks).with_notify(notify);
         let worker_task = tokio::spawn(worker.run(stop_rx.clone()));
         sentinel.restore().await?;
         // Risk scores are rebuilt from what still weighs: recent events'

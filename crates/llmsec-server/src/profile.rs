@@ -14,7 +14,7 @@ use llm_security::{SecurityEngine, SecurityProfile, ServerRequirement};
 use llm_sentinel::SentinelConfig;
 use llm_sentinel::action::ActionSpec;
 
-use crate::config::{ConfigError, InputRetention, ServerConfig};
+use crate::config::{ConfigError, InputRetention, ReceiverKind, ServerConfig};
 
 /// Why this configuration does not provide `r`, or `None` when it does.
 fn unmet(r: ServerRequirement, config: &ServerConfig, sentinel: &SentinelConfig) -> Option<String> {
@@ -52,6 +52,8 @@ fn unmet(r: ServerRequirement, config: &ServerConfig, sentinel: &SentinelConfig)
             .then(|| "no enabled detector has a shield action".to_owned()),
         ServerRequirement::Alerts => (!has_action(|a| matches!(a, ActionSpec::Alert(_))))
             .then(|| "no enabled detector has an alert action".to_owned()),
+        ServerRequirement::EmailNotification => alerted(ReceiverKind::Email, config, sentinel),
+        ServerRequirement::SmsNotification => alerted(ReceiverKind::Sms, config, sentinel),
         ServerRequirement::IncidentActions => (!has_action(|a| matches!(a, ActionSpec::Incident(_))))
             .then(|| "no enabled detector has an incident action".to_owned()),
         ServerRequirement::Retention => (config.storage.retention_days == 0)
@@ -61,6 +63,21 @@ fn unmet(r: ServerRequirement, config: &ServerConfig, sentinel: &SentinelConfig)
         // A requirement added to the engine that this server does not know.
         other => Some(format!("this server does not know how to provide {other}")),
     }
+}
+
+/// Why no alert reaches a receiver of `kind`, or `None` when an enabled
+/// detector's alert action names one configured in `[sentinel] receivers`.
+fn alerted(kind: ReceiverKind, config: &ServerConfig, sentinel: &SentinelConfig) -> Option<String> {
+    let of_kind = |name: &str| config.sentinel.receivers.iter().any(|r| r.kind == kind && r.name == name);
+    let named = sentinel.detectors.iter().filter(|d| d.enabled).any(|d| {
+        d.actions.iter().any(|a| matches!(a, ActionSpec::Alert(al) if al.receivers.iter().any(|n| of_kind(n))))
+    });
+    (!named).then(|| {
+        format!(
+            "no enabled detector's alert action names a receiver of type \"{}\" in [sentinel] receivers",
+            kind.as_str()
+        )
+    })
 }
 
 /// Reads the profile `config.security_profile` names (if any), checks that
@@ -113,6 +130,15 @@ mod tests {
         assert!(unmet(ServerRequirement::ShieldActions, &c, &stat).is_none());
         assert!(unmet(ServerRequirement::Alerts, &c, &stat).is_some());
         assert!(unmet(ServerRequirement::Retention, &c, &none).is_none());
+        assert!(unmet(ServerRequirement::EmailNotification, &c, &stat).unwrap().contains("\"email\""));
+        let alerting = sentinel(
+            "detectors:\n  - id: s\n    type: statistical\n    metric: latency_ms\n    actions:\n      - type: alert\n        config: {receivers: [soc]}\n",
+        );
+        c.sentinel.receivers =
+            vec![crate::config::Receiver { name: "soc".into(), kind: ReceiverKind::Email, ..Default::default() }];
+        assert!(unmet(ServerRequirement::EmailNotification, &c, &alerting).is_none());
+        assert!(unmet(ServerRequirement::SmsNotification, &c, &alerting).unwrap().contains("\"sms\""));
+        assert!(unmet(ServerRequirement::EmailNotification, &c, &stat).is_some(), "a receiver no action names");
         c.storage.retention_days = 0;
         assert!(unmet(ServerRequirement::Retention, &c, &none).unwrap().contains("retention_days"));
         c.storage.input = InputRetention::Full;

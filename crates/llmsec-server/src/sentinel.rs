@@ -1234,6 +1234,18 @@ impl SentinelService {
                             queued.push(format!("{}: logged", r.name));
                             continue;
                         }
+                        // Mails and SMS go through the outbox to the worker's notify registry.
+                        ReceiverKind::Email | ReceiverKind::Sms => {
+                            let ds = crate::notify::deliveries(r, tenant, severity, a, now);
+                            match self.store.enqueue(&ds).await {
+                                Ok(()) => {
+                                    self.delivery_notify.notify_one();
+                                    queued.push(format!("{}: queued", r.name));
+                                }
+                                Err(e) => tracing::error!(error = %e, "sentinel: queueing an alert failed"),
+                            }
+                            continue;
+                        }
                         ReceiverKind::Webhook => (
                             r.url.clone().unwrap_or_default(),
                             r.secret.as_deref(),

@@ -211,6 +211,10 @@ pub enum ServerRequirement {
     Escalation,
     /// Sentinel's alert action to receivers.
     Alerts,
+    /// Alerts sent as e-mail (an `email` receiver an alert action names).
+    EmailNotification,
+    /// Alerts sent as SMS (an `sms` receiver an alert action names).
+    SmsNotification,
     /// Sentinel's incident action (an incident manager over HTTP).
     IncidentActions,
     /// Signed webhooks from the durable outbox.
@@ -257,7 +261,6 @@ const INTEL: &str = "feeds are matched (threat_feeds), but no threat analysis, m
 const INTEL_MODELS: &str = "no learned model over threat intelligence";
 const COMPLIANCE: &str = "a control of the framework, not one the engine can enforce; the server's posture report (`llmsec report --posture-only`, `GET /api/v1/reports/posture`) says which of the framework's controls a deployment meets";
 const INCIDENT: &str = "no threat quarantine, investigation or recovery workflow in this build";
-const NOTIFY: &str = "no e-mail or SMS sender in this build (webhooks and alerts only)";
 const ENCRYPTION: &str = "no encryption at rest for stored prompts; TLS is left to a proxy";
 const CONVERSATION: &str = "the engine judges one text at a time; no multi-turn conversation analysis";
 const PURPOSE: &str = "stored data carries no purpose tag";
@@ -432,9 +435,8 @@ pub fn disposition(path: &str) -> Option<Disposition> {
         p if p.starts_with("incident_response.escalation.") => S(Q::Escalation),
         "incident_response.notification.alert_notification" => S(Q::Alerts),
         "incident_response.notification.webhook_notification" => S(Q::Webhooks),
-        "incident_response.notification.email_notification" | "incident_response.notification.sms_notification" => {
-            R(NOTIFY)
-        }
+        "incident_response.notification.email_notification" => S(Q::EmailNotification),
+        "incident_response.notification.sms_notification" => S(Q::SmsNotification),
         // Content security policy.
         "content_security_policy.content_filtering.malicious_content" => E(&[OutHarmful]),
         "content_security_policy.content_filtering.sensitive_information" => E(&[OutSecrets, OutPii, InSecrets, InPii]),

@@ -16,6 +16,7 @@ mod grpc;
 mod insights;
 mod kafka;
 mod limits;
+mod notify;
 mod otlp;
 mod plugins;
 mod policy;

@@ -171,6 +171,7 @@ detectors:
                 url: Some(format!("{hooks_url}/alerts")),
                 secret: Some("alert-secret-0123456".into()),
                 routing_key: None,
+                ..Default::default()
             },
             llmsec_server::sentinel::Receiver {
                 tenants: vec![],
@@ -179,6 +180,7 @@ detectors:
                 url: None,
                 secret: None,
                 routing_key: None,
+                ..Default::default()
             },
             llmsec_server::sentinel::Receiver {
                 tenants: vec![],
@@ -187,6 +189,7 @@ detectors:
                 url: Some(format!("{hooks_url}/slack-alert")),
                 secret: None,
                 routing_key: None,
+                ..Default::default()
             },
             llmsec_server::sentinel::Receiver {
                 tenants: vec![],
@@ -195,6 +198,7 @@ detectors:
                 url: Some(format!("{hooks_url}/pagerduty")),
                 secret: None,
                 routing_key: Some("R0UT1NGKEY".into()),
+                ..Default::default()
             },
         ];
     })
@@ -376,6 +380,7 @@ anomalies:
         url: None,
         secret: None,
         routing_key: None,
+        ..Default::default()
     }];
     let t0 = 1_764_150_000_000_i64;
     let clock = Arc::new(llm_sentinel::ManualClock::new(t0));
@@ -704,12 +709,9 @@ async fn an_unacknowledged_anomaly_escalates_step_by_step_and_acknowledging_stop
     )
     .unwrap();
     let log = |name: &str| llmsec_server::sentinel::Receiver {
-        tenants: vec![],
         name: name.into(),
         kind: llmsec_server::sentinel::ReceiverKind::Log,
-        url: None,
-        secret: None,
-        routing_key: None,
+        ..Default::default()
     };
     let step = |text: &str| toml::from_str::<llmsec_server::config::Escalation>(text).unwrap();
     let mut c = config();

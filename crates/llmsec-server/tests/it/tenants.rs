@@ -525,6 +525,7 @@ async fn a_tenant_admin_names_only_receivers_open_to_its_tenant() {
         secret: None,
         routing_key: None,
         tenants: tenants.iter().map(|t| t.to_string()).collect(),
+        ..Default::default()
     };
     let t = app_with(|c| {
         c.sentinel.detectors = Some(path.clone());
