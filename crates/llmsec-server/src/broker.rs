@@ -17,7 +17,7 @@
 
 use llm_sentinel::Change;
 use llm_sentinel::anomaly::Anomaly;
-use llmsec_store::{Delivery, DeliveryStatus, Millis, SecurityEvent};
+use llmsec_store::{Delivery, Millis, SecurityEvent};
 use serde_json::{Value, json};
 
 /// The `webhook_id` prefix of deliveries for a Kafka topic.
@@ -53,20 +53,7 @@ pub fn envelope(target: String, tenant: &str, key: &str, event: &str, data: Valu
         "key": key,
         "data": data,
     });
-    Delivery {
-        id,
-        webhook_id: target,
-        tenant: tenant.to_owned(),
-        event: event.to_owned(),
-        payload: body.to_string(),
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        next_attempt_at: now,
-        last_error: None,
-        last_status: None,
-        created_at: now,
-        updated_at: now,
-    }
+    Delivery::pending(id, target, tenant, event, body.to_string(), now)
 }
 
 /// The `data` of a security event's envelope.

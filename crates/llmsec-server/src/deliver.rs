@@ -108,20 +108,7 @@ pub fn deliveries_for(hooks: &[Webhook], ev: &SecurityEvent, a: &Analysis, now: 
                     "session_id": ev.session_id,
                 }
             });
-            out.push(Delivery {
-                id,
-                webhook_id: w.id.clone(),
-                tenant: ev.tenant.clone(),
-                event: event.to_owned(),
-                payload: body.to_string(),
-                status: DeliveryStatus::Pending,
-                attempts: 0,
-                next_attempt_at: now,
-                last_error: None,
-                last_status: None,
-                created_at: now,
-                updated_at: now,
-            });
+            out.push(Delivery::pending(id, w.id.clone(), &ev.tenant, event, body.to_string(), now));
         }
     }
     out

@@ -32,7 +32,7 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use llm_sentinel::anomaly::Anomaly;
 use llm_sentinel::detector::Severity;
-use llmsec_store::{Delivery, DeliveryStatus, Millis};
+use llmsec_store::{Delivery, Millis};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, MailTls, Receiver, ReceiverKind};
@@ -148,20 +148,7 @@ pub fn truncate(s: &str, max: usize) -> String {
 }
 
 fn delivery(target: String, tenant: &str, payload: String, now: Millis) -> Delivery {
-    Delivery {
-        id: uuid::Uuid::now_v7().to_string(),
-        webhook_id: target,
-        tenant: tenant.to_owned(),
-        event: ALERT_EVENT.to_owned(),
-        payload,
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        next_attempt_at: now,
-        last_error: None,
-        last_status: None,
-        created_at: now,
-        updated_at: now,
-    }
+    Delivery::pending(uuid::Uuid::now_v7().to_string(), target, tenant, ALERT_EVENT, payload, now)
 }
 
 /// The deliveries an alert to receiver `r` queues: one mail for an e-mail

@@ -22,7 +22,7 @@ use llm_sentinel::config::DetectorSpec;
 use llm_sentinel::detector::EntityKind;
 use llm_sentinel::event::TelemetryEvent;
 use llm_sentinel::{Anomaly, AnomalyStatus, Change, Clock, Outcome, Sentinel, SentinelConfig};
-use llmsec_store::{AnomalyRow, Delivery, DeliveryStatus, DetectorOverride, Enforcement, Millis, Store, Webhook};
+use llmsec_store::{AnomalyRow, Delivery, DetectorOverride, Enforcement, Millis, Store, Webhook};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 
 pub use crate::config::{PAGERDUTY_URL, Receiver, ReceiverKind, SentinelSettings};
@@ -1052,20 +1052,7 @@ impl SentinelService {
             tracing::warn!(error = %e, "sentinel: reloading webhooks failed");
         }
         let id = uuid::Uuid::now_v7().to_string();
-        let d = Delivery {
-            id: id.clone(),
-            webhook_id: hook_id,
-            tenant: tenant.to_owned(),
-            event: event.to_owned(),
-            payload,
-            status: DeliveryStatus::Pending,
-            attempts: 0,
-            next_attempt_at: llmsec_store::now_millis(),
-            last_error: None,
-            last_status: None,
-            created_at: llmsec_store::now_millis(),
-            updated_at: llmsec_store::now_millis(),
-        };
+        let d = Delivery::pending(id.clone(), hook_id, tenant, event, payload, llmsec_store::now_millis());
         match self.store.enqueue(&[d]).await {
             Ok(()) => {
                 self.delivery_notify.notify_one();

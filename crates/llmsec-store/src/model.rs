@@ -318,6 +318,26 @@ pub struct Delivery {
     pub updated_at: Millis,
 }
 
+impl Delivery {
+    /// A delivery queued at `now`, due at once, not yet attempted.
+    pub fn pending(id: String, target: String, tenant: &str, event: &str, payload: String, now: Millis) -> Delivery {
+        Delivery {
+            id,
+            webhook_id: target,
+            tenant: tenant.to_owned(),
+            event: event.to_owned(),
+            payload,
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+            last_status: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Attempt {
