@@ -328,8 +328,10 @@ fn enforce_ids(
     entities.extend(ip.map(|a| ("ip", a)));
     let now = svc.sentinel.now();
     let risk = svc.sentinel.risk();
-    if let Some((kind, id, score)) =
-        risk.over_limit(&caller.tenant, &risk_subjects((user_id, session_id, application_id)), now)
+    // Only with a limit: without one this costs the hot path nothing.
+    if risk.config().block_above.is_some()
+        && let Some((kind, id, score)) =
+            risk.over_limit(&caller.tenant, &risk_subjects((user_id, session_id, application_id)), now)
     {
         metrics::counter!(crate::metrics::ENFORCED, "action" => "risk").increment(1);
         let limit = risk.config().block_above.unwrap_or_default();
@@ -518,7 +520,9 @@ fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Re
     };
     let now = now_millis();
     if !analysis.threats().is_empty() {
-        svc.sentinel.risk().threats(&caller.tenant, &risk_subjects(job.ids()), analysis.threats(), now);
+        // On Sentinel's clock, which the risk scores are read with.
+        let at = svc.sentinel.now();
+        svc.sentinel.risk().threats(&caller.tenant, &risk_subjects(job.ids()), analysis.threats(), at);
     }
     let threats = serde_json::to_value(analysis.threats()).map_err(|e| ServiceError::Internal(e.to_string()))?;
     let event = SecurityEvent {
