@@ -13,7 +13,8 @@
 #     PostgreSQL ($LLMSEC_TEST_POSTGRES_URL, or one started here with
 #     scripts/postgres.sh); the second joins mid-stream and consumes, the
 #     first is killed with SIGKILL, more events follow on its partitions:
-#     every event is stored, none lost.
+#     every event is stored, none lost. This topic carries the events as
+#     sentinel.v1 protobuf messages (`format = "protobuf"`).
 #
 # Needs the Rust toolchain, python3 (pip, sqlite3) and what
 # scripts/build-deps.sh installs. Builds with `--all-features`, like
@@ -112,7 +113,7 @@ detectors:
     config: {expression: "data.latency_ms > 5000", group_by: application}
 YAML
 
-# config NAME PORT DATABASE_URL TOPIC GROUP
+# config NAME PORT DATABASE_URL TOPIC GROUP [FORMAT]
 config() {
     cat >"$work/$1.toml" <<TOML
 listen = "127.0.0.1:$2"
@@ -125,6 +126,7 @@ brokers = "$brokers"
 [kafka.source]
 topic = "$4"
 group_id = "$5"
+format = "${6:-json}"
 tenant = "default"
 dead_letter_topic = "telemetry-dead"
 batch_size = 2000
@@ -218,7 +220,7 @@ assert body["data"]["detector_id"] == "slow-call" and body["tenant"] == "default
 print("ok: anomaly", body["data"]["id"], "keyed", m["key"], "idempotency key", h["idempotency-key"])
 PY
 
-section "4. rebalance: two replicas in one group on PostgreSQL, one killed with SIGKILL: nothing lost"
+section "4. rebalance: two replicas in one group on PostgreSQL, one killed with SIGKILL: nothing lost (protobuf messages)"
 pg_url=${LLMSEC_TEST_POSTGRES_URL:-}
 if [ -z "$pg_url" ]; then
     # Its own directory: postgres must reach it, and $work is root's alone.
@@ -235,11 +237,11 @@ stored_pg() {
 # the partitions between them), one after b is killed (c must take b's
 # partitions over to consume it).
 wave=$((rebalance_events / 4))
-"$tool" produce "$brokers" telemetry-2 "$wave" reb-1 || fail "producing failed"
+"$tool" produce-proto "$brokers" telemetry-2 "$wave" reb-1 || fail "producing failed"
 bport=$(free_port)
 cport=$(free_port)
-config b "$bport" "$db_url" telemetry-2 e2e-rebalance
-config c "$cport" "$db_url" telemetry-2 e2e-rebalance
+config b "$bport" "$db_url" telemetry-2 e2e-rebalance protobuf
+config c "$cport" "$db_url" telemetry-2 e2e-rebalance protobuf
 serve b
 replica_b=$served
 wait_port "$bport" || fail "replica b does not listen"
@@ -250,7 +252,7 @@ for _ in $(seq 1 600); do
 done
 serve c
 wait_port "$cport" || fail "replica c does not listen"
-"$tool" produce "$brokers" telemetry-2 $((2 * wave)) reb-2 || fail "producing failed"
+"$tool" produce-proto "$brokers" telemetry-2 $((2 * wave)) reb-2 || fail "producing failed"
 for _ in $(seq 1 600); do
     [ "$(metric "$cport" 'llm_security_kafka_messages_total{outcome="stored"}')" != 0 ] && break
     sleep 0.1
@@ -261,7 +263,7 @@ read -r n _ < <(stored_pg)
 kill -9 "$replica_b"
 wait "$replica_b" 2>/dev/null || true
 echo "replica b killed with SIGKILL at $n stored"
-"$tool" produce "$brokers" telemetry-2 $((rebalance_events - 3 * wave)) reb-3 || fail "producing failed"
+"$tool" produce-proto "$brokers" telemetry-2 $((rebalance_events - 3 * wave)) reb-3 || fail "producing failed"
 for _ in $(seq 1 1200); do
     read -r n d < <(stored_pg)
     [ "$n" -ge "$rebalance_events" ] && break

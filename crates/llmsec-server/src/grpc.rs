@@ -7,17 +7,14 @@
 
 use std::sync::Arc;
 
-use llm_sentinel::event::{EventData, EventMetadata, EventType, Source, TelemetryEvent};
+use llm_sentinel::event::TelemetryEvent;
 use llmsec_store::Scope;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::service::{Caller, ServiceError, Services};
 
-/// The generated messages, service and client.
-#[allow(missing_docs, clippy::all, clippy::unwrap_used)]
-pub mod pb {
-    tonic::include_proto!("sentinel.v1");
-}
+/// The generated messages, service and client (compiled once, in `llmsec-proto`).
+pub use llmsec_proto::v1 as pb;
 
 use pb::telemetry_ingestion_server::{TelemetryIngestion, TelemetryIngestionServer};
 
@@ -42,80 +39,9 @@ pub fn router(services: Services) -> axum::Router {
     .into_axum_router()
 }
 
-fn opt(s: String) -> Option<String> {
-    (!s.is_empty()).then_some(s)
-}
-
-fn pos(v: i32) -> Option<u64> {
-    (v > 0).then_some(v as u64)
-}
-
 /// Converts a protobuf event into the event model; an error names the field.
 pub fn convert(m: pb::TelemetryEvent) -> Result<TelemetryEvent, ServiceError> {
-    let event_type = match m.event_type.as_str() {
-        "llm.request" => EventType::Request,
-        "llm.response" => EventType::Response,
-        "llm.error" => EventType::Error,
-        other => {
-            return Err(ServiceError::field(
-                "event_type",
-                format!("{other:?} is not llm.request, llm.response or llm.error"),
-            ));
-        }
-    };
-    let ts = m.timestamp.ok_or_else(|| ServiceError::field("timestamp", "required"))?;
-    let timestamp = chrono::DateTime::from_timestamp(ts.seconds, ts.nanos.max(0) as u32)
-        .ok_or_else(|| ServiceError::field("timestamp", "out of range"))?;
-    let mut data = EventData::default();
-    match m.payload {
-        Some(pb::telemetry_event::Payload::Request(r)) => {
-            data.model = opt(r.model);
-            data.prompt = opt(r.prompt);
-            data.prompt_tokens = pos(r.prompt_tokens);
-        }
-        Some(pb::telemetry_event::Payload::Response(r)) => {
-            data.status = opt(r.status);
-            data.completion_tokens = pos(r.completion_tokens);
-            data.total_tokens = pos(r.total_tokens);
-            data.prompt_tokens = pos(r.prompt_tokens);
-            data.latency_ms = (r.latency_ms != 0.0).then_some(r.latency_ms);
-            data.cost = (r.cost != 0.0).then_some(r.cost);
-            data.model = opt(r.model);
-            data.completion = opt(r.completion);
-            data.prompt = opt(r.prompt);
-            data.finish_reason = opt(r.finish_reason);
-            data.logprobs = (!r.logprobs.is_empty()).then_some(r.logprobs);
-        }
-        Some(pb::telemetry_event::Payload::Error(r)) => {
-            data.model = opt(r.model);
-            data.error = opt(r.error);
-            data.latency_ms = (r.latency_ms != 0.0).then_some(r.latency_ms);
-            data.status = opt(r.status).or(Some("error".into()));
-        }
-        None => {}
-    }
-    let metadata = m
-        .metadata
-        .map(|md| EventMetadata {
-            user_id: opt(md.user_id),
-            session_id: opt(md.session_id),
-            ip: opt(md.ip),
-            role: opt(md.role),
-            tool_calls: (!md.tool_calls.is_empty()).then_some(md.tool_calls),
-            extra: md.extra.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect(),
-        })
-        .unwrap_or_default();
-    let source = m.source.map(|s| Source { service: opt(s.service), host: opt(s.host), version: opt(s.version) });
-    Ok(TelemetryEvent {
-        event_id: m.event_id,
-        timestamp,
-        event_type,
-        application_id: m.application_id,
-        tenant_id: opt(m.tenant_id),
-        source,
-        data,
-        metadata,
-    })
+    llmsec_proto::to_event(m).map_err(|e| ServiceError::field(e.field, e.message))
 }
 
 /// A service error as a gRPC status; an invalid value names its field.
@@ -220,45 +146,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn conversion_maps_request_response_and_error_payloads() {
-        let m = pb::TelemetryEvent {
-            event_id: "e1".into(),
-            timestamp: Some(prost_types::Timestamp { seconds: 1_764_000_000, nanos: 5_000_000 }),
-            event_type: "llm.response".into(),
-            application_id: "chatbot".into(),
-            tenant_id: String::new(),
-            payload: Some(pb::telemetry_event::Payload::Response(pb::ResponseData {
-                status: "success".into(),
-                completion_tokens: 75,
-                total_tokens: 225,
-                latency_ms: 1234.5,
-                cost: 0.045,
-                ..Default::default()
-            })),
-            metadata: Some(pb::Metadata { user_id: "u1".into(), ..Default::default() }),
-            source: None,
-        };
-        let e = convert(m).unwrap();
-        assert_eq!(e.millis(), 1_764_000_000_005);
-        assert_eq!((e.data.total_tokens, e.data.cost, e.data.model.as_deref()), (Some(225), Some(0.045), None));
-        assert_eq!(e.metadata.user_id.as_deref(), Some("u1"));
-        assert_eq!(e.tenant_id, None);
-    }
-
-    #[test]
-    fn bad_messages_name_the_field() {
-        let base = pb::TelemetryEvent {
-            event_id: "e".into(),
-            timestamp: Some(prost_types::Timestamp { seconds: 1, nanos: 0 }),
-            event_type: "llm.request".into(),
-            application_id: "a".into(),
-            ..Default::default()
-        };
-        let mut m = base.clone();
-        m.event_type = "llm.maybe".into();
+    fn a_bad_message_is_an_invalid_field() {
+        let m = pb::TelemetryEvent { event_type: "llm.maybe".into(), ..Default::default() };
         assert!(matches!(convert(m), Err(ServiceError::Invalid { field: Some(f), .. }) if f == "event_type"));
-        let mut m = base;
-        m.timestamp = None;
-        assert!(matches!(convert(m), Err(ServiceError::Invalid { field: Some(f), .. }) if f == "timestamp"));
     }
 }

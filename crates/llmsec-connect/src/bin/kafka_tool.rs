@@ -5,6 +5,7 @@
 //! ```text
 //! llmsec-kafka-tool create BROKERS TOPIC PARTITIONS
 //! llmsec-kafka-tool produce BROKERS TOPIC COUNT [PREFIX] [APPS]   # PREFIX names the event ids
+//! llmsec-kafka-tool produce-proto BROKERS TOPIC COUNT [PREFIX] [APPS]  # the same as sentinel.v1 protobuf
 //! llmsec-kafka-tool poison BROKERS TOPIC                           # one message that is not JSON
 //! llmsec-kafka-tool send BROKERS TOPIC KEY VALUE                   # one message as given
 //! llmsec-kafka-tool read BROKERS TOPIC COUNT TIMEOUT_S             # JSON lines: key, headers, value
@@ -12,6 +13,9 @@
 //! ```
 
 use std::time::{Duration, Instant};
+
+use llmsec_proto::v1;
+use prost::Message as _;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -34,11 +38,11 @@ async fn main() -> Res<()> {
     let topic = arg(&args, 3, "topic")?;
     match cmd.as_str() {
         "create" => create(&brokers, &topic, arg(&args, 4, "partitions")?.parse()?).await,
-        "produce" => {
+        "produce" | "produce-proto" => {
             let count: usize = arg(&args, 4, "count")?.parse()?;
             let prefix = args.get(5).cloned().unwrap_or_else(|| "ev".into());
             let apps: usize = args.get(6).map(|a| a.parse()).transpose()?.unwrap_or(16);
-            produce(&brokers, &topic, count, &prefix, apps).await
+            produce(&brokers, &topic, count, &prefix, apps, cmd == "produce-proto").await
         }
         "poison" => send(&brokers, &topic, "poison", "{this is not json").await,
         "send" => send(&brokers, &topic, &arg(&args, 4, "key")?, &arg(&args, 5, "value")?).await,
@@ -78,22 +82,53 @@ async fn create(brokers: &str, topic: &str, partitions: i32) -> Res<()> {
     Ok(())
 }
 
-async fn produce(brokers: &str, topic: &str, count: usize, prefix: &str, apps: usize) -> Res<()> {
+/// Event `i` of a produced run: as seed-002 JSON, or the same event as a
+/// `sentinel.v1.TelemetryEvent`.
+fn event_body(i: usize, prefix: &str, app: &str, proto: bool) -> Vec<u8> {
+    let latency = 250.0 + (i % 50) as f64;
+    let (user, session) = (format!("user-{}", i % 1000), format!("s-{}", i % 5000));
+    if proto {
+        return v1::TelemetryEvent {
+            event_id: format!("{prefix}-{i}"),
+            // 2026-01-01T00:00:00Z
+            timestamp: Some(llmsec_proto::prost_types::Timestamp { seconds: 1_767_225_600, nanos: 0 }),
+            event_type: "llm.response".into(),
+            application_id: app.into(),
+            payload: Some(v1::telemetry_event::Payload::Response(v1::ResponseData {
+                model: "gpt-4o-mini".into(),
+                prompt_tokens: 40,
+                completion_tokens: 60,
+                total_tokens: 100,
+                latency_ms: latency,
+                cost: 0.0004,
+                status: "success".into(),
+                ..Default::default()
+            })),
+            metadata: Some(v1::Metadata { user_id: user, session_id: session, ..Default::default() }),
+            ..Default::default()
+        }
+        .encode_to_vec();
+    }
+    serde_json::json!({
+        "event_id": format!("{prefix}-{i}"),
+        "timestamp": "2026-01-01T00:00:00Z",
+        "event_type": "llm.response",
+        "application_id": app,
+        "data": {"model": "gpt-4o-mini", "prompt_tokens": 40, "completion_tokens": 60,
+                 "total_tokens": 100, "latency_ms": latency, "cost": 0.0004, "status": "success"},
+        "metadata": {"user_id": user, "session_id": session}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+async fn produce(brokers: &str, topic: &str, count: usize, prefix: &str, apps: usize, proto: bool) -> Res<()> {
     let p = producer(brokers)?;
     let started = Instant::now();
     let mut pending = Vec::with_capacity(10_000);
     for i in 0..count {
         let app = format!("app-{}", i % apps.max(1));
-        let body = serde_json::json!({
-            "event_id": format!("{prefix}-{i}"),
-            "timestamp": "2026-01-01T00:00:00Z",
-            "event_type": "llm.response",
-            "application_id": app,
-            "data": {"model": "gpt-4o-mini", "prompt_tokens": 40, "completion_tokens": 60,
-                     "total_tokens": 100, "latency_ms": 250.0 + (i % 50) as f64, "cost": 0.0004, "status": "success"},
-            "metadata": {"user_id": format!("user-{}", i % 1000), "session_id": format!("s-{}", i % 5000)}
-        })
-        .to_string();
+        let body = event_body(i, prefix, &app, proto);
         // Queue without waiting; when the local queue is full, wait for acknowledgements.
         let mut record = FutureRecord::to(topic).key(&app).payload(&body);
         loop {

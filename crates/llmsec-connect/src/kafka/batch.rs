@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use llm_sentinel::event::TelemetryEvent;
 
+use super::PayloadFormat;
 use super::decode::decode;
 use crate::ingest::{Admission, IngestError, TelemetryIngest};
 
@@ -79,19 +80,20 @@ pub fn commit_offsets(batch: &[Message]) -> BTreeMap<i32, i64> {
     out
 }
 
-/// Decodes `batch`, stores the good events (one ingestion call per tenant)
+/// Decodes `batch` (each value in `format`), stores the good events (one ingestion call per tenant)
 /// and sorts out the rest as dead letters. `Err`: the store failed; nothing
 /// may be committed, and the same batch can be processed again.
 pub async fn process(
     ingest: &dyn TelemetryIngest,
     routing: &Routing,
+    format: PayloadFormat,
     batch: Vec<Message>,
 ) -> Result<Outcome, IngestError> {
     let mut out = Outcome { commit: commit_offsets(&batch), ..Outcome::default() };
     // Per tenant, the events and the messages they came from, in order.
     let mut by_tenant: BTreeMap<String, (Vec<TelemetryEvent>, Vec<Message>)> = BTreeMap::new();
     for m in batch {
-        match decode(m.payload.as_deref()) {
+        match decode(m.payload.as_deref(), format) {
             Ok(e) => {
                 let slot = by_tenant.entry(routing.tenant_of(&e)).or_default();
                 slot.0.push(e);
@@ -184,7 +186,7 @@ pub(crate) mod tests {
             msg(1, 3, &event_json("b", "reject", None)),
             msg(1, 4, &event_json("c", "app", None)),
         ];
-        let out = process(&fake, &routing(false), batch).await.expect("stored");
+        let out = process(&fake, &routing(false), PayloadFormat::Json, batch).await.expect("stored");
         assert_eq!((out.new, out.duplicates), (2, 0));
         let dead: Vec<(i32, i64)> = out.dead.iter().map(|d| (d.message.partition, d.message.offset)).collect();
         assert_eq!(dead, vec![(0, 11), (1, 3)]);
@@ -198,9 +200,9 @@ pub(crate) mod tests {
     async fn redelivery_after_a_crash_stores_nothing_twice() {
         let fake = FakeIngest::default();
         let batch: Vec<Message> = (0..50).map(|i| msg(0, i, &event_json(&format!("e{i}"), "app", None))).collect();
-        let first = process(&fake, &routing(false), batch[..30].to_vec()).await.expect("first");
+        let first = process(&fake, &routing(false), PayloadFormat::Json, batch[..30].to_vec()).await.expect("first");
         // The process died before committing: the whole range comes again.
-        let again = process(&fake, &routing(false), batch).await.expect("again");
+        let again = process(&fake, &routing(false), PayloadFormat::Json, batch).await.expect("again");
         assert_eq!((first.new, again.new, again.duplicates), (30, 20, 30));
         assert_eq!(fake.stored.lock().expect("lock").len(), 50);
     }
@@ -210,20 +212,20 @@ pub(crate) mod tests {
         let fake = FakeIngest::default();
         fake.failing.store(true, std::sync::atomic::Ordering::SeqCst);
         let batch = vec![msg(0, 1, &event_json("a", "app", None))];
-        assert!(process(&fake, &routing(false), batch.clone()).await.is_err());
+        assert!(process(&fake, &routing(false), PayloadFormat::Json, batch.clone()).await.is_err());
         fake.failing.store(false, std::sync::atomic::Ordering::SeqCst);
-        assert_eq!(process(&fake, &routing(false), batch).await.expect("retry").new, 1);
+        assert_eq!(process(&fake, &routing(false), PayloadFormat::Json, batch).await.expect("retry").new, 1);
     }
 
     #[tokio::test]
     async fn the_message_tenant_is_used_only_when_trusted() {
         let fake = FakeIngest::default();
         let batch = vec![msg(0, 1, &event_json("a", "app", Some("globex"))), msg(0, 2, &event_json("b", "app", None))];
-        process(&fake, &routing(false), batch.clone()).await.expect("untrusted");
+        process(&fake, &routing(false), PayloadFormat::Json, batch.clone()).await.expect("untrusted");
         let tenants: HashSet<String> = fake.stored.lock().expect("lock").iter().map(|(t, _)| t.clone()).collect();
         assert_eq!(tenants, HashSet::from(["acme".to_owned()]));
         let fake = FakeIngest::default();
-        process(&fake, &routing(true), batch).await.expect("trusted");
+        process(&fake, &routing(true), PayloadFormat::Json, batch).await.expect("trusted");
         let mut got: Vec<(String, String)> = fake.stored.lock().expect("lock").iter().cloned().collect();
         got.sort();
         assert_eq!(got, vec![("acme".into(), "b".into()), ("globex".into(), "a".into())]);

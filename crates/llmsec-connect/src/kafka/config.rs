@@ -35,8 +35,13 @@ fn default_client_id() -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// The topic of seed-002 telemetry events (JSON, one event per message).
+    /// The topic of telemetry events, one event per message.
     pub topic: String,
+    /// How a message's value is encoded: `json` (a seed-002 event, the
+    /// REST body's form) or `protobuf` (one `sentinel.v1.TelemetryEvent`,
+    /// the gRPC message of proto/sentinel/v1/telemetry.proto).
+    #[serde(default)]
+    pub format: PayloadFormat,
     /// The consumer group: replicas with the same group share the partitions.
     pub group_id: String,
     /// The tenant the events are stored for.
@@ -62,6 +67,17 @@ pub struct SourceConfig {
     /// The group session timeout: how soon a dead consumer's partitions move to another.
     #[serde(default = "default_session_timeout_ms")]
     pub session_timeout_ms: u64,
+}
+
+/// How the values of a source topic are encoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadFormat {
+    /// A seed-002 telemetry event as JSON.
+    #[default]
+    Json,
+    /// A `sentinel.v1.TelemetryEvent` protobuf message.
+    Protobuf,
 }
 
 fn default_batch_size() -> usize {
@@ -183,6 +199,7 @@ anomalies = "llmsec-anomalies"
         assert!(c.validate().is_ok());
         let s = c.source.as_ref().expect("source");
         assert_eq!((s.batch_size, s.queued_batches, s.trust_message_tenant), (5000, 2, false));
+        assert_eq!(s.format, PayloadFormat::Json);
         assert_eq!(c.sink.as_ref().and_then(|s| s.anomalies.as_deref()), Some("llmsec-anomalies"));
         let back: KafkaConfig = toml::from_str(&toml::to_string(&c).expect("toml")).expect("toml back");
         assert_eq!(back, c);
@@ -190,6 +207,17 @@ anomalies = "llmsec-anomalies"
         assert_eq!(back, c);
         let back: KafkaConfig = serde_json::from_str(&serde_json::to_string(&c).expect("json")).expect("json");
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn the_format_is_json_or_protobuf() {
+        let with = |f: &str| {
+            toml::from_str::<KafkaConfig>(&EXAMPLE.replace("tenant = ", &format!("format = {f:?}\ntenant = ")))
+        };
+        let c = with("protobuf").expect("protobuf");
+        assert_eq!(c.source.map(|s| s.format), Some(PayloadFormat::Protobuf));
+        let err = with("avro").expect_err("avro");
+        assert!(err.to_string().contains("unknown variant `avro`, expected `json` or `protobuf`"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Kafka in and out.
 //!
 //! - **Source** ([`source::KafkaSource`], feature `kafka`): consumes seed-002
-//!   telemetry events (JSON, one per message) from a topic in a consumer
+//!   telemetry events (one per message: JSON, or the gRPC protobuf message
+//!   with `format = "protobuf"`) from a topic in a consumer
 //!   group, in batches, and hands each batch to [`TelemetryIngest`]. An
 //!   offset is committed only after the batch's events are stored and its
 //!   poison messages acknowledged on the dead-letter topic
@@ -22,7 +23,7 @@ pub mod sink;
 #[cfg(feature = "kafka")]
 pub mod source;
 
-pub use config::{ConfigError, KafkaConfig, SinkConfig, SourceConfig};
+pub use config::{ConfigError, KafkaConfig, PayloadFormat, SinkConfig, SourceConfig};
 
 /// Gauge: messages of the source topic not yet committed by the group, per
 /// `topic` and `partition` (high watermark minus committed offset).

@@ -197,7 +197,7 @@ impl Writer {
     async fn store(&self, batch: Vec<Message>, stop: &watch::Receiver<bool>) -> Option<Outcome> {
         let mut wait = Duration::from_millis(100);
         loop {
-            match process(self.ingest.as_ref(), &self.routing, batch.clone()).await {
+            match process(self.ingest.as_ref(), &self.routing, self.cfg.format, batch.clone()).await {
                 Ok(out) => return Some(out),
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "kafka source: storing a batch failed");
