@@ -74,7 +74,7 @@ mod tests {
     use super::*;
 
     fn allow() -> Scanned {
-        Scanned { verdict: Verdict::Allow, sanitized: None, threats: Vec::new() }
+        Scanned { verdict: Verdict::Allow, sanitized: None, threats: Vec::new(), event_id: None }
     }
 
     #[test]

@@ -21,8 +21,9 @@ pub use llmsec_server::service::Caller;
 use llmsec_server::service::ServiceError;
 use llmsec_server::service::analysis::{self, AnalyzeRequest, Cleared, Job, SecurityResponse, ValidateRequest};
 use llmsec_server::service::deadline::Deadline;
+use llmsec_server::service::quarantine::{self, Hold};
 use llmsec_server::service::telemetry;
-use llmsec_store::Scope;
+use llmsec_store::{QuarantineItem, Scope};
 
 use crate::cache::{CacheKey, ScanCache};
 use crate::error::{OpenAiError, Shaped};
@@ -73,11 +74,13 @@ pub(crate) struct Scanned {
     /// The sanitized text, when the verdict is `sanitize`.
     pub sanitized: Option<String>,
     pub threats: Vec<Threat>,
+    /// The stored security event (`None` for a result the cache answered).
+    pub event_id: Option<String>,
 }
 
 impl From<SecurityResponse> for Scanned {
     fn from(r: SecurityResponse) -> Scanned {
-        Scanned { verdict: r.verdict, sanitized: r.sanitized, threats: r.threats }
+        Scanned { verdict: r.verdict, sanitized: r.sanitized, threats: r.threats, event_id: Some(r.event_id) }
     }
 }
 
@@ -98,11 +101,12 @@ pub(crate) fn map_error(e: ServiceError) -> OpenAiError {
         }
         ServiceError::RateLimited { retry_after_secs } => {
             let mut err = OpenAiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
-            err.retry_after = Some(retry_after_secs);
+            err.retry_after = Some(u32::try_from(retry_after_secs).unwrap_or(u32::MAX));
             err
         }
         ServiceError::Timeout => OpenAiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", message),
         ServiceError::NotFound(_) => OpenAiError::new(StatusCode::NOT_FOUND, "not_found", message),
+        ServiceError::Conflict(_) => OpenAiError::new(StatusCode::CONFLICT, "conflict", message),
         ServiceError::Unavailable(detail) => {
             tracing::warn!(%detail, "gateway: service unavailable");
             OpenAiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "service unavailable; retry later")
@@ -346,7 +350,8 @@ pub(crate) async fn check_budget(
                 "budget_exceeded",
                 format!("this key's {} budget of {what} is used up; {until}", b.period.as_str()),
             );
-            err.retry_after = Some(if spent { u64::try_from((end - now).max(0) / 1000 + 1).unwrap_or(1) } else { 1 });
+            err.retry_after =
+                Some(if spent { u32::try_from((end - now).max(0) / 1000 + 1).unwrap_or(u32::MAX) } else { 1 });
             return Err(err);
         }
     }
@@ -474,7 +479,8 @@ pub(crate) async fn scan_inputs(
         for (&i, answer) in missing.iter().zip(answers) {
             let scanned = Scanned::from(answer);
             if let Some(c) = cache {
-                c.put(keys[i], scanned.clone());
+                // A later call answered from the cache stores no event of its own.
+                c.put(keys[i], Scanned { event_id: None, ..scanned.clone() });
             }
             found[i] = Some(scanned);
         }
@@ -526,6 +532,53 @@ pub(crate) async fn validate_outputs(
         .await
         .map_err(|e| ScanError::from_service(e, &positions))?;
     Ok(answers.into_iter().map(Scanned::from).collect())
+}
+
+/// Whether `[quarantine]` holds a completion with this verdict and these findings.
+pub(crate) fn holds(state: &AppState, verdict: Verdict, threats: &[Threat]) -> bool {
+    quarantine::holds(&state.services, verdict, threats)
+}
+
+/// What a held answer is: its format, the answer as the upstream gave it
+/// (JSON), what was found and the event of the analysis that held it.
+#[derive(Debug)]
+pub(crate) struct HeldAnswer<'a> {
+    /// `chat.completion`, `text_completion` or `message`.
+    pub kind: &'static str,
+    pub answer: String,
+    pub verdict: Verdict,
+    pub threats: &'a [Threat],
+    pub event_id: Option<String>,
+}
+
+/// Holds a whole answer for review and answers the refusal that names the
+/// item (`held_for_review`). When it cannot be stored, the answer is
+/// refused all the same: nothing held is ever handed out unreviewed.
+pub(crate) async fn hold_answer(
+    state: &AppState,
+    caller: &Caller,
+    subject: &Subject,
+    a: HeldAnswer<'_>,
+) -> OpenAiError {
+    let hold = Hold {
+        source: "gateway",
+        kind: a.kind,
+        content: a.answer,
+        verdict: a.verdict,
+        threats: a.threats,
+        event_id: a.event_id,
+        user_id: subject.user_id.clone(),
+        session_id: subject.session_id.clone(),
+    };
+    match quarantine::hold(&state.services, caller, hold).await {
+        Ok(held) => OpenAiError::held_for_review(&held.id),
+        Err(e) => map_error(e),
+    }
+}
+
+/// One of the caller's tenant's quarantined items.
+pub(crate) async fn quarantined(state: &AppState, caller: &Caller, id: &str) -> Result<QuarantineItem, OpenAiError> {
+    quarantine::find(&state.services, caller, id).await.map_err(map_error)
 }
 
 /// The text with secrets and personal data redacted and invisible

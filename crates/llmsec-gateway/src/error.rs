@@ -27,8 +27,11 @@ pub struct OpenAiError {
     pub message: String,
     /// The request field at fault, when there is one.
     pub param: Option<String>,
-    /// Seconds to wait before retrying (429).
-    pub retry_after: Option<u64>,
+    /// Seconds to wait before retrying (429). 32 bits, with the id below
+    /// boxed, keep the error small: every `Result` of the gateway carries it.
+    pub retry_after: Option<u32>,
+    /// The quarantined item a `held_for_review` refusal names.
+    pub quarantine_id: Option<Box<str>>,
 }
 
 /// OpenAI's error type for a status.
@@ -54,6 +57,7 @@ impl OpenAiError {
             message: message.into(),
             param: None,
             retry_after: None,
+            quarantine_id: None,
         }
     }
 
@@ -78,6 +82,21 @@ impl OpenAiError {
         OpenAiError::new(StatusCode::UNPROCESSABLE_ENTITY, "output_blocked", message)
     }
 
+    /// A completion held for human review (`held_for_review`, naming the
+    /// quarantined item). 422, as for `output_blocked`: the answer is not
+    /// the completion, so no 2xx (an SDK would read the body as one), and
+    /// not 409, 429 or 5xx, which OpenAI's SDKs retry on their own: each
+    /// retry would call the model again and queue one more item.
+    pub fn held_for_review(id: &str) -> OpenAiError {
+        let mut e = OpenAiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "held_for_review",
+            format!("the completion is held for review as {id}; once released, GET /v1/quarantine/{id} answers it"),
+        );
+        e.quarantine_id = Some(id.into());
+        e
+    }
+
     /// The upstream could not be reached (502 `upstream_unavailable`).
     pub fn upstream_unavailable(message: impl Into<String>) -> OpenAiError {
         OpenAiError::new(StatusCode::BAD_GATEWAY, "upstream_unavailable", message)
@@ -95,12 +114,21 @@ impl OpenAiError {
             "server_error" | "timeout_error" => "api_error",
             k => k,
         };
-        json!({"type": "error", "error": {"type": kind, "message": self.message, "code": self.code}})
+        let mut v = json!({"type": "error", "error": {"type": kind, "message": self.message, "code": self.code}});
+        if let Some(id) = &self.quarantine_id {
+            v["error"]["quarantine_id"] = json!(id);
+        }
+        v
     }
 
-    /// The JSON body.
+    /// The JSON body (`quarantine_id` besides OpenAI's fields for a held completion).
     pub fn body(&self) -> serde_json::Value {
-        json!({"error": {"message": self.message, "type": self.kind, "code": self.code, "param": self.param}})
+        let mut v =
+            json!({"error": {"message": self.message, "type": self.kind, "code": self.code, "param": self.param}});
+        if let Some(id) = &self.quarantine_id {
+            v["error"]["quarantine_id"] = json!(id);
+        }
+        v
     }
 }
 
@@ -138,6 +166,11 @@ mod tests {
         let r = e.into_response();
         assert_eq!(r.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("3"));
         assert!(r.extensions().get::<Shaped>().is_some());
+        let held = OpenAiError::held_for_review("q_1");
+        assert_eq!((held.status.as_u16(), held.body()["error"]["code"].as_str()), (422, Some("held_for_review")));
+        assert_eq!(held.body()["error"]["quarantine_id"], "q_1");
+        assert_eq!(held.anthropic_body()["error"]["quarantine_id"], "q_1");
+        assert!(OpenAiError::invalid("x", "y").body()["error"].get("quarantine_id").is_none());
         let a = OpenAiError::upstream_unavailable("down").anthropic_body();
         assert_eq!(
             a,

@@ -24,8 +24,13 @@
 //!
 //! Routes: `POST /v1/chat/completions`, `POST /v1/completions` (both also
 //! streamed), `POST /v1/embeddings` (input scan only), `GET /v1/models`,
-//! and Anthropic's `POST /v1/messages` (streamed or not, errors in
-//! Anthropic's shape).
+//! Anthropic's `POST /v1/messages` (streamed or not, errors in
+//! Anthropic's shape), and `GET /v1/quarantine/{id}`.
+//!
+//! With `[quarantine]` enabled, a completion whose check meets the hold
+//! rule is not returned: it is held for review and the client gets
+//! `held_for_review` (422) with the item's id; once a `triage` key
+//! releases it, `GET /v1/quarantine/{id}` answers the original answer.
 //! [`router`] builds them over the server's [`AppState`](llmsec_server::AppState);
 //! `llmsec serve` mounts them when the config has a `[gateway]` section,
 //! and `llmsec gateway` serves them alone. See `docs/GATEWAY.md`.
@@ -108,6 +113,7 @@ pub fn router_with_env(
         .route("/v1/embeddings", post(proxy::embeddings))
         .route("/v1/models", get(proxy::models))
         .route(proxy::MESSAGES_PATH, post(proxy::messages))
+        .route("/v1/quarantine/{id}", get(proxy::quarantined))
         .with_state(gw);
     Ok(core::authenticated(routes, &state))
 }

@@ -153,6 +153,16 @@ impl Route {
     pub fn scan_errors(self, cfg: &GatewayConfig) -> ScanErrors {
         cfg.route_scan_errors(self.settings(cfg))
     }
+
+    /// The `object` of the route's whole answers: a held answer's kind.
+    pub fn answer_kind(self) -> &'static str {
+        match self {
+            Route::Chat => "chat.completion",
+            Route::Completions => "text_completion",
+            Route::Embeddings => "list",
+            Route::Messages => "message",
+        }
+    }
 }
 
 /// Where a scanned text sits in the request body.
@@ -469,6 +479,47 @@ pub(crate) async fn embeddings(State(gw): State<Arc<Gateway>>, Proxy(caller): Pr
 }
 
 /// `GET /v1/models`: the models the config names, by upstream.
+/// `GET /v1/quarantine/{id}`: a completion the gateway held for review,
+/// for the tenant's `proxy` keys. Released: the upstream's answer as it
+/// came (200). Still pending: 409 `pending_review`. Discarded or expired:
+/// 410 `quarantine_discarded` / `quarantine_expired`. Another tenant's id,
+/// or an item held by an analysis rather than the gateway: 404.
+pub(crate) async fn quarantined(
+    State(gw): State<Arc<Gateway>>,
+    Proxy(caller): Proxy,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let item = match core::quarantined(&gw.state, &caller, &id).await {
+        Ok(i) if i.source == "gateway" => i,
+        Ok(_) => {
+            return OpenAiError::new(StatusCode::NOT_FOUND, "not_found", format!("no quarantined item {id:?}"))
+                .into_response();
+        }
+        Err(e) => return e.into_response(),
+    };
+    let refuse = |status: StatusCode, code: &str, what: String| {
+        let mut e = OpenAiError::new(status, code, what);
+        e.quarantine_id = Some(item.id.as_str().into());
+        e.into_response()
+    };
+    match item.status {
+        llmsec_store::QuarantineStatus::Released => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], item.content).into_response()
+        }
+        llmsec_store::QuarantineStatus::Pending => {
+            refuse(StatusCode::CONFLICT, "pending_review", format!("{id} is still waiting for review"))
+        }
+        llmsec_store::QuarantineStatus::Discarded => {
+            refuse(StatusCode::GONE, "quarantine_discarded", format!("{id} was discarded by a reviewer"))
+        }
+        llmsec_store::QuarantineStatus::Expired => refuse(
+            StatusCode::GONE,
+            "quarantine_expired",
+            format!("{id} was discarded: nobody reviewed it within quarantine.hold_secs"),
+        ),
+    }
+}
+
 pub(crate) async fn models(State(gw): State<Arc<Gateway>>, Proxy(caller): Proxy) -> Response {
     let data: Vec<Value> = gw
         .upstreams
@@ -507,7 +558,7 @@ async fn forward(gw: Arc<Gateway>, caller: Arc<Caller>, route: Route, req: Reque
         Err(e) => {
             let status = if matches!(
                 e.code.as_str(),
-                "prompt_blocked" | "output_blocked" | "user_blocked" | "tool_call_blocked"
+                "prompt_blocked" | "output_blocked" | "user_blocked" | "tool_call_blocked" | "held_for_review"
             ) {
                 "blocked"
             } else {
@@ -865,6 +916,26 @@ async fn validate_choices(
         }
         Err(e) => return Err(e.refusal("the completion", None)),
     };
+    // `[quarantine]`: a choice that meets the hold rule holds the whole
+    // answer, as the upstream gave it, for a person to review (not under
+    // `monitor`, which never changes what the client gets).
+    if policy != GatewayPolicy::Monitor && scanned.iter().any(|s| core::holds(&gw.state, s.verdict, &s.threats)) {
+        for s in &scanned {
+            call.saw(&s.threats);
+        }
+        let verdict = scanned.iter().map(|s| s.verdict).max().unwrap_or_default();
+        let threats: Vec<llm_security::Threat> = scanned.iter().flat_map(|s| s.threats.iter().cloned()).collect();
+        let event_id =
+            scanned.iter().find(|s| core::holds(&gw.state, s.verdict, &s.threats)).and_then(|s| s.event_id.clone());
+        let held = core::HeldAnswer {
+            kind: route.answer_kind(),
+            answer: answer.to_string(),
+            verdict,
+            threats: &threats,
+            event_id,
+        };
+        return Err(core::hold_answer(&gw.state, caller, &call.subject, held).await);
+    }
     for ((p, text), s) in at.into_iter().zip(&texts).zip(&scanned) {
         call.saw(&s.threats);
         match apply(&gw.state, policy, text, s)? {

@@ -13,7 +13,15 @@
 //! the whole tenant in a lockdown), the relay hears of it from the
 //! enforcement cache's watch channel, stops reading upstream, drops the
 //! text it held unreleased and ends with an error event (`code:
-//! "session_terminated"`) and `data: [DONE]`. The relay lives inside the
+//! "session_terminated"`) and `data: [DONE]`. With `[quarantine]`, a
+//! chat or completions stream whose check meets the hold rule sends
+//! nothing more: the relay reads the rest of the upstream stream without
+//! relaying it, holds the answer assembled from it (each choice's text,
+//! finish reason and the usage; streamed tool calls are not kept) for
+//! review, and ends with an error event (`code: "held_for_review"`, with
+//! the item's `quarantine_id`) and `data: [DONE]`. In a stream, a finding
+//! that does not block counts as verdict `sanitize` for the hold rule.
+//! The relay lives inside the
 //! response body: when the client disconnects, the body is dropped, and the
 //! upstream request with it. The call's telemetry event is recorded when the
 //! stream ends, or when it is dropped.
@@ -41,6 +49,24 @@ use crate::tools::{self, Checked};
 const MAX_EVENT_BYTES: usize = 1 << 20;
 /// Most completion text kept for the telemetry event.
 const KEPT_COMPLETION_BYTES: usize = 64 * 1024;
+/// Most text of all choices kept for an answer that may be held for
+/// review (`[quarantine]`); text past it is not kept.
+const KEPT_FOR_REVIEW_BYTES: usize = 32 << 20;
+
+/// One choice's text and finish reason as the upstream sent them, kept
+/// while `[quarantine]` may hold the answer.
+#[derive(Default)]
+struct Received {
+    text: String,
+    finish_reason: Option<String>,
+}
+
+/// Why the answer is held: the verdict and findings of the step that met
+/// the hold rule.
+struct Holding {
+    verdict: llm_security::Verdict,
+    threats: Vec<llm_security::Threat>,
+}
 
 struct Choice {
     stream: OutputStream,
@@ -106,6 +132,14 @@ pub(crate) struct Relay {
     stats: StreamStats,
     /// Changes of Sentinel's enforcements; `None` once the cache is gone.
     enforcements: Option<tokio::sync::watch::Receiver<u64>>,
+    /// Each choice's text as received, kept when `[quarantine]` is on.
+    received: Option<BTreeMap<u64, Received>>,
+    /// Bytes of `received`.
+    received_bytes: usize,
+    /// Set once the answer is held: nothing more is relayed.
+    holding: Option<Holding>,
+    /// The held answer is complete and waits to be stored.
+    hold_ready: bool,
 }
 
 /// What the relay waited for: a read from upstream, or a change of the
@@ -158,6 +192,13 @@ impl Relay {
             first_text: None,
             stats: StreamStats::default(),
             enforcements: Some(gw.state.services.sentinel.enforcements.subscribe()),
+            received: (gw.state.config.quarantine.enabled
+                && route != Route::Messages
+                && policy != GatewayPolicy::Monitor)
+                .then(BTreeMap::new),
+            received_bytes: 0,
+            holding: None,
+            hold_ready: false,
             gw,
         }
     }
@@ -173,6 +214,10 @@ impl Relay {
                 }
                 if r.ended {
                     return None;
+                }
+                if r.hold_ready {
+                    r.store_hold().await;
+                    continue;
                 }
                 if r.unflushed && !r.queued.is_empty() {
                     // More scanning is ready to run: let the server write
@@ -271,6 +316,10 @@ impl Relay {
             return;
         }
         if v.get("choices").is_none() && v.get("error").is_some() {
+            if self.holding.is_some() {
+                // Nothing goes out once the answer is held.
+                return;
+            }
             // The provider's own error event: passed on.
             self.status = "error";
             self.error = v.pointer("/error/code").and_then(Value::as_str).map(str::to_owned);
@@ -291,6 +340,10 @@ impl Relay {
         if let Some(choices) = v.get_mut("choices").and_then(Value::as_array_mut) {
             for (pos, c) in choices.iter_mut().enumerate() {
                 let idx = c.get("index").and_then(Value::as_u64).unwrap_or(pos as u64);
+                self.receive(idx, c);
+                if self.holding.is_some() {
+                    continue;
+                }
                 if idx == 0 {
                     logprobs::collect(c, &mut self.call.logprobs);
                 }
@@ -306,6 +359,10 @@ impl Relay {
                     Fed::Blocked(code, message) => {
                         self.block(idx, code, message);
                         return;
+                    }
+                    Fed::Held(holding) => {
+                        self.start_hold(holding);
+                        continue;
                     }
                     Fed::Text(released) => set_text(route, c, released),
                     Fed::Unchanged => {}
@@ -323,7 +380,76 @@ impl Relay {
                 }
             }
         }
+        if self.holding.is_some() {
+            return;
+        }
         self.emit(&v);
+    }
+
+    /// Keeps a chunk's choice text and finish reason for an answer that
+    /// may be held (when `[quarantine]` is on).
+    fn receive(&mut self, idx: u64, c: &Value) {
+        let Some(received) = self.received.as_mut() else { return };
+        let r = received.entry(idx).or_default();
+        if let Some(t) = text_slot(self.route, c).and_then(Value::as_str)
+            && self.received_bytes + t.len() <= KEPT_FOR_REVIEW_BYTES
+        {
+            self.received_bytes += t.len();
+            r.text.push_str(t);
+        }
+        if let Some(f) = c.get("finish_reason").and_then(Value::as_str) {
+            r.finish_reason = Some(f.to_owned());
+        }
+    }
+
+    /// The answer meets the hold rule: nothing more goes out; the rest of
+    /// the upstream stream is read and kept, then held.
+    fn start_hold(&mut self, holding: Holding) {
+        if self.holding.is_none() {
+            self.holding = Some(holding);
+            self.pending.clear();
+        }
+    }
+
+    /// Stores the held answer, assembled from what was received, and ends
+    /// the stream with `held_for_review` naming the item.
+    async fn store_hold(&mut self) {
+        self.hold_ready = false;
+        let Some(holding) = self.holding.take() else {
+            self.done();
+            return;
+        };
+        let route = self.route;
+        let mut answer = Value::Object(self.template.clone());
+        answer["object"] = json!(route.answer_kind());
+        let choices: Vec<Value> = self
+            .received
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(i, r)| match route {
+                Route::Chat => json!({
+                    "index": i, "message": {"role": "assistant", "content": r.text}, "finish_reason": r.finish_reason
+                }),
+                _ => json!({"index": i, "text": r.text, "finish_reason": r.finish_reason}),
+            })
+            .collect();
+        answer["choices"] = Value::Array(choices);
+        if let Some(u) = &self.usage {
+            answer["usage"] = u.clone();
+        }
+        let held = core::HeldAnswer {
+            kind: route.answer_kind(),
+            answer: answer.to_string(),
+            verdict: holding.verdict,
+            threats: &holding.threats,
+            event_id: None,
+        };
+        let err = core::hold_answer(&self.gw.state, &self.caller, &self.call.subject, held).await;
+        self.emit(&err.body());
+        self.status = "blocked";
+        self.error = Some(err.code);
+        self.done();
     }
 
     /// One event of Anthropic's stream: `text_delta`s go through the
@@ -350,7 +476,8 @@ impl Relay {
                 match self.feed(idx, text.as_deref(), false) {
                     Fed::Blocked(code, message) => return self.block(idx, code, message),
                     Fed::Text(released) => v["delta"]["text"] = Value::String(released),
-                    Fed::Unchanged => {}
+                    // Anthropic streams keep no text for review (`received` is off): never held.
+                    Fed::Unchanged | Fed::Held(_) => {}
                 }
             }
             "content_block_stop" if self.choices.get(&idx).is_some_and(|c| !c.done) => {
@@ -596,6 +723,18 @@ impl Relay {
             self.kept(idx, text.unwrap_or(""));
             return Fed::Unchanged;
         }
+        if self.received.is_some() {
+            let verdict = if blocked {
+                llm_security::Verdict::Block
+            } else if threats.is_empty() {
+                llm_security::Verdict::Allow
+            } else {
+                llm_security::Verdict::Sanitize
+            };
+            if core::holds(&self.gw.state, verdict, &threats) {
+                return Fed::Held(Holding { verdict, threats });
+            }
+        }
         if blocked {
             let mut kinds: Vec<&str> = threats.iter().map(|t| t.kind.as_str()).collect();
             kinds.dedup();
@@ -622,11 +761,18 @@ impl Relay {
     /// Ends every open choice, sending what its stream (and its held tool
     /// calls) still hold.
     fn flush_all(&mut self) {
+        if self.holding.is_some() {
+            return;
+        }
         let open: Vec<u64> = self.choices.iter().filter(|(_, c)| !c.done).map(|(i, _)| *i).collect();
         for idx in open {
             match self.feed(idx, None, true) {
                 Fed::Blocked(code, message) => {
                     self.block(idx, code, message);
+                    return;
+                }
+                Fed::Held(holding) => {
+                    self.start_hold(holding);
                     return;
                 }
                 Fed::Text(t) if !t.is_empty() => {
@@ -718,6 +864,9 @@ impl Relay {
         }
         self.upstream = None;
         self.queued.clear();
+        // A blocked subject gets nothing, held or not.
+        self.holding = None;
+        self.hold_ready = false;
         llmsec_server::metrics::stream_terminated();
         let err = OpenAiError::new(
             axum::http::StatusCode::FORBIDDEN,
@@ -770,6 +919,12 @@ impl Relay {
     /// `data: [DONE]` (OpenAI's streams), the upstream let go, the event recorded.
     fn done(&mut self) {
         self.upstream = None;
+        if self.holding.is_some() {
+            // The held answer is stored first (`store_hold`), then the stream ends.
+            self.hold_ready = true;
+            self.queued.clear();
+            return;
+        }
         if self.route != Route::Messages {
             self.out.push_back(Bytes::from_static(b"data: [DONE]\n\n"));
         }
@@ -823,6 +978,8 @@ enum Fed {
     Text(String),
     /// The error code (`output_blocked`, `scan_failed`) and why.
     Blocked(&'static str, String),
+    /// `[quarantine]` holds the answer.
+    Held(Holding),
 }
 
 fn add(total: &mut StreamStats, s: StreamStats) {

@@ -32,6 +32,9 @@ pub enum ApiError {
     /// Nothing here.
     #[error("{0}")]
     NotFound(String),
+    /// The thing is no longer in a state that allows the change.
+    #[error("{0}")]
+    Conflict(String),
     /// The body is larger than the limit.
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge {
@@ -87,6 +90,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) | ApiError::Blocked { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -105,6 +109,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Blocked { .. } => "blocked",
             ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UriTooLong { .. } => "uri_too_long",
             ApiError::HeadersTooLarge(_) => "headers_too_large",
@@ -141,6 +146,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Unauthenticated => ApiError::Unauthorized,
             ServiceError::Forbidden(scope) => ApiError::Forbidden(scope),
             ServiceError::NotFound(what) => ApiError::NotFound(what),
+            ServiceError::Conflict(what) => ApiError::Conflict(what),
             ServiceError::Blocked { reason, until } => ApiError::Blocked { reason, until },
             ServiceError::RateLimited { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
             ServiceError::Timeout => ApiError::Timeout,

@@ -49,11 +49,11 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Every query: the engine's analyses and Sentinel's telemetry and anomalies.
 #[derive(MergedObject, Default, Debug)]
-pub struct QueryRoot(SecurityQuery, crate::sentinel_graphql::SentinelQuery);
+pub struct QueryRoot(SecurityQuery, crate::sentinel_graphql::SentinelQuery, crate::quarantine_graphql::QuarantineQuery);
 
-/// Every mutation (Sentinel's).
+/// Every mutation (Sentinel's and the quarantine's).
 #[derive(MergedObject, Default, Debug)]
-pub struct MutationRoot(crate::sentinel_graphql::SentinelMutation);
+pub struct MutationRoot(crate::sentinel_graphql::SentinelMutation, crate::quarantine_graphql::QuarantineMutation);
 
 /// Every subscription: `threatDetected`, `anomalyDetected`, `metricsUpdated`.
 #[derive(MergedSubscription, Default, Debug)]
@@ -135,6 +135,8 @@ pub struct SecurityAnalysis {
     pub sanitized: Option<String>,
     /// The stored event.
     pub event_id: String,
+    /// Set when `[quarantine]` held the text for review.
+    pub quarantined: Option<crate::quarantine_graphql::QuarantineHold>,
 }
 
 impl From<SecurityResponse> for SecurityAnalysis {
@@ -148,6 +150,7 @@ impl From<SecurityResponse> for SecurityAnalysis {
             verdict: r.verdict.as_str().to_owned(),
             sanitized: r.sanitized,
             event_id: r.event_id,
+            quarantined: r.quarantined.map(Into::into),
         }
     }
 }

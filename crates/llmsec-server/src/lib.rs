@@ -35,6 +35,8 @@ pub mod notify;
 pub mod otel;
 pub mod policy;
 pub mod profile;
+pub mod quarantine;
+pub mod quarantine_graphql;
 pub mod ratelimit;
 pub mod redact;
 pub mod risk;
@@ -134,6 +136,7 @@ pub struct Server {
     worker_task: tokio::task::JoinHandle<()>,
     sentinel_task: tokio::task::JoinHandle<()>,
     retention_task: tokio::task::JoinHandle<()>,
+    quarantine_task: Option<tokio::task::JoinHandle<()>>,
     kafka_task: Option<tokio::task::JoinHandle<()>>,
     export_task: Option<tokio::task::JoinHandle<()>>,
     exporter: Option<Arc<export::Exporter>>,
@@ -296,6 +299,8 @@ impl Server {
             }
             _ => None,
         };
+        let quarantine_task =
+            config.quarantine.enabled.then(|| tokio::spawn(quarantine_expiry(state.services.clone(), stop_rx.clone())));
         let retention_task = tokio::spawn(retention(store, config.storage.retention_days, stop_rx));
         Ok(Server {
             state,
@@ -303,6 +308,7 @@ impl Server {
             worker_task,
             sentinel_task,
             retention_task,
+            quarantine_task,
             kafka_task,
             export_task,
             exporter,
@@ -358,12 +364,18 @@ impl Server {
             worker_task,
             sentinel_task,
             retention_task,
+            quarantine_task,
             kafka_task,
             export_task,
             stop,
             ..
         } = self;
         let _ = stop.send(true);
+        // The expiry task holds the services (and so a writer handle): it
+        // ends on the stop signal, before the writer is waited for.
+        if let Some(t) = quarantine_task {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
         let otel = state.services.otel.clone();
         // The source finishes the batch it is writing (stored, committed) before the state goes.
         if let Some(t) = kafka_task {
@@ -483,6 +495,27 @@ async fn retention(store: Arc<dyn Store>, days: u32, mut stop: watch::Receiver<b
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// How often held items past `quarantine.hold_secs` are decided by
+/// `on_expiry`: an item waits at most this long past its hold.
+const QUARANTINE_EXPIRY_EVERY: Duration = Duration::from_secs(15);
+
+/// Applies `[quarantine] on_expiry` to items whose hold has ended, every
+/// [`QUARANTINE_EXPIRY_EVERY`] (on Sentinel's clock: see
+/// [`service::quarantine::expire_due`]).
+async fn quarantine_expiry(services: Services, mut stop: watch::Receiver<bool>) {
+    loop {
+        match service::quarantine::expire_due(&services).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(items = n, "quarantine: holds ended without a decision"),
+            Err(e) => tracing::warn!(error = %e, "quarantine: expiry failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(QUARANTINE_EXPIRY_EVERY) => {}
             _ = stop.changed() => return,
         }
     }
@@ -610,6 +643,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::insights::router())
         .merge(api::reports::router())
         .merge(api::redteam::router())
+        .merge(api::quarantine::router())
         .route("/graphql", post(graphql::graphql_post))
         .route("/metrics", get(metrics_handler))
         .route("/openapi.json", get(openapi))

@@ -118,6 +118,10 @@ pub const SENTINEL_LAG: &str = "llm_security_sentinel_processing_lag_seconds";
 pub const ANOMALIES: &str = "llm_security_anomalies_detected_total";
 /// Gateway calls (`route`, `model`, `status`).
 pub const GATEWAY_REQUESTS: &str = "llm_security_gateway_requests_total";
+/// Quarantined items by outcome (`held`, `released`, `discarded`, `expired`).
+pub const QUARANTINE: &str = "llm_security_quarantine_total";
+/// Quarantined items waiting for review, of every tenant.
+pub const QUARANTINE_PENDING: &str = "llm_security_quarantine_pending";
 
 /// Every metric family the server exports.
 pub const FAMILIES: &[Family] = &[
@@ -288,6 +292,18 @@ pub const FAMILIES: &[Family] = &[
         kind: Kind::Counter,
         labels: &["stream"],
         help: "Objects written by exports, by stream",
+    },
+    Family {
+        name: QUARANTINE,
+        kind: Kind::Counter,
+        labels: &["outcome"],
+        help: "Requests and completions held for review, and how their holds ended (held, released, discarded, expired)",
+    },
+    Family {
+        name: QUARANTINE_PENDING,
+        kind: Kind::Gauge,
+        labels: &[],
+        help: "Quarantined items waiting for review, of every tenant",
     },
 ];
 
@@ -507,6 +523,16 @@ pub fn export_succeeded(stream: &str, objects: usize, now: i64) {
 /// Records an export stream that failed.
 pub fn export_failed(stream: &str) {
     metrics::counter!(EXPORT_FAILURES, "stream" => stream.to_owned()).increment(1);
+}
+
+/// Counts a quarantine outcome (`held`, `released`, `discarded`, `expired`).
+pub fn quarantined(outcome: &str) {
+    metrics::counter!(QUARANTINE, "outcome" => outcome.to_owned()).increment(1);
+}
+
+/// Sets the pending-review gauge.
+pub fn quarantine_pending(n: u64) {
+    metrics::gauge!(QUARANTINE_PENDING).set(n as f64);
 }
 
 /// Records one gateway call.

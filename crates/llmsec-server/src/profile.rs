@@ -38,6 +38,9 @@ fn unmet(r: ServerRequirement, config: &ServerConfig, sentinel: &SentinelConfig)
             .escalations
             .is_empty()
             .then(|| "no escalation chain ([[sentinel.escalations]] is empty)".to_owned()),
+        ServerRequirement::Quarantine => {
+            (!config.quarantine.enabled).then(|| "[quarantine] is not enabled (quarantine.enabled = false)".to_owned())
+        }
         ServerRequirement::RiskPolicy => config
             .risk
             .block_above
@@ -149,5 +152,9 @@ mod tests {
         let mut limited = c.clone();
         limited.risk.block_above = Some(80.0);
         assert!(unmet(ServerRequirement::RiskPolicy, &limited, &none).is_none());
+        assert!(unmet(ServerRequirement::Quarantine, &c, &none).unwrap().contains("quarantine.enabled"));
+        let mut held = c.clone();
+        held.quarantine.enabled = true;
+        assert!(unmet(ServerRequirement::Quarantine, &held, &none).is_none());
     }
 }

@@ -12,8 +12,9 @@
 //! subscriptions, the
 //! webhook outbox (written in the same transaction as the event that
 //! causes it, so an accepted analysis never loses its deliveries), and the
-//! hash-chained audit log of admin actions ([`audit::verify_chain`]), and
-//! each tenant's changes to Sentinel detectors.
+//! hash-chained audit log of admin actions ([`audit::verify_chain`]),
+//! each tenant's changes to Sentinel detectors, and the quarantine of
+//! requests and completions held for review.
 #![deny(missing_docs)]
 
 pub mod audit;
@@ -152,11 +153,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Retention: deletes what is older than `before` in every table that
     /// holds user content: security events, telemetry (once run through
     /// the detectors), resolved anomalies, finished deliveries (delivered
-    /// or dead) and expired enforcements.
+    /// or dead), expired enforcements and decided quarantine items.
     async fn purge_expired(&self, before: Millis) -> Result<Removed>;
     /// Erasure, in one transaction: deletes everything of one user of one
     /// tenant: their security events and telemetry, the anomalies and
-    /// enforcements about them, and the deliveries whose bodies name them.
+    /// enforcements about them, the deliveries whose bodies name them, and
+    /// their quarantined items.
     async fn erase_user(&self, tenant: &str, user_id: &str) -> Result<Removed>;
 
     /// Stores a webhook subscription.
@@ -238,6 +240,22 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         entities: &[(&str, &str)],
         now: Millis,
     ) -> Result<Vec<Enforcement>>;
+
+    /// Stores a newly held item.
+    async fn put_quarantine(&self, item: &QuarantineItem) -> Result<()>;
+    /// One of the tenant's held items.
+    async fn quarantined(&self, tenant: &str, id: &str) -> Result<Option<QuarantineItem>>;
+    /// A page of the tenant's held items, newest first, and how many match.
+    async fn list_quarantine(&self, q: &QuarantineQuery) -> Result<(Vec<QuarantineItem>, u64)>;
+    /// Decides one of the tenant's pending items, compare-and-set on its
+    /// status: false when it is not pending (already decided, or none), so
+    /// two reviewers cannot both decide it.
+    async fn decide_quarantine(&self, tenant: &str, id: &str, d: &QuarantineDecision) -> Result<bool>;
+    /// Pending items of every tenant whose hold ended at or before `now`,
+    /// oldest first.
+    async fn quarantine_due(&self, now: Millis, limit: u32) -> Result<Vec<QuarantineItem>>;
+    /// Counts the pending items of every tenant.
+    async fn count_pending_quarantine(&self) -> Result<u64>;
 
     /// Where an export stream stands; `None` before its first export.
     async fn export_position(&self, stream: &str) -> Result<Option<ExportPosition>>;

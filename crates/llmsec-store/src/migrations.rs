@@ -216,4 +216,37 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX anomalies_ts ON anomalies (ts)",
         ],
     ),
+    (
+        9,
+        &[
+            // Requests and completions held for human review. `content`
+            // holds the held text whole, in this one column (what the
+            // reviewer reads and a release hands back); `findings` names
+            // what was found without quoting it. A decision moves `status`
+            // from `pending` once (compare-and-set on the status).
+            "CREATE TABLE quarantine (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            source TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            content TEXT NOT NULL,
+            verdict TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            findings TEXT NOT NULL,
+            event_id TEXT,
+            key_id TEXT NOT NULL,
+            user_id TEXT,
+            session_id TEXT,
+            status TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            decided_at BIGINT,
+            decided_by TEXT,
+            reason TEXT
+        )",
+            "CREATE INDEX quarantine_tenant_status ON quarantine (tenant, status, created_at)",
+            "CREATE INDEX quarantine_due ON quarantine (status, expires_at)",
+            "CREATE INDEX quarantine_tenant_user ON quarantine (tenant, user_id)",
+        ],
+    ),
 ];

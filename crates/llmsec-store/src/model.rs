@@ -440,12 +440,21 @@ pub struct Removed {
     /// Gateway budget usage of periods that had ended before the cutoff.
     #[serde(default)]
     pub key_usage: u64,
+    /// Quarantined items (decided ones past retention; a user's on erasure).
+    #[serde(default)]
+    pub quarantine: u64,
 }
 
 impl Removed {
     /// Rows removed in all.
     pub fn total(&self) -> u64 {
-        self.events + self.telemetry + self.anomalies + self.deliveries + self.enforcements + self.key_usage
+        self.events
+            + self.telemetry
+            + self.anomalies
+            + self.deliveries
+            + self.enforcements
+            + self.key_usage
+            + self.quarantine
     }
 }
 
@@ -599,6 +608,113 @@ impl ExportSource {
             ExportSource::Anomalies => "anomalies",
         }
     }
+}
+
+/// Where a quarantined item stands. `Pending` is the only state a decision
+/// leaves; the other three are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuarantineStatus {
+    /// Waiting for a reviewer.
+    Pending,
+    /// A reviewer (or `on_expiry = "release"`) let it through.
+    Released,
+    /// A reviewer refused it.
+    Discarded,
+    /// Nobody decided within `hold_secs` and `on_expiry = "discard"`.
+    Expired,
+}
+
+impl QuarantineStatus {
+    /// Every status, in a fixed order.
+    pub const ALL: [QuarantineStatus; 4] =
+        [QuarantineStatus::Pending, QuarantineStatus::Released, QuarantineStatus::Discarded, QuarantineStatus::Expired];
+
+    /// The status as stored and answered.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuarantineStatus::Pending => "pending",
+            QuarantineStatus::Released => "released",
+            QuarantineStatus::Discarded => "discarded",
+            QuarantineStatus::Expired => "expired",
+        }
+    }
+
+    /// Parses a stored status.
+    pub fn parse(s: &str) -> Option<QuarantineStatus> {
+        QuarantineStatus::ALL.into_iter().find(|q| q.as_str() == s)
+    }
+}
+
+/// A request or completion held for human review. `content` is the one
+/// column that holds the held text (a prompt, or a gateway answer's JSON),
+/// stored whole: it is what the reviewer reads and what a release hands
+/// back. `findings` names what was found, without the evidence text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuarantineItem {
+    /// Its id (`q_…`).
+    pub id: String,
+    /// The tenant.
+    pub tenant: String,
+    /// Where it was held: `analyze`, `validate` or `gateway`.
+    pub source: String,
+    /// What `content` is: `text`, or the gateway route's answer format
+    /// (`chat.completion`, `text_completion`, `message`).
+    pub kind: String,
+    /// The held text, whole.
+    pub content: String,
+    /// The verdict the policy gave it.
+    pub verdict: String,
+    /// The highest severity found (`low` … `critical`; empty when none).
+    pub severity: String,
+    /// The findings as JSON: type, category, severity, confidence, scanner, span.
+    pub findings: serde_json::Value,
+    /// The security event of the analysis that held it, when stored.
+    pub event_id: Option<String>,
+    /// The key whose call was held.
+    pub key_id: String,
+    /// The end user, for erasure.
+    pub user_id: Option<String>,
+    /// The conversation.
+    pub session_id: Option<String>,
+    /// Where it stands.
+    pub status: QuarantineStatus,
+    /// When it was held.
+    pub created_at: Millis,
+    /// When `on_expiry` applies if nobody decides.
+    pub expires_at: Millis,
+    /// When it was decided.
+    pub decided_at: Option<Millis>,
+    /// Who decided: a key id, or `system` for expiry.
+    pub decided_by: Option<String>,
+    /// Why, as the reviewer wrote it.
+    pub reason: Option<String>,
+}
+
+/// A decision on a pending item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuarantineDecision {
+    /// `Released`, `Discarded` or `Expired` (never `Pending`).
+    pub status: QuarantineStatus,
+    /// Who.
+    pub by: String,
+    /// When.
+    pub at: Millis,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// A page of a tenant's quarantine.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QuarantineQuery {
+    /// The tenant.
+    pub tenant: String,
+    /// Only items in this status.
+    pub status: Option<QuarantineStatus>,
+    /// Page size (capped at 1000).
+    pub limit: u32,
+    /// Rows to skip.
+    pub offset: u32,
 }
 
 #[cfg(test)]

@@ -432,6 +432,31 @@ fn redteam_from_row(r: &AnyRow) -> Result<RedteamRun> {
     })
 }
 
+fn quarantine_from_row(r: &AnyRow) -> Result<QuarantineItem> {
+    let status: String = r.try_get("status")?;
+    let findings: String = r.try_get("findings")?;
+    Ok(QuarantineItem {
+        id: r.try_get("id")?,
+        tenant: r.try_get("tenant")?,
+        source: r.try_get("source")?,
+        kind: r.try_get("kind")?,
+        content: r.try_get("content")?,
+        verdict: r.try_get("verdict")?,
+        severity: r.try_get("severity")?,
+        findings: serde_json::from_str(&findings).map_err(|e| corrupt("quarantine", format!("findings: {e}")))?,
+        event_id: r.try_get("event_id")?,
+        key_id: r.try_get("key_id")?,
+        user_id: r.try_get("user_id")?,
+        session_id: r.try_get("session_id")?,
+        status: QuarantineStatus::parse(&status).ok_or_else(|| corrupt("quarantine", format!("status {status:?}")))?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        decided_at: r.try_get("decided_at")?,
+        decided_by: r.try_get("decided_by")?,
+        reason: r.try_get("reason")?,
+    })
+}
+
 const EVENT_COLS: &str =
     "id, tenant, event_type, input, threats, confidence, verdict, ts, user_id, session_id, context_kind, analysis_us";
 const DELIVERY_COLS: &str = "id, webhook_id, tenant, event, payload, status, attempts, next_attempt_at, last_error, last_status, created_at, updated_at";
@@ -697,6 +722,8 @@ impl Store for SqlStore {
             deliveries: run("DELETE FROM deliveries WHERE status IN ('delivered', 'dead') AND updated_at < $1").await?,
             enforcements: run("DELETE FROM enforcements WHERE expires_at < $1").await?,
             key_usage: 0,
+            // Decided items only: a pending one waits for its reviewer or its expiry.
+            quarantine: run("DELETE FROM quarantine WHERE status <> 'pending' AND created_at < $1").await?,
         };
         // Budget usage only counts in its own period: a day that started a
         // day before the cutoff, or a month 31 days before it, has ended.
@@ -735,7 +762,13 @@ impl Store for SqlStore {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        let mut removed = Removed { events, telemetry, enforcements, ..Removed::default() };
+        let quarantine = sqlx::query("DELETE FROM quarantine WHERE tenant = $1 AND user_id = $2")
+            .bind(tenant)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let mut removed = Removed { events, telemetry, enforcements, quarantine, ..Removed::default() };
         // JSON bodies: rows whose text holds the id are read back, and those
         // with a string value equal to it are deleted (telemetry stored
         // before the user_id column, anomalies about the user, deliveries
@@ -1316,6 +1349,108 @@ impl Store for SqlStore {
         sql.push_str(") ORDER BY created_at");
         let rows = bind_all(sqlx::query(&sql), params).fetch_all(&self.pool).await?;
         rows.iter().map(enforcement_from_row).collect()
+    }
+
+    async fn put_quarantine(&self, q: &QuarantineItem) -> Result<()> {
+        let done = sqlx::query(
+            "INSERT INTO quarantine (id, tenant, source, kind, content, verdict, severity, findings, event_id, key_id, \
+             user_id, session_id, status, created_at, expires_at, decided_at, decided_by, reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+        )
+        .bind(&q.id)
+        .bind(&q.tenant)
+        .bind(&q.source)
+        .bind(&q.kind)
+        .bind(no_nul(&q.content).into_owned())
+        .bind(&q.verdict)
+        .bind(&q.severity)
+        .bind(no_nul(&q.findings.to_string()).into_owned())
+        .bind(q.event_id.as_deref())
+        .bind(&q.key_id)
+        .bind(q.user_id.as_deref())
+        .bind(q.session_id.as_deref())
+        .bind(q.status.as_str())
+        .bind(q.created_at)
+        .bind(q.expires_at)
+        .bind(q.decided_at)
+        .bind(q.decided_by.as_deref())
+        .bind(q.reason.as_deref().map(|r| no_nul(r).into_owned()))
+        .execute(&self.pool)
+        .await;
+        match done {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!("quarantine item {}", q.id))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn quarantined(&self, tenant: &str, id: &str) -> Result<Option<QuarantineItem>> {
+        let row = sqlx::query("SELECT * FROM quarantine WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(quarantine_from_row).transpose()
+    }
+
+    async fn list_quarantine(&self, q: &QuarantineQuery) -> Result<(Vec<QuarantineItem>, u64)> {
+        let (filter, status) = match q.status {
+            Some(s) => (" AND status = $2", Some(s.as_str())),
+            None => ("", None),
+        };
+        let count_sql = format!("SELECT COUNT(*) AS n FROM quarantine WHERE tenant = $1{filter}");
+        let mut count = sqlx::query(&count_sql).bind(&q.tenant);
+        if let Some(s) = status {
+            count = count.bind(s);
+        }
+        let total: i64 = count.fetch_one(&self.pool).await?.try_get("n")?;
+        let page_sql = format!(
+            "SELECT * FROM quarantine WHERE tenant = $1{filter} ORDER BY created_at DESC, id DESC LIMIT {} OFFSET {}",
+            q.limit.clamp(1, MAX_LIMIT),
+            q.offset
+        );
+        let mut page = sqlx::query(&page_sql).bind(&q.tenant);
+        if let Some(s) = status {
+            page = page.bind(s);
+        }
+        let rows = page.fetch_all(&self.pool).await?;
+        Ok((rows.iter().map(quarantine_from_row).collect::<Result<_>>()?, total.max(0) as u64))
+    }
+
+    async fn decide_quarantine(&self, tenant: &str, id: &str, d: &QuarantineDecision) -> Result<bool> {
+        if d.status == QuarantineStatus::Pending {
+            return Err(StoreError::Conflict("a decision must leave the pending status".into()));
+        }
+        let done = sqlx::query(
+            "UPDATE quarantine SET status = $3, decided_at = $4, decided_by = $5, reason = $6 \
+             WHERE tenant = $1 AND id = $2 AND status = 'pending'",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(d.status.as_str())
+        .bind(d.at)
+        .bind(&d.by)
+        .bind(d.reason.as_deref().map(|r| no_nul(r).into_owned()))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn quarantine_due(&self, now: Millis, limit: u32) -> Result<Vec<QuarantineItem>> {
+        let sql = format!(
+            "SELECT * FROM quarantine WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at, id LIMIT {}",
+            limit.clamp(1, MAX_LIMIT)
+        );
+        let rows = sqlx::query(&sql).bind(now).fetch_all(&self.pool).await?;
+        rows.iter().map(quarantine_from_row).collect()
+    }
+
+    async fn count_pending_quarantine(&self) -> Result<u64> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM quarantine WHERE status = 'pending'")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        Ok(n.max(0) as u64)
     }
 
     async fn export_position(&self, stream: &str) -> Result<Option<ExportPosition>> {

@@ -456,7 +456,7 @@ async fn erasure_and_retention(s: &dyn Store) {
     let removed = s.erase_user("t", user).await.unwrap();
     assert_eq!(
         removed,
-        Removed { events: 1, telemetry: 2, anomalies: 1, deliveries: 1, enforcements: 1, key_usage: 0 },
+        Removed { events: 1, telemetry: 2, anomalies: 1, deliveries: 1, enforcements: 1, key_usage: 0, quarantine: 0 },
         "LIKE wildcards in the id match nothing else"
     );
     let q = EventQuery { tenant: "t".into(), limit: 10, ..Default::default() };
@@ -577,6 +577,82 @@ async fn export_positions(s: &dyn Store) {
     assert_eq!(s.tenants_between(ExportSource::Anomalies, 91_000, 91_001).await.unwrap(), ["xc"]);
 }
 
+fn held(tenant: &str, id: &str, at: Millis, user: Option<&str>) -> QuarantineItem {
+    QuarantineItem {
+        id: id.into(),
+        tenant: tenant.into(),
+        source: "gateway".into(),
+        kind: "chat.completion".into(),
+        content: format!("{{\"text\": \"held {id}\"}}"),
+        verdict: "block".into(),
+        severity: "critical".into(),
+        findings: json!([{"type": "secret_leak", "severity": "critical"}]),
+        event_id: None,
+        key_id: "k1".into(),
+        user_id: user.map(str::to_owned),
+        session_id: None,
+        status: QuarantineStatus::Pending,
+        created_at: at,
+        expires_at: at + 60_000,
+        decided_at: None,
+        decided_by: None,
+        reason: None,
+    }
+}
+
+async fn quarantine(s: &dyn Store) {
+    let a = held("qa", "q1", 1_000, Some("u1"));
+    s.put_quarantine(&a).await.unwrap();
+    s.put_quarantine(&held("qa", "q2", 2_000, None)).await.unwrap();
+    s.put_quarantine(&held("qb", "q3", 3_000, None)).await.unwrap();
+    assert!(matches!(s.put_quarantine(&a).await, Err(StoreError::Conflict(_))), "an id is stored once");
+    // Stored whole, read back as put; another tenant's id is not found.
+    assert_eq!(s.quarantined("qa", "q1").await.unwrap(), Some(a.clone()));
+    assert_eq!(s.quarantined("qb", "q1").await.unwrap(), None);
+    let page = |status, limit, offset| QuarantineQuery { tenant: "qa".into(), status, limit, offset };
+    let (items, total) = s.list_quarantine(&page(None, 10, 0)).await.unwrap();
+    assert_eq!((items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), total), (vec!["q2", "q1"], 2));
+    let (items, total) = s.list_quarantine(&page(None, 1, 1)).await.unwrap();
+    assert_eq!((items.len(), items[0].id.as_str(), total), (1, "q1", 2), "paged newest first");
+    assert_eq!(s.count_pending_quarantine().await.unwrap(), 3);
+
+    // Compare-and-set: the first decision wins, a second finds it decided.
+    let release = QuarantineDecision {
+        status: QuarantineStatus::Released,
+        by: "k9".into(),
+        at: 5_000,
+        reason: Some("benign".into()),
+    };
+    let discard = QuarantineDecision { status: QuarantineStatus::Discarded, ..release.clone() };
+    assert!(!s.decide_quarantine("qb", "q1", &release).await.unwrap(), "not another tenant's item");
+    assert!(s.decide_quarantine("qa", "q1", &release).await.unwrap());
+    assert!(!s.decide_quarantine("qa", "q1", &discard).await.unwrap());
+    let got = s.quarantined("qa", "q1").await.unwrap().unwrap();
+    assert_eq!(
+        (got.status, got.decided_by.as_deref(), got.decided_at, got.reason.as_deref()),
+        (QuarantineStatus::Released, Some("k9"), Some(5_000), Some("benign"))
+    );
+    let pending = page(Some(QuarantineStatus::Pending), 10, 0);
+    let (items, total) = s.list_quarantine(&pending).await.unwrap();
+    assert_eq!((items.len(), items[0].id.as_str(), total), (1, "q2", 1));
+    assert_eq!(s.count_pending_quarantine().await.unwrap(), 2);
+    let pend = QuarantineDecision { status: QuarantineStatus::Pending, ..release.clone() };
+    assert!(s.decide_quarantine("qa", "q2", &pend).await.is_err(), "a decision leaves pending");
+
+    // Due: pending items whose hold has ended, of every tenant, oldest first.
+    let due: Vec<String> = s.quarantine_due(63_000, 10).await.unwrap().into_iter().map(|i| i.id).collect();
+    assert_eq!(due, ["q2", "q3"]);
+    assert!(s.quarantine_due(61_999, 10).await.unwrap().is_empty());
+
+    // Erasure removes a user's items; retention only decided ones.
+    s.put_quarantine(&held("qa", "q4", 4_000, Some("u2"))).await.unwrap();
+    assert_eq!(s.erase_user("qa", "u2").await.unwrap().quarantine, 1);
+    assert_eq!(s.quarantined("qa", "q4").await.unwrap(), None);
+    assert_eq!(s.purge_expired(10_000).await.unwrap().quarantine, 1, "only the decided q1");
+    assert_eq!(s.quarantined("qa", "q1").await.unwrap(), None);
+    assert!(s.quarantined("qa", "q2").await.unwrap().is_some());
+}
+
 async fn all(s: &dyn Store) {
     s.ping().await.unwrap();
     keys(s).await;
@@ -590,6 +666,7 @@ async fn all(s: &dyn Store) {
     detector_overrides(s).await;
     event_scan(s).await;
     export_positions(s).await;
+    quarantine(s).await;
 }
 
 #[tokio::test]
@@ -633,6 +710,7 @@ async fn bootstrap_key_upgrade(url: &str) {
         "DROP TABLE redteam_runs",
         "DROP INDEX anomalies_ts",
         "DROP TABLE export_positions",
+        "DROP TABLE quarantine",
         "DELETE FROM schema_migrations WHERE version >= 3",
     ] {
         s.pool().execute(undo).await.unwrap();
@@ -677,6 +755,7 @@ async fn bootstrap_key_upgrade(url: &str) {
     assert_eq!((got[0].context_kind.as_deref(), got[0].analysis_us), (Some("email"), Some(42)));
     assert!(s.redteam_runs("default", 0, i64::MAX, 10).await.unwrap().is_empty(), "the red-team table exists");
     assert_eq!(s.export_position("events").await.unwrap(), None, "the export table exists");
+    assert_eq!(s.count_pending_quarantine().await.unwrap(), 0, "the quarantine table exists");
 }
 
 #[tokio::test]

@@ -202,6 +202,9 @@ pub enum ServerRequirement {
     SessionTermination,
     /// A tenant-wide block switch (`/api/v1/lockdown`, GraphQL `lockdown`), audited.
     Lockdown,
+    /// Flagged requests and completions held for human review, released
+    /// or discarded by a `triage` key (`[quarantine] enabled`).
+    Quarantine,
     /// Decaying risk scores per user, session and application
     /// (`/api/v1/risk`, GraphQL `riskScores`, the Rego input's `request.risk`).
     RiskScoring,
@@ -429,6 +432,7 @@ pub fn disposition(path: &str) -> Option<Disposition> {
         "incident_response.automatic_response.user_blocking" => S(Q::ShieldActions),
         "incident_response.automatic_response.session_termination" => S(Q::SessionTermination),
         "incident_response.automatic_response.system_lockdown" => S(Q::Lockdown),
+        "incident_response.automatic_response.threat_quarantine" => S(Q::Quarantine),
         p if p.starts_with("incident_response.automatic_response.") => R(INCIDENT),
         "incident_response.manual_response.incident_investigation" => S(Q::AnomalyTriage),
         p if p.starts_with("incident_response.manual_response.") => R(INCIDENT),

@@ -73,12 +73,30 @@ pub fn temp_dir() -> std::path::PathBuf {
 
 /// [`start_with`], with the server's own config edited too.
 pub async fn start_server_with(server: impl FnOnce(&mut ServerConfig), edit: impl FnOnce(&mut GatewayConfig)) -> Gw {
+    start_on_clock(server, edit, None).await
+}
+
+/// [`start_server_with`], with Sentinel (and what reads its clock) on
+/// `clock` when given.
+pub async fn start_on_clock(
+    server: impl FnOnce(&mut ServerConfig),
+    edit: impl FnOnce(&mut GatewayConfig),
+    clock: Option<std::sync::Arc<dyn llm_sentinel::Clock>>,
+) -> Gw {
     let mock = mock::start().await;
     let mut gateway = gateway_config(&mock.base_url());
     edit(&mut gateway);
     let mut config = ServerConfig { data_dir: temp_dir(), gateway: Some(gateway.clone()), ..ServerConfig::default() };
     server(&mut config);
-    let server = Server::start(config, Some(ADMIN.into())).await.unwrap();
+    let server = match clock {
+        None => Server::start(config, Some(ADMIN.into())).await.unwrap(),
+        Some(clock) => {
+            let store: std::sync::Arc<dyn llmsec_store::Store> =
+                std::sync::Arc::new(llmsec_store::SqlStore::connect(&config.database_url()).await.unwrap());
+            let engine = llm_security::SecurityEngine::try_with_config(config.security_config().unwrap()).unwrap();
+            Server::with_clock(config, engine, store, Some(ADMIN.into()), clock).await.unwrap()
+        }
+    };
     let env = |k: &str| (k == "MOCK_UPSTREAM_KEY").then(|| UPSTREAM_KEY.to_owned());
     let gw_routes = llmsec_gateway::router_with_env(server.state().clone(), gateway, &env).unwrap();
     let app = server.router().merge(gw_routes);

@@ -10,6 +10,7 @@ mod keys;
 mod logprobs;
 mod mock;
 mod otel;
+mod quarantine;
 mod scan_errors;
 mod streaming;
 mod tools;

@@ -32,6 +32,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("charts.js", "text/javascript; charset=utf-8", include_bytes!("assets/charts.js")),
     ("pages.js", "text/javascript; charset=utf-8", include_bytes!("assets/pages.js")),
     ("insights.js", "text/javascript; charset=utf-8", include_bytes!("assets/insights.js")),
+    ("quarantine.js", "text/javascript; charset=utf-8", include_bytes!("assets/quarantine.js")),
     ("icon.svg", "image/svg+xml", include_bytes!("assets/icon.svg")),
 ];
 

@@ -134,6 +134,10 @@ pub struct SecurityResponse {
     /// the verdict.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyOutcome>,
+    /// Set when `[quarantine]` held the text for review: the item's id and
+    /// status (`pending`). The other fields are as without quarantine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantined: Option<super::quarantine::Held>,
 }
 
 /// What the Rego policy said besides the verdict.
@@ -216,7 +220,44 @@ pub async fn analyze(
     let (job, analysis) = evaluate(svc, caller, job, field, deadline, Enforce::Each).await?;
     let done = finish(svc, caller, &job, &analysis)?;
     let mut answers = commit(svc, vec![done], deadline).await?;
-    answers.pop().ok_or_else(|| ServiceError::Internal("a committed analysis has no answer".into()))
+    let mut answer =
+        answers.pop().ok_or_else(|| ServiceError::Internal("a committed analysis has no answer".into()))?;
+    quarantine(svc, caller, job, &mut answer).await?;
+    Ok(answer)
+}
+
+/// Holds the analysed text for review when `[quarantine]`'s rule says so
+/// (after its event is stored, so the item names it), and says so in the
+/// answer.
+async fn quarantine(
+    svc: &Services,
+    caller: &Caller,
+    job: Job,
+    answer: &mut SecurityResponse,
+) -> Result<(), ServiceError> {
+    if !super::quarantine::holds(svc, answer.verdict, &answer.threats) {
+        return Ok(());
+    }
+    let (user_id, session_id) = match &job {
+        Job::Input(r) => (r.user_id.clone(), r.session_id.clone()),
+        Job::Output(r) => (r.user_id.clone(), r.session_id.clone()),
+    };
+    let (source, content) = match job {
+        Job::Input(r) => ("analyze", r.input),
+        Job::Output(r) => ("validate", r.output),
+    };
+    let hold = super::quarantine::Hold {
+        source,
+        kind: "text",
+        content,
+        verdict: answer.verdict,
+        threats: &answer.threats,
+        event_id: Some(answer.event_id.clone()),
+        user_id,
+        session_id,
+    };
+    answer.quarantined = Some(super::quarantine::hold(svc, caller, hold).await?);
+    Ok(())
 }
 
 /// A dry run's answer: what [`analyze`] would answer, with nothing stored.
@@ -583,6 +624,7 @@ fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Re
         sanitized,
         event_id: event.id.clone(),
         policy: decision.map(|d| PolicyOutcome { reasons: d.reasons, obligations: d.obligations }),
+        quarantined: None,
     };
     Ok(Finished { record: Record { event, deliveries }, notice, answer, span })
 }
@@ -653,7 +695,7 @@ pub async fn analyze_all(
     jobs: Vec<Job>,
     deadline: &Deadline,
 ) -> Result<Vec<SecurityResponse>, ServiceError> {
-    analyze_jobs(svc, caller, jobs, deadline, Enforce::Each).await
+    analyze_jobs(svc, caller, jobs, deadline, Enforce::Each, true).await
 }
 
 /// Texts of one call about the subject `cleared` was made for (a gateway
@@ -674,7 +716,8 @@ pub async fn analyze_cleared(
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    analyze_jobs(svc, caller, jobs, deadline, Enforce::Done).await
+    // The gateway holds whole answers itself (`quarantine::hold`), not texts.
+    analyze_jobs(svc, caller, jobs, deadline, Enforce::Done, false).await
 }
 
 async fn analyze_jobs(
@@ -683,12 +726,23 @@ async fn analyze_jobs(
     jobs: Vec<Job>,
     deadline: &Deadline,
     enforce: Enforce,
+    hold: bool,
 ) -> Result<Vec<SecurityResponse>, ServiceError> {
     let mut done = Vec::with_capacity(jobs.len());
+    let mut analysed = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.into_iter().enumerate() {
         let field = format!("items[{i}].{}", job.field());
         let (job, analysis) = evaluate(svc, caller, job, field, deadline, enforce).await?;
         done.push(finish(svc, caller, &job, &analysis)?);
+        if hold {
+            analysed.push(job);
+        }
     }
-    commit(svc, done, deadline).await
+    let mut answers = commit(svc, done, deadline).await?;
+    if hold && svc.config.quarantine.enabled {
+        for (job, answer) in analysed.into_iter().zip(answers.iter_mut()) {
+            quarantine(svc, caller, job, answer).await?;
+        }
+    }
+    Ok(answers)
 }

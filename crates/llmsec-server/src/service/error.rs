@@ -27,6 +27,10 @@ pub enum ServiceError {
     /// Nothing with that id (in the caller's tenant).
     #[error("{0}")]
     NotFound(String),
+    /// The thing is no longer in a state that allows the change (a
+    /// quarantined item another reviewer already decided).
+    #[error("{0}")]
+    Conflict(String),
     /// Sentinel blocked the caller (a shield enforcement).
     #[error("blocked: {reason}")]
     Blocked {

@@ -10,6 +10,7 @@
 //! - [`series`]: time series of telemetry metrics;
 //! - [`insights`]: the dashboard's security charts (attack success, entropy drift, tool use, abuse);
 //! - [`anomalies`]: anomaly queries, their lifecycle, enforcements, statistics;
+//! - [`quarantine`]: items held for review, their release, discard and expiry;
 //! - [`reports`]: the compliance posture and report of a tenant;
 //! - [`keys`]: the key format and the key cache, and the per-key rate;
 //! - [`writer`] and [`deadline`]: the group commit and the request deadline it honours.
@@ -22,6 +23,7 @@ mod error;
 pub mod events;
 pub mod insights;
 pub mod keys;
+pub mod quarantine;
 pub mod redteam;
 pub mod reports;
 pub mod samples;

@@ -132,6 +132,11 @@ impl Http {
         Http::send(self.client.get(format!("{}{path}", self.base)).bearer_auth(key)).await
     }
 
+    /// A POST with no body at all.
+    pub async fn post_empty(&self, path: &str, key: &str) -> Resp {
+        Http::send(self.client.post(format!("{}{path}", self.base)).bearer_auth(key)).await
+    }
+
     pub async fn delete(&self, path: &str, key: &str) -> Resp {
         Http::send(self.client.delete(format!("{}{path}", self.base)).bearer_auth(key)).await
     }

@@ -326,6 +326,11 @@ async fn the_pages_are_embedded_with_a_strict_policy() {
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
     let js = d.client.get(format!("{}/dashboard/assets/app.js", d.base)).send().await.unwrap();
     assert_eq!(js.headers()["content-type"], "text/javascript; charset=utf-8");
+    let page = d.client.get(format!("{}/dashboard/assets/quarantine.js", d.base)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("/api/v1/quarantine") && page.contains("/release") && page.contains("/discard"));
+    assert!(html.contains("#/quarantine"), "the Quarantine page is in the navigation");
     let missing = d.client.get(format!("{}/dashboard/assets/nope.js", d.base)).send().await.unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }

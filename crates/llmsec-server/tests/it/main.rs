@@ -24,6 +24,7 @@ mod policy;
 mod postgres;
 mod privacy;
 mod profile;
+mod quarantine;
 mod redact;
 mod redteam;
 mod reports;

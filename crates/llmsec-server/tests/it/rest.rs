@@ -268,6 +268,10 @@ async fn openapi_document_is_served_and_matches_docs() {
         "/api/v1/detectors/{id}/override",
         "/api/v1/enforcements/{id}",
         "/api/v1/lockdown",
+        "/api/v1/quarantine",
+        "/api/v1/quarantine/{id}",
+        "/api/v1/quarantine/{id}/release",
+        "/api/v1/quarantine/{id}/discard",
         "/api/v1/risk",
         "/v1/traces",
     ] {
@@ -435,6 +439,32 @@ impl llmsec_store::Store for Poisoned {
     }
     async fn open_anomalies(&self, n: u32) -> llmsec_store::Result<Vec<llmsec_store::AnomalyRow>> {
         self.0.open_anomalies(n).await
+    }
+    async fn put_quarantine(&self, q: &llmsec_store::QuarantineItem) -> llmsec_store::Result<()> {
+        self.0.put_quarantine(q).await
+    }
+    async fn quarantined(&self, t: &str, id: &str) -> llmsec_store::Result<Option<llmsec_store::QuarantineItem>> {
+        self.0.quarantined(t, id).await
+    }
+    async fn list_quarantine(
+        &self,
+        q: &llmsec_store::QuarantineQuery,
+    ) -> llmsec_store::Result<(Vec<llmsec_store::QuarantineItem>, u64)> {
+        self.0.list_quarantine(q).await
+    }
+    async fn decide_quarantine(
+        &self,
+        t: &str,
+        id: &str,
+        d: &llmsec_store::QuarantineDecision,
+    ) -> llmsec_store::Result<bool> {
+        self.0.decide_quarantine(t, id, d).await
+    }
+    async fn quarantine_due(&self, now: i64, n: u32) -> llmsec_store::Result<Vec<llmsec_store::QuarantineItem>> {
+        self.0.quarantine_due(now, n).await
+    }
+    async fn count_pending_quarantine(&self) -> llmsec_store::Result<u64> {
+        self.0.count_pending_quarantine().await
     }
     async fn insert_enforcement(&self, e: &llmsec_store::Enforcement) -> llmsec_store::Result<()> {
         self.0.insert_enforcement(e).await

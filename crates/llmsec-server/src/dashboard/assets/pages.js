@@ -5,6 +5,7 @@
 import { api, gql, subscribe } from "./api.js";
 import { bars, fmt, lines } from "./charts.js";
 import { insights } from "./insights.js";
+import { quarantine } from "./quarantine.js";
 
 /** Builds an element: attributes, `on<event>` listeners, then children. */
 export function h(tag, attrs, ...children) {
@@ -460,4 +461,4 @@ async function detectors(ctx) {
     card("Dry run", dry));
 }
 
-export const PAGES = { overview, insights, anomalies, events, replay, detectors };
+export const PAGES = { overview, insights, anomalies, quarantine, events, replay, detectors };
