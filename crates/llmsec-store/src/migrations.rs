@@ -216,4 +216,17 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX anomalies_ts ON anomalies (ts)",
         ],
     ),
+    (
+        11,
+        &[
+            // The declared purpose (`[privacy] purposes`) each stored
+            // security event and telemetry event was kept for; NULL for rows
+            // stored before this step or with no purpose configured.
+            // Steps 9 and 10 are other changes' (a database that has this
+            // step and lacks them gets them: `migrate` applies every step
+            // it has not recorded).
+            "ALTER TABLE security_events ADD COLUMN purpose TEXT",
+            "ALTER TABLE telemetry_events ADD COLUMN purpose TEXT",
+        ],
+    ),
 ];
