@@ -6,6 +6,7 @@ pub mod detectors;
 pub mod events;
 pub mod insights;
 pub mod otlp;
+pub mod privacy;
 pub mod redteam;
 pub mod replay;
 pub mod reports;

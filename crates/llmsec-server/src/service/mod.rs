@@ -22,6 +22,7 @@ mod error;
 pub mod events;
 pub mod insights;
 pub mod keys;
+pub mod privacy;
 pub mod redteam;
 pub mod reports;
 pub mod samples;
