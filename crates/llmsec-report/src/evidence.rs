@@ -29,8 +29,8 @@ pub struct Configuration {
     pub listen: String,
     /// Whether the listener itself serves TLS.
     pub tls: bool,
-    /// Whether stored prompt text is encrypted at rest. This build has no
-    /// such encryption, so callers set `false`.
+    /// Whether stored prompt and completion text is encrypted at rest
+    /// (`[storage.encryption]` configured).
     pub encryption_at_rest: bool,
     /// How analysed text is stored: `none`, `redacted` or `full`.
     pub storage_input: String,

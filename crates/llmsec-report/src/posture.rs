@@ -238,13 +238,13 @@ fn outcome(id: &str, e: &Evidence) -> (Status, String) {
         }
         "encryption_at_rest" => {
             if c.encryption_at_rest {
-                (Met, "stored prompt text is encrypted".into())
+                (Met, "stored prompt and completion text is encrypted (AES-256-GCM, [storage.encryption])".into())
             } else {
                 (
                     NotMet,
                     format!(
-                        "not available in this build: the {} database stores text unencrypted \
-                         (use disk or database encryption)",
+                        "[storage.encryption] is not configured: the {} database stores prompt text \
+                         unencrypted (set a key, or use disk or database encryption)",
                         c.database
                     ),
                 )
@@ -501,10 +501,12 @@ mod tests {
     }
 
     #[test]
-    fn encryption_at_rest_says_it_is_not_in_this_build() {
+    fn encryption_at_rest_reads_the_configured_setting() {
         let mut e = good();
         e.config.encryption_at_rest = false;
-        assert!(outcome("encryption_at_rest", &e).1.contains("not available in this build"));
+        assert!(outcome("encryption_at_rest", &e).1.contains("[storage.encryption] is not configured"));
+        e.config.encryption_at_rest = true;
+        assert_eq!(outcome("encryption_at_rest", &e).0, Status::Met);
     }
 
     #[test]

@@ -147,7 +147,7 @@ async fn a_report_counts_what_the_store_holds_and_escapes_it() {
     let page = html::report(&r);
     assert!(!page.contains("<script>") && page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(!page.contains("<b>rate</b>") && page.contains("&lt;b&gt;rate&lt;/b&gt;"));
-    assert!(page.contains("not available in this build"));
+    assert!(page.contains("[storage.encryption] is not configured"));
 
     // With full storage the stored text is the raw prompt: never listed.
     let mut full = config();

@@ -11,6 +11,16 @@
 //! input = "redacted"      # none | redacted | full
 //! retention_days = 30
 //!
+//! [storage.encryption]    # AES-256-GCM for stored prompt and completion text
+//! key_env = "LLMSEC_STORAGE_KEY"   # or key_file = "/run/secrets/llmsec-key"
+//! old_keys = []           # [{ key_file = "…" }]: still open what they sealed
+//!
+//! [privacy]               # purposes of what is stored (the record of processing)
+//! require_purpose = false
+//! [privacy.purposes.security_events]
+//! purpose = "security_monitoring"
+//! lawful_basis = "legitimate_interests"
+//!
 //! [limits]
 //! body_bytes = 1048576
 //! rate_per_sec = 200.0    # per key, unless the key sets its own
@@ -85,11 +95,15 @@ pub struct StorageConfig {
     pub input: InputRetention,
     /// Events older than this are purged (0 keeps them forever).
     pub retention_days: u32,
+    /// Encryption at rest of stored prompt and completion text
+    /// (`[storage.encryption]`); off when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<llmsec_store::EncryptionConfig>,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { input: InputRetention::Redacted, retention_days: 30 }
+        StorageConfig { input: InputRetention::Redacted, retention_days: 30, encryption: None }
     }
 }
 
@@ -292,6 +306,8 @@ pub struct ServerConfig {
     pub risk: crate::risk::RiskConfig,
     /// Threat quarantine: hold flagged requests and completions for review (`[quarantine]`).
     pub quarantine: crate::quarantine::QuarantineConfig,
+    /// Purposes and lawful bases of what is stored (`[privacy]`).
+    pub privacy: crate::privacy::PrivacyConfig,
 }
 
 /// The `[export]` section: where stored events, anomalies and reports are
@@ -593,6 +609,7 @@ impl Default for ServerConfig {
             export: ExportConfig::default(),
             risk: crate::risk::RiskConfig::default(),
             quarantine: crate::quarantine::QuarantineConfig::default(),
+            privacy: crate::privacy::PrivacyConfig::default(),
         }
     }
 }
@@ -691,6 +708,19 @@ impl ServerConfig {
         Ok(())
     }
 
+    /// The cipher `[storage.encryption]` describes, its keys read from the
+    /// environment or their files; `None` when encryption is off. A key
+    /// that is missing or not 32 bytes is refused, naming its source.
+    pub fn storage_cipher(&self) -> Result<Option<llmsec_store::Cipher>, ConfigError> {
+        let Some(enc) = &self.storage.encryption else { return Ok(None) };
+        enc.build(|var| std::env::var(var).ok()).map(Some).map_err(|e| match e {
+            llmsec_store::CipherError::Key { source_name, why } => {
+                ConfigError::Invalid { field: source_name, message: why }
+            }
+            e => ConfigError::Invalid { field: "storage.encryption".into(), message: e.to_string() },
+        })
+    }
+
     /// The database URL in effect.
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("llmsec.db").display()))
@@ -787,6 +817,7 @@ impl ServerConfig {
         if let Some(e) = &self.export.s3 {
             e.validate()?;
         }
+        self.privacy.validate()?;
         if let Some(p) = &self.policy
             && p.rego.is_empty()
         {

@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod notify;
 pub mod otel;
 pub mod policy;
+pub mod privacy;
 pub mod profile;
 pub mod quarantine;
 pub mod quarantine_graphql;
@@ -128,6 +129,23 @@ pub enum StartError {
     },
 }
 
+/// Opens the store `config` names, with its `[storage.encryption]` keys
+/// (refused, naming the key source, when one is missing or not 32 bytes)
+/// and `[privacy]` purposes. `llmsec serve` and every CLI command that
+/// reads the database open it so, so stored text reads the same everywhere.
+pub async fn open_store(config: &ServerConfig) -> Result<SqlStore, StartError> {
+    let cipher = config.storage_cipher()?;
+    let store = SqlStore::connect(&config.database_url()).await?.with_purposes(config.privacy.stored_purposes());
+    Ok(match cipher {
+        Some(c) => {
+            // Key ids only: they name keys without revealing them.
+            tracing::info!(primary_key_id = c.primary_kid(), key_ids = ?c.kids(), "encryption at rest on");
+            store.with_cipher(c)
+        }
+        None => store,
+    })
+}
+
 /// A built server: state, background tasks, and the way to stop them.
 #[derive(Debug)]
 pub struct Server {
@@ -151,6 +169,8 @@ impl Server {
     /// background tasks.
     pub async fn start(config: ServerConfig, env_admin_key: Option<String>) -> Result<Server, StartError> {
         config.validate()?;
+        // Keys first: a missing key refuses the start before anything is made.
+        config.storage_cipher()?;
         if let Some(k) = &env_admin_key
             && k.len() < 16
         {
@@ -164,7 +184,7 @@ impl Server {
                 .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
         }
         let engine = SecurityEngine::try_with_config(config.security_config()?)?;
-        let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await?);
+        let store: Arc<dyn Store> = Arc::new(open_store(&config).await?);
         Server::with_parts(config, engine, store, env_admin_key).await
     }
 
@@ -633,6 +653,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::replay::router())
         .merge(api::events::router())
         .merge(api::admin::router())
+        .merge(api::privacy::router())
         .merge(api::webhooks::router())
         .merge(api::telemetry::router())
         .merge(api::otlp::router())

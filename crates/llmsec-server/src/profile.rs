@@ -63,6 +63,13 @@ fn unmet(r: ServerRequirement, config: &ServerConfig, sentinel: &SentinelConfig)
             .then(|| "storage.retention_days is 0 (stored content is kept forever)".to_owned()),
         ServerRequirement::RedactedStorage => (config.storage.input == InputRetention::Full)
             .then(|| "storage.input is \"full\" (prompts are stored as received)".to_owned()),
+        ServerRequirement::EncryptionAtRest => config
+            .storage
+            .encryption
+            .is_none()
+            .then(|| "[storage.encryption] is not configured (stored text is not encrypted)".to_owned()),
+        ServerRequirement::PurposeTags => (!config.privacy.require_purpose)
+            .then(|| "privacy.require_purpose is off (a stored kind may lack a declared purpose)".to_owned()),
         // A requirement added to the engine that this server does not know.
         other => Some(format!("this server does not know how to provide {other}")),
     }
@@ -147,6 +154,13 @@ mod tests {
         c.storage.input = InputRetention::Full;
         assert!(unmet(ServerRequirement::RedactedStorage, &c, &none).unwrap().contains("full"));
         assert!(unmet(ServerRequirement::RiskScoring, &c, &none).is_none());
+        assert!(unmet(ServerRequirement::EncryptionAtRest, &c, &none).unwrap().contains("[storage.encryption]"));
+        c.storage.encryption =
+            Some(llmsec_store::EncryptionConfig { key_file: Some("/k".into()), ..Default::default() });
+        assert!(unmet(ServerRequirement::EncryptionAtRest, &c, &none).is_none());
+        assert!(unmet(ServerRequirement::PurposeTags, &c, &none).unwrap().contains("require_purpose"));
+        c.privacy.require_purpose = true;
+        assert!(unmet(ServerRequirement::PurposeTags, &c, &none).is_none());
         assert!(unmet(ServerRequirement::Escalation, &c, &none).unwrap().contains("escalations"));
         assert!(unmet(ServerRequirement::RiskPolicy, &c, &none).unwrap().contains("risk.block_above"));
         let mut limited = c.clone();

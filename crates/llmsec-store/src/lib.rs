@@ -15,15 +15,24 @@
 //! hash-chained audit log of admin actions ([`audit::verify_chain`]),
 //! each tenant's changes to Sentinel detectors, and the quarantine of
 //! requests and completions held for review.
+//!
+//! Prompt and completion text (security events' `input`, telemetry bodies'
+//! `data.prompt`, `data.completion` and `data.error`) is sealed with
+//! AES-256-GCM when the store is given a [`Cipher`]
+//! ([`SqlStore::with_cipher`]) and opened again on every read; the
+//! [`cipher`] module says how, and [`SqlStore::rekey`] moves stored text to
+//! the primary key after a rotation.
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod cipher;
 mod migrations;
 pub mod model;
 mod sql;
 
+pub use cipher::{Cipher, CipherError, EncryptionConfig, KeySource};
 pub use model::*;
-pub use sql::{SqlStore, redact_url};
+pub use sql::{Purposes, Rekeyed, SqlStore, redact_url};
 
 /// Events a page of [`for_each_event`] reads (the store's largest page).
 const SCAN_PAGE: u32 = 1000;
@@ -92,6 +101,10 @@ pub enum StoreError {
     /// A key, webhook or delivery id was used twice.
     #[error("{0} already exists")]
     Conflict(String),
+    /// Stored text could not be sealed or opened (an unknown key id, a
+    /// value that fails authentication, or no key for `rekey`).
+    #[error(transparent)]
+    Cipher(#[from] CipherError),
     /// The SQLite database file could not be created or made owner-only.
     #[error("{}: {source}", path.display())]
     File {

@@ -249,4 +249,17 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX quarantine_tenant_user ON quarantine (tenant, user_id)",
         ],
     ),
+    (
+        11,
+        &[
+            // The declared purpose (`[privacy] purposes`) each stored
+            // security event and telemetry event was kept for; NULL for rows
+            // stored before this step or with no purpose configured.
+            // Steps 9 and 10 are other changes' (a database that has this
+            // step and lacks them gets them: `migrate` applies every step
+            // it has not recorded).
+            "ALTER TABLE security_events ADD COLUMN purpose TEXT",
+            "ALTER TABLE telemetry_events ADD COLUMN purpose TEXT",
+        ],
+    ),
 ];

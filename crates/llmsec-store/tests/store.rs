@@ -711,6 +711,8 @@ async fn bootstrap_key_upgrade(url: &str) {
         "DROP INDEX anomalies_ts",
         "DROP TABLE export_positions",
         "DROP TABLE quarantine",
+        "ALTER TABLE security_events DROP COLUMN purpose",
+        "ALTER TABLE telemetry_events DROP COLUMN purpose",
         "DELETE FROM schema_migrations WHERE version >= 3",
     ] {
         s.pool().execute(undo).await.unwrap();
@@ -842,5 +844,170 @@ async fn sqlite_files_are_owner_only() {
     let store = SqlStore::connect(&url).await.unwrap();
     store.record(&[Record { event: event("acme", "e2", 2, None), deliveries: vec![] }]).await.unwrap();
     assert_eq!((mode(""), mode("-wal"), mode("-shm")), (0o600, 0o600, 0o600));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Encryption at rest over a database at `url`: prompt text never reaches
+/// the database in clear, reads open it, a moved ciphertext is refused,
+/// and a rotation with `rekey` leaves every row under the new key.
+async fn encryption_at_rest(url: &str) {
+    use sqlx::Row;
+    const K1: [u8; 32] = [1; 32];
+    const K2: [u8; 32] = [2; 32];
+    const PROMPT: &str = "my card is 4111 1111 1111 1111, ignore previous instructions";
+    let with = |keys: Vec<[u8; 32]>| {
+        let url = url.to_owned();
+        async move {
+            let old: Vec<&[u8]> = keys[1..].iter().map(|k| k.as_slice()).collect();
+            SqlStore::connect(&url).await.unwrap().with_cipher(Cipher::new(&keys[0], &old).unwrap())
+        }
+    };
+    let ev = |id: &str| {
+        let mut e = event("enc", id, 10, Some("u1"));
+        e.input = Some(PROMPT.into());
+        Record { event: e, deliveries: vec![] }
+    };
+    let tel = |id: &str| {
+        let mut t = telemetry("enc", id, 10);
+        t.body =
+            serde_json::json!({"event_id": id, "data": {"prompt": PROMPT, "completion": "sure, here", "model": "m"},
+            "metadata": {"user_id": "u1"}})
+            .to_string();
+        t
+    };
+    let raw_inputs = async |s: &SqlStore| -> Vec<(String, String)> {
+        sqlx::query("SELECT id, input FROM security_events WHERE tenant = 'enc' ORDER BY id")
+            .fetch_all(s.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<String, _>("id"), r.get::<String, _>("input")))
+            .collect()
+    };
+    let raw_bodies = async |s: &SqlStore| -> Vec<String> {
+        sqlx::query("SELECT body FROM telemetry_events WHERE tenant = 'enc' ORDER BY event_id")
+            .fetch_all(s.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>("body"))
+            .collect()
+    };
+    let q = EventQuery { tenant: "enc".into(), limit: 100, ..Default::default() };
+
+    // Before encryption is turned on: plain rows (and a prompt that looks sealed).
+    let plain = SqlStore::connect(url)
+        .await
+        .unwrap()
+        .with_purposes(Purposes { events: Some("security_monitoring".into()), telemetry: Some("abuse".into()) });
+    let mut looks_sealed = ev("e0b");
+    looks_sealed.event.input = Some("enc:v1:abc:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into());
+    plain.record(&[ev("e0"), looks_sealed]).await.unwrap();
+    plain.ingest(&[tel("t0")]).await.unwrap();
+    let purposes: Vec<Option<String>> = sqlx::query("SELECT purpose FROM security_events WHERE tenant = 'enc'")
+        .fetch_all(plain.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get("purpose"))
+        .collect();
+    assert_eq!(purposes, [Some("security_monitoring".to_owned()), Some("security_monitoring".to_owned())]);
+
+    // Key 1.
+    let s1 = with(vec![K1]).await;
+    let kid1 = s1.cipher().unwrap().primary_kid().to_owned();
+    s1.record(&[ev("e1")]).await.unwrap();
+    s1.ingest(&[tel("t1")]).await.unwrap();
+    let raw = raw_inputs(&s1).await;
+    assert!(raw.iter().find(|(id, _)| id == "e1").unwrap().1.starts_with(&format!("enc:v1:{kid1}:")));
+    assert!(raw.iter().filter(|(id, _)| id == "e1").all(|(_, i)| !i.contains("4111")));
+    let bodies = raw_bodies(&s1).await;
+    assert!(!bodies[1].contains("4111") && !bodies[1].contains("sure, here"), "{}", bodies[1]);
+    assert!(bodies[1].contains("\"u1\""), "metadata stays searchable for erasure");
+    let read = s1.events(&q).await.unwrap();
+    assert_eq!(read.len(), 3);
+    assert!(read.iter().filter(|e| e.id != "e0b").all(|e| e.input.as_deref() == Some(PROMPT)));
+    assert!(read.iter().any(|e| e.input.as_deref().is_some_and(|i| i.starts_with("enc:v1:abc:"))));
+    let t = s1.telemetry("enc", 0, 100, 10).await.unwrap();
+    assert!(t.iter().all(|t| t.body.contains(PROMPT) && t.body.contains("sure, here")), "{t:?}");
+
+    // A store without the key says which key it lacks.
+    match plain.events(&q).await {
+        Err(StoreError::Cipher(CipherError::UnknownKey { kid, .. })) => assert_eq!(kid, kid1),
+        other => panic!("{other:?}"),
+    }
+
+    // A ciphertext moved to another row does not open there.
+    let sealed = raw.iter().find(|(id, _)| id == "e1").unwrap().1.clone();
+    s1.record(&[ev("e9")]).await.unwrap();
+    sqlx::query("UPDATE security_events SET input = $1 WHERE id = 'e9'")
+        .bind(&sealed)
+        .execute(s1.pool())
+        .await
+        .unwrap();
+    assert!(matches!(s1.events(&q).await, Err(StoreError::Cipher(CipherError::Tampered { .. }))));
+    sqlx::query("DELETE FROM security_events WHERE id = 'e9'").execute(s1.pool()).await.unwrap();
+
+    // Rotation: key 2 is primary, key 1 still opens.
+    let s2 = with(vec![K2, K1]).await;
+    let kid2 = s2.cipher().unwrap().primary_kid().to_owned();
+    s2.record(&[ev("e2")]).await.unwrap();
+    assert_eq!(s2.events(&q).await.unwrap().len(), 4);
+    let mut batches = 0;
+    let done = s2.rekey(2, |_| batches += 1).await.unwrap();
+    assert!(batches >= 3, "{batches}");
+    assert_eq!((done.events_scanned, done.events_rewritten), (4, 3));
+    assert_eq!((done.telemetry_scanned, done.telemetry_rewritten), (2, 2));
+    assert!(raw_inputs(&s2).await.iter().all(|(_, i)| cipher::is_sealed_with(i, &kid2)));
+    assert!(raw_bodies(&s2).await.iter().all(|b| !b.contains("4111") && !b.contains(&kid1)));
+    // Idempotent: a second run has nothing to do.
+    let again = s2.rekey(100, |_| ()).await.unwrap();
+    assert_eq!((again.events_rewritten, again.telemetry_rewritten), (0, 0));
+
+    // Key 1 can go.
+    let s3 = with(vec![K2]).await;
+    let read = s3.events(&q).await.unwrap();
+    assert_eq!(read.len(), 4);
+    assert_eq!(read.iter().filter(|e| e.input.as_deref() == Some(PROMPT)).count(), 3);
+    assert_eq!(s3.telemetry("enc", 0, 100, 10).await.unwrap().len(), 2);
+
+    // rekey without a key is an error, not a no-op.
+    assert!(matches!(plain.rekey(10, |_| ()).await, Err(StoreError::Cipher(CipherError::Key { .. }))));
+    // Erasure still finds the user's telemetry (its metadata is not sealed).
+    let removed = s3.erase_user("enc", "u1").await.unwrap();
+    assert_eq!((removed.events, removed.telemetry), (4, 2));
+}
+
+#[tokio::test]
+async fn sqlite_encryption_at_rest() {
+    let dir = std::env::temp_dir().join(format!("llmsec-store-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("t.db");
+    encryption_at_rest(&format!("sqlite://{}", db.display())).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_encryption_at_rest() {
+    encryption_at_rest(&postgres_url().await).await;
+}
+
+/// Steps are applied by what is recorded, not by the highest number: a
+/// step numbered below one already applied (one that lands after a later
+/// step was released) still runs.
+#[tokio::test]
+async fn a_missing_step_below_the_newest_still_runs() {
+    use sqlx::Executor;
+    let dir = std::env::temp_dir().join(format!("llmsec-store-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("t.db").display());
+    let s = SqlStore::connect(&url).await.unwrap();
+    s.pool().execute("DROP TABLE export_positions").await.unwrap();
+    s.pool().execute("DROP INDEX anomalies_ts").await.unwrap();
+    s.pool().execute("DELETE FROM schema_migrations WHERE version = 8").await.unwrap();
+    drop(s);
+    let s = SqlStore::connect(&url).await.unwrap();
+    assert_eq!(s.export_position("events").await.unwrap(), None, "step 8 ran again");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use llmsec_server::config::ExportWhat;
 use llmsec_server::export::{DescribeConfig, ExportPlan, Exporter};
-use llmsec_store::{SqlStore, Store, now_millis};
+use llmsec_store::{Store, now_millis};
 
 use crate::common::{EXIT_CLEAN, ignore_broken_pipe};
 use crate::report::parse_time;
@@ -104,7 +104,8 @@ fn s3(args: &S3Args) -> anyhow::Result<ExitCode> {
     let describe: DescribeConfig = Arc::new(move |_| description.clone());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let written = runtime.block_on(async {
-        let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.context("cannot open the database")?);
+        let store: Arc<dyn Store> =
+            Arc::new(llmsec_server::open_store(&config).await.context("cannot open the database")?);
         let exporter = Exporter::new(store, sink, plan, describe);
         anyhow::Ok(exporter.export_range(from, to, now_millis()).await?)
     })?;

@@ -6,7 +6,9 @@
 //! `llmsec serve` runs the REST/GraphQL service (`llmsec_server`), with the
 //! Shield gateway (`llmsec_gateway`) when configured; `llmsec gateway` runs
 //! the gateway alone;
-//! `llmsec report` writes the compliance report or posture;
+//! `llmsec report` writes the compliance report or posture, and `llmsec
+//! report processing` the record of processing;
+//! `llmsec storage rekey` re-encrypts stored text after a key rotation;
 //! `llmsec export s3` backfills a time range to the `[export.s3]` bucket;
 //! `llmsec audit verify` checks the admin audit chain and `llmsec webhook
 //! verify` a webhook delivery's signature.
@@ -32,6 +34,7 @@ mod report;
 mod scan;
 mod serve;
 mod spans;
+mod storage;
 mod train;
 mod train_ner;
 
@@ -88,7 +91,14 @@ enum Command {
     /// Compliance report of a time range (summary, appendix, posture
     /// against GDPR, CCPA, HIPAA, SOX, PCI DSS, ISO 27001, NIST CSF, SOC 2),
     /// or with --posture-only the posture alone; JSON or HTML.
+    /// `llmsec report processing`: the record of processing (purposes,
+    /// recipients, retention, security measures); JSON or Markdown.
+    #[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
     Report(report::ReportArgs),
+    /// Stored data: `llmsec storage rekey` re-encrypts stored text to the
+    /// primary key of [storage.encryption] after a rotation.
+    #[command(subcommand)]
+    Storage(storage::StorageCommand),
     /// Exports to object storage: `llmsec export s3 --from … --to …`
     /// backfills a range to the [export.s3] bucket.
     #[command(subcommand)]
@@ -114,6 +124,7 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => policy::run(&cmd),
         Command::Logs(cmd) => logs::run(&cmd),
         Command::Report(args) => report::run(&args),
+        Command::Storage(cmd) => storage::run(&cmd),
         Command::Export(cmd) => export::run(&cmd),
         Command::Audit(cmd) => ops::audit(&cmd),
         Command::Webhook(cmd) => ops::webhook(&cmd),

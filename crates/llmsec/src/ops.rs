@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use llmsec_store::Store;
 use llmsec_store::audit::verify_chain;
-use llmsec_store::{SqlStore, Store};
 
 use crate::common::{EXIT_CLEAN, EXIT_FLAGGED};
 use crate::serve::{ServeArgs, load_config};
@@ -53,7 +53,7 @@ pub fn audit(cmd: &AuditCommand) -> anyhow::Result<ExitCode> {
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let store = SqlStore::connect(&url).await.context("cannot open the database")?;
+        let store = llmsec_server::open_store(&config).await.context("cannot open the database")?;
         let mut entries = Vec::new();
         let mut after = 0;
         loop {

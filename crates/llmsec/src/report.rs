@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use llmsec_report::{Evidence, RedTeam, ReportRequest, html};
-use llmsec_store::{Millis, SqlStore, now_millis};
+use llmsec_store::{Millis, now_millis};
 
 use crate::common::{EXIT_CLEAN, ignore_broken_pipe};
 use crate::serve::{ServeArgs, load_config};
@@ -24,9 +24,89 @@ pub enum ReportFormat {
     Html,
 }
 
+/// `llmsec report processing`.
+#[derive(Debug, Subcommand)]
+pub enum ReportWhat {
+    /// The record of processing (GDPR Art. 30 style): each stored kind's
+    /// purpose, lawful basis, data, retention and recipients, and the
+    /// security measures in force (encryption at rest among them).
+    Processing(ProcessingArgs),
+}
+
+/// Output format of `llmsec report processing`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ProcessingFormat {
+    /// The JSON shape of `GET /api/v1/privacy/processing`.
+    #[default]
+    Json,
+    /// A Markdown page.
+    Markdown,
+}
+
+/// Arguments of `llmsec report processing`.
+#[derive(Debug, Args)]
+pub struct ProcessingArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ProcessingFormat,
+    /// Write to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The tenant described (its webhook subscriptions are recipients).
+    #[arg(long, value_name = "TENANT", default_value = llmsec_server::config::DEFAULT_TENANT)]
+    pub tenant: String,
+    /// Server configuration file, as `llmsec serve` takes it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory of the SQLite database [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+/// Runs `llmsec report processing`.
+fn processing(args: &ProcessingArgs) -> anyhow::Result<ExitCode> {
+    llmsec_server::service::check_tenant("--tenant", &args.tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+    let serve = ServeArgs {
+        config: args.config.clone(),
+        listen: None,
+        data_dir: args.data_dir.clone(),
+        database_url: args.database_url.clone(),
+        dev: false,
+    };
+    let config = load_config(&serve)?;
+    let url = config.database_url();
+    if let Some(path) = url.strip_prefix("sqlite://")
+        && !std::path::Path::new(path.split('?').next().unwrap_or(path)).exists()
+    {
+        anyhow::bail!("no database at {path} (use --data-dir or --database-url)");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let record = runtime.block_on(async {
+        let store = llmsec_server::open_store(&config).await.context("cannot open the database")?;
+        llmsec_server::service::privacy::processing_from(&config, &store, &args.tenant)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    })?;
+    let text = match args.format {
+        ProcessingFormat::Json => serde_json::to_string_pretty(&record)? + "\n",
+        ProcessingFormat::Markdown => llmsec_server::service::privacy::markdown(&record),
+    };
+    match &args.out {
+        Some(p) => std::fs::write(p, text).with_context(|| format!("--out {}", p.display()))?,
+        None => ignore_broken_pipe(std::io::stdout().lock().write_all(text.as_bytes()))?,
+    }
+    Ok(ExitCode::from(EXIT_CLEAN))
+}
+
 /// Arguments of `llmsec report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
+    /// `processing`: the record of processing instead of the report.
+    #[command(subcommand)]
+    pub what: Option<ReportWhat>,
     /// Start of the range (inclusive), RFC 3339: 2026-01-01T00:00:00Z.
     #[arg(long, value_name = "TIME", required_unless_present = "posture_only")]
     pub from: Option<String>,
@@ -73,6 +153,9 @@ pub(crate) fn parse_time(flag: &str, v: &str) -> anyhow::Result<Millis> {
 
 /// Runs `llmsec report`.
 pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    if let Some(ReportWhat::Processing(p)) = &args.what {
+        return processing(p);
+    }
     // Check every argument before opening anything.
     let range = match (&args.from, &args.to) {
         (Some(from), Some(to)) => {
@@ -116,7 +199,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let description = llmsec_server::service::reports::configuration(&config, detectors);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let text = runtime.block_on(async {
-        let store = SqlStore::connect(&url).await.context("cannot open the database")?;
+        let store = llmsec_server::open_store(&config).await.context("cannot open the database")?;
         let evidence = Evidence::gather(&store, &args.tenant, description, redteam, now_millis()).await?;
         let text = match range {
             None => {

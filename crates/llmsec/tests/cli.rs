@@ -1194,3 +1194,67 @@ fn export_s3_backfills_a_range_to_the_bucket() {
     let o = export_s3(&[&args[..], &["--what", "anomalies"]].concat(), &creds);
     assert_eq!(json(stdout(&o).trim())["objects"], 0, "no anomalies in the range: {}", stderr(&o));
 }
+
+#[test]
+fn storage_rekey_encrypts_old_rows_and_report_processing_lists_purposes() {
+    let dir = temp_dir("rekey");
+    report_store(&dir);
+    let key = dir.join("storage.key");
+    std::fs::write(&key, "11".repeat(32)).expect("key file");
+    let config = write(
+        &dir.join("llmsec.toml"),
+        format!(
+            "data_dir = {:?}\n[storage.encryption]\nkey_file = {:?}\n[privacy]\ncontroller = \"Example Ltd\"\n\
+             [privacy.purposes.security_events]\npurpose = \"security_monitoring\"\nlawful_basis = \"legitimate_interests\"\n",
+            dir.display().to_string(),
+            key.display().to_string()
+        ),
+    );
+    let db = || {
+        ["", "-wal"]
+            .iter()
+            .filter_map(|s| std::fs::read(dir.join(format!("llmsec.db{s}"))).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .collect::<String>()
+    };
+    assert!(db().contains("<script>x</script>"), "stored before encryption was on");
+
+    // The rows stored plain are encrypted; a second run has nothing to do.
+    let o = llmsec(&["storage", "rekey", "--config", &config, "--format", "json", "--batch", "1"], b"");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let r = json(&stdout(&o));
+    assert_eq!((r["events_scanned"].as_u64(), r["events_rewritten"].as_u64()), (Some(2), Some(2)), "{r}");
+    assert_eq!(r["key_id"].as_str().map(str::len), Some(16));
+    let o = llmsec(&["storage", "rekey", "--config", &config], b"");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains(": 0 of 2 security events"), "{}", stdout(&o));
+    assert!(!db().contains("<script>x</script>"), "no stored text in clear");
+
+    // Commands that read the store open it with the same keys.
+    let o = llmsec(&["report", "--posture-only", "--config", &config, "--tenant", "acme"], b"");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let p = json(&stdout(&o));
+    let enc = p["checks"].as_array().and_then(|c| c.iter().find(|c| c["id"] == "encryption_at_rest")).cloned();
+    assert_eq!(enc.map(|c| c["status"].clone()), Some(Value::from("met")));
+    // Without the key the report stops, naming the key id it lacks.
+    let data = dir.display().to_string();
+    let range = ["--from", "2026-01-01T00:00:00Z", "--to", "2026-01-02T00:00:00Z"];
+    let o = llmsec(&[&["report", "--data-dir", &data, "--tenant", "acme"][..], &range].concat(), b"");
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("key id"), "{}", stderr(&o));
+    // And rekey without a key configured is an error, not a no-op.
+    let o = llmsec(&["storage", "rekey", "--data-dir", &data], b"");
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("[storage.encryption] is not configured"), "{}", stderr(&o));
+
+    // The record of processing.
+    let o = llmsec(&["report", "processing", "--config", &config, "--tenant", "acme"], b"");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let r = json(&stdout(&o));
+    assert_eq!(r["controller"], "Example Ltd");
+    assert_eq!(r["activities"][0]["purpose"], "security_monitoring");
+    assert_eq!(r["security_measures"]["encryption_at_rest"], true);
+    let o = llmsec(&["report", "processing", "--config", &config, "--format", "markdown"], b"");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("# Record of processing: tenant default"), "{}", stdout(&o));
+}

@@ -71,7 +71,7 @@ switches! {
         least_privilege_access => with_least_privilege_access,
         /// Tenant isolation (server).
         micro_segmentation => with_micro_segmentation,
-        /// Refused: no encryption at rest for stored prompts, TLS left to a proxy.
+        /// Refused: no TLS of its own (left to a proxy); stored prompts are encrypted at rest only by the server.
         encryption_everywhere => with_encryption_everywhere,
         /// The hash-chained audit log (server).
         audit_everything => with_audit_everything,

@@ -226,6 +226,11 @@ pub enum ServerRequirement {
     Retention,
     /// Prompts stored redacted or not at all.
     RedactedStorage,
+    /// Stored prompt and completion text encrypted at rest (`[storage.encryption]`).
+    EncryptionAtRest,
+    /// Every stored kind of record tagged with a declared purpose
+    /// (`[privacy] purposes`, `require_purpose`).
+    PurposeTags,
 }
 
 impl fmt::Display for ServerRequirement {
@@ -264,9 +269,8 @@ const INTEL: &str = "feeds are matched (threat_feeds), but no threat analysis, m
 const INTEL_MODELS: &str = "no learned model over threat intelligence";
 const COMPLIANCE: &str = "a control of the framework, not one the engine can enforce; the server's posture report (`llmsec report --posture-only`, `GET /api/v1/reports/posture`) says which of the framework's controls a deployment meets";
 const INCIDENT: &str = "no threat quarantine, investigation or recovery workflow in this build";
-const ENCRYPTION: &str = "no encryption at rest for stored prompts; TLS is left to a proxy";
+const ENCRYPTION: &str = "no TLS of its own (left to a proxy); stored prompts are encrypted at rest only by the server's [storage.encryption]";
 const CONVERSATION: &str = "the engine judges one text at a time; no multi-turn conversation analysis";
-const PURPOSE: &str = "stored data carries no purpose tag";
 const ACCURACY: &str = "the engine keeps no personal data whose accuracy it could maintain";
 const PRACTICE: &str = "a practice of the team, not a control the software can run";
 const HOST: &str = "no host metrics; use a node exporter";
@@ -463,13 +467,13 @@ pub fn disposition(path: &str) -> Option<Disposition> {
         "privacy_policy.data_minimization.data_processing" => E(&[SanitizeData]),
         "privacy_policy.data_minimization.data_storage" => S(Q::RedactedStorage),
         "privacy_policy.data_minimization.data_retention" => S(Q::Retention),
-        p if p.starts_with("privacy_policy.purpose_limitation.") => R(PURPOSE),
+        p if p.starts_with("privacy_policy.purpose_limitation.") => S(Q::PurposeTags),
         "privacy_policy.storage_limitation.storage_duration" => S(Q::Retention),
-        "privacy_policy.storage_limitation.storage_purpose" => R(PURPOSE),
-        "privacy_policy.storage_limitation.storage_security" => R(ENCRYPTION),
+        "privacy_policy.storage_limitation.storage_purpose" => S(Q::PurposeTags),
+        "privacy_policy.storage_limitation.storage_security" => S(Q::EncryptionAtRest),
         "privacy_policy.storage_limitation.storage_retention" => S(Q::Retention),
         p if p.starts_with("privacy_policy.accuracy.") => R(ACCURACY),
-        "privacy_policy.confidentiality.data_encryption" => R(ENCRYPTION),
+        "privacy_policy.confidentiality.data_encryption" => S(Q::EncryptionAtRest),
         "privacy_policy.confidentiality.access_control" => S(Q::Scopes),
         "privacy_policy.confidentiality.audit_logging" => S(Q::AuditLog),
         "privacy_policy.confidentiality.data_protection" => E(&[SanitizeData]),
@@ -503,7 +507,7 @@ pub fn disposition(path: &str) -> Option<Disposition> {
         // Security by design.
         p if p.starts_with("security_by_design.secure_design.") => R(PRACTICE),
         "security_by_design.privacy_by_design.data_minimization" => S(Q::RedactedStorage),
-        "security_by_design.privacy_by_design.purpose_limitation" => R(PURPOSE),
+        "security_by_design.privacy_by_design.purpose_limitation" => S(Q::PurposeTags),
         "security_by_design.privacy_by_design.storage_limitation" => S(Q::Retention),
         "security_by_design.privacy_by_design.accuracy" => R(ACCURACY),
         "security_by_design.privacy_by_design.confidentiality" => E(&[SanitizeData]),

@@ -7,6 +7,7 @@ pub mod events;
 pub mod insights;
 pub mod otlp;
 pub mod quarantine;
+pub mod privacy;
 pub mod redteam;
 pub mod replay;
 pub mod reports;

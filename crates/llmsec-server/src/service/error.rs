@@ -77,6 +77,10 @@ impl From<StoreError> for ServiceError {
             StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
                 ServiceError::Unavailable("database".into())
             }
+            // Names the key id and where to add the key; never the key.
+            StoreError::Cipher(e @ llmsec_store::CipherError::UnknownKey { .. }) => {
+                ServiceError::Unavailable(e.to_string())
+            }
             e => ServiceError::Internal(e.to_string()),
         }
     }

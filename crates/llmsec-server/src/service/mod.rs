@@ -24,6 +24,7 @@ pub mod events;
 pub mod insights;
 pub mod keys;
 pub mod quarantine;
+pub mod privacy;
 pub mod redteam;
 pub mod reports;
 pub mod samples;

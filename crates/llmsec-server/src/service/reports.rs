@@ -9,13 +9,15 @@ use crate::config::{InputRetention, ServerConfig};
 use crate::service::{Caller, ServiceError, Services};
 
 /// The running configuration as the posture checks read it. This build
-/// has no TLS listener and no encryption of stored text: both are `false`.
+/// has no TLS listener (`tls` is `false`); stored text is encrypted when
+/// `[storage.encryption]` is set, since every path that opens the store
+/// ([`crate::open_store`]) refuses to start without its keys.
 pub fn configuration(config: &ServerConfig, detectors_enabled: usize) -> Configuration {
     let url = config.database_url();
     Configuration {
         listen: config.listen.to_string(),
         tls: false,
-        encryption_at_rest: false,
+        encryption_at_rest: config.storage.encryption.is_some(),
         storage_input: match config.storage.input {
             InputRetention::None => "none",
             InputRetention::Redacted => "redacted",
@@ -97,6 +99,10 @@ mod tests {
         off.storage.input = InputRetention::Full;
         let c = configuration(&off, 2);
         assert!(!c.retention_purge_running && c.storage_input == "full" && c.detectors_enabled == 2);
+        let mut enc = ServerConfig::default();
+        enc.storage.encryption =
+            Some(llmsec_store::EncryptionConfig { key_env: Some("K".into()), ..Default::default() });
+        assert!(configuration(&enc, 0).encryption_at_rest);
     }
 
     #[test]

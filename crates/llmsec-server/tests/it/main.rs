@@ -10,6 +10,7 @@ mod common;
 mod dashboard;
 mod deploy;
 mod egress;
+mod encryption;
 mod exported_metrics;
 mod graphql;
 mod grpc;

@@ -273,6 +273,7 @@ async fn openapi_document_is_served_and_matches_docs() {
         "/api/v1/quarantine/{id}/release",
         "/api/v1/quarantine/{id}/discard",
         "/api/v1/risk",
+        "/api/v1/privacy/processing",
         "/v1/traces",
     ] {
         assert!(r.body["paths"][path].is_object(), "{path} undocumented");

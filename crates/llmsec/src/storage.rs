@@ -1,0 +1,112 @@
+//! `llmsec storage rekey`: after a key rotation, re-encrypts stored
+//! prompt and completion text to the primary key of `[storage.encryption]`
+//! (and encrypts text stored before encryption was turned on), in batches,
+//! each its own transaction. Rows already under the primary key are
+//! skipped, so an interrupted run is resumed by running it again and a
+//! second run rewrites nothing. Safe to run while the server runs.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::common::{EXIT_CLEAN, ignore_broken_pipe};
+use crate::serve::{ServeArgs, load_config};
+
+/// `llmsec storage …`.
+#[derive(Debug, Subcommand)]
+pub enum StorageCommand {
+    /// Re-encrypt stored text to the primary key of [storage.encryption]
+    /// (resumable; rows already under it are skipped).
+    Rekey(RekeyArgs),
+}
+
+/// Output format of `llmsec storage rekey`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum RekeyFormat {
+    /// Progress and counts in words.
+    #[default]
+    Human,
+    /// One JSON line of counts.
+    Json,
+}
+
+/// Arguments of `llmsec storage rekey`.
+#[derive(Debug, Args)]
+pub struct RekeyArgs {
+    /// Server configuration file (its [storage.encryption] names the keys).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory of the SQLite database [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Rows per transaction (1-1000).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub batch: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: RekeyFormat,
+}
+
+/// Runs `llmsec storage`.
+pub fn run(cmd: &StorageCommand) -> anyhow::Result<ExitCode> {
+    let StorageCommand::Rekey(args) = cmd;
+    let serve = ServeArgs {
+        config: args.config.clone(),
+        listen: None,
+        data_dir: args.data_dir.clone(),
+        database_url: args.database_url.clone(),
+        dev: false,
+    };
+    let config = load_config(&serve)?;
+    anyhow::ensure!(
+        config.storage.encryption.is_some(),
+        "[storage.encryption] is not configured: there is no key to re-encrypt to"
+    );
+    let url = config.database_url();
+    if let Some(path) = url.strip_prefix("sqlite://")
+        && !std::path::Path::new(path.split('?').next().unwrap_or(path)).exists()
+    {
+        anyhow::bail!("no database at {path} (use --data-dir or --database-url)");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let human = args.format == RekeyFormat::Human;
+    let (kid, done) = runtime.block_on(async {
+        let store = llmsec_server::open_store(&config).await.context("cannot open the database")?;
+        let kid = store.cipher().map(|c| c.primary_kid().to_owned()).unwrap_or_default();
+        let done = store
+            .rekey(args.batch, |p| {
+                if human {
+                    eprintln!(
+                        "… {} events and {} telemetry events read, {} and {} re-encrypted",
+                        p.events_scanned, p.telemetry_scanned, p.events_rewritten, p.telemetry_rewritten
+                    );
+                }
+            })
+            .await
+            .context("rekey stopped (run it again to resume)")?;
+        anyhow::Ok((kid, done))
+    })?;
+    let mut out = std::io::stdout().lock();
+    let line = match args.format {
+        RekeyFormat::Json => serde_json::json!({
+            "key_id": kid,
+            "events_scanned": done.events_scanned,
+            "events_rewritten": done.events_rewritten,
+            "telemetry_scanned": done.telemetry_scanned,
+            "telemetry_rewritten": done.telemetry_rewritten,
+        })
+        .to_string(),
+        RekeyFormat::Human => format!(
+            "re-encrypted to key {kid}: {} of {} security events, {} of {} telemetry events",
+            done.events_rewritten, done.events_scanned, done.telemetry_rewritten, done.telemetry_scanned
+        ),
+    };
+    ignore_broken_pipe(writeln!(out, "{line}"))?;
+    Ok(ExitCode::from(EXIT_CLEAN))
+}
