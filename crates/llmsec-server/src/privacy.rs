@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::ConfigError;
 
 /// The kinds of record the server stores, as `[privacy.purposes]` names them.
-pub const STORED_KINDS: [&str; 5] = ["security_events", "telemetry", "anomalies", "deliveries", "audit_log"];
+pub const STORED_KINDS: [&str; 6] =
+    ["security_events", "telemetry", "anomalies", "deliveries", "quarantine", "audit_log"];
 
 /// GDPR Art. 6(1) lawful bases, as `lawful_basis` names them.
 pub const LAWFUL_BASES: [&str; 6] =

@@ -57,11 +57,20 @@ pub struct Rekeyed {
     pub telemetry_scanned: u64,
     /// Of those, the ones rewritten under the primary key.
     pub telemetry_rewritten: u64,
+    /// Items held for review (their text) read.
+    pub quarantine_scanned: u64,
+    /// Of those, the ones rewritten under the primary key.
+    pub quarantine_rewritten: u64,
 }
 
 /// The place of a security event's input.
 fn input_place<'a>(tenant: &'a str, id: &'a str) -> Place<'a> {
     Place { table: "security_events", column: "input", tenant, id }
+}
+
+/// The place of a held item's text.
+fn quarantine_place<'a>(tenant: &'a str, id: &'a str) -> Place<'a> {
+    Place { table: "quarantine", column: "content", tenant, id }
 }
 
 /// The text fields of a telemetry body that are sealed, with their column names.
@@ -446,6 +455,36 @@ impl SqlStore {
                 break;
             }
         }
+        let mut after = String::new();
+        loop {
+            let mut tx = self.begin_write().await?;
+            let sql = format!("SELECT id, tenant, content FROM quarantine WHERE id > $1 ORDER BY id LIMIT {batch}");
+            let rows = sqlx::query(&sql).bind(&after).fetch_all(&mut *tx).await?;
+            for r in &rows {
+                let (id, tenant, content): (String, String, String) =
+                    (r.try_get("id")?, r.try_get("tenant")?, r.try_get("content")?);
+                done.quarantine_scanned += 1;
+                if !cipher::is_sealed_with(&content, &primary) {
+                    let place = quarantine_place(&tenant, &id);
+                    let plain = cipher::open(Some(cipher), &content, &place)?;
+                    let sealed = cipher.seal(&plain, &place)?;
+                    done.quarantine_rewritten +=
+                        sqlx::query("UPDATE quarantine SET content = $1 WHERE id = $2 AND content = $3")
+                            .bind(sealed)
+                            .bind(&id)
+                            .bind(&content)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                }
+                after = id;
+            }
+            tx.commit().await?;
+            progress(&done);
+            if rows.len() < batch as usize {
+                break;
+            }
+        }
         Ok(done)
     }
 }
@@ -651,15 +690,18 @@ fn redteam_from_row(r: &AnyRow) -> Result<RedteamRun> {
     })
 }
 
-fn quarantine_from_row(r: &AnyRow) -> Result<QuarantineItem> {
+fn quarantine_from_row(r: &AnyRow, cipher: Option<&Cipher>) -> Result<QuarantineItem> {
     let status: String = r.try_get("status")?;
     let findings: String = r.try_get("findings")?;
+    let (id, tenant): (String, String) = (r.try_get("id")?, r.try_get("tenant")?);
+    let content: String = r.try_get("content")?;
+    let content = cipher::open(cipher, &content, &quarantine_place(&tenant, &id))?;
     Ok(QuarantineItem {
-        id: r.try_get("id")?,
-        tenant: r.try_get("tenant")?,
+        id,
+        tenant,
         source: r.try_get("source")?,
         kind: r.try_get("kind")?,
-        content: r.try_get("content")?,
+        content,
         verdict: r.try_get("verdict")?,
         severity: r.try_get("severity")?,
         findings: serde_json::from_str(&findings).map_err(|e| corrupt("quarantine", format!("findings: {e}")))?,
@@ -1588,7 +1630,7 @@ impl Store for SqlStore {
         .bind(&q.tenant)
         .bind(&q.source)
         .bind(&q.kind)
-        .bind(no_nul(&q.content).into_owned())
+        .bind(cipher::seal(self.cipher(), &no_nul(&q.content), &quarantine_place(&q.tenant, &q.id))?)
         .bind(&q.verdict)
         .bind(&q.severity)
         .bind(no_nul(&q.findings.to_string()).into_owned())
@@ -1617,7 +1659,7 @@ impl Store for SqlStore {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(quarantine_from_row).transpose()
+        row.as_ref().map(|r| quarantine_from_row(r, self.cipher())).transpose()
     }
 
     async fn list_quarantine(&self, q: &QuarantineQuery) -> Result<(Vec<QuarantineItem>, u64)> {
@@ -1641,7 +1683,7 @@ impl Store for SqlStore {
             page = page.bind(s);
         }
         let rows = page.fetch_all(&self.pool).await?;
-        Ok((rows.iter().map(quarantine_from_row).collect::<Result<_>>()?, total.max(0) as u64))
+        Ok((rows.iter().map(|r| quarantine_from_row(r, self.cipher())).collect::<Result<_>>()?, total.max(0) as u64))
     }
 
     async fn decide_quarantine(&self, tenant: &str, id: &str, d: &QuarantineDecision) -> Result<bool> {
@@ -1669,7 +1711,7 @@ impl Store for SqlStore {
             limit.clamp(1, MAX_LIMIT)
         );
         let rows = sqlx::query(&sql).bind(now).fetch_all(&self.pool).await?;
-        rows.iter().map(quarantine_from_row).collect()
+        rows.iter().map(|r| quarantine_from_row(r, self.cipher())).collect()
     }
 
     async fn count_pending_quarantine(&self) -> Result<u64> {

@@ -930,6 +930,17 @@ async fn encryption_at_rest(url: &str) {
     assert!(read.iter().any(|e| e.input.as_deref().is_some_and(|i| i.starts_with("enc:v1:abc:"))));
     let t = s1.telemetry("enc", 0, 100, 10).await.unwrap();
     assert!(t.iter().all(|t| t.body.contains(PROMPT) && t.body.contains("sure, here")), "{t:?}");
+    // A held item's text is sealed like an event's input.
+    let mut item = held("enc", "h1", 10, Some("u1"));
+    item.content = PROMPT.into();
+    s1.put_quarantine(&item).await.unwrap();
+    let raw_held: String = sqlx::query("SELECT content FROM quarantine WHERE id = 'h1'")
+        .fetch_one(s1.pool())
+        .await
+        .unwrap()
+        .get("content");
+    assert!(raw_held.starts_with(&format!("enc:v1:{kid1}:")) && !raw_held.contains("4111"), "{raw_held}");
+    assert_eq!(s1.quarantined("enc", "h1").await.unwrap().map(|i| i.content), Some(PROMPT.to_owned()));
 
     // A store without the key says which key it lacks.
     match plain.events(&q).await {
@@ -958,6 +969,7 @@ async fn encryption_at_rest(url: &str) {
     assert!(batches >= 3, "{batches}");
     assert_eq!((done.events_scanned, done.events_rewritten), (4, 3));
     assert_eq!((done.telemetry_scanned, done.telemetry_rewritten), (2, 2));
+    assert_eq!((done.quarantine_scanned, done.quarantine_rewritten), (1, 1));
     assert!(raw_inputs(&s2).await.iter().all(|(_, i)| cipher::is_sealed_with(i, &kid2)));
     assert!(raw_bodies(&s2).await.iter().all(|b| !b.contains("4111") && !b.contains(&kid1)));
     // Idempotent: a second run has nothing to do.
@@ -970,6 +982,7 @@ async fn encryption_at_rest(url: &str) {
     assert_eq!(read.len(), 4);
     assert_eq!(read.iter().filter(|e| e.input.as_deref() == Some(PROMPT)).count(), 3);
     assert_eq!(s3.telemetry("enc", 0, 100, 10).await.unwrap().len(), 2);
+    assert_eq!(s3.quarantined("enc", "h1").await.unwrap().map(|i| i.content), Some(PROMPT.to_owned()));
 
     // rekey without a key is an error, not a no-op.
     assert!(matches!(plain.rekey(10, |_| ()).await, Err(StoreError::Cipher(CipherError::Key { .. }))));

@@ -83,8 +83,13 @@ pub fn run(cmd: &StorageCommand) -> anyhow::Result<ExitCode> {
             .rekey(args.batch, |p| {
                 if human {
                     eprintln!(
-                        "… {} events and {} telemetry events read, {} and {} re-encrypted",
-                        p.events_scanned, p.telemetry_scanned, p.events_rewritten, p.telemetry_rewritten
+                        "… {} events, {} telemetry events and {} held items read, {}, {} and {} re-encrypted",
+                        p.events_scanned,
+                        p.telemetry_scanned,
+                        p.quarantine_scanned,
+                        p.events_rewritten,
+                        p.telemetry_rewritten,
+                        p.quarantine_rewritten
                     );
                 }
             })
@@ -100,11 +105,18 @@ pub fn run(cmd: &StorageCommand) -> anyhow::Result<ExitCode> {
             "events_rewritten": done.events_rewritten,
             "telemetry_scanned": done.telemetry_scanned,
             "telemetry_rewritten": done.telemetry_rewritten,
+            "quarantine_scanned": done.quarantine_scanned,
+            "quarantine_rewritten": done.quarantine_rewritten,
         })
         .to_string(),
         RekeyFormat::Human => format!(
-            "re-encrypted to key {kid}: {} of {} security events, {} of {} telemetry events",
-            done.events_rewritten, done.events_scanned, done.telemetry_rewritten, done.telemetry_scanned
+            "re-encrypted to key {kid}: {} of {} security events, {} of {} telemetry events, {} of {} held items",
+            done.events_rewritten,
+            done.events_scanned,
+            done.telemetry_rewritten,
+            done.telemetry_scanned,
+            done.quarantine_rewritten,
+            done.quarantine_scanned
         ),
     };
     ignore_broken_pipe(writeln!(out, "{line}"))?;

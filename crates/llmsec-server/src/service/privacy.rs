@@ -221,6 +221,15 @@ pub fn record(config: &ServerConfig, tenant: &str, webhooks: &[Webhook], now: Mi
                     retention("after delivery or giving up"),
                     (days > 0).then_some(days),
                 ),
+                "quarantine" => (
+                    &["end users whose requests or completions were held for review"],
+                    vec![
+                        "held prompt or completion text, whole (what a reviewer reads and a release hands back)".into(),
+                        "findings without the text, user id, session id and the reviewer's decision".into(),
+                    ],
+                    retention("after being held, once decided (pending items wait for a decision or expiry)"),
+                    (days > 0).then_some(days),
+                ),
                 _ => (
                     &["operators and administrators"],
                     vec!["administrative actions, the acting key id and their targets".into()],
