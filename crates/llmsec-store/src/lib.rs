@@ -12,8 +12,9 @@
 //! subscriptions, the
 //! webhook outbox (written in the same transaction as the event that
 //! causes it, so an accepted analysis never loses its deliveries), and the
-//! hash-chained audit log of admin actions ([`audit::verify_chain`]), and
-//! each tenant's changes to Sentinel detectors.
+//! hash-chained audit log of admin actions ([`audit::verify_chain`]),
+//! each tenant's changes to Sentinel detectors, and the campaigns the
+//! server correlates threats and anomalies into.
 #![deny(missing_docs)]
 
 pub mod audit;
@@ -238,6 +239,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         entities: &[(&str, &str)],
         now: Millis,
     ) -> Result<Vec<Enforcement>>;
+
+    /// Inserts or replaces a campaign.
+    async fn put_campaign(&self, row: &CampaignRow) -> Result<()>;
+    /// One campaign of a tenant.
+    async fn campaign(&self, tenant: &str, id: &str) -> Result<Option<CampaignRow>>;
+    /// A page of a tenant's campaigns, most recently seen first, and the total matching.
+    async fn campaigns(&self, q: &CampaignQuery) -> Result<(Vec<CampaignRow>, u64)>;
+    /// Active campaigns of every tenant seen at or after `since`, most
+    /// recently seen first (restored at start).
+    async fn active_campaigns(&self, since: Millis, limit: u32) -> Result<Vec<CampaignRow>>;
 
     /// Where an export stream stands; `None` before its first export.
     async fn export_position(&self, stream: &str) -> Result<Option<ExportPosition>>;

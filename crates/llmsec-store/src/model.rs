@@ -501,6 +501,51 @@ pub struct AnomalyQuery {
     pub offset: u32,
 }
 
+/// A stored campaign (the server's correlation of threats and anomalies
+/// across users and sessions): the columns listings use, and the whole
+/// campaign as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignRow {
+    /// Its id.
+    pub id: String,
+    /// The tenant.
+    pub tenant: String,
+    /// `template`, `indicator` or `ip_range`.
+    pub kind: String,
+    /// What its observations share.
+    pub key: String,
+    /// `active` or `closed`.
+    pub status: String,
+    /// The worst severity seen.
+    pub severity: String,
+    /// First observation.
+    pub first_seen: Millis,
+    /// Last observation.
+    pub last_seen: Millis,
+    /// Observations counted.
+    pub events: i64,
+    /// The campaign as JSON.
+    pub body: String,
+}
+
+/// Which campaigns to read: one tenant, filters, a page; most recently
+/// seen first.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignQuery {
+    /// The tenant.
+    pub tenant: String,
+    /// Of this status.
+    pub status: Option<String>,
+    /// Of this kind.
+    pub kind: Option<String>,
+    /// Seen at or after.
+    pub since: Option<Millis>,
+    /// Page size (capped at 1000).
+    pub limit: u32,
+    /// Rows to skip.
+    pub offset: u32,
+}
+
 /// A red-team run's figures (`llmsec redteam` uploads them): never its
 /// prompts or the target's answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
