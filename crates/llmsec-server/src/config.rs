@@ -290,6 +290,8 @@ pub struct ServerConfig {
     pub export: ExportConfig,
     /// Risk scores per user, session and application (`[risk]`).
     pub risk: crate::risk::RiskConfig,
+    /// Correlation of threats and anomalies into campaigns (`[campaigns]`).
+    pub campaigns: crate::campaigns::CampaignConfig,
 }
 
 /// The `[export]` section: where stored events, anomalies and reports are
@@ -590,6 +592,7 @@ impl Default for ServerConfig {
             sinks: Vec::new(),
             export: ExportConfig::default(),
             risk: crate::risk::RiskConfig::default(),
+            campaigns: crate::campaigns::CampaignConfig::default(),
         }
     }
 }
@@ -776,6 +779,9 @@ impl ServerConfig {
             g.validate()?;
         }
         if let Err((field, message)) = self.risk.validate() {
+            return Err(ConfigError::Invalid { field, message });
+        }
+        if let Err((field, message)) = self.campaigns.validate() {
             return Err(ConfigError::Invalid { field, message });
         }
         if let Some(e) = &self.export.s3 {

@@ -49,11 +49,11 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Every query: the engine's analyses and Sentinel's telemetry and anomalies.
 #[derive(MergedObject, Default, Debug)]
-pub struct QueryRoot(SecurityQuery, crate::sentinel_graphql::SentinelQuery);
+pub struct QueryRoot(SecurityQuery, crate::sentinel_graphql::SentinelQuery, crate::sentinel_graphql::CampaignsQuery);
 
 /// Every mutation (Sentinel's).
 #[derive(MergedObject, Default, Debug)]
-pub struct MutationRoot(crate::sentinel_graphql::SentinelMutation);
+pub struct MutationRoot(crate::sentinel_graphql::SentinelMutation, crate::sentinel_graphql::CampaignsMutation);
 
 /// Every subscription: `threatDetected`, `anomalyDetected`, `metricsUpdated`.
 #[derive(MergedSubscription, Default, Debug)]

@@ -214,7 +214,7 @@ pub async fn analyze(
     deadline: &Deadline,
 ) -> Result<SecurityResponse, ServiceError> {
     let (job, analysis) = evaluate(svc, caller, job, field, deadline, Enforce::Each).await?;
-    let done = finish(svc, caller, &job, &analysis)?;
+    let done = finish(svc, caller, &job, &analysis, None)?;
     let mut answers = commit(svc, vec![done], deadline).await?;
     answers.pop().ok_or_else(|| ServiceError::Internal("a committed analysis has no answer".into()))
 }
@@ -434,6 +434,8 @@ struct Finished {
     answer: SecurityResponse,
     /// The guardrail span, sent once the event is stored (`[otel]`).
     span: Option<crate::otel::PendingSpan>,
+    /// Campaigns the analysis changed, stored once the event is.
+    campaigns: Vec<crate::campaigns::Changed>,
 }
 
 /// The verdict after the Rego policy (when `[policy]` is set), the text to
@@ -497,8 +499,15 @@ fn decide(
     Ok(Decided { verdict, sanitized, decision })
 }
 
-/// Builds the event and its deliveries.
-fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Result<Finished, ServiceError> {
+/// Builds the event and its deliveries; `ip` is the client's address,
+/// when the transport knows it (the gateway).
+fn finish(
+    svc: &Services,
+    caller: &Caller,
+    job: &Job,
+    analysis: &Analysis,
+    ip: Option<&str>,
+) -> Result<Finished, ServiceError> {
     let endpoint = match job {
         Job::Input(_) => "analyze",
         Job::Output(_) => "validate",
@@ -570,6 +579,24 @@ fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Re
             stored: event.input.as_deref(),
         })
     });
+    let campaigns = if analysis.threats().is_empty() {
+        Vec::new()
+    } else {
+        // Prompts and untrusted content are matched as templates; completions are not.
+        let prompt = matches!(job, Job::Input(_)).then_some(text);
+        let at = svc.sentinel.now();
+        let obs = crate::campaigns::Observation::analysis(
+            &caller.tenant,
+            &event.id,
+            at,
+            job.ids(),
+            ip,
+            prompt,
+            text,
+            analysis.threats(),
+        );
+        svc.sentinel.campaigns().observe(&obs)
+    };
     let notice = (!analysis.threats().is_empty())
         .then(|| super::ThreatNotice { event: event.clone(), threats: analysis.threats().to_vec() });
     let t = analysis.analysis_time();
@@ -584,7 +611,7 @@ fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Re
         event_id: event.id.clone(),
         policy: decision.map(|d| PolicyOutcome { reasons: d.reasons, obligations: d.obligations }),
     };
-    Ok(Finished { record: Record { event, deliveries }, notice, answer, span })
+    Ok(Finished { record: Record { event, deliveries }, notice, answer, span, campaigns })
 }
 
 /// Stores one request's analyses in one transaction (none once `deadline`
@@ -599,13 +626,18 @@ async fn commit(
     let mut notices = Vec::new();
     let mut answers = Vec::with_capacity(done.len());
     let mut spans = Vec::new();
+    let mut campaigns = Vec::new();
     for d in done {
         records.push(d.record);
         notices.extend(d.notice);
         answers.push(d.answer);
         spans.extend(d.span);
+        campaigns.extend(d.campaigns);
     }
     svc.writer.write(records, Some(deadline)).await?;
+    if !campaigns.is_empty() {
+        svc.sentinel.campaigns_changed(campaigns).await;
+    }
     if let Some(o) = &svc.otel {
         for s in spans {
             o.emit(s);
@@ -653,7 +685,7 @@ pub async fn analyze_all(
     jobs: Vec<Job>,
     deadline: &Deadline,
 ) -> Result<Vec<SecurityResponse>, ServiceError> {
-    analyze_jobs(svc, caller, jobs, deadline, Enforce::Each).await
+    analyze_jobs(svc, caller, jobs, deadline, Enforce::Each, None).await
 }
 
 /// Texts of one call about the subject `cleared` was made for (a gateway
@@ -674,7 +706,7 @@ pub async fn analyze_cleared(
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    analyze_jobs(svc, caller, jobs, deadline, Enforce::Done).await
+    analyze_jobs(svc, caller, jobs, deadline, Enforce::Done, cleared.subject.ip.as_deref()).await
 }
 
 async fn analyze_jobs(
@@ -683,12 +715,13 @@ async fn analyze_jobs(
     jobs: Vec<Job>,
     deadline: &Deadline,
     enforce: Enforce,
+    ip: Option<&str>,
 ) -> Result<Vec<SecurityResponse>, ServiceError> {
     let mut done = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.into_iter().enumerate() {
         let field = format!("items[{i}].{}", job.field());
         let (job, analysis) = evaluate(svc, caller, job, field, deadline, enforce).await?;
-        done.push(finish(svc, caller, &job, &analysis)?);
+        done.push(finish(svc, caller, &job, &analysis, ip)?);
     }
     commit(svc, done, deadline).await
 }

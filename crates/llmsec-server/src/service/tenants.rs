@@ -260,7 +260,9 @@ pub async fn erase_user(svc: &Services, caller: &Caller, user_id: &str) -> Resul
     let subject = format!("user:{}", &hash_key(&format!("{}\n{user_id}", caller.tenant))[..16]);
     svc.sentinel.forget_user(&caller.tenant, user_id);
     let removed = svc.store.erase_user(&caller.tenant, user_id).await?;
-    audit(svc, caller, "user.erase", &subject, json!({"tenant": caller.tenant, "removed": removed})).await?;
+    let campaigns = super::campaigns::erase_user(svc, &caller.tenant, user_id).await?;
+    let details = json!({"tenant": caller.tenant, "removed": removed, "campaigns": campaigns});
+    audit(svc, caller, "user.erase", &subject, details).await?;
     Ok(removed)
 }
 
