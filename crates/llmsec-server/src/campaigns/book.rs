@@ -520,6 +520,25 @@ mod tests {
     }
 
     #[test]
+    fn anomalies_of_one_detector_on_several_users_are_an_indicator_campaign() {
+        let b = book(2, 100);
+        let mut out = Vec::new();
+        for (i, user) in ["u1", "u2"].iter().enumerate() {
+            let mut a = llm_sentinel::anomaly::sample();
+            a.id = format!("a{i}");
+            a.affected_entity = llm_sentinel::detector::Entity::new(llm_sentinel::detector::EntityKind::User, *user);
+            out = b.observe(&Observation::anomaly("acme", &a));
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        let c = &out[0].campaign;
+        assert_eq!((c.kind, c.key.as_str()), (CampaignKind::Indicator, "detector:cost-spike-detector"));
+        assert_eq!((c.users.len(), c.sample_anomalies.len(), c.sample_events.len()), (2, 2, 0));
+        assert_eq!(c.applications, ["chatbot-prod"]);
+        assert_eq!(c.severity, Severity::Medium, "a warning is medium");
+        assert_eq!(c.top_categories(1)[0].0, "anomaly:statistical");
+    }
+
+    #[test]
     fn a_restored_template_campaign_takes_new_edits() {
         let b = book(2, 100);
         b.observe(&obs("t", "u1", Some(ATTACK), None, 0));

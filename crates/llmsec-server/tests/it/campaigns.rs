@@ -294,3 +294,29 @@ async fn the_oncall_view_shows_an_open_anomaly_with_its_age_escalation_and_mtta(
     let theirs = http.get("/api/v1/oncall", &other).await;
     assert_eq!(theirs.body["open_anomaly_count"], 0, "{}", theirs.text);
 }
+
+#[tokio::test]
+async fn erasing_a_user_removes_them_from_campaigns() {
+    let t = app_with(|c| {
+        c.campaigns.enabled = true;
+        c.campaigns.min_subjects = 2;
+    })
+    .await;
+    for (user, prompt) in ["erin", "frank", "grace"].iter().zip(EDITS) {
+        let r = post(&t.router, "/api/security/analyze", ADMIN, json!({"input": prompt, "user_id": user})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    let list = get(&t.router, "/api/v1/campaigns?kind=template", ADMIN).await;
+    let id = list.body["campaigns"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(list.body["campaigns"][0]["user_count"], 3, "{}", list.text);
+    let r = send(&t.router, axum::http::Method::DELETE, "/api/security/users/frank/events", Some(ADMIN), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let after = get(&t.router, &format!("/api/v1/campaigns/{id}"), ADMIN).await;
+    let users: Vec<&str> = after.body["users"].as_array().unwrap().iter().map(|u| u.as_str().unwrap()).collect();
+    assert!(!users.contains(&"frank") && users.len() == 2, "{}", after.text);
+    assert!(!after.text.contains("frank"), "{}", after.text);
+    // A later event of the campaign does not bring the erased user back.
+    post(&t.router, "/api/security/analyze", ADMIN, json!({"input": EDITS[3], "user_id": "heidi"})).await;
+    let later = get(&t.router, &format!("/api/v1/campaigns/{id}"), ADMIN).await;
+    assert!(!later.text.contains("frank") && later.body["user_count"] == 3, "{}", later.text);
+}
