@@ -153,7 +153,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Retention: deletes what is older than `before` in every table that
     /// holds user content: security events, telemetry (once run through
     /// the detectors), resolved anomalies, finished deliveries (delivered
-    /// or dead) and expired enforcements.
+    /// or dead), expired enforcements and campaigns last seen before it.
     async fn purge_expired(&self, before: Millis) -> Result<Removed>;
     /// Erasure, in one transaction: deletes everything of one user of one
     /// tenant: their security events and telemetry, the anomalies and

@@ -440,12 +440,22 @@ pub struct Removed {
     /// Gateway budget usage of periods that had ended before the cutoff.
     #[serde(default)]
     pub key_usage: u64,
+    /// Campaigns: last seen before the cutoff (retention), or that named
+    /// the erased user, who is taken out of them (erasure).
+    #[serde(default)]
+    pub campaigns: u64,
 }
 
 impl Removed {
     /// Rows removed in all.
     pub fn total(&self) -> u64 {
-        self.events + self.telemetry + self.anomalies + self.deliveries + self.enforcements + self.key_usage
+        self.events
+            + self.telemetry
+            + self.anomalies
+            + self.deliveries
+            + self.enforcements
+            + self.key_usage
+            + self.campaigns
     }
 }
 

@@ -712,6 +712,8 @@ impl Store for SqlStore {
             deliveries: run("DELETE FROM deliveries WHERE status IN ('delivered', 'dead') AND updated_at < $1").await?,
             enforcements: run("DELETE FROM enforcements WHERE expires_at < $1").await?,
             key_usage: 0,
+            // A campaign not seen since the cutoff holds only older facts.
+            campaigns: run("DELETE FROM campaigns WHERE last_seen < $1").await?,
         };
         // Budget usage only counts in its own period: a day that started a
         // day before the cutoff, or a month 31 days before it, has ended.

@@ -456,7 +456,7 @@ async fn erasure_and_retention(s: &dyn Store) {
     let removed = s.erase_user("t", user).await.unwrap();
     assert_eq!(
         removed,
-        Removed { events: 1, telemetry: 2, anomalies: 1, deliveries: 1, enforcements: 1, key_usage: 0 },
+        Removed { events: 1, telemetry: 2, anomalies: 1, deliveries: 1, enforcements: 1, key_usage: 0, campaigns: 0 },
         "LIKE wildcards in the id match nothing else"
     );
     let q = EventQuery { tenant: "t".into(), limit: 10, ..Default::default() };
@@ -624,6 +624,10 @@ async fn campaigns(s: &dyn Store) {
     assert_eq!((page[0].id.as_str(), n), ("c1", 3));
     let restored: Vec<String> = s.active_campaigns(150, 10).await.unwrap().into_iter().map(|c| c.id).collect();
     assert_eq!(restored, ["c4", "c1", "c2"]);
+    // Retention deletes those last seen before the cutoff.
+    assert_eq!(s.purge_expired(260).await.unwrap().campaigns, 2);
+    let left: Vec<String> = s.campaigns(&q(None, None, None)).await.unwrap().0.into_iter().map(|c| c.id).collect();
+    assert_eq!(left, ["c3"]);
 }
 
 async fn all(s: &dyn Store) {

@@ -311,6 +311,8 @@ async fn erasing_a_user_removes_them_from_campaigns() {
     assert_eq!(list.body["campaigns"][0]["user_count"], 3, "{}", list.text);
     let r = send(&t.router, axum::http::Method::DELETE, "/api/security/users/frank/events", Some(ADMIN), None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // The template campaign and the rule (indicator) campaigns named frank.
+    assert!(r.body["removed"]["campaigns"].as_u64().unwrap() >= 1, "{}", r.text);
     let after = get(&t.router, &format!("/api/v1/campaigns/{id}"), ADMIN).await;
     let users: Vec<&str> = after.body["users"].as_array().unwrap().iter().map(|u| u.as_str().unwrap()).collect();
     assert!(!users.contains(&"frank") && users.len() == 2, "{}", after.text);
