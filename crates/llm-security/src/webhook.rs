@@ -27,8 +27,10 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-/// The events a webhook can subscribe to.
-pub const EVENTS: [&str; 3] = ["threat.detected", "threat.mitigated", "analysis.completed"];
+/// The events a webhook can subscribe to. `campaign.detected` is sent by
+/// the server when it correlates threats of several users or sessions into
+/// a campaign.
+pub const EVENTS: [&str; 4] = ["threat.detected", "threat.mitigated", "analysis.completed", "campaign.detected"];
 
 /// The signature header's name.
 pub const SIGNATURE_HEADER: &str = "X-Llmsec-Signature";
@@ -67,7 +69,9 @@ pub enum WebhookConfigError {
     #[error("secret: must be at least 16 bytes")]
     Secret,
     /// An event name that does not exist.
-    #[error("events: unknown event {0:?} (expected one of threat.detected, threat.mitigated, analysis.completed)")]
+    #[error(
+        "events: unknown event {0:?} (expected one of threat.detected, threat.mitigated, analysis.completed, campaign.detected)"
+    )]
     Event(String),
 }
 

@@ -308,6 +308,8 @@ pub struct ServerConfig {
     pub quarantine: crate::quarantine::QuarantineConfig,
     /// Purposes and lawful bases of what is stored (`[privacy]`).
     pub privacy: crate::privacy::PrivacyConfig,
+    /// Correlation of threats and anomalies into campaigns (`[campaigns]`).
+    pub campaigns: crate::campaigns::CampaignConfig,
 }
 
 /// The `[export]` section: where stored events, anomalies and reports are
@@ -610,6 +612,7 @@ impl Default for ServerConfig {
             risk: crate::risk::RiskConfig::default(),
             quarantine: crate::quarantine::QuarantineConfig::default(),
             privacy: crate::privacy::PrivacyConfig::default(),
+            campaigns: crate::campaigns::CampaignConfig::default(),
         }
     }
 }
@@ -812,6 +815,9 @@ impl ServerConfig {
             return Err(ConfigError::Invalid { field, message });
         }
         if let Err((field, message)) = self.quarantine.validate() {
+            return Err(ConfigError::Invalid { field, message });
+        }
+        if let Err((field, message)) = self.campaigns.validate() {
             return Err(ConfigError::Invalid { field, message });
         }
         if let Some(e) = &self.export.s3 {

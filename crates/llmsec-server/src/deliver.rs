@@ -65,7 +65,8 @@ impl WebhookRegistry {
     }
 }
 
-fn wants(w: &Webhook, event: &str) -> bool {
+/// Whether a subscription wants `event` (one with no events listed wants all).
+pub fn wants(w: &Webhook, event: &str) -> bool {
     w.events.is_empty() || w.events.iter().any(|e| e == event)
 }
 

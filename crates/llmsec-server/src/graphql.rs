@@ -49,11 +49,20 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Every query: the engine's analyses and Sentinel's telemetry and anomalies.
 #[derive(MergedObject, Default, Debug)]
-pub struct QueryRoot(SecurityQuery, crate::sentinel_graphql::SentinelQuery, crate::quarantine_graphql::QuarantineQuery);
+pub struct QueryRoot(
+    SecurityQuery,
+    crate::sentinel_graphql::SentinelQuery,
+    crate::quarantine_graphql::QuarantineQuery,
+    crate::sentinel_graphql::CampaignsQuery,
+);
 
 /// Every mutation (Sentinel's and the quarantine's).
 #[derive(MergedObject, Default, Debug)]
-pub struct MutationRoot(crate::sentinel_graphql::SentinelMutation, crate::quarantine_graphql::QuarantineMutation);
+pub struct MutationRoot(
+    crate::sentinel_graphql::SentinelMutation,
+    crate::quarantine_graphql::QuarantineMutation,
+    crate::sentinel_graphql::CampaignsMutation,
+);
 
 /// Every subscription: `threatDetected`, `anomalyDetected`, `metricsUpdated`.
 #[derive(MergedSubscription, Default, Debug)]

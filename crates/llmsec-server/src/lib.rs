@@ -18,6 +18,7 @@
 pub mod api;
 pub mod auth;
 pub mod broker;
+pub mod campaigns;
 pub mod config;
 pub mod dashboard;
 pub mod deliver;
@@ -235,6 +236,7 @@ impl Server {
         sentinel.set_kafka_sink(config.kafka.as_ref().and_then(|k| k.sink.clone()));
         sentinel.set_sinks(config.sinks.clone());
         sentinel.set_risk(Arc::new(crate::risk::RiskBook::new(config.risk.clone())));
+        sentinel.set_campaigns(Arc::new(crate::campaigns::CampaignBook::new(config.campaigns.clone())));
         let policy = match &config.policy {
             Some(p) => Some(Arc::new(crate::policy::PolicyHandle::load(p)?)),
             None => None,
@@ -307,6 +309,8 @@ impl Server {
         // Risk scores are rebuilt from what still weighs: recent events'
         // threats, open anomalies, enforcements in force.
         sentinel.risk().restore(store.as_ref(), sentinel.now(), 100_000).await?;
+        // Active campaigns come back, their templates with them.
+        sentinel.campaigns().restore_from(store.as_ref(), sentinel.now()).await?;
         let sentinel_task = tokio::spawn(sentinel.run(stop_rx.clone()));
         if let (Some(handle), Some(p)) = (policy, &config.policy)
             && p.reload_secs > 0
@@ -658,6 +662,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::telemetry::router())
         .merge(api::otlp::router())
         .merge(api::anomalies::router())
+        .merge(api::campaigns::router())
         .merge(api::samples::router())
         .merge(api::detectors::router())
         .merge(api::series::router())

@@ -116,6 +116,8 @@ pub const SENTINEL_QUEUED: &str = "llm_security_sentinel_queued_events";
 pub const SENTINEL_LAG: &str = "llm_security_sentinel_processing_lag_seconds";
 /// Anomalies raised (`detector_type`, `severity`).
 pub const ANOMALIES: &str = "llm_security_anomalies_detected_total";
+/// Campaigns detected (`kind`: `template`, `indicator`, `ip_range`).
+pub const CAMPAIGNS: &str = "llm_security_campaigns_total";
 /// Gateway calls (`route`, `model`, `status`).
 pub const GATEWAY_REQUESTS: &str = "llm_security_gateway_requests_total";
 /// Quarantined items by outcome (`held`, `released`, `discarded`, `expired`).
@@ -169,6 +171,12 @@ pub const FAMILIES: &[Family] = &[
         kind: Kind::Counter,
         labels: &["action"],
         help: "Requests refused by a Sentinel enforcement or a risk limit, and gateway streams ended by a block",
+    },
+    Family {
+        name: CAMPAIGNS,
+        kind: Kind::Counter,
+        labels: &["kind"],
+        help: "Campaigns detected: threats and anomalies of several users or sessions sharing a template, indicator or address range",
     },
     Family {
         name: ESCALATIONS,
@@ -501,6 +509,11 @@ pub fn anomaly_raised(a: &Anomaly) {
 pub fn outbox(pending: u64, dead: u64) {
     metrics::gauge!(OUTBOX_DELIVERIES, "status" => "pending").set(pending as f64);
     metrics::gauge!(OUTBOX_DELIVERIES, "status" => "dead").set(dead as f64);
+}
+
+/// Counts a campaign detected (`llm_security_campaigns_total{kind}`).
+pub fn campaign_detected(kind: &'static str) {
+    metrics::counter!(CAMPAIGNS, "kind" => kind).increment(1);
 }
 
 /// Counts an escalation step that fired (`llm_security_escalations_total{step}`).

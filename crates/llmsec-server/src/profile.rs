@@ -41,6 +41,9 @@ fn unmet(r: ServerRequirement, config: &ServerConfig, sentinel: &SentinelConfig)
         ServerRequirement::Quarantine => {
             (!config.quarantine.enabled).then(|| "[quarantine] is not enabled (quarantine.enabled = false)".to_owned())
         }
+        ServerRequirement::Correlation => {
+            (!config.campaigns.enabled).then(|| "campaigns.enabled is false (no correlation into campaigns)".to_owned())
+        }
         ServerRequirement::RiskPolicy => config
             .risk
             .block_above
@@ -162,6 +165,10 @@ mod tests {
         c.privacy.require_purpose = true;
         assert!(unmet(ServerRequirement::PurposeTags, &c, &none).is_none());
         assert!(unmet(ServerRequirement::Escalation, &c, &none).unwrap().contains("escalations"));
+        assert!(unmet(ServerRequirement::Correlation, &c, &none).unwrap().contains("campaigns.enabled"));
+        let mut correlating = c.clone();
+        correlating.campaigns.enabled = true;
+        assert!(unmet(ServerRequirement::Correlation, &correlating, &none).is_none());
         assert!(unmet(ServerRequirement::RiskPolicy, &c, &none).unwrap().contains("risk.block_above"));
         let mut limited = c.clone();
         limited.risk.block_above = Some(80.0);

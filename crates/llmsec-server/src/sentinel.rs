@@ -245,6 +245,8 @@ pub struct SentinelService {
     sinks: RwLock<Arc<[llmsec_connect::sinks::SinkConfig]>>,
     /// Risk scores per user, session and application.
     risk: RwLock<Arc<crate::risk::RiskBook>>,
+    /// Campaigns: threats and anomalies correlated across subjects.
+    campaigns: RwLock<Arc<crate::campaigns::CampaignBook>>,
 }
 
 /// Events queued for the processor at most; ingestion waits beyond that.
@@ -293,6 +295,73 @@ impl SentinelService {
             kafka_sink: RwLock::default(),
             sinks: RwLock::new(Arc::new([])),
             risk: RwLock::new(Arc::new(crate::risk::RiskBook::new(crate::risk::RiskConfig::default()))),
+            campaigns: RwLock::new(Arc::new(crate::campaigns::CampaignBook::new(
+                crate::campaigns::CampaignConfig::default(),
+            ))),
+        }
+    }
+
+    /// Correlates campaigns in `book` from now on.
+    pub fn set_campaigns(&self, book: Arc<crate::campaigns::CampaignBook>) {
+        *self.campaigns.write().unwrap_or_else(|p| p.into_inner()) = book;
+    }
+
+    /// The campaigns.
+    pub fn campaigns(&self) -> Arc<crate::campaigns::CampaignBook> {
+        self.campaigns.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Stores campaigns that changed; a new one is counted
+    /// (`llm_security_campaigns_total{kind}`) and sent to the tenant's
+    /// webhooks that want `campaign.detected`, through the outbox. A
+    /// failure is logged: the campaign is written again with its next change.
+    pub async fn campaigns_changed(&self, changes: Vec<crate::campaigns::Changed>) {
+        let mut queued = false;
+        for ch in changes {
+            let c = &ch.campaign;
+            if let Err(e) = self.store.put_campaign(&c.row()).await {
+                tracing::error!(error = %e, campaign = %c.id, "storing a campaign failed");
+                continue;
+            }
+            if !ch.created {
+                continue;
+            }
+            crate::metrics::campaign_detected(c.kind.as_str());
+            let now = self.now();
+            let deliveries: Vec<llmsec_store::Delivery> = self
+                .webhooks
+                .for_tenant(&c.tenant)
+                .iter()
+                .filter(|w| crate::deliver::wants(w, crate::campaigns::DETECTED))
+                .map(|w| {
+                    let id = uuid::Uuid::now_v7().to_string();
+                    let body = serde_json::json!({
+                        "id": id,
+                        "event": crate::campaigns::DETECTED,
+                        "created_at": crate::time::rfc3339(now),
+                        "tenant": c.tenant,
+                        "data": c.view(true),
+                    });
+                    llmsec_store::Delivery::pending(
+                        id,
+                        w.id.clone(),
+                        &c.tenant,
+                        crate::campaigns::DETECTED,
+                        body.to_string(),
+                        now,
+                    )
+                })
+                .collect();
+            if deliveries.is_empty() {
+                continue;
+            }
+            match self.store.enqueue(&deliveries).await {
+                Ok(()) => queued = true,
+                Err(e) => tracing::error!(error = %e, campaign = %c.id, "queueing campaign.detected failed"),
+            }
+        }
+        if queued {
+            self.delivery_notify.notify_one();
         }
     }
 
@@ -818,6 +887,8 @@ impl SentinelService {
         }
         self.handle(outcomes).await;
         self.escalate().await;
+        let closed = self.campaigns().sweep(self.now());
+        self.campaigns_changed(closed).await;
         match self.store.enforcements_in_force(self.now()).await {
             Ok(list) => self.enforcements.set(list),
             Err(e) => tracing::warn!(error = %e, "sentinel: reloading enforcements failed"),
@@ -842,6 +913,8 @@ impl SentinelService {
                     let (id, at) = (&anomaly.affected_entity.id, anomaly.timestamp);
                     self.risk().add(&tenant, kind, id, points, crate::risk::Cause::Anomaly, at);
                 }
+                let changed = self.campaigns().observe(&crate::campaigns::Observation::anomaly(&tenant, &anomaly));
+                self.campaigns_changed(changed).await;
                 for (index, action) in o.actions.iter().enumerate() {
                     let taken = self.run_action(&tenant, &anomaly, index, action).await;
                     if let Some(a) = self.with_tenant(&tenant, |s| s.record_action(&anomaly.id, taken.clone())) {

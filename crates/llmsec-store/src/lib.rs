@@ -13,8 +13,9 @@
 //! webhook outbox (written in the same transaction as the event that
 //! causes it, so an accepted analysis never loses its deliveries), and the
 //! hash-chained audit log of admin actions ([`audit::verify_chain`]),
-//! each tenant's changes to Sentinel detectors, and the quarantine of
-//! requests and completions held for review.
+//! each tenant's changes to Sentinel detectors, the quarantine of requests
+//! and completions held for review, and the campaigns the server
+//! correlates threats and anomalies into.
 //!
 //! Prompt and completion text (security events' `input`, telemetry bodies'
 //! `data.prompt`, `data.completion` and `data.error`) is sealed with
@@ -166,7 +167,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Retention: deletes what is older than `before` in every table that
     /// holds user content: security events, telemetry (once run through
     /// the detectors), resolved anomalies, finished deliveries (delivered
-    /// or dead), expired enforcements and decided quarantine items.
+    /// or dead), expired enforcements, decided quarantine items and
+    /// campaigns last seen before it.
     async fn purge_expired(&self, before: Millis) -> Result<Removed>;
     /// Erasure, in one transaction: deletes everything of one user of one
     /// tenant: their security events and telemetry, the anomalies and
@@ -269,6 +271,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn quarantine_due(&self, now: Millis, limit: u32) -> Result<Vec<QuarantineItem>>;
     /// Counts the pending items of every tenant.
     async fn count_pending_quarantine(&self) -> Result<u64>;
+    /// Inserts or replaces a campaign.
+    async fn put_campaign(&self, row: &CampaignRow) -> Result<()>;
+    /// One campaign of a tenant.
+    async fn campaign(&self, tenant: &str, id: &str) -> Result<Option<CampaignRow>>;
+    /// A page of a tenant's campaigns, most recently seen first, and the total matching.
+    async fn campaigns(&self, q: &CampaignQuery) -> Result<(Vec<CampaignRow>, u64)>;
+    /// Active campaigns of every tenant seen at or after `since`, most
+    /// recently seen first (restored at start).
+    async fn active_campaigns(&self, since: Millis, limit: u32) -> Result<Vec<CampaignRow>>;
 
     /// Where an export stream stands; `None` before its first export.
     async fn export_position(&self, stream: &str) -> Result<Option<ExportPosition>>;

@@ -249,6 +249,28 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX quarantine_tenant_user ON quarantine (tenant, user_id)",
         ],
     ),
+        10,
+        &[
+            // Campaigns: threats and anomalies of several users or sessions
+            // correlated by a shared template, indicator or address range.
+            // `body` is the whole campaign as JSON; the columns are what
+            // listings filter and sort on.
+            "CREATE TABLE campaigns (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            ckey TEXT NOT NULL,
+            status TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            first_seen BIGINT NOT NULL,
+            last_seen BIGINT NOT NULL,
+            events BIGINT NOT NULL,
+            body TEXT NOT NULL
+        )",
+            "CREATE INDEX campaigns_tenant_last_seen ON campaigns (tenant, last_seen)",
+            "CREATE INDEX campaigns_status_last_seen ON campaigns (status, last_seen)",
+        ],
+    ),
     (
         11,
         &[

@@ -443,6 +443,10 @@ pub struct Removed {
     /// Quarantined items (decided ones past retention; a user's on erasure).
     #[serde(default)]
     pub quarantine: u64,
+    /// Campaigns: last seen before the cutoff (retention), or that named
+    /// the erased user, who is taken out of them (erasure).
+    #[serde(default)]
+    pub campaigns: u64,
 }
 
 impl Removed {
@@ -455,6 +459,7 @@ impl Removed {
             + self.enforcements
             + self.key_usage
             + self.quarantine
+            + self.campaigns
     }
 }
 
@@ -504,6 +509,51 @@ pub struct AnomalyQuery {
     pub score_min: Option<f64>,
     /// Highest score.
     pub score_max: Option<f64>,
+    /// Page size (capped at 1000).
+    pub limit: u32,
+    /// Rows to skip.
+    pub offset: u32,
+}
+
+/// A stored campaign (the server's correlation of threats and anomalies
+/// across users and sessions): the columns listings use, and the whole
+/// campaign as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignRow {
+    /// Its id.
+    pub id: String,
+    /// The tenant.
+    pub tenant: String,
+    /// `template`, `indicator` or `ip_range`.
+    pub kind: String,
+    /// What its observations share.
+    pub key: String,
+    /// `active` or `closed`.
+    pub status: String,
+    /// The worst severity seen.
+    pub severity: String,
+    /// First observation.
+    pub first_seen: Millis,
+    /// Last observation.
+    pub last_seen: Millis,
+    /// Observations counted.
+    pub events: i64,
+    /// The campaign as JSON.
+    pub body: String,
+}
+
+/// Which campaigns to read: one tenant, filters, a page; most recently
+/// seen first.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignQuery {
+    /// The tenant.
+    pub tenant: String,
+    /// Of this status.
+    pub status: Option<String>,
+    /// Of this kind.
+    pub kind: Option<String>,
+    /// Seen at or after.
+    pub since: Option<Millis>,
     /// Page size (capped at 1000).
     pub limit: u32,
     /// Rows to skip.

@@ -674,6 +674,21 @@ fn enforcement_from_row(r: &AnyRow) -> Result<Enforcement> {
     })
 }
 
+fn campaign_from_row(r: &AnyRow) -> Result<CampaignRow> {
+    Ok(CampaignRow {
+        id: r.try_get("id")?,
+        tenant: r.try_get("tenant")?,
+        kind: r.try_get("kind")?,
+        key: r.try_get("ckey")?,
+        status: r.try_get("status")?,
+        severity: r.try_get("severity")?,
+        first_seen: r.try_get("first_seen")?,
+        last_seen: r.try_get("last_seen")?,
+        events: r.try_get("events")?,
+        body: r.try_get("body")?,
+    })
+}
+
 fn redteam_from_row(r: &AnyRow) -> Result<RedteamRun> {
     let n = |c: &str| -> Result<u64> { Ok(r.try_get::<i64, _>(c)?.max(0) as u64) };
     let summary: String = r.try_get("summary")?;
@@ -991,6 +1006,8 @@ impl Store for SqlStore {
             key_usage: 0,
             // Decided items only: a pending one waits for its reviewer or its expiry.
             quarantine: run("DELETE FROM quarantine WHERE status <> 'pending' AND created_at < $1").await?,
+            // A campaign not seen since the cutoff holds only older facts.
+            campaigns: run("DELETE FROM campaigns WHERE last_seen < $1").await?,
         };
         // Budget usage only counts in its own period: a day that started a
         // day before the cutoff, or a month 31 days before it, has ended.
@@ -1566,6 +1583,74 @@ impl Store for SqlStore {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(redteam_from_row).transpose()
+    }
+
+    async fn put_campaign(&self, c: &CampaignRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO campaigns (id, tenant, kind, ckey, status, severity, first_seen, last_seen, events, body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (id) DO UPDATE SET status = excluded.status, severity = excluded.severity, \
+             first_seen = excluded.first_seen, last_seen = excluded.last_seen, events = excluded.events, \
+             body = excluded.body",
+        )
+        .bind(&c.id)
+        .bind(&c.tenant)
+        .bind(&c.kind)
+        .bind(no_nul(&c.key).into_owned())
+        .bind(&c.status)
+        .bind(&c.severity)
+        .bind(c.first_seen)
+        .bind(c.last_seen)
+        .bind(c.events)
+        .bind(no_nul(&c.body).into_owned())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn campaign(&self, tenant: &str, id: &str) -> Result<Option<CampaignRow>> {
+        let row = sqlx::query("SELECT * FROM campaigns WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(campaign_from_row).transpose()
+    }
+
+    async fn campaigns(&self, q: &CampaignQuery) -> Result<(Vec<CampaignRow>, u64)> {
+        let mut sql = String::from(" WHERE tenant = $1");
+        let mut params = vec![Param::Text(q.tenant.clone())];
+        let mut push = |sql: &mut String, clause: &str, p: Param| {
+            params.push(p);
+            sql.push_str(&clause.replace('?', &format!("${}", params.len())));
+        };
+        if let Some(v) = &q.status {
+            push(&mut sql, " AND status = ?", Param::Text(v.clone()));
+        }
+        if let Some(v) = &q.kind {
+            push(&mut sql, " AND kind = ?", Param::Text(v.clone()));
+        }
+        if let Some(v) = q.since {
+            push(&mut sql, " AND last_seen >= ?", Param::Int(v));
+        }
+        let count_sql = format!("SELECT COUNT(*) AS n FROM campaigns{sql}");
+        let count_params = params.iter().map(Param::copy).collect();
+        let total: i64 = bind_all(sqlx::query(&count_sql), count_params).fetch_one(&self.pool).await?.try_get("n")?;
+        let page_sql = format!(
+            "SELECT * FROM campaigns{sql} ORDER BY last_seen DESC, id DESC LIMIT {} OFFSET {}",
+            q.limit.clamp(1, MAX_LIMIT),
+            q.offset
+        );
+        let rows = bind_all(sqlx::query(&page_sql), params).fetch_all(&self.pool).await?;
+        Ok((rows.iter().map(campaign_from_row).collect::<Result<_>>()?, total.max(0) as u64))
+    }
+
+    async fn active_campaigns(&self, since: Millis, limit: u32) -> Result<Vec<CampaignRow>> {
+        let sql = format!(
+            "SELECT * FROM campaigns WHERE status = 'active' AND last_seen >= $1 ORDER BY last_seen DESC, id DESC LIMIT {}",
+            limit.clamp(1, 1_000_000)
+        );
+        sqlx::query(&sql).bind(since).fetch_all(&self.pool).await?.iter().map(campaign_from_row).collect()
     }
 
     async fn enforcement(&self, tenant: &str, id: &str) -> Result<Option<Enforcement>> {

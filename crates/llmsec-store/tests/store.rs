@@ -456,7 +456,7 @@ async fn erasure_and_retention(s: &dyn Store) {
     let removed = s.erase_user("t", user).await.unwrap();
     assert_eq!(
         removed,
-        Removed { events: 1, telemetry: 2, anomalies: 1, deliveries: 1, enforcements: 1, key_usage: 0, quarantine: 0 },
+        Removed { events: 1, telemetry: 2, anomalies: 1, deliveries: 1, enforcements: 1, key_usage: 0, quarantine: 0, campaigns: 0 },
         "LIKE wildcards in the id match nothing else"
     );
     let q = EventQuery { tenant: "t".into(), limit: 10, ..Default::default() };
@@ -653,6 +653,59 @@ async fn quarantine(s: &dyn Store) {
     assert!(s.quarantined("qa", "q2").await.unwrap().is_some());
 }
 
+fn campaign(tenant: &str, id: &str, kind: &str, status: &str, last_seen: Millis) -> CampaignRow {
+    CampaignRow {
+        id: id.into(),
+        tenant: tenant.into(),
+        kind: kind.into(),
+        key: format!("key-{id}"),
+        status: status.into(),
+        severity: "high".into(),
+        first_seen: last_seen - 10,
+        last_seen,
+        events: 3,
+        body: format!("{{\"id\":\"{id}\"}}"),
+    }
+}
+
+async fn campaigns(s: &dyn Store) {
+    for c in [
+        campaign("ca", "c1", "template", "active", 100),
+        campaign("ca", "c2", "indicator", "active", 200),
+        campaign("ca", "c3", "template", "closed", 300),
+        campaign("cb", "c4", "ip_range", "active", 400),
+    ] {
+        s.put_campaign(&c).await.unwrap();
+    }
+    let mut changed = campaign("ca", "c1", "template", "active", 250);
+    changed.events = 7;
+    s.put_campaign(&changed).await.unwrap();
+    assert_eq!(s.campaign("ca", "c1").await.unwrap().map(|c| (c.events, c.last_seen)), Some((7, 250)));
+    assert_eq!(s.campaign("cb", "c1").await.unwrap(), None, "another tenant's campaign is not found");
+    let q = |status: Option<&str>, kind: Option<&str>, since: Option<Millis>| CampaignQuery {
+        tenant: "ca".into(),
+        status: status.map(str::to_owned),
+        kind: kind.map(str::to_owned),
+        since,
+        limit: 10,
+        offset: 0,
+    };
+    let (all, total) = s.campaigns(&q(None, None, None)).await.unwrap();
+    assert_eq!((all.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), total), (vec!["c3", "c1", "c2"], 3));
+    let (active, _) = s.campaigns(&q(Some("active"), Some("template"), None)).await.unwrap();
+    assert_eq!(active.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["c1"]);
+    let (recent, n) = s.campaigns(&q(None, None, Some(260))).await.unwrap();
+    assert_eq!((recent.len(), n), (1, 1));
+    let (page, n) = s.campaigns(&CampaignQuery { limit: 1, offset: 1, ..q(None, None, None) }).await.unwrap();
+    assert_eq!((page[0].id.as_str(), n), ("c1", 3));
+    let restored: Vec<String> = s.active_campaigns(150, 10).await.unwrap().into_iter().map(|c| c.id).collect();
+    assert_eq!(restored, ["c4", "c1", "c2"]);
+    // Retention deletes those last seen before the cutoff.
+    assert_eq!(s.purge_expired(260).await.unwrap().campaigns, 2);
+    let left: Vec<String> = s.campaigns(&q(None, None, None)).await.unwrap().0.into_iter().map(|c| c.id).collect();
+    assert_eq!(left, ["c3"]);
+}
+
 async fn all(s: &dyn Store) {
     s.ping().await.unwrap();
     keys(s).await;
@@ -667,6 +720,7 @@ async fn all(s: &dyn Store) {
     event_scan(s).await;
     export_positions(s).await;
     quarantine(s).await;
+    campaigns(s).await;
 }
 
 #[tokio::test]
@@ -713,6 +767,7 @@ async fn bootstrap_key_upgrade(url: &str) {
         "DROP TABLE quarantine",
         "ALTER TABLE security_events DROP COLUMN purpose",
         "ALTER TABLE telemetry_events DROP COLUMN purpose",
+        "DROP TABLE campaigns",
         "DELETE FROM schema_migrations WHERE version >= 3",
     ] {
         s.pool().execute(undo).await.unwrap();
@@ -758,6 +813,7 @@ async fn bootstrap_key_upgrade(url: &str) {
     assert!(s.redteam_runs("default", 0, i64::MAX, 10).await.unwrap().is_empty(), "the red-team table exists");
     assert_eq!(s.export_position("events").await.unwrap(), None, "the export table exists");
     assert_eq!(s.count_pending_quarantine().await.unwrap(), 0, "the quarantine table exists");
+    assert!(s.active_campaigns(0, 10).await.unwrap().is_empty(), "the campaign table exists");
 }
 
 #[tokio::test]

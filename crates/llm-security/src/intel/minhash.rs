@@ -123,6 +123,18 @@ impl Index {
         }
     }
 
+    /// Forgets `item`, inserted with `sig`.
+    pub(crate) fn remove(&mut self, item: usize, sig: &[u64; HASHES]) {
+        for key in band_keys(sig) {
+            if let Some(v) = self.buckets.get_mut(&key) {
+                v.retain(|&i| i != item);
+                if v.is_empty() {
+                    self.buckets.remove(&key);
+                }
+            }
+        }
+    }
+
     /// The items sharing at least one band with `sig`, each once, ascending.
     pub(crate) fn candidates(&self, sig: &[u64; HASHES]) -> Vec<usize> {
         let mut out: Vec<usize> = band_keys(sig).filter_map(|k| self.buckets.get(&k)).flatten().copied().collect();
@@ -146,6 +158,9 @@ mod tests {
         idx.insert(0, &signature(&a));
         assert_eq!(idx.candidates(&signature(&a)), [0]);
         assert!(idx.candidates(&signature(&b)).is_empty());
+        idx.remove(0, &signature(&a));
+        assert!(idx.candidates(&signature(&a)).is_empty(), "a removed item is no candidate");
+        assert!(idx.buckets.is_empty());
         assert_eq!(jaccard(&a, &a), 1.0);
         assert!(jaccard(&a, &b) < 0.1);
     }

@@ -44,7 +44,10 @@
 //! # Ok::<(), llm_security::Error>(())
 //! ```
 
+mod fingerprint;
 pub(crate) mod minhash;
+
+pub use fingerprint::{Fingerprint, NearDuplicates};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -442,7 +445,8 @@ impl Scanner for OutputIntel {
                     SCANNER_ID,
                 )
                 .with_rule("intel.exfiltration_domain")
-                .with_meta("intel_source", p.source.clone()),
+                .with_meta("intel_source", p.source.clone())
+                .with_meta("intel_domain", domain.clone()),
             );
         }
     }

@@ -210,6 +210,9 @@ pub enum ServerRequirement {
     RiskScoring,
     /// Subjects refused at or above a risk score (`[risk] block_above`).
     RiskPolicy,
+    /// Threats and anomalies correlated across users and sessions into
+    /// campaigns with attribution (`[campaigns] enabled`, `/api/v1/campaigns`).
+    Correlation,
     /// Escalation chains for unacknowledged anomalies (`[[sentinel.escalations]]`).
     Escalation,
     /// Sentinel's alert action to receivers.
@@ -503,6 +506,8 @@ pub fn disposition(path: &str) -> Option<Disposition> {
         p if p.starts_with("threat_analytics.risk_analysis.") => R(RISK),
         "threat_analytics.behavioral_analysis.user_behavior" => S(Q::BehavioralDetection),
         "threat_analytics.behavioral_analysis.application_behavior" => S(Q::AnomalyDetection),
+        "threat_analytics.threat_analysis.threat_correlation" => S(Q::Correlation),
+        "threat_analytics.threat_analysis.threat_attribution" => S(Q::Correlation),
         p if p.starts_with("threat_analytics.") => R(ANALYTICS),
         // Security by design.
         p if p.starts_with("security_by_design.secure_design.") => R(PRACTICE),

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
 mod anthropic;
+mod campaigns;
 mod chat;
 mod common;
 mod keys;

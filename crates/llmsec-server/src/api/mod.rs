@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod anomalies;
+pub mod campaigns;
 pub mod detectors;
 pub mod events;
 pub mod insights;

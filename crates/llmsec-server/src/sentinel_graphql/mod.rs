@@ -31,11 +31,13 @@
 //! mutation root in `mutation`, and the subscription root in
 //! `subscription`. This module holds the scope check they share.
 
+mod campaigns;
 mod mutation;
 mod query;
 mod subscription;
 mod types;
 
+pub use self::campaigns::{CampaignsMutation, CampaignsQuery};
 pub use self::mutation::SentinelMutation;
 pub use self::query::SentinelQuery;
 pub use self::subscription::{METRICS_EVERY, SentinelSubscription};

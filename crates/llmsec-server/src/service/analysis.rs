@@ -218,7 +218,7 @@ pub async fn analyze(
     deadline: &Deadline,
 ) -> Result<SecurityResponse, ServiceError> {
     let (job, analysis) = evaluate(svc, caller, job, field, deadline, Enforce::Each).await?;
-    let done = finish(svc, caller, &job, &analysis)?;
+    let done = finish(svc, caller, &job, &analysis, None)?;
     let mut answers = commit(svc, vec![done], deadline).await?;
     let mut answer =
         answers.pop().ok_or_else(|| ServiceError::Internal("a committed analysis has no answer".into()))?;
@@ -475,6 +475,8 @@ struct Finished {
     answer: SecurityResponse,
     /// The guardrail span, sent once the event is stored (`[otel]`).
     span: Option<crate::otel::PendingSpan>,
+    /// Campaigns the analysis changed, stored once the event is.
+    campaigns: Vec<crate::campaigns::Changed>,
 }
 
 /// The verdict after the Rego policy (when `[policy]` is set), the text to
@@ -538,8 +540,15 @@ fn decide(
     Ok(Decided { verdict, sanitized, decision })
 }
 
-/// Builds the event and its deliveries.
-fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Result<Finished, ServiceError> {
+/// Builds the event and its deliveries; `ip` is the client's address,
+/// when the transport knows it (the gateway).
+fn finish(
+    svc: &Services,
+    caller: &Caller,
+    job: &Job,
+    analysis: &Analysis,
+    ip: Option<&str>,
+) -> Result<Finished, ServiceError> {
     let endpoint = match job {
         Job::Input(_) => "analyze",
         Job::Output(_) => "validate",
@@ -611,6 +620,24 @@ fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Re
             stored: event.input.as_deref(),
         })
     });
+    let campaigns = if analysis.threats().is_empty() {
+        Vec::new()
+    } else {
+        // Prompts and untrusted content are matched as templates; completions are not.
+        let prompt = matches!(job, Job::Input(_)).then_some(text);
+        let at = svc.sentinel.now();
+        let obs = crate::campaigns::Observation::analysis(
+            &caller.tenant,
+            &event.id,
+            at,
+            job.ids(),
+            ip,
+            prompt,
+            text,
+            analysis.threats(),
+        );
+        svc.sentinel.campaigns().observe(&obs)
+    };
     let notice = (!analysis.threats().is_empty())
         .then(|| super::ThreatNotice { event: event.clone(), threats: analysis.threats().to_vec() });
     let t = analysis.analysis_time();
@@ -626,7 +653,7 @@ fn finish(svc: &Services, caller: &Caller, job: &Job, analysis: &Analysis) -> Re
         policy: decision.map(|d| PolicyOutcome { reasons: d.reasons, obligations: d.obligations }),
         quarantined: None,
     };
-    Ok(Finished { record: Record { event, deliveries }, notice, answer, span })
+    Ok(Finished { record: Record { event, deliveries }, notice, answer, span, campaigns })
 }
 
 /// Stores one request's analyses in one transaction (none once `deadline`
@@ -641,13 +668,18 @@ async fn commit(
     let mut notices = Vec::new();
     let mut answers = Vec::with_capacity(done.len());
     let mut spans = Vec::new();
+    let mut campaigns = Vec::new();
     for d in done {
         records.push(d.record);
         notices.extend(d.notice);
         answers.push(d.answer);
         spans.extend(d.span);
+        campaigns.extend(d.campaigns);
     }
     svc.writer.write(records, Some(deadline)).await?;
+    if !campaigns.is_empty() {
+        svc.sentinel.campaigns_changed(campaigns).await;
+    }
     if let Some(o) = &svc.otel {
         for s in spans {
             o.emit(s);
@@ -695,7 +727,7 @@ pub async fn analyze_all(
     jobs: Vec<Job>,
     deadline: &Deadline,
 ) -> Result<Vec<SecurityResponse>, ServiceError> {
-    analyze_jobs(svc, caller, jobs, deadline, Enforce::Each, true).await
+    analyze_jobs(svc, caller, jobs, deadline, Enforce::Each, true, None).await
 }
 
 /// Texts of one call about the subject `cleared` was made for (a gateway
@@ -717,7 +749,7 @@ pub async fn analyze_cleared(
         return Ok(Vec::new());
     }
     // The gateway holds whole answers itself (`quarantine::hold`), not texts.
-    analyze_jobs(svc, caller, jobs, deadline, Enforce::Done, false).await
+    analyze_jobs(svc, caller, jobs, deadline, Enforce::Done, false, cleared.subject.ip.as_deref()).await
 }
 
 async fn analyze_jobs(
@@ -727,13 +759,14 @@ async fn analyze_jobs(
     deadline: &Deadline,
     enforce: Enforce,
     hold: bool,
+    ip: Option<&str>,
 ) -> Result<Vec<SecurityResponse>, ServiceError> {
     let mut done = Vec::with_capacity(jobs.len());
     let mut analysed = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.into_iter().enumerate() {
         let field = format!("items[{i}].{}", job.field());
         let (job, analysis) = evaluate(svc, caller, job, field, deadline, enforce).await?;
-        done.push(finish(svc, caller, &job, &analysis)?);
+        done.push(finish(svc, caller, &job, &analysis, ip)?);
         if hold {
             analysed.push(job);
         }

@@ -18,6 +18,7 @@
 pub mod analysis;
 pub mod anomalies;
 pub mod caller;
+pub mod campaigns;
 pub mod deadline;
 mod error;
 pub mod events;

@@ -259,7 +259,8 @@ pub async fn erase_user(svc: &Services, caller: &Caller, user_id: &str) -> Resul
     check_id("user_id", Some(user_id))?;
     let subject = format!("user:{}", &hash_key(&format!("{}\n{user_id}", caller.tenant))[..16]);
     svc.sentinel.forget_user(&caller.tenant, user_id);
-    let removed = svc.store.erase_user(&caller.tenant, user_id).await?;
+    let mut removed = svc.store.erase_user(&caller.tenant, user_id).await?;
+    removed.campaigns = super::campaigns::erase_user(svc, &caller.tenant, user_id).await?;
     audit(svc, caller, "user.erase", &subject, json!({"tenant": caller.tenant, "removed": removed})).await?;
     Ok(removed)
 }

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
 mod auth;
+mod campaigns;
 mod commit_order;
 mod common;
 mod dashboard;

@@ -274,6 +274,9 @@ async fn openapi_document_is_served_and_matches_docs() {
         "/api/v1/quarantine/{id}/discard",
         "/api/v1/risk",
         "/api/v1/privacy/processing",
+        "/api/v1/campaigns",
+        "/api/v1/campaigns/{id}",
+        "/api/v1/oncall",
         "/v1/traces",
     ] {
         assert!(r.body["paths"][path].is_object(), "{path} undocumented");
@@ -518,6 +521,21 @@ impl llmsec_store::Store for Poisoned {
         to: i64,
     ) -> llmsec_store::Result<Vec<String>> {
         self.0.tenants_between(s, from, to).await
+    }
+    async fn put_campaign(&self, c: &llmsec_store::CampaignRow) -> llmsec_store::Result<()> {
+        self.0.put_campaign(c).await
+    }
+    async fn campaign(&self, t: &str, id: &str) -> llmsec_store::Result<Option<llmsec_store::CampaignRow>> {
+        self.0.campaign(t, id).await
+    }
+    async fn campaigns(
+        &self,
+        q: &llmsec_store::CampaignQuery,
+    ) -> llmsec_store::Result<(Vec<llmsec_store::CampaignRow>, u64)> {
+        self.0.campaigns(q).await
+    }
+    async fn active_campaigns(&self, since: i64, n: u32) -> llmsec_store::Result<Vec<llmsec_store::CampaignRow>> {
+        self.0.active_campaigns(since, n).await
     }
 }
 
