@@ -249,6 +249,7 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX quarantine_tenant_user ON quarantine (tenant, user_id)",
         ],
     ),
+    (
         10,
         &[
             // Campaigns: threats and anomalies of several users or sessions
@@ -277,9 +278,9 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
             // The declared purpose (`[privacy] purposes`) each stored
             // security event and telemetry event was kept for; NULL for rows
             // stored before this step or with no purpose configured.
-            // Steps 9 and 10 are other changes' (a database that has this
-            // step and lacks them gets them: `migrate` applies every step
-            // it has not recorded).
+            // (Steps 9, 10 and 11 were written side by side: `migrate`
+            // applies every step a database has not recorded, so one that
+            // got 11 first still gets 9 and 10.)
             "ALTER TABLE security_events ADD COLUMN purpose TEXT",
             "ALTER TABLE telemetry_events ADD COLUMN purpose TEXT",
         ],

@@ -456,7 +456,16 @@ async fn erasure_and_retention(s: &dyn Store) {
     let removed = s.erase_user("t", user).await.unwrap();
     assert_eq!(
         removed,
-        Removed { events: 1, telemetry: 2, anomalies: 1, deliveries: 1, enforcements: 1, key_usage: 0, quarantine: 0, campaigns: 0 },
+        Removed {
+            events: 1,
+            telemetry: 2,
+            anomalies: 1,
+            deliveries: 1,
+            enforcements: 1,
+            key_usage: 0,
+            quarantine: 0,
+            campaigns: 0
+        },
         "LIKE wildcards in the id match nothing else"
     );
     let q = EventQuery { tenant: "t".into(), limit: 10, ..Default::default() };
