@@ -29,6 +29,7 @@ fn unmet(r: ServerRequirement, config: &ServerConfig, sentinel: &SentinelConfig)
         | ServerRequirement::AuditLog
         | ServerRequirement::Metrics
         | ServerRequirement::AnomalyTriage
+        | ServerRequirement::IncidentTiming
         | ServerRequirement::SessionTermination
         | ServerRequirement::Lockdown
         | ServerRequirement::RiskScoring

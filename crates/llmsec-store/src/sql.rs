@@ -485,6 +485,13 @@ impl SqlStore {
                 break;
             }
         }
+        if self.backend == Backend::Sqlite {
+            // The rewritten pages are in the write-ahead log, and the main
+            // file still holds the clear text until the log is copied back:
+            // checkpoint and truncate now rather than at the next background
+            // checkpoint (secure_delete zeroes what the rewrite freed).
+            self.pool.execute("PRAGMA wal_checkpoint(TRUNCATE)").await?;
+        }
         Ok(done)
     }
 }

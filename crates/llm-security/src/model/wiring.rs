@@ -195,6 +195,9 @@ pub enum ServerRequirement {
     BehavioralDetection,
     /// Anomaly acknowledge/resolve through the API.
     AnomalyTriage,
+    /// Time to acknowledge and to resolve anomalies (MTTA/MTTR) in the
+    /// reports and the on-call view (`/api/v1/oncall`).
+    IncidentTiming,
     /// Sentinel's shield action: block an entity for a duration.
     ShieldActions,
     /// Ending a blocked subject's gateway streams in flight and refusing
@@ -271,20 +274,20 @@ const RISK: &str = "risk is scored per user, session and application (server), n
 const INTEL: &str = "feeds are matched (threat_feeds), but no threat analysis, modeling or hunting is built on them";
 const INTEL_MODELS: &str = "no learned model over threat intelligence";
 const COMPLIANCE: &str = "a control of the framework, not one the engine can enforce; the server's posture report (`llmsec report --posture-only`, `GET /api/v1/reports/posture`) says which of the framework's controls a deployment meets";
-const INCIDENT: &str = "no threat quarantine, investigation or recovery workflow in this build";
+const INCIDENT: &str = "no investigation, coordination or recovery workflow in this build (quarantine, session termination, lockdown and escalation are server requirements)";
 const ENCRYPTION: &str = "no TLS of its own (left to a proxy); stored prompts are encrypted at rest only by the server's [storage.encryption]";
 const CONVERSATION: &str = "the engine judges one text at a time; no multi-turn conversation analysis";
 const ACCURACY: &str = "the engine keeps no personal data whose accuracy it could maintain";
 const PRACTICE: &str = "a practice of the team, not a control the software can run";
 const HOST: &str = "no host metrics; use a node exporter";
 const REPORTS: &str = "reports are the server's (`llmsec report`, `GET /api/v1/reports`: volumes, blocks, threats, MTTA/MTTR, posture), not an engine control";
-const ANALYTICS: &str = "no threat correlation, attribution or trend analytics in this build";
+const ANALYTICS: &str =
+    "no trend, context or intent analytics in this build (correlation and attribution are the server's campaigns)";
 const ML_ANOMALY: &str = "Sentinel's anomaly detectors are statistical; no learned anomaly model";
 const FORMAT_IN: &str = "prompts have no expected format; format validation applies to completions";
 const TEXT_POLICY: &str = "plain text has no format to validate";
 const INTERMEDIATE: &str = "the engine sees the prompt and the completion, no step between them";
 const INFRA: &str = "network and endpoint security sit outside this software (firewall, TLS proxy, host agent)";
-const MTTR: &str = "no incident timing (MTTA/MTTR) in this build";
 
 /// The detectors of the engine's three input scanners.
 const DETECT: &[Knob] = &[Knob::PromptInjection, Knob::Jailbreak, Knob::UnicodeReport];
@@ -499,7 +502,8 @@ pub fn disposition(path: &str) -> Option<Disposition> {
         p if p.starts_with("performance_monitoring.application_monitoring.") => S(Q::Metrics),
         "performance_monitoring.security_monitoring.threat_detection_time" => E(&[Timings]),
         "performance_monitoring.security_monitoring.risk_assessment_time" => R(RISK),
-        p if p.starts_with("performance_monitoring.security_monitoring.") => R(MTTR),
+        "performance_monitoring.security_monitoring.incident_response_time" => S(Q::IncidentTiming),
+        "performance_monitoring.security_monitoring.recovery_time" => S(Q::IncidentTiming),
         p if p.starts_with("performance_monitoring.compliance_monitoring.") => R(COMPLIANCE),
         // Analytics.
         "threat_analytics.risk_analysis.risk_mitigation" => E(&[BlockThreats]),
