@@ -382,38 +382,12 @@ impl SqlStore {
         let primary = cipher.primary_kid().to_owned();
         let batch = batch.clamp(1, MAX_LIMIT);
         let mut done = Rekeyed::default();
-        let mut after = String::new();
-        loop {
-            let mut tx = self.begin_write().await?;
-            let sql = format!(
-                "SELECT id, tenant, input FROM security_events WHERE id > $1 AND input IS NOT NULL ORDER BY id LIMIT {batch}"
-            );
-            let rows = sqlx::query(&sql).bind(&after).fetch_all(&mut *tx).await?;
-            for r in &rows {
-                let (id, tenant, input): (String, String, String) =
-                    (r.try_get("id")?, r.try_get("tenant")?, r.try_get("input")?);
-                done.events_scanned += 1;
-                if !cipher::is_sealed_with(&input, &primary) {
-                    let place = input_place(&tenant, &id);
-                    let plain = cipher::open(Some(cipher), &input, &place)?;
-                    let sealed = cipher.seal(&plain, &place)?;
-                    done.events_rewritten +=
-                        sqlx::query("UPDATE security_events SET input = $1 WHERE id = $2 AND input = $3")
-                            .bind(sealed)
-                            .bind(&id)
-                            .bind(&input)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected();
-                }
-                after = id;
-            }
-            tx.commit().await?;
+        self.rekey_column(cipher, batch, "security_events", "input", |scanned, rewritten| {
+            done.events_scanned += scanned;
+            done.events_rewritten += rewritten;
             progress(&done);
-            if rows.len() < batch as usize {
-                break;
-            }
-        }
+        })
+        .await?;
         let (mut tenant_after, mut id_after) = (String::new(), String::new());
         loop {
             let mut tx = self.begin_write().await?;
@@ -455,36 +429,12 @@ impl SqlStore {
                 break;
             }
         }
-        let mut after = String::new();
-        loop {
-            let mut tx = self.begin_write().await?;
-            let sql = format!("SELECT id, tenant, content FROM quarantine WHERE id > $1 ORDER BY id LIMIT {batch}");
-            let rows = sqlx::query(&sql).bind(&after).fetch_all(&mut *tx).await?;
-            for r in &rows {
-                let (id, tenant, content): (String, String, String) =
-                    (r.try_get("id")?, r.try_get("tenant")?, r.try_get("content")?);
-                done.quarantine_scanned += 1;
-                if !cipher::is_sealed_with(&content, &primary) {
-                    let place = quarantine_place(&tenant, &id);
-                    let plain = cipher::open(Some(cipher), &content, &place)?;
-                    let sealed = cipher.seal(&plain, &place)?;
-                    done.quarantine_rewritten +=
-                        sqlx::query("UPDATE quarantine SET content = $1 WHERE id = $2 AND content = $3")
-                            .bind(sealed)
-                            .bind(&id)
-                            .bind(&content)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected();
-                }
-                after = id;
-            }
-            tx.commit().await?;
+        self.rekey_column(cipher, batch, "quarantine", "content", |scanned, rewritten| {
+            done.quarantine_scanned += scanned;
+            done.quarantine_rewritten += rewritten;
             progress(&done);
-            if rows.len() < batch as usize {
-                break;
-            }
-        }
+        })
+        .await?;
         if self.backend == Backend::Sqlite {
             // The rewritten pages are in the write-ahead log, and the main
             // file still holds the clear text until the log is copied back:
@@ -493,6 +443,52 @@ impl SqlStore {
             self.pool.execute("PRAGMA wal_checkpoint(TRUNCATE)").await?;
         }
         Ok(done)
+    }
+
+    /// Re-encrypts the text column `column` of `table` (rows keyed by `id`,
+    /// each with its `tenant`) to the primary key, `batch` rows per
+    /// transaction; `on_batch` gets each committed batch's rows read and
+    /// rows rewritten.
+    async fn rekey_column(
+        &self,
+        cipher: &Cipher,
+        batch: u32,
+        table: &'static str,
+        column: &'static str,
+        mut on_batch: impl FnMut(u64, u64),
+    ) -> Result<()> {
+        let primary = cipher.primary_kid();
+        let select = format!(
+            "SELECT id, tenant, {column} AS text FROM {table} WHERE id > $1 AND {column} IS NOT NULL ORDER BY id LIMIT {batch}"
+        );
+        let update = format!("UPDATE {table} SET {column} = $1 WHERE id = $2 AND {column} = $3");
+        let mut after = String::new();
+        loop {
+            let mut tx = self.begin_write().await?;
+            let rows = sqlx::query(&select).bind(&after).fetch_all(&mut *tx).await?;
+            let mut rewritten = 0;
+            for r in &rows {
+                let (id, tenant, text): (String, String, String) =
+                    (r.try_get("id")?, r.try_get("tenant")?, r.try_get("text")?);
+                if !cipher::is_sealed_with(&text, primary) {
+                    let place = Place { table, column, tenant: &tenant, id: &id };
+                    let sealed = cipher.seal(&cipher::open(Some(cipher), &text, &place)?, &place)?;
+                    rewritten += sqlx::query(&update)
+                        .bind(sealed)
+                        .bind(&id)
+                        .bind(&text)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                after = id;
+            }
+            tx.commit().await?;
+            on_batch(rows.len() as u64, rewritten);
+            if rows.len() < batch as usize {
+                return Ok(());
+            }
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use llmsec_store::{Store, now_millis};
 
 use crate::common::{EXIT_CLEAN, ignore_broken_pipe};
 use crate::report::parse_time;
-use crate::serve::{ServeArgs, load_config};
+use crate::serve::{ServeArgs, load_config, require_database};
 
 /// `llmsec export …`.
 #[derive(Debug, Subcommand)]
@@ -94,12 +94,7 @@ fn s3(args: &S3Args) -> anyhow::Result<ExitCode> {
     let sink = llmsec_server::export::s3_sink(&section, &|k| std::env::var(k).ok())
         .map_err(|(field, message)| anyhow::anyhow!("export.s3.{field}: {message}"))?;
     let detectors = config.sentinel.load().map_err(anyhow::Error::msg)?.detectors.iter().filter(|d| d.enabled).count();
-    let url = config.database_url();
-    if let Some(path) = url.strip_prefix("sqlite://")
-        && !std::path::Path::new(path.split('?').next().unwrap_or(path)).exists()
-    {
-        anyhow::bail!("no database at {path} (use --data-dir or --database-url)");
-    }
+    require_database(&config)?;
     let description = llmsec_server::service::reports::configuration(&config, detectors);
     let describe: DescribeConfig = Arc::new(move |_| description.clone());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

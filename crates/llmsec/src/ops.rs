@@ -11,7 +11,7 @@ use llmsec_store::Store;
 use llmsec_store::audit::verify_chain;
 
 use crate::common::{EXIT_CLEAN, EXIT_FLAGGED};
-use crate::serve::{ServeArgs, load_config};
+use crate::serve::{StoreArgs, require_database};
 
 /// `llmsec audit …`.
 #[derive(Debug, Subcommand)]
@@ -23,34 +23,16 @@ pub enum AuditCommand {
 /// Where the database is, as `llmsec serve` takes it.
 #[derive(Debug, Args)]
 pub struct AuditVerifyArgs {
-    /// Server configuration file.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Directory of the SQLite database [default: ./data].
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB.
-    #[arg(long, value_name = "URL")]
-    pub database_url: Option<String>,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// Runs `llmsec audit`.
 pub fn audit(cmd: &AuditCommand) -> anyhow::Result<ExitCode> {
     let AuditCommand::Verify(args) = cmd;
-    let serve = ServeArgs {
-        config: args.config.clone(),
-        listen: None,
-        data_dir: args.data_dir.clone(),
-        database_url: args.database_url.clone(),
-        dev: false,
-    };
-    let config = load_config(&serve)?;
-    let url = config.database_url();
-    if let Some(path) = url.strip_prefix("sqlite://")
-        && !std::path::Path::new(path.split('?').next().unwrap_or(path)).exists()
-    {
-        anyhow::bail!("no database at {path} (use --data-dir or --database-url)");
-    }
+    let config = args.store.load()?;
+    require_database(&config)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
         let store = llmsec_server::open_store(&config).await.context("cannot open the database")?;

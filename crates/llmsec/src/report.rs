@@ -12,7 +12,7 @@ use llmsec_report::{Evidence, RedTeam, ReportRequest, html};
 use llmsec_store::{Millis, now_millis};
 
 use crate::common::{EXIT_CLEAN, ignore_broken_pipe};
-use crate::serve::{ServeArgs, load_config};
+use crate::serve::{StoreArgs, require_database};
 
 /// Output format of `llmsec report`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -55,34 +55,16 @@ pub struct ProcessingArgs {
     /// The tenant described (its webhook subscriptions are recipients).
     #[arg(long, value_name = "TENANT", default_value = llmsec_server::config::DEFAULT_TENANT)]
     pub tenant: String,
-    /// Server configuration file, as `llmsec serve` takes it.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Directory of the SQLite database [default: ./data].
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB.
-    #[arg(long, value_name = "URL")]
-    pub database_url: Option<String>,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// Runs `llmsec report processing`.
 fn processing(args: &ProcessingArgs) -> anyhow::Result<ExitCode> {
     llmsec_server::service::check_tenant("--tenant", &args.tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
-    let serve = ServeArgs {
-        config: args.config.clone(),
-        listen: None,
-        data_dir: args.data_dir.clone(),
-        database_url: args.database_url.clone(),
-        dev: false,
-    };
-    let config = load_config(&serve)?;
-    let url = config.database_url();
-    if let Some(path) = url.strip_prefix("sqlite://")
-        && !std::path::Path::new(path.split('?').next().unwrap_or(path)).exists()
-    {
-        anyhow::bail!("no database at {path} (use --data-dir or --database-url)");
-    }
+    let config = args.store.load()?;
+    require_database(&config)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let record = runtime.block_on(async {
         let store = llmsec_server::open_store(&config).await.context("cannot open the database")?;
@@ -133,15 +115,9 @@ pub struct ReportArgs {
     /// The tenant reported on.
     #[arg(long, value_name = "TENANT", default_value = llmsec_server::config::DEFAULT_TENANT)]
     pub tenant: String,
-    /// Server configuration file, as `llmsec serve` takes it.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Directory of the SQLite database [default: ./data].
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB.
-    #[arg(long, value_name = "URL")]
-    pub database_url: Option<String>,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// Parses an RFC 3339 time given to `flag`.
@@ -181,21 +157,9 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     llmsec_server::service::check_tenant("--tenant", &args.tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
-    let serve = ServeArgs {
-        config: args.config.clone(),
-        listen: None,
-        data_dir: args.data_dir.clone(),
-        database_url: args.database_url.clone(),
-        dev: false,
-    };
-    let config = load_config(&serve)?;
+    let config = args.store.load()?;
     let detectors = config.sentinel.load().map_err(anyhow::Error::msg)?.detectors.iter().filter(|d| d.enabled).count();
-    let url = config.database_url();
-    if let Some(path) = url.strip_prefix("sqlite://")
-        && !std::path::Path::new(path.split('?').next().unwrap_or(path)).exists()
-    {
-        anyhow::bail!("no database at {path} (use --data-dir or --database-url)");
-    }
+    require_database(&config)?;
     let description = llmsec_server::service::reports::configuration(&config, detectors);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let text = runtime.block_on(async {

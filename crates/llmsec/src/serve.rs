@@ -31,6 +31,47 @@ pub struct ServeArgs {
     pub dev: bool,
 }
 
+/// Where a command that reads the server's store finds it: the same
+/// configuration, variables and flags as `llmsec serve`.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Server configuration file, as `llmsec serve` takes it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory of the SQLite database [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+impl StoreArgs {
+    /// The server configuration these arguments give (file, then
+    /// `LLMSEC_*` variables, then flags).
+    pub fn load(&self) -> anyhow::Result<ServerConfig> {
+        load_config(&ServeArgs {
+            config: self.config.clone(),
+            listen: None,
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            dev: false,
+        })
+    }
+}
+
+/// Refuses a SQLite database that is not there: opening it would create an
+/// empty one, and a command reading it would report on nothing.
+pub fn require_database(config: &ServerConfig) -> anyhow::Result<()> {
+    let url = config.database_url();
+    if let Some(path) = url.strip_prefix("sqlite://")
+        && !std::path::Path::new(path.split('?').next().unwrap_or(path)).exists()
+    {
+        anyhow::bail!("no database at {path} (use --data-dir or --database-url)");
+    }
+    Ok(())
+}
+
 /// Reads the configuration: file, then `LLMSEC_*` variables, then flags.
 pub fn load_config(args: &ServeArgs) -> anyhow::Result<ServerConfig> {
     let mut config = match &args.config {

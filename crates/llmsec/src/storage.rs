@@ -6,14 +6,13 @@
 //! second run rewrites nothing. Safe to run while the server runs.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::common::{EXIT_CLEAN, ignore_broken_pipe};
-use crate::serve::{ServeArgs, load_config};
+use crate::serve::{StoreArgs, require_database};
 
 /// `llmsec storage …`.
 #[derive(Debug, Subcommand)]
@@ -36,15 +35,9 @@ pub enum RekeyFormat {
 /// Arguments of `llmsec storage rekey`.
 #[derive(Debug, Args)]
 pub struct RekeyArgs {
-    /// Server configuration file (its [storage.encryption] names the keys).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Directory of the SQLite database [default: ./data].
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB.
-    #[arg(long, value_name = "URL")]
-    pub database_url: Option<String>,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Rows per transaction (1-1000).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub batch: u32,
@@ -56,24 +49,12 @@ pub struct RekeyArgs {
 /// Runs `llmsec storage`.
 pub fn run(cmd: &StorageCommand) -> anyhow::Result<ExitCode> {
     let StorageCommand::Rekey(args) = cmd;
-    let serve = ServeArgs {
-        config: args.config.clone(),
-        listen: None,
-        data_dir: args.data_dir.clone(),
-        database_url: args.database_url.clone(),
-        dev: false,
-    };
-    let config = load_config(&serve)?;
+    let config = args.store.load()?;
     anyhow::ensure!(
         config.storage.encryption.is_some(),
         "[storage.encryption] is not configured: there is no key to re-encrypt to"
     );
-    let url = config.database_url();
-    if let Some(path) = url.strip_prefix("sqlite://")
-        && !std::path::Path::new(path.split('?').next().unwrap_or(path)).exists()
-    {
-        anyhow::bail!("no database at {path} (use --data-dir or --database-url)");
-    }
+    require_database(&config)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let human = args.format == RekeyFormat::Human;
     let (kid, done) = runtime.block_on(async {
