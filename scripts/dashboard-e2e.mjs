@@ -155,8 +155,8 @@ try {
     assert.ok((await page.locator('section[aria-label="Abuse by client address"]').innerText()).includes("198.51.100.9"));
     await page.screenshot({ path: `${shots}/insights-${name}.png`, fullPage: true });
 
-    step("detectors, insights and overview render; no page scrolls sideways");
-    for (const hash of ["#/detectors", "#/insights", "#/overview"]) {
+    step("detectors, quarantine, insights and overview render; no page scrolls sideways");
+    for (const hash of ["#/detectors", "#/quarantine", "#/insights", "#/overview"]) {
       await page.goto(`${base}/${hash}`);
       await page.locator("#view h1").first().waitFor();
       await page.waitForLoadState("networkidle");
