@@ -278,6 +278,14 @@ pub(crate) fn limit_param(q: &std::collections::HashMap<String, String>, default
     }
 }
 
+/// The `offset` query parameter of a paged listing (0 when absent).
+pub(crate) fn offset_param(q: &std::collections::HashMap<String, String>) -> Result<u32, ApiError> {
+    match q.get("offset") {
+        Some(v) => v.parse::<u32>().map_err(|_| ApiError::field("offset", "must be a non-negative integer")),
+        None => Ok(0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -88,10 +88,7 @@ async fn list(
         score_min: num("score_min")?,
         score_max: num("score_max")?,
         limit: crate::error::limit_param(&q, 100)?,
-        offset: match q.get("offset") {
-            Some(v) => v.parse::<u32>().map_err(|_| ApiError::field("offset", "must be a non-negative integer"))?,
-            None => 0,
-        },
+        offset: crate::error::offset_param(&q)?,
     };
     let (rows, total) = anomalies::list(&svc, &caller, query).await?;
     let anomalies: Vec<serde_json::Value> = rows.iter().map(view).collect();

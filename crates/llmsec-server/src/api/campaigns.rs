@@ -48,10 +48,7 @@ async fn list(
         kind,
         since: q.get("since").map(|v| parse_time("since", v)).transpose()?,
         limit: crate::error::limit_param(&q, 100)?,
-        offset: match q.get("offset") {
-            Some(v) => v.parse::<u32>().map_err(|_| ApiError::field("offset", "must be a non-negative integer"))?,
-            None => 0,
-        },
+        offset: crate::error::offset_param(&q)?,
     };
     let (list, total) = campaigns::list(&svc, &caller, query).await?;
     let views: Vec<serde_json::Value> = list.iter().map(|c| c.view(false)).collect();

@@ -46,10 +46,7 @@ async fn list(
     crate::error::only_params(&q, &["status", "limit", "offset"])?;
     let status = q.get("status").map(|v| parse_status(v)).transpose()?;
     let limit = crate::error::limit_param(&q, 100)?;
-    let offset = match q.get("offset") {
-        Some(v) => v.parse::<u32>().map_err(|_| ApiError::field("offset", "must be a non-negative integer"))?,
-        None => 0,
-    };
+    let offset = crate::error::offset_param(&q)?;
     let (items, total) = quarantine::list(&svc, &caller, status, limit, offset).await?;
     Ok(Json(json!({ "items": items.iter().map(view).collect::<Vec<_>>(), "total_count": total })))
 }
