@@ -154,12 +154,7 @@ impl QuarantineMutation {
         id: ID,
         reason: Option<String>,
     ) -> async_graphql::Result<QuarantinedItem> {
-        let c = caller(ctx, Scope::Triage)?;
-        let state = ctx.data::<AppState>()?;
-        let item = quarantine::decide(&state.services, c, &id, Decision::Release, reason.as_deref())
-            .await
-            .map_err(gql_error)?;
-        Ok(item.into())
+        decide(ctx, &id, Decision::Release, reason.as_deref()).await
     }
 
     /// Discards a pending item for good.
@@ -169,11 +164,18 @@ impl QuarantineMutation {
         id: ID,
         reason: Option<String>,
     ) -> async_graphql::Result<QuarantinedItem> {
-        let c = caller(ctx, Scope::Triage)?;
-        let state = ctx.data::<AppState>()?;
-        let item = quarantine::decide(&state.services, c, &id, Decision::Discard, reason.as_deref())
-            .await
-            .map_err(gql_error)?;
-        Ok(item.into())
+        decide(ctx, &id, Decision::Discard, reason.as_deref()).await
     }
+}
+
+/// One reviewer's decision on an item, as the `triage` caller.
+async fn decide(
+    ctx: &Context<'_>,
+    id: &str,
+    d: Decision,
+    reason: Option<&str>,
+) -> async_graphql::Result<QuarantinedItem> {
+    let c = caller(ctx, Scope::Triage)?;
+    let state = ctx.data::<AppState>()?;
+    Ok(quarantine::decide(&state.services, c, id, d, reason).await.map_err(gql_error)?.into())
 }

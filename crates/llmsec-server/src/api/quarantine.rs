@@ -73,12 +73,7 @@ fn decision_body(body: &Bytes) -> Result<DecisionBody, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(DecisionBody::default());
     }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." { String::new() } else { path };
-        ApiError::BadRequest { field: (!field.is_empty()).then_some(field), message: e.inner().to_string() }
-    })
+    crate::error::parse_json(body)
 }
 
 async fn decide(

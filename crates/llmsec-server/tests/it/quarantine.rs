@@ -82,6 +82,9 @@ async fn held_analyses_are_listed_and_decided_once_by_triage_keys_of_their_tenan
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     let r = http.post(&format!("/api/v1/quarantine/{id}/release"), &reviewer, json!({"why": "x"})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.body["error"]["message"].as_str().is_some_and(|m| m.contains("unknown field `why`")), "{}", r.text);
+    let r = http.post(&format!("/api/v1/quarantine/{id}/release"), &reviewer, json!({"reason": 7})).await;
+    assert_eq!((r.status, r.body["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("reason")), "{}", r.text);
     let r =
         http.post(&format!("/api/v1/quarantine/{id}/release"), &reviewer, json!({"reason": "x".repeat(2000)})).await;
     assert_eq!(r.body["error"]["field"], "reason", "{}", r.text);
