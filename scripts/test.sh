@@ -84,6 +84,11 @@ LLMSEC_SARIF_SCHEMA=$(scripts/sarif-schema.sh)
 export LLMSEC_SARIF_SCHEMA
 echo "SARIF schema at $LLMSEC_SARIF_SCHEMA"
 
+section "services: the JUnit XML schema and xmllint for the llmsec redteam tests"
+LLMSEC_JUNIT_SCHEMA=$(scripts/junit-schema.sh)
+export LLMSEC_JUNIT_SCHEMA
+echo "JUnit schema at $LLMSEC_JUNIT_SCHEMA"
+
 if cargo nextest --version >/dev/null 2>&1; then
     section "test: cargo nextest run --workspace --all-features"
     cargo nextest run --workspace --all-features

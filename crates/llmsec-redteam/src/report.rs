@@ -21,6 +21,9 @@ pub const GROUPS: [&str; 4] = ["category", "family", "converters", "language"];
 pub struct Summary {
     /// What was attacked.
     pub target: String,
+    /// Who judged: `rules`, or `rules + model …` (set by the caller that
+    /// built the judge; [`summarize`] says `rules`).
+    pub judge: String,
     /// Trials run (errors included).
     pub trials: usize,
     /// Trials the target failed on (not counted in the rates).
@@ -63,6 +66,7 @@ pub fn summarize(
     }
     Summary {
         target: target.to_owned(),
+        judge: "rules".to_owned(),
         trials: results.len(),
         errors: results.len() - judged.len(),
         corrected: judge_error.and_then(|(se, sp)| corrected_rate(overall.rate, se, sp)),
@@ -84,6 +88,7 @@ fn interval((lo, hi): (f64, f64)) -> String {
 pub fn human(s: &Summary) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "target: {}", s.target);
+    let _ = writeln!(out, "judge:  {}", s.judge);
     let _ = writeln!(
         out,
         "attack success rate: {} ({} of {}), Wilson 95% {}, bootstrap 95% {}{}",
@@ -245,7 +250,12 @@ pub fn html(s: &Summary, results: &[TrialResult]) -> String {
          td.n{text-align:right;font-variant-numeric:tabular-nums}.few{color:#a15c00}code,pre{font:12px ui-monospace,monospace}\
          pre{white-space:pre-wrap;max-width:40rem;margin:0}</style></head><body>\n",
     );
-    let _ = writeln!(out, "<h1>Red-team report</h1>\n<p>Target: <code>{}</code></p>", html_escape(&s.target));
+    let _ = writeln!(
+        out,
+        "<h1>Red-team report</h1>\n<p>Target: <code>{}</code> · judge: <code>{}</code></p>",
+        html_escape(&s.target),
+        html_escape(&s.judge)
+    );
     let _ = writeln!(
         out,
         "<p><strong>Attack success rate: {}</strong> ({} of {} judged trials), Wilson 95% {}, bootstrap 95% {}. {} trials failed at the target.{}</p>",

@@ -12,7 +12,7 @@ use crate::converters::Chain;
 use crate::judge::{Judge, Scenario};
 use crate::stats::SplitMix64;
 use crate::suite::Case;
-use crate::target::{Request, Target};
+use crate::target::{Reply, Request, Target, TargetError};
 
 /// One case under one converter chain.
 #[derive(Debug, Clone)]
@@ -102,7 +102,7 @@ impl Default for RunOptions {
 }
 
 /// Spaces request starts `1/rate` seconds apart.
-struct Pacer {
+pub(crate) struct Pacer {
     next: tokio::sync::Mutex<Instant>,
     gap: Duration,
 }
@@ -165,23 +165,7 @@ async fn one(
         tools: scenario.tools.clone(),
         max_tokens: options.max_tokens,
     };
-    let mut attempts = 0;
-    let mut backoff = Duration::from_millis(200);
-    let outcome = loop {
-        attempts += 1;
-        if let Some(p) = pacer {
-            p.wait().await;
-        }
-        let started = Instant::now();
-        match target.send(&request).await {
-            Ok(reply) => break Ok((reply, started.elapsed())),
-            Err(e) if e.retryable && attempts <= options.retries => {
-                tokio::time::sleep(e.retry_after.unwrap_or(backoff).min(Duration::from_secs(30))).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-            Err(e) => break Err((e, started.elapsed())),
-        }
-    };
+    let (outcome, attempts) = send_with_retries(target, &request, options.retries, pacer).await;
     let base = |success: Option<bool>, reason: String, reply: String, took: Duration| TrialResult {
         id: trial.id.clone(),
         case_id: case.id.clone(),
@@ -197,7 +181,7 @@ async fn one(
     };
     match outcome {
         Ok((reply, took)) => {
-            let verdict = judge.judge(case, &reply);
+            let verdict = judge.judge_reply(case, &request.user_with_document(), &reply).await;
             let mut excerpt: String = reply.text.chars().take(300).collect();
             if !reply.tool_calls.is_empty() {
                 excerpt.push_str(&format!(" [tool calls: {}]", reply.tool_calls.join(", ")));
@@ -205,6 +189,36 @@ async fn one(
             base(Some(verdict.success), verdict.reason, excerpt, took)
         }
         Err((e, took)) => base(None, e.message, String::new(), took),
+    }
+}
+
+/// Sends `request`, trying again after a retryable failure (its
+/// `Retry-After`, else a doubling backoff from 200 ms) up to `retries`
+/// more times; paced when a pacer is given. Returns the outcome with the
+/// time of the last attempt, and the number of attempts.
+#[allow(clippy::type_complexity)]
+pub(crate) async fn send_with_retries(
+    target: &dyn Target,
+    request: &Request,
+    retries: u32,
+    pacer: Option<&Pacer>,
+) -> (Result<(Reply, Duration), (TargetError, Duration)>, u32) {
+    let mut attempts = 0;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        attempts += 1;
+        if let Some(p) = pacer {
+            p.wait().await;
+        }
+        let started = Instant::now();
+        match target.send(request).await {
+            Ok(reply) => return (Ok((reply, started.elapsed())), attempts),
+            Err(e) if e.retryable && attempts <= retries => {
+                tokio::time::sleep(e.retry_after.unwrap_or(backoff).min(Duration::from_secs(30))).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return (Err((e, started.elapsed())), attempts),
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use llm_security::{SecurityConfig, SecurityEngine};
 use llmsec_redteam::converters::{Chain, Converter};
-use llmsec_redteam::judge::{Judge, Scenario};
+use llmsec_redteam::judge::{Judge, ModelJudge, ModelScope, Scenario};
 use llmsec_redteam::run::{self, RunOptions, TrialResult};
 use llmsec_redteam::target::{EngineTarget, HttpTarget, Target, Wire};
 use llmsec_redteam::{report, suite};
@@ -30,6 +30,25 @@ pub enum TargetKind {
     Openai,
     /// An Anthropic messages endpoint (`{base}/messages`).
     Anthropic,
+}
+
+/// A judge endpoint's wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JudgeWire {
+    /// `{base}/chat/completions`.
+    Openai,
+    /// `{base}/messages`.
+    Anthropic,
+}
+
+/// Which goals the judge model decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JudgeScope {
+    /// Only `comply` goals (was a harmful request carried out?); canaries,
+    /// keys, tool calls and patterns stay with the exact rules.
+    Comply,
+    /// Every goal.
+    All,
 }
 
 /// `llmsec redteam` arguments.
@@ -112,6 +131,23 @@ pub struct RedteamArgs {
     /// Exit 1 when the attack success rate is above this (0..1).
     #[arg(long, value_name = "RATE")]
     pub fail_above: Option<f64>,
+    /// A judge model's OpenAI-compatible base URL (or Anthropic's, with
+    /// --judge-wire anthropic): it decides the goals of --judge-scope,
+    /// given the attack as sent and the reply.
+    #[arg(long, value_name = "URL")]
+    pub judge_url: Option<String>,
+    /// The judge endpoint's wire format.
+    #[arg(long, value_enum, default_value_t = JudgeWire::Openai, requires = "judge_url")]
+    pub judge_wire: JudgeWire,
+    /// The judge's model name.
+    #[arg(long, default_value = "gpt-4o-mini", requires = "judge_url")]
+    pub judge_model: String,
+    /// Environment variable holding the judge endpoint's API key (never printed).
+    #[arg(long, value_name = "VAR", requires = "judge_url")]
+    pub judge_key_env: Option<String>,
+    /// Which goals the judge model decides.
+    #[arg(long, value_enum, default_value_t = JudgeScope::Comply, requires = "judge_url")]
+    pub judge_scope: JudgeScope,
     /// The judge's sensitivity, for the corrected rate (with --judge-specificity).
     #[arg(long, requires = "judge_specificity")]
     pub judge_sensitivity: Option<f64>,
@@ -124,6 +160,17 @@ pub struct RedteamArgs {
     /// List the converters and exit.
     #[arg(long)]
     pub list_converters: bool,
+}
+
+/// The API key in the environment variable `var`, if one is named; `flag`
+/// names the option in the error.
+fn key_from_env(flag: &str, var: Option<&str>) -> anyhow::Result<Option<String>> {
+    let Some(var) = var else { return Ok(None) };
+    let key = std::env::var(var)
+        .ok()
+        .filter(|k| !k.is_empty())
+        .with_context(|| format!("{flag}: the environment variable {var} is not set"))?;
+    Ok(Some(key))
 }
 
 /// Runs `llmsec redteam`.
@@ -187,18 +234,22 @@ pub fn run(args: &RedteamArgs) -> anyhow::Result<ExitCode> {
         TargetKind::Engine => Box::new(EngineTarget::new(engine.clone())),
         TargetKind::Openai | TargetKind::Anthropic => {
             let wire = if args.target == TargetKind::Openai { Wire::OpenAi } else { Wire::Anthropic };
-            let key = match &args.api_key_env {
-                Some(var) => Some(
-                    std::env::var(var)
-                        .ok()
-                        .filter(|k| !k.is_empty())
-                        .with_context(|| format!("--api-key-env: the environment variable {var} is not set"))?,
-                ),
-                None => None,
-            };
+            let key = key_from_env("--api-key-env", args.api_key_env.as_deref())?;
             let base = args.base_url.as_deref().context("--base-url is required for this target")?;
             Box::new(HttpTarget::new(wire, base, &args.model, key, Duration::from_secs(args.timeout_secs))?)
         }
+    };
+
+    let model_judge = match &args.judge_url {
+        Some(url) => {
+            let wire = if args.judge_wire == JudgeWire::Openai { Wire::OpenAi } else { Wire::Anthropic };
+            let key = key_from_env("--judge-key-env", args.judge_key_env.as_deref())?;
+            let target = HttpTarget::new(wire, url, &args.judge_model, key, Duration::from_secs(args.timeout_secs))
+                .context("--judge-url")?;
+            let scope = if args.judge_scope == JudgeScope::All { ModelScope::All } else { ModelScope::Comply };
+            Some(ModelJudge::new(Box::new(target), scope, args.retries))
+        }
+        None => None,
     };
 
     // Results already recorded (--resume), and the file new ones go to.
@@ -244,7 +295,10 @@ pub fn run(args: &RedteamArgs) -> anyhow::Result<ExitCode> {
     let mut results: Vec<TrialResult> = done.iter().filter(|r| wanted.contains(r.id.as_str())).cloned().collect();
 
     let scenario = Scenario::new(&engine, args.seed);
-    let judge = Judge::new(&engine, &scenario);
+    let mut judge = Judge::new(&engine, &scenario);
+    if let Some(m) = &model_judge {
+        judge = judge.with_model(m);
+    }
     let options = RunOptions {
         concurrency: usize::from(args.concurrency),
         rate_per_sec: args.rate,
@@ -287,7 +341,8 @@ pub fn run(args: &RedteamArgs) -> anyhow::Result<ExitCode> {
     results.extend(new);
 
     let judge_error = args.judge_sensitivity.zip(args.judge_specificity);
-    let summary = report::summarize(&target.describe(), &results, judge_error, 2000, args.seed);
+    let mut summary = report::summarize(&target.describe(), &results, judge_error, 2000, args.seed);
+    summary.judge = judge.describe();
     if let Some(path) = &args.json {
         std::fs::write(path, format!("{:#}\n", report::json(&summary, &results)))
             .with_context(|| format!("cannot write {}", path.display()))?;

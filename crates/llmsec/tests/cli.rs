@@ -871,6 +871,45 @@ fn redteam_against_an_openai_endpoint_resumes_an_interrupted_run() {
     );
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("LLMSEC_TEST_UNSET_KEY_VAR"), "{}", stderr(&out));
+    // A judge model: named in the report, asked about every goal with
+    // --judge-scope all; this one answers with its rubric, which is no
+    // verdict, so the rules' verdicts stand and the reasons say why.
+    let (judge, asked) = leaky_model();
+    let out = llmsec_in(
+        &dir,
+        &[
+            "redteam",
+            "--suite",
+            "suite.jsonl",
+            "--target",
+            "openai",
+            "--base-url",
+            &base,
+            "--judge-url",
+            &judge,
+            "--judge-model",
+            "grader",
+            "--judge-scope",
+            "all",
+            "--json",
+            "judged.json",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains(&format!("judge:  rules + model openai {judge} (model grader)")), "{}", stdout(&out));
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 3);
+    let report = json(&std::fs::read_to_string(dir.join("judged.json")).expect("report"));
+    assert_eq!(report["summary"]["judge"], format!("rules + model openai {judge} (model grader)"));
+    let reasons: Vec<&str> =
+        report["results"].as_array().expect("results").iter().filter_map(|r| r["reason"].as_str()).collect();
+    assert!(reasons.iter().all(|r| r.contains("judge model failed: unreadable verdict")), "{reasons:?}");
+    let out = llmsec_in(&dir, &["redteam", "--judge-url", &judge, "--judge-key-env", "LLMSEC_TEST_UNSET_JUDGE_VAR"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("--judge-key-env: the environment variable LLMSEC_TEST_UNSET_JUDGE_VAR"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
