@@ -1149,6 +1149,11 @@ pub struct GatewayConfig {
     /// model with no price has no cost.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub prices: std::collections::BTreeMap<String, ModelPrice>,
+    /// Completion tokens a call that sets no cap (`max_tokens` and its kin)
+    /// holds against its key's budgets while it runs, beside its prompt; 0:
+    /// such a call holds its prompt only.
+    #[serde(default)]
+    pub budget_hold_tokens: u64,
     /// The model providers. Among the upstreams of the route's format, a
     /// model goes to the one that lists it, else to the one with its longest
     /// prefix, else to the one with neither list (the default), else it is
