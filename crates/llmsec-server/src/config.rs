@@ -1505,7 +1505,7 @@ fn default_escalation_severity() -> llm_sentinel::Severity {
 /// Where the key for one remote Shield gateway is read from, when an
 /// action runs: an environment variable or a file (a mounted secret);
 /// exactly one of them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShieldEndpoint {
     /// The environment variable holding the key.
@@ -1514,6 +1514,17 @@ pub struct ShieldEndpoint {
     /// The file holding the key (surrounding whitespace is ignored).
     #[serde(default)]
     pub key_file: Option<PathBuf>,
+    /// `https://` endpoints: a PEM file of CA certificates trusted beside
+    /// the system's roots (a private CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// `https://` endpoints: a PEM certificate (chain) presented to the
+    /// gateway (mutual TLS), with `client_key_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_file: Option<PathBuf>,
+    /// The PEM private key of `client_cert_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_file: Option<PathBuf>,
 }
 
 impl ShieldEndpoint {
@@ -1598,6 +1609,16 @@ impl SentinelSettings {
         for (endpoint, e) in &self.shield_endpoints {
             if e.key_env.is_some() == e.key_file.is_some() {
                 return Err(format!("sentinel.shield_endpoints.{endpoint:?}: set exactly one of key_env and key_file"));
+            }
+            if e.client_cert_file.is_some() != e.client_key_file.is_some() {
+                return Err(format!(
+                    "sentinel.shield_endpoints.{endpoint:?}: set client_cert_file and client_key_file together"
+                ));
+            }
+            let tls = e.ca_file.is_some() || e.client_cert_file.is_some();
+            if tls && !endpoint.starts_with("https://") {
+                let key = if e.ca_file.is_some() { "ca_file" } else { "client_cert_file" };
+                return Err(format!("sentinel.shield_endpoints.{endpoint:?}.{key}: needs an https:// endpoint"));
             }
         }
         for d in &config.detectors {
