@@ -709,6 +709,12 @@ impl SentinelService {
         failed.iter().map(|(t, f)| (t.clone(), f.reason.clone())).collect()
     }
 
+    /// Changes an anomaly of `tenant` that is open in memory here with `f`;
+    /// `None` when it is not (it is then only in the store).
+    pub fn update_open(&self, tenant: &str, id: &str, f: impl FnOnce(&mut Anomaly)) -> Option<Anomaly> {
+        self.with_tenant(tenant, |s| s.update_anomaly(id, f))
+    }
+
     /// Runs `f` on the tenant's Sentinel, built on first use.
     fn with_tenant<T>(&self, tenant: &str, f: impl FnOnce(&mut Sentinel) -> T) -> T {
         let mut map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());

@@ -209,15 +209,19 @@ impl ShieldAction for Shield {
         });
         crate::service::tenants::audit(svc, &caller, "shield.enforce", &e.id, details).await.map_err(status_of)?;
         metrics::counter!(crate::metrics::SHIELD_ACTIONS, "action" => e.action.clone()).increment(1);
+        let message = format!(
+            "{} {}:{} until {}",
+            e.action,
+            e.entity_kind,
+            e.entity_id,
+            crate::time::rfc3339(e.expires_at).unwrap_or_default()
+        );
+        if let Some(anomaly_id) = r.parameters.get("anomaly_id") {
+            queue_callback(svc, &caller.tenant, anomaly_id, &e.id, &message).await;
+        }
         Ok(Response::new(pb::ActionResponse {
             success: true,
-            message: format!(
-                "{} {}:{} until {}",
-                e.action,
-                e.entity_kind,
-                e.entity_id,
-                crate::time::rfc3339(e.expires_at).unwrap_or_default()
-            ),
+            message,
             enforcement_id: e.id.clone(),
             expires_at: Some(timestamp(e.expires_at)),
         }))
@@ -365,6 +369,38 @@ pub async fn enforce_remote(
         return Err(format!("{endpoint}: {}", answer.message));
     }
     Ok((answer.enforcement_id, format!("{endpoint}: {}", answer.message)))
+}
+
+/// With `[shield_callback]` set, queues the seed's Shield callback for the
+/// Sentinel that sent an action (`{anomaly_id, action_id, status, message,
+/// timestamp}`, `action_id` being the enforcement id the Sentinel recorded
+/// from the answer) in the delivery outbox, which posts it with retries.
+/// The action is enforced either way: a callback that cannot be queued is
+/// logged.
+async fn queue_callback(svc: &Services, tenant: &str, anomaly_id: &str, enforcement_id: &str, message: &str) {
+    if svc.config.shield_callback.is_none() {
+        return;
+    }
+    let now = llmsec_store::now_millis();
+    let body = serde_json::json!({
+        "anomaly_id": anomaly_id,
+        "action_id": enforcement_id,
+        "status": "succeeded",
+        "message": message,
+        "timestamp": crate::time::rfc3339(now),
+    });
+    let d = llmsec_store::Delivery::pending(
+        format!("cb_{}", uuid::Uuid::now_v7().simple()),
+        crate::deliver::SHIELD_CALLBACK_TARGET.to_owned(),
+        tenant,
+        "shield.callback",
+        body.to_string(),
+        now,
+    );
+    match svc.store.enqueue(&[d]).await {
+        Ok(()) => svc.delivery_notify.notify_one(),
+        Err(e) => tracing::warn!(error = %e, anomaly = %anomaly_id, "shield callback not queued"),
+    }
 }
 
 /// The TLS settings for a Shield endpoint: the system's roots, the

@@ -189,6 +189,100 @@ async fn a_sentinel_drives_a_remote_shield_named_by_endpoint() {
     assert!(e.contains("shield_endpoints") && e.contains("evil.example:9090"), "{e}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_reports_an_enforced_action_through_the_sentinels_shield_callback() {
+    // The Sentinel's address first: the gateway's callback names it.
+    let sentinel_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sentinel_addr = sentinel_listener.local_addr().unwrap();
+    let dir = temp_dir();
+    // Both test servers take LLMSEC_ADMIN_KEY = ADMIN, which holds `ingest`.
+    let callback_key = dir.join("callback.key");
+    std::fs::write(&callback_key, format!("{ADMIN}\n")).unwrap();
+    let shield = app_with(|c| {
+        c.shield_callback = Some(llmsec_server::config::ShieldCallbackConfig {
+            url: format!("http://{sentinel_addr}/api/v1/shield/callback"),
+            key_env: None,
+            key_file: Some(callback_key.clone()),
+        });
+    })
+    .await;
+    let shield_addr = serve(shield.router.clone()).await;
+    let shield_key = make_key(&shield.router, "default", &["triage"]).await;
+    let key_file = dir.join("shield.key");
+    std::fs::write(&key_file, &shield_key).unwrap();
+    let endpoint = format!("127.0.0.1:{}", shield_addr.port());
+    let detectors = dir.join("detectors.yaml");
+    std::fs::write(
+        &detectors,
+        format!(
+            "detectors:\n  - id: pi\n    type: ml\n    threshold: 0.5\n    actions:\n      - type: shield\n        config: {{endpoint: \"{endpoint}\", action: block, duration: 1h}}\n"
+        ),
+    )
+    .unwrap();
+    let sentinel = app_with(|c| {
+        c.sentinel.detectors = Some(detectors.clone());
+        c.sentinel.shield_endpoints.insert(
+            endpoint.clone(),
+            llmsec_server::config::ShieldEndpoint { key_file: Some(key_file.clone()), ..Default::default() },
+        );
+    })
+    .await;
+    let router = sentinel.router.clone();
+    tokio::spawn(async move { axum::serve(sentinel_listener, router).await });
+
+    let event = json!({
+        "event_id": "e-callback-1", "timestamp": chrono::Utc::now().to_rfc3339(), "event_type": "llm.request",
+        "application_id": "chatbot", "data": {"model": "gpt-4o", "prompt": ATTACK}, "metadata": {"user_id": "mallory"}
+    });
+    let r = post(&sentinel.router, "/api/v1/telemetry/events", ADMIN, event).await;
+    assert!(r.status.is_success(), "{}", r.text);
+    // The synchronous answer is recorded first ("<endpoint>: block …");
+    // the callback then sets the gateway's own message on that action.
+    let mut action = Value::Null;
+    for _ in 0..200 {
+        let r = get(&sentinel.router, "/api/v1/anomalies", ADMIN).await;
+        action = r.body["anomalies"][0]["actions_taken"][0].clone();
+        if action["message"].as_str().is_some_and(|m| m.starts_with("block user:mallory until")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let outbox = get(&shield.router, "/api/webhooks/deliveries", ADMIN).await.text;
+    assert!(
+        action["message"].as_str().is_some_and(|m| m.starts_with("block user:mallory until")),
+        "the callback never set the gateway's message: {action}; the gateway's outbox: {outbox}"
+    );
+    assert_eq!(action["status"], "succeeded", "{action}");
+    assert!(action["id"].as_str().unwrap().starts_with("shd_"), "{action}");
+    // On the gateway's side the callback is a delivered outbox entry.
+    let r = get(&shield.router, "/api/webhooks/deliveries", ADMIN).await;
+    let delivered =
+        r.body["deliveries"].as_array().unwrap().iter().any(|d| {
+            d["webhook_id"] == "shield-callback" && d["event"] == "shield.callback" && d["status"] == "delivered"
+        });
+    assert!(delivered, "{}", r.text);
+}
+
+#[test]
+fn a_shield_callback_needs_a_url_and_one_key_source() {
+    let c = |url: &str, env: Option<&str>, file: Option<&str>| llmsec_server::config::ShieldCallbackConfig {
+        url: url.into(),
+        key_env: env.map(Into::into),
+        key_file: file.map(Into::into),
+    };
+    let field = |c: llmsec_server::config::ShieldCallbackConfig| match c.validate() {
+        Err(llmsec_server::config::ConfigError::Invalid { field, .. }) => field,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(field(c("ftp://s/cb", Some("K"), None)), "shield_callback.url");
+    assert_eq!(field(c("https://u:p@s/cb", Some("K"), None)), "shield_callback.url");
+    assert_eq!(field(c("https://s/cb", None, None)), "shield_callback");
+    assert_eq!(field(c("https://s/cb", Some("K"), Some("/k"))), "shield_callback");
+    assert!(c("https://sentinel.internal/api/v1/shield/callback", Some("K"), None).validate().is_ok());
+    let missing = c("https://s/cb", None, Some("/nonexistent/llmsec-callback.key")).key().unwrap_err().to_string();
+    assert!(missing.contains("shield_callback.key_file"), "{missing}");
+}
+
 /// A test CA, and a server certificate for 127.0.0.1 and a client
 /// certificate issued by it, all PEM, made fresh for each test.
 struct Pki {
