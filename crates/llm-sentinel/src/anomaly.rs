@@ -446,6 +446,13 @@ impl Anomalies {
         Some(a.clone())
     }
 
+    /// Changes an open anomaly with `f`; `None` when it is not open here.
+    pub fn update(&mut self, id: &str, f: impl FnOnce(&mut Anomaly)) -> Option<Anomaly> {
+        let a = self.open.get_mut(id)?;
+        f(a);
+        Some(a.clone())
+    }
+
     /// Sets the incident id of an open anomaly.
     pub fn set_incident(&mut self, id: &str, incident: &str) -> Option<Anomaly> {
         let a = self.open.get_mut(id)?;

@@ -156,6 +156,12 @@ impl Sentinel {
         self.anomalies.add_action(id, action)
     }
 
+    /// Changes an open anomaly with `f` (a Shield's callback on one of its
+    /// actions); `None` when it is not open.
+    pub fn update_anomaly(&mut self, id: &str, f: impl FnOnce(&mut Anomaly)) -> Option<Anomaly> {
+        self.anomalies.update(id, f)
+    }
+
     /// Sets an open anomaly's incident id.
     pub fn set_incident(&mut self, id: &str, incident: &str) -> Option<Anomaly> {
         self.anomalies.set_incident(id, incident)

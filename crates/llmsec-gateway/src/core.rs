@@ -222,149 +222,156 @@ pub(crate) fn check_model(caller: &Caller, model: &str) -> Result<(), OpenAiErro
     Err(OpenAiError::new(StatusCode::FORBIDDEN, "model_not_allowed", msg).with_param("model"))
 }
 
-/// Budget reservations of the calls in flight on this replica, by key. A
-/// call holds one from its budget check until its usage is written to the
-/// store (the recorder writes usage in batches after calls end), and every
-/// budget check counts them, so calls started together cannot each pass a
-/// budget that has room for one of them. Replicas do not see each other's
-/// reservations: across replicas, budgets can still be passed by the calls
-/// in flight on the others.
-#[derive(Debug, Default)]
-pub(crate) struct InFlight {
-    by_key: std::sync::Mutex<std::collections::HashMap<String, Held>>,
-}
-
-/// What the calls in flight of one key hold.
-#[derive(Debug, Default, Clone, Copy)]
-struct Held {
-    tokens: u64,
-    cost: f64,
-    calls: u32,
-}
-
-impl InFlight {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Held>> {
-        self.by_key.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Tokens and cost the calls in flight of `key_id` hold.
-    #[cfg(test)]
-    pub fn held(&self, key_id: &str) -> (u64, f64) {
-        self.lock().get(key_id).map(|h| (h.tokens, h.cost)).unwrap_or_default()
-    }
-}
-
-/// One call's hold on its key's budgets: released when dropped (once the
-/// call's usage is stored, or with the call if it is never recorded).
+/// One call's hold on its key's budgets, stored (`key_holds`) so that every
+/// replica on the database counts it. Settled with the call's usage by the
+/// recorder; a hold dropped unsettled (the call was never recorded) is
+/// released in the background, and one whose replica died lapses at its
+/// expiry.
 #[derive(Debug)]
 pub(crate) struct Reservation {
-    inflight: Arc<InFlight>,
+    store: Arc<dyn llmsec_store::Store>,
+    tenant: String,
     key_id: String,
-    tokens: u64,
-    cost: f64,
+    id: String,
+    settled: bool,
+}
+
+impl Reservation {
+    /// The hold's id, for [`llmsec_store::Store::settle_key_usage`].
+    fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        let mut map = self.inflight.lock();
-        if let Some(h) = map.get_mut(&self.key_id) {
-            h.tokens = h.tokens.saturating_sub(self.tokens);
-            h.cost = (h.cost - self.cost).max(0.0);
-            h.calls = h.calls.saturating_sub(1);
-            if h.calls == 0 {
-                map.remove(&self.key_id);
-            }
+        if self.settled {
+            return;
         }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(key = %self.key_id, "gateway: a budget hold left to lapse (no runtime to release it on)");
+            return;
+        };
+        let (store, tenant, key_id, id) = (
+            self.store.clone(),
+            std::mem::take(&mut self.tenant),
+            std::mem::take(&mut self.key_id),
+            std::mem::take(&mut self.id),
+        );
+        rt.spawn(async move {
+            let now = llmsec_store::now_millis();
+            if let Err(e) = store.settle_key_usage(&tenant, &key_id, now, 0, 0.0, &[id]).await {
+                tracing::warn!(error = %e, key = %key_id, "gateway: a budget hold not released; it lapses");
+            }
+        });
     }
 }
 
 /// What a call is expected to spend, held against its key's budgets while
 /// it runs: the prompt's estimated tokens plus the completion's cap
-/// (`max_tokens` and its kin, when the request sets one), and their cost
-/// at the model's price.
+/// (`max_tokens` and its kin, else `gateway.budget_hold_tokens`), and their
+/// cost at the model's price.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Expected {
     pub tokens: u64,
     pub cost: f64,
 }
 
-/// Refuses a call once a budget of the key is used up in its current
-/// period (`429 budget_exceeded`, with `Retry-After` until the period
-/// ends), counting what the key's calls in flight on this replica hold
-/// (then `Retry-After: 1`: they end soon, and may use less). Usage comes
-/// from the store, so replicas share it. A call that passes holds its
-/// `expected` spend until its usage is stored.
+/// Holds the call's `expected` spend against its key's budgets in the
+/// store, or refuses the call (`429 budget_exceeded`) when it does not fit
+/// one of them: what was used, plus what the key's calls in flight hold (on
+/// every replica), plus this call's hold must stay within the limit.
+/// `Retry-After` is 1 when
+/// calls in flight hold some of the budget (they end soon, and may use
+/// less), else the time until the period ends. A hold lapses `hold_ttl_ms`
+/// after it is made if it is never settled.
 pub(crate) async fn check_budget(
     state: &AppState,
-    inflight: &Arc<InFlight>,
     caller: &Caller,
     expected: Expected,
+    hold_ttl_ms: i64,
 ) -> Result<Option<Reservation>, OpenAiError> {
     if caller.budgets.is_empty() {
         return Ok(None);
     }
     let now = llmsec_store::now_millis();
-    let usage = state
-        .store
-        .key_usage(&caller.tenant, &caller.key_id, now)
-        .await
-        .map_err(|e| map_error(ServiceError::from(e)))?;
-    // Checked and reserved under one lock: two checks of a key cannot both
-    // see the room only one of them may take.
-    let mut map = inflight.lock();
-    let held = map.get(&caller.key_id).copied().unwrap_or_default();
-    for b in &caller.budgets {
-        let (used_tokens, used_cost) =
-            usage.iter().find(|u| u.period == b.period).map(|u| (u.tokens, u.cost)).unwrap_or((0, 0.0));
-        let in_flight =
-            |held: String| if held.is_empty() { String::new() } else { format!(", {held} held by calls in flight") };
-        let over = match (b.tokens, b.cost) {
-            (Some(t), _) if used_tokens.saturating_add(held.tokens) >= t => Some((
-                format!(
-                    "{t} tokens ({used_tokens} used{})",
-                    in_flight(if held.tokens > 0 { format!("{}", held.tokens) } else { String::new() })
-                ),
-                used_tokens >= t,
-            )),
-            (_, Some(c)) if used_cost + held.cost >= c => Some((
-                format!(
-                    "a cost of {c} ({used_cost:.6} used{})",
-                    in_flight(if held.cost > 0.0 { format!("{:.6}", held.cost) } else { String::new() })
-                ),
-                used_cost >= c,
-            )),
-            _ => None,
-        };
-        if let Some((what, spent)) = over {
-            let end = b.period.end(now);
-            let until = if spent {
-                format!(
-                    "it resets at {}",
-                    chrono::DateTime::from_timestamp_millis(end).map(|t| t.to_rfc3339()).unwrap_or_default()
-                )
-            } else {
-                "retry when the calls in flight have ended".to_owned()
-            };
-            let mut err = OpenAiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "budget_exceeded",
-                format!("this key's {} budget of {what} is used up; {until}", b.period.as_str()),
-            );
-            err.retry_after =
-                Some(if spent { u32::try_from((end - now).max(0) / 1000 + 1).unwrap_or(u32::MAX) } else { 1 });
-            return Err(err);
-        }
-    }
-    let h = map.entry(caller.key_id.clone()).or_default();
-    h.tokens = h.tokens.saturating_add(expected.tokens);
-    h.cost += expected.cost.max(0.0);
-    h.calls += 1;
-    Ok(Some(Reservation {
-        inflight: inflight.clone(),
-        key_id: caller.key_id.clone(),
+    let hold = llmsec_store::BudgetHold {
+        id: uuid::Uuid::now_v7().to_string(),
         tokens: expected.tokens,
         cost: expected.cost.max(0.0),
-    }))
+        expires_at: now.saturating_add(hold_ttl_ms),
+    };
+    let short = state
+        .store
+        .hold_key_budget(&caller.tenant, &caller.key_id, now, &caller.budgets, &hold)
+        .await
+        .map_err(|e| map_error(ServiceError::from(e)))?;
+    let Some(short) = short else {
+        return Ok(Some(Reservation {
+            store: state.store.clone(),
+            tenant: caller.tenant.clone(),
+            key_id: caller.key_id.clone(),
+            id: hold.id,
+            settled: false,
+        }));
+    };
+    Err(budget_refusal(&short, &hold, now))
+}
+
+/// The `429 budget_exceeded` of a hold that did not fit.
+fn budget_refusal(short: &llmsec_store::BudgetShortfall, hold: &llmsec_store::BudgetHold, now: i64) -> OpenAiError {
+    let b = &short.budget;
+    let in_flight =
+        |held: String| if held.is_empty() { String::new() } else { format!(", {held} held by calls in flight") };
+    let tokens_over = b.tokens.is_some_and(|t| {
+        short.used_tokens >= t || short.used_tokens.saturating_add(short.held_tokens).saturating_add(hold.tokens) > t
+    });
+    let (what, spent, held, needs) = match (b.tokens, b.cost) {
+        (Some(t), _) if tokens_over || b.cost.is_none() => (
+            format!(
+                "{t} tokens ({} used{})",
+                short.used_tokens,
+                in_flight(if short.held_tokens > 0 { short.held_tokens.to_string() } else { String::new() })
+            ),
+            short.used_tokens >= t,
+            short.held_tokens > 0,
+            format!("{} tokens", hold.tokens),
+        ),
+        (_, c) => {
+            let c = c.unwrap_or(0.0);
+            (
+                format!(
+                    "a cost of {c} ({:.6} used{})",
+                    short.used_cost,
+                    in_flight(if short.held_cost > 0.0 { format!("{:.6}", short.held_cost) } else { String::new() })
+                ),
+                short.used_cost >= c,
+                short.held_cost > 0.0,
+                format!("a cost of {:.6}", hold.cost),
+            )
+        }
+    };
+    let end = b.period.end(now);
+    let resets = || {
+        format!(
+            "it resets at {}",
+            chrono::DateTime::from_timestamp_millis(end).map(|t| t.to_rfc3339()).unwrap_or_default()
+        )
+    };
+    let period = b.period.as_str();
+    let message = if spent {
+        format!("this key's {period} budget of {what} is used up; {}", resets())
+    } else if held {
+        format!(
+            "this key's {period} budget of {what} has no room for this call's {needs}; retry when the calls in flight have ended"
+        )
+    } else {
+        format!("this key's {period} budget of {what} has no room for this call's {needs}; {}", resets())
+    };
+    let mut err = OpenAiError::new(StatusCode::TOO_MANY_REQUESTS, "budget_exceeded", message);
+    err.retry_after =
+        Some(if held && !spent { 1 } else { u32::try_from((end - now).max(0) / 1000 + 1).unwrap_or(u32::MAX) });
+    err
 }
 
 /// Why texts could not be scanned: the engine refused one (larger than
@@ -667,17 +674,15 @@ pub(crate) fn record(
     rt.spawn(async move { store_events(&state, vec![(caller, event, reservation)]).await });
 }
 
-/// Counts usage against budgets (one update per key and day), releases the
-/// calls' budget reservations once it is counted, then stores the events of
-/// each key in one transaction and hands them to Sentinel.
+/// Counts usage against budgets and settles the calls' budget holds (one
+/// transaction per key and day), then stores the events of each key in one
+/// transaction and hands them to Sentinel.
 async fn store_events(state: &AppState, batch: Vec<Recorded>) {
     let mut usage: Vec<Usage> = Vec::new();
     let mut by_key: Vec<(Arc<Caller>, Vec<TelemetryEvent>)> = Vec::new();
-    let mut reservations = Vec::new();
     for (caller, event, reservation) in batch {
-        reservations.extend(reservation);
-        if !caller.budgets.is_empty() {
-            add_usage(&mut usage, &caller, &event);
+        if !caller.budgets.is_empty() || reservation.is_some() {
+            add_usage(&mut usage, &caller, &event, reservation);
         }
         let event = match telemetry::admit(&caller, event, "") {
             Ok(e) => e,
@@ -691,12 +696,16 @@ async fn store_events(state: &AppState, batch: Vec<Recorded>) {
             None => by_key.push((caller, vec![event])),
         }
     }
-    for u in usage {
-        if let Err(e) = state.store.add_key_usage(&u.caller.tenant, &u.caller.key_id, u.at, u.tokens, u.cost).await {
-            tracing::warn!(error = %e, key = %u.caller.key_id, "gateway: usage not counted against the key's budgets");
+    for mut u in usage {
+        let ids: Vec<String> = u.holds.iter().map(|h| h.id().to_owned()).collect();
+        match state.store.settle_key_usage(&u.caller.tenant, &u.caller.key_id, u.at, u.tokens, u.cost, &ids).await {
+            Ok(()) => u.holds.iter_mut().for_each(|h| h.settled = true),
+            // Dropped unsettled below: each hold is then released on its own.
+            Err(e) => {
+                tracing::warn!(error = %e, key = %u.caller.key_id, "gateway: usage not counted against the key's budgets")
+            }
         }
     }
-    drop(reservations);
     for (caller, events) in by_key {
         if let Err(e) = telemetry::accept(&state.services, &caller, events).await {
             tracing::warn!(error = %e, "gateway: telemetry events not stored");
@@ -704,21 +713,24 @@ async fn store_events(state: &AppState, batch: Vec<Recorded>) {
     }
 }
 
-/// Tokens and cost of a key's calls in one UTC day, to add to its usage.
+/// Tokens and cost of a key's calls in one UTC day, to add to its usage,
+/// with the budget holds of those calls to release.
 struct Usage {
     caller: Arc<Caller>,
     /// A time in that day.
     at: i64,
     tokens: u64,
     cost: f64,
+    holds: Vec<Reservation>,
 }
 
-/// Adds one call's tokens and cost (from its event) to `usage`.
-fn add_usage(usage: &mut Vec<Usage>, caller: &Arc<Caller>, event: &TelemetryEvent) {
+/// Adds one call's tokens and cost (from its event) and its budget hold to
+/// `usage`.
+fn add_usage(usage: &mut Vec<Usage>, caller: &Arc<Caller>, event: &TelemetryEvent, hold: Option<Reservation>) {
     let d = &event.data;
     let tokens = d.total_tokens.unwrap_or_else(|| d.prompt_tokens.unwrap_or(0) + d.completion_tokens.unwrap_or(0));
     let cost = d.cost.filter(|c| c.is_finite() && *c > 0.0).unwrap_or(0.0);
-    if tokens == 0 && cost == 0.0 {
+    if tokens == 0 && cost == 0.0 && hold.is_none() {
         return;
     }
     let at = event.timestamp.timestamp_millis();
@@ -728,8 +740,9 @@ fn add_usage(usage: &mut Vec<Usage>, caller: &Arc<Caller>, event: &TelemetryEven
         Some(u) => {
             u.tokens += tokens;
             u.cost += cost;
+            u.holds.extend(hold);
         }
-        None => usage.push(Usage { caller: caller.clone(), at, tokens, cost }),
+        None => usage.push(Usage { caller: caller.clone(), at, tokens, cost, holds: hold.into_iter().collect() }),
     }
 }
 
@@ -738,24 +751,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_reservation_is_released_when_dropped_and_the_key_forgotten_with_its_last() {
-        let inflight = Arc::new(InFlight::default());
-        let hold = |tokens: u64, cost: f64| {
-            let mut map = inflight.lock();
-            let h = map.entry("k1".into()).or_default();
-            h.tokens += tokens;
-            h.cost += cost;
-            h.calls += 1;
-            Reservation { inflight: inflight.clone(), key_id: "k1".into(), tokens, cost }
+    fn a_refused_hold_names_the_budget_and_when_to_retry() {
+        use llmsec_store::{Budget, BudgetHold, BudgetPeriod, BudgetShortfall};
+        let now = 1_774_998_000_000; // 2026-03-31T23:00:00Z: the day ends in an hour
+        let day = Budget { period: BudgetPeriod::Day, tokens: Some(100), cost: None };
+        let hold = BudgetHold { id: "h".into(), tokens: 30, cost: 0.0, expires_at: now };
+        let short = |used, held| BudgetShortfall {
+            budget: day.clone(),
+            used_tokens: used,
+            used_cost: 0.0,
+            held_tokens: held,
+            held_cost: 0.0,
         };
-        let a = hold(100, 0.5);
-        let b = hold(40, 0.25);
-        assert_eq!(inflight.held("k1"), (140, 0.75));
-        drop(a);
-        assert_eq!(inflight.held("k1"), (40, 0.25));
-        drop(b);
-        assert_eq!(inflight.held("k1"), (0, 0.0));
-        assert!(inflight.lock().is_empty(), "no entry is left for a key with nothing in flight");
+        // Calls in flight hold the room: retry in a second.
+        let e = budget_refusal(&short(20, 60), &hold, now);
+        assert_eq!((e.status.as_u16(), e.code.as_str(), e.retry_after), (429, "budget_exceeded", Some(1)));
+        assert!(e.message.contains("day budget of 100 tokens (20 used, 60 held by calls in flight)"), "{}", e.message);
+        assert!(e.message.contains("no room for this call's 30 tokens"), "{}", e.message);
+        // Nothing held, but no room for this call: only the period's end helps.
+        let e = budget_refusal(&short(80, 0), &hold, now);
+        assert_eq!(e.retry_after, Some(3601));
+        assert!(
+            e.message.contains("(80 used)") && e.message.contains("resets at 2026-04-01T00:00:00"),
+            "{}",
+            e.message
+        );
+        // Used up.
+        let e = budget_refusal(&short(100, 10), &hold, now);
+        assert_eq!(e.retry_after, Some(3601));
+        assert!(e.message.contains("is used up"), "{}", e.message);
+        // A cost budget.
+        let month = Budget { period: BudgetPeriod::Month, tokens: None, cost: Some(1.5) };
+        let short = BudgetShortfall { budget: month, used_tokens: 0, used_cost: 1.0, held_tokens: 0, held_cost: 0.25 };
+        let e = budget_refusal(&short, &BudgetHold { cost: 0.3, ..hold }, now);
+        assert!(e.message.contains("month budget of a cost of 1.5 (1.000000 used, 0.250000 held"), "{}", e.message);
+        assert_eq!(e.retry_after, Some(1));
     }
 
     #[test]
@@ -781,11 +811,11 @@ mod tests {
         let (late, next) = (1_774_998_000_000, 1_775_001_600_000);
         let (a, b) = (caller("a"), caller("b"));
         let mut usage = Vec::new();
-        add_usage(&mut usage, &a, &event(10, Some(0.5), late));
-        add_usage(&mut usage, &a, &event(5, None, late + 1));
-        add_usage(&mut usage, &a, &event(7, None, next));
-        add_usage(&mut usage, &b, &event(1, None, late));
-        add_usage(&mut usage, &b, &event(0, None, late));
+        add_usage(&mut usage, &a, &event(10, Some(0.5), late), None);
+        add_usage(&mut usage, &a, &event(5, None, late + 1), None);
+        add_usage(&mut usage, &a, &event(7, None, next), None);
+        add_usage(&mut usage, &b, &event(1, None, late), None);
+        add_usage(&mut usage, &b, &event(0, None, late), None);
         let got: Vec<(&str, u64, f64)> = usage.iter().map(|u| (u.caller.key_id.as_str(), u.tokens, u.cost)).collect();
         assert_eq!(got, [("a", 15, 0.5), ("a", 7, 0.0), ("b", 1, 0.0)]);
     }

@@ -105,8 +105,11 @@ pub fn router_with_env(
     let cache =
         cache::ScanCache::new(config.scan_cache_entries, std::time::Duration::from_secs(config.scan_cache_ttl_secs));
     let recorder = core::start_recorder(&state);
-    let inflight = Arc::default();
-    let gw = Arc::new(proxy::Gateway { state: state.clone(), config, upstreams, tools, cache, recorder, inflight });
+    // A hold outlives its call by the recorder's delay at most; one left by
+    // a replica that died lapses after its longest possible call.
+    let longest = config.upstreams.iter().map(|u| u.timeout_ms).max().unwrap_or(0);
+    let hold_ttl_ms = i64::try_from(longest).unwrap_or(i64::MAX / 2).saturating_add(300_000);
+    let gw = Arc::new(proxy::Gateway { state: state.clone(), config, upstreams, tools, cache, recorder, hold_ttl_ms });
     let routes = Router::new()
         .route("/v1/chat/completions", post(proxy::chat))
         .route("/v1/completions", post(proxy::completions))

@@ -48,8 +48,10 @@ pub(crate) struct Gateway {
     pub cache: Option<ScanCache>,
     /// Stores the calls' telemetry events in batches.
     pub recorder: Option<core::Recorder>,
-    /// Budget reservations of the calls in flight, by key.
-    pub inflight: Arc<core::InFlight>,
+    /// How long a call's budget hold lasts if it is never settled (its
+    /// replica died): the longest upstream timeout plus a margin for the
+    /// recorder.
+    pub hold_ttl_ms: i64,
 }
 
 /// The compiled tool-call allow-list of each route that makes tool calls:
@@ -573,13 +575,12 @@ async fn forward(gw: Arc<Gateway>, caller: Arc<Caller>, route: Route, req: Reque
 /// The most completion tokens a request asks for: its cap (`max_tokens`,
 /// `max_completion_tokens`, `max_output_tokens`) times its choices (`n`);
 /// 0 when it sets no cap.
-fn completion_cap(body: &Value) -> u64 {
+fn completion_cap(body: &Value) -> Option<u64> {
     let cap = ["max_completion_tokens", "max_tokens", "max_output_tokens"]
         .iter()
-        .find_map(|k| body.get(*k).and_then(Value::as_u64))
-        .unwrap_or(0);
+        .find_map(|k| body.get(*k).and_then(Value::as_u64))?;
     let choices = body.get("n").and_then(Value::as_u64).unwrap_or(1).clamp(1, 128);
-    cap.saturating_mul(choices)
+    Some(cap.saturating_mul(choices))
 }
 
 async fn run(
@@ -620,12 +621,15 @@ async fn run(
     // and budgets, then the policy on every text.
     let cleared = core::clear(state, caller, &call.subject)?;
     core::check_model(caller, &model)?;
-    let cap = completion_cap(&body);
+    let cap = match route {
+        Route::Embeddings => 0,
+        _ => completion_cap(&body).unwrap_or(gw.config.budget_hold_tokens),
+    };
     let expected = core::Expected {
         tokens: call.prompt_estimate.saturating_add(cap),
         cost: call.price.map(|p| p.cost(call.prompt_estimate, cap)).unwrap_or(0.0),
     };
-    call.reservation = core::check_budget(state, &gw.inflight, caller, expected).await?;
+    call.reservation = core::check_budget(state, caller, expected, gw.hold_ttl_ms).await?;
     let texts: Vec<ScanText> = found
         .iter()
         .map(|f| ScanText {

@@ -310,6 +310,76 @@ pub struct ServerConfig {
     pub privacy: crate::privacy::PrivacyConfig,
     /// Correlation of threats and anomalies into campaigns (`[campaigns]`).
     pub campaigns: crate::campaigns::CampaignConfig,
+    /// Where this server's Shield action service reports the actions it
+    /// enforced for a Sentinel (`[shield_callback]`); off when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shield_callback: Option<ShieldCallbackConfig>,
+}
+
+/// `[shield_callback]`: after the Shield action service enforces an action
+/// a Sentinel sent (one carrying `anomaly_id`), this server tells that
+/// Sentinel through its `POST /api/v1/shield/callback`, through the
+/// delivery outbox (retried with backoff, dead-lettered after
+/// `delivery.max_attempts`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShieldCallbackConfig {
+    /// The Sentinel's callback URL, `http(s)://host[:port]/api/v1/shield/callback`.
+    pub url: String,
+    /// The environment variable holding a key of that Sentinel with the
+    /// `ingest` scope (exactly one of `key_env` and `key_file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_env: Option<String>,
+    /// The file holding that key (surrounding whitespace is ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+}
+
+/// A refusal of `field`.
+fn invalid<T>(field: &str, message: &str) -> Result<T, ConfigError> {
+    Err(ConfigError::Invalid { field: field.into(), message: message.into() })
+}
+
+impl ShieldCallbackConfig {
+    /// Checks the URL and that one key source is named.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match url::Url::parse(&self.url) {
+            Ok(u)
+                if matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && u.password().is_none()
+                    && u.username().is_empty() => {}
+            Ok(_) => {
+                return invalid("shield_callback.url", "must be an http or https URL with a host and no credentials");
+            }
+            Err(e) => return invalid("shield_callback.url", &e.to_string()),
+        }
+        if self.key_env.is_some() == self.key_file.is_some() {
+            return invalid("shield_callback", "set exactly one of key_env and key_file");
+        }
+        Ok(())
+    }
+
+    /// The key, read now (at start: a missing one stops it).
+    pub fn key(&self) -> Result<String, ConfigError> {
+        let key = match (&self.key_env, &self.key_file) {
+            (Some(var), _) => std::env::var(var).map_err(|_| ConfigError::Invalid {
+                field: "shield_callback.key_env".into(),
+                message: format!("the environment variable {var} is not set"),
+            })?,
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+                field: "shield_callback.key_file".into(),
+                message: format!("{}: {e}", path.display()),
+            })?,
+            (None, None) => return invalid("shield_callback", "set exactly one of key_env and key_file"),
+        };
+        let key = key.trim().to_owned();
+        if key.is_empty() || reqwest::header::HeaderValue::from_str(&format!("Bearer {key}")).is_err() {
+            let field = if self.key_env.is_some() { "shield_callback.key_env" } else { "shield_callback.key_file" };
+            return invalid(field, "the key is empty or not a valid header value");
+        }
+        Ok(key)
+    }
 }
 
 /// The `[export]` section: where stored events, anomalies and reports are
@@ -613,6 +683,7 @@ impl Default for ServerConfig {
             quarantine: crate::quarantine::QuarantineConfig::default(),
             privacy: crate::privacy::PrivacyConfig::default(),
             campaigns: crate::campaigns::CampaignConfig::default(),
+            shield_callback: None,
         }
     }
 }
@@ -810,6 +881,9 @@ impl ServerConfig {
         }
         if let Some(g) = &self.gateway {
             g.validate()?;
+        }
+        if let Some(c) = &self.shield_callback {
+            c.validate()?;
         }
         if let Err((field, message)) = self.risk.validate() {
             return Err(ConfigError::Invalid { field, message });
@@ -1149,6 +1223,11 @@ pub struct GatewayConfig {
     /// model with no price has no cost.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub prices: std::collections::BTreeMap<String, ModelPrice>,
+    /// Completion tokens a call that sets no cap (`max_tokens` and its kin)
+    /// holds against its key's budgets while it runs, beside its prompt; 0:
+    /// such a call holds its prompt only.
+    #[serde(default)]
+    pub budget_hold_tokens: u64,
     /// The model providers. Among the upstreams of the route's format, a
     /// model goes to the one that lists it, else to the one with its longest
     /// prefix, else to the one with neither list (the default), else it is
@@ -1500,7 +1579,7 @@ fn default_escalation_severity() -> llm_sentinel::Severity {
 /// Where the key for one remote Shield gateway is read from, when an
 /// action runs: an environment variable or a file (a mounted secret);
 /// exactly one of them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShieldEndpoint {
     /// The environment variable holding the key.
@@ -1509,6 +1588,17 @@ pub struct ShieldEndpoint {
     /// The file holding the key (surrounding whitespace is ignored).
     #[serde(default)]
     pub key_file: Option<PathBuf>,
+    /// `https://` endpoints: a PEM file of CA certificates trusted beside
+    /// the system's roots (a private CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// `https://` endpoints: a PEM certificate (chain) presented to the
+    /// gateway (mutual TLS), with `client_key_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_file: Option<PathBuf>,
+    /// The PEM private key of `client_cert_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_file: Option<PathBuf>,
 }
 
 impl ShieldEndpoint {
@@ -1593,6 +1683,16 @@ impl SentinelSettings {
         for (endpoint, e) in &self.shield_endpoints {
             if e.key_env.is_some() == e.key_file.is_some() {
                 return Err(format!("sentinel.shield_endpoints.{endpoint:?}: set exactly one of key_env and key_file"));
+            }
+            if e.client_cert_file.is_some() != e.client_key_file.is_some() {
+                return Err(format!(
+                    "sentinel.shield_endpoints.{endpoint:?}: set client_cert_file and client_key_file together"
+                ));
+            }
+            let tls = e.ca_file.is_some() || e.client_cert_file.is_some();
+            if tls && !endpoint.starts_with("https://") {
+                let key = if e.ca_file.is_some() { "ca_file" } else { "client_cert_file" };
+                return Err(format!("sentinel.shield_endpoints.{endpoint:?}.{key}: needs an https:// endpoint"));
             }
         }
         for d in &config.detectors {

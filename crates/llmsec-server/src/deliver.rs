@@ -148,7 +148,14 @@ pub struct DeliveryWorker {
     publisher: Option<Arc<dyn llmsec_connect::OutboxPublisher>>,
     sinks: Arc<crate::sinks::SinkRegistry>,
     receivers: Arc<crate::notify::NotifyRegistry>,
+    /// `[shield_callback]`: the Sentinel's callback URL and key.
+    shield_callback: Option<Arc<(String, String)>>,
 }
+
+/// The target of a Shield callback delivery (`[shield_callback]`).
+pub const SHIELD_CALLBACK_TARGET: &str = "shield-callback";
+/// A Shield callback delivery found no `[shield_callback]` (it was removed).
+const NO_CALLBACK: &str = "shield callback not configured";
 
 /// Who hears of delivered incident creations: the incident manager answers
 /// with the incident's id, which belongs on the anomaly that asked for it.
@@ -192,6 +199,7 @@ impl DeliveryWorker {
             publisher: None,
             sinks: Arc::default(),
             receivers: Arc::default(),
+            shield_callback: None,
         })
     }
 
@@ -220,6 +228,13 @@ impl DeliveryWorker {
     /// dead-lettered.
     pub fn with_notify(mut self, receivers: crate::notify::NotifyRegistry) -> DeliveryWorker {
         self.receivers = Arc::new(receivers);
+        self
+    }
+
+    /// Sends Shield callback deliveries ([`SHIELD_CALLBACK_TARGET`]) to
+    /// `url` with `key` as a bearer token.
+    pub fn with_shield_callback(mut self, url: String, key: String) -> DeliveryWorker {
+        self.shield_callback = Some(Arc::new((url, key)));
         self
     }
 
@@ -291,6 +306,8 @@ impl DeliveryWorker {
             self.publish(self.sinks.get(name), NO_SINK, name, &d).await
         } else if let Some((channel, name)) = crate::notify::target_of(&d) {
             self.notify(channel, name, &d).await
+        } else if d.webhook_id == SHIELD_CALLBACK_TARGET {
+            self.shield_callback(&d).await
         } else {
             match self.webhooks.find(&d.tenant, &d.webhook_id) {
                 None => Attempt::Failed { status: None, error: "webhook deleted".into(), retry_at: None },
@@ -379,6 +396,49 @@ impl DeliveryWorker {
         }
     }
 
+    /// Posts a Shield callback to the Sentinel named in `[shield_callback]`.
+    /// Any answer but 2xx is retried (a Sentinel may not have stored the
+    /// action yet, and answers 400 until it has), then dead-lettered.
+    async fn shield_callback(&self, d: &Delivery) -> Attempt {
+        let retry_at = || {
+            (d.attempts + 1 < self.config.max_attempts)
+                .then(|| now_millis() + backoff(&self.config, d.attempts, jitter_unit()).as_millis() as i64)
+        };
+        let Some(target) = self.shield_callback.as_deref() else {
+            return Attempt::Failed { status: None, error: NO_CALLBACK.into(), retry_at: retry_at() };
+        };
+        let (url, key) = target;
+        if let Err(e) = self.egress.check_url(url) {
+            tracing::warn!(delivery = %d.id, error = %e, "shield callback refused");
+            return Attempt::Failed { status: None, error: EGRESS_REFUSED.into(), retry_at: None };
+        }
+        let result = self
+            .client
+            .post(url)
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .header("X-Llmsec-Event", &d.event)
+            .header("Idempotency-Key", &d.id)
+            .body(d.payload.clone())
+            .send()
+            .await;
+        match result {
+            Ok(r) if r.status().is_success() => Attempt::Delivered { status: r.status().as_u16() },
+            Ok(r) => Attempt::Failed {
+                status: Some(r.status().as_u16()),
+                error: format!("HTTP {}", r.status()),
+                retry_at: retry_at(),
+            },
+            Err(e) => {
+                tracing::warn!(delivery = %d.id, error = %error_chain(&e), "shield callback attempt failed");
+                if crate::egress::is_refusal(&e) {
+                    return Attempt::Failed { status: None, error: EGRESS_REFUSED.into(), retry_at: None };
+                }
+                Attempt::Failed { status: None, error: error_category(&e).to_owned(), retry_at: retry_at() }
+            }
+        }
+    }
+
     async fn send(&self, w: &Webhook, d: &Delivery) -> Attempt {
         // reqwest resolves no name for an IP-literal host: check it here.
         if let Err(e) = self.egress.check_url(&w.url) {
@@ -456,6 +516,7 @@ const CATEGORIES: &[&str] = &[
     NO_PUBLISHER,
     NO_SINK,
     PUBLISH_FAILED,
+    NO_CALLBACK,
 ];
 
 /// What a tenant is told of a failed attempt: a category, never the

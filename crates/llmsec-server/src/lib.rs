@@ -303,7 +303,11 @@ impl Server {
         let sinks = sinks::SinkRegistry::build(&config.sinks, worker.client(), egress, &|k| std::env::var(k).ok())?;
         // E-mail and SMS receivers read their secrets now, so a missing one stops the start.
         let notify = notify::NotifyRegistry::build(&config.sentinel.receivers, &|k| std::env::var(k).ok())?;
-        let worker = worker.with_sinks(sinks).with_notify(notify);
+        let mut worker = worker.with_sinks(sinks).with_notify(notify);
+        // The Shield callback's key is read now too.
+        if let Some(c) = &config.shield_callback {
+            worker = worker.with_shield_callback(c.url.clone(), c.key()?);
+        }
         let worker_task = tokio::spawn(worker.run(stop_rx.clone()));
         sentinel.restore().await?;
         // Risk scores are rebuilt from what still weighs: recent events'

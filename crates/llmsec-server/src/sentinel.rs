@@ -709,6 +709,12 @@ impl SentinelService {
         failed.iter().map(|(t, f)| (t.clone(), f.reason.clone())).collect()
     }
 
+    /// Changes an anomaly of `tenant` that is open in memory here with `f`;
+    /// `None` when it is not (it is then only in the store).
+    pub fn update_open(&self, tenant: &str, id: &str, f: impl FnOnce(&mut Anomaly)) -> Option<Anomaly> {
+        self.with_tenant(tenant, |s| s.update_anomaly(id, f))
+    }
+
     /// Runs `f` on the tenant's Sentinel, built on first use.
     fn with_tenant<T>(&self, tenant: &str, f: impl FnOnce(&mut Sentinel) -> T) -> T {
         let mut map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
@@ -1222,14 +1228,14 @@ impl SentinelService {
                 };
                 // A remote Shield: it enforces, and says so in its answer.
                 if let Some(endpoint) = &s.endpoint {
-                    let Some(remote) = self.settings.shield_endpoints.get(endpoint) else {
+                    let Some(tls) = self.settings.shield_endpoints.get(endpoint) else {
                         return taken(
                             String::new(),
                             "failed",
                             format!("{endpoint:?} is not in [sentinel] shield_endpoints"),
                         );
                     };
-                    let key = match remote.key() {
+                    let key = match tls.key() {
                         Ok(k) => k,
                         Err(e) => return taken(String::new(), "failed", format!("the key for {endpoint}: {e}")),
                     };
@@ -1251,7 +1257,7 @@ impl SentinelService {
                         parameters,
                     };
                     let egress = self.egress.read().unwrap_or_else(|p| p.into_inner()).clone();
-                    return match crate::shield_grpc::enforce_remote(endpoint, &key, remote, &egress).await {
+                    return match crate::shield_grpc::enforce_remote(endpoint, &key, tls, remote, &egress).await {
                         Ok((id, message)) => taken(id, "succeeded", message),
                         Err(e) => taken(String::new(), "failed", e),
                     };

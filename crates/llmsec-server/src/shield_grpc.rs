@@ -209,15 +209,19 @@ impl ShieldAction for Shield {
         });
         crate::service::tenants::audit(svc, &caller, "shield.enforce", &e.id, details).await.map_err(status_of)?;
         metrics::counter!(crate::metrics::SHIELD_ACTIONS, "action" => e.action.clone()).increment(1);
+        let message = format!(
+            "{} {}:{} until {}",
+            e.action,
+            e.entity_kind,
+            e.entity_id,
+            crate::time::rfc3339(e.expires_at).unwrap_or_default()
+        );
+        if let Some(anomaly_id) = r.parameters.get("anomaly_id") {
+            queue_callback(svc, &caller.tenant, anomaly_id, &e.id, &message).await;
+        }
         Ok(Response::new(pb::ActionResponse {
             success: true,
-            message: format!(
-                "{} {}:{} until {}",
-                e.action,
-                e.entity_kind,
-                e.entity_id,
-                crate::time::rfc3339(e.expires_at).unwrap_or_default()
-            ),
+            message,
             enforcement_id: e.id.clone(),
             expires_at: Some(timestamp(e.expires_at)),
         }))
@@ -281,38 +285,48 @@ pub struct RemoteAction {
     pub parameters: std::collections::HashMap<String, String>,
 }
 
-/// Asks the Shield gateway at `endpoint` (`host:port` or `http://host:port`)
-/// to enforce `action`, as the holder of `key` (a `triage` key of that
-/// gateway). The endpoint's addresses go through `egress` first. Answers
+/// Asks the Shield gateway at `endpoint` (`host:port`, `http://host:port`,
+/// or `https://host:port` for TLS) to enforce `action`, as the holder of
+/// `key` (a `triage` key of that gateway). Over TLS the gateway's
+/// certificate is checked against the system's roots and `tls.ca_file`, for
+/// the endpoint's host name, and `tls`'s client certificate is presented
+/// when set. The endpoint's addresses go through `egress` first. Answers
 /// the remote enforcement's id and message, or why it failed.
 pub async fn enforce_remote(
     endpoint: &str,
     key: &str,
+    tls: &crate::config::ShieldEndpoint,
     action: RemoteAction,
     egress: &crate::egress::EgressPolicy,
 ) -> Result<(String, String), String> {
     let base = if endpoint.contains("://") { endpoint.to_owned() } else { format!("http://{endpoint}") };
     let url = url::Url::parse(&base).map_err(|e| format!("endpoint {endpoint:?}: {e}"))?;
-    if url.scheme() != "http" {
-        return Err(format!(
-            "endpoint {endpoint:?}: only plaintext HTTP/2 (http://) is built; put TLS in front of both ends"
-        ));
-    }
+    let secure = match url.scheme() {
+        "http" => false,
+        "https" => true,
+        other => return Err(format!("endpoint {endpoint:?}: scheme {other:?} is not http or https")),
+    };
     let host = url.host_str().ok_or_else(|| format!("endpoint {endpoint:?} names no host"))?.to_owned();
-    let port = url.port().ok_or_else(|| format!("endpoint {endpoint:?} names no port"))?;
+    let port = url.port_or_known_default().ok_or_else(|| format!("endpoint {endpoint:?} names no port"))?;
     let host_for_lookup = host.trim_start_matches('[').trim_end_matches(']').to_owned();
     let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host_for_lookup.as_str(), port))
         .await
         .map_err(|e| format!("endpoint {endpoint:?}: {e}"))?
         .collect();
     let addr = *egress.filter(&host_for_lookup, addrs).map_err(|e| e.to_string())?.first().ok_or("no address")?;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+    // The checked address is dialled (no second lookup); over TLS the
+    // certificate is verified for the endpoint's host name.
+    let scheme = if secure { "https" } else { "http" };
+    let mut channel = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))
         .map_err(|e| e.to_string())?
         .connect_timeout(std::time::Duration::from_secs(2))
-        .timeout(std::time::Duration::from_secs(5))
-        .connect()
-        .await
-        .map_err(|e| format!("connect {endpoint}: {e}"))?;
+        .timeout(std::time::Duration::from_secs(5));
+    if secure {
+        channel = channel
+            .tls_config(client_tls(&host_for_lookup, tls)?)
+            .map_err(|e| format!("endpoint {endpoint:?}: TLS: {}", error_chain(&e)))?;
+    }
+    let channel = channel.connect().await.map_err(|e| format!("connect {endpoint}: {}", error_chain(&e)))?;
     let auth: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
         format!("Bearer {key}").parse().map_err(|_| "the key is not a valid header value".to_owned())?;
     let mut client = pb::shield_action_client::ShieldActionClient::with_interceptor(
@@ -342,11 +356,89 @@ pub async fn enforce_remote(
         }),
         parameters,
     };
-    let answer = client.enforce_action(request).await.map_err(|s| format!("{endpoint}: {}", s.message()))?.into_inner();
+    let answer = client
+        .enforce_action(request)
+        .await
+        .map_err(|s| match std::error::Error::source(&s) {
+            // A transport failure (TLS refused, connection reset) says why in its sources.
+            Some(cause) => format!("{endpoint}: {}: {}", s.message(), error_chain(cause)),
+            None => format!("{endpoint}: {}", s.message()),
+        })?
+        .into_inner();
     if !answer.success {
         return Err(format!("{endpoint}: {}", answer.message));
     }
     Ok((answer.enforcement_id, format!("{endpoint}: {}", answer.message)))
+}
+
+/// With `[shield_callback]` set, queues the seed's Shield callback for the
+/// Sentinel that sent an action (`{anomaly_id, action_id, status, message,
+/// timestamp}`, `action_id` being the enforcement id the Sentinel recorded
+/// from the answer) in the delivery outbox, which posts it with retries.
+/// The action is enforced either way: a callback that cannot be queued is
+/// logged.
+async fn queue_callback(svc: &Services, tenant: &str, anomaly_id: &str, enforcement_id: &str, message: &str) {
+    if svc.config.shield_callback.is_none() {
+        return;
+    }
+    let now = llmsec_store::now_millis();
+    let body = serde_json::json!({
+        "anomaly_id": anomaly_id,
+        "action_id": enforcement_id,
+        "status": "succeeded",
+        "message": message,
+        "timestamp": crate::time::rfc3339(now),
+    });
+    let d = llmsec_store::Delivery::pending(
+        format!("cb_{}", uuid::Uuid::now_v7().simple()),
+        crate::deliver::SHIELD_CALLBACK_TARGET.to_owned(),
+        tenant,
+        "shield.callback",
+        body.to_string(),
+        now,
+    );
+    match svc.store.enqueue(&[d]).await {
+        Ok(()) => svc.delivery_notify.notify_one(),
+        Err(e) => tracing::warn!(error = %e, anomaly = %anomaly_id, "shield callback not queued"),
+    }
+}
+
+/// The TLS settings for a Shield endpoint: the system's roots, the
+/// endpoint's CA file if any, the client certificate if any.
+fn client_tls(host: &str, tls: &crate::config::ShieldEndpoint) -> Result<tonic::transport::ClientTlsConfig, String> {
+    let read =
+        |what: &str, path: &std::path::Path| std::fs::read(path).map_err(|e| format!("{what} {}: {e}", path.display()));
+    let mut config = tonic::transport::ClientTlsConfig::new().domain_name(host).with_native_roots();
+    if let Some(ca) = &tls.ca_file {
+        config = config.ca_certificate(tonic::transport::Certificate::from_pem(read("ca_file", ca)?));
+    }
+    match (&tls.client_cert_file, &tls.client_key_file) {
+        (Some(cert), Some(key)) => {
+            config = config.identity(tonic::transport::Identity::from_pem(
+                read("client_cert_file", cert)?,
+                read("client_key_file", key)?,
+            ));
+        }
+        (None, None) => {}
+        _ => return Err("set client_cert_file and client_key_file together".into()),
+    }
+    Ok(config)
+}
+
+/// An error and its causes, joined: tonic's transport errors say only
+/// "transport error" at the top.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 #[cfg(test)]

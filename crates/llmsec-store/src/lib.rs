@@ -155,6 +155,33 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The key's usage in the day and the month that hold `at` (zero when
     /// nothing was counted), day first.
     async fn key_usage(&self, tenant: &str, key_id: &str, at: Millis) -> Result<Vec<KeyUsage>>;
+    /// Holds `hold` against the key's `budgets` in the day and the month
+    /// that hold `at`, when it fits each of them (used < limit, and used +
+    /// held + this hold ≤ limit), in one transaction with a conditional
+    /// update per period row, so that calls on several replicas sharing the
+    /// database cannot pass a budget together. Holds of the key past their
+    /// `expires_at` are released first. `Some` names the budget it did not
+    /// fit; nothing is held then.
+    async fn hold_key_budget(
+        &self,
+        tenant: &str,
+        key_id: &str,
+        at: Millis,
+        budgets: &[Budget],
+        hold: &BudgetHold,
+    ) -> Result<Option<BudgetShortfall>>;
+    /// Adds one call's usage as [`Store::add_key_usage`] does and releases
+    /// the holds named in `holds`, in one transaction. A hold already
+    /// released (settled before, or reclaimed after it expired) is skipped.
+    async fn settle_key_usage(
+        &self,
+        tenant: &str,
+        key_id: &str,
+        at: Millis,
+        tokens: u64,
+        cost: f64,
+        holds: &[String],
+    ) -> Result<()>;
 
     /// Queues deliveries that belong to no security event (Sentinel actions).
     async fn enqueue(&self, deliveries: &[Delivery]) -> Result<()>;

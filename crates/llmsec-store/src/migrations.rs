@@ -285,4 +285,30 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
             "ALTER TABLE telemetry_events ADD COLUMN purpose TEXT",
         ],
     ),
+    (
+        13,
+        &[
+            // What the gateway's calls in flight hold against a key's
+            // budgets, per period row, beside what was used: a call is let
+            // through only when used + held + its own hold fits, in one
+            // conditional UPDATE, so replicas on one database cannot pass a
+            // budget together.
+            "ALTER TABLE key_usage ADD COLUMN held_tokens BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE key_usage ADD COLUMN held_cost DOUBLE PRECISION NOT NULL DEFAULT 0",
+            // Each call's hold, so that settling releases exactly what it
+            // held, once, and a hold whose replica died is reclaimed after
+            // `expires_at`.
+            "CREATE TABLE key_holds (
+            id TEXT PRIMARY KEY,
+            key_id TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            day_start BIGINT NOT NULL,
+            month_start BIGINT NOT NULL,
+            tokens BIGINT NOT NULL,
+            cost DOUBLE PRECISION NOT NULL,
+            expires_at BIGINT NOT NULL
+        )",
+            "CREATE INDEX key_holds_key_expires ON key_holds (key_id, expires_at)",
+        ],
+    ),
 ];

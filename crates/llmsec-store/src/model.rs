@@ -176,6 +176,38 @@ pub struct KeyUsage {
     pub cost: f64,
 }
 
+/// What one gateway call holds against its key's budgets while it runs:
+/// its expected tokens and cost, until it is settled with what it used, or
+/// until `expires_at`, after which the next hold of the key reclaims it (a
+/// replica that died mid-call does not hold the budget forever).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetHold {
+    /// Unique per call.
+    pub id: String,
+    /// Tokens held.
+    pub tokens: u64,
+    /// Cost held.
+    pub cost: f64,
+    /// When the hold lapses if never settled.
+    pub expires_at: Millis,
+}
+
+/// Why a hold was refused: the first of the key's budgets it did not fit,
+/// with what was used and what other calls held in that period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetShortfall {
+    /// The budget it did not fit.
+    pub budget: Budget,
+    /// Tokens used in the period.
+    pub used_tokens: u64,
+    /// Cost used in the period.
+    pub used_cost: f64,
+    /// Tokens the key's calls in flight hold (every replica's).
+    pub held_tokens: u64,
+    /// Cost the key's calls in flight hold.
+    pub held_cost: f64,
+}
+
 /// One analysis, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SecurityEvent {

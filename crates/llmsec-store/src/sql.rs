@@ -520,6 +520,30 @@ fn bind_all<'q>(mut q: Query<'q, Any, AnyArguments<'q>>, params: Vec<Param>) -> 
     q
 }
 
+/// Takes a released hold (a `key_holds` row: `day_start`, `month_start`,
+/// `tokens`, `cost`) off what its key's day and month rows hold.
+async fn release_hold(tx: &mut sqlx::Transaction<'static, Any>, key_id: &str, hold: &AnyRow) -> Result<()> {
+    let tokens: i64 = hold.try_get("tokens")?;
+    let cost: f64 = hold.try_get("cost")?;
+    for (period, start) in [(BudgetPeriod::Day, "day_start"), (BudgetPeriod::Month, "month_start")] {
+        let start: i64 = hold.try_get(start)?;
+        sqlx::query(
+            "UPDATE key_usage SET \
+             held_tokens = CASE WHEN held_tokens > $4 THEN held_tokens - $4 ELSE 0 END, \
+             held_cost = CASE WHEN held_cost > $5 THEN held_cost - $5 ELSE 0 END \
+             WHERE key_id = $1 AND period = $2 AND period_start = $3",
+        )
+        .bind(key_id)
+        .bind(period.as_str())
+        .bind(start)
+        .bind(tokens)
+        .bind(cost)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 fn corrupt(table: &'static str, why: impl ToString) -> StoreError {
     StoreError::Corrupt { table, why: why.to_string() }
 }
@@ -873,24 +897,151 @@ impl Store for SqlStore {
     }
 
     async fn add_key_usage(&self, tenant: &str, key_id: &str, at: Millis, tokens: u64, cost: f64) -> Result<()> {
-        let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
-        let cost = if cost.is_finite() && cost > 0.0 { cost } else { 0.0 };
+        self.settle_key_usage(tenant, key_id, at, tokens, cost, &[]).await
+    }
+
+    async fn hold_key_budget(
+        &self,
+        tenant: &str,
+        key_id: &str,
+        at: Millis,
+        budgets: &[Budget],
+        hold: &BudgetHold,
+    ) -> Result<Option<BudgetShortfall>> {
+        let tokens = i64::try_from(hold.tokens).unwrap_or(i64::MAX);
+        let cost = if hold.cost.is_finite() && hold.cost > 0.0 { hold.cost } else { 0.0 };
         let mut tx = self.begin_write().await?;
+        // Holds whose call never settled (its replica died) lapse.
+        let lapsed = sqlx::query(
+            "DELETE FROM key_holds WHERE key_id = $1 AND tenant = $2 AND expires_at <= $3 \
+             RETURNING day_start, month_start, tokens, cost",
+        )
+        .bind(key_id)
+        .bind(tenant)
+        .bind(at)
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in &lapsed {
+            release_hold(&mut tx, key_id, r).await?;
+        }
         for period in BudgetPeriod::ALL {
+            let start = period.start(at);
             sqlx::query(
                 "INSERT INTO key_usage (key_id, tenant, period, period_start, tokens, cost) \
-                 VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (key_id, period, period_start) DO UPDATE \
-                 SET tokens = key_usage.tokens + excluded.tokens, cost = key_usage.cost + excluded.cost",
+                 VALUES ($1, $2, $3, $4, 0, 0) ON CONFLICT (key_id, period, period_start) DO NOTHING",
             )
             .bind(key_id)
             .bind(tenant)
             .bind(period.as_str())
-            .bind(period.start(at))
-            .bind(tokens)
-            .bind(cost)
+            .bind(start)
             .execute(&mut *tx)
             .await?;
+            // A period without a limit still counts the hold (a budget set
+            // while the call runs sees it); its bounds never stop it.
+            let budget = budgets.iter().find(|b| b.period == period);
+            let max_tokens = budget.and_then(|b| b.tokens).map_or(i64::MAX, |t| i64::try_from(t).unwrap_or(i64::MAX));
+            let max_cost = budget.and_then(|b| b.cost).filter(|c| c.is_finite()).unwrap_or(f64::MAX);
+            // On PostgreSQL a concurrent hold on the same row waits for this
+            // one to commit and then re-checks the condition on the new row.
+            let held = sqlx::query(
+                "UPDATE key_usage SET held_tokens = held_tokens + $4, held_cost = held_cost + $5 \
+                 WHERE key_id = $1 AND period = $2 AND period_start = $3 \
+                 AND tokens < $6 AND tokens + held_tokens <= $6 - $4 \
+                 AND cost < $7 AND cost + held_cost + $5 <= $7",
+            )
+            .bind(key_id)
+            .bind(period.as_str())
+            .bind(start)
+            .bind(tokens)
+            .bind(cost)
+            .bind(max_tokens)
+            .bind(max_cost)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if held == 0 {
+                let r = sqlx::query(
+                    "SELECT tokens, cost, held_tokens, held_cost FROM key_usage \
+                     WHERE key_id = $1 AND period = $2 AND period_start = $3",
+                )
+                .bind(key_id)
+                .bind(period.as_str())
+                .bind(start)
+                .fetch_one(&mut *tx)
+                .await?;
+                let shortfall = BudgetShortfall {
+                    budget: budget.cloned().unwrap_or(Budget { period, tokens: None, cost: None }),
+                    used_tokens: u64::try_from(r.try_get::<i64, _>("tokens")?).unwrap_or(0),
+                    used_cost: r.try_get("cost")?,
+                    held_tokens: u64::try_from(r.try_get::<i64, _>("held_tokens")?).unwrap_or(0),
+                    held_cost: r.try_get("held_cost")?,
+                };
+                // Lapsed holds are released with the next hold that fits.
+                tx.rollback().await?;
+                return Ok(Some(shortfall));
+            }
+        }
+        sqlx::query(
+            "INSERT INTO key_holds (id, key_id, tenant, day_start, month_start, tokens, cost, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&hold.id)
+        .bind(key_id)
+        .bind(tenant)
+        .bind(BudgetPeriod::Day.start(at))
+        .bind(BudgetPeriod::Month.start(at))
+        .bind(tokens)
+        .bind(cost)
+        .bind(hold.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(None)
+    }
+
+    async fn settle_key_usage(
+        &self,
+        tenant: &str,
+        key_id: &str,
+        at: Millis,
+        tokens: u64,
+        cost: f64,
+        holds: &[String],
+    ) -> Result<()> {
+        let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
+        let cost = if cost.is_finite() && cost > 0.0 { cost } else { 0.0 };
+        let mut tx = self.begin_write().await?;
+        for id in holds {
+            // DELETE … RETURNING: of two settlements of one hold (or a
+            // settlement racing its reclaim) only one releases it.
+            let gone = sqlx::query(
+                "DELETE FROM key_holds WHERE id = $1 AND key_id = $2 RETURNING day_start, month_start, tokens, cost",
+            )
+            .bind(id)
+            .bind(key_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(r) = gone {
+                release_hold(&mut tx, key_id, &r).await?;
+            }
+        }
+        if tokens > 0 || cost > 0.0 || holds.is_empty() {
+            for period in BudgetPeriod::ALL {
+                sqlx::query(
+                    "INSERT INTO key_usage (key_id, tenant, period, period_start, tokens, cost) \
+                     VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (key_id, period, period_start) DO UPDATE \
+                     SET tokens = key_usage.tokens + excluded.tokens, cost = key_usage.cost + excluded.cost",
+                )
+                .bind(key_id)
+                .bind(tenant)
+                .bind(period.as_str())
+                .bind(period.start(at))
+                .bind(tokens)
+                .bind(cost)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -1006,7 +1157,8 @@ impl Store for SqlStore {
             anomalies: run("DELETE FROM anomalies WHERE status = 'resolved' AND resolved_at < $1").await?,
             deliveries: run("DELETE FROM deliveries WHERE status IN ('delivered', 'dead') AND updated_at < $1").await?,
             enforcements: run("DELETE FROM enforcements WHERE expires_at < $1").await?,
-            key_usage: 0,
+            // Holds that lapsed before the cutoff (their calls never settled).
+            key_usage: run("DELETE FROM key_holds WHERE expires_at < $1").await?,
             // Decided items only: a pending one waits for its reviewer or its expiry.
             quarantine: run("DELETE FROM quarantine WHERE status <> 'pending' AND created_at < $1").await?,
             // A campaign not seen since the cutoff holds only older facts.
@@ -1015,7 +1167,7 @@ impl Store for SqlStore {
         // Budget usage only counts in its own period: a day that started a
         // day before the cutoff, or a month 31 days before it, has ended.
         const DAY: Millis = 86_400_000;
-        removed.key_usage = sqlx::query(
+        removed.key_usage += sqlx::query(
             "DELETE FROM key_usage WHERE (period = 'day' AND period_start < $1) \
              OR (period = 'month' AND period_start < $2)",
         )

@@ -144,6 +144,91 @@ async fn key_limits_and_usage(s: &dyn Store) {
     assert!(other.iter().all(|u| u.tokens == 0 && u.cost == 0.0), "usage stays in its tenant");
 }
 
+fn hold(id: &str, tokens: u64, cost: f64, expires_at: Millis) -> BudgetHold {
+    BudgetHold { id: id.into(), tokens, cost, expires_at }
+}
+
+/// Holds on a key's budgets: one fits only when used + held + it is within
+/// each limit; settling adds the usage and releases the hold once; a lapsed
+/// hold is reclaimed; a refusal holds nothing.
+async fn budget_holds(s: &dyn Store) {
+    let at = 1_774_998_000_000; // 2026-03-31T23:00:00Z
+    let budgets = [
+        Budget { period: BudgetPeriod::Day, tokens: Some(100), cost: None },
+        Budget { period: BudgetPeriod::Month, tokens: None, cost: Some(1.0) },
+    ];
+    let far = at + 3_600_000;
+    assert_eq!(s.hold_key_budget("acme", "h1", at, &budgets, &hold("a", 60, 0.1, far)).await.unwrap(), None);
+    // 60 held: 41 more does not fit the day's 100, 40 does.
+    let short = s.hold_key_budget("acme", "h1", at, &budgets, &hold("b", 41, 0.1, far)).await.unwrap().unwrap();
+    assert_eq!(short.budget, budgets[0]);
+    assert_eq!((short.used_tokens, short.held_tokens), (0, 60));
+    assert_eq!(s.hold_key_budget("acme", "h1", at, &budgets, &hold("c", 40, 0.1, far)).await.unwrap(), None);
+    // The month's cost bound refuses too: 0.2 held, 0.81 more is over 1.0.
+    let short = s.hold_key_budget("acme", "h1", at, &[budgets[1].clone()], &hold("d", 1, 0.81, far)).await.unwrap();
+    let short = short.unwrap();
+    assert_eq!(short.budget, budgets[1]);
+    assert!((short.held_cost - 0.2).abs() < 1e-9, "{short:?}");
+
+    // Settling "a" with less than it held: its usage counts, its hold goes.
+    s.settle_key_usage("acme", "h1", at, 25, 0.05, &["a".into()]).await.unwrap();
+    assert_eq!(s.key_usage("acme", "h1", at).await.unwrap()[0].tokens, 25);
+    // Settling it again adds usage but releases nothing twice: 25 + 40 held
+    // + 36 is over 100, 35 fits.
+    s.settle_key_usage("acme", "h1", at, 0, 0.0, &["a".into()]).await.unwrap();
+    assert!(s.hold_key_budget("acme", "h1", at, &budgets, &hold("e", 36, 0.0, far)).await.unwrap().is_some());
+    assert_eq!(s.hold_key_budget("acme", "h1", at, &budgets, &hold("e", 35, 0.0, far)).await.unwrap(), None);
+    s.settle_key_usage("acme", "h1", at, 0, 0.0, &["c".into(), "e".into()]).await.unwrap();
+    assert_eq!(s.key_usage("acme", "h1", at).await.unwrap()[0].tokens, 25, "a release alone adds no usage");
+
+    // A hold that is never settled lapses at its expiry: the next hold
+    // after that reclaims it.
+    assert_eq!(s.hold_key_budget("acme", "h1", at, &budgets, &hold("f", 75, 0.0, at + 10)).await.unwrap(), None);
+    assert!(s.hold_key_budget("acme", "h1", at + 5, &budgets, &hold("g", 1, 0.0, far)).await.unwrap().is_some());
+    assert_eq!(s.hold_key_budget("acme", "h1", at + 10, &budgets, &hold("g", 75, 0.0, far)).await.unwrap(), None);
+    s.settle_key_usage("acme", "h1", at, 0, 0.0, &["f".into()]).await.unwrap();
+    assert!(
+        s.hold_key_budget("acme", "h1", at + 10, &budgets, &hold("h", 1, 0.0, far)).await.unwrap().is_some(),
+        "settling the lapsed hold released nothing again: g still holds 75"
+    );
+    s.settle_key_usage("acme", "h1", at, 0, 0.0, &["g".into()]).await.unwrap();
+
+    // A used-up budget refuses even a hold of nothing; another key and a
+    // key without budgets are not touched.
+    s.add_key_usage("acme", "h1", at, 75, 0.0).await.unwrap();
+    let short = s.hold_key_budget("acme", "h1", at, &budgets, &hold("i", 0, 0.0, far)).await.unwrap().unwrap();
+    assert_eq!((short.used_tokens, short.held_tokens), (100, 0));
+    assert_eq!(s.hold_key_budget("acme", "h2", at, &budgets, &hold("j", 100, 0.0, far)).await.unwrap(), None);
+    assert_eq!(s.hold_key_budget("acme", "h3", at, &[], &hold("k", 1_000_000_000, 1e9, far)).await.unwrap(), None);
+    // An hour later is a new day and a new month, with rows of their own.
+    let next = at + 3_600_000;
+    assert_eq!(s.hold_key_budget("acme", "h1", next, &budgets, &hold("l", 100, 0.0, far)).await.unwrap(), None);
+    // Retention drops lapsed holds.
+    assert!(s.purge_expired(far + 1).await.unwrap().key_usage >= 3);
+}
+
+/// Two handles on one database (two replicas): many holds raced against a
+/// budget with room for a few never hold more than it.
+async fn concurrent_holds_never_pass_a_budget(a: SqlStore, b: SqlStore) {
+    let at = 1_774_998_000_000;
+    let budgets = [Budget { period: BudgetPeriod::Day, tokens: Some(100), cost: None }];
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let budgets = budgets.clone();
+        tasks.push(tokio::spawn(async move {
+            let h = hold(&format!("r{i}"), 30, 0.0, at + 60_000);
+            s.hold_key_budget("acme", "race", at, &budgets, &h).await.unwrap().is_none()
+        }));
+    }
+    let mut held = 0;
+    for t in tasks {
+        held += usize::from(t.await.unwrap());
+    }
+    assert_eq!(held, 3, "30 tokens each fit 3 times in 100");
+}
+
 async fn events_and_isolation(s: &dyn Store) {
     let batch: Vec<Record> = (0..25)
         .map(|i| Record {
@@ -719,6 +804,7 @@ async fn all(s: &dyn Store) {
     s.ping().await.unwrap();
     keys(s).await;
     key_limits_and_usage(s).await;
+    budget_holds(s).await;
     events_and_isolation(s).await;
     outbox(s).await;
     webhooks(s).await;
@@ -735,6 +821,25 @@ async fn all(s: &dyn Store) {
 #[tokio::test]
 async fn sqlite_store() {
     all(&sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_concurrent_holds_of_two_replicas_never_pass_a_budget() {
+    let dir = std::env::temp_dir().join(format!("llmsec-store-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("t.db").display());
+    let a = SqlStore::connect(&url).await.unwrap();
+    let b = SqlStore::connect(&url).await.unwrap();
+    concurrent_holds_never_pass_a_budget(a, b).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_concurrent_holds_of_two_replicas_never_pass_a_budget() {
+    let url = postgres_url().await;
+    let a = SqlStore::connect(&url).await.unwrap();
+    let b = SqlStore::connect(&url).await.unwrap();
+    concurrent_holds_never_pass_a_budget(a, b).await;
 }
 
 #[tokio::test]
@@ -777,6 +882,7 @@ async fn bootstrap_key_upgrade(url: &str) {
         "ALTER TABLE security_events DROP COLUMN purpose",
         "ALTER TABLE telemetry_events DROP COLUMN purpose",
         "DROP TABLE campaigns",
+        "DROP TABLE key_holds",
         "DELETE FROM schema_migrations WHERE version >= 3",
     ] {
         s.pool().execute(undo).await.unwrap();
@@ -823,6 +929,8 @@ async fn bootstrap_key_upgrade(url: &str) {
     assert_eq!(s.export_position("events").await.unwrap(), None, "the export table exists");
     assert_eq!(s.count_pending_quarantine().await.unwrap(), 0, "the quarantine table exists");
     assert!(s.active_campaigns(0, 10).await.unwrap().is_empty(), "the campaign table exists");
+    let hold = BudgetHold { id: "h".into(), tokens: 1, cost: 0.0, expires_at: 2 };
+    assert_eq!(s.hold_key_budget("default", "boot", 1, &[], &hold).await.unwrap(), None, "the budget holds work");
 }
 
 #[tokio::test]

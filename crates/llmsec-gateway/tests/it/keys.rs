@@ -124,7 +124,7 @@ async fn a_used_up_token_budget_refuses_before_the_upstream_until_raised() {
 async fn a_retry_after_header_comes_with_budget_exceeded() {
     let gw = common::start().await;
     let made = gw
-        .make_key_with(&json!({"name": "tiny", "scopes": ["proxy"], "budgets": [{"period": "month", "tokens": 1}]}))
+        .make_key_with(&json!({"name": "tiny", "scopes": ["proxy"], "budgets": [{"period": "month", "tokens": 20}]}))
         .await;
     let (key, id) = (made["key"].as_str().unwrap(), made["id"].as_str().unwrap());
     assert_eq!(gw.post_with("/v1/chat/completions", key, &chat("gpt-4o-mini"), &[]).await.status, 200);
@@ -143,9 +143,11 @@ async fn a_retry_after_header_comes_with_budget_exceeded() {
         .send()
         .await
         .unwrap();
+    // 18 used, and the call's own prompt does not fit the 2 left: nothing
+    // is in flight, so only the month's end makes room.
     assert_eq!(r.status(), 429);
     let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!(wait > 0 && wait <= 31 * 86_400, "until the month ends: {wait}");
+    assert!(wait > 1 && wait <= 31 * 86_400, "until the month ends: {wait}");
 }
 
 #[tokio::test]
@@ -198,12 +200,12 @@ async fn calls_in_flight_hold_their_expected_tokens_so_concurrent_calls_cannot_o
         .make_key_with(&json!({"name": "tight", "scopes": ["proxy"], "budgets": [{"period": "day", "tokens": 100}]}))
         .await;
     let (key, id) = (made["key"].as_str().unwrap().to_owned(), made["id"].as_str().unwrap().to_owned());
-    // A long streamed call that may write up to 90 tokens: it holds them
-    // (plus its prompt) while it runs.
+    // A long streamed call that may write up to 85 tokens: it holds them
+    // (plus its prompt, 11 estimated: 96 of 100) while it runs.
     let mut long = chat("gpt-4o-mini");
     long["stream"] = json!(true);
     long["x_slow"] = json!(true);
-    long["max_tokens"] = json!(90);
+    long["max_tokens"] = json!(85);
     let mut running = gw
         .http
         .post(gw.url("/v1/chat/completions"))
@@ -253,4 +255,125 @@ async fn calls_in_flight_hold_their_expected_tokens_so_concurrent_calls_cannot_o
     assert!(passed, "the hold was not released after the call ended");
     let used = listed(&gw, &id).await["budgets"][0]["used_tokens"].as_u64().unwrap();
     assert!(used > 0 && used < 100, "the ended call's own usage is counted: {used}");
+}
+
+/// Sends `n` chat calls with `max_tokens` set at once, through the
+/// gateways in `gws` in turn, and returns how many passed and how many
+/// were refused with `budget_exceeded`.
+async fn burst(gws: &[&Gw], key: &str, n: usize, max_tokens: u64) -> (usize, usize) {
+    let mut body = chat("gpt-4o-mini");
+    body["max_tokens"] = json!(max_tokens);
+    let calls = (0..n).map(|i| {
+        let (gw, body) = (gws[i % gws.len()], body.clone());
+        async move { gw.post_with("/v1/chat/completions", key, &body, &[]).await }
+    });
+    let (mut passed, mut refused) = (0, 0);
+    for r in futures_util::future::join_all(calls).await {
+        match r.status {
+            200 => passed += 1,
+            429 => {
+                assert_eq!(r.body["error"]["code"], "budget_exceeded", "{}", r.text);
+                refused += 1;
+            }
+            s => panic!("unexpected {s}: {}", r.text),
+        }
+    }
+    (passed, refused)
+}
+
+/// Waits until the key's day usage stops changing and returns it.
+async fn settled_usage(gw: &Gw, id: &str, expect: u64) -> u64 {
+    for _ in 0..100 {
+        let used = listed(gw, id).await["budgets"][0]["used_tokens"].as_u64().unwrap();
+        if used >= expect {
+            return used;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    listed(gw, id).await["budgets"][0]["used_tokens"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_concurrent_calls_never_use_more_than_the_budget() {
+    let gw = common::start().await;
+    let made = gw
+        .make_key_with(&json!({"name": "burst", "scopes": ["proxy"], "budgets": [{"period": "day", "tokens": 100}]}))
+        .await;
+    let (key, id) = (made["key"].as_str().unwrap(), made["id"].as_str().unwrap());
+    // Each call holds its prompt (11 tokens estimated) plus max_tokens 10,
+    // and uses 18 (the mock's usage): at most 100 / 21 calls hold at once,
+    // and what they use never passes what they held.
+    let upstream_before = gw.mock.calls();
+    let (passed, refused) = burst(&[&gw], key, 24, 10).await;
+    assert!(passed >= 1 && refused >= 1, "passed {passed}, refused {refused}");
+    assert_eq!(gw.mock.calls() - upstream_before, passed, "refused calls never reached the upstream");
+    let used = settled_usage(&gw, id, 18 * passed as u64).await;
+    assert_eq!(used, 18 * passed as u64, "every call that passed is counted once");
+    assert!(used <= 100, "the budget of 100 was passed: {used} used by {passed} calls");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_gateway_replicas_on_one_database_share_the_holds() {
+    let dir = common::temp_dir();
+    let a = common::start_server_with(|c| c.data_dir = dir.clone(), |_| {}).await;
+    let b = common::start_server_with(|c| c.data_dir = dir.clone(), |_| {}).await;
+    let made = a
+        .make_key_with(&json!({"name": "shared", "scopes": ["proxy"], "budgets": [{"period": "day", "tokens": 100}]}))
+        .await;
+    let (key, id) = (made["key"].as_str().unwrap(), made["id"].as_str().unwrap());
+    let (passed, refused) = burst(&[&a, &b], key, 24, 10).await;
+    assert!(passed >= 1 && refused >= 1, "passed {passed}, refused {refused}");
+    assert_eq!(a.mock.calls() + b.mock.calls(), passed);
+    let used = settled_usage(&a, id, 18 * passed as u64).await;
+    assert_eq!(used, 18 * passed as u64);
+    assert!(used <= 100, "the replicas together passed the budget of 100: {used} used by {passed} calls");
+    assert_eq!(listed(&b, id).await["budgets"][0]["used_tokens"], used, "both replicas read one usage");
+}
+
+#[tokio::test]
+async fn a_hold_is_released_when_the_upstream_fails() {
+    let gw = common::start().await;
+    let made = gw
+        .make_key_with(&json!({"name": "fails", "scopes": ["proxy"], "budgets": [{"period": "day", "tokens": 100}]}))
+        .await;
+    let (key, id) = (made["key"].as_str().unwrap(), made["id"].as_str().unwrap());
+    // Holds 11 + 80: the whole budget but 9, while it runs.
+    let mut failing = chat("error-model");
+    failing["max_tokens"] = json!(80);
+    let r = gw.post_with("/v1/chat/completions", key, &failing, &[]).await;
+    assert_eq!(r.status, 500, "the upstream's own error passes through: {}", r.text);
+    // Once the failed call is recorded its hold is gone and another call of
+    // the same size fits; the failed call used nothing.
+    let mut next = chat("gpt-4o-mini");
+    next["max_tokens"] = json!(80);
+    let mut passed = false;
+    for _ in 0..100 {
+        let r = gw.post_with("/v1/chat/completions", key, &next, &[]).await;
+        if r.status == 200 {
+            passed = true;
+            break;
+        }
+        assert_eq!(r.body["error"]["code"], "budget_exceeded", "{}", r.text);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(passed, "the failed call's hold was never released");
+    assert_eq!(settled_usage(&gw, id, 18).await, 18, "only the call that was answered is counted");
+}
+
+#[tokio::test]
+async fn a_call_without_a_cap_holds_the_configured_completion_tokens() {
+    let gw = common::start_with(|g| g.budget_hold_tokens = 200).await;
+    let made = gw
+        .make_key_with(&json!({"name": "capless", "scopes": ["proxy"], "budgets": [{"period": "day", "tokens": 100}]}))
+        .await;
+    let key = made["key"].as_str().unwrap();
+    let calls = gw.mock.calls();
+    let r = gw.post_with("/v1/chat/completions", key, &chat("gpt-4o-mini"), &[]).await;
+    assert_eq!(r.status, 429, "11 prompt tokens + 200 held do not fit 100: {}", r.text);
+    let msg = r.body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("no room for this call's 211 tokens") && msg.contains("resets at"), "{msg}");
+    assert_eq!(gw.mock.calls(), calls, "refused before the upstream");
+    let mut capped = chat("gpt-4o-mini");
+    capped["max_tokens"] = json!(50);
+    assert_eq!(gw.post_with("/v1/chat/completions", key, &capped, &[]).await.status, 200, "its own cap wins");
 }

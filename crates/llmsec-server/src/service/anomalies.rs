@@ -224,15 +224,38 @@ pub struct ShieldCallback {
 /// escalates: the anomaly goes back to ACTIVE at critical so someone looks.
 pub async fn shield_callback(svc: &Services, caller: &Caller, cb: ShieldCallback) -> Result<(), ServiceError> {
     caller.require(Scope::Ingest)?;
-    let row = svc
-        .store
-        .anomaly(&caller.tenant, &cb.anomaly_id)
-        .await?
-        .ok_or_else(|| ServiceError::field("anomaly_id", format!("no anomaly {:?}", cb.anomaly_id)))?;
-    let mut a = parse(&row)?;
-    let action = a.actions_taken.iter_mut().find(|x| x.id == cb.action_id).ok_or_else(|| {
-        ServiceError::field("action_id", format!("anomaly {} has no action {:?}", cb.anomaly_id, cb.action_id))
-    })?;
+    // The open anomaly in memory is the one stored next (`persist` writes
+    // it over the given copy), so an open one is changed there.
+    let mut found = false;
+    let a = match svc.sentinel.update_open(&caller.tenant, &cb.anomaly_id, |a| found = apply_callback(a, &cb)) {
+        Some(a) => a,
+        None => {
+            let row = svc
+                .store
+                .anomaly(&caller.tenant, &cb.anomaly_id)
+                .await?
+                .ok_or_else(|| ServiceError::field("anomaly_id", format!("no anomaly {:?}", cb.anomaly_id)))?;
+            let mut a = parse(&row)?;
+            found = apply_callback(&mut a, &cb);
+            a
+        }
+    };
+    if !found {
+        return Err(ServiceError::field(
+            "action_id",
+            format!("anomaly {} has no action {:?}", cb.anomaly_id, cb.action_id),
+        ));
+    }
+    svc.sentinel.persist(&caller.tenant, &a).await?;
+    Ok(())
+}
+
+/// Sets the callback's status and message on its action of `a`; false when
+/// `a` has no such action. A failed action escalates `a`.
+fn apply_callback(a: &mut Anomaly, cb: &ShieldCallback) -> bool {
+    let Some(action) = a.actions_taken.iter_mut().find(|x| x.id == cb.action_id) else {
+        return false;
+    };
     action.status = cb.status.clone();
     action.message = cb.message.clone();
     if cb.status == "failed" {
@@ -242,8 +265,7 @@ pub async fn shield_callback(svc: &Services, caller: &Caller, cb: ShieldCallback
             a.status = AnomalyStatus::Active;
         }
     }
-    svc.sentinel.persist(&caller.tenant, &a).await?;
-    Ok(())
+    true
 }
 
 /// A count per key.

@@ -335,6 +335,27 @@ impl llmsec_store::Store for Poisoned {
     async fn key_usage(&self, t: &str, id: &str, at: i64) -> llmsec_store::Result<Vec<llmsec_store::KeyUsage>> {
         self.0.key_usage(t, id, at).await
     }
+    async fn hold_key_budget(
+        &self,
+        t: &str,
+        id: &str,
+        at: i64,
+        budgets: &[llmsec_store::Budget],
+        hold: &llmsec_store::BudgetHold,
+    ) -> llmsec_store::Result<Option<llmsec_store::BudgetShortfall>> {
+        self.0.hold_key_budget(t, id, at, budgets, hold).await
+    }
+    async fn settle_key_usage(
+        &self,
+        t: &str,
+        id: &str,
+        at: i64,
+        tokens: u64,
+        cost: f64,
+        holds: &[String],
+    ) -> llmsec_store::Result<()> {
+        self.0.settle_key_usage(t, id, at, tokens, cost, holds).await
+    }
     async fn record(&self, batch: &[llmsec_store::Record]) -> llmsec_store::Result<()> {
         if batch.iter().any(|r| r.event.session_id.as_deref() == Some("poison")) {
             return Err(llmsec_store::StoreError::Corrupt { table: "security_events", why: "poisoned".into() });

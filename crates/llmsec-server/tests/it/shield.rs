@@ -151,7 +151,7 @@ async fn a_sentinel_drives_a_remote_shield_named_by_endpoint() {
         c.sentinel.detectors = Some(detectors.clone());
         c.sentinel.shield_endpoints.insert(
             endpoint.clone(),
-            llmsec_server::config::ShieldEndpoint { key_env: None, key_file: Some(key_file.clone()) },
+            llmsec_server::config::ShieldEndpoint { key_file: Some(key_file.clone()), ..Default::default() },
         );
     })
     .await;
@@ -187,6 +187,228 @@ async fn a_sentinel_drives_a_remote_shield_named_by_endpoint() {
     c.sentinel.detectors = Some(other);
     let e = llmsec_server::Server::start(c, Some(ADMIN.into())).await.unwrap_err().to_string();
     assert!(e.contains("shield_endpoints") && e.contains("evil.example:9090"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_reports_an_enforced_action_through_the_sentinels_shield_callback() {
+    // The Sentinel's address first: the gateway's callback names it.
+    let sentinel_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sentinel_addr = sentinel_listener.local_addr().unwrap();
+    let dir = temp_dir();
+    // Both test servers take LLMSEC_ADMIN_KEY = ADMIN, which holds `ingest`.
+    let callback_key = dir.join("callback.key");
+    std::fs::write(&callback_key, format!("{ADMIN}\n")).unwrap();
+    let shield = app_with(|c| {
+        c.shield_callback = Some(llmsec_server::config::ShieldCallbackConfig {
+            url: format!("http://{sentinel_addr}/api/v1/shield/callback"),
+            key_env: None,
+            key_file: Some(callback_key.clone()),
+        });
+    })
+    .await;
+    let shield_addr = serve(shield.router.clone()).await;
+    let shield_key = make_key(&shield.router, "default", &["triage"]).await;
+    let key_file = dir.join("shield.key");
+    std::fs::write(&key_file, &shield_key).unwrap();
+    let endpoint = format!("127.0.0.1:{}", shield_addr.port());
+    let detectors = dir.join("detectors.yaml");
+    std::fs::write(
+        &detectors,
+        format!(
+            "detectors:\n  - id: pi\n    type: ml\n    threshold: 0.5\n    actions:\n      - type: shield\n        config: {{endpoint: \"{endpoint}\", action: block, duration: 1h}}\n"
+        ),
+    )
+    .unwrap();
+    let sentinel = app_with(|c| {
+        c.sentinel.detectors = Some(detectors.clone());
+        c.sentinel.shield_endpoints.insert(
+            endpoint.clone(),
+            llmsec_server::config::ShieldEndpoint { key_file: Some(key_file.clone()), ..Default::default() },
+        );
+    })
+    .await;
+    let router = sentinel.router.clone();
+    tokio::spawn(async move { axum::serve(sentinel_listener, router).await });
+
+    let event = json!({
+        "event_id": "e-callback-1", "timestamp": chrono::Utc::now().to_rfc3339(), "event_type": "llm.request",
+        "application_id": "chatbot", "data": {"model": "gpt-4o", "prompt": ATTACK}, "metadata": {"user_id": "mallory"}
+    });
+    let r = post(&sentinel.router, "/api/v1/telemetry/events", ADMIN, event).await;
+    assert!(r.status.is_success(), "{}", r.text);
+    // The synchronous answer is recorded first ("<endpoint>: block …");
+    // the callback then sets the gateway's own message on that action.
+    let mut action = Value::Null;
+    for _ in 0..200 {
+        let r = get(&sentinel.router, "/api/v1/anomalies", ADMIN).await;
+        action = r.body["anomalies"][0]["actions_taken"][0].clone();
+        if action["message"].as_str().is_some_and(|m| m.starts_with("block user:mallory until")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let outbox = get(&shield.router, "/api/webhooks/deliveries", ADMIN).await.text;
+    assert!(
+        action["message"].as_str().is_some_and(|m| m.starts_with("block user:mallory until")),
+        "the callback never set the gateway's message: {action}; the gateway's outbox: {outbox}"
+    );
+    assert_eq!(action["status"], "succeeded", "{action}");
+    assert!(action["id"].as_str().unwrap().starts_with("shd_"), "{action}");
+    // On the gateway's side the callback is a delivered outbox entry.
+    let r = get(&shield.router, "/api/webhooks/deliveries", ADMIN).await;
+    let delivered =
+        r.body["deliveries"].as_array().unwrap().iter().any(|d| {
+            d["webhook_id"] == "shield-callback" && d["event"] == "shield.callback" && d["status"] == "delivered"
+        });
+    assert!(delivered, "{}", r.text);
+}
+
+#[test]
+fn a_shield_callback_needs_a_url_and_one_key_source() {
+    let c = |url: &str, env: Option<&str>, file: Option<&str>| llmsec_server::config::ShieldCallbackConfig {
+        url: url.into(),
+        key_env: env.map(Into::into),
+        key_file: file.map(Into::into),
+    };
+    let field = |c: llmsec_server::config::ShieldCallbackConfig| match c.validate() {
+        Err(llmsec_server::config::ConfigError::Invalid { field, .. }) => field,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(field(c("ftp://s/cb", Some("K"), None)), "shield_callback.url");
+    assert_eq!(field(c("https://u:p@s/cb", Some("K"), None)), "shield_callback.url");
+    assert_eq!(field(c("https://s/cb", None, None)), "shield_callback");
+    assert_eq!(field(c("https://s/cb", Some("K"), Some("/k"))), "shield_callback");
+    assert!(c("https://sentinel.internal/api/v1/shield/callback", Some("K"), None).validate().is_ok());
+    let missing = c("https://s/cb", None, Some("/nonexistent/llmsec-callback.key")).key().unwrap_err().to_string();
+    assert!(missing.contains("shield_callback.key_file"), "{missing}");
+}
+
+/// A test CA, and a server certificate for 127.0.0.1 and a client
+/// certificate issued by it, all PEM, made fresh for each test.
+struct Pki {
+    ca: String,
+    server: (String, String),
+    client: (String, String),
+}
+
+fn pki() -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+    ca.distinguished_name.push(DnType::CommonName, "llmsec test CA");
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf = |name: &str, usage: ExtendedKeyUsagePurpose| {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(vec![name.to_owned()]).unwrap();
+        p.extended_key_usages = vec![usage];
+        (p.signed_by(&key, &issuer).unwrap().pem(), key.serialize_pem())
+    };
+    Pki {
+        ca: ca_pem,
+        server: leaf("127.0.0.1", ExtendedKeyUsagePurpose::ServerAuth),
+        client: leaf("sentinel.test", ExtendedKeyUsagePurpose::ClientAuth),
+    }
+}
+
+/// Serves `router` (its gRPC routes included) over TLS as `pki`'s server,
+/// requiring a client certificate issued by `pki`'s CA.
+async fn serve_tls(router: axum::Router, pki: &Pki) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tls = tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(&pki.server.0, &pki.server.1))
+        .client_ca_root(tonic::transport::Certificate::from_pem(&pki.ca));
+    let server =
+        tonic::transport::Server::builder().tls_config(tls).unwrap().add_routes(tonic::service::Routes::from(router));
+    tokio::spawn(server.serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)));
+    addr
+}
+
+/// A Sentinel drives a gateway served over mutual TLS at `https://`, with
+/// the client certificate and, when `trust_ca`, the test CA in its
+/// `shield_endpoints` entry; answers the anomaly's action and whether the
+/// gateway then refuses the user.
+async fn remote_shield_over_tls(trust_ca: bool) -> (Value, StatusCode) {
+    let pki = pki();
+    let shield = app().await;
+    let shield_addr = serve_tls(shield.router.clone(), &pki).await;
+    let shield_key = make_key(&shield.router, "default", &["triage"]).await;
+    let dir = temp_dir();
+    let file = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let tls = llmsec_server::config::ShieldEndpoint {
+        key_file: Some(file("shield.key", &shield_key)),
+        ca_file: trust_ca.then(|| file("ca.pem", &pki.ca)),
+        client_cert_file: Some(file("client.pem", &pki.client.0)),
+        client_key_file: Some(file("client.key", &pki.client.1)),
+        ..Default::default()
+    };
+    let endpoint = format!("https://127.0.0.1:{}", shield_addr.port());
+    let detectors = file(
+        "detectors.yaml",
+        &format!(
+            "detectors:\n  - id: pi\n    type: ml\n    threshold: 0.5\n    actions:\n      - type: shield\n        config: {{endpoint: \"{endpoint}\", action: block, duration: 1h}}\n"
+        ),
+    );
+    let sentinel = app_with(|c| {
+        c.sentinel.detectors = Some(detectors.clone());
+        c.sentinel.shield_endpoints.insert(endpoint.clone(), tls);
+    })
+    .await;
+    let event = json!({
+        "event_id": "e-tls-1", "timestamp": chrono::Utc::now().to_rfc3339(), "event_type": "llm.request",
+        "application_id": "chatbot", "data": {"model": "gpt-4o", "prompt": ATTACK}, "metadata": {"user_id": "mallory"}
+    });
+    let r = post(&sentinel.router, "/api/v1/telemetry/events", ADMIN, event).await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let anomaly = eventually(10, || async {
+        let r = get(&sentinel.router, "/api/v1/anomalies", ADMIN).await;
+        r.body["anomalies"].as_array().and_then(|a| a.first().cloned())
+    })
+    .await;
+    let answer =
+        post(&shield.router, "/api/security/analyze", ADMIN, json!({"input": BENIGN, "user_id": "mallory"})).await;
+    (anomaly["actions_taken"][0].clone(), answer.status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_drives_a_remote_shield_over_mutual_tls_with_a_trusted_ca() {
+    let (action, refused) = remote_shield_over_tls(true).await;
+    assert_eq!(action["status"], "succeeded", "{action}");
+    assert!(action["id"].as_str().unwrap().starts_with("shd_"), "{action}");
+    assert_eq!(refused, StatusCode::FORBIDDEN, "the gateway blocks the user");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shield_whose_certificate_is_not_trusted_is_not_called_and_the_action_says_why() {
+    let (action, answer) = remote_shield_over_tls(false).await;
+    assert_eq!(action["status"], "failed", "{action}");
+    let message = action["message"].as_str().unwrap();
+    assert!(message.contains("certificate") && message.contains("UnknownIssuer"), "{message}");
+    assert_eq!(answer, StatusCode::OK, "nothing was enforced");
+}
+
+#[test]
+fn tls_settings_of_a_shield_endpoint_are_checked() {
+    let check = |endpoint: &str, e: llmsec_server::config::ShieldEndpoint| {
+        let mut c = config();
+        c.sentinel.shield_endpoints.insert(endpoint.into(), e);
+        c.sentinel.check(&llm_sentinel::SentinelConfig::default())
+    };
+    let key = || llmsec_server::config::ShieldEndpoint { key_env: Some("K".into()), ..Default::default() };
+    let ca = llmsec_server::config::ShieldEndpoint { ca_file: Some("ca.pem".into()), ..key() };
+    let e = check("shield.internal:8080", ca.clone()).unwrap_err();
+    assert!(e.contains("ca_file: needs an https:// endpoint"), "{e}");
+    assert!(check("https://shield.internal:8443", ca).is_ok());
+    let half = llmsec_server::config::ShieldEndpoint { client_cert_file: Some("c.pem".into()), ..key() };
+    let e = check("https://shield.internal:8443", half).unwrap_err();
+    assert!(e.contains("client_cert_file and client_key_file together"), "{e}");
 }
 
 #[tokio::test]
