@@ -19,7 +19,11 @@ async fn server(on_expiry: &str) -> (llmsec_server::Server, Http, Arc<llm_sentin
         "enabled = true\nverdicts = [\"block\"]\nhold_secs = {HOLD_SECS}\non_expiry = \"{on_expiry}\"\n"
     ))
     .unwrap();
-    let clock = Arc::new(llm_sentinel::ManualClock::new(1_764_150_000_000));
+    // Sentinel's clock starts at the real time: the server's retention
+    // pass (real clock, run once at start and hourly) would otherwise find
+    // every decided item older than the retention and purge it whenever it
+    // happens to run, which under load was after the test decided one.
+    let clock = Arc::new(llm_sentinel::ManualClock::new(llmsec_store::now_millis()));
     let store: Arc<dyn llmsec_store::Store> =
         Arc::new(llmsec_store::SqlStore::connect(&c.database_url()).await.unwrap());
     let engine = llm_security::SecurityEngine::with_config(c.security_config().unwrap());
