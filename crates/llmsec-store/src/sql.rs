@@ -1402,6 +1402,48 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn pending_applications(&self) -> Result<Vec<(String, String)>> {
+        sqlx::query("SELECT DISTINCT tenant, application_id FROM telemetry_pending ORDER BY tenant, application_id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("tenant")?, r.try_get("application_id")?)))
+            .collect()
+    }
+
+    async fn pending_telemetry_of(&self, apps: &[(String, String)], limit: u32) -> Result<Vec<TelemetryRow>> {
+        let limit = limit.clamp(1, MAX_LIMIT) as usize;
+        let mut out = Vec::new();
+        // A bounded statement per group of applications; each group's
+        // oldest first, then the groups' rows merged, oldest first.
+        for group in apps.chunks(APPS_PER_QUERY) {
+            let anon = self.backend == Backend::Sqlite;
+            let mut n = 0;
+            let mut param = || {
+                n += 1;
+                if anon { "?".to_owned() } else { format!("${n}") }
+            };
+            let cond: Vec<String> =
+                group.iter().map(|_| format!("(p.tenant = {} AND p.application_id = {})", param(), param())).collect();
+            let sql = format!(
+                "SELECT t.* FROM telemetry_pending p JOIN telemetry_events t \
+                 ON t.tenant = p.tenant AND t.event_id = p.event_id WHERE {} \
+                 ORDER BY p.received_at, p.ts LIMIT {limit}",
+                cond.join(" OR ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (tenant, app) in group {
+                q = q.bind(tenant).bind(app);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.push(telemetry_from_row(&r, self.cipher())?);
+            }
+        }
+        out.sort_by_key(|r| (r.received_at, r.timestamp));
+        out.truncate(limit);
+        Ok(out)
+    }
+
     async fn count_telemetry(&self, tenant: &str, since: Option<Millis>) -> Result<u64> {
         let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM telemetry_events WHERE tenant = $1 AND ts >= $2")
             .bind(tenant)
@@ -1939,6 +1981,8 @@ async fn insert_deliveries(tx: &mut sqlx::Transaction<'_, Any>, deliveries: &[&D
 /// limits). Measured with `examples/sentinel_load` once placeholders were
 /// anonymous on SQLite: 100 rows 65–69k events/s, 32 rows 55–67k.
 const TELEMETRY_ROWS: usize = 100;
+/// Applications per query for `pending_telemetry_of` (2 parameters each).
+const APPS_PER_QUERY: usize = 200;
 /// Rows per INSERT into `telemetry_pending` (5 parameters each; SQLite
 /// takes 32,766 per statement, PostgreSQL 65,535).
 const PENDING_ROWS: usize = 1000;

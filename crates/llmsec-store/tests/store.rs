@@ -328,6 +328,19 @@ async fn sentinel_tables(s: &dyn Store) {
     s.mark_processed(&[("a".into(), "e1".into()), ("b".into(), "e1".into())]).await.unwrap();
     let left: Vec<String> = s.pending_telemetry(100).await.unwrap().into_iter().map(|r| r.event_id).collect();
     assert_eq!(left, ["e2", "e3"]);
+    // By application: what a replica owning some applications reads.
+    let mut other_app = telemetry("a", "e4", 5);
+    other_app.application_id = "search".into();
+    s.ingest(&[other_app]).await.unwrap();
+    let apps = s.pending_applications().await.unwrap();
+    assert_eq!(apps, [("a".to_owned(), "chatbot".to_owned()), ("a".to_owned(), "search".to_owned())]);
+    let of = |apps: &[(&str, &str)]| apps.iter().map(|(t, a)| ((*t).to_owned(), (*a).to_owned())).collect::<Vec<_>>();
+    let ids = |rows: Vec<TelemetryRow>| rows.into_iter().map(|r| r.event_id).collect::<Vec<_>>();
+    assert_eq!(ids(s.pending_telemetry_of(&of(&[("a", "chatbot")]), 100).await.unwrap()), ["e2", "e3"]);
+    assert_eq!(ids(s.pending_telemetry_of(&of(&[("a", "search"), ("a", "chatbot")]), 2).await.unwrap()), ["e4", "e2"]);
+    assert!(s.pending_telemetry_of(&of(&[("b", "search")]), 100).await.unwrap().is_empty(), "another tenant's");
+    s.mark_processed(&[("a".into(), "e4".into())]).await.unwrap();
+    assert_eq!(s.pending_applications().await.unwrap().len(), 1);
 
     // Anomalies: upsert, filters, pagination, isolation.
     s.put_anomaly(&anomaly("a", "x1", 100, "critical", "active", 0.9)).await.unwrap();
