@@ -807,6 +807,13 @@ impl ServerConfig {
         if self.limits.body_bytes == 0 {
             return bad("limits.body_bytes", "must be positive");
         }
+        let url = self.database_url();
+        if self.sentinel.own_applications && !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return bad(
+                "sentinel.own_applications",
+                "needs a postgres:// database_url (the replicas that share out applications share one PostgreSQL)",
+            );
+        }
         if !(self.limits.rate_per_sec.is_finite() && self.limits.rate_per_sec > 0.0) {
             return bad("limits.rate_per_sec", "must be a positive number");
         }
@@ -1548,6 +1555,11 @@ pub struct SentinelSettings {
     /// Escalation chains (`[[sentinel.escalations]]`): receivers alerted
     /// when an anomaly stays unacknowledged.
     pub escalations: Vec<Escalation>,
+    /// Replicas on one PostgreSQL share out applications: each runs the
+    /// detectors only for the applications whose advisory lock it holds,
+    /// reading their events from the store (see docs/SCALING.md). Needs a
+    /// `postgres://` `database_url`.
+    pub own_applications: bool,
 }
 
 /// One step of an escalation chain: an anomaly at or above `min_severity`
@@ -1623,6 +1635,7 @@ impl Default for SentinelSettings {
             incidents_url: None,
             shield_endpoints: BTreeMap::new(),
             escalations: Vec::new(),
+            own_applications: false,
         }
     }
 }
@@ -1772,6 +1785,18 @@ mod tests {
         assert_eq!(c.storage.input, InputRetention::Redacted);
         assert_eq!(c.limits.body_bytes, 1 << 20);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn application_ownership_needs_postgres() {
+        let mut c = ServerConfig::default();
+        c.sentinel.own_applications = true;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("sentinel.own_applications") && e.contains("postgres"), "{e}");
+        c.database_url = Some("postgres://u@db.internal/llmsec".into());
+        c.validate().unwrap();
+        let parsed: SentinelSettings = toml::from_str("own_applications = true").unwrap();
+        assert!(parsed.own_applications);
     }
 
     #[test]

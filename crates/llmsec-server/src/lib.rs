@@ -34,6 +34,7 @@ pub mod listener;
 pub mod metrics;
 pub mod notify;
 pub mod otel;
+pub mod ownership;
 pub mod policy;
 pub mod privacy;
 pub mod profile;
@@ -237,6 +238,9 @@ impl Server {
         sentinel.set_sinks(config.sinks.clone());
         sentinel.set_risk(Arc::new(crate::risk::RiskBook::new(config.risk.clone())));
         sentinel.set_campaigns(Arc::new(crate::campaigns::CampaignBook::new(config.campaigns.clone())));
+        if config.sentinel.own_applications {
+            sentinel.set_ownership(Arc::new(crate::ownership::Ownership::new(&config.database_url())));
+        }
         let policy = match &config.policy {
             Some(p) => Some(Arc::new(crate::policy::PolicyHandle::load(p)?)),
             None => None,
@@ -553,8 +557,9 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok"}))
 }
 
-/// Ready when the store answers and every tenant's Sentinel detectors
-/// built. Probes present no key and learn only how many tenants failed;
+/// Ready when the store answers, this replica knows which applications
+/// it owns (`[sentinel] own_applications`), and every tenant's Sentinel
+/// detectors built. Probes present no key and learn only how many tenants failed;
 /// an operator key also sees which, and why (the reasons quote plugin
 /// output and configuration).
 async fn readyz(
@@ -565,6 +570,12 @@ async fn readyz(
     if let Err(e) = state.store.ping().await {
         tracing::warn!(error = %e, "readiness: the store does not answer");
         return ApiError::Unavailable("store".into()).into_response();
+    }
+    // Replicas sharing out applications: ready once this one knows which it owns.
+    if state.sentinel.ownership().is_some_and(|o| !o.settled()) {
+        let mut body = ApiError::Unavailable("sentinel application ownership not settled".into()).body();
+        body["status"] = "not_ready".into();
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
     }
     let failed = state.sentinel.failed_tenants();
     if failed.is_empty() {

@@ -247,10 +247,22 @@ pub struct SentinelService {
     risk: RwLock<Arc<crate::risk::RiskBook>>,
     /// Campaigns: threats and anomalies correlated across subjects.
     campaigns: RwLock<Arc<crate::campaigns::CampaignBook>>,
+    /// Set with `[sentinel] own_applications`: this replica runs only the
+    /// applications it owns, reading their events from the store.
+    ownership: std::sync::OnceLock<Arc<crate::ownership::Ownership>>,
 }
 
 /// Events queued for the processor at most; ingestion waits beyond that.
 const QUEUE: usize = 65_536;
+
+/// How often a replica that owns applications takes unowned ones and
+/// reads its applications' pending events (`[sentinel] own_applications`).
+pub const OWNERSHIP_ROUND_MS: u64 = 250;
+
+/// Pending events read per store call in an ownership round, and calls
+/// per round at most (so the round ends and ticks run between).
+const ROUND_ROWS: u32 = 1000;
+const ROUND_READS: usize = 20;
 
 /// How long (Sentinel's clock) a tenant whose detectors failed to build
 /// waits before the next event tries again.
@@ -298,7 +310,19 @@ impl SentinelService {
             campaigns: RwLock::new(Arc::new(crate::campaigns::CampaignBook::new(
                 crate::campaigns::CampaignConfig::default(),
             ))),
+            ownership: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Runs only the applications `ownership` gives this replica, from the
+    /// store (replicas on one PostgreSQL). Set before [`restore`](Self::restore).
+    pub fn set_ownership(&self, ownership: Arc<crate::ownership::Ownership>) {
+        let _ = self.ownership.set(ownership);
+    }
+
+    /// The applications this replica owns, when it shares them out with others.
+    pub fn ownership(&self) -> Option<&Arc<crate::ownership::Ownership>> {
+        self.ownership.get()
     }
 
     /// Correlates campaigns in `book` from now on.
@@ -692,8 +716,13 @@ impl SentinelService {
         spec.dry_run(events).map_err(|e| DetectorError::Invalid(e.to_string()))
     }
 
-    /// Hands stored events to the processor.
+    /// Hands stored events to the processor. When replicas share out
+    /// applications the events stay in the store, where their
+    /// application's owner reads them.
     pub async fn submit(&self, tenant: &str, events: Vec<TelemetryEvent>) {
+        if self.ownership.get().is_some() {
+            return;
+        }
         crate::metrics::sentinel_queued(events.len() as i64);
         for e in events {
             // The processor only stops at shutdown; events not processed
@@ -783,18 +812,92 @@ impl SentinelService {
         let Some(mut rx) = self.rx.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
         let mut tick = tokio::time::interval(Duration::from_millis(self.settings.tick_ms.max(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut round = tokio::time::interval(Duration::from_millis(OWNERSHIP_ROUND_MS));
+        round.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let owning = self.ownership.get().is_some();
         let mut batch = Vec::with_capacity(512);
         loop {
             tokio::select! {
                 n = rx.recv_many(&mut batch, 512) => {
-                    if n == 0 { return; }
+                    if n == 0 { break; }
                     crate::metrics::sentinel_queued(-(n as i64));
                     self.process(std::mem::take(&mut batch)).await;
                 }
+                _ = round.tick(), if owning => self.own_round().await,
                 _ = tick.tick() => self.tick().await,
-                _ = stop.changed() => return,
+                _ = stop.changed() => break,
             }
         }
+        if let Some(own) = self.ownership.get() {
+            own.release().await;
+        }
+    }
+
+    /// One ownership round: takes the applications with pending events
+    /// that no replica owns, then runs the pending events of those this
+    /// replica owns, oldest first.
+    async fn own_round(self: &Arc<Self>) {
+        let Some(own) = self.ownership.get().cloned() else { return };
+        let apps = match self.store.pending_applications().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "sentinel: reading the applications with pending events failed");
+                return;
+            }
+        };
+        let owned = match own.claim(&apps).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "sentinel: the application lock session failed; this replica owns nothing until it is back");
+                return;
+            }
+        };
+        if owned.is_empty() {
+            return;
+        }
+        for _ in 0..ROUND_READS {
+            let rows = match self.store.pending_telemetry_of(&owned, ROUND_ROWS).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "sentinel: reading pending events failed");
+                    return;
+                }
+            };
+            let full = rows.len() == ROUND_ROWS as usize;
+            if rows.is_empty() {
+                return;
+            }
+            match self.jobs(rows).await {
+                Ok(jobs) => self.process(jobs).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "sentinel: marking unreadable events failed");
+                    return;
+                }
+            }
+            if !full {
+                return;
+            }
+        }
+    }
+
+    /// Stored rows as jobs; rows whose body no longer parses are marked
+    /// processed (skipped, with a warning).
+    async fn jobs(&self, rows: Vec<llmsec_store::TelemetryRow>) -> llmsec_store::Result<Vec<Job>> {
+        let mut jobs = Vec::with_capacity(rows.len());
+        let mut unreadable = Vec::new();
+        for r in rows {
+            match serde_json::from_str::<TelemetryEvent>(&r.body) {
+                Ok(e) => jobs.push((r.tenant, e)),
+                Err(err) => {
+                    tracing::warn!(event = %r.event_id, error = %err, "sentinel: stored event no longer parses; skipped");
+                    unreadable.push((r.tenant, r.event_id));
+                }
+            }
+        }
+        if !unreadable.is_empty() {
+            self.store.mark_processed(&unreadable).await?;
+        }
+        Ok(jobs)
     }
 
     /// Erasure of a user: forgets the open anomalies about them (so none is
@@ -822,25 +925,15 @@ impl SentinelService {
                 Err(e) => tracing::warn!(anomaly = %row.id, error = %e, "sentinel: stored anomaly no longer parses"),
             }
         }
-        // Events accepted but not processed before the last stop.
+        // Events accepted but not processed before the last stop. When
+        // replicas share out applications, each owner reads its own.
         let mut replayed = 0;
-        loop {
+        while self.ownership.get().is_none() {
             let rows = self.store.pending_telemetry(1000).await?;
             if rows.is_empty() {
                 break;
             }
-            let mut jobs = Vec::with_capacity(rows.len());
-            let mut unreadable = Vec::new();
-            for r in rows {
-                match serde_json::from_str::<TelemetryEvent>(&r.body) {
-                    Ok(e) => jobs.push((r.tenant, e)),
-                    Err(err) => {
-                        tracing::warn!(event = %r.event_id, error = %err, "sentinel: stored event no longer parses; skipped");
-                        unreadable.push((r.tenant, r.event_id));
-                    }
-                }
-            }
-            self.store.mark_processed(&unreadable).await?;
+            let jobs = self.jobs(rows).await?;
             replayed += jobs.len();
             self.process(jobs).await;
         }

@@ -239,6 +239,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn pending_telemetry(&self, limit: u32) -> Result<Vec<TelemetryRow>>;
     /// Marks events as run through the detectors.
     async fn mark_processed(&self, keys: &[(String, String)]) -> Result<()>;
+    /// The applications, as `(tenant, application_id)`, with events
+    /// pending, sorted (replicas share out Sentinel's work by application).
+    async fn pending_applications(&self) -> Result<Vec<(String, String)>>;
+    /// The pending events of these applications only, oldest first.
+    async fn pending_telemetry_of(&self, apps: &[(String, String)], limit: u32) -> Result<Vec<TelemetryRow>>;
     /// Counts a tenant's stored telemetry events (all, or from `since`).
     async fn count_telemetry(&self, tenant: &str, since: Option<Millis>) -> Result<u64>;
     /// Reads a tenant's telemetry events in a time range, oldest first.

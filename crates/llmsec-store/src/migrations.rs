@@ -286,6 +286,30 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
         ],
     ),
     (
+        12,
+        &[
+            // What Sentinel has still to run through its detectors, out of
+            // `telemetry_events`: a row is inserted with its event (same
+            // transaction) and deleted once processed. Marking a flag in
+            // place rewrote every index of the big table (the flag was
+            // indexed, so no update was HOT) while ingestion inserted into
+            // it; a delete from this narrow table touches only its own.
+            "CREATE TABLE telemetry_pending (
+            tenant TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            application_id TEXT NOT NULL,
+            received_at BIGINT NOT NULL,
+            ts BIGINT NOT NULL,
+            PRIMARY KEY (tenant, event_id)
+        )",
+            "CREATE INDEX telemetry_pending_order ON telemetry_pending (received_at, ts)",
+            "INSERT INTO telemetry_pending (tenant, event_id, application_id, received_at, ts)
+            SELECT tenant, event_id, application_id, received_at, ts FROM telemetry_events WHERE processed = 0",
+            "DROP INDEX telemetry_events_pending",
+            "ALTER TABLE telemetry_events DROP COLUMN processed",
+        ],
+    ),
+    (
         13,
         &[
             // What the gateway's calls in flight hold against a key's

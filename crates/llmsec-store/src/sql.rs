@@ -1153,7 +1153,11 @@ impl Store for SqlStore {
         };
         let mut removed = Removed {
             events: run("DELETE FROM security_events WHERE ts < $1").await?,
-            telemetry: run("DELETE FROM telemetry_events WHERE received_at < $1 AND processed = 1").await?,
+            // Processed ones only: an event still pending waits for Sentinel.
+            telemetry: run("DELETE FROM telemetry_events WHERE received_at < $1 AND NOT EXISTS \
+                 (SELECT 1 FROM telemetry_pending p \
+                 WHERE p.tenant = telemetry_events.tenant AND p.event_id = telemetry_events.event_id)")
+            .await?,
             anomalies: run("DELETE FROM anomalies WHERE status = 'resolved' AND resolved_at < $1").await?,
             deliveries: run("DELETE FROM deliveries WHERE status IN ('delivered', 'dead') AND updated_at < $1").await?,
             enforcements: run("DELETE FROM enforcements WHERE expires_at < $1").await?,
@@ -1232,6 +1236,17 @@ impl Store for SqlStore {
                 let del = format!("DELETE FROM {table} WHERE tenant = $1 AND {key} = $2");
                 *count += sqlx::query(&del).bind(tenant).bind(&k).execute(&mut *tx).await?.rows_affected();
             }
+        }
+        // Erased events no longer wait for Sentinel.
+        if removed.telemetry > 0 {
+            sqlx::query(
+                "DELETE FROM telemetry_pending WHERE tenant = $1 AND NOT EXISTS \
+                 (SELECT 1 FROM telemetry_events t \
+                 WHERE t.tenant = telemetry_pending.tenant AND t.event_id = telemetry_pending.event_id)",
+            )
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         if self.backend == Backend::Sqlite && removed.total() > 0 {
@@ -1443,13 +1458,14 @@ impl Store for SqlStore {
     async fn ingest(&self, rows: &[TelemetryRow]) -> Result<Vec<bool>> {
         let anon = self.backend == Backend::Sqlite;
         let mut fresh = Vec::with_capacity(rows.len());
+        let mut new_rows = Vec::with_capacity(rows.len());
         let mut tx = self.pool.begin().await?;
         for chunk in rows.chunks(TELEMETRY_ROWS) {
             // One multi-row INSERT per chunk; ON CONFLICT DO NOTHING +
             // RETURNING gives back the ids that were new.
             let mut sql = multi_insert(
-                "INSERT INTO telemetry_events (tenant, event_id, application_id, event_type, ts, body, received_at, processed, user_id, purpose) VALUES ",
-                10,
+                "INSERT INTO telemetry_events (tenant, event_id, application_id, event_type, ts, body, received_at, user_id, purpose) VALUES ",
+                9,
                 chunk.len(),
                 anon,
             );
@@ -1465,7 +1481,6 @@ impl Store for SqlStore {
                     .bind(r.timestamp)
                     .bind(no_nul(&body).into_owned())
                     .bind(r.received_at)
-                    .bind(0_i64)
                     .bind(r.user_id.as_deref().map(|u| no_nul(u).into_owned()))
                     .bind(self.purposes.telemetry.as_deref());
             }
@@ -1479,8 +1494,27 @@ impl Store for SqlStore {
             let mut seen = std::collections::HashSet::new();
             for r in chunk {
                 let key = (r.tenant.clone(), r.event_id.clone());
-                fresh.push(inserted.contains(&key) && seen.insert(key));
+                let new = inserted.contains(&key) && seen.insert(key);
+                if new {
+                    new_rows.push(r);
+                }
+                fresh.push(new);
             }
+        }
+        // New events wait for Sentinel, in the same transaction: an event
+        // stored is an event pending, even across a crash.
+        for chunk in new_rows.chunks(PENDING_ROWS) {
+            let sql = multi_insert(
+                "INSERT INTO telemetry_pending (tenant, event_id, application_id, received_at, ts) VALUES ",
+                5,
+                chunk.len(),
+                anon,
+            );
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q.bind(&r.tenant).bind(&r.event_id).bind(&r.application_id).bind(r.received_at).bind(r.timestamp);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(fresh)
@@ -1488,7 +1522,9 @@ impl Store for SqlStore {
 
     async fn pending_telemetry(&self, limit: u32) -> Result<Vec<TelemetryRow>> {
         let sql = format!(
-            "SELECT * FROM telemetry_events WHERE processed = 0 ORDER BY received_at, ts LIMIT {}",
+            "SELECT t.* FROM telemetry_pending p JOIN telemetry_events t \
+             ON t.tenant = p.tenant AND t.event_id = p.event_id \
+             ORDER BY p.received_at, p.ts LIMIT {}",
             limit.clamp(1, MAX_LIMIT)
         );
         sqlx::query(&sql).fetch_all(&self.pool).await?.iter().map(|r| telemetry_from_row(r, self.cipher())).collect()
@@ -1504,7 +1540,7 @@ impl Store for SqlStore {
             for chunk in ids.chunks(500) {
                 let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
                 let sql = format!(
-                    "UPDATE telemetry_events SET processed = 1 WHERE tenant = $1 AND event_id IN ({})",
+                    "DELETE FROM telemetry_pending WHERE tenant = $1 AND event_id IN ({})",
                     placeholders.join(", ")
                 );
                 let mut q = sqlx::query(&sql).bind(tenant);
@@ -1516,6 +1552,48 @@ impl Store for SqlStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn pending_applications(&self) -> Result<Vec<(String, String)>> {
+        sqlx::query("SELECT DISTINCT tenant, application_id FROM telemetry_pending ORDER BY tenant, application_id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("tenant")?, r.try_get("application_id")?)))
+            .collect()
+    }
+
+    async fn pending_telemetry_of(&self, apps: &[(String, String)], limit: u32) -> Result<Vec<TelemetryRow>> {
+        let limit = limit.clamp(1, MAX_LIMIT) as usize;
+        let mut out = Vec::new();
+        // A bounded statement per group of applications; each group's
+        // oldest first, then the groups' rows merged, oldest first.
+        for group in apps.chunks(APPS_PER_QUERY) {
+            let anon = self.backend == Backend::Sqlite;
+            let mut n = 0;
+            let mut param = || {
+                n += 1;
+                if anon { "?".to_owned() } else { format!("${n}") }
+            };
+            let cond: Vec<String> =
+                group.iter().map(|_| format!("(p.tenant = {} AND p.application_id = {})", param(), param())).collect();
+            let sql = format!(
+                "SELECT t.* FROM telemetry_pending p JOIN telemetry_events t \
+                 ON t.tenant = p.tenant AND t.event_id = p.event_id WHERE {} \
+                 ORDER BY p.received_at, p.ts LIMIT {limit}",
+                cond.join(" OR ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (tenant, app) in group {
+                q = q.bind(tenant).bind(app);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.push(telemetry_from_row(&r, self.cipher())?);
+            }
+        }
+        out.sort_by_key(|r| (r.received_at, r.timestamp));
+        out.truncate(limit);
+        Ok(out)
     }
 
     async fn count_telemetry(&self, tenant: &str, since: Option<Millis>) -> Result<u64> {
@@ -2055,6 +2133,11 @@ async fn insert_deliveries(tx: &mut sqlx::Transaction<'_, Any>, deliveries: &[&D
 /// limits). Measured with `examples/sentinel_load` once placeholders were
 /// anonymous on SQLite: 100 rows 65–69k events/s, 32 rows 55–67k.
 const TELEMETRY_ROWS: usize = 100;
+/// Applications per query for `pending_telemetry_of` (2 parameters each).
+const APPS_PER_QUERY: usize = 200;
+/// Rows per INSERT into `telemetry_pending` (5 parameters each; SQLite
+/// takes 32,766 per statement, PostgreSQL 65,535).
+const PENDING_ROWS: usize = 1000;
 
 /// Rows per multi-row INSERT: 50 × 12 columns stays far below both
 /// backends' bind-parameter limits.

@@ -413,6 +413,19 @@ async fn sentinel_tables(s: &dyn Store) {
     s.mark_processed(&[("a".into(), "e1".into()), ("b".into(), "e1".into())]).await.unwrap();
     let left: Vec<String> = s.pending_telemetry(100).await.unwrap().into_iter().map(|r| r.event_id).collect();
     assert_eq!(left, ["e2", "e3"]);
+    // By application: what a replica owning some applications reads.
+    let mut other_app = telemetry("a", "e4", 5);
+    other_app.application_id = "search".into();
+    s.ingest(&[other_app]).await.unwrap();
+    let apps = s.pending_applications().await.unwrap();
+    assert_eq!(apps, [("a".to_owned(), "chatbot".to_owned()), ("a".to_owned(), "search".to_owned())]);
+    let of = |apps: &[(&str, &str)]| apps.iter().map(|(t, a)| ((*t).to_owned(), (*a).to_owned())).collect::<Vec<_>>();
+    let ids = |rows: Vec<TelemetryRow>| rows.into_iter().map(|r| r.event_id).collect::<Vec<_>>();
+    assert_eq!(ids(s.pending_telemetry_of(&of(&[("a", "chatbot")]), 100).await.unwrap()), ["e2", "e3"]);
+    assert_eq!(ids(s.pending_telemetry_of(&of(&[("a", "search"), ("a", "chatbot")]), 2).await.unwrap()), ["e4", "e2"]);
+    assert!(s.pending_telemetry_of(&of(&[("b", "search")]), 100).await.unwrap().is_empty(), "another tenant's");
+    s.mark_processed(&[("a".into(), "e4".into())]).await.unwrap();
+    assert_eq!(s.pending_applications().await.unwrap().len(), 1);
 
     // Anomalies: upsert, filters, pagination, isolation.
     s.put_anomaly(&anomaly("a", "x1", 100, "critical", "active", 0.9)).await.unwrap();
@@ -563,6 +576,10 @@ async fn erasure_and_retention(s: &dyn Store) {
     assert!(s.active_enforcements("t", &[("user", user)], 20).await.unwrap().is_empty());
     assert_eq!(s.active_enforcements("t", &[("user", "ada_")], 20).await.unwrap().len(), 1);
     assert_eq!(s.erase_user("t", user).await.unwrap(), Removed::default(), "erasing twice finds nothing");
+    // Erased events no longer wait for Sentinel; the others of the tenant do.
+    let waiting: Vec<String> =
+        s.pending_telemetry(1000).await.unwrap().into_iter().filter(|r| r.tenant == "t").map(|r| r.event_id).collect();
+    assert_eq!(waiting, ["t3"]);
 
     // Retention: unprocessed telemetry and open anomalies stay.
     s.mark_processed(&[("t".into(), "t3".into())]).await.unwrap();
@@ -570,8 +587,13 @@ async fn erasure_and_retention(s: &dyn Store) {
     done.resolved_at = Some(20);
     s.put_anomaly(&done).await.unwrap();
     // (Earlier tests left rows of other tenants: check this tenant's.)
+    let pending_before: Vec<(String, String)> =
+        s.pending_telemetry(1000).await.unwrap().into_iter().map(|r| (r.tenant, r.event_id)).collect();
     let purged = s.purge_expired(100_000).await.unwrap();
     assert!(purged.events >= 1 && purged.telemetry >= 1 && purged.anomalies >= 1 && purged.enforcements >= 1);
+    let pending_after: Vec<(String, String)> =
+        s.pending_telemetry(1000).await.unwrap().into_iter().map(|r| (r.tenant, r.event_id)).collect();
+    assert_eq!(pending_after, pending_before, "retention never deletes an event still pending");
     assert!(s.events(&q).await.unwrap().is_empty());
     assert!(s.telemetry("t", 0, 100, 10).await.unwrap().is_empty());
     assert_eq!(s.count_telemetry("u", None).await.unwrap(), 1, "not yet run through the detectors");
@@ -865,6 +887,9 @@ async fn bootstrap_key_upgrade(url: &str) {
     let s = SqlStore::connect(url).await.unwrap();
     // Back to schema version 2, with keys as that version wrote them.
     for undo in [
+        "DROP TABLE telemetry_pending",
+        "ALTER TABLE telemetry_events ADD COLUMN processed BIGINT NOT NULL DEFAULT 0",
+        "CREATE INDEX telemetry_events_pending ON telemetry_events (processed, received_at)",
         "DROP INDEX telemetry_events_tenant_user",
         "DROP INDEX anomalies_resolved",
         "DROP INDEX enforcements_expires",
@@ -1177,6 +1202,79 @@ async fn sqlite_encryption_at_rest() {
 #[tokio::test]
 async fn postgres_encryption_at_rest() {
     encryption_at_rest(&postgres_url().await).await;
+}
+
+/// `tenant/event_id` of the pending events, in the order Sentinel gets them.
+async fn pending_ids(s: &dyn Store) -> Vec<String> {
+    s.pending_telemetry(100).await.unwrap().into_iter().map(|r| format!("{}/{}", r.tenant, r.event_id)).collect()
+}
+
+/// A store from before step 12 kept Sentinel's progress in a `processed`
+/// column; opened by this version, its unprocessed events (and only those)
+/// are pending, and retention still keeps them.
+async fn pending_backfill(url: &str) {
+    use sqlx::Executor;
+    let s = SqlStore::connect(url).await.unwrap();
+    // Back to schema version 11: the flag in the events table.
+    for undo in [
+        "DROP TABLE telemetry_pending",
+        "ALTER TABLE telemetry_events ADD COLUMN processed BIGINT NOT NULL DEFAULT 0",
+        "CREATE INDEX telemetry_events_pending ON telemetry_events (processed, received_at)",
+        "DELETE FROM schema_migrations WHERE version = 12",
+    ] {
+        s.pool().execute(undo).await.unwrap();
+    }
+    // Rows as that version wrote them: `old-done` was run through the detectors.
+    for (tenant, id, at, processed) in
+        [("a", "old-late", 30_i64, 0_i64), ("a", "old-done", 10, 1), ("b", "old-early", 20, 0)]
+    {
+        sqlx::query(
+            "INSERT INTO telemetry_events (tenant, event_id, application_id, event_type, ts, body, received_at, processed) \
+             VALUES ($1, $2, 'chatbot', 'llm.response', $3, '{}', $3, $4)",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(at)
+        .bind(processed)
+        .execute(s.pool())
+        .await
+        .unwrap();
+    }
+    drop(s);
+    let s = SqlStore::connect(url).await.unwrap();
+    assert_eq!(pending_ids(&s).await, ["b/old-early", "a/old-late"], "unprocessed rows only, oldest first");
+    assert!(
+        s.pool().execute("SELECT processed FROM telemetry_events").await.is_err(),
+        "the flag is gone from the events table"
+    );
+    // New events wait too; marking one processed takes it out.
+    assert_eq!(s.ingest(&[telemetry("a", "new", 40)]).await.unwrap(), [true]);
+    s.mark_processed(&[("a".into(), "old-late".into())]).await.unwrap();
+    assert_eq!(pending_ids(&s).await, ["b/old-early", "a/new"]);
+    // Retention: processed rows older than the cutoff go, pending ones stay
+    // however old, newer ones stay.
+    assert_eq!(s.purge_expired(35).await.unwrap().telemetry, 2, "old-done and old-late");
+    assert_eq!(s.count_telemetry("a", None).await.unwrap(), 1);
+    assert_eq!(s.count_telemetry("b", None).await.unwrap(), 1);
+    assert_eq!(pending_ids(&s).await, ["b/old-early", "a/new"]);
+    s.mark_processed(&[("b".into(), "old-early".into()), ("a".into(), "new".into())]).await.unwrap();
+    assert_eq!(s.purge_expired(35).await.unwrap().telemetry, 1, "old-early, now processed");
+    assert_eq!(s.count_telemetry("a", None).await.unwrap(), 1, "received after the cutoff");
+    assert!(s.pending_telemetry(100).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn sqlite_unprocessed_telemetry_of_an_older_store_is_pending() {
+    let dir = std::env::temp_dir().join(format!("llmsec-store-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    pending_backfill(&format!("sqlite://{}", dir.join("t.db").display())).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_unprocessed_telemetry_of_an_older_store_is_pending() {
+    pending_backfill(&postgres_url().await).await;
 }
 
 /// Steps are applied by what is recorded, not by the highest number: a

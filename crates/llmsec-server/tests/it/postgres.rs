@@ -114,3 +114,130 @@ async fn quarantine_on_postgres() {
     let again = post(&t.router, &format!("/api/v1/quarantine/{id}/discard"), &reviewer, json!({})).await;
     assert_eq!(again.status, StatusCode::CONFLICT, "the first decision stands: {}", again.text);
 }
+
+/// Two replicas on one PostgreSQL with `[sentinel] own_applications`: an
+/// application's events, whichever replica receives them, are run by one
+/// owner (a count rule that needs all of them fires once), and when the
+/// owner stops its applications are taken over.
+#[tokio::test]
+async fn sentinel_applications_have_one_owner_across_replicas() {
+    let url = postgres_url().await;
+    let detectors = temp_dir().join("d.yaml");
+    // Six events of one application within the hour: three sent to each
+    // replica, so the rule fires only where all six are run.
+    std::fs::write(
+        &detectors,
+        "detectors:\n  - id: busy\n    type: rule\n    severity: warning\n    config: {expression: \"count(1h) >= 6\", group_by: application}\n",
+    )
+    .unwrap();
+    let replica = || {
+        let (url, detectors) = (url.clone(), detectors.clone());
+        app_with(move |c| {
+            c.database_url = Some(url);
+            c.sentinel.detectors = Some(detectors);
+            c.sentinel.own_applications = true;
+        })
+    };
+    let a = replica().await;
+    let b = replica().await;
+    for t in [&a, &b] {
+        let router = t.router.clone();
+        eventually(10, move || {
+            let router = router.clone();
+            async move { (send(&router, Method::GET, "/readyz", None, None).await.status == StatusCode::OK).then_some(()) }
+        })
+        .await;
+    }
+    let key = make_key(&a.router, "acme", &["ingest", "read"]).await;
+    let now = chrono::Utc::now();
+    let event = |i: i64| {
+        let ts = (now + chrono::Duration::milliseconds(i)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        json!({"event_id": format!("chat-{i}"), "timestamp": ts, "event_type": "llm.request",
+               "application_id": "chat", "data": {"model": "gpt-4o"}})
+    };
+    for i in 0..6 {
+        let to = if i % 2 == 0 { &a.router } else { &b.router };
+        let r = post(to, "/api/v1/telemetry/events", &key, event(i)).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    }
+    let store = a.server.state().store.clone();
+    let drained = || {
+        let store = store.clone();
+        eventually(15, move || {
+            let store = store.clone();
+            async move { store.pending_telemetry(10).await.unwrap().is_empty().then_some(()) }
+        })
+    };
+    drained().await;
+    let chat = ("acme".to_owned(), "chat".to_owned());
+    let owns = |t: &TestApp| t.server.state().sentinel.ownership().unwrap().owned().contains(&chat);
+    assert!(owns(&a) ^ owns(&b), "one owner: a {} b {}", owns(&a), owns(&b));
+    let busy = eventually(10, || {
+        let (router, key) = (b.router.clone(), key.clone());
+        async move {
+            let r = get(&router, "/api/v1/anomalies?detector_id=busy", &key).await;
+            (r.body["total_count"] == 1).then_some(r.body)
+        }
+    })
+    .await;
+    assert_eq!(busy["total_count"], 1, "{busy}");
+
+    // The owner stops (its locks released): the other replica takes the
+    // application at its next round and runs its new events.
+    let (owner, other) = if owns(&a) { (a, b) } else { (b, a) };
+    owner.server.shutdown().await;
+    for i in 6..9 {
+        let r = post(&other.router, "/api/v1/telemetry/events", &key, event(i)).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    }
+    drained().await;
+    assert!(owns(&other), "the other replica took the application over");
+}
+
+/// A lock session that ends without releasing (what a killed replica
+/// leaves: PostgreSQL closes its session) frees its applications for
+/// another replica; the replica whose session ended owns nothing until it
+/// opens a new one, and then not what another took meanwhile.
+#[tokio::test]
+async fn an_ended_lock_session_frees_its_applications() {
+    use llmsec_server::ownership::Ownership;
+    use sqlx::{Executor, Row};
+    let url = postgres_url().await;
+    let app = |t: &str, a: &str| (t.to_owned(), a.to_owned());
+    let apps = [app("acme", "chat"), app("acme", "search")];
+    let first = Ownership::new(&url);
+    let second = Ownership::new(&url);
+    assert!(!first.settled(), "nothing known before the first round");
+    assert_eq!(first.claim(&apps).await.unwrap(), apps);
+    assert!(first.settled());
+    assert!(second.claim(&apps).await.unwrap().is_empty(), "held by the first");
+    let admin = llmsec_store::SqlStore::connect(&url).await.unwrap();
+    let holders: Vec<i32> = admin
+        .pool()
+        .fetch_all(
+            format!(
+                "SELECT DISTINCT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = {}",
+                llmsec_server::ownership::LOCK_CLASS
+            )
+            .as_str(),
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<i32, _>("pid").unwrap())
+        .collect();
+    assert_eq!(holders.len(), 1, "one session holds both");
+    admin.pool().execute(format!("SELECT pg_terminate_backend({})", holders[0]).as_str()).await.unwrap();
+    // The lock went with the session.
+    let taken = eventually(5, || {
+        let (second, apps) = (&second, apps.clone());
+        async move { second.claim(&apps).await.ok().filter(|o| *o == apps) }
+    })
+    .await;
+    assert_eq!(taken, apps);
+    assert!(first.claim(&apps).await.is_err(), "its session is gone");
+    assert!(first.owned().is_empty() && !first.settled());
+    assert!(first.claim(&apps).await.unwrap().is_empty(), "a new session, but the second holds them");
+    second.release().await;
+    assert_eq!(first.claim(&apps).await.unwrap(), apps, "released ones are free");
+}

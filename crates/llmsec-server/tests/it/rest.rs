@@ -429,6 +429,16 @@ impl llmsec_store::Store for Poisoned {
     async fn mark_processed(&self, keys: &[(String, String)]) -> llmsec_store::Result<()> {
         self.0.mark_processed(keys).await
     }
+    async fn pending_applications(&self) -> llmsec_store::Result<Vec<(String, String)>> {
+        self.0.pending_applications().await
+    }
+    async fn pending_telemetry_of(
+        &self,
+        apps: &[(String, String)],
+        n: u32,
+    ) -> llmsec_store::Result<Vec<llmsec_store::TelemetryRow>> {
+        self.0.pending_telemetry_of(apps, n).await
+    }
     async fn put_detector_override(&self, o: &llmsec_store::DetectorOverride) -> llmsec_store::Result<()> {
         self.0.put_detector_override(o).await
     }
