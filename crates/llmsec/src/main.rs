@@ -36,6 +36,7 @@ mod serve;
 mod spans;
 mod storage;
 mod train;
+mod train_harmful;
 mod train_ner;
 
 use std::io::Write;
