@@ -262,8 +262,12 @@ impl HarmfulModel {
         let n = 1usize << self.bits;
         let col = &self.weights[h * n..(h + 1) * n];
         let mut z = 0f32;
+        // Features hashed with more bits than the model's fall outside it
+        // and count for nothing (the scanner always uses the model's bits).
         for f in feats {
-            z += f.value * f32::from(col[f.index as usize]);
+            if let Some(&w) = col.get(f.index as usize) {
+                z += f.value * f32::from(w);
+            }
         }
         self.bias[h] + z * self.scale[h]
     }
@@ -399,11 +403,15 @@ fn sigmoid(s: f32) -> f32 {
 mod tests {
     use super::*;
 
-    fn feats(response: &str, prompt: Option<&str>, signals: &[&str]) -> Vec<Feature> {
+    fn feats_bits(response: &str, prompt: Option<&str>, signals: &[&str], bits: u32) -> Vec<Feature> {
         let signals: Vec<String> = signals.iter().map(|s| (*s).to_owned()).collect();
         let mut out = Vec::new();
-        features(response, prompt, &signals, 14, &mut out);
+        features(response, prompt, &signals, bits, &mut out);
         out
+    }
+
+    fn feats(response: &str, prompt: Option<&str>, signals: &[&str]) -> Vec<Feature> {
+        feats_bits(response, prompt, signals, 14)
     }
 
     fn tiny() -> HarmfulModel {
@@ -460,8 +468,11 @@ mod tests {
         }]);
         let back = HarmfulModel::from_bytes(&m.to_bytes()).map_err(|e| e.to_string());
         assert_eq!(back.as_ref(), Ok(&m));
-        let f = feats("what a stupid thing to say", Some("tell me"), &["prompt"]);
+        let f = feats_bits("what a stupid thing to say", Some("tell me"), &["prompt"], 8);
         let a = m.score(&f, None);
+        // Features of a wider hash space do not panic: they fall outside.
+        let wide = feats("what a stupid thing to say", Some("tell me"), &["prompt"]);
+        assert!((0.0..=1.0).contains(&m.score(&wide, None).probability));
         assert!((0.0..=1.0).contains(&a.probability) && (0.0..=1.0).contains(&a.category_probability));
         assert_eq!(back.map(|b| b.score(&f, None)), Ok(a));
         assert!(m.score(&f, Some(0.0)).flagged && !m.score(&f, Some(1.01)).flagged);
