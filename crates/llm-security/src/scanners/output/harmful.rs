@@ -13,6 +13,7 @@
 //! | `instructions` | a topic word (explosives, methamphetamine, ransomware, …) in a completion with instructional structure (numbered steps, quantities with units, imperative verbs) that does not refuse | `instructions` |
 //! | `compliance`   | with the prompt: the prompt asks for harmful content (a request verb and a category's request lexicon) and the completion answers without refusing, with steps, code or a substantive answer on the topic | `complied_with_harmful_request` |
 //! | `context`      | with the prompt: a short agreeing reply to abuse (`toxicity_agreement`, medium); no supportive word in reply to a self-harm disclosure (`risk_ignorance`, low: recorded, not blocked) | as named |
+//! | `model`        | where the rules found nothing at medium or above and the reply does not refuse: the learned model ([`crate::harmful_model`], `[output.harmful] model`) gives P(harmful) at or above its threshold (medium; confidence = the probability; category from its category head, `sexual_content` for adult sexual content) | `model` |
 //!
 //! A refusal (the [`refusal`](super::refusal) detector) that names the
 //! topic is never an `instructions` or `compliance` finding; an explicit
