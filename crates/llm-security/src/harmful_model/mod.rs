@@ -105,38 +105,54 @@ pub fn category_of(label: &str) -> Option<usize> {
 pub fn features(response: &str, prompt: Option<&str>, signals: &[String], bits: u32, out: &mut Vec<Feature>) {
     out.clear();
     let shift = 64 - bits;
-    text_features(response, SEED_WORD, SEED_BIGRAM, Some(SEED_CHAR), shift, 1.0, out);
-    if let Some(p) = prompt {
-        text_features(p, SEED_PROMPT_WORD, SEED_PROMPT_BIGRAM, None, shift, PROMPT_WEIGHT, out);
+    for (text, seeds, weight) in namespaces(response, prompt) {
+        let first = out.len();
+        let n = for_each_hash(text, seeds, |h| out.push(feature(h, shift, 1.0)));
+        if n > 0 {
+            let scale = weight / (n as f32).sqrt();
+            for f in &mut out[first..] {
+                f.value *= scale;
+            }
+        }
     }
     for s in signals {
-        let h = hash(SEED_SIGNAL, s.as_bytes());
-        out.push(Feature { index: (h >> shift) as u32, value: SIGNAL_WEIGHT });
+        // Signals are present or not: unsigned.
+        out.push(Feature { index: (hash(SEED_SIGNAL, s.as_bytes()) >> shift) as u32, value: SIGNAL_WEIGHT });
     }
 }
 
-/// Words, word bigrams and (with `char_seed`) byte 4-grams of `s` with
-/// whitespace runs read as one space, signed and L2-normalized to `weight`.
-fn text_features(
-    s: &str,
-    word_seed: u64,
-    bigram_seed: u64,
-    char_seed: Option<u64>,
-    shift: u32,
-    weight: f32,
-    out: &mut Vec<Feature>,
-) {
-    let first = out.len();
-    let mut push = |h: u64| {
-        let value = if h & 1 == 0 { 1.0 } else { -1.0 };
-        out.push(Feature { index: (h >> shift) as u32, value });
-    };
+/// Seeds of one text namespace: words, bigrams, byte 4-grams (if any).
+type Seeds = (u64, u64, Option<u64>);
+
+/// The reply's and the prompt's namespaces with their weights.
+fn namespaces<'a>(response: &'a str, prompt: Option<&'a str>) -> impl Iterator<Item = (&'a str, Seeds, f32)> {
+    let r = (response, (SEED_WORD, SEED_BIGRAM, Some(SEED_CHAR)), 1.0);
+    let p = prompt.map(|p| (p, (SEED_PROMPT_WORD, SEED_PROMPT_BIGRAM, None), PROMPT_WEIGHT));
+    std::iter::once(r).chain(p)
+}
+
+/// A hashed feature: bucket from the top `64 − shift` bits, sign from the
+/// bit below them (a byte 4-gram's hash is one multiply, whose low bits
+/// depend on the last byte only).
+#[inline]
+fn feature(h: u64, shift: u32, value: f32) -> Feature {
+    let sign = if (h >> (shift - 1)) & 1 == 0 { value } else { -value };
+    Feature { index: (h >> shift) as u32, value: sign }
+}
+
+/// Calls `sink` with the hash of every word, word bigram and (with a char
+/// seed) byte 4-gram of `s`, whitespace runs read as one space; returns how
+/// many.
+fn for_each_hash(s: &str, (word_seed, bigram_seed, char_seed): Seeds, mut sink: impl FnMut(u64)) -> usize {
+    let mut n = 0;
     let mut prev: Option<u64> = None;
     for w in s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
         let h = hash(word_seed, w.as_bytes());
-        push(h);
+        sink(h);
+        n += 1;
         if let Some(p) = prev {
-            push(mix(p.rotate_left(23) ^ h ^ bigram_seed));
+            sink(mix(p.rotate_left(23) ^ h ^ bigram_seed));
+            n += 1;
         }
         prev = Some(h);
     }
@@ -157,17 +173,12 @@ fn text_features(
             acc = (acc << 8) | u32::from(b);
             len += 1;
             if len >= 4 {
-                push(mix(u64::from(acc) ^ seed));
+                sink((u64::from(acc) ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                n += 1;
             }
         }
     }
-    let n = out.len() - first;
-    if n > 0 {
-        let scale = weight / (n as f32).sqrt();
-        for f in &mut out[first..] {
-            f.value *= scale;
-        }
-    }
+    n
 }
 
 /// What the model says about one reply.
@@ -275,6 +286,32 @@ impl HarmfulModel {
     /// The binary head's raw logit (before calibration).
     pub fn logit(&self, feats: &[Feature]) -> f32 {
         self.head(0, feats)
+    }
+
+    /// The binary head's raw logit of a reply, as [`logit`](Self::logit) of
+    /// its [`features`] but without building them: each namespace's
+    /// weights are summed as integers while hashing, then scaled once.
+    pub fn logit_of(&self, response: &str, prompt: Option<&str>, signals: &[String]) -> f32 {
+        let n = 1usize << self.bits;
+        let col = &self.weights[..n];
+        let shift = 64 - self.bits;
+        let mut z = 0f32;
+        for (text, seeds, weight) in namespaces(response, prompt) {
+            let mut acc = 0i64;
+            let count = for_each_hash(text, seeds, |h| {
+                let w = i64::from(col[(h >> shift) as usize]);
+                acc += if (h >> (shift - 1)) & 1 == 0 { w } else { -w };
+            });
+            if count > 0 {
+                z += acc as f32 * (weight / (count as f32).sqrt());
+            }
+        }
+        let mut acc = 0i64;
+        for s in signals {
+            acc += i64::from(col[(hash(SEED_SIGNAL, s.as_bytes()) >> shift) as usize]);
+        }
+        z += acc as f32 * SIGNAL_WEIGHT;
+        self.bias[0] + z * self.scale[0]
     }
 
     /// Calibrated P(harmful) of a raw logit.
@@ -497,6 +534,17 @@ mod tests {
         next.extend_from_slice(&digest);
         let e = HarmfulModel::from_bytes(&next).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("version 9"), "{e}");
+    }
+
+    #[test]
+    fn streaming_logit_matches_the_feature_vector() {
+        let m = tiny();
+        let signals = vec!["prompt".to_owned(), "len:20-49".to_owned()];
+        for (r, p) in [("you are so dumb, honestly", Some("what do you think?")), ("ok", None), ("", Some("hi"))] {
+            let f = feats_bits(r, p, &["prompt", "len:20-49"], 8);
+            let (a, b) = (m.logit(&f), m.logit_of(r, p, &signals));
+            assert!((a - b).abs() < 1e-4 * (1.0 + a.abs()), "{r:?}: {a} vs {b}");
+        }
     }
 
     #[test]

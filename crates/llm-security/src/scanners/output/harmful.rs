@@ -584,12 +584,14 @@ impl HarmfulContentScanner {
         let Ok(model) = HarmfulModel::builtin() else { return };
         let low = n.lowercase();
         let signals = model_signals(lex, low, prompt_low, own, false);
-        let mut feats = Vec::with_capacity(low.len() + 64);
-        crate::harmful_model::features(low, prompt_low, &signals, model.bits(), &mut feats);
-        let probability = model.calibrate(model.logit(&feats));
+        // The binary head streams the hashes; the features are built only
+        // for the category head of a reply that is flagged.
+        let probability = model.calibrate(model.logit_of(low, prompt_low, &signals));
         if probability < self.config.model_threshold.unwrap_or_else(|| model.threshold()) {
             return;
         }
+        let mut feats = Vec::with_capacity(low.len() + 64);
+        crate::harmful_model::features(low, prompt_low, &signals, model.bits(), &mut feats);
         let (category, share) = model.category(&feats);
         let evidence = format!("{category}: learned model, P(harmful) {probability:.2}");
         let whole = n.to_original(0, low.len());
