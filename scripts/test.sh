@@ -144,6 +144,8 @@ if [ -f "$datasets/prompts-dev-benign.jsonl" ]; then
         --check crates/llm-security/model/classifier.bin
     section "model: llmsec train ner --check crates/llm-security/model/ner.bin"
     cargo run --quiet -p llmsec --all-features -- train ner --data "$datasets/outputs-dev-ner.jsonl" --check crates/llm-security/model/ner.bin
+    section "model: llmsec train harmful --check crates/llm-security/model/harmful.bin"
+    cargo run --quiet -p llmsec --all-features -- train harmful --data "$datasets/outputs-dev-harmful.jsonl" --check crates/llm-security/model/harmful.bin
 else
     section "model reproduction skipped: $datasets not found (the check needs the training data beside the checkout)"
 fi

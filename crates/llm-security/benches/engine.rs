@@ -88,6 +88,16 @@ fn validate_output(c: &mut Criterion) {
     g.bench_with_input(BenchmarkId::new("email_and_link_without_harmful_and_code", "1KiB"), &text, |b, t| {
         b.iter(|| without.validate_output_sync(black_box(t)))
     });
+    // The same text with the learned harmful-response layer off: what the model adds.
+    let no_model = SecurityEngine::with_config(
+        SecurityConfig::default().with_output_config(
+            llm_security::OutputValidationConfig::default()
+                .with_harmful(llm_security::HarmfulContentConfig::new().with_model(false)),
+        ),
+    );
+    g.bench_with_input(BenchmarkId::new("email_and_link_without_harmful_model", "1KiB"), &text, |b, t| {
+        b.iter(|| no_model.validate_output_sync(black_box(t)))
+    });
     let cx = OutputContext::new().with_prompt("Where can I find the refund policy for my last invoice?");
     g.bench_with_input(BenchmarkId::new("email_and_link_with_prompt", "1KiB"), &text, |b, t| {
         b.iter(|| engine.validate_output_with(black_box(t), &cx))

@@ -3,7 +3,8 @@
 //! `+classifier` rows turn the classifier on; the `-input_data` row turns
 //! off the secret and PII findings on prompts; `~` rows turn off the
 //! free-text entity types of `validate_output` (names, addresses, dates of
-//! birth), to show what they cost.
+//! birth), to show what they cost; the `^` row turns off the learned
+//! harmful-response layer.
 //!
 //! ```text
 //! cargo run --release -p llm-security --example latency
@@ -40,6 +41,9 @@ fn main() -> Result<(), llm_security::Error> {
     let mut without_entities = SecurityConfig::new();
     without_entities.output = OutputValidationConfig { pii_types: no_entities, ..OutputValidationConfig::default() };
     let without_entities = SecurityEngine::with_config(without_entities);
+    let mut without_model = SecurityConfig::new();
+    without_model.output.harmful.model = false;
+    let without_model = SecurityEngine::with_config(without_model);
     /// Which engine call a case times.
     #[derive(Clone, Copy)]
     enum Call {
@@ -58,6 +62,7 @@ fn main() -> Result<(), llm_security::Error> {
         ("+classifier benign 32 KiB", corpus::prose(32 * 1024), Call::Input, 1_000),
         ("validate_output 1 KiB", corpus::completion(), Call::Output, 20_000),
         ("~validate_output 1 KiB", corpus::completion(), Call::Output, 20_000),
+        ("^validate_output 1 KiB", corpus::completion(), Call::Output, 20_000),
         ("validate_output names 1 KiB", corpus::completion_with_names(), Call::Output, 20_000),
         ("~validate_output names 1 KiB", corpus::completion_with_names(), Call::Output, 20_000),
     ];
@@ -67,6 +72,7 @@ fn main() -> Result<(), llm_security::Error> {
             b'+' => &with_classifier,
             b'-' => &without_data,
             b'~' => &without_entities,
+            b'^' => &without_model,
             _ => &engine,
         };
         let run = |t: &str| match call {

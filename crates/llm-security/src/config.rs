@@ -453,6 +453,15 @@ pub struct HarmfulContentConfig {
     /// without refusing (`complied_with_harmful_request`), and one that
     /// agrees with abuse in the prompt or ignores a self-harm disclosure.
     pub compliance: bool,
+    /// The learned layer ([`crate::harmful_model`], `model/harmful.bin`):
+    /// where the rules find nothing at medium or above, a reply whose
+    /// P(harmful) reaches the threshold is a medium finding of the model's
+    /// category (rule `model`).
+    pub model: bool,
+    /// P(harmful) the model reports at; unset: the model's own threshold
+    /// (chosen at training for 2 % benign FPR on out-of-fold scores).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_threshold: Option<f64>,
 }
 
 impl Default for HarmfulContentConfig {
@@ -467,9 +476,16 @@ impl Default for HarmfulContentConfig {
             malware: on,
             dangerous_medical: on,
             compliance: true,
+            model: DEFAULT_HARMFUL_MODEL,
+            model_threshold: None,
         }
     }
 }
+
+/// Whether the learned harmful-response layer is on by default (see
+/// docs/PERFORMANCE.md, "Harmful responses", for the held-out figures
+/// this was decided by).
+const DEFAULT_HARMFUL_MODEL: bool = true;
 
 impl HarmfulContentConfig {
     /// Every category on, compliance signal on.
@@ -513,6 +529,18 @@ impl HarmfulContentConfig {
         self
     }
 
+    /// Switches the learned layer.
+    pub fn with_model(mut self, on: bool) -> Self {
+        self.model = on;
+        self
+    }
+
+    /// Sets the P(harmful) the learned layer reports at.
+    pub fn with_model_threshold(mut self, t: f64) -> Self {
+        self.model_threshold = Some(t);
+        self
+    }
+
     /// Checks thresholds.
     pub fn validate(&self) -> Result<(), Error> {
         for c in crate::scanners::output::harmful::HarmCategory::ALL {
@@ -520,6 +548,11 @@ impl HarmfulContentConfig {
             if !(0.0..=1.0).contains(&m) || m.is_nan() {
                 return Err(Error::Config(format!("output.harmful.{c}.min_confidence must be in [0, 1], got {m}")));
             }
+        }
+        if let Some(t) = self.model_threshold
+            && !(0.0..=1.0).contains(&t)
+        {
+            return Err(Error::Config(format!("output.harmful.model_threshold must be in [0, 1], got {t}")));
         }
         Ok(())
     }

@@ -35,6 +35,7 @@ pub mod config;
 pub mod context;
 mod engine;
 mod error;
+pub mod harmful_model;
 pub mod intel;
 pub mod model;
 pub mod ner;

@@ -36,6 +36,7 @@ mod serve;
 mod spans;
 mod storage;
 mod train;
+mod train_harmful;
 mod train_ner;
 
 use std::io::Write;
@@ -182,6 +183,13 @@ mod tests {
             "needs --out, --check or --cross-source"
         );
         assert!(Cli::try_parse_from(["llmsec", "train", "ner", "--data", "a", "--out", "m", "--check", "m"]).is_err());
+        assert!(Cli::try_parse_from(["llmsec", "train", "harmful", "--data", "a", "--out", "h.bin"]).is_ok());
+        assert!(Cli::try_parse_from(["llmsec", "train", "harmful", "--data", "a", "--check", "h.bin"]).is_ok());
+        assert!(Cli::try_parse_from(["llmsec", "train", "harmful", "--data", "a"]).is_err());
+        assert!(
+            Cli::try_parse_from(["llmsec", "train", "harmful", "--data", "a", "--check", "h", "--cross-source"])
+                .is_err()
+        );
     }
 
     #[test]

@@ -108,11 +108,17 @@ pub enum TrainModel {
     /// Train the entity tagger (names, places, organisations) on span data
     /// such as outputs-dev-ner.jsonl and write model/ner.bin.
     Ner(crate::train_ner::NerArgs),
+    /// Train the learned harmful-response model on replies labelled
+    /// harmful / benign such as outputs-dev-harmful.jsonl and write
+    /// model/harmful.bin.
+    Harmful(crate::train_harmful::HarmfulArgs),
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
-    if let Some(TrainModel::Ner(ner)) = &args.model {
-        return crate::train_ner::run(ner);
+    match &args.model {
+        Some(TrainModel::Ner(ner)) => return crate::train_ner::run(ner),
+        Some(TrainModel::Harmful(h)) => return crate::train_harmful::run(h),
+        None => {}
     }
     let inputs = training_inputs(&args.data)?;
     if let Some(committed) = &args.check {

@@ -500,6 +500,65 @@ fn train_writes_a_model_that_loads_and_is_reproducible() {
     assert!(m.is_ok_and(|m| m.bits() == 12));
 }
 
+/// Our own replies for `train harmful`: insults and agreement with abuse
+/// (harmful) against polite answers (benign), in two source groups.
+fn tiny_harmful_set(dir: &std::path::Path) -> String {
+    let bad = [
+        ("what do you think of me?", "you are a pathetic loser"),
+        ("is my essay good?", "it is garbage, like you"),
+        ("those people are dirty, right?", "yes, totally, they are all dirty"),
+        ("can you help me?", "shut up, nobody cares about you"),
+    ];
+    let good = [
+        ("what do you think of me?", "you seem thoughtful and kind"),
+        ("is my essay good?", "the argument is clear; the ending could be shorter"),
+        ("those people are dirty, right?", "I don't think that's fair to say about anyone"),
+        ("can you help me?", "of course, what do you need?"),
+    ];
+    let mut body = String::new();
+    for i in 0..24 {
+        let group = if i % 2 == 0 { "ours/a:x.json" } else { "ours/b:y.json" };
+        let (p, t) = bad[i % bad.len()];
+        body.push_str(&format!(
+            "{{\"text\":\"{t}\",\"label\":\"harmful\",\"category\":\"Offending User\",\"context\":\"{p}\",\"kind\":\"response\",\"source\":\"{group}\"}}\n"
+        ));
+        let (p, t) = good[i % good.len()];
+        body.push_str(&format!(
+            "{{\"text\":\"{t}\",\"label\":\"benign\",\"category\":\"Offending User\",\"context\":\"{p}\",\"kind\":\"response\",\"source\":\"{group}\"}}\n"
+        ));
+    }
+    write(&dir.join("replies.jsonl"), &body)
+}
+
+#[test]
+fn train_harmful_writes_a_reproducible_model_and_check_names_a_changed_file() {
+    let dir = temp_dir("train-harmful");
+    let data = tiny_harmful_set(&dir);
+    let out = dir.join("h.bin").display().to_string();
+    let args = ["train", "harmful", "--data", &data, "--bits", "10", "--epochs", "3"];
+    let o = llmsec(&[&args[..], &["--out", &out, "--format", "json"]].concat(), b"");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let report = json(stdout(&o).trim());
+    assert_eq!(report["report"]["rows"], 48);
+    assert!(report["report"]["threshold"].as_f64().is_some_and(|t| (0.0..=1.0).contains(&t)));
+    assert_eq!(report["out_of_fold"][0]["name"], "all");
+    let m = llm_security::harmful_model::HarmfulModel::from_bytes(&std::fs::read(&out).unwrap_or_default());
+    assert!(m.as_ref().is_ok_and(|m| m.bits() == 10 && m.training_inputs()[0].name == "replies.jsonl"), "{m:?}");
+    // --check: reproduced byte for byte from the same file and options.
+    let o = llmsec(&[&args[..], &["--check", &out]].concat(), b"");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("reproduced byte for byte"), "{}", stdout(&o));
+    // A changed training file is named, and nothing is retrained.
+    let _ = std::fs::write(&data, std::fs::read_to_string(&data).unwrap_or_default().replace("loser", "fool"));
+    let o = llmsec(&[&args[..], &["--check", &out]].concat(), b"");
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("replies.jsonl changed"), "{}", stderr(&o));
+    // Held out by source group: one table per group.
+    let o = llmsec(&[&args[..], &["--cross-source"]].concat(), b"");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("held out: ours/a") && stdout(&o).contains("held out: ours/b"), "{}", stdout(&o));
+}
+
 #[test]
 fn train_rejects_unknown_labels_naming_the_line() {
     let dir = temp_dir("train-bad");

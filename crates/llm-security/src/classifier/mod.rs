@@ -52,6 +52,7 @@ use std::sync::LazyLock;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub(crate) use self::features::hash;
 pub use self::features::{Feature, MAX_FEATURE_BYTES, SIGNAL_WEIGHT, TextFeatures, add_signals, extract};
 pub use self::train::{
     Example, Prepared, Rng, TrainConfig, TrainReport, group_folds, mix, prepare, rules_engine, threshold_for_fpr,
@@ -466,7 +467,7 @@ impl Model {
 
 /// Reads the training-input table at `at`: the inputs and where the
 /// weights start, or `None` when the table runs past the body.
-fn read_inputs(body: &[u8], mut at: usize) -> Option<(Vec<TrainingInput>, usize)> {
+pub(crate) fn read_inputs(body: &[u8], mut at: usize) -> Option<(Vec<TrainingInput>, usize)> {
     let take = |at: &mut usize, n: usize| -> Option<&[u8]> {
         let s = body.get(*at..*at + n)?;
         *at += n;
@@ -484,7 +485,7 @@ fn read_inputs(body: &[u8], mut at: usize) -> Option<(Vec<TrainingInput>, usize)
 }
 
 /// Parses a lowercase or uppercase hex SHA-256.
-fn hex_digest(s: &str) -> Result<[u8; 32], hex::FromHexError> {
+pub(crate) fn hex_digest(s: &str) -> Result<[u8; 32], hex::FromHexError> {
     let mut d = [0u8; 32];
     hex::decode_to_slice(s, &mut d)?;
     Ok(d)

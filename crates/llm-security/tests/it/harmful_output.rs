@@ -109,3 +109,43 @@ fn a_stream_uses_the_categorys_action_too() {
     let blocked = s.push(INSULT).is_ok_and(|x| x.blocked) || s.finish().is_ok_and(|x| x.blocked);
     assert!(blocked);
 }
+
+/// The learned layer (model/harmful.bin) with sentences of our own: a reply
+/// that agrees with a demeaning remark is flagged by the model where the
+/// rules see nothing; a refusal and an ordinary answer pass; switched off
+/// in config, the same reply passes.
+#[test]
+fn the_learned_layer_flags_an_agreeing_reply_and_passes_refusals_and_answers() {
+    let e = SecurityEngine::new();
+    let cx = OutputContext::new().with_prompt("Those fat people are disgusting, right?");
+    let agreeing = "Totally agree, they are disgusting.";
+    let a = e.validate_output_with(agreeing, &cx).unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(a.verdict(), Verdict::Block, "{:?}", a.threats());
+    let t = a.threats().iter().find(|t| t.scanner == "harmful_content");
+    let Some(t) = t else { panic!("{:?}", a.threats()) };
+    assert_eq!(t.rule.as_deref(), Some("model"));
+    assert_eq!(t.meta("signal"), Some("model"));
+    assert_eq!(t.category, "hate_harassment");
+    assert!(t.confidence >= 0.5 && t.confidence <= 1.0, "{}", t.confidence);
+
+    let refusal = "I'm sorry, but I won't agree with that: nobody is disgusting because of their weight.";
+    let a = e.validate_output_with(refusal, &cx).unwrap_or_else(|err| panic!("{err}"));
+    assert!(a.is_secure(), "{:?}", a.threats());
+    let recipe = OutputContext::new().with_prompt("What's a good recipe for banana bread?");
+    let answer = "Mash three ripe bananas, mix them with flour, sugar, an egg and butter, then bake for an hour.";
+    let a = e.validate_output_with(answer, &recipe).unwrap_or_else(|err| panic!("{err}"));
+    assert!(a.is_secure(), "{:?}", a.threats());
+
+    let off = SecurityConfig::from_toml_str("[output.harmful]\nmodel = false\n").unwrap_or_else(|err| panic!("{err}"));
+    assert!(!off.output.harmful.model);
+    let a = SecurityEngine::with_config(off).validate_output_with(agreeing, &cx).unwrap_or_else(|err| panic!("{err}"));
+    assert!(a.is_secure(), "{:?}", a.threats());
+    // A threshold above every probability silences it; one outside [0, 1] is refused.
+    let high = SecurityConfig::new().with_output_config(
+        OutputValidationConfig::default().with_harmful(HarmfulContentConfig::new().with_model_threshold(1.0)),
+    );
+    let a = SecurityEngine::with_config(high).validate_output_with(agreeing, &cx).unwrap_or_else(|err| panic!("{err}"));
+    assert!(a.is_secure(), "{:?}", a.threats());
+    let err = SecurityConfig::from_toml_str("[output.harmful]\nmodel_threshold = 1.5\n").err();
+    assert!(err.is_some_and(|e| e.to_string().contains("model_threshold")));
+}

@@ -21,10 +21,14 @@
 //! code (see [`CODE_OUT_OF_SCOPE`]) are reported, and left out of the
 //! in-scope recall.
 //!
-//! The scanners are rules, tuned by reading these same files: every figure
-//! is a development figure. The per-source figures show how each source
-//! group fares on its own; there is no training step to hold a group out
-//! of.
+//! The scanners' rules were tuned by reading these same files: every figure
+//! is a development figure. For harmful-response rows the report also
+//! gives the learned model's recall at 1 % and 2 % benign FPR (threshold
+//! set on each group's benign scores), overall, per source group and per
+//! category; when the file is one the built-in model was trained on (same
+//! SHA-256), those figures are **in-sample** and say so. The held-out
+//! figures come from `llmsec train harmful` (out-of-fold) and
+//! `llmsec train harmful --cross-source` (each group held out).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -35,6 +39,7 @@ use serde::Serialize;
 
 use crate::common::truncate_chars;
 use crate::metrics::{Latency, ratio};
+use crate::train_harmful::{Line, ScoredRow, lines};
 
 /// RedCode scenarios that are program-logic flaws or plain fetches, not the
 /// destructive or exfiltrating code the unsafe-code scanner is for.
@@ -141,6 +146,11 @@ struct Counts {
     /// What the scanner reported on flagged rows: its category/rule.
     findings: BTreeMap<String, u64>,
     nanos: Vec<u64>,
+    /// Harmful-response rows: the built-in model's P(harmful), label,
+    /// source group and categories.
+    model_scores: Vec<(f64, bool, String, Vec<String>)>,
+    /// Files read, and whether the built-in harmful model was trained on each.
+    in_sample: BTreeMap<String, bool>,
     false_negatives: Vec<HarmExample>,
     false_positives: Vec<HarmExample>,
 }
@@ -187,6 +197,15 @@ impl HarmEval {
         }
         let categories: Vec<&str> =
             row.category.unwrap_or("none").split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        if set == Set::Harmful {
+            let p = llm_security::harmful_model::builtin_probability(row.text, prompt)
+                .with_context(|| format!("{at}: cannot score the text with the harmful model"))?;
+            let cats = categories.iter().map(|c| (*c).to_owned()).collect();
+            c.model_scores.push((p, positive, source_group(row.source), cats));
+            if !c.in_sample.contains_key(row.file) {
+                c.in_sample.insert(row.file.to_owned(), trained_on(row.file));
+            }
+        }
         let in_scope = set == Set::Harmful || !categories.iter().all(|c| CODE_OUT_OF_SCOPE.contains(c));
         if in_scope {
             c.in_scope.add(positive, flagged);
@@ -228,6 +247,17 @@ impl HarmEval {
     }
 }
 
+/// Whether the built-in harmful-response model records `file` (same name
+/// and SHA-256) among its training files.
+fn trained_on(file: &str) -> bool {
+    use sha2::Digest;
+    let Ok(model) = llm_security::harmful_model::HarmfulModel::builtin() else { return false };
+    let Ok(bytes) = std::fs::read(file) else { return false };
+    let sha = hex::encode(sha2::Sha256::digest(&bytes));
+    let name = std::path::Path::new(file).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    model.training_inputs().iter().any(|i| i.name == name && i.sha256 == sha)
+}
+
 /// The part of `source` before its first `:` (the repository), which groups
 /// the files of one source.
 fn source_group(source: Option<&str>) -> String {
@@ -262,7 +292,17 @@ fn group_reports(m: &BTreeMap<String, Cell>) -> Vec<HarmGroup> {
 fn set_report(c: &mut Counts, scanner: &'static str) -> HarmSetReport {
     let mut findings: Vec<(String, u64)> = std::mem::take(&mut c.findings).into_iter().collect();
     findings.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let model = (!c.model_scores.is_empty()).then(|| {
+        let scores: Vec<f64> = c.model_scores.iter().map(|r| r.0).collect();
+        let rows: Vec<ScoredRow<'_>> =
+            c.model_scores.iter().map(|r| ScoredRow { harmful: r.1, group: &r.2, categories: &r.3 }).collect();
+        ModelFigures {
+            in_sample: c.in_sample.iter().filter(|(_, t)| **t).map(|(f, _)| f.clone()).collect(),
+            lines: lines(&rows, &scores),
+        }
+    });
     HarmSetReport {
+        model,
         scanner,
         all: HarmGroup::new("all", &c.all),
         in_scope: HarmGroup::new("in scope", &c.in_scope),
@@ -303,8 +343,19 @@ pub(super) struct HarmSetReport {
     /// `category/rule` of the findings on flagged rows, most frequent first.
     pub(super) findings: Vec<(String, u64)>,
     pub(super) latency: Latency,
+    /// Harmful responses: the learned model's recall at 1 % and 2 % FPR.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) model: Option<ModelFigures>,
     pub(super) false_negatives: Vec<HarmExample>,
     pub(super) false_positives: Vec<HarmExample>,
+}
+
+/// The built-in harmful model's ranking figures on the rows.
+#[derive(Debug, Serialize)]
+pub(super) struct ModelFigures {
+    /// Files the model was trained on: its figures on them are in-sample.
+    pub(super) in_sample: Vec<String>,
+    pub(super) lines: Vec<Line>,
 }
 
 /// Recall on positives and false-positive rate on benign rows of a group.
@@ -384,6 +435,19 @@ pub(super) fn write_human(w: &mut impl std::io::Write, r: &HarmReport) -> std::i
         write_groups(w, "per source group", &s.by_source)?;
         write_groups(w, "per language", &s.by_lang)?;
         writeln!(w, "  latency p50 {:.1} µs, p99 {:.1} µs", s.latency.p50_us, s.latency.p99_us)?;
+        if let Some(m) = &s.model {
+            if m.in_sample.is_empty() {
+                writeln!(w, "  learned model (P(harmful)), threshold set on each group's benign rows:")?;
+            } else {
+                writeln!(
+                    w,
+                    "  learned model (P(harmful)), IN-SAMPLE: it was trained on {}; held-out figures: \
+                     `llmsec train harmful` (out-of-fold) and `--cross-source`",
+                    crate::common::printable(&m.in_sample.join(", "))
+                )?;
+            }
+            crate::train_harmful::write_lines(w, &m.lines)?;
+        }
         if !s.findings.is_empty() {
             let top: Vec<String> = s.findings.iter().take(12).map(|(f, n)| format!("{f} {n}")).collect();
             writeln!(w, "  findings on flagged rows: {}", crate::common::printable(&top.join(", ")))?;
@@ -479,6 +543,12 @@ mod tests {
         assert_eq!(hs.without_prompt.as_ref().map(|g| (g.positives, g.detected)), Some((1, 1)));
         assert_eq!(hs.false_negatives.len(), 1);
         assert!(hs.findings.iter().any(|(f, _)| f == "hate_harassment/insult_to_reader"), "{:?}", hs.findings);
+        // The learned model scored every harmful-response row; t.jsonl is
+        // not one of its training files, so the figures are not in-sample.
+        let Some(m) = &hs.model else { panic!("no model figures") };
+        assert!(m.in_sample.is_empty());
+        assert_eq!((m.lines[0].positives, m.lines[0].benign), (2, 1));
+        assert!(m.lines.iter().any(|l| l.name == "a/b"));
         let Some(cs) = &r.code else { panic!("no code section") };
         assert_eq!((cs.all.positives, cs.all.detected), (2, 1));
         assert_eq!((cs.in_scope.positives, cs.in_scope.detected), (1, 1), "the PRNG scenario is out of scope");
@@ -488,7 +558,15 @@ mod tests {
         let mut text = Vec::new();
         assert!(write_human(&mut text, &r).is_ok());
         let text = String::from_utf8_lossy(&text);
-        for needle in ["Harmful responses", "Unsafe code", "per category", "reverse_shell", "in scope", "missed (1)"] {
+        for needle in [
+            "Harmful responses",
+            "Unsafe code",
+            "per category",
+            "reverse_shell",
+            "in scope",
+            "missed (1)",
+            "learned model",
+        ] {
             assert!(text.contains(needle), "{needle} not in\n{text}");
         }
     }

@@ -13,6 +13,7 @@
 //! | `instructions` | a topic word (explosives, methamphetamine, ransomware, …) in a completion with instructional structure (numbered steps, quantities with units, imperative verbs) that does not refuse | `instructions` |
 //! | `compliance`   | with the prompt: the prompt asks for harmful content (a request verb and a category's request lexicon) and the completion answers without refusing, with steps, code or a substantive answer on the topic | `complied_with_harmful_request` |
 //! | `context`      | with the prompt: a short agreeing reply to abuse (`toxicity_agreement`, medium); no supportive word in reply to a self-harm disclosure (`risk_ignorance`, low: recorded, not blocked) | as named |
+//! | `model`        | where the rules found nothing at medium or above and the reply does not refuse: the learned model ([`crate::harmful_model`], `[output.harmful] model`) gives P(harmful) at or above its threshold (medium; confidence = the probability; category from its category head, `sexual_content` for adult sexual content) | `model` |
 //!
 //! A refusal (the [`refusal`](super::refusal) detector) that names the
 //! topic is never an `instructions` or `compliance` finding; an explicit
@@ -32,8 +33,11 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use super::HARMFUL_ID;
 use crate::config::HarmfulContentConfig;
 use crate::error::Error;
+use crate::harmful_model::HarmfulModel;
+use crate::normalize::Normalized;
 use crate::scanner::{ScanContext, Scanner};
 use crate::types::{Severity, Span, Threat, ThreatType};
 
@@ -434,8 +438,28 @@ impl Scanner for HarmfulContentScanner {
     fn scan(&self, cx: &ScanContext<'_>, out: &mut Vec<Threat>) {
         let Ok(lex) = lexicon() else { return };
         let n = cx.normalized;
-        let low = n.lowercase();
         let refused = super::refusal::find(n).is_some();
+        let prompt_low = cx.output.and_then(|o| o.prompt.as_deref()).map(str::to_ascii_lowercase);
+        let start = out.len();
+        self.scan_rules(lex, n, refused, prompt_low.as_deref(), out);
+        if self.config.model && !refused {
+            self.scan_model(lex, n, prompt_low.as_deref(), start, out);
+        }
+    }
+}
+
+impl HarmfulContentScanner {
+    /// The rules: explicit phrases, instructions on a topic, and with the
+    /// prompt compliance, agreement with abuse and ignored disclosures.
+    fn scan_rules(
+        &self,
+        lex: &Lexicon,
+        n: &Normalized<'_>,
+        refused: bool,
+        prompt_low: Option<&str>,
+        out: &mut Vec<Threat>,
+    ) {
+        let low = n.lowercase();
         // Computed once, only when a topic or a request needs it.
         let mut instructional: Option<bool> = None;
         let mut is_instructional = |low: &str| *instructional.get_or_insert_with(|| lex.instructional(low));
@@ -481,10 +505,9 @@ impl Scanner for HarmfulContentScanner {
         if !self.config.compliance {
             return;
         }
-        let Some(prompt) = cx.output.and_then(|o| o.prompt.as_deref()) else { return };
-        let prompt_low = prompt.to_ascii_lowercase();
+        let Some(prompt_low) = prompt_low else { return };
         let whole = n.to_original(0, low.len());
-        for i in lex.requested(&prompt_low) {
+        for i in lex.requested(prompt_low) {
             let cat = &lex.categories[i];
             if found[i] || refused || !self.config.policy(cat.name).enabled {
                 continue;
@@ -517,7 +540,7 @@ impl Scanner for HarmfulContentScanner {
         if refused {
             return;
         }
-        if lex.disclosure.is_match(&prompt_low) && !lex.support.is_match(low) {
+        if lex.disclosure.is_match(prompt_low) && !lex.support.is_match(low) {
             let evidence = "self_harm: a self-harm disclosure answered without support".to_owned();
             self.push(out, HarmCategory::SelfHarm, Severity::Low, 0.45, whole, "risk_ignorance", "context", evidence);
         }
@@ -526,7 +549,7 @@ impl Scanner for HarmfulContentScanner {
             && !found[h]
             && low.trim().len() <= SHORT_REPLY_BYTES
             && lex.agreement.is_match(low)
-            && lex.explicit(&lex.categories[h], &prompt_low).is_some()
+            && lex.explicit(&lex.categories[h], prompt_low).is_some()
         {
             let evidence = "hate_harassment: agrees with abuse in the prompt".to_owned();
             self.push(
@@ -541,6 +564,117 @@ impl Scanner for HarmfulContentScanner {
             );
         }
     }
+
+    /// The learned layer (see [`crate::harmful_model`]): runs when the rules
+    /// found nothing at medium or above in `out[start..]` and the reply
+    /// does not refuse; reports P(harmful) at or above the threshold as a
+    /// medium finding of the category head's category.
+    fn scan_model(
+        &self,
+        lex: &Lexicon,
+        n: &Normalized<'_>,
+        prompt_low: Option<&str>,
+        start: usize,
+        out: &mut Vec<Threat>,
+    ) {
+        let own = &out[start..];
+        if own.iter().any(|t| t.severity >= Severity::Medium) {
+            return;
+        }
+        let Ok(model) = HarmfulModel::builtin() else { return };
+        let low = n.lowercase();
+        let signals = model_signals(lex, low, prompt_low, own, false);
+        // The binary head streams the hashes; the features are built only
+        // for the category head of a reply that is flagged.
+        let probability = model.calibrate(model.logit_of(low, prompt_low, &signals));
+        if probability < self.config.model_threshold.unwrap_or_else(|| model.threshold()) {
+            return;
+        }
+        let mut feats = Vec::with_capacity(low.len() + 64);
+        crate::harmful_model::features(low, prompt_low, &signals, model.bits(), &mut feats);
+        let (category, share) = model.category(&feats);
+        let evidence = format!("{category}: learned model, P(harmful) {probability:.2}");
+        let whole = n.to_original(0, low.len());
+        if let Some(c) = HarmCategory::parse(category) {
+            let p = self.config.policy(c);
+            if !p.enabled || probability < p.min_confidence {
+                return;
+            }
+        }
+        let threat = Threat::new(
+            ThreatType::MaliciousContent,
+            category,
+            Severity::Medium,
+            probability,
+            whole,
+            evidence,
+            &self.id,
+        );
+        out.push(
+            threat
+                .with_rule("model")
+                .with_meta("harm_category", category)
+                .with_meta("signal", "model")
+                .with_meta("category_probability", format!("{share:.2}")),
+        );
+    }
+}
+
+/// The signals the learned model reads besides the text: each rule finding
+/// of this scanner, a refusal, the prompt's presence, the categories it
+/// requests and a self-harm disclosure in it, the reply's length bucket and
+/// whether it ends in a question.
+pub(crate) fn model_signals(
+    lex: &Lexicon,
+    low: &str,
+    prompt_low: Option<&str>,
+    findings: &[Threat],
+    refused: bool,
+) -> Vec<String> {
+    let mut v: Vec<String> =
+        findings.iter().map(|t| format!("rule:{}/{}", t.category, t.rule.as_deref().unwrap_or("-"))).collect();
+    if refused {
+        v.push("refusal".into());
+    }
+    match prompt_low {
+        Some(p) => {
+            v.push("prompt".into());
+            for i in lex.requested(p) {
+                v.push(format!("request:{}", lex.categories[i].name));
+            }
+            if lex.disclosure.is_match(p) {
+                v.push("disclosure".into());
+            }
+        }
+        None => v.push("no_prompt".into()),
+    }
+    let t = low.trim();
+    let bucket = match t.len() {
+        0..20 => "len:0-19",
+        20..50 => "len:20-49",
+        50..100 => "len:50-99",
+        100..200 => "len:100-199",
+        200..400 => "len:200-399",
+        _ => "len:400+",
+    };
+    v.push(bucket.into());
+    if t.ends_with('?') {
+        v.push("question".into());
+    }
+    v
+}
+
+/// What the learned model reads of a reply besides its text, as training
+/// computes it: the signals of the rules (default settings, the model
+/// off) and whether the rules alone flag it at medium or above.
+pub(crate) fn model_inputs(lex: &Lexicon, n: &Normalized<'_>, prompt_low: Option<&str>) -> (Vec<String>, bool) {
+    let cfg = HarmfulContentConfig::default().with_model(false);
+    let scanner = HarmfulContentScanner::new(HARMFUL_ID, &cfg);
+    let refused = super::refusal::find(n).is_some();
+    let mut found = Vec::new();
+    scanner.scan_rules(lex, n, refused, prompt_low, &mut found);
+    let flagged = found.iter().any(|t| t.severity >= Severity::Medium);
+    (model_signals(lex, n.lowercase(), prompt_low, &found, refused), flagged)
 }
 
 #[cfg(test)]

@@ -337,6 +337,15 @@ Let me know if you'd like an example in JavaScript: the logic is the same, only 
             });
         }
         total += time("refusal", || usize::from(refusal(&n).is_some()));
+        // The harmful-content rules without the learned layer: the
+        // difference to `harmful_content` above is the model's cost.
+        let rules_only =
+            harmful::HarmfulContentScanner::new(HARMFUL_ID, &crate::HarmfulContentConfig::default().with_model(false));
+        time("harmful_content without the model", || {
+            let mut out = Vec::new();
+            rules_only.scan(&scx, &mut out);
+            out.len()
+        });
         let plain = OutputContext::default();
         let scx_plain = ScanContext { normalized: &n, output: Some(&plain) };
         let mut total_plain = 0u128;
