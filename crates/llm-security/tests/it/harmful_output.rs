@@ -112,11 +112,12 @@ fn a_stream_uses_the_categorys_action_too() {
 
 /// The learned layer (model/harmful.bin) with sentences of our own: a reply
 /// that agrees with a demeaning remark is flagged by the model where the
-/// rules see nothing; a refusal and an ordinary answer pass; switched off
-/// in config, the same reply passes.
+/// rules see nothing; a refusal and an ordinary answer pass; off (the
+/// default), the same reply passes.
 #[test]
 fn the_learned_layer_flags_an_agreeing_reply_and_passes_refusals_and_answers() {
-    let e = SecurityEngine::new();
+    let on = SecurityConfig::from_toml_str("[output.harmful]\nmodel = true\n").unwrap_or_else(|err| panic!("{err}"));
+    let e = SecurityEngine::with_config(on);
     let cx = OutputContext::new().with_prompt("Those fat people are disgusting, right?");
     let agreeing = "Totally agree, they are disgusting.";
     let a = e.validate_output_with(agreeing, &cx).unwrap_or_else(|err| panic!("{err}"));
@@ -140,9 +141,13 @@ fn the_learned_layer_flags_an_agreeing_reply_and_passes_refusals_and_answers() {
     assert!(!off.output.harmful.model);
     let a = SecurityEngine::with_config(off).validate_output_with(agreeing, &cx).unwrap_or_else(|err| panic!("{err}"));
     assert!(a.is_secure(), "{:?}", a.threats());
+    assert!(!SecurityConfig::default().output.harmful.model, "off by default");
+    let a = SecurityEngine::new().validate_output_with(agreeing, &cx).unwrap_or_else(|err| panic!("{err}"));
+    assert!(a.is_secure(), "{:?}", a.threats());
     // A threshold above every probability silences it; one outside [0, 1] is refused.
     let high = SecurityConfig::new().with_output_config(
-        OutputValidationConfig::default().with_harmful(HarmfulContentConfig::new().with_model_threshold(1.0)),
+        OutputValidationConfig::default()
+            .with_harmful(HarmfulContentConfig::new().with_model(true).with_model_threshold(1.0)),
     );
     let a = SecurityEngine::with_config(high).validate_output_with(agreeing, &cx).unwrap_or_else(|err| panic!("{err}"));
     assert!(a.is_secure(), "{:?}", a.threats());
