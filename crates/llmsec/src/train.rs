@@ -130,8 +130,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let (model, report) = train(&examples, &args.config())?;
     let bytes = model.with_training_inputs(inputs).to_bytes();
-    let out = args.out.as_ref().context("--out is required")?;
-    std::fs::write(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    let out = write_model(args.out.as_ref(), &bytes)?;
     let mut w = std::io::stdout().lock();
     match args.format {
         Format::Json => {
@@ -215,6 +214,14 @@ pub(crate) struct CheckWords {
     pub docs: &'static str,
     /// What changed when the data did not.
     pub changed: &'static str,
+}
+
+/// Writes a trained model to `--out` (which clap requires unless `--check`
+/// or `--cross-source` is given) and answers the path.
+pub(crate) fn write_model<'a>(out: Option<&'a PathBuf>, bytes: &[u8]) -> anyhow::Result<&'a PathBuf> {
+    let out = out.context("--out is required")?;
+    std::fs::write(out, bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(out)
 }
 
 /// `--check` for any committed model: the training files must be the ones

@@ -24,7 +24,7 @@ use llm_security::harmful_model::{
 use serde::{Deserialize, Serialize};
 
 use crate::common::Format;
-use crate::train::{CheckWords, check_reproduces, training_inputs};
+use crate::train::{CheckWords, check_reproduces, training_inputs, write_model};
 
 /// The benign false-positive rates the reports give recall at.
 const FPRS: [f64; 2] = [0.01, 0.02];
@@ -259,8 +259,7 @@ pub fn run(args: &HarmfulArgs) -> anyhow::Result<ExitCode> {
     }
     let (model, report) = train_prepared(&prepared, &cfg)?;
     let bytes = model.with_training_inputs(inputs).to_bytes();
-    let out = args.out.as_ref().context("--out is required")?;
-    std::fs::write(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    let out = write_model(args.out.as_ref(), &bytes)?;
     let scored: Vec<ScoredRow<'_>> = rows.iter().map(Labelled::scored).collect();
     let oof = lines(&scored, &report.oof_probability);
     let rules = rules_line(&rows, &prepared);

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use crate::common::Format;
 use crate::spans::{SpanTally, TypedSpan, canonical_type, write_table};
-use crate::train::{CheckWords, check_reproduces, training_inputs};
+use crate::train::{CheckWords, check_reproduces, training_inputs, write_model};
 
 /// Arguments of `llmsec train ner`.
 #[derive(Debug, Args)]
@@ -169,8 +169,7 @@ pub fn run(args: &NerArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let (tagger, report) = train(&sentences, &args.config())?;
     let bytes = tagger.with_training_inputs(inputs).to_bytes();
-    let out = args.out.as_ref().context("--out is required")?;
-    std::fs::write(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    let out = write_model(args.out.as_ref(), &bytes)?;
     let mut w = std::io::stdout().lock();
     match args.format {
         Format::Json => {

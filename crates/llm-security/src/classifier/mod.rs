@@ -517,7 +517,8 @@ fn combine(c: &Combiner, z: [f32; CLASSES], rules: &[f32; RULE_FEATURES]) -> f32
     sigmoid(s)
 }
 
-fn sigmoid(s: f32) -> f32 {
+/// The logistic function (shared with the harmful-response model).
+pub(crate) fn sigmoid(s: f32) -> f32 {
     1.0 / (1.0 + (-s).exp())
 }
 

@@ -52,7 +52,7 @@ pub use self::train::{
     HarmExample, HarmPrepared, HarmTrainConfig, HarmTrainReport, fit_and_score, prepare, random_folds, recall_at_fpr,
     train, train_prepared,
 };
-use crate::classifier::{Feature, TrainingInput, hash, hex_digest, mix, read_inputs};
+use crate::classifier::{Feature, TrainingInput, hash, hex_digest, mix, read_inputs, sigmoid};
 use crate::error::Error;
 
 const MAGIC: &[u8; 8] = b"LLMSECHM";
@@ -430,10 +430,6 @@ pub fn builtin_probability(text: &str, prompt: Option<&str>) -> Result<f64, Erro
     let mut feats = Vec::new();
     features(n.lowercase(), prompt_low.as_deref(), &signals, model.bits(), &mut feats);
     Ok(model.calibrate(model.logit(&feats)))
-}
-
-fn sigmoid(s: f32) -> f32 {
-    1.0 / (1.0 + (-s).exp())
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use super::{CATEGORIES, Feature, HEADS, HarmfulModel, features};
-use crate::classifier::{Rng, threshold_for_fpr};
+use crate::classifier::{Rng, sigmoid, threshold_for_fpr};
 use crate::error::Error;
 use crate::normalize::{NormalizeOptions, Normalized};
 
@@ -124,10 +124,6 @@ pub fn prepare(examples: &[HarmExample], bits: u32) -> Result<Vec<HarmPrepared>,
 
 fn check_bits(bits: u32) -> Result<(), Error> {
     if (8..=20).contains(&bits) { Ok(()) } else { Err(Error::Config(format!("bits must be in 8..=20, got {bits}"))) }
-}
-
-fn sigmoid(s: f32) -> f32 {
-    1.0 / (1.0 + (-s).exp())
 }
 
 fn head(w: &[f32], n: usize, h: usize, bias: f32, feats: &[Feature]) -> f32 {
