@@ -362,20 +362,14 @@ impl ShieldCallbackConfig {
 
     /// The key, read now (at start: a missing one stops it).
     pub fn key(&self) -> Result<String, ConfigError> {
-        let key = match (&self.key_env, &self.key_file) {
-            (Some(var), _) => std::env::var(var).map_err(|_| ConfigError::Invalid {
-                field: "shield_callback.key_env".into(),
-                message: format!("the environment variable {var} is not set"),
-            })?,
-            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
-                field: "shield_callback.key_file".into(),
-                message: format!("{}: {e}", path.display()),
-            })?,
-            (None, None) => return invalid("shield_callback", "set exactly one of key_env and key_file"),
-        };
+        if self.key_env.is_some() == self.key_file.is_some() {
+            return invalid("shield_callback", "set exactly one of key_env and key_file");
+        }
+        let field = if self.key_env.is_some() { "shield_callback.key_env" } else { "shield_callback.key_file" };
+        let key = read_key(self.key_env.as_deref(), self.key_file.as_deref())
+            .map_err(|message| ConfigError::Invalid { field: field.into(), message })?;
         let key = key.trim().to_owned();
         if key.is_empty() || reqwest::header::HeaderValue::from_str(&format!("Bearer {key}")).is_err() {
-            let field = if self.key_env.is_some() { "shield_callback.key_env" } else { "shield_callback.key_file" };
             return invalid(field, "the key is empty or not a valid header value");
         }
         Ok(key)
@@ -1616,13 +1610,20 @@ pub struct ShieldEndpoint {
 impl ShieldEndpoint {
     /// The key, read now.
     pub fn key(&self) -> Result<String, String> {
-        match (&self.key_env, &self.key_file) {
-            (Some(var), None) => std::env::var(var).map_err(|_| format!("the environment variable {var} is not set")),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map(|k| k.trim().to_owned())
-                .map_err(|e| format!("{}: {e}", path.display())),
-            _ => Err("set exactly one of key_env and key_file".into()),
+        read_key(self.key_env.as_deref(), self.key_file.as_deref())
+    }
+}
+
+/// A key from an environment variable or a file (a mounted secret), exactly
+/// one of them; a file's surrounding whitespace is ignored. Shared by the
+/// Shield endpoints and the Shield callback.
+fn read_key(env: Option<&str>, file: Option<&std::path::Path>) -> Result<String, String> {
+    match (env, file) {
+        (Some(var), None) => std::env::var(var).map_err(|_| format!("the environment variable {var} is not set")),
+        (None, Some(path)) => {
+            std::fs::read_to_string(path).map(|k| k.trim().to_owned()).map_err(|e| format!("{}: {e}", path.display()))
         }
+        _ => Err("set exactly one of key_env and key_file".into()),
     }
 }
 
